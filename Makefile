@@ -1,0 +1,69 @@
+# virtd: see README.md. `make help` lists the targets.
+
+GO          ?= go
+BIN         := $(CURDIR)/bin
+VERSION     := $(shell cat VERSION 2>/dev/null || echo 0.0.0)
+LDFLAGS     := -X github.com/virtd/virtd/daemon.Version=$(VERSION)
+RUN_ROOT    ?= $(CURDIR)/.run
+DRIVERS     := test
+TEST_FLAGS  ?= -count=1 -timeout 20m
+BENCH_FLAGS ?= -run '^$$' -benchtime 2000x
+APT_PACKAGES ?= git ca-certificates
+
+BUF_VERSION               := v1.75.0
+PROTOC_GEN_GO_VERSION     := v1.36.12
+PROTOC_GEN_GO_GRPC_VERSION := v1.5.1
+
+.PHONY: all build test run bench proto proto-check lint tools deps clean help
+
+all: build
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+
+build: ## build virtd, virtsh and every driver into bin/
+	@mkdir -p $(BIN)
+	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN)/virtd ./cmd/virtd
+	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN)/virtsh ./cmd/virtsh
+	@for d in $(DRIVERS); do \
+		echo "$(GO) build -o $(BIN)/virtd-driver-$$d ./cmd/driver-$$d"; \
+		$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN)/virtd-driver-$$d ./cmd/driver-$$d || exit 1; \
+	done
+
+deps: ## install what the tests need (idempotent)
+	@bash scripts/deps.sh $(APT_PACKAGES)
+
+test: deps tools lint proto-check build ## set up, lint, and run every test
+	$(GO) test $(TEST_FLAGS) ./...
+
+run: build ## build, then run virtd in the foreground on a private root
+	@mkdir -p $(RUN_ROOT)
+	@echo "virtd runs on $(RUN_ROOT); in another terminal:"
+	@echo "  VIRTD_RUN_DIR=$(RUN_ROOT)/run/virtd bin/virtsh -c test:///default list --all"
+	$(BIN)/virtd --root $(RUN_ROOT) --driver-dir $(BIN)
+
+bench: build ## run the benchmarks and print a table
+	$(GO) test $(BENCH_FLAGS) -bench . ./test/e2e/ | tee .bench.out
+	@$(GO) run ./test/benchtable < .bench.out
+
+tools: ## install buf and the protoc plugins into bin/ (pinned)
+	@mkdir -p $(BIN)
+	@test -x $(BIN)/buf || GOBIN=$(BIN) $(GO) install github.com/bufbuild/buf/cmd/buf@$(BUF_VERSION)
+	@test -x $(BIN)/protoc-gen-go || GOBIN=$(BIN) $(GO) install google.golang.org/protobuf/cmd/protoc-gen-go@$(PROTOC_GEN_GO_VERSION)
+	@test -x $(BIN)/protoc-gen-go-grpc || GOBIN=$(BIN) $(GO) install google.golang.org/grpc/cmd/protoc-gen-go-grpc@$(PROTOC_GEN_GO_GRPC_VERSION)
+
+proto: tools ## regenerate the Go code from proto/
+	PATH=$(BIN):$$PATH $(BIN)/buf generate
+
+proto-check: proto ## fail when the committed generated code differs from proto/
+	@git diff --exit-code -- proto/ || { echo "generated code in proto/ is stale: run 'make proto' and commit" >&2; exit 1; }
+	@test -z "$$(git status --porcelain -- proto/)" || { git status --porcelain -- proto/; echo "untracked generated files in proto/: run 'make proto' and commit" >&2; exit 1; }
+
+lint: tools ## gofmt, go vet and buf lint
+	@out=$$(gofmt -l $$(git ls-files '*.go' | grep -v '\.pb\.go$$')); test -z "$$out" || { echo "gofmt needed:"; echo "$$out"; exit 1; }
+	$(GO) vet ./...
+	$(BIN)/buf lint
+
+clean: ## remove build output and the private run root
+	rm -rf $(BIN) dist .bench.out
+	@if [ -d $(RUN_ROOT) ]; then pkill -f '$(RUN_ROOT)' 2>/dev/null; rm -rf $(RUN_ROOT); fi; true

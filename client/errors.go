@@ -1,0 +1,37 @@
+package client
+
+import (
+	"fmt"
+
+	"github.com/virtd/virtd/virt"
+)
+
+// Error kinds, re-exported from package virt so that callers need only this
+// package: errors.Is(err, client.ErrNotFound) holds for an error that began
+// as virt.ErrNotFound in a driver.
+var (
+	// ErrNotFound: no such domain, driver or connection.
+	ErrNotFound = virt.ErrNotFound
+	// ErrAlreadyExists: a domain with that name or UUID exists.
+	ErrAlreadyExists = virt.ErrAlreadyExists
+	// ErrInvalidArgument: a malformed URI, XML or argument.
+	ErrInvalidArgument = virt.ErrInvalidArgument
+	// ErrFailedPrecondition: the operation is not valid in the domain's
+	// current state (starting a running domain, for example).
+	ErrFailedPrecondition = virt.ErrFailedPrecondition
+	// ErrUnavailable: the daemon or the driver cannot be reached.
+	ErrUnavailable = virt.ErrUnavailable
+	// ErrNotSupported: the driver or this library cannot do that.
+	ErrNotSupported = virt.ErrNotSupported
+	// ErrPermissionDenied: refused, for example a change requested on a
+	// read-only connection.
+	ErrPermissionDenied = virt.ErrPermissionDenied
+	// ErrInternal: anything else.
+	ErrInternal = virt.ErrInternal
+)
+
+// kindf returns an error of the given kind whose message is the formatted
+// text alone (no ": not found" suffix).
+func kindf(kind error, format string, args ...any) error {
+	return virt.WithKind(kind, fmt.Sprintf(format, args...))
+}

@@ -1,0 +1,39 @@
+package daemon
+
+import (
+	"context"
+
+	"github.com/virtd/virtd/host"
+	apiv1 "github.com/virtd/virtd/proto/virtd/api/v1"
+)
+
+// admin serves AdminService on the admin socket.
+type admin struct {
+	apiv1.UnimplementedAdminServiceServer
+	host *host.Host
+}
+
+func rejectedToAPI(rs []host.Rejected) []*apiv1.RejectedFile {
+	out := make([]*apiv1.RejectedFile, len(rs))
+	for i, r := range rs {
+		out[i] = &apiv1.RejectedFile{Path: r.Path, Reason: r.Reason}
+	}
+	return out
+}
+
+func (a *admin) ListDrivers(context.Context, *apiv1.ListDriversRequest) (*apiv1.ListDriversResponse, error) {
+	resp := &apiv1.ListDriversResponse{Rejected: rejectedToAPI(a.host.Rejected()), Directories: a.host.Dirs()}
+	for _, s := range a.host.Status() {
+		resp.Drivers = append(resp.Drivers, &apiv1.DriverStatus{
+			Name: s.Name, Path: s.Path, Version: s.Version, ApiVersion: int32(s.APIVersion),
+			Schemes: s.Schemes, State: string(s.State), Health: s.Health, HealthReason: s.HealthReason,
+			Pid: int64(s.PID), Restarts: int32(s.Restarts), LastError: s.LastError,
+		})
+	}
+	return resp, nil
+}
+
+func (a *admin) Rescan(context.Context, *apiv1.RescanRequest) (*apiv1.RescanResponse, error) {
+	added, removed, rejected := a.host.Rescan()
+	return &apiv1.RescanResponse{Added: added, Removed: removed, Rejected: rejectedToAPI(rejected)}, nil
+}

@@ -1,0 +1,83 @@
+// Package daemon is virtd's public API server: it listens on the unix
+// sockets, opens connections on URIs and routes them to the driver that
+// serves the scheme (through package host), refuses changes on read-only
+// connections, fans driver events out to clients, and serves the admin
+// calls. It holds no hypervisor code.
+package daemon
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+)
+
+// Version is virtd's version, set at build time.
+var Version = "0.1.0"
+
+// Paths are every directory the daemon uses, derived from one root.
+type Paths struct {
+	RunDir     string // sockets, driver records: /run/virtd
+	ConfigDir  string // configuration and definitions: /etc/virtd
+	StateDir   string // /var/lib/virtd
+	LogDir     string // /var/log/virtd
+	DriverDirs []string
+}
+
+// DefaultDriverDir is where driver packages install their executables.
+const DefaultDriverDir = "/usr/libexec/virtd/drivers"
+
+// PathsFor derives every path from root ("" or "/" for the system paths).
+// The driver directories come from driverDirs when given, else from the
+// colon list in VIRTD_DRIVER_DIR, else the default under root.
+func PathsFor(root string, driverDirs []string) Paths {
+	if root == "" {
+		root = "/"
+	}
+	p := Paths{
+		RunDir:    filepath.Join(root, "run/virtd"),
+		ConfigDir: filepath.Join(root, "etc/virtd"),
+		StateDir:  filepath.Join(root, "var/lib/virtd"),
+		LogDir:    filepath.Join(root, "var/log/virtd"),
+	}
+	switch {
+	case len(driverDirs) > 0:
+		p.DriverDirs = driverDirs
+	case os.Getenv("VIRTD_DRIVER_DIR") != "":
+		for _, d := range strings.Split(os.Getenv("VIRTD_DRIVER_DIR"), ":") {
+			if d != "" {
+				p.DriverDirs = append(p.DriverDirs, d)
+			}
+		}
+	default:
+		p.DriverDirs = []string{filepath.Join(root, DefaultDriverDir)}
+	}
+	return p
+}
+
+// Socket names under the run directory.
+const (
+	SocketRW    = "virtd-sock"
+	SocketRO    = "virtd-sock-ro"
+	SocketAdmin = "virtd-admin-sock"
+)
+
+// Config is the daemon's configuration.
+type Config struct {
+	Paths
+	// UnixGroup, when set, may use the read-write socket (mode 0660).
+	UnixGroup string
+	// Timeout, when positive, makes the daemon exit after that long with
+	// no client and nothing running, like libvirtd --timeout.
+	Timeout time.Duration
+	// DriverIdleTimeout stops a driver with no connection and no guest.
+	DriverIdleTimeout time.Duration
+	// DriverStartTimeout bounds a driver's handshake.
+	DriverStartTimeout time.Duration
+	// ShutdownGrace bounds how long SIGTERM waits for calls in flight.
+	ShutdownGrace time.Duration
+	LogLevel      string
+	Logger        hclog.Logger
+}

@@ -1,0 +1,117 @@
+package daemon
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"sync"
+	"sync/atomic"
+
+	"google.golang.org/grpc/stats"
+
+	"github.com/virtd/virtd/driver"
+	"github.com/virtd/virtd/host"
+	"github.com/virtd/virtd/virt"
+)
+
+// conn is one client connection opened on a URI.
+type conn struct {
+	id        string
+	uri       string
+	readOnly  bool
+	transport uint64 // the socket connection it was opened on
+	proc      *host.Proc
+}
+
+// registry holds the open connections and the socket connections they
+// belong to: when a client goes away without Close, its connections close
+// with its socket.
+type registry struct {
+	nextTransport atomic.Uint64
+	transports    atomic.Int64
+
+	mu    sync.Mutex
+	conns map[string]*conn
+}
+
+func newRegistry() *registry { return &registry{conns: map[string]*conn{}} }
+
+func (r *registry) add(c *conn) {
+	b := make([]byte, 16)
+	_, _ = rand.Read(b)
+	c.id = hex.EncodeToString(b)
+	r.mu.Lock()
+	r.conns[c.id] = c
+	r.mu.Unlock()
+}
+
+// get returns the connection id, if it was opened on the caller's socket
+// connection.
+func (r *registry) get(ctx context.Context, id string) (*conn, error) {
+	r.mu.Lock()
+	c, ok := r.conns[id]
+	r.mu.Unlock()
+	if !ok || c.transport != transportOf(ctx) {
+		return nil, fmt.Errorf("no open connection %q (open one first): %w", id, virt.ErrInvalidArgument)
+	}
+	return c, nil
+}
+
+func (r *registry) remove(id string) *conn {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	c := r.conns[id]
+	delete(r.conns, id)
+	return c
+}
+
+// closeTransport closes every connection opened on a socket connection.
+func (r *registry) closeTransport(t uint64) {
+	r.mu.Lock()
+	var gone []*conn
+	for id, c := range r.conns {
+		if c.transport == t {
+			gone = append(gone, c)
+			delete(r.conns, id)
+		}
+	}
+	r.mu.Unlock()
+	for _, c := range gone {
+		c.proc.Release()
+	}
+}
+
+type transportKey struct{}
+
+func transportOf(ctx context.Context) uint64 {
+	t, _ := ctx.Value(transportKey{}).(uint64)
+	return t
+}
+
+// statsHandler tags each socket connection with an id and closes its
+// client connections when it ends.
+type statsHandler struct{ r *registry }
+
+func (h statsHandler) TagConn(ctx context.Context, _ *stats.ConnTagInfo) context.Context {
+	return context.WithValue(ctx, transportKey{}, h.r.nextTransport.Add(1))
+}
+
+func (h statsHandler) HandleConn(ctx context.Context, s stats.ConnStats) {
+	switch s.(type) {
+	case *stats.ConnBegin:
+		h.r.transports.Add(1)
+	case *stats.ConnEnd:
+		h.r.transports.Add(-1)
+		h.r.closeTransport(transportOf(ctx))
+	}
+}
+
+func (statsHandler) TagRPC(ctx context.Context, _ *stats.RPCTagInfo) context.Context { return ctx }
+func (statsHandler) HandleRPC(context.Context, stats.RPCStats)                       {}
+
+// driverFor returns the running driver of a connection, starting it if it
+// stopped (after a crash) since the connection was opened.
+func (c *conn) driver(ctx context.Context) (*driver.Client, error) {
+	return c.proc.Client(ctx)
+}

@@ -1,0 +1,229 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/signal"
+	"os/user"
+	"path/filepath"
+	"strconv"
+	"syscall"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"google.golang.org/grpc"
+
+	"github.com/virtd/virtd/host"
+	apiv1 "github.com/virtd/virtd/proto/virtd/api/v1"
+)
+
+// Daemon is a running virtd.
+type Daemon struct {
+	cfg     Config
+	log     hclog.Logger
+	host    *host.Host
+	reg     *registry
+	servers []*grpc.Server
+	lock    *os.File
+	closing chan struct{}
+}
+
+// New prepares the daemon: it takes the run directory's lock, scans the
+// driver directories and reattaches to running drivers.
+func New(cfg Config) (*Daemon, error) {
+	if cfg.Logger == nil {
+		cfg.Logger = hclog.New(&hclog.LoggerOptions{Name: "virtd", Level: hclog.LevelFromString(cfg.LogLevel)})
+	}
+	if cfg.ShutdownGrace <= 0 {
+		cfg.ShutdownGrace = 10 * time.Second
+	}
+	for _, d := range []string{cfg.RunDir, cfg.ConfigDir, cfg.StateDir, cfg.LogDir} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return nil, err
+		}
+	}
+	lock, err := lockRunDir(cfg.RunDir)
+	if err != nil {
+		return nil, err
+	}
+	h, err := host.New(host.Config{
+		Dirs: cfg.DriverDirs, RunDir: cfg.RunDir, ConfigDir: cfg.ConfigDir,
+		StateDir: cfg.StateDir, LogDir: cfg.LogDir,
+		IdleTimeout: cfg.DriverIdleTimeout, StartTimeout: cfg.DriverStartTimeout,
+		UID: os.Getuid(), LogLevel: cfg.LogLevel, Logger: cfg.Logger.Named("driver"),
+	})
+	if err != nil {
+		lock.Close()
+		return nil, err
+	}
+	return &Daemon{cfg: cfg, log: cfg.Logger, host: h, reg: newRegistry(), lock: lock, closing: make(chan struct{})}, nil
+}
+
+// lockRunDir makes sure one daemon at a time uses a run directory.
+func lockRunDir(dir string) (*os.File, error) {
+	path := filepath.Join(dir, "virtd.pid")
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("another virtd is running on %s (lock %s held)", dir, path)
+	}
+	_ = f.Truncate(0)
+	_, _ = fmt.Fprintf(f, "%d\n", os.Getpid())
+	return f, nil
+}
+
+// listen opens a unix socket with the given mode and group.
+func listen(path string, mode os.FileMode, group string) (net.Listener, error) {
+	_ = os.Remove(path) // the lock says no other daemon uses it
+	l, err := net.Listen("unix", path)
+	if err != nil {
+		return nil, err
+	}
+	if group != "" {
+		gid, err := lookupGroup(group)
+		if err != nil {
+			l.Close()
+			return nil, err
+		}
+		if err := os.Chown(path, -1, gid); err != nil {
+			l.Close()
+			return nil, err
+		}
+	}
+	if err := os.Chmod(path, mode); err != nil {
+		l.Close()
+		return nil, err
+	}
+	return l, nil
+}
+
+func lookupGroup(name string) (int, error) {
+	if gid, err := strconv.Atoi(name); err == nil {
+		return gid, nil
+	}
+	g, err := user.LookupGroup(name)
+	if err != nil {
+		return 0, fmt.Errorf("unix group %q: %v", name, err)
+	}
+	return strconv.Atoi(g.Gid)
+}
+
+func (d *Daemon) newServer() *grpc.Server {
+	return grpc.NewServer(
+		grpc.StatsHandler(statsHandler{d.reg}),
+		grpc.MaxRecvMsgSize(64<<20),
+	)
+}
+
+// Run serves until ctx ends, SIGTERM or SIGINT arrives, or the idle
+// timeout passes; SIGHUP rescans the driver directories. On the way out it
+// stops accepting, lets calls in flight finish, and leaves drivers
+// running for the next daemon to reattach.
+func (d *Daemon) Run(ctx context.Context) error {
+	defer d.lock.Close()
+	rwMode := os.FileMode(0o600)
+	if d.cfg.UnixGroup != "" {
+		rwMode = 0o660
+	}
+	socks := []struct {
+		name  string
+		mode  os.FileMode
+		group string
+		reg   func(*grpc.Server)
+	}{
+		{SocketRW, rwMode, d.cfg.UnixGroup, func(s *grpc.Server) {
+			apiv1.RegisterVirtServiceServer(s, &service{host: d.host, reg: d.reg, log: d.log, closing: d.closing})
+		}},
+		{SocketRO, 0o666, "", func(s *grpc.Server) {
+			apiv1.RegisterVirtServiceServer(s, &service{host: d.host, reg: d.reg, readOnly: true, log: d.log, closing: d.closing})
+		}},
+		{SocketAdmin, 0o600, "", func(s *grpc.Server) {
+			apiv1.RegisterAdminServiceServer(s, &admin{host: d.host})
+		}},
+	}
+	errc := make(chan error, len(socks))
+	for _, sk := range socks {
+		path := filepath.Join(d.cfg.RunDir, sk.name)
+		l, err := listen(path, sk.mode, sk.group)
+		if err != nil {
+			d.shutdown()
+			return fmt.Errorf("listening on %s: %w", path, err)
+		}
+		s := d.newServer()
+		sk.reg(s)
+		d.servers = append(d.servers, s)
+		go func() { errc <- s.Serve(l) }()
+	}
+	d.log.Info("virtd ready", "version", Version, "run_dir", d.cfg.RunDir, "driver_dirs", d.cfg.DriverDirs)
+
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
+	defer signal.Stop(sigs)
+	tick := time.NewTicker(250 * time.Millisecond)
+	defer tick.Stop()
+	idleSince := time.Now()
+	for {
+		select {
+		case <-ctx.Done():
+			d.shutdown()
+			return nil
+		case sig := <-sigs:
+			if sig == syscall.SIGHUP {
+				added, removed, _ := d.host.Rescan()
+				d.log.Info("rescanned driver directories on SIGHUP", "added", added, "removed", removed)
+				continue
+			}
+			d.log.Info("shutting down", "signal", sig.String())
+			d.shutdown()
+			return nil
+		case err := <-errc:
+			d.shutdown()
+			if errors.Is(err, grpc.ErrServerStopped) {
+				return nil
+			}
+			return err
+		case <-tick.C:
+			if d.cfg.Timeout <= 0 {
+				continue
+			}
+			if d.reg.transports.Load() > 0 || d.host.Busy() {
+				idleSince = time.Now()
+			} else if time.Since(idleSince) >= d.cfg.Timeout {
+				d.log.Info("exiting after idle timeout", "timeout", d.cfg.Timeout)
+				d.shutdown()
+				return nil
+			}
+		}
+	}
+}
+
+// shutdown stops accepting, waits up to the grace period for calls in
+// flight, and detaches from the drivers without stopping them.
+func (d *Daemon) shutdown() {
+	close(d.closing)
+	done := make(chan struct{})
+	go func() {
+		for _, s := range d.servers {
+			s.GracefulStop()
+		}
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(d.cfg.ShutdownGrace):
+		for _, s := range d.servers {
+			s.Stop()
+		}
+		<-done
+	}
+	for _, name := range []string{SocketRW, SocketRO, SocketAdmin} {
+		_ = os.Remove(filepath.Join(d.cfg.RunDir, name))
+	}
+	d.host.Close()
+}

@@ -1,0 +1,66 @@
+package daemon
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+)
+
+// Main is the virtd program: it parses args, builds the daemon and runs it
+// in the foreground. It returns the exit status.
+func Main(ctx context.Context, args []string, stderr io.Writer) int {
+	fs := flag.NewFlagSet("virtd", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	root := fs.String("root", "", "derive every path (run, config, state, log, driver directory) from `DIR` instead of /")
+	driverDirs := fs.String("driver-dir", "", "colon-separated driver `directories` (default: $VIRTD_DRIVER_DIR, else <root>"+DefaultDriverDir+")")
+	group := fs.String("unix-group", "", "`group` allowed on the read-write socket (mode 0660)")
+	timeout := fs.Int("timeout", 0, "exit after `N` seconds with no client and nothing running (0: never)")
+	idle := fs.Duration("driver-idle-timeout", 120*time.Second, "stop a driver after this long with no connection and no running guest")
+	start := fs.Duration("driver-start-timeout", 10*time.Second, "how long a driver may take to complete its handshake")
+	level := fs.String("log-level", "info", "log `level`: trace, debug, info, warn, error")
+	version := fs.Bool("version", false, "print the version and exit")
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "Usage: virtd [options]\n\nThe virtd daemon serves virtualization clients on unix sockets and runs\none executable per hypervisor driver.\n\nOptions:\n")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "virtd: unexpected argument %q\n", fs.Arg(0))
+		return 2
+	}
+	if *version {
+		fmt.Fprintf(stderr, "virtd %s\n", Version)
+		return 0
+	}
+	var dirs []string
+	if *driverDirs != "" {
+		for _, d := range strings.Split(*driverDirs, ":") {
+			if d != "" {
+				dirs = append(dirs, d)
+			}
+		}
+	}
+	cfg := Config{
+		Paths:              PathsFor(*root, dirs),
+		UnixGroup:          *group,
+		Timeout:            time.Duration(*timeout) * time.Second,
+		DriverIdleTimeout:  *idle,
+		DriverStartTimeout: *start,
+		LogLevel:           *level,
+	}
+	d, err := New(cfg)
+	if err != nil {
+		fmt.Fprintf(stderr, "virtd: %v\n", err)
+		return 1
+	}
+	if err := d.Run(ctx); err != nil {
+		fmt.Fprintf(stderr, "virtd: %v\n", err)
+		return 1
+	}
+	return 0
+}

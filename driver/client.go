@@ -1,0 +1,223 @@
+package driver
+
+import (
+	"context"
+	"time"
+
+	"google.golang.org/grpc"
+
+	"github.com/virtd/virtd/internal/rpcerr"
+	driverv1 "github.com/virtd/virtd/proto/virtd/driver/v1"
+	"github.com/virtd/virtd/virt"
+)
+
+// Client is the host-side shim: a Driver that forwards every call over
+// gRPC to a driver process. Errors come back with their kind.
+type Client struct {
+	rpc driverv1.DriverServiceClient
+}
+
+var _ Driver = (*Client)(nil)
+
+// NewClient returns a Client speaking on conn.
+func NewClient(conn grpc.ClientConnInterface) *Client {
+	return &Client{rpc: driverv1.NewDriverServiceClient(conn)}
+}
+
+// Identity is who a driver process says it is.
+type Identity struct {
+	Info
+	PID         int
+	InstanceID  string
+	APIVersions []int
+}
+
+// Identify asks the driver process who it is; the host uses it to confirm a
+// process before use, after launch and after reattach.
+func (c *Client) Identify(ctx context.Context) (*Identity, error) {
+	r, err := c.rpc.GetInfo(ctx, &driverv1.GetInfoRequest{})
+	if err != nil {
+		return nil, rpcerr.FromStatus(err)
+	}
+	p := r.GetInfo()
+	id := &Identity{Info: *infoFromProto(p), PID: int(p.GetPid()), InstanceID: p.GetInstanceId()}
+	for _, v := range p.GetApiVersions() {
+		id.APIVersions = append(id.APIVersions, int(v))
+	}
+	return id, nil
+}
+
+// KeepAlive tells the driver a host is attached, sets how long it should
+// wait for the next keep-alive before it considers itself orphaned, and
+// returns how many guests it runs.
+func (c *Client) KeepAlive(ctx context.Context, orphanTimeout time.Duration) (int, error) {
+	r, err := c.rpc.KeepAlive(ctx, &driverv1.KeepAliveRequest{OrphanTimeoutMs: orphanTimeout.Milliseconds()})
+	if err != nil {
+		return 0, rpcerr.FromStatus(err)
+	}
+	return int(r.GetRunningGuests()), nil
+}
+
+func (c *Client) Info(ctx context.Context) (*Info, error) {
+	id, err := c.Identify(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return &id.Info, nil
+}
+
+func (c *Client) RunningGuests(ctx context.Context) (int, error) {
+	return c.KeepAlive(ctx, 0)
+}
+
+func (c *Client) CheckURI(ctx context.Context, uri string) error {
+	_, err := c.rpc.CheckURI(ctx, &driverv1.CheckURIRequest{Uri: uri})
+	return rpcerr.FromStatus(err)
+}
+
+func (c *Client) Hostname(ctx context.Context) (string, error) {
+	r, err := c.rpc.GetHostname(ctx, &driverv1.GetHostnameRequest{})
+	return r.GetHostname(), rpcerr.FromStatus(err)
+}
+
+func (c *Client) Capabilities(ctx context.Context) (string, error) {
+	r, err := c.rpc.GetCapabilities(ctx, &driverv1.GetCapabilitiesRequest{})
+	return r.GetXml(), rpcerr.FromStatus(err)
+}
+
+func (c *Client) NodeInfo(ctx context.Context) (*virt.NodeInfo, error) {
+	r, err := c.rpc.GetNodeInfo(ctx, &driverv1.GetNodeInfoRequest{})
+	if err != nil {
+		return nil, rpcerr.FromStatus(err)
+	}
+	return nodeInfoFromProto(r.GetInfo()), nil
+}
+
+func (c *Client) ListDomains(ctx context.Context, flags virt.ListFlags) ([]virt.Domain, error) {
+	r, err := c.rpc.ListDomains(ctx, &driverv1.ListDomainsRequest{Flags: uint32(flags)})
+	if err != nil {
+		return nil, rpcerr.FromStatus(err)
+	}
+	out := make([]virt.Domain, len(r.GetDomains()))
+	for i, d := range r.GetDomains() {
+		out[i] = *domainFromProto(d)
+	}
+	return out, nil
+}
+
+func (c *Client) LookupDomain(ctx context.Context, key virt.Lookup) (*virt.Domain, error) {
+	r, err := c.rpc.LookupDomain(ctx, lookupToProto(key))
+	if err != nil {
+		return nil, rpcerr.FromStatus(err)
+	}
+	return domainFromProto(r.GetDomain()), nil
+}
+
+func (c *Client) DefineDomain(ctx context.Context, xml string) (*virt.Domain, error) {
+	r, err := c.rpc.DefineDomain(ctx, &driverv1.DefineDomainRequest{Xml: xml})
+	if err != nil {
+		return nil, rpcerr.FromStatus(err)
+	}
+	return domainFromProto(r.GetDomain()), nil
+}
+
+func (c *Client) UndefineDomain(ctx context.Context, uuid string) error {
+	_, err := c.rpc.UndefineDomain(ctx, &driverv1.UndefineDomainRequest{Uuid: uuid})
+	return rpcerr.FromStatus(err)
+}
+
+func (c *Client) StartDomain(ctx context.Context, uuid string) (*virt.Domain, error) {
+	r, err := c.rpc.StartDomain(ctx, &driverv1.StartDomainRequest{Uuid: uuid})
+	if err != nil {
+		return nil, rpcerr.FromStatus(err)
+	}
+	return domainFromProto(r.GetDomain()), nil
+}
+
+func (c *Client) ShutdownDomain(ctx context.Context, uuid string) error {
+	_, err := c.rpc.ShutdownDomain(ctx, &driverv1.ShutdownDomainRequest{Uuid: uuid})
+	return rpcerr.FromStatus(err)
+}
+
+func (c *Client) RebootDomain(ctx context.Context, uuid string) error {
+	_, err := c.rpc.RebootDomain(ctx, &driverv1.RebootDomainRequest{Uuid: uuid})
+	return rpcerr.FromStatus(err)
+}
+
+func (c *Client) DestroyDomain(ctx context.Context, uuid string) error {
+	_, err := c.rpc.DestroyDomain(ctx, &driverv1.DestroyDomainRequest{Uuid: uuid})
+	return rpcerr.FromStatus(err)
+}
+
+func (c *Client) SuspendDomain(ctx context.Context, uuid string) error {
+	_, err := c.rpc.SuspendDomain(ctx, &driverv1.SuspendDomainRequest{Uuid: uuid})
+	return rpcerr.FromStatus(err)
+}
+
+func (c *Client) ResumeDomain(ctx context.Context, uuid string) error {
+	_, err := c.rpc.ResumeDomain(ctx, &driverv1.ResumeDomainRequest{Uuid: uuid})
+	return rpcerr.FromStatus(err)
+}
+
+func (c *Client) DomainInfo(ctx context.Context, uuid string) (*virt.DomainInfo, error) {
+	r, err := c.rpc.GetDomainInfo(ctx, &driverv1.GetDomainInfoRequest{Uuid: uuid})
+	if err != nil {
+		return nil, rpcerr.FromStatus(err)
+	}
+	return domainInfoFromProto(r.GetInfo()), nil
+}
+
+func (c *Client) DomainState(ctx context.Context, uuid string) (virt.State, int32, error) {
+	r, err := c.rpc.GetDomainState(ctx, &driverv1.GetDomainStateRequest{Uuid: uuid})
+	if err != nil {
+		return 0, 0, rpcerr.FromStatus(err)
+	}
+	return virt.State(r.GetState()), r.GetReason(), nil
+}
+
+func (c *Client) DomainXML(ctx context.Context, uuid string, inactive bool) (string, error) {
+	r, err := c.rpc.GetDomainXML(ctx, &driverv1.GetDomainXMLRequest{Uuid: uuid, Inactive: inactive})
+	return r.GetXml(), rpcerr.FromStatus(err)
+}
+
+func (c *Client) DomainAutostart(ctx context.Context, uuid string) (bool, error) {
+	r, err := c.rpc.GetDomainAutostart(ctx, &driverv1.GetDomainAutostartRequest{Uuid: uuid})
+	return r.GetAutostart(), rpcerr.FromStatus(err)
+}
+
+func (c *Client) SetDomainAutostart(ctx context.Context, uuid string, autostart bool) error {
+	_, err := c.rpc.SetDomainAutostart(ctx, &driverv1.SetDomainAutostartRequest{Uuid: uuid, Autostart: autostart})
+	return rpcerr.FromStatus(err)
+}
+
+// WatchEvents opens the driver's event stream. The channel closes when ctx
+// ends or the stream breaks (the driver went away).
+func (c *Client) WatchEvents(ctx context.Context) (<-chan virt.Event, error) {
+	stream, err := c.rpc.WatchEvents(ctx, &driverv1.WatchEventsRequest{})
+	if err != nil {
+		return nil, rpcerr.FromStatus(err)
+	}
+	// The driver sends the header once it has subscribed: from here on no
+	// event is missed.
+	if _, err := stream.Header(); err != nil {
+		return nil, rpcerr.FromStatus(err)
+	}
+	out := make(chan virt.Event, 64)
+	go func() {
+		defer close(out)
+		for {
+			r, err := stream.Recv()
+			if err != nil {
+				// EOF, a cancelled ctx or a broken stream: the host learns
+				// of a driver's exit from the process itself.
+				return
+			}
+			select {
+			case out <- eventFromProto(r.GetEvent()):
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	return out, nil
+}

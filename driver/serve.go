@@ -1,0 +1,109 @@
+package driver
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/go-plugin"
+)
+
+// Environment the host sets for a driver process. The host passes none of
+// its own environment through; these and a minimal PATH are all a driver
+// sees.
+const (
+	// EnvOrphanTimeout (a Go duration) is how long the driver lives on with
+	// no host in contact and no running guest before it exits by itself.
+	EnvOrphanTimeout = "VIRTD_DRIVER_ORPHAN_TIMEOUT"
+	// EnvLogLevel is the driver's log level (trace, debug, info, ...).
+	EnvLogLevel = "VIRTD_DRIVER_LOG_LEVEL"
+	// EnvLogFile, when set, receives a copy of the driver's JSON log, so
+	// that its lines are kept while no host reads its stderr.
+	EnvLogFile = "VIRTD_DRIVER_LOG_FILE"
+	// The driver's own directories, derived by the host from its --root
+	// (system paths shown); the host creates them before launch:
+	//   EnvConfigDir: persistent domain definitions, /etc/virtd/<name>
+	//   EnvStateDir:  other persistent state, /var/lib/virtd/<name>
+	//   EnvRunDir:    runtime state (pids, sockets, live XML), /run/virtd/<name>
+	//   EnvLogDir:    logs (e.g. one file per guest), /var/log/virtd/<name>
+	EnvConfigDir = "VIRTD_DRIVER_CONFIG_DIR"
+	EnvStateDir  = "VIRTD_DRIVER_STATE_DIR"
+	EnvRunDir    = "VIRTD_DRIVER_RUN_DIR"
+	EnvLogDir    = "VIRTD_DRIVER_LOG_DIR"
+)
+
+// Serve runs a driver executable: it builds the driver with a logger that
+// writes JSON to stderr (which the host re-logs under the driver's name),
+// serves it over go-plugin's gRPC transport and never returns. It refuses
+// to run unless launched by a virtd host.
+func Serve(newDriver func(hclog.Logger) Driver) {
+	if os.Getenv(Handshake.MagicCookieKey) != Handshake.MagicCookieValue {
+		fmt.Fprintf(os.Stderr, "%s is a virtd driver: virtd starts it when a client needs it; it is not meant to be run by hand\n", os.Args[0])
+		os.Exit(1)
+	}
+	// A host that dies closes our stderr. Writes must then fail quietly,
+	// not kill the driver with SIGPIPE: the driver outlives its host.
+	signal.Notify(make(chan os.Signal, 1), syscall.SIGPIPE)
+
+	logger := newLogger()
+	impl := newDriver(logger)
+	srv := newServer(impl, newInstanceID())
+	if d, err := time.ParseDuration(os.Getenv(EnvOrphanTimeout)); err == nil && d > 0 {
+		srv.orphanTimeout.Store(int64(d))
+	}
+	go watchOrphan(srv, logger)
+
+	plugin.Serve(&plugin.ServeConfig{
+		HandshakeConfig:  Handshake,
+		VersionedPlugins: map[int]plugin.PluginSet{APIVersion: {PluginName: &Plugin{Impl: impl, srv: srv}}},
+		GRPCServer:       plugin.DefaultGRPCServer,
+		Logger:           logger,
+	})
+	os.Exit(0)
+}
+
+func newLogger() hclog.Logger {
+	var out io.Writer = os.Stderr
+	if path := os.Getenv(EnvLogFile); path != "" {
+		if f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600); err == nil {
+			out = io.MultiWriter(f, quietWriter{os.Stderr})
+		}
+	}
+	level := hclog.LevelFromString(os.Getenv(EnvLogLevel))
+	if level == hclog.NoLevel {
+		level = hclog.Info
+	}
+	return hclog.New(&hclog.LoggerOptions{Output: out, JSONFormat: true, Level: level})
+}
+
+// quietWriter never fails, so that a closed stderr does not stop the
+// copy to the log file.
+type quietWriter struct{ w io.Writer }
+
+func (q quietWriter) Write(p []byte) (int, error) {
+	_, _ = q.w.Write(p)
+	return len(p), nil
+}
+
+// watchOrphan exits the process when no host has been in contact for the
+// orphan timeout and the driver runs no guest.
+func watchOrphan(srv *server, logger hclog.Logger) {
+	for range time.Tick(500 * time.Millisecond) {
+		timeout := time.Duration(srv.orphanTimeout.Load())
+		if timeout <= 0 || srv.idleFor() < timeout {
+			continue
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		n, err := srv.impl.RunningGuests(ctx)
+		cancel()
+		if err == nil && n == 0 {
+			logger.Info("no host attached and no running guest; exiting", "idle", srv.idleFor().Round(time.Second))
+			os.Exit(0)
+		}
+	}
+}

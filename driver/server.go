@@ -1,0 +1,249 @@
+package driver
+
+import (
+	"context"
+	"os"
+	"sync/atomic"
+	"time"
+
+	"google.golang.org/grpc/metadata"
+
+	"github.com/virtd/virtd/internal/rpcerr"
+	driverv1 "github.com/virtd/virtd/proto/virtd/driver/v1"
+	"github.com/virtd/virtd/virt"
+)
+
+// server is the driver-side shim: it serves the driver API v1 over gRPC and
+// calls the Driver. Every call counts as contact from a host.
+type server struct {
+	driverv1.UnimplementedDriverServiceServer
+	impl       Driver
+	instanceID string
+	// lastContact is the time of the last call, in Unix nanoseconds.
+	lastContact atomic.Int64
+	// orphanTimeout is how long the driver waits without contact, in
+	// nanoseconds; zero disables the watchdog.
+	orphanTimeout atomic.Int64
+	// watchers counts open WatchEvents streams: an open stream is a host
+	// that is still attached.
+	watchers atomic.Int32
+}
+
+var _ driverv1.DriverServiceServer = (*server)(nil)
+
+func newServer(impl Driver, instanceID string) *server {
+	s := &server{impl: impl, instanceID: instanceID}
+	s.touch()
+	return s
+}
+
+func (s *server) touch() { s.lastContact.Store(time.Now().UnixNano()) }
+
+// idleFor returns how long no host has been in contact.
+func (s *server) idleFor() time.Duration {
+	if s.watchers.Load() > 0 {
+		return 0
+	}
+	return time.Since(time.Unix(0, s.lastContact.Load()))
+}
+
+func (s *server) GetInfo(ctx context.Context, _ *driverv1.GetInfoRequest) (*driverv1.GetInfoResponse, error) {
+	s.touch()
+	info, err := s.impl.Info(ctx)
+	if err != nil {
+		return nil, rpcerr.ToStatus(err)
+	}
+	p := infoToProto(info)
+	p.Pid = int64(os.Getpid())
+	p.InstanceId = s.instanceID
+	return &driverv1.GetInfoResponse{Info: p}, nil
+}
+
+func (s *server) KeepAlive(ctx context.Context, req *driverv1.KeepAliveRequest) (*driverv1.KeepAliveResponse, error) {
+	s.touch()
+	if ms := req.GetOrphanTimeoutMs(); ms > 0 {
+		s.orphanTimeout.Store(int64(time.Duration(ms) * time.Millisecond))
+	}
+	n, err := s.impl.RunningGuests(ctx)
+	if err != nil {
+		return nil, rpcerr.ToStatus(err)
+	}
+	return &driverv1.KeepAliveResponse{RunningGuests: int32(n)}, nil
+}
+
+func (s *server) CheckURI(ctx context.Context, req *driverv1.CheckURIRequest) (*driverv1.CheckURIResponse, error) {
+	s.touch()
+	if err := s.impl.CheckURI(ctx, req.GetUri()); err != nil {
+		return nil, rpcerr.ToStatus(err)
+	}
+	return &driverv1.CheckURIResponse{}, nil
+}
+
+func (s *server) GetHostname(ctx context.Context, _ *driverv1.GetHostnameRequest) (*driverv1.GetHostnameResponse, error) {
+	s.touch()
+	h, err := s.impl.Hostname(ctx)
+	if err != nil {
+		return nil, rpcerr.ToStatus(err)
+	}
+	return &driverv1.GetHostnameResponse{Hostname: h}, nil
+}
+
+func (s *server) GetCapabilities(ctx context.Context, _ *driverv1.GetCapabilitiesRequest) (*driverv1.GetCapabilitiesResponse, error) {
+	s.touch()
+	x, err := s.impl.Capabilities(ctx)
+	if err != nil {
+		return nil, rpcerr.ToStatus(err)
+	}
+	return &driverv1.GetCapabilitiesResponse{Xml: x}, nil
+}
+
+func (s *server) GetNodeInfo(ctx context.Context, _ *driverv1.GetNodeInfoRequest) (*driverv1.GetNodeInfoResponse, error) {
+	s.touch()
+	n, err := s.impl.NodeInfo(ctx)
+	if err != nil {
+		return nil, rpcerr.ToStatus(err)
+	}
+	return &driverv1.GetNodeInfoResponse{Info: nodeInfoToProto(n)}, nil
+}
+
+func (s *server) ListDomains(ctx context.Context, req *driverv1.ListDomainsRequest) (*driverv1.ListDomainsResponse, error) {
+	s.touch()
+	doms, err := s.impl.ListDomains(ctx, virt.ListFlags(req.GetFlags()))
+	if err != nil {
+		return nil, rpcerr.ToStatus(err)
+	}
+	out := make([]*driverv1.Domain, len(doms))
+	for i := range doms {
+		out[i] = domainToProto(&doms[i])
+	}
+	return &driverv1.ListDomainsResponse{Domains: out}, nil
+}
+
+func (s *server) LookupDomain(ctx context.Context, req *driverv1.LookupDomainRequest) (*driverv1.LookupDomainResponse, error) {
+	s.touch()
+	d, err := s.impl.LookupDomain(ctx, lookupFromProto(req))
+	if err != nil {
+		return nil, rpcerr.ToStatus(err)
+	}
+	return &driverv1.LookupDomainResponse{Domain: domainToProto(d)}, nil
+}
+
+func (s *server) DefineDomain(ctx context.Context, req *driverv1.DefineDomainRequest) (*driverv1.DefineDomainResponse, error) {
+	s.touch()
+	d, err := s.impl.DefineDomain(ctx, req.GetXml())
+	if err != nil {
+		return nil, rpcerr.ToStatus(err)
+	}
+	return &driverv1.DefineDomainResponse{Domain: domainToProto(d)}, nil
+}
+
+func (s *server) UndefineDomain(ctx context.Context, req *driverv1.UndefineDomainRequest) (*driverv1.UndefineDomainResponse, error) {
+	s.touch()
+	return &driverv1.UndefineDomainResponse{}, rpcerr.ToStatus(s.impl.UndefineDomain(ctx, req.GetUuid()))
+}
+
+func (s *server) StartDomain(ctx context.Context, req *driverv1.StartDomainRequest) (*driverv1.StartDomainResponse, error) {
+	s.touch()
+	d, err := s.impl.StartDomain(ctx, req.GetUuid())
+	if err != nil {
+		return nil, rpcerr.ToStatus(err)
+	}
+	return &driverv1.StartDomainResponse{Domain: domainToProto(d)}, nil
+}
+
+func (s *server) ShutdownDomain(ctx context.Context, req *driverv1.ShutdownDomainRequest) (*driverv1.ShutdownDomainResponse, error) {
+	s.touch()
+	return &driverv1.ShutdownDomainResponse{}, rpcerr.ToStatus(s.impl.ShutdownDomain(ctx, req.GetUuid()))
+}
+
+func (s *server) RebootDomain(ctx context.Context, req *driverv1.RebootDomainRequest) (*driverv1.RebootDomainResponse, error) {
+	s.touch()
+	return &driverv1.RebootDomainResponse{}, rpcerr.ToStatus(s.impl.RebootDomain(ctx, req.GetUuid()))
+}
+
+func (s *server) DestroyDomain(ctx context.Context, req *driverv1.DestroyDomainRequest) (*driverv1.DestroyDomainResponse, error) {
+	s.touch()
+	return &driverv1.DestroyDomainResponse{}, rpcerr.ToStatus(s.impl.DestroyDomain(ctx, req.GetUuid()))
+}
+
+func (s *server) SuspendDomain(ctx context.Context, req *driverv1.SuspendDomainRequest) (*driverv1.SuspendDomainResponse, error) {
+	s.touch()
+	return &driverv1.SuspendDomainResponse{}, rpcerr.ToStatus(s.impl.SuspendDomain(ctx, req.GetUuid()))
+}
+
+func (s *server) ResumeDomain(ctx context.Context, req *driverv1.ResumeDomainRequest) (*driverv1.ResumeDomainResponse, error) {
+	s.touch()
+	return &driverv1.ResumeDomainResponse{}, rpcerr.ToStatus(s.impl.ResumeDomain(ctx, req.GetUuid()))
+}
+
+func (s *server) GetDomainInfo(ctx context.Context, req *driverv1.GetDomainInfoRequest) (*driverv1.GetDomainInfoResponse, error) {
+	s.touch()
+	i, err := s.impl.DomainInfo(ctx, req.GetUuid())
+	if err != nil {
+		return nil, rpcerr.ToStatus(err)
+	}
+	return &driverv1.GetDomainInfoResponse{Info: domainInfoToProto(i)}, nil
+}
+
+func (s *server) GetDomainState(ctx context.Context, req *driverv1.GetDomainStateRequest) (*driverv1.GetDomainStateResponse, error) {
+	s.touch()
+	st, reason, err := s.impl.DomainState(ctx, req.GetUuid())
+	if err != nil {
+		return nil, rpcerr.ToStatus(err)
+	}
+	return &driverv1.GetDomainStateResponse{State: driverv1.DomainState(st), Reason: reason}, nil
+}
+
+func (s *server) GetDomainXML(ctx context.Context, req *driverv1.GetDomainXMLRequest) (*driverv1.GetDomainXMLResponse, error) {
+	s.touch()
+	x, err := s.impl.DomainXML(ctx, req.GetUuid(), req.GetInactive())
+	if err != nil {
+		return nil, rpcerr.ToStatus(err)
+	}
+	return &driverv1.GetDomainXMLResponse{Xml: x}, nil
+}
+
+func (s *server) GetDomainAutostart(ctx context.Context, req *driverv1.GetDomainAutostartRequest) (*driverv1.GetDomainAutostartResponse, error) {
+	s.touch()
+	a, err := s.impl.DomainAutostart(ctx, req.GetUuid())
+	if err != nil {
+		return nil, rpcerr.ToStatus(err)
+	}
+	return &driverv1.GetDomainAutostartResponse{Autostart: a}, nil
+}
+
+func (s *server) SetDomainAutostart(ctx context.Context, req *driverv1.SetDomainAutostartRequest) (*driverv1.SetDomainAutostartResponse, error) {
+	s.touch()
+	return &driverv1.SetDomainAutostartResponse{}, rpcerr.ToStatus(s.impl.SetDomainAutostart(ctx, req.GetUuid(), req.GetAutostart()))
+}
+
+func (s *server) WatchEvents(_ *driverv1.WatchEventsRequest, stream driverv1.DriverService_WatchEventsServer) error {
+	s.touch()
+	s.watchers.Add(1)
+	defer func() {
+		s.touch()
+		s.watchers.Add(-1)
+	}()
+	ctx := stream.Context()
+	events, err := s.impl.WatchEvents(ctx)
+	if err != nil {
+		return rpcerr.ToStatus(err)
+	}
+	// Tell the caller it is subscribed (see Client.WatchEvents).
+	if err := stream.SendHeader(metadata.MD{}); err != nil {
+		return err
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case e, ok := <-events:
+			if !ok {
+				return nil
+			}
+			if err := stream.Send(&driverv1.WatchEventsResponse{Event: eventToProto(&e)}); err != nil {
+				return err
+			}
+		}
+	}
+}

@@ -1,0 +1,333 @@
+// Package host finds virtd's driver executables, launches each on demand
+// as a go-plugin gRPC subprocess, supervises it (crash restarts with
+// backoff, crash-loop and handshake failures marked broken, idle stop) and
+// reattaches to drivers a previous daemon left running. It holds no
+// hypervisor code.
+package host
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/virtd/virtd/virt"
+)
+
+// Config says where drivers are and how they are supervised.
+type Config struct {
+	// Dirs are the driver directories, searched in order.
+	Dirs []string
+	// RunDir holds the host's records of running drivers and their
+	// sockets (RunDir/drivers) and each driver's runtime directory.
+	RunDir string
+	// ConfigDir, StateDir and LogDir hold one directory per driver.
+	ConfigDir, StateDir, LogDir string
+	// IdleTimeout: a driver with no connection and no running guest for
+	// this long is stopped; an orphaned driver exits after it too.
+	IdleTimeout time.Duration
+	// StartTimeout bounds the handshake and the first call.
+	StartTimeout time.Duration
+	// A driver that exits within StableAfter of its start counts as
+	// crashing again; MaxCrashes such exits in a row mark it broken.
+	StableAfter time.Duration
+	MaxCrashes  int
+	// Restarts after a crash wait BackoffBase, doubling up to BackoffCap;
+	// the first restart is immediate.
+	BackoffBase, BackoffCap time.Duration
+	// UID is the daemon's own user, which may own driver files.
+	UID      int
+	LogLevel string
+	Logger   hclog.Logger
+}
+
+func (c *Config) setDefaults() {
+	if c.IdleTimeout <= 0 {
+		c.IdleTimeout = 120 * time.Second
+	}
+	if c.StartTimeout <= 0 {
+		c.StartTimeout = 10 * time.Second
+	}
+	if c.StableAfter <= 0 {
+		c.StableAfter = 10 * time.Second
+	}
+	if c.MaxCrashes <= 0 {
+		c.MaxCrashes = 5
+	}
+	if c.BackoffBase <= 0 {
+		c.BackoffBase = 200 * time.Millisecond
+	}
+	if c.BackoffCap <= 0 {
+		c.BackoffCap = 30 * time.Second
+	}
+	if c.LogLevel == "" {
+		c.LogLevel = "info"
+	}
+	if c.Logger == nil {
+		c.Logger = hclog.NewNullLogger()
+	}
+}
+
+// Host is the set of drivers the daemon knows.
+type Host struct {
+	cfg  Config
+	log  hclog.Logger
+	stop chan struct{}
+	wg   sync.WaitGroup
+
+	mu       sync.Mutex
+	procs    map[string]*Proc
+	rejected []Rejected
+}
+
+// New scans the driver directories, reattaches to the drivers a previous
+// daemon left running, and starts supervising.
+func New(cfg Config) (*Host, error) {
+	cfg.setDefaults()
+	if err := os.MkdirAll(filepath.Join(cfg.RunDir, "drivers"), 0o700); err != nil {
+		return nil, err
+	}
+	h := &Host{cfg: cfg, log: cfg.Logger, stop: make(chan struct{}), procs: map[string]*Proc{}}
+	h.Rescan()
+	h.reattachAll()
+	h.wg.Add(1)
+	go h.supervise()
+	return h, nil
+}
+
+// Close stops supervising. Driver processes are left running, as a daemon
+// restart must leave them; a new Host reattaches to them.
+func (h *Host) Close() {
+	close(h.stop)
+	h.wg.Wait()
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, p := range h.procs {
+		p.mu.Lock()
+		if p.pumpStop != nil {
+			p.pumpStop()
+		}
+		p.mu.Unlock()
+	}
+}
+
+func (h *Host) backoff(crashes int) time.Duration {
+	if crashes <= 1 {
+		return 0
+	}
+	d := h.cfg.BackoffBase << (crashes - 2)
+	if d > h.cfg.BackoffCap || d <= 0 {
+		d = h.cfg.BackoffCap
+	}
+	return d
+}
+
+// Dirs returns the driver directories, in search order.
+func (h *Host) Dirs() []string { return append([]string(nil), h.cfg.Dirs...) }
+
+// Lookup returns the driver that serves a URI scheme: the driver of the
+// same name, or one that said it serves the scheme.
+func (h *Host) Lookup(scheme string) (*Proc, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if p, ok := h.procs[scheme]; ok {
+		return p, nil
+	}
+	for _, p := range h.procs {
+		p.mu.Lock()
+		ident := p.ident
+		p.mu.Unlock()
+		if ident != nil {
+			for _, s := range ident.Schemes {
+				if s == scheme {
+					return p, nil
+				}
+			}
+		}
+	}
+	return nil, fmt.Errorf("no driver installed for URI scheme %q (searched %s): %w",
+		scheme, strings.Join(h.cfg.Dirs, ":"), virt.ErrNotFound)
+}
+
+// Rescan reads the driver directories again. New drivers are added,
+// drivers whose file is gone are stopped and dropped, and a broken driver
+// whose file changed, or any broken driver on an explicit rescan, gets
+// another chance.
+func (h *Host) Rescan() (added, removed []string, rejected []Rejected) {
+	found, rejected := Scan(h.cfg.Dirs, h.cfg.UID)
+	var gone []*Proc
+	h.mu.Lock()
+	for name, c := range found {
+		p, ok := h.procs[name]
+		if !ok {
+			h.procs[name] = newProc(h, c)
+			added = append(added, name)
+			continue
+		}
+		p.mu.Lock()
+		if p.state == StateBroken {
+			p.state, p.crashes, p.nextStart = StateStopped, 0, time.Time{}
+		}
+		p.path, p.stamp = c.Path, c.Stamp
+		p.mu.Unlock()
+	}
+	for name, p := range h.procs {
+		if _, ok := found[name]; !ok {
+			delete(h.procs, name)
+			gone = append(gone, p)
+			removed = append(removed, name)
+		}
+	}
+	h.rejected = rejected
+	h.mu.Unlock()
+
+	for _, p := range gone {
+		p.stop("its executable was removed")
+		p.mu.Lock()
+		p.removed = true
+		p.mu.Unlock()
+	}
+	for _, r := range rejected {
+		h.log.Warn("driver file rejected", "path", r.Path, "reason", r.Reason)
+	}
+	sort.Strings(added)
+	sort.Strings(removed)
+	if len(added)+len(removed) > 0 {
+		h.log.Info("driver directories scanned", "added", added, "removed", removed)
+	}
+	return added, removed, rejected
+}
+
+// Rejected returns the files the last scan rejected.
+func (h *Host) Rejected() []Rejected {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return append([]Rejected(nil), h.rejected...)
+}
+
+func (h *Host) reattachAll() {
+	files, _ := filepath.Glob(filepath.Join(h.cfg.RunDir, "drivers", "*.json"))
+	for _, f := range files {
+		rec, err := readRecord(f)
+		if err != nil {
+			h.log.Warn("unreadable driver record; removing", "file", f, "error", err)
+			_ = os.Remove(f)
+			continue
+		}
+		h.mu.Lock()
+		p := h.procs[rec.Name]
+		h.mu.Unlock()
+		if p == nil {
+			// Its executable is gone: leave the process alone; with no
+			// host in contact it exits by itself when idle.
+			h.log.Warn("running driver no longer installed; not reattaching", "name", rec.Name, "pid", rec.PID)
+			_ = os.Remove(f)
+			continue
+		}
+		if err := p.reattach(rec); err != nil {
+			h.log.Warn("cannot reattach to driver; it will be started afresh when needed", "name", rec.Name, "pid", rec.PID, "error", err)
+			_ = os.Remove(f)
+			continue
+		}
+	}
+}
+
+// supervise keeps running drivers alive and stops idle ones.
+func (h *Host) supervise() {
+	defer h.wg.Done()
+	interval := min(max(h.cfg.IdleTimeout/4, 50*time.Millisecond), 10*time.Second)
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-h.stop:
+			return
+		case <-t.C:
+		}
+		h.mu.Lock()
+		procs := make([]*Proc, 0, len(h.procs))
+		for _, p := range h.procs {
+			procs = append(procs, p)
+		}
+		h.mu.Unlock()
+		for _, p := range procs {
+			h.keepAlive(p)
+		}
+	}
+}
+
+func (h *Host) keepAlive(p *Proc) {
+	p.mu.Lock()
+	drv, state := p.drv, p.state
+	p.mu.Unlock()
+	if state != StateRunning || drv == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), h.cfg.StartTimeout)
+	guests, err := drv.KeepAlive(ctx, h.cfg.IdleTimeout)
+	cancel()
+	if err != nil {
+		return // a dead driver is noticed by its watcher
+	}
+	p.mu.Lock()
+	p.guests = guests
+	idle := p.conns == 0 && guests == 0 && time.Since(p.lastUsed) >= h.cfg.IdleTimeout
+	p.mu.Unlock()
+	if idle {
+		p.stop("idle")
+	}
+}
+
+// Busy reports whether any driver has a connection or runs a guest.
+func (h *Host) Busy() bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, p := range h.procs {
+		p.mu.Lock()
+		busy := p.conns > 0 || (p.state == StateRunning && p.guests > 0)
+		p.mu.Unlock()
+		if busy {
+			return true
+		}
+	}
+	return false
+}
+
+// Status is what the admin API shows about one driver.
+type Status struct {
+	Name         string
+	Path         string
+	Version      string
+	APIVersion   int
+	Schemes      []string
+	State        State
+	Health       string
+	HealthReason string
+	PID          int
+	Restarts     int
+	LastError    string
+	Connections  int
+	Guests       int
+}
+
+// Status returns every driver's status, by name.
+func (h *Host) Status() []Status {
+	h.mu.Lock()
+	procs := make([]*Proc, 0, len(h.procs))
+	for _, p := range h.procs {
+		procs = append(procs, p)
+	}
+	h.mu.Unlock()
+	out := make([]Status, 0, len(procs))
+	for _, p := range procs {
+		out = append(out, p.Status())
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}

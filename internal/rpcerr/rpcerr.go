@@ -1,0 +1,76 @@
+// Package rpcerr converts between virt's error kinds and gRPC status codes.
+// It is used only at process boundaries (the driver shims, the daemon and
+// the client), so that a kind survives any number of hops.
+package rpcerr
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/virtd/virtd/virt"
+)
+
+var kindCodes = []struct {
+	kind error
+	code codes.Code
+}{
+	{virt.ErrNotFound, codes.NotFound},
+	{virt.ErrAlreadyExists, codes.AlreadyExists},
+	{virt.ErrInvalidArgument, codes.InvalidArgument},
+	{virt.ErrFailedPrecondition, codes.FailedPrecondition},
+	{virt.ErrUnavailable, codes.Unavailable},
+	{virt.ErrNotSupported, codes.Unimplemented},
+	{virt.ErrPermissionDenied, codes.PermissionDenied},
+	{virt.ErrInternal, codes.Internal},
+	{context.Canceled, codes.Canceled},
+	{context.DeadlineExceeded, codes.DeadlineExceeded},
+}
+
+// ToStatus turns err into a gRPC status error with the code of its kind and
+// its whole message. A status error passes through unchanged.
+func ToStatus(err error) error {
+	if err == nil {
+		return nil
+	}
+	if _, ok := status.FromError(err); ok {
+		return err
+	}
+	for _, kc := range kindCodes {
+		if errors.Is(err, kc.kind) {
+			return status.Error(kc.code, err.Error())
+		}
+	}
+	return status.Error(codes.Unknown, err.Error())
+}
+
+// FromStatus turns a gRPC status error back into an error of the matching
+// kind, carrying the remote message. Errors that are not status errors are
+// returned as they are.
+func FromStatus(err error) error {
+	if err == nil {
+		return nil
+	}
+	st, ok := status.FromError(err)
+	if !ok {
+		return err
+	}
+	for _, kc := range kindCodes {
+		if st.Code() == kc.code {
+			return virt.WithKind(kc.kind, st.Message())
+		}
+	}
+	return virt.WithKind(virt.ErrInternal, st.Message())
+}
+
+// Wrap is FromStatus with context: "prefix: message", kind kept.
+func Wrap(err error, format string, args ...any) error {
+	err = FromStatus(err)
+	if err == nil {
+		return nil
+	}
+	return fmt.Errorf(format+": %w", append(args, err)...)
+}

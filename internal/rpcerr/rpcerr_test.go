@@ -1,0 +1,49 @@
+package rpcerr
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/virtd/virtd/virt"
+)
+
+func TestKindSurvivesTwoHops(t *testing.T) {
+	for _, kind := range append(virt.Kinds, context.Canceled, context.DeadlineExceeded) {
+		orig := fmt.Errorf("domain %q: %w", "web", kind)
+		// driver -> daemon
+		hop1 := FromStatus(ToStatus(orig))
+		// daemon -> client
+		hop2 := FromStatus(ToStatus(hop1))
+		if !errors.Is(hop2, kind) {
+			t.Errorf("kind %v lost after two hops: %v", kind, hop2)
+		}
+		if hop2.Error() != orig.Error() {
+			t.Errorf("message changed: %q became %q", orig, hop2)
+		}
+	}
+}
+
+func TestUnknownErrorsBecomeInternal(t *testing.T) {
+	err := FromStatus(ToStatus(errors.New("boom")))
+	if !errors.Is(err, virt.ErrInternal) || err.Error() != "boom" {
+		t.Fatalf("got %v", err)
+	}
+	if st, _ := status.FromError(ToStatus(errors.New("x"))); st.Code() != codes.Unknown {
+		t.Fatalf("plain error got code %v", st.Code())
+	}
+}
+
+func TestWrapKeepsKind(t *testing.T) {
+	err := Wrap(status.Error(codes.NotFound, "no domain"), "driver %q", "test")
+	if !errors.Is(err, virt.ErrNotFound) || err.Error() != `driver "test": no domain` {
+		t.Fatalf("got %v", err)
+	}
+	if Wrap(nil, "x") != nil {
+		t.Fatal("Wrap(nil) must be nil")
+	}
+}

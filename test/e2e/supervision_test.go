@@ -1,0 +1,342 @@
+package e2e
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/virtd/virtd/client"
+	"github.com/virtd/virtd/virt"
+)
+
+func TestDriverKilledMidCall(t *testing.T) {
+	d := newDaemon(t, []string{"test"})
+	c := d.open("test:///default")
+	ctx := ctxT(t)
+	stream, err := c.WatchEvents(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pid := int(d.driverStatus("test").PID)
+
+	// Keep calls in flight while the driver is killed.
+	var wg sync.WaitGroup
+	stop := make(chan struct{})
+	var mu sync.Mutex
+	var failures []error
+	for i := 0; i < 4; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				if _, err := c.ListDomains(ctx, 0); err != nil {
+					mu.Lock()
+					failures = append(failures, err)
+					mu.Unlock()
+				}
+			}
+		}()
+	}
+	time.Sleep(100 * time.Millisecond)
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	// The event stream was in flight: it must end with unavailable.
+	select {
+	case _, ok := <-stream.Events():
+		for ok {
+			_, ok = <-stream.Events()
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("event stream did not end when the driver died")
+	}
+	if err := stream.Err(); !errors.Is(err, client.ErrUnavailable) {
+		t.Errorf("event stream ended with %v, want unavailable", err)
+	}
+	time.Sleep(300 * time.Millisecond)
+	close(stop)
+	wg.Wait()
+	for _, err := range failures {
+		if !errors.Is(err, client.ErrUnavailable) {
+			t.Errorf("a call in flight failed with %v, want unavailable", err)
+		}
+	}
+	// The next call works, on a new driver process.
+	eventually(t, 10*time.Second, "a call to succeed after the driver was killed", func() bool {
+		_, err := c.ListDomains(ctx, 0)
+		return err == nil
+	})
+	st := d.driverStatus("test")
+	if st.PID == int64(pid) || st.Restarts != 1 || !strings.Contains(st.LastError, "killed") {
+		t.Fatalf("after a SIGKILL the driver should be restarted once with the cause kept: %+v", st)
+	}
+}
+
+func TestDaemonKilledReattachesToDrivers(t *testing.T) {
+	for _, sig := range []syscall.Signal{syscall.SIGKILL, syscall.SIGTERM} {
+		t.Run(sig.String(), func(t *testing.T) {
+			d := newDaemon(t, []string{"test"})
+			c := d.open("test:///default")
+			if _, err := c.DefineXML(ctxT(t), domXML("keep")); err != nil {
+				t.Fatal(err)
+			}
+			pid := d.driverStatus("test").PID
+			if sig == syscall.SIGKILL {
+				d.kill()
+			} else {
+				d.stop()
+			}
+			if !alive(int(pid)) {
+				t.Fatalf("driver %d died with the daemon", pid)
+			}
+			d.start()
+			st := d.driverStatus("test")
+			if st.PID != pid || st.State != "running" || st.Restarts != 0 {
+				t.Fatalf("after restart: %+v, want the same driver pid %d, running", st, pid)
+			}
+			c2 := d.open("test:///default")
+			if _, err := c2.LookupByName(ctxT(t), "keep"); err != nil {
+				t.Fatalf("the in-memory domain did not survive the daemon restart: %v", err)
+			}
+		})
+	}
+}
+
+func TestBrokenDriversReportedWhileOthersServe(t *testing.T) {
+	d := newDaemon(t, []string{"test", "exits", "garbage", "hangs", "apiv2", "crashloop"})
+	// Files that must be rejected at discovery.
+	ww := filepath.Join(d.driverDir, "virtd-driver-ww")
+	copyFile(t, filepath.Join(binDir, "virtd-driver-test"), ww, 0o777)
+	noexec := filepath.Join(d.driverDir, "virtd-driver-noexec")
+	copyFile(t, filepath.Join(binDir, "virtd-driver-test"), noexec, 0o644)
+	if _, err := d.admin().Rescan(ctxT(t)); err != nil {
+		t.Fatal(err)
+	}
+
+	want := map[string]string{
+		"exits":   "exited before completing the handshake (exit status 3)",
+		"garbage": `printed "Welcome to my hypervisor 1.0!" on stdout`,
+		"hangs":   "did not complete the handshake within 3s",
+		"apiv2":   "speaks driver API version 2, but this virtd speaks version 1",
+	}
+	stderrQuote := map[string]string{
+		"exits": "cannot open /nonexistent/hypervisor.conf",
+		"hangs": "waiting for a lock that never comes",
+	}
+	var wg sync.WaitGroup
+	for name := range want {
+		wg.Add(1)
+		go func(name string) {
+			defer wg.Done()
+			_, err := client.Open(ctxT(t), name+":///default", client.WithSocket(d.sock()))
+			if err == nil || !strings.Contains(err.Error(), want[name]) {
+				t.Errorf("open %s: %v; want it to say %q", name, err, want[name])
+			}
+		}(name)
+	}
+	// The test driver keeps serving while the others fail.
+	c := d.open("test:///default")
+	if _, err := c.LookupByName(ctxT(t), "test"); err != nil {
+		t.Fatalf("test driver while others are broken: %v", err)
+	}
+	wg.Wait()
+
+	// crashloop completes the handshake, then keeps dying.
+	if _, err := client.Open(ctxT(t), "crashloop:///default", client.WithSocket(d.sock())); err != nil {
+		t.Logf("first open of crashloop: %v", err)
+	}
+	eventually(t, 30*time.Second, "crashloop marked broken", func() bool {
+		return d.driverStatus("crashloop").State == "broken"
+	})
+
+	list, err := d.admin().Drivers(ctxT(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range list.Drivers {
+		switch s.Name {
+		case "test":
+			if s.State != "running" {
+				t.Errorf("test driver: %+v", s)
+			}
+		case "crashloop":
+			if !strings.Contains(s.LastError, "crashed 5 times in a row") || !strings.Contains(s.LastError, "exit status 139") ||
+				!strings.Contains(s.LastError, "segmentation fault in the hypervisor library") {
+				t.Errorf("crashloop reason: %q", s.LastError)
+			}
+		default:
+			if s.State != "broken" || !strings.Contains(s.LastError, want[s.Name]) {
+				t.Errorf("driver %s: state %s, reason %q; want broken with %q", s.Name, s.State, s.LastError, want[s.Name])
+			}
+			if q := stderrQuote[s.Name]; q != "" && !strings.Contains(s.LastError, q) {
+				t.Errorf("driver %s: reason %q does not quote its stderr %q", s.Name, s.LastError, q)
+			}
+		}
+	}
+	rejected := map[string]string{}
+	for _, r := range list.Rejected {
+		rejected[r.Path] = r.Reason
+	}
+	if !strings.Contains(rejected[ww], "writable by group or others") {
+		t.Errorf("world-writable file: %q", rejected[ww])
+	}
+	if !strings.Contains(rejected[noexec], "not executable") {
+		t.Errorf("non-executable file: %q", rejected[noexec])
+	}
+	out := d.mustVirtsh("drivers")
+	for _, w := range []string{"crashloop", "broken", "writable by group or others", "not executable"} {
+		if !strings.Contains(out, w) {
+			t.Errorf("virtsh drivers lacks %q:\n%s", w, out)
+		}
+	}
+	if _, err := c.ListDomains(ctxT(t), 0); err != nil {
+		t.Fatalf("test driver after the broken ones: %v", err)
+	}
+}
+
+func TestRescanAddsAndDropsDrivers(t *testing.T) {
+	d := newDaemon(t, []string{"test"})
+	if _, err := client.Open(ctxT(t), "other:///default", client.WithSocket(d.sock())); !errors.Is(err, client.ErrNotFound) {
+		t.Fatalf("other before install: %v", err)
+	}
+	path := d.install("other")
+	out := d.mustVirtsh("drivers", "--rescan")
+	if !strings.Contains(out, "other") {
+		t.Fatalf("drivers --rescan does not show the new driver:\n%s", out)
+	}
+	c := d.open("other:///default")
+	if _, err := c.LookupByName(ctxT(t), "test"); err != nil {
+		t.Fatalf("the added driver does not serve: %v", err)
+	}
+	pid := d.driverStatus("other").PID
+
+	if err := os.Remove(path); err != nil {
+		t.Fatal(err)
+	}
+	res, err := d.admin().Rescan(ctxT(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Removed) != 1 || res.Removed[0] != "other" {
+		t.Fatalf("rescan removed %v, want [other]", res.Removed)
+	}
+	eventually(t, 10*time.Second, "the removed driver's process to stop", func() bool { return !alive(int(pid)) })
+	if _, err := client.Open(ctxT(t), "other:///default", client.WithSocket(d.sock())); !errors.Is(err, client.ErrNotFound) {
+		t.Fatalf("other after removal: %v", err)
+	}
+
+	// SIGHUP rescans too.
+	d.install("other")
+	if err := d.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 10*time.Second, "SIGHUP to pick up the driver", func() bool {
+		c, err := client.Open(ctxT(t), "other:///default", client.WithSocket(d.sock()))
+		if err == nil {
+			c.Close(ctxT(t))
+		}
+		return err == nil
+	})
+}
+
+func TestIdleDriverStopsAndStartsAgain(t *testing.T) {
+	d := newDaemon(t, []string{"test"}, withArgs("--driver-idle-timeout", "500ms"))
+	c := d.open("test:///default")
+	ctx := ctxT(t)
+	dom, err := c.LookupByName(ctx, "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A running guest keeps the driver up even with no connection...
+	pid := d.driverStatus("test").PID
+	if err := c.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(1500 * time.Millisecond)
+	if st := d.driverStatus("test"); st.State != "running" || st.PID != pid {
+		t.Fatalf("driver stopped while its guest runs: %+v", st)
+	}
+	// ... and with none, the idle driver stops.
+	c = d.open("test:///default")
+	dom, err = c.LookupByName(ctx, "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := dom.Destroy(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 10*time.Second, "the idle driver to stop", func() bool { return d.driverStatus("test").State == "stopped" })
+	if alive(int(pid)) {
+		t.Fatalf("idle driver process %d still runs", pid)
+	}
+	// The next connection starts it again.
+	c = d.open("test:///default")
+	if _, err := c.LookupByName(ctx, "test"); err != nil {
+		t.Fatal(err)
+	}
+	if st := d.driverStatus("test"); st.State != "running" || st.PID == pid || st.Restarts != 0 {
+		t.Fatalf("after an idle stop the driver starts afresh (not counted as a restart): %+v", st)
+	}
+}
+
+func TestOrphanedDriverExitsWhenIdle(t *testing.T) {
+	d := newDaemon(t, []string{"test"}, withArgs("--driver-idle-timeout", "1s"))
+	c := d.open("test:///default")
+	dom, err := c.LookupByName(ctxT(t), "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := dom.Destroy(ctxT(t)); err != nil {
+		t.Fatal(err)
+	}
+	pid := d.driverStatus("test").PID
+	d.kill()
+	if !alive(int(pid)) {
+		t.Fatal("driver died with the daemon")
+	}
+	eventually(t, 15*time.Second, "the orphaned driver to exit by itself", func() bool { return !alive(int(pid)) })
+}
+
+func TestDaemonTimeoutExitsWhenIdle(t *testing.T) {
+	d := newDaemon(t, []string{"test"}, withArgs("--timeout", "1"))
+	select {
+	case <-d.exited:
+		if !d.cmd.ProcessState.Success() {
+			t.Fatalf("virtd --timeout exited with %v", d.cmd.ProcessState)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("virtd --timeout 1 did not exit while idle")
+	}
+	if _, err := os.Stat(d.sock()); !os.IsNotExist(err) {
+		t.Fatalf("socket left behind: %v", err)
+	}
+}
+
+func TestReadWriteSocketModes(t *testing.T) {
+	d := newDaemon(t, []string{"test"})
+	for path, want := range map[string]os.FileMode{d.sock(): 0o600, d.roSock(): 0o666, d.adminSock(): 0o600} {
+		fi, err := os.Stat(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fi.Mode().Perm() != want {
+			t.Errorf("%s: mode %04o, want %04o", path, fi.Mode().Perm(), want)
+		}
+	}
+	if _, err := client.Open(ctxT(t), "test:///default", client.WithSocket(d.roSock())); !errors.Is(err, virt.ErrPermissionDenied) {
+		t.Errorf("read-write open on the read-only socket: %v", err)
+	}
+}
