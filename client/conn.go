@@ -253,3 +253,24 @@ func fromProtoDomain(d *apiv1.Domain) virt.Domain {
 
 // String names the connection for messages.
 func (c *Conn) String() string { return fmt.Sprintf("virtd connection %s (%s)", c.uri, c.socket) }
+
+// DomainXMLToNative converts domain XML into the driver's native
+// configuration (virsh domxml-to-native), e.g. format "qemu-argv" or
+// "xen-xl". Drivers that cannot answer ErrNotSupported.
+func (c *Conn) DomainXMLToNative(ctx context.Context, format, xml string) (string, error) {
+	r, err := c.api.DomainXMLToNative(ctx, &apiv1.DomainXMLToNativeRequest{Connection: c.id, Format: format, Xml: xml})
+	if err != nil {
+		return "", rpcerr.FromStatus(err)
+	}
+	return r.GetConfig(), nil
+}
+
+// DomainXMLFromNative converts a native configuration into domain XML
+// (virsh domxml-from-native), e.g. format "lxc-tools" or "xen-xl".
+func (c *Conn) DomainXMLFromNative(ctx context.Context, format, config string) (string, error) {
+	r, err := c.api.DomainXMLFromNative(ctx, &apiv1.DomainXMLFromNativeRequest{Connection: c.id, Format: format, Config: config})
+	if err != nil {
+		return "", rpcerr.FromStatus(err)
+	}
+	return r.GetXml(), nil
+}

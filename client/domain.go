@@ -2,10 +2,12 @@ package client
 
 import (
 	"context"
+	"io"
 	"sync"
 	"time"
 
 	"github.com/virtd/virtd/internal/rpcerr"
+	"github.com/virtd/virtd/internal/streamio"
 	apiv1 "github.com/virtd/virtd/proto/virtd/api/v1"
 	"github.com/virtd/virtd/virt"
 )
@@ -179,4 +181,37 @@ func (d *Domain) Autostart(ctx context.Context) (bool, error) {
 func (d *Domain) SetAutostart(ctx context.Context, autostart bool) error {
 	_, err := d.conn.api.SetDomainAutostart(ctx, &apiv1.SetDomainAutostartRequest{Connection: d.conid(), Uuid: d.uuid, Autostart: autostart})
 	return rpcerr.FromStatus(err)
+}
+
+// OpenConsole attaches to the domain's text console (virsh console):
+// reads return what the guest writes, writes are typed into it, Close
+// detaches. devName "" picks the first console or serial port. It needs a
+// read-write connection.
+func (d *Domain) OpenConsole(ctx context.Context, devName string) (io.ReadWriteCloser, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	stream, err := d.conn.api.OpenConsole(ctx)
+	if err != nil {
+		cancel()
+		return nil, rpcerr.FromStatus(err)
+	}
+	open := &apiv1.OpenConsoleRequest{Msg: &apiv1.OpenConsoleRequest_Open{Open: &apiv1.ConsoleTarget{Connection: d.conid(), Uuid: d.uuid, DevName: devName}}}
+	if err := stream.Send(open); err != nil {
+		cancel()
+		return nil, rpcerr.FromStatus(err)
+	}
+	// The first response says the console is open, or carries the error.
+	if _, err := stream.Recv(); err != nil {
+		cancel()
+		return nil, rpcerr.FromStatus(err)
+	}
+	return streamio.New(
+		func(p []byte) error {
+			return stream.Send(&apiv1.OpenConsoleRequest{Msg: &apiv1.OpenConsoleRequest_Input{Input: p}})
+		},
+		func() ([]byte, error) {
+			m, err := stream.Recv()
+			return m.GetOutput(), err
+		},
+		cancel,
+	), nil
 }

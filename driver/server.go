@@ -54,6 +54,7 @@ func (s *server) GetInfo(ctx context.Context, _ *driverv1.GetInfoRequest) (*driv
 		return nil, rpcerr.ToStatus(err)
 	}
 	p := infoToProto(info)
+	p.Features = withOptionalFeatures(p.Features, s.impl)
 	p.Pid = int64(os.Getpid())
 	p.InstanceId = s.instanceID
 	return &driverv1.GetInfoResponse{Info: p}, nil

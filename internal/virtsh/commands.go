@@ -70,6 +70,18 @@ func init() {
 		{name: "suspend", help: "suspend a domain", desc: "Pause the domain's CPUs; its memory stays allocated.", opts: []opt{domainOpt}, run: domainAction("Failed to suspend domain '%s'", "Domain '%s' suspended", (*client.Domain).Suspend)},
 		{name: "resume", help: "resume a domain", opts: []opt{domainOpt}, run: domainAction("Failed to resume domain '%s'", "Domain '%s' resumed", (*client.Domain).Resume)},
 		{name: "autostart", help: "autostart a domain", desc: "Configure a domain to be started when its driver starts.", opts: []opt{domainOpt, {name: "disable", help: "disable autostarting"}}, run: cmdAutostart},
+		{name: "domxml-to-native", help: "convert domain XML to a native guest configuration", desc: "Formats depend on the driver: qemu-argv (qemu), xen-xl (xen).", opts: []opt{
+			{name: "format", kind: optString, help: "target config data type format", positional: true, required: true},
+			{name: "xml", kind: optString, help: "file containing an XML domain description", positional: true, required: true},
+		}, run: cmdToNative},
+		{name: "domxml-from-native", help: "convert a native guest configuration to domain XML", desc: "Formats depend on the driver: lxc-tools (lxc), xen-xl (xen).", opts: []opt{
+			{name: "format", kind: optString, help: "source config data format", positional: true, required: true},
+			{name: "config", kind: optString, help: "file containing the native config", positional: true, required: true},
+		}, run: cmdFromNative},
+		{name: "console", help: "connect to the guest console", desc: "Attach the terminal to the domain's console; Ctrl+] detaches.", opts: []opt{
+			domainOpt,
+			{name: "devname", kind: optString, help: "character device name"},
+		}, run: cmdConsole},
 		{name: "event", help: "Domain Events", desc: "List event types, or wait for domain events to occur.", opts: []opt{
 			{name: "domain", kind: optString, help: "filter by domain name, id or uuid", positional: true},
 			{name: "event", kind: optString, help: "which event type to wait for"},

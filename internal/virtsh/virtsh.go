@@ -29,6 +29,7 @@ const URIEnv = "VIRSH_DEFAULT_CONNECT_URI"
 // shell is one invocation of virtsh.
 type shell struct {
 	ctx      context.Context
+	stdin    io.Reader
 	stdout   io.Writer
 	stderr   io.Writer
 	uri      string
@@ -72,7 +73,12 @@ func usagef(format string, args ...any) error { return &usageError{fmt.Sprintf(f
 // exit status: 0 on success, 1 on any error, which is printed to stderr
 // as "error: ..." lines.
 func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	sh := &shell{ctx: ctx, stdout: stdout, stderr: stderr, uri: os.Getenv(URIEnv)}
+	return RunIO(ctx, args, os.Stdin, stdout, stderr)
+}
+
+// RunIO is Run with the standard input given, which console reads.
+func RunIO(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	sh := &shell{ctx: ctx, stdin: stdin, stdout: stdout, stderr: stderr, uri: os.Getenv(URIEnv)}
 	if sh.uri == "" {
 		sh.uri = DefaultURI
 	}

@@ -76,7 +76,7 @@ func moduleRoot() (string, error) {
 
 // daemon is a virtd process on a private root.
 type daemon struct {
-	t         *testing.T
+	t         testing.TB
 	root      string
 	driverDir string
 	runDir    string
@@ -92,7 +92,7 @@ func withArgs(args ...string) daemonOpt { return func(d *daemon) { d.args = appe
 
 // newDaemon prepares a root whose driver directory holds the named
 // drivers, and starts virtd on it.
-func newDaemon(t *testing.T, drivers []string, opts ...daemonOpt) *daemon {
+func newDaemon(t testing.TB, drivers []string, opts ...daemonOpt) *daemon {
 	t.Helper()
 	// Short paths: unix socket names are limited to 108 bytes.
 	root, err := os.MkdirTemp("", "vd")
@@ -129,7 +129,7 @@ func (d *daemon) install(name string) string {
 	return dst
 }
 
-func copyFile(t *testing.T, src, dst string, mode os.FileMode) {
+func copyFile(t testing.TB, src, dst string, mode os.FileMode) {
 	t.Helper()
 	b, err := os.ReadFile(src)
 	if err != nil {
@@ -268,7 +268,7 @@ func (d *daemon) mustVirtsh(args ...string) string {
 	return out
 }
 
-func ctxT(t *testing.T) context.Context {
+func ctxT(t testing.TB) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	t.Cleanup(cancel)
 	return ctx
@@ -310,7 +310,7 @@ func alive(pid int) bool {
 }
 
 // eventually polls cond until it holds or the timeout passes.
-func eventually(t *testing.T, timeout time.Duration, what string, cond func() bool) {
+func eventually(t testing.TB, timeout time.Duration, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	for time.Now().Before(deadline) {
@@ -341,3 +341,4 @@ func (l *logBuf) String() string {
 }
 
 func regexpMatch(expr, s string) bool { return regexp.MustCompile(expr).MatchString(s) }
+

@@ -318,3 +318,18 @@ func TestConcurrentClients(t *testing.T) {
 		t.Error(err)
 	}
 }
+
+func TestOptionalCallsRefusedCleanly(t *testing.T) {
+	d := newDaemon(t, []string{"test"})
+	_, errs, code := d.virtsh("-c", "test:///default", "domxml-to-native", "qemu-argv", writeXML(t, "n"))
+	if code == 0 || !strings.Contains(errs, "does not support domxml-to-native") {
+		t.Fatalf("domxml-to-native on the test driver: exit %d, %q", code, errs)
+	}
+	dom, err := d.open("test:///default").LookupByName(ctxT(t), "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := dom.OpenConsole(ctxT(t), ""); !errors.Is(err, client.ErrNotSupported) {
+		t.Fatalf("console on the test driver: %v", err)
+	}
+}

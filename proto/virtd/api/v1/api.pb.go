@@ -2998,6 +2998,401 @@ func (x *RescanResponse) GetRejected() []*RejectedFile {
 	return nil
 }
 
+type DomainXMLToNativeRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Connection    string                 `protobuf:"bytes,1,opt,name=connection,proto3" json:"connection,omitempty"`
+	Format        string                 `protobuf:"bytes,2,opt,name=format,proto3" json:"format,omitempty"`
+	Xml           string                 `protobuf:"bytes,3,opt,name=xml,proto3" json:"xml,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DomainXMLToNativeRequest) Reset() {
+	*x = DomainXMLToNativeRequest{}
+	mi := &file_virtd_api_v1_api_proto_msgTypes[54]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DomainXMLToNativeRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DomainXMLToNativeRequest) ProtoMessage() {}
+
+func (x *DomainXMLToNativeRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_virtd_api_v1_api_proto_msgTypes[54]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DomainXMLToNativeRequest.ProtoReflect.Descriptor instead.
+func (*DomainXMLToNativeRequest) Descriptor() ([]byte, []int) {
+	return file_virtd_api_v1_api_proto_rawDescGZIP(), []int{54}
+}
+
+func (x *DomainXMLToNativeRequest) GetConnection() string {
+	if x != nil {
+		return x.Connection
+	}
+	return ""
+}
+
+func (x *DomainXMLToNativeRequest) GetFormat() string {
+	if x != nil {
+		return x.Format
+	}
+	return ""
+}
+
+func (x *DomainXMLToNativeRequest) GetXml() string {
+	if x != nil {
+		return x.Xml
+	}
+	return ""
+}
+
+type DomainXMLToNativeResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Config        string                 `protobuf:"bytes,1,opt,name=config,proto3" json:"config,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DomainXMLToNativeResponse) Reset() {
+	*x = DomainXMLToNativeResponse{}
+	mi := &file_virtd_api_v1_api_proto_msgTypes[55]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DomainXMLToNativeResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DomainXMLToNativeResponse) ProtoMessage() {}
+
+func (x *DomainXMLToNativeResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_virtd_api_v1_api_proto_msgTypes[55]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DomainXMLToNativeResponse.ProtoReflect.Descriptor instead.
+func (*DomainXMLToNativeResponse) Descriptor() ([]byte, []int) {
+	return file_virtd_api_v1_api_proto_rawDescGZIP(), []int{55}
+}
+
+func (x *DomainXMLToNativeResponse) GetConfig() string {
+	if x != nil {
+		return x.Config
+	}
+	return ""
+}
+
+type DomainXMLFromNativeRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Connection    string                 `protobuf:"bytes,1,opt,name=connection,proto3" json:"connection,omitempty"`
+	Format        string                 `protobuf:"bytes,2,opt,name=format,proto3" json:"format,omitempty"`
+	Config        string                 `protobuf:"bytes,3,opt,name=config,proto3" json:"config,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DomainXMLFromNativeRequest) Reset() {
+	*x = DomainXMLFromNativeRequest{}
+	mi := &file_virtd_api_v1_api_proto_msgTypes[56]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DomainXMLFromNativeRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DomainXMLFromNativeRequest) ProtoMessage() {}
+
+func (x *DomainXMLFromNativeRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_virtd_api_v1_api_proto_msgTypes[56]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DomainXMLFromNativeRequest.ProtoReflect.Descriptor instead.
+func (*DomainXMLFromNativeRequest) Descriptor() ([]byte, []int) {
+	return file_virtd_api_v1_api_proto_rawDescGZIP(), []int{56}
+}
+
+func (x *DomainXMLFromNativeRequest) GetConnection() string {
+	if x != nil {
+		return x.Connection
+	}
+	return ""
+}
+
+func (x *DomainXMLFromNativeRequest) GetFormat() string {
+	if x != nil {
+		return x.Format
+	}
+	return ""
+}
+
+func (x *DomainXMLFromNativeRequest) GetConfig() string {
+	if x != nil {
+		return x.Config
+	}
+	return ""
+}
+
+type DomainXMLFromNativeResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Xml           string                 `protobuf:"bytes,1,opt,name=xml,proto3" json:"xml,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DomainXMLFromNativeResponse) Reset() {
+	*x = DomainXMLFromNativeResponse{}
+	mi := &file_virtd_api_v1_api_proto_msgTypes[57]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DomainXMLFromNativeResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DomainXMLFromNativeResponse) ProtoMessage() {}
+
+func (x *DomainXMLFromNativeResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_virtd_api_v1_api_proto_msgTypes[57]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DomainXMLFromNativeResponse.ProtoReflect.Descriptor instead.
+func (*DomainXMLFromNativeResponse) Descriptor() ([]byte, []int) {
+	return file_virtd_api_v1_api_proto_rawDescGZIP(), []int{57}
+}
+
+func (x *DomainXMLFromNativeResponse) GetXml() string {
+	if x != nil {
+		return x.Xml
+	}
+	return ""
+}
+
+type ConsoleTarget struct {
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	Connection string                 `protobuf:"bytes,1,opt,name=connection,proto3" json:"connection,omitempty"`
+	Uuid       string                 `protobuf:"bytes,2,opt,name=uuid,proto3" json:"uuid,omitempty"`
+	// The console or serial device alias; empty for the first one.
+	DevName       string `protobuf:"bytes,3,opt,name=dev_name,json=devName,proto3" json:"dev_name,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ConsoleTarget) Reset() {
+	*x = ConsoleTarget{}
+	mi := &file_virtd_api_v1_api_proto_msgTypes[58]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ConsoleTarget) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ConsoleTarget) ProtoMessage() {}
+
+func (x *ConsoleTarget) ProtoReflect() protoreflect.Message {
+	mi := &file_virtd_api_v1_api_proto_msgTypes[58]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ConsoleTarget.ProtoReflect.Descriptor instead.
+func (*ConsoleTarget) Descriptor() ([]byte, []int) {
+	return file_virtd_api_v1_api_proto_rawDescGZIP(), []int{58}
+}
+
+func (x *ConsoleTarget) GetConnection() string {
+	if x != nil {
+		return x.Connection
+	}
+	return ""
+}
+
+func (x *ConsoleTarget) GetUuid() string {
+	if x != nil {
+		return x.Uuid
+	}
+	return ""
+}
+
+func (x *ConsoleTarget) GetDevName() string {
+	if x != nil {
+		return x.DevName
+	}
+	return ""
+}
+
+type OpenConsoleRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Types that are valid to be assigned to Msg:
+	//
+	//	*OpenConsoleRequest_Open
+	//	*OpenConsoleRequest_Input
+	Msg           isOpenConsoleRequest_Msg `protobuf_oneof:"msg"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *OpenConsoleRequest) Reset() {
+	*x = OpenConsoleRequest{}
+	mi := &file_virtd_api_v1_api_proto_msgTypes[59]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *OpenConsoleRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*OpenConsoleRequest) ProtoMessage() {}
+
+func (x *OpenConsoleRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_virtd_api_v1_api_proto_msgTypes[59]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use OpenConsoleRequest.ProtoReflect.Descriptor instead.
+func (*OpenConsoleRequest) Descriptor() ([]byte, []int) {
+	return file_virtd_api_v1_api_proto_rawDescGZIP(), []int{59}
+}
+
+func (x *OpenConsoleRequest) GetMsg() isOpenConsoleRequest_Msg {
+	if x != nil {
+		return x.Msg
+	}
+	return nil
+}
+
+func (x *OpenConsoleRequest) GetOpen() *ConsoleTarget {
+	if x != nil {
+		if x, ok := x.Msg.(*OpenConsoleRequest_Open); ok {
+			return x.Open
+		}
+	}
+	return nil
+}
+
+func (x *OpenConsoleRequest) GetInput() []byte {
+	if x != nil {
+		if x, ok := x.Msg.(*OpenConsoleRequest_Input); ok {
+			return x.Input
+		}
+	}
+	return nil
+}
+
+type isOpenConsoleRequest_Msg interface {
+	isOpenConsoleRequest_Msg()
+}
+
+type OpenConsoleRequest_Open struct {
+	Open *ConsoleTarget `protobuf:"bytes,1,opt,name=open,proto3,oneof"`
+}
+
+type OpenConsoleRequest_Input struct {
+	Input []byte `protobuf:"bytes,2,opt,name=input,proto3,oneof"`
+}
+
+func (*OpenConsoleRequest_Open) isOpenConsoleRequest_Msg() {}
+
+func (*OpenConsoleRequest_Input) isOpenConsoleRequest_Msg() {}
+
+type OpenConsoleResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Output        []byte                 `protobuf:"bytes,1,opt,name=output,proto3" json:"output,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *OpenConsoleResponse) Reset() {
+	*x = OpenConsoleResponse{}
+	mi := &file_virtd_api_v1_api_proto_msgTypes[60]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *OpenConsoleResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*OpenConsoleResponse) ProtoMessage() {}
+
+func (x *OpenConsoleResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_virtd_api_v1_api_proto_msgTypes[60]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use OpenConsoleResponse.ProtoReflect.Descriptor instead.
+func (*OpenConsoleResponse) Descriptor() ([]byte, []int) {
+	return file_virtd_api_v1_api_proto_rawDescGZIP(), []int{60}
+}
+
+func (x *OpenConsoleResponse) GetOutput() []byte {
+	if x != nil {
+		return x.Output
+	}
+	return nil
+}
+
 var File_virtd_api_v1_api_proto protoreflect.FileDescriptor
 
 const file_virtd_api_v1_api_proto_rawDesc = "" +
@@ -3215,7 +3610,35 @@ const file_virtd_api_v1_api_proto_rawDesc = "" +
 	"\x0eRescanResponse\x12\x14\n" +
 	"\x05added\x18\x01 \x03(\tR\x05added\x12\x18\n" +
 	"\aremoved\x18\x02 \x03(\tR\aremoved\x126\n" +
-	"\brejected\x18\x03 \x03(\v2\x1a.virtd.api.v1.RejectedFileR\brejected*\xe5\x01\n" +
+	"\brejected\x18\x03 \x03(\v2\x1a.virtd.api.v1.RejectedFileR\brejected\"d\n" +
+	"\x18DomainXMLToNativeRequest\x12\x1e\n" +
+	"\n" +
+	"connection\x18\x01 \x01(\tR\n" +
+	"connection\x12\x16\n" +
+	"\x06format\x18\x02 \x01(\tR\x06format\x12\x10\n" +
+	"\x03xml\x18\x03 \x01(\tR\x03xml\"3\n" +
+	"\x19DomainXMLToNativeResponse\x12\x16\n" +
+	"\x06config\x18\x01 \x01(\tR\x06config\"l\n" +
+	"\x1aDomainXMLFromNativeRequest\x12\x1e\n" +
+	"\n" +
+	"connection\x18\x01 \x01(\tR\n" +
+	"connection\x12\x16\n" +
+	"\x06format\x18\x02 \x01(\tR\x06format\x12\x16\n" +
+	"\x06config\x18\x03 \x01(\tR\x06config\"/\n" +
+	"\x1bDomainXMLFromNativeResponse\x12\x10\n" +
+	"\x03xml\x18\x01 \x01(\tR\x03xml\"^\n" +
+	"\rConsoleTarget\x12\x1e\n" +
+	"\n" +
+	"connection\x18\x01 \x01(\tR\n" +
+	"connection\x12\x12\n" +
+	"\x04uuid\x18\x02 \x01(\tR\x04uuid\x12\x19\n" +
+	"\bdev_name\x18\x03 \x01(\tR\adevName\"f\n" +
+	"\x12OpenConsoleRequest\x121\n" +
+	"\x04open\x18\x01 \x01(\v2\x1b.virtd.api.v1.ConsoleTargetH\x00R\x04open\x12\x16\n" +
+	"\x05input\x18\x02 \x01(\fH\x00R\x05inputB\x05\n" +
+	"\x03msg\"-\n" +
+	"\x13OpenConsoleResponse\x12\x16\n" +
+	"\x06output\x18\x01 \x01(\fR\x06output*\xe5\x01\n" +
 	"\vDomainState\x12\x1c\n" +
 	"\x18DOMAIN_STATE_UNSPECIFIED\x10\x00\x12\x18\n" +
 	"\x14DOMAIN_STATE_RUNNING\x10\x01\x12\x18\n" +
@@ -3235,7 +3658,7 @@ const file_virtd_api_v1_api_proto_rawDesc = "" +
 	"\x12EVENT_TYPE_STOPPED\x10\x06\x12\x17\n" +
 	"\x13EVENT_TYPE_SHUTDOWN\x10\a\x12\x1a\n" +
 	"\x16EVENT_TYPE_PMSUSPENDED\x10\b\x12\x16\n" +
-	"\x12EVENT_TYPE_CRASHED\x10\t2\x8f\x0f\n" +
+	"\x12EVENT_TYPE_CRASHED\x10\t2\xb9\x11\n" +
 	"\vVirtService\x12=\n" +
 	"\x04Open\x12\x19.virtd.api.v1.OpenRequest\x1a\x1a.virtd.api.v1.OpenResponse\x12@\n" +
 	"\x05Close\x12\x1a.virtd.api.v1.CloseRequest\x1a\x1b.virtd.api.v1.CloseResponse\x12O\n" +
@@ -3259,7 +3682,10 @@ const file_virtd_api_v1_api_proto_rawDesc = "" +
 	"\fGetDomainXML\x12!.virtd.api.v1.GetDomainXMLRequest\x1a\".virtd.api.v1.GetDomainXMLResponse\x12g\n" +
 	"\x12GetDomainAutostart\x12'.virtd.api.v1.GetDomainAutostartRequest\x1a(.virtd.api.v1.GetDomainAutostartResponse\x12g\n" +
 	"\x12SetDomainAutostart\x12'.virtd.api.v1.SetDomainAutostartRequest\x1a(.virtd.api.v1.SetDomainAutostartResponse\x12T\n" +
-	"\vWatchEvents\x12 .virtd.api.v1.WatchEventsRequest\x1a!.virtd.api.v1.WatchEventsResponse0\x012\xa7\x01\n" +
+	"\vWatchEvents\x12 .virtd.api.v1.WatchEventsRequest\x1a!.virtd.api.v1.WatchEventsResponse0\x01\x12d\n" +
+	"\x11DomainXMLToNative\x12&.virtd.api.v1.DomainXMLToNativeRequest\x1a'.virtd.api.v1.DomainXMLToNativeResponse\x12j\n" +
+	"\x13DomainXMLFromNative\x12(.virtd.api.v1.DomainXMLFromNativeRequest\x1a).virtd.api.v1.DomainXMLFromNativeResponse\x12V\n" +
+	"\vOpenConsole\x12 .virtd.api.v1.OpenConsoleRequest\x1a!.virtd.api.v1.OpenConsoleResponse(\x010\x012\xa7\x01\n" +
 	"\fAdminService\x12R\n" +
 	"\vListDrivers\x12 .virtd.api.v1.ListDriversRequest\x1a!.virtd.api.v1.ListDriversResponse\x12C\n" +
 	"\x06Rescan\x12\x1b.virtd.api.v1.RescanRequest\x1a\x1c.virtd.api.v1.RescanResponseB1Z/github.com/virtd/virtd/proto/virtd/api/v1;apiv1b\x06proto3"
@@ -3277,64 +3703,71 @@ func file_virtd_api_v1_api_proto_rawDescGZIP() []byte {
 }
 
 var file_virtd_api_v1_api_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_virtd_api_v1_api_proto_msgTypes = make([]protoimpl.MessageInfo, 54)
+var file_virtd_api_v1_api_proto_msgTypes = make([]protoimpl.MessageInfo, 61)
 var file_virtd_api_v1_api_proto_goTypes = []any{
-	(DomainState)(0),                   // 0: virtd.api.v1.DomainState
-	(EventType)(0),                     // 1: virtd.api.v1.EventType
-	(*Domain)(nil),                     // 2: virtd.api.v1.Domain
-	(*DomainInfo)(nil),                 // 3: virtd.api.v1.DomainInfo
-	(*NodeInfo)(nil),                   // 4: virtd.api.v1.NodeInfo
-	(*Event)(nil),                      // 5: virtd.api.v1.Event
-	(*DriverStatus)(nil),               // 6: virtd.api.v1.DriverStatus
-	(*RejectedFile)(nil),               // 7: virtd.api.v1.RejectedFile
-	(*OpenRequest)(nil),                // 8: virtd.api.v1.OpenRequest
-	(*OpenResponse)(nil),               // 9: virtd.api.v1.OpenResponse
-	(*CloseRequest)(nil),               // 10: virtd.api.v1.CloseRequest
-	(*CloseResponse)(nil),              // 11: virtd.api.v1.CloseResponse
-	(*GetVersionRequest)(nil),          // 12: virtd.api.v1.GetVersionRequest
-	(*GetVersionResponse)(nil),         // 13: virtd.api.v1.GetVersionResponse
-	(*GetHostnameRequest)(nil),         // 14: virtd.api.v1.GetHostnameRequest
-	(*GetHostnameResponse)(nil),        // 15: virtd.api.v1.GetHostnameResponse
-	(*GetCapabilitiesRequest)(nil),     // 16: virtd.api.v1.GetCapabilitiesRequest
-	(*GetCapabilitiesResponse)(nil),    // 17: virtd.api.v1.GetCapabilitiesResponse
-	(*GetNodeInfoRequest)(nil),         // 18: virtd.api.v1.GetNodeInfoRequest
-	(*GetNodeInfoResponse)(nil),        // 19: virtd.api.v1.GetNodeInfoResponse
-	(*ListDomainsRequest)(nil),         // 20: virtd.api.v1.ListDomainsRequest
-	(*ListDomainsResponse)(nil),        // 21: virtd.api.v1.ListDomainsResponse
-	(*LookupDomainRequest)(nil),        // 22: virtd.api.v1.LookupDomainRequest
-	(*LookupDomainResponse)(nil),       // 23: virtd.api.v1.LookupDomainResponse
-	(*DefineDomainRequest)(nil),        // 24: virtd.api.v1.DefineDomainRequest
-	(*DefineDomainResponse)(nil),       // 25: virtd.api.v1.DefineDomainResponse
-	(*UndefineDomainRequest)(nil),      // 26: virtd.api.v1.UndefineDomainRequest
-	(*UndefineDomainResponse)(nil),     // 27: virtd.api.v1.UndefineDomainResponse
-	(*StartDomainRequest)(nil),         // 28: virtd.api.v1.StartDomainRequest
-	(*StartDomainResponse)(nil),        // 29: virtd.api.v1.StartDomainResponse
-	(*ShutdownDomainRequest)(nil),      // 30: virtd.api.v1.ShutdownDomainRequest
-	(*ShutdownDomainResponse)(nil),     // 31: virtd.api.v1.ShutdownDomainResponse
-	(*RebootDomainRequest)(nil),        // 32: virtd.api.v1.RebootDomainRequest
-	(*RebootDomainResponse)(nil),       // 33: virtd.api.v1.RebootDomainResponse
-	(*DestroyDomainRequest)(nil),       // 34: virtd.api.v1.DestroyDomainRequest
-	(*DestroyDomainResponse)(nil),      // 35: virtd.api.v1.DestroyDomainResponse
-	(*SuspendDomainRequest)(nil),       // 36: virtd.api.v1.SuspendDomainRequest
-	(*SuspendDomainResponse)(nil),      // 37: virtd.api.v1.SuspendDomainResponse
-	(*ResumeDomainRequest)(nil),        // 38: virtd.api.v1.ResumeDomainRequest
-	(*ResumeDomainResponse)(nil),       // 39: virtd.api.v1.ResumeDomainResponse
-	(*GetDomainInfoRequest)(nil),       // 40: virtd.api.v1.GetDomainInfoRequest
-	(*GetDomainInfoResponse)(nil),      // 41: virtd.api.v1.GetDomainInfoResponse
-	(*GetDomainStateRequest)(nil),      // 42: virtd.api.v1.GetDomainStateRequest
-	(*GetDomainStateResponse)(nil),     // 43: virtd.api.v1.GetDomainStateResponse
-	(*GetDomainXMLRequest)(nil),        // 44: virtd.api.v1.GetDomainXMLRequest
-	(*GetDomainXMLResponse)(nil),       // 45: virtd.api.v1.GetDomainXMLResponse
-	(*GetDomainAutostartRequest)(nil),  // 46: virtd.api.v1.GetDomainAutostartRequest
-	(*GetDomainAutostartResponse)(nil), // 47: virtd.api.v1.GetDomainAutostartResponse
-	(*SetDomainAutostartRequest)(nil),  // 48: virtd.api.v1.SetDomainAutostartRequest
-	(*SetDomainAutostartResponse)(nil), // 49: virtd.api.v1.SetDomainAutostartResponse
-	(*WatchEventsRequest)(nil),         // 50: virtd.api.v1.WatchEventsRequest
-	(*WatchEventsResponse)(nil),        // 51: virtd.api.v1.WatchEventsResponse
-	(*ListDriversRequest)(nil),         // 52: virtd.api.v1.ListDriversRequest
-	(*ListDriversResponse)(nil),        // 53: virtd.api.v1.ListDriversResponse
-	(*RescanRequest)(nil),              // 54: virtd.api.v1.RescanRequest
-	(*RescanResponse)(nil),             // 55: virtd.api.v1.RescanResponse
+	(DomainState)(0),                    // 0: virtd.api.v1.DomainState
+	(EventType)(0),                      // 1: virtd.api.v1.EventType
+	(*Domain)(nil),                      // 2: virtd.api.v1.Domain
+	(*DomainInfo)(nil),                  // 3: virtd.api.v1.DomainInfo
+	(*NodeInfo)(nil),                    // 4: virtd.api.v1.NodeInfo
+	(*Event)(nil),                       // 5: virtd.api.v1.Event
+	(*DriverStatus)(nil),                // 6: virtd.api.v1.DriverStatus
+	(*RejectedFile)(nil),                // 7: virtd.api.v1.RejectedFile
+	(*OpenRequest)(nil),                 // 8: virtd.api.v1.OpenRequest
+	(*OpenResponse)(nil),                // 9: virtd.api.v1.OpenResponse
+	(*CloseRequest)(nil),                // 10: virtd.api.v1.CloseRequest
+	(*CloseResponse)(nil),               // 11: virtd.api.v1.CloseResponse
+	(*GetVersionRequest)(nil),           // 12: virtd.api.v1.GetVersionRequest
+	(*GetVersionResponse)(nil),          // 13: virtd.api.v1.GetVersionResponse
+	(*GetHostnameRequest)(nil),          // 14: virtd.api.v1.GetHostnameRequest
+	(*GetHostnameResponse)(nil),         // 15: virtd.api.v1.GetHostnameResponse
+	(*GetCapabilitiesRequest)(nil),      // 16: virtd.api.v1.GetCapabilitiesRequest
+	(*GetCapabilitiesResponse)(nil),     // 17: virtd.api.v1.GetCapabilitiesResponse
+	(*GetNodeInfoRequest)(nil),          // 18: virtd.api.v1.GetNodeInfoRequest
+	(*GetNodeInfoResponse)(nil),         // 19: virtd.api.v1.GetNodeInfoResponse
+	(*ListDomainsRequest)(nil),          // 20: virtd.api.v1.ListDomainsRequest
+	(*ListDomainsResponse)(nil),         // 21: virtd.api.v1.ListDomainsResponse
+	(*LookupDomainRequest)(nil),         // 22: virtd.api.v1.LookupDomainRequest
+	(*LookupDomainResponse)(nil),        // 23: virtd.api.v1.LookupDomainResponse
+	(*DefineDomainRequest)(nil),         // 24: virtd.api.v1.DefineDomainRequest
+	(*DefineDomainResponse)(nil),        // 25: virtd.api.v1.DefineDomainResponse
+	(*UndefineDomainRequest)(nil),       // 26: virtd.api.v1.UndefineDomainRequest
+	(*UndefineDomainResponse)(nil),      // 27: virtd.api.v1.UndefineDomainResponse
+	(*StartDomainRequest)(nil),          // 28: virtd.api.v1.StartDomainRequest
+	(*StartDomainResponse)(nil),         // 29: virtd.api.v1.StartDomainResponse
+	(*ShutdownDomainRequest)(nil),       // 30: virtd.api.v1.ShutdownDomainRequest
+	(*ShutdownDomainResponse)(nil),      // 31: virtd.api.v1.ShutdownDomainResponse
+	(*RebootDomainRequest)(nil),         // 32: virtd.api.v1.RebootDomainRequest
+	(*RebootDomainResponse)(nil),        // 33: virtd.api.v1.RebootDomainResponse
+	(*DestroyDomainRequest)(nil),        // 34: virtd.api.v1.DestroyDomainRequest
+	(*DestroyDomainResponse)(nil),       // 35: virtd.api.v1.DestroyDomainResponse
+	(*SuspendDomainRequest)(nil),        // 36: virtd.api.v1.SuspendDomainRequest
+	(*SuspendDomainResponse)(nil),       // 37: virtd.api.v1.SuspendDomainResponse
+	(*ResumeDomainRequest)(nil),         // 38: virtd.api.v1.ResumeDomainRequest
+	(*ResumeDomainResponse)(nil),        // 39: virtd.api.v1.ResumeDomainResponse
+	(*GetDomainInfoRequest)(nil),        // 40: virtd.api.v1.GetDomainInfoRequest
+	(*GetDomainInfoResponse)(nil),       // 41: virtd.api.v1.GetDomainInfoResponse
+	(*GetDomainStateRequest)(nil),       // 42: virtd.api.v1.GetDomainStateRequest
+	(*GetDomainStateResponse)(nil),      // 43: virtd.api.v1.GetDomainStateResponse
+	(*GetDomainXMLRequest)(nil),         // 44: virtd.api.v1.GetDomainXMLRequest
+	(*GetDomainXMLResponse)(nil),        // 45: virtd.api.v1.GetDomainXMLResponse
+	(*GetDomainAutostartRequest)(nil),   // 46: virtd.api.v1.GetDomainAutostartRequest
+	(*GetDomainAutostartResponse)(nil),  // 47: virtd.api.v1.GetDomainAutostartResponse
+	(*SetDomainAutostartRequest)(nil),   // 48: virtd.api.v1.SetDomainAutostartRequest
+	(*SetDomainAutostartResponse)(nil),  // 49: virtd.api.v1.SetDomainAutostartResponse
+	(*WatchEventsRequest)(nil),          // 50: virtd.api.v1.WatchEventsRequest
+	(*WatchEventsResponse)(nil),         // 51: virtd.api.v1.WatchEventsResponse
+	(*ListDriversRequest)(nil),          // 52: virtd.api.v1.ListDriversRequest
+	(*ListDriversResponse)(nil),         // 53: virtd.api.v1.ListDriversResponse
+	(*RescanRequest)(nil),               // 54: virtd.api.v1.RescanRequest
+	(*RescanResponse)(nil),              // 55: virtd.api.v1.RescanResponse
+	(*DomainXMLToNativeRequest)(nil),    // 56: virtd.api.v1.DomainXMLToNativeRequest
+	(*DomainXMLToNativeResponse)(nil),   // 57: virtd.api.v1.DomainXMLToNativeResponse
+	(*DomainXMLFromNativeRequest)(nil),  // 58: virtd.api.v1.DomainXMLFromNativeRequest
+	(*DomainXMLFromNativeResponse)(nil), // 59: virtd.api.v1.DomainXMLFromNativeResponse
+	(*ConsoleTarget)(nil),               // 60: virtd.api.v1.ConsoleTarget
+	(*OpenConsoleRequest)(nil),          // 61: virtd.api.v1.OpenConsoleRequest
+	(*OpenConsoleResponse)(nil),         // 62: virtd.api.v1.OpenConsoleResponse
 }
 var file_virtd_api_v1_api_proto_depIdxs = []int32{
 	0,  // 0: virtd.api.v1.Domain.state:type_name -> virtd.api.v1.DomainState
@@ -3352,59 +3785,66 @@ var file_virtd_api_v1_api_proto_depIdxs = []int32{
 	6,  // 12: virtd.api.v1.ListDriversResponse.drivers:type_name -> virtd.api.v1.DriverStatus
 	7,  // 13: virtd.api.v1.ListDriversResponse.rejected:type_name -> virtd.api.v1.RejectedFile
 	7,  // 14: virtd.api.v1.RescanResponse.rejected:type_name -> virtd.api.v1.RejectedFile
-	8,  // 15: virtd.api.v1.VirtService.Open:input_type -> virtd.api.v1.OpenRequest
-	10, // 16: virtd.api.v1.VirtService.Close:input_type -> virtd.api.v1.CloseRequest
-	12, // 17: virtd.api.v1.VirtService.GetVersion:input_type -> virtd.api.v1.GetVersionRequest
-	14, // 18: virtd.api.v1.VirtService.GetHostname:input_type -> virtd.api.v1.GetHostnameRequest
-	16, // 19: virtd.api.v1.VirtService.GetCapabilities:input_type -> virtd.api.v1.GetCapabilitiesRequest
-	18, // 20: virtd.api.v1.VirtService.GetNodeInfo:input_type -> virtd.api.v1.GetNodeInfoRequest
-	20, // 21: virtd.api.v1.VirtService.ListDomains:input_type -> virtd.api.v1.ListDomainsRequest
-	22, // 22: virtd.api.v1.VirtService.LookupDomain:input_type -> virtd.api.v1.LookupDomainRequest
-	24, // 23: virtd.api.v1.VirtService.DefineDomain:input_type -> virtd.api.v1.DefineDomainRequest
-	26, // 24: virtd.api.v1.VirtService.UndefineDomain:input_type -> virtd.api.v1.UndefineDomainRequest
-	28, // 25: virtd.api.v1.VirtService.StartDomain:input_type -> virtd.api.v1.StartDomainRequest
-	30, // 26: virtd.api.v1.VirtService.ShutdownDomain:input_type -> virtd.api.v1.ShutdownDomainRequest
-	32, // 27: virtd.api.v1.VirtService.RebootDomain:input_type -> virtd.api.v1.RebootDomainRequest
-	34, // 28: virtd.api.v1.VirtService.DestroyDomain:input_type -> virtd.api.v1.DestroyDomainRequest
-	36, // 29: virtd.api.v1.VirtService.SuspendDomain:input_type -> virtd.api.v1.SuspendDomainRequest
-	38, // 30: virtd.api.v1.VirtService.ResumeDomain:input_type -> virtd.api.v1.ResumeDomainRequest
-	40, // 31: virtd.api.v1.VirtService.GetDomainInfo:input_type -> virtd.api.v1.GetDomainInfoRequest
-	42, // 32: virtd.api.v1.VirtService.GetDomainState:input_type -> virtd.api.v1.GetDomainStateRequest
-	44, // 33: virtd.api.v1.VirtService.GetDomainXML:input_type -> virtd.api.v1.GetDomainXMLRequest
-	46, // 34: virtd.api.v1.VirtService.GetDomainAutostart:input_type -> virtd.api.v1.GetDomainAutostartRequest
-	48, // 35: virtd.api.v1.VirtService.SetDomainAutostart:input_type -> virtd.api.v1.SetDomainAutostartRequest
-	50, // 36: virtd.api.v1.VirtService.WatchEvents:input_type -> virtd.api.v1.WatchEventsRequest
-	52, // 37: virtd.api.v1.AdminService.ListDrivers:input_type -> virtd.api.v1.ListDriversRequest
-	54, // 38: virtd.api.v1.AdminService.Rescan:input_type -> virtd.api.v1.RescanRequest
-	9,  // 39: virtd.api.v1.VirtService.Open:output_type -> virtd.api.v1.OpenResponse
-	11, // 40: virtd.api.v1.VirtService.Close:output_type -> virtd.api.v1.CloseResponse
-	13, // 41: virtd.api.v1.VirtService.GetVersion:output_type -> virtd.api.v1.GetVersionResponse
-	15, // 42: virtd.api.v1.VirtService.GetHostname:output_type -> virtd.api.v1.GetHostnameResponse
-	17, // 43: virtd.api.v1.VirtService.GetCapabilities:output_type -> virtd.api.v1.GetCapabilitiesResponse
-	19, // 44: virtd.api.v1.VirtService.GetNodeInfo:output_type -> virtd.api.v1.GetNodeInfoResponse
-	21, // 45: virtd.api.v1.VirtService.ListDomains:output_type -> virtd.api.v1.ListDomainsResponse
-	23, // 46: virtd.api.v1.VirtService.LookupDomain:output_type -> virtd.api.v1.LookupDomainResponse
-	25, // 47: virtd.api.v1.VirtService.DefineDomain:output_type -> virtd.api.v1.DefineDomainResponse
-	27, // 48: virtd.api.v1.VirtService.UndefineDomain:output_type -> virtd.api.v1.UndefineDomainResponse
-	29, // 49: virtd.api.v1.VirtService.StartDomain:output_type -> virtd.api.v1.StartDomainResponse
-	31, // 50: virtd.api.v1.VirtService.ShutdownDomain:output_type -> virtd.api.v1.ShutdownDomainResponse
-	33, // 51: virtd.api.v1.VirtService.RebootDomain:output_type -> virtd.api.v1.RebootDomainResponse
-	35, // 52: virtd.api.v1.VirtService.DestroyDomain:output_type -> virtd.api.v1.DestroyDomainResponse
-	37, // 53: virtd.api.v1.VirtService.SuspendDomain:output_type -> virtd.api.v1.SuspendDomainResponse
-	39, // 54: virtd.api.v1.VirtService.ResumeDomain:output_type -> virtd.api.v1.ResumeDomainResponse
-	41, // 55: virtd.api.v1.VirtService.GetDomainInfo:output_type -> virtd.api.v1.GetDomainInfoResponse
-	43, // 56: virtd.api.v1.VirtService.GetDomainState:output_type -> virtd.api.v1.GetDomainStateResponse
-	45, // 57: virtd.api.v1.VirtService.GetDomainXML:output_type -> virtd.api.v1.GetDomainXMLResponse
-	47, // 58: virtd.api.v1.VirtService.GetDomainAutostart:output_type -> virtd.api.v1.GetDomainAutostartResponse
-	49, // 59: virtd.api.v1.VirtService.SetDomainAutostart:output_type -> virtd.api.v1.SetDomainAutostartResponse
-	51, // 60: virtd.api.v1.VirtService.WatchEvents:output_type -> virtd.api.v1.WatchEventsResponse
-	53, // 61: virtd.api.v1.AdminService.ListDrivers:output_type -> virtd.api.v1.ListDriversResponse
-	55, // 62: virtd.api.v1.AdminService.Rescan:output_type -> virtd.api.v1.RescanResponse
-	39, // [39:63] is the sub-list for method output_type
-	15, // [15:39] is the sub-list for method input_type
-	15, // [15:15] is the sub-list for extension type_name
-	15, // [15:15] is the sub-list for extension extendee
-	0,  // [0:15] is the sub-list for field type_name
+	60, // 15: virtd.api.v1.OpenConsoleRequest.open:type_name -> virtd.api.v1.ConsoleTarget
+	8,  // 16: virtd.api.v1.VirtService.Open:input_type -> virtd.api.v1.OpenRequest
+	10, // 17: virtd.api.v1.VirtService.Close:input_type -> virtd.api.v1.CloseRequest
+	12, // 18: virtd.api.v1.VirtService.GetVersion:input_type -> virtd.api.v1.GetVersionRequest
+	14, // 19: virtd.api.v1.VirtService.GetHostname:input_type -> virtd.api.v1.GetHostnameRequest
+	16, // 20: virtd.api.v1.VirtService.GetCapabilities:input_type -> virtd.api.v1.GetCapabilitiesRequest
+	18, // 21: virtd.api.v1.VirtService.GetNodeInfo:input_type -> virtd.api.v1.GetNodeInfoRequest
+	20, // 22: virtd.api.v1.VirtService.ListDomains:input_type -> virtd.api.v1.ListDomainsRequest
+	22, // 23: virtd.api.v1.VirtService.LookupDomain:input_type -> virtd.api.v1.LookupDomainRequest
+	24, // 24: virtd.api.v1.VirtService.DefineDomain:input_type -> virtd.api.v1.DefineDomainRequest
+	26, // 25: virtd.api.v1.VirtService.UndefineDomain:input_type -> virtd.api.v1.UndefineDomainRequest
+	28, // 26: virtd.api.v1.VirtService.StartDomain:input_type -> virtd.api.v1.StartDomainRequest
+	30, // 27: virtd.api.v1.VirtService.ShutdownDomain:input_type -> virtd.api.v1.ShutdownDomainRequest
+	32, // 28: virtd.api.v1.VirtService.RebootDomain:input_type -> virtd.api.v1.RebootDomainRequest
+	34, // 29: virtd.api.v1.VirtService.DestroyDomain:input_type -> virtd.api.v1.DestroyDomainRequest
+	36, // 30: virtd.api.v1.VirtService.SuspendDomain:input_type -> virtd.api.v1.SuspendDomainRequest
+	38, // 31: virtd.api.v1.VirtService.ResumeDomain:input_type -> virtd.api.v1.ResumeDomainRequest
+	40, // 32: virtd.api.v1.VirtService.GetDomainInfo:input_type -> virtd.api.v1.GetDomainInfoRequest
+	42, // 33: virtd.api.v1.VirtService.GetDomainState:input_type -> virtd.api.v1.GetDomainStateRequest
+	44, // 34: virtd.api.v1.VirtService.GetDomainXML:input_type -> virtd.api.v1.GetDomainXMLRequest
+	46, // 35: virtd.api.v1.VirtService.GetDomainAutostart:input_type -> virtd.api.v1.GetDomainAutostartRequest
+	48, // 36: virtd.api.v1.VirtService.SetDomainAutostart:input_type -> virtd.api.v1.SetDomainAutostartRequest
+	50, // 37: virtd.api.v1.VirtService.WatchEvents:input_type -> virtd.api.v1.WatchEventsRequest
+	56, // 38: virtd.api.v1.VirtService.DomainXMLToNative:input_type -> virtd.api.v1.DomainXMLToNativeRequest
+	58, // 39: virtd.api.v1.VirtService.DomainXMLFromNative:input_type -> virtd.api.v1.DomainXMLFromNativeRequest
+	61, // 40: virtd.api.v1.VirtService.OpenConsole:input_type -> virtd.api.v1.OpenConsoleRequest
+	52, // 41: virtd.api.v1.AdminService.ListDrivers:input_type -> virtd.api.v1.ListDriversRequest
+	54, // 42: virtd.api.v1.AdminService.Rescan:input_type -> virtd.api.v1.RescanRequest
+	9,  // 43: virtd.api.v1.VirtService.Open:output_type -> virtd.api.v1.OpenResponse
+	11, // 44: virtd.api.v1.VirtService.Close:output_type -> virtd.api.v1.CloseResponse
+	13, // 45: virtd.api.v1.VirtService.GetVersion:output_type -> virtd.api.v1.GetVersionResponse
+	15, // 46: virtd.api.v1.VirtService.GetHostname:output_type -> virtd.api.v1.GetHostnameResponse
+	17, // 47: virtd.api.v1.VirtService.GetCapabilities:output_type -> virtd.api.v1.GetCapabilitiesResponse
+	19, // 48: virtd.api.v1.VirtService.GetNodeInfo:output_type -> virtd.api.v1.GetNodeInfoResponse
+	21, // 49: virtd.api.v1.VirtService.ListDomains:output_type -> virtd.api.v1.ListDomainsResponse
+	23, // 50: virtd.api.v1.VirtService.LookupDomain:output_type -> virtd.api.v1.LookupDomainResponse
+	25, // 51: virtd.api.v1.VirtService.DefineDomain:output_type -> virtd.api.v1.DefineDomainResponse
+	27, // 52: virtd.api.v1.VirtService.UndefineDomain:output_type -> virtd.api.v1.UndefineDomainResponse
+	29, // 53: virtd.api.v1.VirtService.StartDomain:output_type -> virtd.api.v1.StartDomainResponse
+	31, // 54: virtd.api.v1.VirtService.ShutdownDomain:output_type -> virtd.api.v1.ShutdownDomainResponse
+	33, // 55: virtd.api.v1.VirtService.RebootDomain:output_type -> virtd.api.v1.RebootDomainResponse
+	35, // 56: virtd.api.v1.VirtService.DestroyDomain:output_type -> virtd.api.v1.DestroyDomainResponse
+	37, // 57: virtd.api.v1.VirtService.SuspendDomain:output_type -> virtd.api.v1.SuspendDomainResponse
+	39, // 58: virtd.api.v1.VirtService.ResumeDomain:output_type -> virtd.api.v1.ResumeDomainResponse
+	41, // 59: virtd.api.v1.VirtService.GetDomainInfo:output_type -> virtd.api.v1.GetDomainInfoResponse
+	43, // 60: virtd.api.v1.VirtService.GetDomainState:output_type -> virtd.api.v1.GetDomainStateResponse
+	45, // 61: virtd.api.v1.VirtService.GetDomainXML:output_type -> virtd.api.v1.GetDomainXMLResponse
+	47, // 62: virtd.api.v1.VirtService.GetDomainAutostart:output_type -> virtd.api.v1.GetDomainAutostartResponse
+	49, // 63: virtd.api.v1.VirtService.SetDomainAutostart:output_type -> virtd.api.v1.SetDomainAutostartResponse
+	51, // 64: virtd.api.v1.VirtService.WatchEvents:output_type -> virtd.api.v1.WatchEventsResponse
+	57, // 65: virtd.api.v1.VirtService.DomainXMLToNative:output_type -> virtd.api.v1.DomainXMLToNativeResponse
+	59, // 66: virtd.api.v1.VirtService.DomainXMLFromNative:output_type -> virtd.api.v1.DomainXMLFromNativeResponse
+	62, // 67: virtd.api.v1.VirtService.OpenConsole:output_type -> virtd.api.v1.OpenConsoleResponse
+	53, // 68: virtd.api.v1.AdminService.ListDrivers:output_type -> virtd.api.v1.ListDriversResponse
+	55, // 69: virtd.api.v1.AdminService.Rescan:output_type -> virtd.api.v1.RescanResponse
+	43, // [43:70] is the sub-list for method output_type
+	16, // [16:43] is the sub-list for method input_type
+	16, // [16:16] is the sub-list for extension type_name
+	16, // [16:16] is the sub-list for extension extendee
+	0,  // [0:16] is the sub-list for field type_name
 }
 
 func init() { file_virtd_api_v1_api_proto_init() }
@@ -3417,13 +3857,17 @@ func file_virtd_api_v1_api_proto_init() {
 		(*LookupDomainRequest_Uuid)(nil),
 		(*LookupDomainRequest_Id)(nil),
 	}
+	file_virtd_api_v1_api_proto_msgTypes[59].OneofWrappers = []any{
+		(*OpenConsoleRequest_Open)(nil),
+		(*OpenConsoleRequest_Input)(nil),
+	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_virtd_api_v1_api_proto_rawDesc), len(file_virtd_api_v1_api_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   54,
+			NumMessages:   61,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

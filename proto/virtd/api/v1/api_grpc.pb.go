@@ -23,28 +23,31 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	VirtService_Open_FullMethodName               = "/virtd.api.v1.VirtService/Open"
-	VirtService_Close_FullMethodName              = "/virtd.api.v1.VirtService/Close"
-	VirtService_GetVersion_FullMethodName         = "/virtd.api.v1.VirtService/GetVersion"
-	VirtService_GetHostname_FullMethodName        = "/virtd.api.v1.VirtService/GetHostname"
-	VirtService_GetCapabilities_FullMethodName    = "/virtd.api.v1.VirtService/GetCapabilities"
-	VirtService_GetNodeInfo_FullMethodName        = "/virtd.api.v1.VirtService/GetNodeInfo"
-	VirtService_ListDomains_FullMethodName        = "/virtd.api.v1.VirtService/ListDomains"
-	VirtService_LookupDomain_FullMethodName       = "/virtd.api.v1.VirtService/LookupDomain"
-	VirtService_DefineDomain_FullMethodName       = "/virtd.api.v1.VirtService/DefineDomain"
-	VirtService_UndefineDomain_FullMethodName     = "/virtd.api.v1.VirtService/UndefineDomain"
-	VirtService_StartDomain_FullMethodName        = "/virtd.api.v1.VirtService/StartDomain"
-	VirtService_ShutdownDomain_FullMethodName     = "/virtd.api.v1.VirtService/ShutdownDomain"
-	VirtService_RebootDomain_FullMethodName       = "/virtd.api.v1.VirtService/RebootDomain"
-	VirtService_DestroyDomain_FullMethodName      = "/virtd.api.v1.VirtService/DestroyDomain"
-	VirtService_SuspendDomain_FullMethodName      = "/virtd.api.v1.VirtService/SuspendDomain"
-	VirtService_ResumeDomain_FullMethodName       = "/virtd.api.v1.VirtService/ResumeDomain"
-	VirtService_GetDomainInfo_FullMethodName      = "/virtd.api.v1.VirtService/GetDomainInfo"
-	VirtService_GetDomainState_FullMethodName     = "/virtd.api.v1.VirtService/GetDomainState"
-	VirtService_GetDomainXML_FullMethodName       = "/virtd.api.v1.VirtService/GetDomainXML"
-	VirtService_GetDomainAutostart_FullMethodName = "/virtd.api.v1.VirtService/GetDomainAutostart"
-	VirtService_SetDomainAutostart_FullMethodName = "/virtd.api.v1.VirtService/SetDomainAutostart"
-	VirtService_WatchEvents_FullMethodName        = "/virtd.api.v1.VirtService/WatchEvents"
+	VirtService_Open_FullMethodName                = "/virtd.api.v1.VirtService/Open"
+	VirtService_Close_FullMethodName               = "/virtd.api.v1.VirtService/Close"
+	VirtService_GetVersion_FullMethodName          = "/virtd.api.v1.VirtService/GetVersion"
+	VirtService_GetHostname_FullMethodName         = "/virtd.api.v1.VirtService/GetHostname"
+	VirtService_GetCapabilities_FullMethodName     = "/virtd.api.v1.VirtService/GetCapabilities"
+	VirtService_GetNodeInfo_FullMethodName         = "/virtd.api.v1.VirtService/GetNodeInfo"
+	VirtService_ListDomains_FullMethodName         = "/virtd.api.v1.VirtService/ListDomains"
+	VirtService_LookupDomain_FullMethodName        = "/virtd.api.v1.VirtService/LookupDomain"
+	VirtService_DefineDomain_FullMethodName        = "/virtd.api.v1.VirtService/DefineDomain"
+	VirtService_UndefineDomain_FullMethodName      = "/virtd.api.v1.VirtService/UndefineDomain"
+	VirtService_StartDomain_FullMethodName         = "/virtd.api.v1.VirtService/StartDomain"
+	VirtService_ShutdownDomain_FullMethodName      = "/virtd.api.v1.VirtService/ShutdownDomain"
+	VirtService_RebootDomain_FullMethodName        = "/virtd.api.v1.VirtService/RebootDomain"
+	VirtService_DestroyDomain_FullMethodName       = "/virtd.api.v1.VirtService/DestroyDomain"
+	VirtService_SuspendDomain_FullMethodName       = "/virtd.api.v1.VirtService/SuspendDomain"
+	VirtService_ResumeDomain_FullMethodName        = "/virtd.api.v1.VirtService/ResumeDomain"
+	VirtService_GetDomainInfo_FullMethodName       = "/virtd.api.v1.VirtService/GetDomainInfo"
+	VirtService_GetDomainState_FullMethodName      = "/virtd.api.v1.VirtService/GetDomainState"
+	VirtService_GetDomainXML_FullMethodName        = "/virtd.api.v1.VirtService/GetDomainXML"
+	VirtService_GetDomainAutostart_FullMethodName  = "/virtd.api.v1.VirtService/GetDomainAutostart"
+	VirtService_SetDomainAutostart_FullMethodName  = "/virtd.api.v1.VirtService/SetDomainAutostart"
+	VirtService_WatchEvents_FullMethodName         = "/virtd.api.v1.VirtService/WatchEvents"
+	VirtService_DomainXMLToNative_FullMethodName   = "/virtd.api.v1.VirtService/DomainXMLToNative"
+	VirtService_DomainXMLFromNative_FullMethodName = "/virtd.api.v1.VirtService/DomainXMLFromNative"
+	VirtService_OpenConsole_FullMethodName         = "/virtd.api.v1.VirtService/OpenConsole"
 )
 
 // VirtServiceClient is the client API for VirtService service.
@@ -81,6 +84,15 @@ type VirtServiceClient interface {
 	// WatchEvents streams the lifecycle events of the connection's driver until
 	// the connection closes or the caller goes away.
 	WatchEvents(ctx context.Context, in *WatchEventsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchEventsResponse], error)
+	// DomainXMLToNative turns domain XML into the driver's native
+	// configuration (virsh domxml-to-native), e.g. format "qemu-argv".
+	DomainXMLToNative(ctx context.Context, in *DomainXMLToNativeRequest, opts ...grpc.CallOption) (*DomainXMLToNativeResponse, error)
+	// DomainXMLFromNative turns a native configuration into domain XML
+	// (virsh domxml-from-native), e.g. format "lxc-tools".
+	DomainXMLFromNative(ctx context.Context, in *DomainXMLFromNativeRequest, opts ...grpc.CallOption) (*DomainXMLFromNativeResponse, error)
+	// OpenConsole attaches to a domain's console (virsh console): the first
+	// request names the connection and domain, later ones carry input.
+	OpenConsole(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[OpenConsoleRequest, OpenConsoleResponse], error)
 }
 
 type virtServiceClient struct {
@@ -320,6 +332,39 @@ func (c *virtServiceClient) WatchEvents(ctx context.Context, in *WatchEventsRequ
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type VirtService_WatchEventsClient = grpc.ServerStreamingClient[WatchEventsResponse]
 
+func (c *virtServiceClient) DomainXMLToNative(ctx context.Context, in *DomainXMLToNativeRequest, opts ...grpc.CallOption) (*DomainXMLToNativeResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(DomainXMLToNativeResponse)
+	err := c.cc.Invoke(ctx, VirtService_DomainXMLToNative_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *virtServiceClient) DomainXMLFromNative(ctx context.Context, in *DomainXMLFromNativeRequest, opts ...grpc.CallOption) (*DomainXMLFromNativeResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(DomainXMLFromNativeResponse)
+	err := c.cc.Invoke(ctx, VirtService_DomainXMLFromNative_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *virtServiceClient) OpenConsole(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[OpenConsoleRequest, OpenConsoleResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &VirtService_ServiceDesc.Streams[1], VirtService_OpenConsole_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[OpenConsoleRequest, OpenConsoleResponse]{ClientStream: stream}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type VirtService_OpenConsoleClient = grpc.BidiStreamingClient[OpenConsoleRequest, OpenConsoleResponse]
+
 // VirtServiceServer is the server API for VirtService service.
 // All implementations must embed UnimplementedVirtServiceServer
 // for forward compatibility.
@@ -354,6 +399,15 @@ type VirtServiceServer interface {
 	// WatchEvents streams the lifecycle events of the connection's driver until
 	// the connection closes or the caller goes away.
 	WatchEvents(*WatchEventsRequest, grpc.ServerStreamingServer[WatchEventsResponse]) error
+	// DomainXMLToNative turns domain XML into the driver's native
+	// configuration (virsh domxml-to-native), e.g. format "qemu-argv".
+	DomainXMLToNative(context.Context, *DomainXMLToNativeRequest) (*DomainXMLToNativeResponse, error)
+	// DomainXMLFromNative turns a native configuration into domain XML
+	// (virsh domxml-from-native), e.g. format "lxc-tools".
+	DomainXMLFromNative(context.Context, *DomainXMLFromNativeRequest) (*DomainXMLFromNativeResponse, error)
+	// OpenConsole attaches to a domain's console (virsh console): the first
+	// request names the connection and domain, later ones carry input.
+	OpenConsole(grpc.BidiStreamingServer[OpenConsoleRequest, OpenConsoleResponse]) error
 	mustEmbedUnimplementedVirtServiceServer()
 }
 
@@ -429,6 +483,15 @@ func (UnimplementedVirtServiceServer) SetDomainAutostart(context.Context, *SetDo
 }
 func (UnimplementedVirtServiceServer) WatchEvents(*WatchEventsRequest, grpc.ServerStreamingServer[WatchEventsResponse]) error {
 	return status.Errorf(codes.Unimplemented, "method WatchEvents not implemented")
+}
+func (UnimplementedVirtServiceServer) DomainXMLToNative(context.Context, *DomainXMLToNativeRequest) (*DomainXMLToNativeResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method DomainXMLToNative not implemented")
+}
+func (UnimplementedVirtServiceServer) DomainXMLFromNative(context.Context, *DomainXMLFromNativeRequest) (*DomainXMLFromNativeResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method DomainXMLFromNative not implemented")
+}
+func (UnimplementedVirtServiceServer) OpenConsole(grpc.BidiStreamingServer[OpenConsoleRequest, OpenConsoleResponse]) error {
+	return status.Errorf(codes.Unimplemented, "method OpenConsole not implemented")
 }
 func (UnimplementedVirtServiceServer) mustEmbedUnimplementedVirtServiceServer() {}
 func (UnimplementedVirtServiceServer) testEmbeddedByValue()                     {}
@@ -840,6 +903,49 @@ func _VirtService_WatchEvents_Handler(srv interface{}, stream grpc.ServerStream)
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type VirtService_WatchEventsServer = grpc.ServerStreamingServer[WatchEventsResponse]
 
+func _VirtService_DomainXMLToNative_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(DomainXMLToNativeRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(VirtServiceServer).DomainXMLToNative(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: VirtService_DomainXMLToNative_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(VirtServiceServer).DomainXMLToNative(ctx, req.(*DomainXMLToNativeRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _VirtService_DomainXMLFromNative_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(DomainXMLFromNativeRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(VirtServiceServer).DomainXMLFromNative(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: VirtService_DomainXMLFromNative_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(VirtServiceServer).DomainXMLFromNative(ctx, req.(*DomainXMLFromNativeRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _VirtService_OpenConsole_Handler(srv interface{}, stream grpc.ServerStream) error {
+	return srv.(VirtServiceServer).OpenConsole(&grpc.GenericServerStream[OpenConsoleRequest, OpenConsoleResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type VirtService_OpenConsoleServer = grpc.BidiStreamingServer[OpenConsoleRequest, OpenConsoleResponse]
+
 // VirtService_ServiceDesc is the grpc.ServiceDesc for VirtService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -931,12 +1037,26 @@ var VirtService_ServiceDesc = grpc.ServiceDesc{
 			MethodName: "SetDomainAutostart",
 			Handler:    _VirtService_SetDomainAutostart_Handler,
 		},
+		{
+			MethodName: "DomainXMLToNative",
+			Handler:    _VirtService_DomainXMLToNative_Handler,
+		},
+		{
+			MethodName: "DomainXMLFromNative",
+			Handler:    _VirtService_DomainXMLFromNative_Handler,
+		},
 	},
 	Streams: []grpc.StreamDesc{
 		{
 			StreamName:    "WatchEvents",
 			Handler:       _VirtService_WatchEvents_Handler,
 			ServerStreams: true,
+		},
+		{
+			StreamName:    "OpenConsole",
+			Handler:       _VirtService_OpenConsole_Handler,
+			ServerStreams: true,
+			ClientStreams: true,
 		},
 	},
 	Metadata: "virtd/api/v1/api.proto",

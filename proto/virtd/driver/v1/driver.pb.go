@@ -2616,6 +2616,377 @@ func (x *WatchEventsResponse) GetEvent() *Event {
 	return nil
 }
 
+type DomainXMLToNativeRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Format        string                 `protobuf:"bytes,1,opt,name=format,proto3" json:"format,omitempty"`
+	Xml           string                 `protobuf:"bytes,2,opt,name=xml,proto3" json:"xml,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DomainXMLToNativeRequest) Reset() {
+	*x = DomainXMLToNativeRequest{}
+	mi := &file_virtd_driver_v1_driver_proto_msgTypes[49]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DomainXMLToNativeRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DomainXMLToNativeRequest) ProtoMessage() {}
+
+func (x *DomainXMLToNativeRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_virtd_driver_v1_driver_proto_msgTypes[49]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DomainXMLToNativeRequest.ProtoReflect.Descriptor instead.
+func (*DomainXMLToNativeRequest) Descriptor() ([]byte, []int) {
+	return file_virtd_driver_v1_driver_proto_rawDescGZIP(), []int{49}
+}
+
+func (x *DomainXMLToNativeRequest) GetFormat() string {
+	if x != nil {
+		return x.Format
+	}
+	return ""
+}
+
+func (x *DomainXMLToNativeRequest) GetXml() string {
+	if x != nil {
+		return x.Xml
+	}
+	return ""
+}
+
+type DomainXMLToNativeResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Config        string                 `protobuf:"bytes,1,opt,name=config,proto3" json:"config,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DomainXMLToNativeResponse) Reset() {
+	*x = DomainXMLToNativeResponse{}
+	mi := &file_virtd_driver_v1_driver_proto_msgTypes[50]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DomainXMLToNativeResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DomainXMLToNativeResponse) ProtoMessage() {}
+
+func (x *DomainXMLToNativeResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_virtd_driver_v1_driver_proto_msgTypes[50]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DomainXMLToNativeResponse.ProtoReflect.Descriptor instead.
+func (*DomainXMLToNativeResponse) Descriptor() ([]byte, []int) {
+	return file_virtd_driver_v1_driver_proto_rawDescGZIP(), []int{50}
+}
+
+func (x *DomainXMLToNativeResponse) GetConfig() string {
+	if x != nil {
+		return x.Config
+	}
+	return ""
+}
+
+type DomainXMLFromNativeRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Format        string                 `protobuf:"bytes,1,opt,name=format,proto3" json:"format,omitempty"`
+	Config        string                 `protobuf:"bytes,2,opt,name=config,proto3" json:"config,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DomainXMLFromNativeRequest) Reset() {
+	*x = DomainXMLFromNativeRequest{}
+	mi := &file_virtd_driver_v1_driver_proto_msgTypes[51]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DomainXMLFromNativeRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DomainXMLFromNativeRequest) ProtoMessage() {}
+
+func (x *DomainXMLFromNativeRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_virtd_driver_v1_driver_proto_msgTypes[51]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DomainXMLFromNativeRequest.ProtoReflect.Descriptor instead.
+func (*DomainXMLFromNativeRequest) Descriptor() ([]byte, []int) {
+	return file_virtd_driver_v1_driver_proto_rawDescGZIP(), []int{51}
+}
+
+func (x *DomainXMLFromNativeRequest) GetFormat() string {
+	if x != nil {
+		return x.Format
+	}
+	return ""
+}
+
+func (x *DomainXMLFromNativeRequest) GetConfig() string {
+	if x != nil {
+		return x.Config
+	}
+	return ""
+}
+
+type DomainXMLFromNativeResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Xml           string                 `protobuf:"bytes,1,opt,name=xml,proto3" json:"xml,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DomainXMLFromNativeResponse) Reset() {
+	*x = DomainXMLFromNativeResponse{}
+	mi := &file_virtd_driver_v1_driver_proto_msgTypes[52]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DomainXMLFromNativeResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DomainXMLFromNativeResponse) ProtoMessage() {}
+
+func (x *DomainXMLFromNativeResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_virtd_driver_v1_driver_proto_msgTypes[52]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DomainXMLFromNativeResponse.ProtoReflect.Descriptor instead.
+func (*DomainXMLFromNativeResponse) Descriptor() ([]byte, []int) {
+	return file_virtd_driver_v1_driver_proto_rawDescGZIP(), []int{52}
+}
+
+func (x *DomainXMLFromNativeResponse) GetXml() string {
+	if x != nil {
+		return x.Xml
+	}
+	return ""
+}
+
+type ConsoleTarget struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Uuid  string                 `protobuf:"bytes,1,opt,name=uuid,proto3" json:"uuid,omitempty"`
+	// The console or serial device alias; empty for the first one.
+	DevName       string `protobuf:"bytes,2,opt,name=dev_name,json=devName,proto3" json:"dev_name,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ConsoleTarget) Reset() {
+	*x = ConsoleTarget{}
+	mi := &file_virtd_driver_v1_driver_proto_msgTypes[53]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ConsoleTarget) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ConsoleTarget) ProtoMessage() {}
+
+func (x *ConsoleTarget) ProtoReflect() protoreflect.Message {
+	mi := &file_virtd_driver_v1_driver_proto_msgTypes[53]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ConsoleTarget.ProtoReflect.Descriptor instead.
+func (*ConsoleTarget) Descriptor() ([]byte, []int) {
+	return file_virtd_driver_v1_driver_proto_rawDescGZIP(), []int{53}
+}
+
+func (x *ConsoleTarget) GetUuid() string {
+	if x != nil {
+		return x.Uuid
+	}
+	return ""
+}
+
+func (x *ConsoleTarget) GetDevName() string {
+	if x != nil {
+		return x.DevName
+	}
+	return ""
+}
+
+type OpenConsoleRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Types that are valid to be assigned to Msg:
+	//
+	//	*OpenConsoleRequest_Open
+	//	*OpenConsoleRequest_Input
+	Msg           isOpenConsoleRequest_Msg `protobuf_oneof:"msg"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *OpenConsoleRequest) Reset() {
+	*x = OpenConsoleRequest{}
+	mi := &file_virtd_driver_v1_driver_proto_msgTypes[54]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *OpenConsoleRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*OpenConsoleRequest) ProtoMessage() {}
+
+func (x *OpenConsoleRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_virtd_driver_v1_driver_proto_msgTypes[54]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use OpenConsoleRequest.ProtoReflect.Descriptor instead.
+func (*OpenConsoleRequest) Descriptor() ([]byte, []int) {
+	return file_virtd_driver_v1_driver_proto_rawDescGZIP(), []int{54}
+}
+
+func (x *OpenConsoleRequest) GetMsg() isOpenConsoleRequest_Msg {
+	if x != nil {
+		return x.Msg
+	}
+	return nil
+}
+
+func (x *OpenConsoleRequest) GetOpen() *ConsoleTarget {
+	if x != nil {
+		if x, ok := x.Msg.(*OpenConsoleRequest_Open); ok {
+			return x.Open
+		}
+	}
+	return nil
+}
+
+func (x *OpenConsoleRequest) GetInput() []byte {
+	if x != nil {
+		if x, ok := x.Msg.(*OpenConsoleRequest_Input); ok {
+			return x.Input
+		}
+	}
+	return nil
+}
+
+type isOpenConsoleRequest_Msg interface {
+	isOpenConsoleRequest_Msg()
+}
+
+type OpenConsoleRequest_Open struct {
+	Open *ConsoleTarget `protobuf:"bytes,1,opt,name=open,proto3,oneof"`
+}
+
+type OpenConsoleRequest_Input struct {
+	Input []byte `protobuf:"bytes,2,opt,name=input,proto3,oneof"`
+}
+
+func (*OpenConsoleRequest_Open) isOpenConsoleRequest_Msg() {}
+
+func (*OpenConsoleRequest_Input) isOpenConsoleRequest_Msg() {}
+
+type OpenConsoleResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Output        []byte                 `protobuf:"bytes,1,opt,name=output,proto3" json:"output,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *OpenConsoleResponse) Reset() {
+	*x = OpenConsoleResponse{}
+	mi := &file_virtd_driver_v1_driver_proto_msgTypes[55]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *OpenConsoleResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*OpenConsoleResponse) ProtoMessage() {}
+
+func (x *OpenConsoleResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_virtd_driver_v1_driver_proto_msgTypes[55]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use OpenConsoleResponse.ProtoReflect.Descriptor instead.
+func (*OpenConsoleResponse) Descriptor() ([]byte, []int) {
+	return file_virtd_driver_v1_driver_proto_rawDescGZIP(), []int{55}
+}
+
+func (x *OpenConsoleResponse) GetOutput() []byte {
+	if x != nil {
+		return x.Output
+	}
+	return nil
+}
+
 var File_virtd_driver_v1_driver_proto protoreflect.FileDescriptor
 
 const file_virtd_driver_v1_driver_proto_rawDesc = "" +
@@ -2751,7 +3122,26 @@ const file_virtd_driver_v1_driver_proto_rawDesc = "" +
 	"\x1aSetDomainAutostartResponse\"\x14\n" +
 	"\x12WatchEventsRequest\"C\n" +
 	"\x13WatchEventsResponse\x12,\n" +
-	"\x05event\x18\x01 \x01(\v2\x16.virtd.driver.v1.EventR\x05event*N\n" +
+	"\x05event\x18\x01 \x01(\v2\x16.virtd.driver.v1.EventR\x05event\"D\n" +
+	"\x18DomainXMLToNativeRequest\x12\x16\n" +
+	"\x06format\x18\x01 \x01(\tR\x06format\x12\x10\n" +
+	"\x03xml\x18\x02 \x01(\tR\x03xml\"3\n" +
+	"\x19DomainXMLToNativeResponse\x12\x16\n" +
+	"\x06config\x18\x01 \x01(\tR\x06config\"L\n" +
+	"\x1aDomainXMLFromNativeRequest\x12\x16\n" +
+	"\x06format\x18\x01 \x01(\tR\x06format\x12\x16\n" +
+	"\x06config\x18\x02 \x01(\tR\x06config\"/\n" +
+	"\x1bDomainXMLFromNativeResponse\x12\x10\n" +
+	"\x03xml\x18\x01 \x01(\tR\x03xml\">\n" +
+	"\rConsoleTarget\x12\x12\n" +
+	"\x04uuid\x18\x01 \x01(\tR\x04uuid\x12\x19\n" +
+	"\bdev_name\x18\x02 \x01(\tR\adevName\"i\n" +
+	"\x12OpenConsoleRequest\x124\n" +
+	"\x04open\x18\x01 \x01(\v2\x1e.virtd.driver.v1.ConsoleTargetH\x00R\x04open\x12\x16\n" +
+	"\x05input\x18\x02 \x01(\fH\x00R\x05inputB\x05\n" +
+	"\x03msg\"-\n" +
+	"\x13OpenConsoleResponse\x12\x16\n" +
+	"\x06output\x18\x01 \x01(\fR\x06output*N\n" +
 	"\x06Health\x12\x16\n" +
 	"\x12HEALTH_UNSPECIFIED\x10\x00\x12\x14\n" +
 	"\x10HEALTH_AVAILABLE\x10\x01\x12\x16\n" +
@@ -2775,7 +3165,7 @@ const file_virtd_driver_v1_driver_proto_rawDesc = "" +
 	"\x12EVENT_TYPE_STOPPED\x10\x06\x12\x17\n" +
 	"\x13EVENT_TYPE_SHUTDOWN\x10\a\x12\x1a\n" +
 	"\x16EVENT_TYPE_PMSUSPENDED\x10\b\x12\x16\n" +
-	"\x12EVENT_TYPE_CRASHED\x10\t2\xa4\x10\n" +
+	"\x12EVENT_TYPE_CRASHED\x10\t2\xe0\x12\n" +
 	"\rDriverService\x12L\n" +
 	"\aGetInfo\x12\x1f.virtd.driver.v1.GetInfoRequest\x1a .virtd.driver.v1.GetInfoResponse\x12R\n" +
 	"\tKeepAlive\x12!.virtd.driver.v1.KeepAliveRequest\x1a\".virtd.driver.v1.KeepAliveResponse\x12O\n" +
@@ -2798,7 +3188,10 @@ const file_virtd_driver_v1_driver_proto_rawDesc = "" +
 	"\fGetDomainXML\x12$.virtd.driver.v1.GetDomainXMLRequest\x1a%.virtd.driver.v1.GetDomainXMLResponse\x12m\n" +
 	"\x12GetDomainAutostart\x12*.virtd.driver.v1.GetDomainAutostartRequest\x1a+.virtd.driver.v1.GetDomainAutostartResponse\x12m\n" +
 	"\x12SetDomainAutostart\x12*.virtd.driver.v1.SetDomainAutostartRequest\x1a+.virtd.driver.v1.SetDomainAutostartResponse\x12Z\n" +
-	"\vWatchEvents\x12#.virtd.driver.v1.WatchEventsRequest\x1a$.virtd.driver.v1.WatchEventsResponse0\x01B7Z5github.com/virtd/virtd/proto/virtd/driver/v1;driverv1b\x06proto3"
+	"\vWatchEvents\x12#.virtd.driver.v1.WatchEventsRequest\x1a$.virtd.driver.v1.WatchEventsResponse0\x01\x12j\n" +
+	"\x11DomainXMLToNative\x12).virtd.driver.v1.DomainXMLToNativeRequest\x1a*.virtd.driver.v1.DomainXMLToNativeResponse\x12p\n" +
+	"\x13DomainXMLFromNative\x12+.virtd.driver.v1.DomainXMLFromNativeRequest\x1a,.virtd.driver.v1.DomainXMLFromNativeResponse\x12\\\n" +
+	"\vOpenConsole\x12#.virtd.driver.v1.OpenConsoleRequest\x1a$.virtd.driver.v1.OpenConsoleResponse(\x010\x01B7Z5github.com/virtd/virtd/proto/virtd/driver/v1;driverv1b\x06proto3"
 
 var (
 	file_virtd_driver_v1_driver_proto_rawDescOnce sync.Once
@@ -2813,60 +3206,67 @@ func file_virtd_driver_v1_driver_proto_rawDescGZIP() []byte {
 }
 
 var file_virtd_driver_v1_driver_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_virtd_driver_v1_driver_proto_msgTypes = make([]protoimpl.MessageInfo, 49)
+var file_virtd_driver_v1_driver_proto_msgTypes = make([]protoimpl.MessageInfo, 56)
 var file_virtd_driver_v1_driver_proto_goTypes = []any{
-	(Health)(0),                        // 0: virtd.driver.v1.Health
-	(DomainState)(0),                   // 1: virtd.driver.v1.DomainState
-	(EventType)(0),                     // 2: virtd.driver.v1.EventType
-	(*DriverInfo)(nil),                 // 3: virtd.driver.v1.DriverInfo
-	(*Domain)(nil),                     // 4: virtd.driver.v1.Domain
-	(*DomainInfo)(nil),                 // 5: virtd.driver.v1.DomainInfo
-	(*NodeInfo)(nil),                   // 6: virtd.driver.v1.NodeInfo
-	(*Event)(nil),                      // 7: virtd.driver.v1.Event
-	(*GetInfoRequest)(nil),             // 8: virtd.driver.v1.GetInfoRequest
-	(*GetInfoResponse)(nil),            // 9: virtd.driver.v1.GetInfoResponse
-	(*KeepAliveRequest)(nil),           // 10: virtd.driver.v1.KeepAliveRequest
-	(*KeepAliveResponse)(nil),          // 11: virtd.driver.v1.KeepAliveResponse
-	(*CheckURIRequest)(nil),            // 12: virtd.driver.v1.CheckURIRequest
-	(*CheckURIResponse)(nil),           // 13: virtd.driver.v1.CheckURIResponse
-	(*GetHostnameRequest)(nil),         // 14: virtd.driver.v1.GetHostnameRequest
-	(*GetHostnameResponse)(nil),        // 15: virtd.driver.v1.GetHostnameResponse
-	(*GetCapabilitiesRequest)(nil),     // 16: virtd.driver.v1.GetCapabilitiesRequest
-	(*GetCapabilitiesResponse)(nil),    // 17: virtd.driver.v1.GetCapabilitiesResponse
-	(*GetNodeInfoRequest)(nil),         // 18: virtd.driver.v1.GetNodeInfoRequest
-	(*GetNodeInfoResponse)(nil),        // 19: virtd.driver.v1.GetNodeInfoResponse
-	(*ListDomainsRequest)(nil),         // 20: virtd.driver.v1.ListDomainsRequest
-	(*ListDomainsResponse)(nil),        // 21: virtd.driver.v1.ListDomainsResponse
-	(*LookupDomainRequest)(nil),        // 22: virtd.driver.v1.LookupDomainRequest
-	(*LookupDomainResponse)(nil),       // 23: virtd.driver.v1.LookupDomainResponse
-	(*DefineDomainRequest)(nil),        // 24: virtd.driver.v1.DefineDomainRequest
-	(*DefineDomainResponse)(nil),       // 25: virtd.driver.v1.DefineDomainResponse
-	(*UndefineDomainRequest)(nil),      // 26: virtd.driver.v1.UndefineDomainRequest
-	(*UndefineDomainResponse)(nil),     // 27: virtd.driver.v1.UndefineDomainResponse
-	(*StartDomainRequest)(nil),         // 28: virtd.driver.v1.StartDomainRequest
-	(*StartDomainResponse)(nil),        // 29: virtd.driver.v1.StartDomainResponse
-	(*ShutdownDomainRequest)(nil),      // 30: virtd.driver.v1.ShutdownDomainRequest
-	(*ShutdownDomainResponse)(nil),     // 31: virtd.driver.v1.ShutdownDomainResponse
-	(*RebootDomainRequest)(nil),        // 32: virtd.driver.v1.RebootDomainRequest
-	(*RebootDomainResponse)(nil),       // 33: virtd.driver.v1.RebootDomainResponse
-	(*DestroyDomainRequest)(nil),       // 34: virtd.driver.v1.DestroyDomainRequest
-	(*DestroyDomainResponse)(nil),      // 35: virtd.driver.v1.DestroyDomainResponse
-	(*SuspendDomainRequest)(nil),       // 36: virtd.driver.v1.SuspendDomainRequest
-	(*SuspendDomainResponse)(nil),      // 37: virtd.driver.v1.SuspendDomainResponse
-	(*ResumeDomainRequest)(nil),        // 38: virtd.driver.v1.ResumeDomainRequest
-	(*ResumeDomainResponse)(nil),       // 39: virtd.driver.v1.ResumeDomainResponse
-	(*GetDomainInfoRequest)(nil),       // 40: virtd.driver.v1.GetDomainInfoRequest
-	(*GetDomainInfoResponse)(nil),      // 41: virtd.driver.v1.GetDomainInfoResponse
-	(*GetDomainStateRequest)(nil),      // 42: virtd.driver.v1.GetDomainStateRequest
-	(*GetDomainStateResponse)(nil),     // 43: virtd.driver.v1.GetDomainStateResponse
-	(*GetDomainXMLRequest)(nil),        // 44: virtd.driver.v1.GetDomainXMLRequest
-	(*GetDomainXMLResponse)(nil),       // 45: virtd.driver.v1.GetDomainXMLResponse
-	(*GetDomainAutostartRequest)(nil),  // 46: virtd.driver.v1.GetDomainAutostartRequest
-	(*GetDomainAutostartResponse)(nil), // 47: virtd.driver.v1.GetDomainAutostartResponse
-	(*SetDomainAutostartRequest)(nil),  // 48: virtd.driver.v1.SetDomainAutostartRequest
-	(*SetDomainAutostartResponse)(nil), // 49: virtd.driver.v1.SetDomainAutostartResponse
-	(*WatchEventsRequest)(nil),         // 50: virtd.driver.v1.WatchEventsRequest
-	(*WatchEventsResponse)(nil),        // 51: virtd.driver.v1.WatchEventsResponse
+	(Health)(0),                         // 0: virtd.driver.v1.Health
+	(DomainState)(0),                    // 1: virtd.driver.v1.DomainState
+	(EventType)(0),                      // 2: virtd.driver.v1.EventType
+	(*DriverInfo)(nil),                  // 3: virtd.driver.v1.DriverInfo
+	(*Domain)(nil),                      // 4: virtd.driver.v1.Domain
+	(*DomainInfo)(nil),                  // 5: virtd.driver.v1.DomainInfo
+	(*NodeInfo)(nil),                    // 6: virtd.driver.v1.NodeInfo
+	(*Event)(nil),                       // 7: virtd.driver.v1.Event
+	(*GetInfoRequest)(nil),              // 8: virtd.driver.v1.GetInfoRequest
+	(*GetInfoResponse)(nil),             // 9: virtd.driver.v1.GetInfoResponse
+	(*KeepAliveRequest)(nil),            // 10: virtd.driver.v1.KeepAliveRequest
+	(*KeepAliveResponse)(nil),           // 11: virtd.driver.v1.KeepAliveResponse
+	(*CheckURIRequest)(nil),             // 12: virtd.driver.v1.CheckURIRequest
+	(*CheckURIResponse)(nil),            // 13: virtd.driver.v1.CheckURIResponse
+	(*GetHostnameRequest)(nil),          // 14: virtd.driver.v1.GetHostnameRequest
+	(*GetHostnameResponse)(nil),         // 15: virtd.driver.v1.GetHostnameResponse
+	(*GetCapabilitiesRequest)(nil),      // 16: virtd.driver.v1.GetCapabilitiesRequest
+	(*GetCapabilitiesResponse)(nil),     // 17: virtd.driver.v1.GetCapabilitiesResponse
+	(*GetNodeInfoRequest)(nil),          // 18: virtd.driver.v1.GetNodeInfoRequest
+	(*GetNodeInfoResponse)(nil),         // 19: virtd.driver.v1.GetNodeInfoResponse
+	(*ListDomainsRequest)(nil),          // 20: virtd.driver.v1.ListDomainsRequest
+	(*ListDomainsResponse)(nil),         // 21: virtd.driver.v1.ListDomainsResponse
+	(*LookupDomainRequest)(nil),         // 22: virtd.driver.v1.LookupDomainRequest
+	(*LookupDomainResponse)(nil),        // 23: virtd.driver.v1.LookupDomainResponse
+	(*DefineDomainRequest)(nil),         // 24: virtd.driver.v1.DefineDomainRequest
+	(*DefineDomainResponse)(nil),        // 25: virtd.driver.v1.DefineDomainResponse
+	(*UndefineDomainRequest)(nil),       // 26: virtd.driver.v1.UndefineDomainRequest
+	(*UndefineDomainResponse)(nil),      // 27: virtd.driver.v1.UndefineDomainResponse
+	(*StartDomainRequest)(nil),          // 28: virtd.driver.v1.StartDomainRequest
+	(*StartDomainResponse)(nil),         // 29: virtd.driver.v1.StartDomainResponse
+	(*ShutdownDomainRequest)(nil),       // 30: virtd.driver.v1.ShutdownDomainRequest
+	(*ShutdownDomainResponse)(nil),      // 31: virtd.driver.v1.ShutdownDomainResponse
+	(*RebootDomainRequest)(nil),         // 32: virtd.driver.v1.RebootDomainRequest
+	(*RebootDomainResponse)(nil),        // 33: virtd.driver.v1.RebootDomainResponse
+	(*DestroyDomainRequest)(nil),        // 34: virtd.driver.v1.DestroyDomainRequest
+	(*DestroyDomainResponse)(nil),       // 35: virtd.driver.v1.DestroyDomainResponse
+	(*SuspendDomainRequest)(nil),        // 36: virtd.driver.v1.SuspendDomainRequest
+	(*SuspendDomainResponse)(nil),       // 37: virtd.driver.v1.SuspendDomainResponse
+	(*ResumeDomainRequest)(nil),         // 38: virtd.driver.v1.ResumeDomainRequest
+	(*ResumeDomainResponse)(nil),        // 39: virtd.driver.v1.ResumeDomainResponse
+	(*GetDomainInfoRequest)(nil),        // 40: virtd.driver.v1.GetDomainInfoRequest
+	(*GetDomainInfoResponse)(nil),       // 41: virtd.driver.v1.GetDomainInfoResponse
+	(*GetDomainStateRequest)(nil),       // 42: virtd.driver.v1.GetDomainStateRequest
+	(*GetDomainStateResponse)(nil),      // 43: virtd.driver.v1.GetDomainStateResponse
+	(*GetDomainXMLRequest)(nil),         // 44: virtd.driver.v1.GetDomainXMLRequest
+	(*GetDomainXMLResponse)(nil),        // 45: virtd.driver.v1.GetDomainXMLResponse
+	(*GetDomainAutostartRequest)(nil),   // 46: virtd.driver.v1.GetDomainAutostartRequest
+	(*GetDomainAutostartResponse)(nil),  // 47: virtd.driver.v1.GetDomainAutostartResponse
+	(*SetDomainAutostartRequest)(nil),   // 48: virtd.driver.v1.SetDomainAutostartRequest
+	(*SetDomainAutostartResponse)(nil),  // 49: virtd.driver.v1.SetDomainAutostartResponse
+	(*WatchEventsRequest)(nil),          // 50: virtd.driver.v1.WatchEventsRequest
+	(*WatchEventsResponse)(nil),         // 51: virtd.driver.v1.WatchEventsResponse
+	(*DomainXMLToNativeRequest)(nil),    // 52: virtd.driver.v1.DomainXMLToNativeRequest
+	(*DomainXMLToNativeResponse)(nil),   // 53: virtd.driver.v1.DomainXMLToNativeResponse
+	(*DomainXMLFromNativeRequest)(nil),  // 54: virtd.driver.v1.DomainXMLFromNativeRequest
+	(*DomainXMLFromNativeResponse)(nil), // 55: virtd.driver.v1.DomainXMLFromNativeResponse
+	(*ConsoleTarget)(nil),               // 56: virtd.driver.v1.ConsoleTarget
+	(*OpenConsoleRequest)(nil),          // 57: virtd.driver.v1.OpenConsoleRequest
+	(*OpenConsoleResponse)(nil),         // 58: virtd.driver.v1.OpenConsoleResponse
 }
 var file_virtd_driver_v1_driver_proto_depIdxs = []int32{
 	0,  // 0: virtd.driver.v1.DriverInfo.health:type_name -> virtd.driver.v1.Health
@@ -2883,55 +3283,62 @@ var file_virtd_driver_v1_driver_proto_depIdxs = []int32{
 	5,  // 11: virtd.driver.v1.GetDomainInfoResponse.info:type_name -> virtd.driver.v1.DomainInfo
 	1,  // 12: virtd.driver.v1.GetDomainStateResponse.state:type_name -> virtd.driver.v1.DomainState
 	7,  // 13: virtd.driver.v1.WatchEventsResponse.event:type_name -> virtd.driver.v1.Event
-	8,  // 14: virtd.driver.v1.DriverService.GetInfo:input_type -> virtd.driver.v1.GetInfoRequest
-	10, // 15: virtd.driver.v1.DriverService.KeepAlive:input_type -> virtd.driver.v1.KeepAliveRequest
-	12, // 16: virtd.driver.v1.DriverService.CheckURI:input_type -> virtd.driver.v1.CheckURIRequest
-	14, // 17: virtd.driver.v1.DriverService.GetHostname:input_type -> virtd.driver.v1.GetHostnameRequest
-	16, // 18: virtd.driver.v1.DriverService.GetCapabilities:input_type -> virtd.driver.v1.GetCapabilitiesRequest
-	18, // 19: virtd.driver.v1.DriverService.GetNodeInfo:input_type -> virtd.driver.v1.GetNodeInfoRequest
-	20, // 20: virtd.driver.v1.DriverService.ListDomains:input_type -> virtd.driver.v1.ListDomainsRequest
-	22, // 21: virtd.driver.v1.DriverService.LookupDomain:input_type -> virtd.driver.v1.LookupDomainRequest
-	24, // 22: virtd.driver.v1.DriverService.DefineDomain:input_type -> virtd.driver.v1.DefineDomainRequest
-	26, // 23: virtd.driver.v1.DriverService.UndefineDomain:input_type -> virtd.driver.v1.UndefineDomainRequest
-	28, // 24: virtd.driver.v1.DriverService.StartDomain:input_type -> virtd.driver.v1.StartDomainRequest
-	30, // 25: virtd.driver.v1.DriverService.ShutdownDomain:input_type -> virtd.driver.v1.ShutdownDomainRequest
-	32, // 26: virtd.driver.v1.DriverService.RebootDomain:input_type -> virtd.driver.v1.RebootDomainRequest
-	34, // 27: virtd.driver.v1.DriverService.DestroyDomain:input_type -> virtd.driver.v1.DestroyDomainRequest
-	36, // 28: virtd.driver.v1.DriverService.SuspendDomain:input_type -> virtd.driver.v1.SuspendDomainRequest
-	38, // 29: virtd.driver.v1.DriverService.ResumeDomain:input_type -> virtd.driver.v1.ResumeDomainRequest
-	40, // 30: virtd.driver.v1.DriverService.GetDomainInfo:input_type -> virtd.driver.v1.GetDomainInfoRequest
-	42, // 31: virtd.driver.v1.DriverService.GetDomainState:input_type -> virtd.driver.v1.GetDomainStateRequest
-	44, // 32: virtd.driver.v1.DriverService.GetDomainXML:input_type -> virtd.driver.v1.GetDomainXMLRequest
-	46, // 33: virtd.driver.v1.DriverService.GetDomainAutostart:input_type -> virtd.driver.v1.GetDomainAutostartRequest
-	48, // 34: virtd.driver.v1.DriverService.SetDomainAutostart:input_type -> virtd.driver.v1.SetDomainAutostartRequest
-	50, // 35: virtd.driver.v1.DriverService.WatchEvents:input_type -> virtd.driver.v1.WatchEventsRequest
-	9,  // 36: virtd.driver.v1.DriverService.GetInfo:output_type -> virtd.driver.v1.GetInfoResponse
-	11, // 37: virtd.driver.v1.DriverService.KeepAlive:output_type -> virtd.driver.v1.KeepAliveResponse
-	13, // 38: virtd.driver.v1.DriverService.CheckURI:output_type -> virtd.driver.v1.CheckURIResponse
-	15, // 39: virtd.driver.v1.DriverService.GetHostname:output_type -> virtd.driver.v1.GetHostnameResponse
-	17, // 40: virtd.driver.v1.DriverService.GetCapabilities:output_type -> virtd.driver.v1.GetCapabilitiesResponse
-	19, // 41: virtd.driver.v1.DriverService.GetNodeInfo:output_type -> virtd.driver.v1.GetNodeInfoResponse
-	21, // 42: virtd.driver.v1.DriverService.ListDomains:output_type -> virtd.driver.v1.ListDomainsResponse
-	23, // 43: virtd.driver.v1.DriverService.LookupDomain:output_type -> virtd.driver.v1.LookupDomainResponse
-	25, // 44: virtd.driver.v1.DriverService.DefineDomain:output_type -> virtd.driver.v1.DefineDomainResponse
-	27, // 45: virtd.driver.v1.DriverService.UndefineDomain:output_type -> virtd.driver.v1.UndefineDomainResponse
-	29, // 46: virtd.driver.v1.DriverService.StartDomain:output_type -> virtd.driver.v1.StartDomainResponse
-	31, // 47: virtd.driver.v1.DriverService.ShutdownDomain:output_type -> virtd.driver.v1.ShutdownDomainResponse
-	33, // 48: virtd.driver.v1.DriverService.RebootDomain:output_type -> virtd.driver.v1.RebootDomainResponse
-	35, // 49: virtd.driver.v1.DriverService.DestroyDomain:output_type -> virtd.driver.v1.DestroyDomainResponse
-	37, // 50: virtd.driver.v1.DriverService.SuspendDomain:output_type -> virtd.driver.v1.SuspendDomainResponse
-	39, // 51: virtd.driver.v1.DriverService.ResumeDomain:output_type -> virtd.driver.v1.ResumeDomainResponse
-	41, // 52: virtd.driver.v1.DriverService.GetDomainInfo:output_type -> virtd.driver.v1.GetDomainInfoResponse
-	43, // 53: virtd.driver.v1.DriverService.GetDomainState:output_type -> virtd.driver.v1.GetDomainStateResponse
-	45, // 54: virtd.driver.v1.DriverService.GetDomainXML:output_type -> virtd.driver.v1.GetDomainXMLResponse
-	47, // 55: virtd.driver.v1.DriverService.GetDomainAutostart:output_type -> virtd.driver.v1.GetDomainAutostartResponse
-	49, // 56: virtd.driver.v1.DriverService.SetDomainAutostart:output_type -> virtd.driver.v1.SetDomainAutostartResponse
-	51, // 57: virtd.driver.v1.DriverService.WatchEvents:output_type -> virtd.driver.v1.WatchEventsResponse
-	36, // [36:58] is the sub-list for method output_type
-	14, // [14:36] is the sub-list for method input_type
-	14, // [14:14] is the sub-list for extension type_name
-	14, // [14:14] is the sub-list for extension extendee
-	0,  // [0:14] is the sub-list for field type_name
+	56, // 14: virtd.driver.v1.OpenConsoleRequest.open:type_name -> virtd.driver.v1.ConsoleTarget
+	8,  // 15: virtd.driver.v1.DriverService.GetInfo:input_type -> virtd.driver.v1.GetInfoRequest
+	10, // 16: virtd.driver.v1.DriverService.KeepAlive:input_type -> virtd.driver.v1.KeepAliveRequest
+	12, // 17: virtd.driver.v1.DriverService.CheckURI:input_type -> virtd.driver.v1.CheckURIRequest
+	14, // 18: virtd.driver.v1.DriverService.GetHostname:input_type -> virtd.driver.v1.GetHostnameRequest
+	16, // 19: virtd.driver.v1.DriverService.GetCapabilities:input_type -> virtd.driver.v1.GetCapabilitiesRequest
+	18, // 20: virtd.driver.v1.DriverService.GetNodeInfo:input_type -> virtd.driver.v1.GetNodeInfoRequest
+	20, // 21: virtd.driver.v1.DriverService.ListDomains:input_type -> virtd.driver.v1.ListDomainsRequest
+	22, // 22: virtd.driver.v1.DriverService.LookupDomain:input_type -> virtd.driver.v1.LookupDomainRequest
+	24, // 23: virtd.driver.v1.DriverService.DefineDomain:input_type -> virtd.driver.v1.DefineDomainRequest
+	26, // 24: virtd.driver.v1.DriverService.UndefineDomain:input_type -> virtd.driver.v1.UndefineDomainRequest
+	28, // 25: virtd.driver.v1.DriverService.StartDomain:input_type -> virtd.driver.v1.StartDomainRequest
+	30, // 26: virtd.driver.v1.DriverService.ShutdownDomain:input_type -> virtd.driver.v1.ShutdownDomainRequest
+	32, // 27: virtd.driver.v1.DriverService.RebootDomain:input_type -> virtd.driver.v1.RebootDomainRequest
+	34, // 28: virtd.driver.v1.DriverService.DestroyDomain:input_type -> virtd.driver.v1.DestroyDomainRequest
+	36, // 29: virtd.driver.v1.DriverService.SuspendDomain:input_type -> virtd.driver.v1.SuspendDomainRequest
+	38, // 30: virtd.driver.v1.DriverService.ResumeDomain:input_type -> virtd.driver.v1.ResumeDomainRequest
+	40, // 31: virtd.driver.v1.DriverService.GetDomainInfo:input_type -> virtd.driver.v1.GetDomainInfoRequest
+	42, // 32: virtd.driver.v1.DriverService.GetDomainState:input_type -> virtd.driver.v1.GetDomainStateRequest
+	44, // 33: virtd.driver.v1.DriverService.GetDomainXML:input_type -> virtd.driver.v1.GetDomainXMLRequest
+	46, // 34: virtd.driver.v1.DriverService.GetDomainAutostart:input_type -> virtd.driver.v1.GetDomainAutostartRequest
+	48, // 35: virtd.driver.v1.DriverService.SetDomainAutostart:input_type -> virtd.driver.v1.SetDomainAutostartRequest
+	50, // 36: virtd.driver.v1.DriverService.WatchEvents:input_type -> virtd.driver.v1.WatchEventsRequest
+	52, // 37: virtd.driver.v1.DriverService.DomainXMLToNative:input_type -> virtd.driver.v1.DomainXMLToNativeRequest
+	54, // 38: virtd.driver.v1.DriverService.DomainXMLFromNative:input_type -> virtd.driver.v1.DomainXMLFromNativeRequest
+	57, // 39: virtd.driver.v1.DriverService.OpenConsole:input_type -> virtd.driver.v1.OpenConsoleRequest
+	9,  // 40: virtd.driver.v1.DriverService.GetInfo:output_type -> virtd.driver.v1.GetInfoResponse
+	11, // 41: virtd.driver.v1.DriverService.KeepAlive:output_type -> virtd.driver.v1.KeepAliveResponse
+	13, // 42: virtd.driver.v1.DriverService.CheckURI:output_type -> virtd.driver.v1.CheckURIResponse
+	15, // 43: virtd.driver.v1.DriverService.GetHostname:output_type -> virtd.driver.v1.GetHostnameResponse
+	17, // 44: virtd.driver.v1.DriverService.GetCapabilities:output_type -> virtd.driver.v1.GetCapabilitiesResponse
+	19, // 45: virtd.driver.v1.DriverService.GetNodeInfo:output_type -> virtd.driver.v1.GetNodeInfoResponse
+	21, // 46: virtd.driver.v1.DriverService.ListDomains:output_type -> virtd.driver.v1.ListDomainsResponse
+	23, // 47: virtd.driver.v1.DriverService.LookupDomain:output_type -> virtd.driver.v1.LookupDomainResponse
+	25, // 48: virtd.driver.v1.DriverService.DefineDomain:output_type -> virtd.driver.v1.DefineDomainResponse
+	27, // 49: virtd.driver.v1.DriverService.UndefineDomain:output_type -> virtd.driver.v1.UndefineDomainResponse
+	29, // 50: virtd.driver.v1.DriverService.StartDomain:output_type -> virtd.driver.v1.StartDomainResponse
+	31, // 51: virtd.driver.v1.DriverService.ShutdownDomain:output_type -> virtd.driver.v1.ShutdownDomainResponse
+	33, // 52: virtd.driver.v1.DriverService.RebootDomain:output_type -> virtd.driver.v1.RebootDomainResponse
+	35, // 53: virtd.driver.v1.DriverService.DestroyDomain:output_type -> virtd.driver.v1.DestroyDomainResponse
+	37, // 54: virtd.driver.v1.DriverService.SuspendDomain:output_type -> virtd.driver.v1.SuspendDomainResponse
+	39, // 55: virtd.driver.v1.DriverService.ResumeDomain:output_type -> virtd.driver.v1.ResumeDomainResponse
+	41, // 56: virtd.driver.v1.DriverService.GetDomainInfo:output_type -> virtd.driver.v1.GetDomainInfoResponse
+	43, // 57: virtd.driver.v1.DriverService.GetDomainState:output_type -> virtd.driver.v1.GetDomainStateResponse
+	45, // 58: virtd.driver.v1.DriverService.GetDomainXML:output_type -> virtd.driver.v1.GetDomainXMLResponse
+	47, // 59: virtd.driver.v1.DriverService.GetDomainAutostart:output_type -> virtd.driver.v1.GetDomainAutostartResponse
+	49, // 60: virtd.driver.v1.DriverService.SetDomainAutostart:output_type -> virtd.driver.v1.SetDomainAutostartResponse
+	51, // 61: virtd.driver.v1.DriverService.WatchEvents:output_type -> virtd.driver.v1.WatchEventsResponse
+	53, // 62: virtd.driver.v1.DriverService.DomainXMLToNative:output_type -> virtd.driver.v1.DomainXMLToNativeResponse
+	55, // 63: virtd.driver.v1.DriverService.DomainXMLFromNative:output_type -> virtd.driver.v1.DomainXMLFromNativeResponse
+	58, // 64: virtd.driver.v1.DriverService.OpenConsole:output_type -> virtd.driver.v1.OpenConsoleResponse
+	40, // [40:65] is the sub-list for method output_type
+	15, // [15:40] is the sub-list for method input_type
+	15, // [15:15] is the sub-list for extension type_name
+	15, // [15:15] is the sub-list for extension extendee
+	0,  // [0:15] is the sub-list for field type_name
 }
 
 func init() { file_virtd_driver_v1_driver_proto_init() }
@@ -2944,13 +3351,17 @@ func file_virtd_driver_v1_driver_proto_init() {
 		(*LookupDomainRequest_Uuid)(nil),
 		(*LookupDomainRequest_Id)(nil),
 	}
+	file_virtd_driver_v1_driver_proto_msgTypes[54].OneofWrappers = []any{
+		(*OpenConsoleRequest_Open)(nil),
+		(*OpenConsoleRequest_Input)(nil),
+	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_virtd_driver_v1_driver_proto_rawDesc), len(file_virtd_driver_v1_driver_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   49,
+			NumMessages:   56,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -24,28 +24,31 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	DriverService_GetInfo_FullMethodName            = "/virtd.driver.v1.DriverService/GetInfo"
-	DriverService_KeepAlive_FullMethodName          = "/virtd.driver.v1.DriverService/KeepAlive"
-	DriverService_CheckURI_FullMethodName           = "/virtd.driver.v1.DriverService/CheckURI"
-	DriverService_GetHostname_FullMethodName        = "/virtd.driver.v1.DriverService/GetHostname"
-	DriverService_GetCapabilities_FullMethodName    = "/virtd.driver.v1.DriverService/GetCapabilities"
-	DriverService_GetNodeInfo_FullMethodName        = "/virtd.driver.v1.DriverService/GetNodeInfo"
-	DriverService_ListDomains_FullMethodName        = "/virtd.driver.v1.DriverService/ListDomains"
-	DriverService_LookupDomain_FullMethodName       = "/virtd.driver.v1.DriverService/LookupDomain"
-	DriverService_DefineDomain_FullMethodName       = "/virtd.driver.v1.DriverService/DefineDomain"
-	DriverService_UndefineDomain_FullMethodName     = "/virtd.driver.v1.DriverService/UndefineDomain"
-	DriverService_StartDomain_FullMethodName        = "/virtd.driver.v1.DriverService/StartDomain"
-	DriverService_ShutdownDomain_FullMethodName     = "/virtd.driver.v1.DriverService/ShutdownDomain"
-	DriverService_RebootDomain_FullMethodName       = "/virtd.driver.v1.DriverService/RebootDomain"
-	DriverService_DestroyDomain_FullMethodName      = "/virtd.driver.v1.DriverService/DestroyDomain"
-	DriverService_SuspendDomain_FullMethodName      = "/virtd.driver.v1.DriverService/SuspendDomain"
-	DriverService_ResumeDomain_FullMethodName       = "/virtd.driver.v1.DriverService/ResumeDomain"
-	DriverService_GetDomainInfo_FullMethodName      = "/virtd.driver.v1.DriverService/GetDomainInfo"
-	DriverService_GetDomainState_FullMethodName     = "/virtd.driver.v1.DriverService/GetDomainState"
-	DriverService_GetDomainXML_FullMethodName       = "/virtd.driver.v1.DriverService/GetDomainXML"
-	DriverService_GetDomainAutostart_FullMethodName = "/virtd.driver.v1.DriverService/GetDomainAutostart"
-	DriverService_SetDomainAutostart_FullMethodName = "/virtd.driver.v1.DriverService/SetDomainAutostart"
-	DriverService_WatchEvents_FullMethodName        = "/virtd.driver.v1.DriverService/WatchEvents"
+	DriverService_GetInfo_FullMethodName             = "/virtd.driver.v1.DriverService/GetInfo"
+	DriverService_KeepAlive_FullMethodName           = "/virtd.driver.v1.DriverService/KeepAlive"
+	DriverService_CheckURI_FullMethodName            = "/virtd.driver.v1.DriverService/CheckURI"
+	DriverService_GetHostname_FullMethodName         = "/virtd.driver.v1.DriverService/GetHostname"
+	DriverService_GetCapabilities_FullMethodName     = "/virtd.driver.v1.DriverService/GetCapabilities"
+	DriverService_GetNodeInfo_FullMethodName         = "/virtd.driver.v1.DriverService/GetNodeInfo"
+	DriverService_ListDomains_FullMethodName         = "/virtd.driver.v1.DriverService/ListDomains"
+	DriverService_LookupDomain_FullMethodName        = "/virtd.driver.v1.DriverService/LookupDomain"
+	DriverService_DefineDomain_FullMethodName        = "/virtd.driver.v1.DriverService/DefineDomain"
+	DriverService_UndefineDomain_FullMethodName      = "/virtd.driver.v1.DriverService/UndefineDomain"
+	DriverService_StartDomain_FullMethodName         = "/virtd.driver.v1.DriverService/StartDomain"
+	DriverService_ShutdownDomain_FullMethodName      = "/virtd.driver.v1.DriverService/ShutdownDomain"
+	DriverService_RebootDomain_FullMethodName        = "/virtd.driver.v1.DriverService/RebootDomain"
+	DriverService_DestroyDomain_FullMethodName       = "/virtd.driver.v1.DriverService/DestroyDomain"
+	DriverService_SuspendDomain_FullMethodName       = "/virtd.driver.v1.DriverService/SuspendDomain"
+	DriverService_ResumeDomain_FullMethodName        = "/virtd.driver.v1.DriverService/ResumeDomain"
+	DriverService_GetDomainInfo_FullMethodName       = "/virtd.driver.v1.DriverService/GetDomainInfo"
+	DriverService_GetDomainState_FullMethodName      = "/virtd.driver.v1.DriverService/GetDomainState"
+	DriverService_GetDomainXML_FullMethodName        = "/virtd.driver.v1.DriverService/GetDomainXML"
+	DriverService_GetDomainAutostart_FullMethodName  = "/virtd.driver.v1.DriverService/GetDomainAutostart"
+	DriverService_SetDomainAutostart_FullMethodName  = "/virtd.driver.v1.DriverService/SetDomainAutostart"
+	DriverService_WatchEvents_FullMethodName         = "/virtd.driver.v1.DriverService/WatchEvents"
+	DriverService_DomainXMLToNative_FullMethodName   = "/virtd.driver.v1.DriverService/DomainXMLToNative"
+	DriverService_DomainXMLFromNative_FullMethodName = "/virtd.driver.v1.DriverService/DomainXMLFromNative"
+	DriverService_OpenConsole_FullMethodName         = "/virtd.driver.v1.DriverService/OpenConsole"
 )
 
 // DriverServiceClient is the client API for DriverService service.
@@ -83,6 +86,15 @@ type DriverServiceClient interface {
 	// WatchEvents streams lifecycle events, in the order they happened, until
 	// the caller goes away.
 	WatchEvents(ctx context.Context, in *WatchEventsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchEventsResponse], error)
+	// DomainXMLToNative turns domain XML into a native configuration, e.g.
+	// format "qemu-argv" or "xen-xl".
+	DomainXMLToNative(ctx context.Context, in *DomainXMLToNativeRequest, opts ...grpc.CallOption) (*DomainXMLToNativeResponse, error)
+	// DomainXMLFromNative turns a native configuration into domain XML, e.g.
+	// format "lxc-tools" or "xen-xl".
+	DomainXMLFromNative(ctx context.Context, in *DomainXMLFromNativeRequest, opts ...grpc.CallOption) (*DomainXMLFromNativeResponse, error)
+	// OpenConsole attaches to a domain's console: the first request names the
+	// domain, later ones carry input; responses carry output.
+	OpenConsole(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[OpenConsoleRequest, OpenConsoleResponse], error)
 }
 
 type driverServiceClient struct {
@@ -322,6 +334,39 @@ func (c *driverServiceClient) WatchEvents(ctx context.Context, in *WatchEventsRe
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type DriverService_WatchEventsClient = grpc.ServerStreamingClient[WatchEventsResponse]
 
+func (c *driverServiceClient) DomainXMLToNative(ctx context.Context, in *DomainXMLToNativeRequest, opts ...grpc.CallOption) (*DomainXMLToNativeResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(DomainXMLToNativeResponse)
+	err := c.cc.Invoke(ctx, DriverService_DomainXMLToNative_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *driverServiceClient) DomainXMLFromNative(ctx context.Context, in *DomainXMLFromNativeRequest, opts ...grpc.CallOption) (*DomainXMLFromNativeResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(DomainXMLFromNativeResponse)
+	err := c.cc.Invoke(ctx, DriverService_DomainXMLFromNative_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *driverServiceClient) OpenConsole(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[OpenConsoleRequest, OpenConsoleResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &DriverService_ServiceDesc.Streams[1], DriverService_OpenConsole_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[OpenConsoleRequest, OpenConsoleResponse]{ClientStream: stream}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type DriverService_OpenConsoleClient = grpc.BidiStreamingClient[OpenConsoleRequest, OpenConsoleResponse]
+
 // DriverServiceServer is the server API for DriverService service.
 // All implementations must embed UnimplementedDriverServiceServer
 // for forward compatibility.
@@ -357,6 +402,15 @@ type DriverServiceServer interface {
 	// WatchEvents streams lifecycle events, in the order they happened, until
 	// the caller goes away.
 	WatchEvents(*WatchEventsRequest, grpc.ServerStreamingServer[WatchEventsResponse]) error
+	// DomainXMLToNative turns domain XML into a native configuration, e.g.
+	// format "qemu-argv" or "xen-xl".
+	DomainXMLToNative(context.Context, *DomainXMLToNativeRequest) (*DomainXMLToNativeResponse, error)
+	// DomainXMLFromNative turns a native configuration into domain XML, e.g.
+	// format "lxc-tools" or "xen-xl".
+	DomainXMLFromNative(context.Context, *DomainXMLFromNativeRequest) (*DomainXMLFromNativeResponse, error)
+	// OpenConsole attaches to a domain's console: the first request names the
+	// domain, later ones carry input; responses carry output.
+	OpenConsole(grpc.BidiStreamingServer[OpenConsoleRequest, OpenConsoleResponse]) error
 	mustEmbedUnimplementedDriverServiceServer()
 }
 
@@ -432,6 +486,15 @@ func (UnimplementedDriverServiceServer) SetDomainAutostart(context.Context, *Set
 }
 func (UnimplementedDriverServiceServer) WatchEvents(*WatchEventsRequest, grpc.ServerStreamingServer[WatchEventsResponse]) error {
 	return status.Errorf(codes.Unimplemented, "method WatchEvents not implemented")
+}
+func (UnimplementedDriverServiceServer) DomainXMLToNative(context.Context, *DomainXMLToNativeRequest) (*DomainXMLToNativeResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method DomainXMLToNative not implemented")
+}
+func (UnimplementedDriverServiceServer) DomainXMLFromNative(context.Context, *DomainXMLFromNativeRequest) (*DomainXMLFromNativeResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method DomainXMLFromNative not implemented")
+}
+func (UnimplementedDriverServiceServer) OpenConsole(grpc.BidiStreamingServer[OpenConsoleRequest, OpenConsoleResponse]) error {
+	return status.Errorf(codes.Unimplemented, "method OpenConsole not implemented")
 }
 func (UnimplementedDriverServiceServer) mustEmbedUnimplementedDriverServiceServer() {}
 func (UnimplementedDriverServiceServer) testEmbeddedByValue()                       {}
@@ -843,6 +906,49 @@ func _DriverService_WatchEvents_Handler(srv interface{}, stream grpc.ServerStrea
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type DriverService_WatchEventsServer = grpc.ServerStreamingServer[WatchEventsResponse]
 
+func _DriverService_DomainXMLToNative_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(DomainXMLToNativeRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(DriverServiceServer).DomainXMLToNative(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: DriverService_DomainXMLToNative_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(DriverServiceServer).DomainXMLToNative(ctx, req.(*DomainXMLToNativeRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _DriverService_DomainXMLFromNative_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(DomainXMLFromNativeRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(DriverServiceServer).DomainXMLFromNative(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: DriverService_DomainXMLFromNative_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(DriverServiceServer).DomainXMLFromNative(ctx, req.(*DomainXMLFromNativeRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _DriverService_OpenConsole_Handler(srv interface{}, stream grpc.ServerStream) error {
+	return srv.(DriverServiceServer).OpenConsole(&grpc.GenericServerStream[OpenConsoleRequest, OpenConsoleResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type DriverService_OpenConsoleServer = grpc.BidiStreamingServer[OpenConsoleRequest, OpenConsoleResponse]
+
 // DriverService_ServiceDesc is the grpc.ServiceDesc for DriverService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -934,12 +1040,26 @@ var DriverService_ServiceDesc = grpc.ServiceDesc{
 			MethodName: "SetDomainAutostart",
 			Handler:    _DriverService_SetDomainAutostart_Handler,
 		},
+		{
+			MethodName: "DomainXMLToNative",
+			Handler:    _DriverService_DomainXMLToNative_Handler,
+		},
+		{
+			MethodName: "DomainXMLFromNative",
+			Handler:    _DriverService_DomainXMLFromNative_Handler,
+		},
 	},
 	Streams: []grpc.StreamDesc{
 		{
 			StreamName:    "WatchEvents",
 			Handler:       _DriverService_WatchEvents_Handler,
 			ServerStreams: true,
+		},
+		{
+			StreamName:    "OpenConsole",
+			Handler:       _DriverService_OpenConsole_Handler,
+			ServerStreams: true,
+			ClientStreams: true,
 		},
 	},
 	Metadata: "virtd/driver/v1/driver.proto",
