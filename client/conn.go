@@ -9,14 +9,14 @@ import (
 	"google.golang.org/grpc"
 
 	"github.com/virtd/virtd/internal/rpcerr"
+	"github.com/virtd/virtd/internal/version"
 	apiv1 "github.com/virtd/virtd/proto/virtd/api/v1"
 	"github.com/virtd/virtd/virt"
 )
 
 // LibraryVersion is the version of this client library, what `virsh
-// version` calls the library it was compiled against. Builds may set it
-// with -ldflags "-X github.com/virtd/virtd/client.LibraryVersion=...".
-var LibraryVersion = "0.1.0"
+// version` calls the library.
+var LibraryVersion = version.Version
 
 // Conn is a connection to one driver through the daemon, opened on a URI,
 // like libvirt's virConnectPtr. It is safe for concurrent use.

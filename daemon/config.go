@@ -12,10 +12,12 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+
+	"github.com/virtd/virtd/internal/version"
 )
 
-// Version is virtd's version, set at build time.
-var Version = "0.1.0"
+// Version is virtd's version.
+var Version = version.Version
 
 // Paths are every directory the daemon uses, derived from one root.
 type Paths struct {

@@ -21,12 +21,12 @@ import (
 	"libvirt.org/go/libvirtxml"
 
 	"github.com/virtd/virtd/driver"
+	"github.com/virtd/virtd/internal/version"
 	"github.com/virtd/virtd/virt"
 )
 
-// Version is the driver's version, set at build time with
-// -ldflags "-X github.com/virtd/virtd/internal/testdriver.Version=...".
-var Version = "0.0.0-dev"
+// Version is the driver's version: virtd's.
+var Version = version.Version
 
 const (
 	driverName = "test"

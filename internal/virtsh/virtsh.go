@@ -19,12 +19,12 @@ import (
 	"github.com/virtd/virtd/client"
 )
 
-// DefaultURI is the URI used without -c when VIRSH_DEFAULT_CONNECT_URI is
+// DefaultURI is the URI used without -c when VIRTSH_DEFAULT_CONNECT_URI is
 // not set, as in virsh.
 const DefaultURI = "qemu:///system"
 
 // URIEnv names the environment variable that overrides DefaultURI.
-const URIEnv = "VIRSH_DEFAULT_CONNECT_URI"
+const URIEnv = "VIRTSH_DEFAULT_CONNECT_URI"
 
 // shell is one invocation of virtsh.
 type shell struct {

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/virtd/virtd/client"
 	"github.com/virtd/virtd/internal/fakevirtd"
 	apiv1 "github.com/virtd/virtd/proto/virtd/api/v1"
 )
@@ -88,7 +89,7 @@ func TestOutputs(t *testing.T) {
 		{[]string{"hostname"}, "fakehost\n\n"},
 		{[]string{"uri"}, "test:///default\n\n"},
 		{[]string{"capabilities"}, fakevirtd.Capabilities + "\n"},
-		{[]string{"version", "--daemon"}, "Compiled against library: virtd 0.1.0\nUsing library: virtd 0.1.0\nUsing API: Test 0.1.0\nRunning hypervisor: Test 2.0.3\nRunning against daemon: 0.1.0\n\n"},
+		{[]string{"version", "--daemon"}, "Compiled against library: virtd " + client.LibraryVersion + "\nUsing library: virtd " + client.LibraryVersion + "\nUsing API: Test 0.1.0\nRunning hypervisor: Test 2.0.3\nRunning against daemon: 0.1.0\n\n"},
 		{[]string{"nodeinfo"}, `CPU model:           i686
 CPU(s):              16
 CPU frequency:       1400 MHz
