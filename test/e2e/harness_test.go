@@ -341,4 +341,3 @@ func (l *logBuf) String() string {
 }
 
 func regexpMatch(expr, s string) bool { return regexp.MustCompile(expr).MatchString(s) }
-
