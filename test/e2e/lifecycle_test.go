@@ -157,8 +157,8 @@ func TestVirtshEventPrintsLifecycle(t *testing.T) {
 	d := newDaemon(t, []string{"test"})
 	done := make(chan string, 1)
 	go func() {
-		out, _, _ := d.virtsh("-c", "test:///default", "event", "--timeout", "10")
-		done <- out
+		out, errs, code := d.virtsh("-c", "test:///default", "event", "--event", "lifecycle", "--timeout", "10")
+		done <- fmt.Sprintf("exit %d, stdout %q, stderr %q", code, out, errs)
 	}()
 	// virtsh subscribes asynchronously: keep poking until it has seen one.
 	deadline := time.After(10 * time.Second)
@@ -168,7 +168,7 @@ func TestVirtshEventPrintsLifecycle(t *testing.T) {
 		select {
 		case out := <-done:
 			if !strings.Contains(out, "event 'lifecycle' for domain 'test': Suspended Paused") &&
-				!strings.Contains(out, "event 'lifecycle' for domain 'test': Resumed Unpaused") {
+				!strings.Contains(out, "event 'lifecycle' for domain 'test': Resumed Unpaused") || !strings.HasPrefix(out, "exit 0,") {
 				t.Fatalf("virtsh event printed %q", out)
 			}
 			return
