@@ -340,3 +340,14 @@ func TestReadWriteSocketModes(t *testing.T) {
 		t.Errorf("read-write open on the read-only socket: %v", err)
 	}
 }
+
+func TestUnixGroupOpensReadWriteSocketToGroup(t *testing.T) {
+	d := newDaemon(t, []string{"test"}, withArgs("--unix-group", "0"))
+	fi, err := os.Stat(d.sock())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Mode().Perm() != 0o660 || fi.Sys().(*syscall.Stat_t).Gid != 0 {
+		t.Fatalf("read-write socket with --unix-group: mode %04o gid %d, want 0660 and gid 0", fi.Mode().Perm(), fi.Sys().(*syscall.Stat_t).Gid)
+	}
+}
