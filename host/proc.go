@@ -330,14 +330,14 @@ func (p *Proc) reattach(rec *record) error {
 	return nil
 }
 
-// alive reports whether the current process still runs.
+// alive reports whether the current process still runs. A zombie counts
+// as dead: our own child not yet reaped, or a reattached driver that init
+// does not reap.
 func (p *Proc) alive(client *plugin.Client, launched bool, pid int, start uint64) bool {
-	if launched {
-		return !client.Exited()
+	if !procAlive(pid, start) {
+		return false
 	}
-	// A reattached driver is not our child; a zombie left unreaped by
-	// init counts as dead.
-	return procAlive(pid, start)
+	return !launched || !client.Exited()
 }
 
 // watch notices when the process of launch gen exits.
@@ -353,6 +353,9 @@ func (p *Proc) watch(gen int) {
 		client, launched, pid, start := p.client, p.launched, p.pid, p.startTime
 		p.mu.Unlock()
 		if !p.alive(client, launched, pid, start) {
+			if launched {
+				waitExited(client) // so that its exit status is known
+			}
 			p.exited(gen)
 			return
 		}
@@ -441,13 +444,21 @@ func (p *Proc) stop(why string) {
 	p.exited(gen)
 }
 
-// Explain adds the driver's name to an unavailable error from a call that
-// failed because the driver process went away under it.
+// Explain makes an unavailable error clear when the driver process went
+// away under the call (killed, crashed, stopped). An unavailable error from
+// a driver that still runs, such as "no Xen hypervisor on this host", is
+// the driver's own and passes unchanged.
 func (p *Proc) Explain(err error) error {
 	if err == nil || !errors.Is(err, virt.ErrUnavailable) {
 		return err
 	}
-	return fmt.Errorf("driver %q became unavailable during the call (the process died or was stopped): %w", p.name, err)
+	p.mu.Lock()
+	client, launched, pid, start, running := p.client, p.launched, p.pid, p.startTime, p.state == StateRunning
+	p.mu.Unlock()
+	if running && p.alive(client, launched, pid, start) {
+		return err
+	}
+	return fmt.Errorf("driver %q went away during the call (the process died or was stopped): %w", p.name, err)
 }
 
 // waitExited gives a failed child a moment to be reaped, so that its exit
