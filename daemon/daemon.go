@@ -29,6 +29,8 @@ type Daemon struct {
 	servers []*grpc.Server
 	lock    *os.File
 	closing chan struct{}
+	// ownSockets are the socket files virtd created (not socket-activated).
+	ownSockets []string
 }
 
 // New prepares the daemon: it takes the run directory's lock, scans the
@@ -147,20 +149,29 @@ func (d *Daemon) Run(ctx context.Context) error {
 			apiv1.RegisterAdminServiceServer(s, &admin{host: d.host})
 		}},
 	}
+	activated, err := activatedListeners()
+	if err != nil {
+		d.shutdown()
+		return err
+	}
 	errc := make(chan error, len(socks))
 	for _, sk := range socks {
 		path := filepath.Join(d.cfg.RunDir, sk.name)
-		l, err := listen(path, sk.mode, sk.group)
-		if err != nil {
-			d.shutdown()
-			return fmt.Errorf("listening on %s: %w", path, err)
+		l, ok := activated[sk.name]
+		if !ok {
+			if l, err = listen(path, sk.mode, sk.group); err != nil {
+				d.shutdown()
+				return fmt.Errorf("listening on %s: %w", path, err)
+			}
+			d.ownSockets = append(d.ownSockets, path)
 		}
 		s := d.newServer()
 		sk.reg(s)
 		d.servers = append(d.servers, s)
 		go func() { errc <- s.Serve(l) }()
 	}
-	d.log.Info("virtd ready", "version", Version, "run_dir", d.cfg.RunDir, "driver_dirs", d.cfg.DriverDirs)
+	d.log.Info("virtd ready", "version", Version, "run_dir", d.cfg.RunDir, "driver_dirs", d.cfg.DriverDirs, "socket_activated", len(activated) > 0)
+	notify("READY=1")
 
 	sigs := make(chan os.Signal, 4)
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
@@ -175,7 +186,9 @@ func (d *Daemon) Run(ctx context.Context) error {
 			return nil
 		case sig := <-sigs:
 			if sig == syscall.SIGHUP {
+				notify("RELOADING=1")
 				added, removed, _ := d.host.Rescan()
+				notify("READY=1")
 				d.log.Info("rescanned driver directories on SIGHUP", "added", added, "removed", removed)
 				continue
 			}
@@ -206,6 +219,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 // shutdown stops accepting, waits up to the grace period for calls in
 // flight, and detaches from the drivers without stopping them.
 func (d *Daemon) shutdown() {
+	notify("STOPPING=1")
 	close(d.closing)
 	done := make(chan struct{})
 	go func() {
@@ -222,8 +236,9 @@ func (d *Daemon) shutdown() {
 		}
 		<-done
 	}
-	for _, name := range []string{SocketRW, SocketRO, SocketAdmin} {
-		_ = os.Remove(filepath.Join(d.cfg.RunDir, name))
+	// Sockets systemd passed stay: they are its to remove.
+	for _, path := range d.ownSockets {
+		_ = os.Remove(path)
 	}
 	d.host.Close()
 }

@@ -284,15 +284,21 @@ func (h *Host) keepAlive(p *Proc) {
 	}
 }
 
-// Busy reports whether any driver has a connection or runs a guest.
+// Busy reports whether any driver has a connection or runs a guest; it
+// asks running drivers afresh.
 func (h *Host) Busy() bool {
 	h.mu.Lock()
-	defer h.mu.Unlock()
+	procs := make([]*Proc, 0, len(h.procs))
 	for _, p := range h.procs {
-		p.mu.Lock()
-		busy := p.conns > 0 || (p.state == StateRunning && p.guests > 0)
-		p.mu.Unlock()
-		if busy {
+		procs = append(procs, p)
+	}
+	h.mu.Unlock()
+	for _, p := range procs {
+		if p.Status().Connections > 0 {
+			return true
+		}
+		h.keepAlive(p)
+		if st := p.Status(); st.State == StateRunning && st.Guests > 0 {
 			return true
 		}
 	}
