@@ -312,6 +312,32 @@ func TestOrphanedDriverExitsWhenIdle(t *testing.T) {
 
 func TestDaemonTimeoutExitsWhenIdle(t *testing.T) {
 	d := newDaemon(t, []string{"test"}, withArgs("--timeout", "1"))
+	// The test driver's running domain keeps virtd up...
+	c := d.open("test:///default")
+	dom, err := c.LookupByName(ctxT(t), "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Close(ctxT(t)); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(2 * time.Second)
+	select {
+	case <-d.exited:
+		t.Fatal("virtd --timeout exited while a guest runs")
+	default:
+	}
+	// ... and once it is destroyed and no client is left, virtd exits.
+	c = d.open("test:///default")
+	if dom, err = c.LookupByName(ctxT(t), "test"); err != nil {
+		t.Fatal(err)
+	}
+	if err := dom.Destroy(ctxT(t)); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Close(ctxT(t)); err != nil {
+		t.Fatal(err)
+	}
 	select {
 	case <-d.exited:
 		if !d.cmd.ProcessState.Success() {
