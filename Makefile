@@ -5,9 +5,9 @@ BIN         := $(CURDIR)/bin
 VERSION     := $(shell cat VERSION 2>/dev/null || echo 0.0.0)
 LDFLAGS     := -X github.com/virtd/virtd/internal/version.Version=$(VERSION)
 RUN_ROOT    ?= $(CURDIR)/.run
-DRIVERS     := test
+DRIVERS     := test xen
 TEST_FLAGS  ?= -count=1 -timeout 20m
-APT_PACKAGES ?= git ca-certificates
+APT_PACKAGES ?= git ca-certificates pkg-config libxen-dev libyajl-dev systemd
 
 BUF_VERSION               := v1.75.0
 PROTOC_GEN_GO_VERSION     := v1.36.12
@@ -20,8 +20,9 @@ all: build
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
 
-build: ## build virtd, virtsh and every driver into bin/
+build: deps ## build virtd, virtsh and every driver into bin/
 	@mkdir -p $(BIN)
+	@sh test/xen/check-build-deps.sh
 	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN)/virtd ./cmd/virtd
 	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN)/virtsh ./cmd/virtsh
 	@for d in $(DRIVERS); do \

@@ -47,6 +47,7 @@ func buildAll(dir string) error {
 		"virtd":              "./cmd/virtd",
 		"virtsh":             "./cmd/virtsh",
 		"virtd-driver-test":  "./cmd/driver-test",
+		"virtd-driver-xen":   "./cmd/driver-xen",
 		"virtd-driver-other": "./test/e2e/fixtures/other",
 	}
 	for _, f := range []string{"exits", "garbage", "hangs", "apiv2", "crashloop"} {
@@ -341,3 +342,5 @@ func (l *logBuf) String() string {
 }
 
 func regexpMatch(expr, s string) bool { return regexp.MustCompile(expr).MatchString(s) }
+
+func writeFile(path, content string) error { return os.WriteFile(path, []byte(content), 0o644) }

@@ -1,0 +1,255 @@
+// Package xen is virtd's Xen driver (executable virtd-driver-xen, URIs
+// xen:///system and xen:///): Xen guests through libxl.
+//
+// The driver opens a libxl context when it starts. Where that fails (no
+// Xen hypervisor, as on a KVM host or in a container), it still runs and
+// reports itself unavailable with libxl's reason; every domain call then
+// fails at once with virt.ErrUnavailable and that reason. Definitions are
+// not served either in that state: what a Xen domain is doing can only be
+// known from Xen, so listing definitions as "shut off" would be a guess.
+// What works anyway: Info, CheckURI, Hostname, and the xl.cfg conversions
+// (DomainXMLToNative / DomainXMLFromNative), which are pure Go.
+//
+// Persistent definitions are libvirt domain XML in the config directory
+// (<uuid>.xml, <uuid>.autostart). Running domains belong to Xen, not to
+// this process: they outlive the driver, and a restarted driver finds them
+// again with libxl_list_domain and the live XML it keeps in the run
+// directory.
+package xen
+
+import (
+	"context"
+	"fmt"
+	"net/url"
+	"os"
+	"strings"
+	"sync"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/virtd/virtd/driver"
+	"github.com/virtd/virtd/internal/xen/libxl"
+	"github.com/virtd/virtd/internal/xen/xlconfig"
+	"github.com/virtd/virtd/virt"
+)
+
+// Version is the driver's version, set at build time.
+var Version = "0.0.0-dev"
+
+const driverName = "xen"
+
+// Driver is the Xen driver. It is safe for concurrent use.
+type Driver struct {
+	log       hclog.Logger
+	hostname  string
+	configDir string
+	runDir    string
+
+	// hv is nil when no hypervisor can be used; reason says why.
+	hv     hypervisor
+	reason string
+
+	mu sync.Mutex
+	// defs are the persistent definitions, by UUID.
+	defs map[string]*definition
+	// live are the running domains this driver started, by UUID.
+	live map[string]*liveDomain
+	// stopped remembers why a domain last stopped (shut off reason).
+	stopped map[string]int32
+	// pausedBy and runReason keep the reason of a paused or running state,
+	// which Xen does not record.
+	runReason map[string]int32
+	seq       uint64
+	subs      map[*subscriber]struct{}
+}
+
+var (
+	_ driver.Driver          = (*Driver)(nil)
+	_ driver.NativeConverter = (*Driver)(nil)
+)
+
+// New opens libxl and returns the driver; its signature is what
+// driver.Serve takes. It never fails: without Xen the driver is
+// unavailable, with the reason in Info.
+func New(logger hclog.Logger) driver.Driver {
+	if logger == nil {
+		logger = hclog.NewNullLogger()
+	}
+	var hv hypervisor
+	reason := ""
+	ctx, err := libxl.Open()
+	if err != nil {
+		reason = err.Error()
+		logger.Warn("Xen is not usable on this host; the driver reports itself unavailable", "reason", reason)
+	} else {
+		hv = &libxlHypervisor{ctx: ctx}
+	}
+	return newDriver(logger, hv, reason, os.Getenv(driver.EnvConfigDir), os.Getenv(driver.EnvRunDir))
+}
+
+// newDriver builds a driver on hv (nil: unavailable for reason).
+func newDriver(logger hclog.Logger, hv hypervisor, reason, configDir, runDir string) *Driver {
+	host, err := os.Hostname()
+	if err != nil {
+		host = "localhost"
+	}
+	d := &Driver{
+		log: logger, hostname: host, configDir: configDir, runDir: runDir,
+		hv: hv, reason: reason,
+		defs: map[string]*definition{}, live: map[string]*liveDomain{},
+		stopped: map[string]int32{}, runReason: map[string]int32{},
+		subs: map[*subscriber]struct{}{},
+	}
+	if hv == nil {
+		return d
+	}
+	if configDir == "" || runDir == "" {
+		d.hv, d.reason = nil, fmt.Sprintf("the Xen driver needs %s and %s (set by virtd)", driver.EnvConfigDir, driver.EnvRunDir)
+		return d
+	}
+	if err := d.load(); err != nil {
+		d.hv, d.reason = nil, err.Error()
+		logger.Error("cannot load definitions", "error", err)
+		return d
+	}
+	go d.handleEvents(hv.Events())
+	d.autostart()
+	return d
+}
+
+// unavailable is the error of every domain call without a hypervisor.
+func (d *Driver) unavailable() error {
+	return fmt.Errorf("Xen driver: %s: %w", d.reason, virt.ErrUnavailable)
+}
+
+// ready checks ctx and the hypervisor.
+func (d *Driver) ready(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if d.hv == nil {
+		return d.unavailable()
+	}
+	return nil
+}
+
+// Info describes the driver and its health.
+func (d *Driver) Info(ctx context.Context) (*driver.Info, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	info := &driver.Info{
+		Name:           driverName,
+		Version:        Version,
+		Schemes:        []string{"xen"},
+		Health:         driver.HealthAvailable,
+		HypervisorType: "Xen",
+	}
+	if d.hv == nil {
+		info.Health, info.HealthReason = driver.HealthUnavailable, d.reason
+	} else {
+		info.HypervisorVersion = d.hv.Version()
+	}
+	return info, nil
+}
+
+// CheckURI accepts xen:///system and xen:/// (with a transport, as in
+// xen+unix:///system), with or without a hypervisor.
+func (d *Driver) CheckURI(ctx context.Context, uri string) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	u, err := url.Parse(uri)
+	if err != nil {
+		return fmt.Errorf("URI %q: %v: %w", uri, err, virt.ErrInvalidArgument)
+	}
+	scheme, _, _ := strings.Cut(u.Scheme, "+")
+	if scheme != driverName || u.Opaque != "" || (u.Path != "/system" && u.Path != "/" && u.Path != "") {
+		return fmt.Errorf("URI %q is not served by the Xen driver: use xen:///system: %w", uri, virt.ErrInvalidArgument)
+	}
+	return nil
+}
+
+// Hostname returns the host's name.
+func (d *Driver) Hostname(ctx context.Context) (string, error) {
+	if err := ctx.Err(); err != nil {
+		return "", err
+	}
+	return d.hostname, nil
+}
+
+// NodeInfo reads the host from Xen.
+func (d *Driver) NodeInfo(ctx context.Context) (*virt.NodeInfo, error) {
+	if err := d.ready(ctx); err != nil {
+		return nil, err
+	}
+	p, err := d.hv.PhysInfo()
+	if err != nil {
+		return nil, fmt.Errorf("node info: %v: %w", err, virt.ErrInternal)
+	}
+	threads, cores := max(p.ThreadsPerCore, 1), max(p.CoresPerSocket, 1)
+	nodes := max(p.Nodes, 1)
+	return &virt.NodeInfo{
+		Model: "x86_64", MemoryKiB: p.MemoryKiB, CPUs: p.CPUs, MHz: p.MHz, Nodes: nodes,
+		Sockets: max(p.CPUs/(threads*cores*nodes), 1), Cores: cores, Threads: threads,
+	}, nil
+}
+
+// Capabilities describes the guests Xen runs here: PV, HVM and PVH on
+// x86_64.
+func (d *Driver) Capabilities(ctx context.Context) (string, error) {
+	if err := d.ready(ctx); err != nil {
+		return "", err
+	}
+	return capabilities(), nil
+}
+
+// RunningGuests counts the domains Xen runs, domain 0 aside. Xen guests
+// outlive the driver, so it is always safe to stop; it reports them anyway
+// so that an idle stop does not hide them from `virtsh drivers`.
+func (d *Driver) RunningGuests(ctx context.Context) (int, error) {
+	if err := ctx.Err(); err != nil {
+		return 0, err
+	}
+	if d.hv == nil {
+		return 0, nil
+	}
+	doms, err := d.hv.List()
+	if err != nil {
+		return 0, fmt.Errorf("list Xen domains: %v: %w", err, virt.ErrInternal)
+	}
+	n := 0
+	for _, x := range doms {
+		if x.DomID != 0 {
+			n++
+		}
+	}
+	return n, nil
+}
+
+// DomainXMLToNative converts domain XML to xl.cfg. It needs no hypervisor.
+func (d *Driver) DomainXMLToNative(ctx context.Context, format, xml string) (string, error) {
+	if err := checkFormat(ctx, format); err != nil {
+		return "", err
+	}
+	return xlconfig.ToNative(xml)
+}
+
+// DomainXMLFromNative converts xl.cfg to domain XML. It needs no
+// hypervisor.
+func (d *Driver) DomainXMLFromNative(ctx context.Context, format, config string) (string, error) {
+	if err := checkFormat(ctx, format); err != nil {
+		return "", err
+	}
+	return xlconfig.FromNative(config)
+}
+
+func checkFormat(ctx context.Context, format string) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if format != xlconfig.Format {
+		return fmt.Errorf("native format %q is not supported by the Xen driver (only %q): %w", format, xlconfig.Format, virt.ErrNotSupported)
+	}
+	return nil
+}

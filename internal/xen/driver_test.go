@@ -1,0 +1,240 @@
+package xen
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/virtd/virtd/driver"
+	"github.com/virtd/virtd/driver/drivertest"
+	"github.com/virtd/virtd/internal/xen/domconfig"
+	"github.com/virtd/virtd/internal/xen/libxl"
+	"github.com/virtd/virtd/virt"
+)
+
+const domainXML = `<domain type='xen'>
+  <name>%s</name>
+  <memory unit='MiB'>128</memory>
+  <vcpu>1</vcpu>
+  <os><type>linux</type><kernel>/boot/vmlinuz</kernel></os>
+</domain>`
+
+// TestConformance runs the conformance suite against the driver's own
+// logic (definitions on disk, states and reasons, events, on_poweroff)
+// over fakeHypervisor, an in-memory stand-in for libxl. What it does not
+// check is libxl itself: see TestUnavailable and package libxl.
+func TestConformance(t *testing.T) {
+	drivertest.Run(t, drivertest.Config{
+		New: func(t *testing.T) driver.Driver {
+			return newDriver(hclog.NewNullLogger(), newFake(), "", t.TempDir(), t.TempDir())
+		},
+		DomainXML:     func(name string) string { return fmt.Sprintf(domainXML, name) },
+		URI:           "xen:///system",
+		SettleTimeout: 5 * time.Second,
+	})
+}
+
+// TestUnavailable drives the driver as it runs on this kind of host: libxl
+// cannot be opened, so Info says why, every domain call fails at once with
+// ErrUnavailable and that reason, and what needs no hypervisor still works.
+func TestUnavailable(t *testing.T) {
+	d := New(hclog.NewNullLogger())
+	impl := d.(*Driver)
+	if impl.hv != nil {
+		t.Skip("a Xen hypervisor is usable here; the unavailable path cannot be shown")
+	}
+	drv := drivertest.Pair(t, d)
+	ctx := t.Context()
+	info, err := drv.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.Health != driver.HealthUnavailable || !strings.Contains(info.HealthReason, "no Xen hypervisor on this host") {
+		t.Fatalf("Info = %+v; want unavailable, no Xen hypervisor", info)
+	}
+	if info.Name != "xen" || info.HypervisorType != "Xen" || len(info.Schemes) != 1 || info.Schemes[0] != "xen" {
+		t.Errorf("Info = %+v", info)
+	}
+	t.Logf("reason: %s", info.HealthReason)
+	for _, uri := range []string{"xen:///system", "xen:///", "xen+unix:///system"} {
+		if err := drv.CheckURI(ctx, uri); err != nil {
+			t.Errorf("CheckURI(%s): %v", uri, err)
+		}
+	}
+	if err := drv.CheckURI(ctx, "xen:///session"); !errors.Is(err, virt.ErrInvalidArgument) {
+		t.Errorf("CheckURI(xen:///session) = %v", err)
+	}
+	if h, err := drv.Hostname(ctx); err != nil || h == "" {
+		t.Errorf("Hostname = %q, %v", h, err)
+	}
+	uuid := "3f1c2a4e-8b6d-4d0e-9a51-7c2e0b9d4f11"
+	calls := map[string]func() error{
+		"ListDomains":  func() error { _, err := drv.ListDomains(ctx, 0); return err },
+		"LookupDomain": func() error { _, err := drv.LookupDomain(ctx, virt.ByName("x")); return err },
+		"DefineDomain": func() error { _, err := drv.DefineDomain(ctx, fmt.Sprintf(domainXML, "x")); return err },
+		"StartDomain":  func() error { _, err := drv.StartDomain(ctx, uuid); return err },
+		"Shutdown":     func() error { return drv.ShutdownDomain(ctx, uuid) },
+		"Destroy":      func() error { return drv.DestroyDomain(ctx, uuid) },
+		"Suspend":      func() error { return drv.SuspendDomain(ctx, uuid) },
+		"DomainXML":    func() error { _, err := drv.DomainXML(ctx, uuid, false); return err },
+		"NodeInfo":     func() error { _, err := drv.NodeInfo(ctx); return err },
+		"Capabilities": func() error { _, err := drv.Capabilities(ctx); return err },
+	}
+	for name, call := range calls {
+		start := time.Now()
+		err := call()
+		if !errors.Is(err, virt.ErrUnavailable) || !strings.Contains(err.Error(), "no Xen hypervisor") {
+			t.Errorf("%s = %v; want unavailable with the reason", name, err)
+		}
+		if d := time.Since(start); d > 2*time.Second {
+			t.Errorf("%s took %v", name, d)
+		}
+	}
+	// A stream's refusal shows when it is read: the channel closes at once.
+	if ch, err := drv.WatchEvents(ctx); err == nil {
+		select {
+		case ev, ok := <-ch:
+			if ok {
+				t.Errorf("WatchEvents sent %+v without a hypervisor", ev)
+			}
+		case <-time.After(2 * time.Second):
+			t.Error("WatchEvents stayed open without a hypervisor")
+		}
+	} else if !errors.Is(err, virt.ErrUnavailable) {
+		t.Errorf("WatchEvents = %v", err)
+	}
+	if n, err := drv.RunningGuests(ctx); err != nil || n != 0 {
+		t.Errorf("RunningGuests = %d, %v", n, err)
+	}
+	// The xl.cfg conversion is pure Go and works anyway.
+	conv := drv.(driver.NativeConverter)
+	cfg, err := conv.DomainXMLToNative(ctx, "xen-xl", fmt.Sprintf(domainXML, "conv"))
+	if err != nil || !strings.Contains(cfg, `name = "conv"`) {
+		t.Fatalf("DomainXMLToNative = %q, %v", cfg, err)
+	}
+	x, err := conv.DomainXMLFromNative(ctx, "xen-xl", cfg)
+	if err != nil || !strings.Contains(x, "<name>conv</name>") {
+		t.Fatalf("DomainXMLFromNative = %q, %v", x, err)
+	}
+	if _, err := conv.DomainXMLToNative(ctx, "xen-sxpr", "<domain/>"); !errors.Is(err, virt.ErrNotSupported) {
+		t.Errorf("format xen-sxpr: %v, want not supported", err)
+	}
+}
+
+// TestRestartFindsDomains checks that a new driver process finds the
+// domains Xen still runs, with their live XML.
+func TestRestartFindsDomains(t *testing.T) {
+	hv := newFake()
+	cfgDir, runDir := t.TempDir(), t.TempDir()
+	ctx := t.Context()
+	d1 := newDriver(hclog.NewNullLogger(), hv, "", cfgDir, runDir)
+	dom, err := d1.DefineDomain(ctx, fmt.Sprintf(domainXML, "survivor"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	started, err := d1.StartDomain(ctx, dom.UUID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d2 := newDriver(hclog.NewNullLogger(), hv, "", cfgDir, runDir)
+	got, err := d2.LookupDomain(ctx, virt.ByName("survivor"))
+	if err != nil || got.ID != started.ID || got.State != virt.StateRunning || !got.Persistent {
+		t.Fatalf("after restart: %+v, %v; want running with ID %d", got, err, started.ID)
+	}
+	x, err := d2.DomainXML(ctx, dom.UUID, false)
+	if err != nil || !strings.Contains(x, fmt.Sprintf("id=\"%d\"", started.ID)) {
+		t.Fatalf("live XML after restart: %v\n%s", err, x)
+	}
+}
+
+// fakeHypervisor stands in for Xen: domains with domids, flags, and the
+// shutdown and death events libxl would report. A guest powers off 20 ms
+// after a shutdown request; a reboot is invisible (the guest handles it).
+type fakeHypervisor struct {
+	mu     sync.Mutex
+	next   uint32
+	doms   map[uint32]*libxl.DomInfo
+	events chan libxl.Event
+}
+
+func newFake() *fakeHypervisor {
+	return &fakeHypervisor{next: 1, doms: map[uint32]*libxl.DomInfo{
+		0: {DomID: 0, UUID: "00000000-0000-0000-0000-000000000000", Name: "Domain-0", Running: true, MaxMemKiB: 1 << 20, CurrentMemKiB: 1 << 20, VCPUsOnline: 2},
+	}, events: make(chan libxl.Event, 1024)}
+}
+
+func (f *fakeHypervisor) Version() uint64 { return 4017000 }
+func (f *fakeHypervisor) PhysInfo() (*libxl.PhysInfo, error) {
+	return &libxl.PhysInfo{CPUs: 2, MHz: 2000, Nodes: 1, CoresPerSocket: 2, ThreadsPerCore: 1, MemoryKiB: 8 << 20}, nil
+}
+func (f *fakeHypervisor) Events() <-chan libxl.Event { return f.events }
+func (f *fakeHypervisor) Watch(uint32) error         { return nil }
+
+func (f *fakeHypervisor) List() ([]libxl.DomInfo, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	out := make([]libxl.DomInfo, 0, len(f.doms))
+	for _, d := range f.doms {
+		out = append(out, *d)
+	}
+	return out, nil
+}
+
+func (f *fakeHypervisor) Create(c *domconfig.Config) (uint32, error) {
+	if _, err := libxl.Build(c); err != nil { // what libxl would be given
+		return 0, err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	id := f.next
+	f.next++
+	f.doms[id] = &libxl.DomInfo{DomID: id, UUID: c.UUID, Name: c.Name, Running: true,
+		MaxMemKiB: c.MaxMemKiB, CurrentMemKiB: c.MemKiB, VCPUsOnline: uint32(c.VCPUs)}
+	return id, nil
+}
+
+func (f *fakeHypervisor) with(domid uint32, fn func(d *libxl.DomInfo)) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	d := f.doms[domid]
+	if d == nil {
+		return &libxl.Error{Op: "fake", Code: -21}
+	}
+	fn(d)
+	return nil
+}
+
+func (f *fakeHypervisor) Shutdown(domid uint32) error {
+	return f.with(domid, func(d *libxl.DomInfo) {
+		time.AfterFunc(20*time.Millisecond, func() {
+			_ = f.with(domid, func(d *libxl.DomInfo) { d.Shutdown, d.Running, d.ShutdownReason = true, false, libxl.ShutdownPoweroff })
+			f.events <- libxl.Event{Kind: libxl.EventShutdown, DomID: domid, Reason: libxl.ShutdownPoweroff}
+		})
+	})
+}
+
+func (f *fakeHypervisor) Reboot(domid uint32) error { return f.with(domid, func(*libxl.DomInfo) {}) }
+func (f *fakeHypervisor) Pause(domid uint32) error {
+	return f.with(domid, func(d *libxl.DomInfo) { d.Paused = true })
+}
+func (f *fakeHypervisor) Unpause(domid uint32) error {
+	return f.with(domid, func(d *libxl.DomInfo) { d.Paused = false })
+}
+
+func (f *fakeHypervisor) Destroy(domid uint32) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.doms[domid] == nil {
+		return &libxl.Error{Op: "fake", Code: -21}
+	}
+	delete(f.doms, domid)
+	f.events <- libxl.Event{Kind: libxl.EventDeath, DomID: domid}
+	return nil
+}
+
+var _ hypervisor = (*fakeHypervisor)(nil)
