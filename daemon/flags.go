@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"path/filepath"
 	"strings"
 	"time"
 )
@@ -22,6 +23,7 @@ func Main(ctx context.Context, args []string, stderr io.Writer) int {
 	start := fs.Duration("driver-start-timeout", 10*time.Second, "how long a driver may take to complete its handshake")
 	level := fs.String("log-level", "info", "log `level`: trace, debug, info, warn, error")
 	version := fs.Bool("version", false, "print the version and exit")
+	config := fs.String("config", "", "configuration `file` (default <root>/etc/virtd/virtd.conf); command-line flags win")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "Usage: virtd [options]\n\nThe virtd daemon serves virtualization clients on unix sockets and runs\none executable per hypervisor driver.\n\nOptions:\n")
 		fs.PrintDefaults()
@@ -36,6 +38,14 @@ func Main(ctx context.Context, args []string, stderr io.Writer) int {
 	if *version {
 		fmt.Fprintf(stderr, "virtd %s\n", Version)
 		return 0
+	}
+	confPath, required := *config, *config != ""
+	if !required {
+		confPath = filepath.Join(PathsFor(*root, nil).ConfigDir, "virtd.conf")
+	}
+	if err := applyConfigFile(fs, confPath, required); err != nil {
+		fmt.Fprintf(stderr, "virtd: %v\n", err)
+		return 2
 	}
 	var dirs []string
 	if *driverDirs != "" {

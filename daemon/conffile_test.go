@@ -1,0 +1,51 @@
+package daemon
+
+import (
+	"flag"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestConfigFileSetsUnsetFlags(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "virtd.conf")
+	os.WriteFile(path, []byte("# comment\nunix_group = \"kvm\"\ndriver_idle_timeout = 5m\ntimeout = 30\n"), 0o644)
+	fs := flag.NewFlagSet("t", flag.ContinueOnError)
+	group := fs.String("unix-group", "", "")
+	idle := fs.Duration("driver-idle-timeout", time.Minute, "")
+	timeout := fs.Int("timeout", 0, "")
+	if err := fs.Parse([]string{"--timeout", "7"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := applyConfigFile(fs, path, true); err != nil {
+		t.Fatal(err)
+	}
+	if *group != "kvm" || *idle != 5*time.Minute || *timeout != 7 {
+		t.Fatalf("group %q idle %s timeout %d: want kvm, 5m, and the command line's 7", *group, *idle, *timeout)
+	}
+}
+
+func TestConfigFileErrors(t *testing.T) {
+	dir := t.TempDir()
+	fs := flag.NewFlagSet("t", flag.ContinueOnError)
+	fs.Int("timeout", 0, "")
+	if err := applyConfigFile(fs, filepath.Join(dir, "none"), false); err != nil {
+		t.Fatalf("a missing default file is fine: %v", err)
+	}
+	if err := applyConfigFile(fs, filepath.Join(dir, "none"), true); err == nil {
+		t.Fatal("a missing --config file must fail")
+	}
+	for content, want := range map[string]string{
+		"colour = blue\n":   `:1: unknown setting "colour"`,
+		"\ntimeout = ten\n": `:2: timeout`,
+		"timeout\n":         `:1: want key = value`,
+	} {
+		path := filepath.Join(dir, "bad.conf")
+		os.WriteFile(path, []byte(content), 0o644)
+		if err := applyConfigFile(fs, path, true); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%q: %v, want %q", content, err, want)
+		}
+	}
+}
