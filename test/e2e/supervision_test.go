@@ -377,3 +377,37 @@ func TestUnixGroupOpensReadWriteSocketToGroup(t *testing.T) {
 		t.Fatalf("read-write socket with --unix-group: mode %04o gid %d, want 0660 and gid 0", fi.Mode().Perm(), fi.Sys().(*syscall.Stat_t).Gid)
 	}
 }
+
+func TestSIGTERMEndsStreamsAndLeavesDrivers(t *testing.T) {
+	d := newDaemon(t, []string{"test"})
+	c := d.open("test:///default")
+	stream, err := c.WatchEvents(ctxT(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pid := d.driverStatus("test").PID
+	if err := d.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	for range stream.Events() {
+	}
+	if err := stream.Err(); !errors.Is(err, client.ErrUnavailable) || !strings.Contains(err.Error(), "shutting down") {
+		t.Fatalf("event stream at SIGTERM ended with %v", err)
+	}
+	select {
+	case <-d.exited:
+		if !d.cmd.ProcessState.Success() {
+			t.Fatalf("virtd exited with %v after SIGTERM", d.cmd.ProcessState)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("virtd did not exit after SIGTERM")
+	}
+	if !alive(int(pid)) {
+		t.Fatal("SIGTERM of virtd took its driver down")
+	}
+	for _, s := range []string{d.sock(), d.roSock(), d.adminSock()} {
+		if _, err := os.Stat(s); !os.IsNotExist(err) {
+			t.Errorf("socket %s left behind", s)
+		}
+	}
+}
