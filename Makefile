@@ -5,15 +5,16 @@ BIN         := $(CURDIR)/bin
 VERSION     := $(shell cat VERSION 2>/dev/null || echo 0.0.0)
 LDFLAGS     := -X github.com/virtd/virtd/internal/version.Version=$(VERSION)
 RUN_ROOT    ?= $(CURDIR)/.run
-DRIVERS     := test xen
+DRIVERS     := test qemu xen
 TEST_FLAGS  ?= -count=1 -timeout 20m
-APT_PACKAGES ?= git ca-certificates pkg-config libxen-dev libyajl-dev systemd
+APT_PACKAGES ?= git ca-certificates pkg-config libxen-dev libyajl-dev systemd \
+                qemu-system-x86 qemu-utils busybox-static cpio iproute2
 
 BUF_VERSION               := v1.75.0
 PROTOC_GEN_GO_VERSION     := v1.36.12
 PROTOC_GEN_GO_GRPC_VERSION := v1.5.1
 
-.PHONY: all build test run bench proto proto-check lint tools deps clean help
+.PHONY: all build test test-assets run bench proto proto-check lint tools deps clean help
 
 all: build
 
@@ -30,10 +31,13 @@ build: deps ## build virtd, virtsh and every driver into bin/
 		$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN)/virtd-driver-$$d ./cmd/driver-$$d || exit 1; \
 	done
 
-deps: ## install what the tests need (idempotent)
+deps: ## install what the build and the tests need (idempotent)
 	@bash scripts/deps.sh $(APT_PACKAGES)
 
-test: deps tools lint proto-check build ## set up, lint, and run every test
+test-assets: deps ## fetch and build the guest kernel and initramfs the tests boot
+	@sh test/qemu/setup.sh
+
+test: deps tools lint proto-check build test-assets ## set up, lint, and run every test
 	$(GO) test $(TEST_FLAGS) ./...
 
 run: build ## build, then run virtd in the foreground on a private root

@@ -5,7 +5,7 @@ import (
 	"io"
 	"os"
 
-	"golang.org/x/sys/unix"
+	"github.com/virtd/virtd/internal/termios"
 )
 
 // escapeChar detaches from a console, as in virsh: Ctrl+].
@@ -23,7 +23,7 @@ func cmdConsole(sh *shell, p *parsed) error {
 	defer con.Close()
 	sh.printf("Connected to domain '%s'\nEscape character is ^] (Ctrl + ])\n", d.Name())
 	if f, ok := sh.stdin.(*os.File); ok {
-		if restore, err := rawMode(int(f.Fd())); err == nil {
+		if restore, err := termios.MakeRaw(int(f.Fd())); err == nil {
 			defer restore()
 		}
 	}
@@ -63,24 +63,4 @@ func cmdConsole(sh *shell, p *parsed) error {
 	}
 	sh.printf("\n")
 	return nil
-}
-
-// rawMode puts a terminal into raw mode and returns how to restore it; it
-// fails on anything that is not a terminal.
-func rawMode(fd int) (func(), error) {
-	old, err := unix.IoctlGetTermios(fd, unix.TCGETS)
-	if err != nil {
-		return nil, err
-	}
-	raw := *old
-	raw.Iflag &^= unix.IGNBRK | unix.BRKINT | unix.PARMRK | unix.ISTRIP | unix.INLCR | unix.IGNCR | unix.ICRNL | unix.IXON
-	raw.Oflag &^= unix.OPOST
-	raw.Lflag &^= unix.ECHO | unix.ECHONL | unix.ICANON | unix.ISIG | unix.IEXTEN
-	raw.Cflag &^= unix.CSIZE | unix.PARENB
-	raw.Cflag |= unix.CS8
-	raw.Cc[unix.VMIN], raw.Cc[unix.VTIME] = 1, 0
-	if err := unix.IoctlSetTermios(fd, unix.TCSETS, &raw); err != nil {
-		return nil, err
-	}
-	return func() { _ = unix.IoctlSetTermios(fd, unix.TCSETS, old) }, nil
 }

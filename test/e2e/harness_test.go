@@ -47,6 +47,7 @@ func buildAll(dir string) error {
 		"virtd":              "./cmd/virtd",
 		"virtsh":             "./cmd/virtsh",
 		"virtd-driver-test":  "./cmd/driver-test",
+		"virtd-driver-qemu":  "./cmd/driver-qemu",
 		"virtd-driver-xen":   "./cmd/driver-xen",
 		"virtd-driver-other": "./test/e2e/fixtures/other",
 	}

@@ -1,0 +1,660 @@
+package qemu
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"net"
+	"strings"
+
+	"libvirt.org/go/libvirtxml"
+
+	"github.com/virtd/virtd/virt"
+)
+
+// config is one parsed, checked and normalised domain definition. It is
+// never changed once built: a redefinition builds a new one, and a start
+// copies it into the live definition.
+type config struct {
+	x         *libvirtxml.Domain
+	maxMemKiB uint64
+	memKiB    uint64
+	vcpus     uint32
+	maxVCPUs  uint32
+}
+
+func (c *config) name() string { return c.x.Name }
+func (c *config) uuid() string { return c.x.UUID }
+
+// clone deep-copies the definition (through XML), for a live copy whose
+// runtime fields (pty paths, ports, ids) are filled in.
+func (c *config) clone() *config {
+	doc, err := c.x.Marshal()
+	if err != nil {
+		panic(fmt.Sprintf("qemu: cloning domain %q: %v", c.name(), err))
+	}
+	var x libvirtxml.Domain
+	if err := x.Unmarshal(doc); err != nil {
+		panic(fmt.Sprintf("qemu: cloning domain %q: %v", c.name(), err))
+	}
+	n := *c
+	n.x = &x
+	return &n
+}
+
+// marshal writes the definition, with id='N' when id > 0 (live XML).
+func (c *config) marshal(id int32) (string, error) {
+	x := *c.x
+	x.ID = nil
+	if id > 0 {
+		n := int(id)
+		x.ID = &n
+	}
+	s, err := x.Marshal()
+	if err != nil {
+		return "", fmt.Errorf("domain %q: writing XML: %v: %w", c.name(), err, virt.ErrInternal)
+	}
+	return s, nil
+}
+
+// parseConfig parses libvirt domain XML, refuses what the driver cannot
+// honour and fills in what libvirt fills in (uuid, MAC addresses, default
+// actions, ...). It touches no file: checks against the host (emulator,
+// kernel, disk files) are the driver's, at define and start.
+func parseConfig(doc string) (*config, error) {
+	var x libvirtxml.Domain
+	if err := x.Unmarshal(doc); err != nil {
+		return nil, fmt.Errorf("malformed domain XML: %v: %w", err, virt.ErrInvalidArgument)
+	}
+	x.ID = nil // a live XML's id means nothing in a definition
+	if err := checkSupported(&x); err != nil {
+		return nil, err
+	}
+	name := strings.TrimSpace(x.Name)
+	switch {
+	case name == "":
+		return nil, fmt.Errorf("domain XML has no <name>: %w", virt.ErrInvalidArgument)
+	case strings.Contains(name, "/"):
+		return nil, fmt.Errorf("domain name %q must not contain '/': %w", name, virt.ErrInvalidArgument)
+	}
+	x.Name = name
+	bad := func(format string, a ...any) error {
+		return fmt.Errorf("domain %q: %s: %w", name, fmt.Sprintf(format, a...), virt.ErrInvalidArgument)
+	}
+	if x.Type != "qemu" && x.Type != "kvm" {
+		return nil, bad("domain type %q is not served by the qemu driver (use type='qemu' or type='kvm')", x.Type)
+	}
+	if strings.TrimSpace(x.UUID) == "" {
+		x.UUID = newUUID()
+	} else {
+		u, err := parseUUID(x.UUID)
+		if err != nil {
+			return nil, fmt.Errorf("domain %q: %w", name, err)
+		}
+		x.UUID = u
+	}
+	c := &config{x: &x}
+
+	if x.Memory == nil {
+		return nil, bad("memory size must be given with <memory>")
+	}
+	maxKiB, err := scaleToKiB(x.Memory.Value, x.Memory.Unit)
+	if err != nil {
+		return nil, bad("<memory>: %v", err)
+	}
+	if maxKiB < 1024 {
+		return nil, bad("<memory> must be at least 1 MiB")
+	}
+	curKiB := maxKiB
+	if x.CurrentMemory != nil {
+		if curKiB, err = scaleToKiB(x.CurrentMemory.Value, x.CurrentMemory.Unit); err != nil {
+			return nil, bad("<currentMemory>: %v", err)
+		}
+		if curKiB == 0 || curKiB > maxKiB {
+			curKiB = maxKiB
+		}
+	}
+	c.maxMemKiB, c.memKiB = maxKiB, curKiB
+	x.Memory = &libvirtxml.DomainMemory{Value: uint(maxKiB), Unit: "KiB"}
+	x.CurrentMemory = &libvirtxml.DomainCurrentMemory{Value: uint(curKiB), Unit: "KiB"}
+
+	if x.VCPU == nil {
+		x.VCPU = &libvirtxml.DomainVCPU{Value: 1}
+	}
+	if x.VCPU.Value == 0 || x.VCPU.Value > 255 {
+		return nil, bad("<vcpu> must be between 1 and 255")
+	}
+	if x.VCPU.Current > x.VCPU.Value {
+		return nil, bad("<vcpu current='%d'> exceeds the maximum %d", x.VCPU.Current, x.VCPU.Value)
+	}
+	if x.VCPU.Placement != "" && x.VCPU.Placement != "static" {
+		return nil, bad("<vcpu placement='%s'> is not supported (only static)", x.VCPU.Placement)
+	}
+	x.VCPU.Placement = "static"
+	c.maxVCPUs = uint32(x.VCPU.Value)
+	c.vcpus = c.maxVCPUs
+	if x.VCPU.Current != 0 {
+		c.vcpus = uint32(x.VCPU.Current)
+	}
+
+	if x.Devices == nil {
+		x.Devices = &libvirtxml.DomainDeviceList{}
+	}
+	if err := normaliseOS(&x, bad); err != nil {
+		return nil, err
+	}
+	if x.Clock == nil {
+		x.Clock = &libvirtxml.DomainClock{}
+	}
+	switch x.Clock.Offset {
+	case "":
+		x.Clock.Offset = "utc"
+	case "utc", "localtime":
+	default:
+		return nil, bad("<clock offset='%s'> is not supported (only utc and localtime)", x.Clock.Offset)
+	}
+	for _, a := range []struct {
+		elem string
+		v    *string
+		def  string
+		ok   []string
+	}{
+		{"on_poweroff", &x.OnPoweroff, "destroy", []string{"destroy", "restart"}},
+		{"on_reboot", &x.OnReboot, "restart", []string{"destroy", "restart"}},
+		{"on_crash", &x.OnCrash, "destroy", []string{"destroy", "restart"}},
+	} {
+		if *a.v == "" {
+			*a.v = a.def
+		}
+		if !contains(a.ok, *a.v) {
+			return nil, bad("<%s>%s</%s> is not supported (only %s)", a.elem, *a.v, a.elem, strings.Join(a.ok, ", "))
+		}
+	}
+	if x.Devices == nil {
+		x.Devices = &libvirtxml.DomainDeviceList{}
+	}
+	if err := normaliseDisks(&x, bad); err != nil {
+		return nil, err
+	}
+	if err := normaliseInterfaces(&x, bad); err != nil {
+		return nil, err
+	}
+	if err := normaliseChardevs(&x, bad); err != nil {
+		return nil, err
+	}
+	if err := normaliseGraphics(&x, bad); err != nil {
+		return nil, err
+	}
+	if err := checkImplicitDevices(&x, bad); err != nil {
+		return nil, err
+	}
+	if b := x.Devices.MemBalloon; b != nil && b.Model != "virtio" && b.Model != "none" {
+		return nil, bad("<memballoon model='%s'> is not supported (only virtio and none)", b.Model)
+	}
+	return c, nil
+}
+
+type badFunc func(format string, a ...any) error
+
+func normaliseOS(x *libvirtxml.Domain, bad badFunc) error {
+	if x.OS == nil {
+		x.OS = &libvirtxml.DomainOS{}
+	}
+	if x.OS.Type == nil {
+		x.OS.Type = &libvirtxml.DomainOSType{}
+	}
+	t := x.OS.Type
+	if t.Type == "" {
+		t.Type = "hvm"
+	}
+	if t.Type != "hvm" {
+		return bad("<os><type>%s</type> is not supported (only hvm)", t.Type)
+	}
+	if t.Arch == "" {
+		t.Arch = "x86_64"
+	}
+	if !validArch(t.Arch) {
+		return bad("invalid architecture %q", t.Arch)
+	}
+	if t.Machine == "" && (t.Arch == "x86_64" || t.Arch == "i686") {
+		t.Machine = "pc"
+	}
+	if (x.OS.Initrd != "" || x.OS.Cmdline != "") && x.OS.Kernel == "" {
+		return bad("<initrd> and <cmdline> need a <kernel>")
+	}
+	for _, b := range x.OS.BootDevices {
+		if _, ok := bootLetters[b.Dev]; !ok {
+			return bad("<boot dev='%s'> is not supported (only hd, cdrom, network, fd)", b.Dev)
+		}
+	}
+	if len(x.OS.BootDevices) > 0 {
+		for _, d := range x.Devices.Disks {
+			if d.Boot != nil {
+				return bad("per-device <boot order> and <os><boot dev> cannot be used together")
+			}
+		}
+		for _, n := range x.Devices.Interfaces {
+			if n.Boot != nil {
+				return bad("per-device <boot order> and <os><boot dev> cannot be used together")
+			}
+		}
+	}
+	if x.Features != nil && x.Features.APIC != nil && x.Features.APIC.EOI != "" {
+		return bad("<apic eoi='%s'> is not supported", x.Features.APIC.EOI)
+	}
+	return nil
+}
+
+var bootLetters = map[string]string{"fd": "a", "hd": "c", "cdrom": "d", "network": "n"}
+
+func validArch(a string) bool {
+	if a == "" {
+		return false
+	}
+	for _, r := range a {
+		if !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '_') {
+			return false
+		}
+	}
+	return true
+}
+
+func normaliseDisks(x *libvirtxml.Domain, bad badFunc) error {
+	seen := make(map[string]bool)
+	for i := range x.Devices.Disks {
+		d := &x.Devices.Disks[i]
+		if d.Device == "" {
+			d.Device = "disk"
+		}
+		if d.Device != "disk" && d.Device != "cdrom" {
+			return bad("<disk device='%s'> is not supported (only disk and cdrom)", d.Device)
+		}
+		if d.Target == nil || d.Target.Dev == "" {
+			return bad("a <disk> needs <target dev='...'>")
+		}
+		dev := d.Target.Dev
+		if seen[dev] {
+			return bad("target %q is used by two disks", dev)
+		}
+		seen[dev] = true
+		if d.Target.Bus == "" {
+			switch {
+			case strings.HasPrefix(dev, "vd"):
+				d.Target.Bus = "virtio"
+			case strings.HasPrefix(dev, "hd"):
+				d.Target.Bus = "ide"
+			case strings.HasPrefix(dev, "sd"):
+				d.Target.Bus = "sata"
+			default:
+				return bad("disk %q: cannot tell the bus from the target name; give <target bus='...'>", dev)
+			}
+		}
+		if _, err := diskIndex(dev); err != nil {
+			return bad("disk %q: %v", dev, err)
+		}
+		switch d.Target.Bus {
+		case "virtio":
+			if d.Device == "cdrom" {
+				return bad("disk %q: a cdrom cannot be on the virtio bus", dev)
+			}
+		case "ide":
+			if n, _ := diskIndex(dev); n >= 4 {
+				return bad("disk %q: the ide bus has only 4 units (hda..hdd)", dev)
+			}
+		case "sata":
+			if n, _ := diskIndex(dev); n >= 6 {
+				return bad("disk %q: the sata controller has only 6 ports (sda..sdf)", dev)
+			}
+		default:
+			return bad("disk %q: <target bus='%s'> is not supported (only virtio, ide and sata)", dev, d.Target.Bus)
+		}
+		if d.Driver == nil {
+			d.Driver = &libvirtxml.DomainDiskDriver{}
+		}
+		if d.Driver.Name == "" {
+			d.Driver.Name = "qemu"
+		}
+		if d.Driver.Name != "qemu" {
+			return bad("disk %q: <driver name='%s'> is not supported (only qemu)", dev, d.Driver.Name)
+		}
+		if d.Driver.Type == "" {
+			d.Driver.Type = "raw"
+		}
+		if d.Driver.Type != "raw" && d.Driver.Type != "qcow2" {
+			return bad("disk %q: <driver type='%s'> is not supported (only raw and qcow2)", dev, d.Driver.Type)
+		}
+		if diskPath(d) == "" {
+			if d.Device != "cdrom" {
+				return bad("disk %q has no <source>", dev)
+			}
+			d.Source = nil
+		}
+		if d.Device == "cdrom" {
+			d.ReadOnly = &libvirtxml.DomainDiskReadOnly{}
+		}
+	}
+	return nil
+}
+
+// diskPath is the file or block device behind a disk, "" for none.
+func diskPath(d *libvirtxml.DomainDisk) string {
+	if d.Source == nil {
+		return ""
+	}
+	if d.Source.File != nil {
+		return d.Source.File.File
+	}
+	if d.Source.Block != nil {
+		return d.Source.Block.Dev
+	}
+	return ""
+}
+
+// diskIndex is the unit of a target name: vda 0, vdb 1, ..., vdaa 26.
+func diskIndex(dev string) (int, error) {
+	if len(dev) < 3 {
+		return 0, fmt.Errorf("invalid target name")
+	}
+	n := 0
+	for _, r := range dev[2:] {
+		if r < 'a' || r > 'z' {
+			return 0, fmt.Errorf("invalid target name")
+		}
+		n = n*26 + int(r-'a') + 1
+	}
+	return n - 1, nil
+}
+
+func normaliseInterfaces(x *libvirtxml.Domain, bad badFunc) error {
+	seen := make(map[string]bool)
+	for i := range x.Devices.Interfaces {
+		n := &x.Devices.Interfaces[i]
+		if n.Source == nil || (n.Source.User == nil && n.Source.Bridge == nil) {
+			return bad("interface %d: only <interface type='user'> and type='bridge' are supported", i)
+		}
+		if n.Source.Bridge != nil && n.Source.Bridge.Bridge == "" {
+			return bad("interface %d: <source bridge='...'> is missing", i)
+		}
+		if n.Model == nil {
+			n.Model = &libvirtxml.DomainInterfaceModel{Type: "e1000"}
+		}
+		if n.Model.Type != "virtio" && n.Model.Type != "e1000" {
+			return bad("interface %d: <model type='%s'> is not supported (only virtio and e1000)", i, n.Model.Type)
+		}
+		if n.MAC == nil || n.MAC.Address == "" {
+			n.MAC = &libvirtxml.DomainInterfaceMAC{Address: newMAC()}
+		}
+		hw, err := net.ParseMAC(n.MAC.Address)
+		if err != nil || len(hw) != 6 {
+			return bad("interface %d: invalid MAC address %q", i, n.MAC.Address)
+		}
+		if hw[0]&1 != 0 {
+			return bad("interface %d: MAC address %q is a multicast address", i, n.MAC.Address)
+		}
+		n.MAC.Address = hw.String()
+		if seen[n.MAC.Address] {
+			return bad("MAC address %s is used twice", n.MAC.Address)
+		}
+		seen[n.MAC.Address] = true
+		if n.Target != nil && n.Source.User != nil {
+			n.Target = nil // a user interface has no host device
+		}
+	}
+	return nil
+}
+
+// normaliseChardevs checks serials and consoles. On x86 a console is the
+// serial port with the same number, as in libvirt: a console without a
+// serial port adds one.
+func normaliseChardevs(x *libvirtxml.Domain, bad badFunc) error {
+	dev := x.Devices
+	used := make(map[uint]bool)
+	for i := range dev.Serials {
+		s := &dev.Serials[i]
+		if err := checkSource(s.Source, "serial", bad); err != nil {
+			return err
+		}
+		if s.Target == nil {
+			s.Target = &libvirtxml.DomainSerialTarget{}
+		}
+		if s.Target.Port == nil {
+			p := uint(0)
+			for used[p] {
+				p++
+			}
+			s.Target.Port = &p
+		}
+		if *s.Target.Port > 3 || used[*s.Target.Port] {
+			return bad("serial port %d is out of range or used twice (0..3)", *s.Target.Port)
+		}
+		used[*s.Target.Port] = true
+		if s.Target.Type == "" {
+			s.Target.Type = "isa-serial"
+		}
+		if s.Target.Type != "isa-serial" {
+			return bad("<serial><target type='%s'> is not supported (only isa-serial)", s.Target.Type)
+		}
+		if s.Target.Model == nil {
+			s.Target.Model = &libvirtxml.DomainSerialTargetModel{Name: "isa-serial"}
+		}
+		if s.Target.Model.Name != "isa-serial" {
+			return bad("<serial><target><model name='%s'> is not supported", s.Target.Model.Name)
+		}
+	}
+	for i := range dev.Consoles {
+		c := &dev.Consoles[i]
+		if c.Target == nil {
+			c.Target = &libvirtxml.DomainConsoleTarget{}
+		}
+		if c.Target.Type == "" {
+			c.Target.Type = "serial"
+		}
+		if c.Target.Type != "serial" {
+			return bad("<console><target type='%s'> is not supported (only serial)", c.Target.Type)
+		}
+		if c.Target.Port == nil {
+			p := uint(0)
+			c.Target.Port = &p
+		}
+		if s := serialByPort(x, *c.Target.Port); s != nil {
+			// The console is that serial port: it shows the serial's source.
+			c.Source = s.Source
+			continue
+		}
+		if err := checkSource(c.Source, "console", bad); err != nil {
+			return err
+		}
+		p := *c.Target.Port
+		if p > 3 {
+			return bad("console port %d is out of range (0..3)", p)
+		}
+		dev.Serials = append(dev.Serials, libvirtxml.DomainSerial{
+			Source: c.Source,
+			Target: &libvirtxml.DomainSerialTarget{Type: "isa-serial", Port: &p,
+				Model: &libvirtxml.DomainSerialTargetModel{Name: "isa-serial"}},
+		})
+	}
+	return nil
+}
+
+func serialByPort(x *libvirtxml.Domain, port uint) *libvirtxml.DomainSerial {
+	for i := range x.Devices.Serials {
+		s := &x.Devices.Serials[i]
+		if s.Target != nil && s.Target.Port != nil && *s.Target.Port == port {
+			return s
+		}
+	}
+	return nil
+}
+
+func checkSource(src *libvirtxml.DomainChardevSource, elem string, bad badFunc) error {
+	switch {
+	case src == nil:
+		return bad("<%s> has no type: only type='pty' and type='file' are supported", elem)
+	case src.Pty != nil:
+		return nil
+	case src.File != nil:
+		if src.File.Path == "" {
+			return bad("<%s type='file'> needs <source path='...'>", elem)
+		}
+		if a := src.File.Append; a != "" && a != "on" && a != "off" {
+			return bad("<%s><source append='%s'> must be on or off", elem, a)
+		}
+		return nil
+	}
+	return bad("<%s>: only type='pty' and type='file' are supported", elem)
+}
+
+func normaliseGraphics(x *libvirtxml.Domain, bad badFunc) error {
+	if len(x.Devices.Graphics) > 1 {
+		return bad("only one <graphics> is supported")
+	}
+	for i := range x.Devices.Graphics {
+		g := &x.Devices.Graphics[i]
+		v := g.VNC
+		if v == nil {
+			return bad("only <graphics type='vnc'> is supported")
+		}
+		listen := v.Listen
+		for _, l := range v.Listeners {
+			if l.Address == nil {
+				return bad("<graphics><listen>: only type='address' is supported")
+			}
+			if listen == "" {
+				listen = l.Address.Address
+			} else if l.Address.Address != "" && l.Address.Address != listen {
+				return bad("<graphics> listens on two different addresses")
+			}
+		}
+		if listen == "" {
+			listen = "127.0.0.1"
+		}
+		if net.ParseIP(listen) == nil {
+			return bad("<graphics listen='%s'> is not an IP address", listen)
+		}
+		v.Listen = listen
+		v.Listeners = []libvirtxml.DomainGraphicListener{{Address: &libvirtxml.DomainGraphicListenerAddress{Address: listen}}}
+		switch v.AutoPort {
+		case "":
+			if v.Port <= 0 {
+				v.AutoPort = "yes"
+			} else {
+				v.AutoPort = "no"
+			}
+		case "yes", "no":
+		default:
+			return bad("<graphics autoport='%s'> must be yes or no", v.AutoPort)
+		}
+		if v.AutoPort == "yes" {
+			if v.Port <= 0 {
+				v.Port = -1 // a live XML keeps the port QEMU took
+			}
+		} else if v.Port < 5900 || v.Port > 65535 {
+			return bad("<graphics port='%d'> must be between 5900 and 65535", v.Port)
+		}
+	}
+	return nil
+}
+
+// checkImplicitDevices accepts the controllers and inputs libvirt lists for
+// a pc machine although QEMU always has them (PCI root, IDE, PS/2 mouse and
+// keyboard) or that say "none" (USB), and refuses every other one.
+func checkImplicitDevices(x *libvirtxml.Domain, bad badFunc) error {
+	for _, c := range x.Devices.Controllers {
+		idx := uint(0)
+		if c.Index != nil {
+			idx = *c.Index
+		}
+		ok := idx == 0 && (c.Type == "pci" && c.Model == "pci-root" ||
+			c.Type == "ide" && c.Model == "" ||
+			c.Type == "usb" && c.Model == "none")
+		if !ok {
+			return bad("<controller type='%s' index='%d' model='%s'> is not supported (only the implicit pci-root and ide controllers, and usb model='none')", c.Type, idx, c.Model)
+		}
+	}
+	for _, in := range x.Devices.Inputs {
+		if (in.Type != "mouse" && in.Type != "keyboard") || in.Bus != "ps2" {
+			return bad("<input type='%s' bus='%s'> is not supported (only the implicit ps2 mouse and keyboard)", in.Type, in.Bus)
+		}
+	}
+	return nil
+}
+
+func contains(list []string, s string) bool {
+	for _, v := range list {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}
+
+// scaleToKiB converts a libvirt scaled integer (b/bytes; KB, MB, ...
+// powers of 1000; k/KiB, M/MiB, ... powers of 1024; default KiB) to KiB,
+// rounding up.
+func scaleToKiB(v uint, unit string) (uint64, error) {
+	var scale uint64
+	u := strings.ToLower(strings.TrimSpace(unit))
+	switch u {
+	case "":
+		scale = 1024
+	case "b", "byte", "bytes":
+		scale = 1
+	default:
+		exp := strings.IndexByte("kmgtpe", u[0]) + 1
+		if exp == 0 {
+			return 0, fmt.Errorf("unknown unit %q", unit)
+		}
+		var base uint64
+		switch u[1:] {
+		case "", "ib":
+			base = 1024
+		case "b":
+			base = 1000
+		default:
+			return 0, fmt.Errorf("unknown unit %q", unit)
+		}
+		scale = 1
+		for range exp {
+			scale *= base
+		}
+	}
+	bytes := uint64(v) * scale
+	if scale != 0 && bytes/scale != uint64(v) {
+		return 0, fmt.Errorf("value %d %s is too large", v, unit)
+	}
+	return (bytes + 1023) / 1024, nil
+}
+
+// parseUUID accepts a UUID the way libvirt does (32 hex digits, dashes
+// anywhere) and returns the canonical form.
+func parseUUID(s string) (string, error) {
+	raw := strings.ReplaceAll(strings.TrimSpace(s), "-", "")
+	b, err := hex.DecodeString(raw)
+	if err != nil || len(b) != 16 {
+		return "", fmt.Errorf("invalid UUID %q: %w", s, virt.ErrInvalidArgument)
+	}
+	return formatUUID(b), nil
+}
+
+func formatUUID(b []byte) string {
+	h := hex.EncodeToString(b)
+	return h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:32]
+}
+
+// newUUID returns a random (version 4) UUID.
+func newUUID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	return formatUUID(b[:])
+}
+
+// newMAC returns a random MAC address in QEMU's 52:54:00 prefix, as
+// libvirt generates them.
+func newMAC() string {
+	var b [3]byte
+	_, _ = rand.Read(b[:])
+	return fmt.Sprintf("52:54:00:%02x:%02x:%02x", b[0], b[1], b[2])
+}

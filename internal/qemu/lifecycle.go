@@ -1,0 +1,681 @@
+package qemu
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/virtd/virtd/internal/qemu/qmp"
+	"github.com/virtd/virtd/virt"
+)
+
+// instance is one running QEMU process of a domain.
+type instance struct {
+	rec *record
+	mon *qmp.Monitor // nil when the monitor could not be reconnected
+	cmd *exec.Cmd    // nil for a process found again after a restart
+	// procDone is closed when the process has exited; exited once the
+	// driver has handled the exit (state, events, files).
+	procDone chan struct{}
+	exited   chan struct{}
+
+	// Guarded by Driver.mu.
+	starting   bool
+	destroying bool
+	shutdown   *shutdownInfo // QEMU's SHUTDOWN event, once seen
+	// expect counts the STOP and RESUME events that the driver's own stop
+	// and cont commands will cause. QMP may deliver them after the
+	// command's reply, even after the next command: they are not news.
+	expect map[string]int
+}
+
+// expectLocked notes that the driver's own command will cause event name.
+func (inst *instance) expectLocked(name string, n int) {
+	if inst.expect == nil {
+		inst.expect = map[string]int{}
+	}
+	inst.expect[name] += n
+}
+
+// expectedLocked consumes one expected event, reporting whether there was
+// one.
+func (inst *instance) expectedLocked(name string) bool {
+	if inst.expect[name] > 0 {
+		inst.expect[name]--
+		return true
+	}
+	return false
+}
+
+type shutdownInfo struct {
+	Guest  bool   `json:"guest"`
+	Reason string `json:"reason"`
+}
+
+// checkHost checks what a definition needs on this host: the emulator
+// (found on PATH when not given), and at start also the kernel, initrd
+// and disk files.
+func (drv *Driver) checkHost(c *config, starting bool) error {
+	x := c.x
+	if x.OS.Type.Arch != "x86_64" && x.OS.Type.Arch != "i686" {
+		return fmt.Errorf("domain %q: architecture %q is not supported by the qemu driver (only x86_64 and i686): %w",
+			c.name(), x.OS.Type.Arch, virt.ErrNotSupported)
+	}
+	if x.Devices.Emulator == "" {
+		p := drv.caps.find("qemu-system-" + x.OS.Type.Arch)
+		if p == "" {
+			return fmt.Errorf("domain %q: no emulator for arch %s: qemu-system-%s not found in %s: %w",
+				c.name(), x.OS.Type.Arch, x.OS.Type.Arch, drv.caps.searchPath(), virt.ErrNotFound)
+		}
+		x.Devices.Emulator = p
+	}
+	if err := checkFile(c, "emulator", x.Devices.Emulator, true); err != nil {
+		return err
+	}
+	if !starting {
+		return nil
+	}
+	for _, f := range []struct{ what, path string }{{"kernel", x.OS.Kernel}, {"initrd", x.OS.Initrd}} {
+		if f.path != "" {
+			if err := checkFile(c, f.what, f.path, false); err != nil {
+				return err
+			}
+		}
+	}
+	for i := range x.Devices.Disks {
+		if p := diskPath(&x.Devices.Disks[i]); p != "" {
+			if err := checkFile(c, "disk "+x.Devices.Disks[i].Target.Dev, p, false); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func checkFile(c *config, what, path string, exe bool) error {
+	if !filepath.IsAbs(path) {
+		return fmt.Errorf("domain %q: %s path %q must be absolute: %w", c.name(), what, path, virt.ErrInvalidArgument)
+	}
+	st, err := os.Stat(path)
+	if err != nil {
+		return fmt.Errorf("domain %q: %s %s: %w", c.name(), what, path, errKind(err))
+	}
+	if exe && (st.IsDir() || st.Mode()&0o111 == 0) {
+		return fmt.Errorf("domain %q: %s %s is not an executable file: %w", c.name(), what, path, virt.ErrInvalidArgument)
+	}
+	return nil
+}
+
+func errKind(err error) error {
+	if errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("no such file: %w", virt.ErrNotFound)
+	}
+	if errors.Is(err, os.ErrPermission) {
+		return fmt.Errorf("%v: %w", err, virt.ErrPermissionDenied)
+	}
+	return fmt.Errorf("%v: %w", err, virt.ErrInvalidArgument)
+}
+
+// StartDomain boots a defined domain: QEMU starts paused, detached in its
+// own session; once its monitor answers and the live values are read, it
+// is resumed, so the domain is running when StartDomain returns.
+func (drv *Driver) StartDomain(ctx context.Context, uuid string) (*virt.Domain, error) {
+	d, err := drv.lookup(ctx, uuid)
+	if err != nil {
+		return nil, err
+	}
+	d.op.Lock()
+	defer d.op.Unlock()
+	if err := drv.start(ctx, d); err != nil {
+		return nil, err
+	}
+	drv.mu.Lock()
+	defer drv.mu.Unlock()
+	v := d.view()
+	return &v, nil
+}
+
+func (drv *Driver) start(ctx context.Context, d *domain) error {
+	drv.mu.Lock()
+	if d.inst != nil {
+		name := d.current().name()
+		drv.mu.Unlock()
+		return fmt.Errorf("domain '%s' is already running: %w", name, virt.ErrFailedPrecondition)
+	}
+	if d.persistent == nil {
+		drv.mu.Unlock()
+		return fmt.Errorf("domain has no definition: %w", virt.ErrNotFound)
+	}
+	c := d.persistent.clone()
+	id := drv.nextID
+	drv.nextID++
+	drv.mu.Unlock()
+
+	if err := drv.checkHost(c, true); err != nil {
+		return err
+	}
+	began := time.Now()
+	rec := &record{
+		UUID: c.uuid(), Name: c.name(), ID: id,
+		QMP:        filepath.Join(drv.cfg.RunDir, c.uuid()+".qmp"),
+		PidFile:    filepath.Join(drv.cfg.RunDir, c.uuid()+".pid"),
+		Log:        filepath.Join(drv.cfg.LogDir, c.name()+".log"),
+		Persistent: true,
+	}
+	if len(rec.QMP) >= 108 {
+		return fmt.Errorf("domain %q: QMP socket path %s is longer than a unix socket allows: %w", c.name(), rec.QMP, virt.ErrInvalidArgument)
+	}
+	inst, err := drv.launch(ctx, c, rec)
+	if err != nil {
+		drv.removeRuntimeFiles(rec)
+		if errors.Is(err, virt.ErrInternal) {
+			drv.mu.Lock()
+			d.state, d.reason = virt.StateShutoff, virt.ShutoffFailed
+			drv.mu.Unlock()
+		}
+		return err
+	}
+	fail := func(err error) error {
+		drv.killAndReap(inst)
+		drv.deleteTaps(rec.Taps)
+		drv.removeRuntimeFiles(rec)
+		if inst.mon != nil {
+			inst.mon.Close()
+		}
+		drv.mu.Lock()
+		if d.inst == inst {
+			d.inst, d.live = nil, nil
+			d.state, d.reason = virt.StateShutoff, virt.ShutoffFailed
+		}
+		drv.mu.Unlock()
+		return fmt.Errorf("domain %q: %w%s", c.name(), err, logTail(rec.Log))
+	}
+
+	if err := drv.readLiveValues(ctx, inst.mon, c); err != nil {
+		return fail(err)
+	}
+	doc, err := c.marshal(id)
+	if err != nil {
+		return fail(err)
+	}
+	rec.XML = doc
+	rec.State, rec.Reason = virt.StateRunning, virt.RunningBooted
+
+	drv.mu.Lock()
+	d.inst, d.live, d.id = inst, c, id
+	rec.Persistent = d.persistent != nil
+	inst.expectLocked("RESUME", 1)
+	drv.mu.Unlock()
+	if err := drv.saveRecord(rec); err != nil {
+		return fail(fmt.Errorf("writing the runtime record: %v: %w", err, virt.ErrInternal))
+	}
+	if err := inst.mon.Execute(ctx, "cont", nil, nil); err != nil {
+		return fail(fmt.Errorf("resuming QEMU: %v: %w", err, virt.ErrInternal))
+	}
+	drv.mu.Lock()
+	inst.starting = false
+	d.state, d.reason = virt.StateRunning, virt.RunningBooted
+	drv.emitLocked(d, virt.EventStarted, virt.StartedBooted)
+	drv.mu.Unlock()
+	go drv.watchExit(d, inst)
+	drv.log.Info("domain started", "name", c.name(), "pid", rec.Pid, "id", id, "took", time.Since(began).Round(time.Millisecond))
+	return nil
+}
+
+// launch starts QEMU paused and connects its monitor. The QMP socket is
+// created by the driver and handed over as fd 3, so the driver can connect
+// at once, without polling for the socket to appear.
+func (drv *Driver) launch(ctx context.Context, c *config, rec *record) (*instance, error) {
+	name := c.name()
+	if err := drv.createTaps(c, rec); err != nil {
+		return nil, err
+	}
+	os.Remove(rec.QMP)
+	os.Remove(rec.PidFile)
+	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: rec.QMP, Net: "unix"})
+	if err != nil {
+		drv.deleteTaps(rec.Taps)
+		return nil, fmt.Errorf("domain %q: QMP socket: %v: %w", name, err, virt.ErrInternal)
+	}
+	ln.SetUnlinkOnClose(false)
+	lnFile, err := ln.File()
+	ln.Close()
+	if err != nil {
+		drv.deleteTaps(rec.Taps)
+		return nil, fmt.Errorf("domain %q: QMP socket: %v: %w", name, err, virt.ErrInternal)
+	}
+	defer lnFile.Close()
+
+	argv, err := buildArgv(c, runtimePaths{Monitor: "fd=3", PidFile: rec.PidFile})
+	if err != nil {
+		drv.deleteTaps(rec.Taps)
+		return nil, err
+	}
+	logf, err := os.OpenFile(rec.Log, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
+	if err != nil {
+		drv.deleteTaps(rec.Taps)
+		return nil, fmt.Errorf("domain %q: log file: %v: %w", name, err, virt.ErrInternal)
+	}
+	defer logf.Close()
+	fmt.Fprintf(logf, "%s: starting up\n%s\n", time.Now().Format(time.RFC3339Nano), shellQuote(argv))
+
+	cmd := exec.Command(argv[0], argv[1:]...)
+	cmd.Env = []string{"LC_ALL=C", "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "HOME=" + drv.cfg.RunDir}
+	cmd.Dir = "/"
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.ExtraFiles = []*os.File{lnFile}
+	// Its own session: QEMU outlives the driver, and no signal meant for
+	// the driver's process group reaches it.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if err := cmd.Start(); err != nil {
+		drv.deleteTaps(rec.Taps)
+		return nil, fmt.Errorf("domain %q: starting %s: %v: %w", name, argv[0], err, virt.ErrInternal)
+	}
+	inst := &instance{rec: rec, cmd: cmd, procDone: make(chan struct{}), exited: make(chan struct{}), starting: true}
+	go func() {
+		_ = cmd.Wait()
+		close(inst.procDone)
+	}()
+	rec.Pid = cmd.Process.Pid
+	if st, err := readProcStat(rec.Pid); err == nil {
+		rec.StartTime = st.startTime
+	}
+
+	dctx, cancel := context.WithTimeout(ctx, drv.cfg.StartTimeout)
+	defer cancel()
+	go func() {
+		select {
+		case <-inst.procDone:
+			cancel()
+		case <-dctx.Done():
+		}
+	}()
+	mon, err := qmp.Dial(dctx, rec.QMP, func(ev qmp.Event) { drv.onEvent(inst, ev) })
+	if err != nil {
+		drv.killAndReap(inst)
+		drv.deleteTaps(rec.Taps)
+		select {
+		case <-inst.procDone:
+			err = fmt.Errorf("QEMU exited at start (%s)", cmd.ProcessState)
+		default:
+		}
+		return nil, fmt.Errorf("domain %q: %v: %w%s", name, err, virt.ErrInternal, logTail(rec.Log))
+	}
+	inst.mon = mon
+	return inst, nil
+}
+
+// readLiveValues fills in what only the running QEMU knows: pty paths
+// and the VNC port.
+func (drv *Driver) readLiveValues(ctx context.Context, mon *qmp.Monitor, c *config) error {
+	var chardevs []struct {
+		Label    string `json:"label"`
+		Filename string `json:"filename"`
+	}
+	if err := mon.Execute(ctx, "query-chardev", nil, &chardevs); err != nil {
+		return fmt.Errorf("query-chardev: %v: %w", err, virt.ErrInternal)
+	}
+	x := c.x
+	for i := range x.Devices.Serials {
+		s := &x.Devices.Serials[i]
+		if s.Source.Pty == nil {
+			continue
+		}
+		label := fmt.Sprintf("charserial%d", *s.Target.Port)
+		for _, cd := range chardevs {
+			if cd.Label == label {
+				s.Source.Pty.Path = strings.TrimPrefix(cd.Filename, "pty:")
+			}
+		}
+		for j := range x.Devices.Consoles {
+			if con := &x.Devices.Consoles[j]; *con.Target.Port == *s.Target.Port {
+				con.Source = s.Source
+				con.TTY = s.Source.Pty.Path
+			}
+		}
+	}
+	for _, g := range x.Devices.Graphics {
+		if g.VNC == nil || g.VNC.AutoPort != "yes" {
+			continue
+		}
+		var vnc struct {
+			Service string `json:"service"`
+		}
+		if err := mon.Execute(ctx, "query-vnc", nil, &vnc); err != nil {
+			return fmt.Errorf("query-vnc: %v: %w", err, virt.ErrInternal)
+		}
+		if p, err := strconv.Atoi(vnc.Service); err == nil {
+			g.VNC.Port = p
+		}
+	}
+	return nil
+}
+
+// killAndReap pulls the plug and waits for the process to be gone.
+func (drv *Driver) killAndReap(inst *instance) {
+	signalProcess(inst, syscall.SIGKILL)
+	select {
+	case <-inst.procDone:
+	case <-time.After(10 * time.Second):
+		drv.log.Error("QEMU did not exit after SIGKILL", "pid", inst.rec.Pid)
+	}
+}
+
+func signalProcess(inst *instance, sig syscall.Signal) {
+	if inst.cmd != nil {
+		_ = inst.cmd.Process.Signal(sig)
+		return
+	}
+	// Not our child: check it is still the same process first.
+	if processAlive(inst.rec.Pid, inst.rec.StartTime) {
+		if p, err := os.FindProcess(inst.rec.Pid); err == nil {
+			_ = p.Signal(sig)
+		}
+	}
+}
+
+// watchExit handles the end of a QEMU process: the reason (destroyed,
+// shut down, crashed), events, runtime files, and on_poweroff /
+// on_crash restarts.
+func (drv *Driver) watchExit(d *domain, inst *instance) {
+	<-inst.procDone
+	if inst.mon != nil {
+		// Let the events QEMU sent before exiting (SHUTDOWN) be handled.
+		select {
+		case <-inst.mon.EventsHandled():
+		case <-time.After(2 * time.Second):
+		}
+		inst.mon.Close()
+	}
+	drv.mu.Lock()
+	if drv.closed {
+		drv.mu.Unlock()
+		return
+	}
+	rec := inst.rec
+	// Files first: whoever sees the stop event finds them gone.
+	drv.removeRuntimeFiles(rec)
+	var reason int32
+	var restart bool
+	c := d.live
+	switch {
+	case inst.destroying:
+		reason = virt.ShutoffDestroyed
+	case inst.shutdown != nil:
+		reason = virt.ShutoffShutdown
+		restart = c != nil && c.x.OnPoweroff == "restart"
+	default:
+		reason = virt.ShutoffCrashed
+		restart = c != nil && c.x.OnCrash == "restart"
+	}
+	if reason == virt.ShutoffShutdown {
+		detail := virt.ShutdownHost
+		if inst.shutdown.Guest {
+			detail = virt.ShutdownGuest
+		}
+		drv.emitLocked(d, virt.EventShutdown, detail)
+	}
+	d.inst, d.live = nil, nil
+	d.state, d.reason = virt.StateShutoff, reason
+	detail := map[int32]int32{
+		virt.ShutoffDestroyed: virt.StoppedDestroyed,
+		virt.ShutoffShutdown:  virt.StoppedShutdown,
+		virt.ShutoffCrashed:   virt.StoppedCrashed,
+	}[reason]
+	// The event still shows the domain's identity, now shut off.
+	if c != nil && d.persistent == nil {
+		d.live = c
+		drv.emitLocked(d, virt.EventStopped, detail)
+		d.live = nil
+		delete(drv.byUUID, c.uuid())
+		delete(drv.byName, c.name())
+		restart = false
+	} else {
+		drv.emitLocked(d, virt.EventStopped, detail)
+	}
+	drv.mu.Unlock()
+
+	drv.deleteTaps(rec.Taps)
+	drv.log.Info("domain stopped", "name", rec.Name, "pid", rec.Pid, "reason", virt.ReasonString(virt.StateShutoff, reason))
+	close(inst.exited)
+	if restart {
+		go func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 2*drv.cfg.StartTimeout)
+			defer cancel()
+			if _, err := drv.StartDomain(ctx, rec.UUID); err != nil {
+				drv.log.Error("restarting the domain failed", "name", rec.Name, "error", err)
+			}
+		}()
+	}
+}
+
+// onEvent turns QMP events into state changes and lifecycle events.
+// Changes the driver made itself (suspend, resume, start) are already in
+// the state when their events arrive, and are not reported twice.
+func (drv *Driver) onEvent(inst *instance, ev qmp.Event) {
+	drv.mu.Lock()
+	defer drv.mu.Unlock()
+	d := drv.byUUID[inst.rec.UUID]
+	drv.log.Debug("qmp event", "domain", inst.rec.Name, "event", ev.Name, "data", string(ev.Data))
+	switch ev.Name {
+	case "SHUTDOWN":
+		var s shutdownInfo
+		_ = json.Unmarshal(ev.Data, &s)
+		inst.shutdown = &s
+		return
+	case "RESET", "POWERDOWN":
+		return
+	}
+	if (ev.Name == "STOP" || ev.Name == "RESUME") && inst.expectedLocked(ev.Name) {
+		return
+	}
+	if d == nil || d.inst != inst || inst.starting || inst.destroying || inst.shutdown != nil {
+		return
+	}
+	switch ev.Name {
+	case "STOP":
+		if d.state == virt.StateRunning {
+			d.state, d.reason = virt.StatePaused, virt.PausedUnknown
+			drv.saveRecordLocked(d)
+			drv.emitLocked(d, virt.EventSuspended, virt.SuspendedPaused)
+		}
+	case "RESUME":
+		if d.state == virt.StatePaused {
+			d.state, d.reason = virt.StateRunning, virt.RunningUnpaused
+			drv.saveRecordLocked(d)
+			drv.emitLocked(d, virt.EventResumed, virt.ResumedUnpaused)
+		}
+	}
+}
+
+// saveRecordLocked writes a running domain's state to its record.
+func (drv *Driver) saveRecordLocked(d *domain) {
+	if d.inst == nil {
+		return
+	}
+	r := d.inst.rec
+	r.State, r.Reason = d.state, d.reason
+	if err := drv.saveRecord(r); err != nil {
+		drv.log.Error("cannot write a runtime record", "name", r.Name, "error", err)
+	}
+}
+
+// ShutdownDomain presses the ACPI power button and returns at once; the
+// domain becomes shut off (shutdown) when the guest powers off.
+func (drv *Driver) ShutdownDomain(ctx context.Context, uuid string) error {
+	return drv.command(ctx, uuid, "system_powerdown")
+}
+
+// RebootDomain resets the guest (system_reset).
+func (drv *Driver) RebootDomain(ctx context.Context, uuid string) error {
+	return drv.command(ctx, uuid, "system_reset")
+}
+
+func (drv *Driver) command(ctx context.Context, uuid, cmd string) error {
+	d, err := drv.lookup(ctx, uuid)
+	if err != nil {
+		return err
+	}
+	d.op.Lock()
+	defer d.op.Unlock()
+	_, mon, err := drv.monitor(d)
+	if err != nil {
+		return err
+	}
+	if err := mon.Execute(ctx, cmd, nil, nil); err != nil {
+		return fmt.Errorf("domain '%s': %v: %w", d.current().name(), err, virt.ErrInternal)
+	}
+	return nil
+}
+
+// SuspendDomain pauses the guest's vCPUs (QMP stop).
+func (drv *Driver) SuspendDomain(ctx context.Context, uuid string) error {
+	return drv.pause(ctx, uuid, true)
+}
+
+// ResumeDomain resumes a suspended guest (QMP cont).
+func (drv *Driver) ResumeDomain(ctx context.Context, uuid string) error {
+	return drv.pause(ctx, uuid, false)
+}
+
+func (drv *Driver) pause(ctx context.Context, uuid string, pause bool) error {
+	d, err := drv.lookup(ctx, uuid)
+	if err != nil {
+		return err
+	}
+	d.op.Lock()
+	defer d.op.Unlock()
+	_, mon, err := drv.monitor(d)
+	if err != nil {
+		return err
+	}
+	from, to, reason, cmd := virt.StateRunning, virt.StatePaused, virt.PausedUser, "stop"
+	evType, detail := virt.EventSuspended, virt.SuspendedPaused
+	if !pause {
+		from, to, reason, cmd = virt.StatePaused, virt.StateRunning, virt.RunningUnpaused, "cont"
+		evType, detail = virt.EventResumed, virt.ResumedUnpaused
+	}
+	drv.mu.Lock()
+	if d.state != from {
+		st, name := d.state, d.current().name()
+		drv.mu.Unlock()
+		return fmt.Errorf("domain '%s' is %s, not %s: %w", name, st, from, virt.ErrFailedPrecondition)
+	}
+	oldReason := d.reason
+	d.state, d.reason = to, reason
+	qmpEvent := map[string]string{"stop": "STOP", "cont": "RESUME"}[cmd]
+	inst := d.inst
+	inst.expectLocked(qmpEvent, 1)
+	drv.mu.Unlock()
+	if err := mon.Execute(ctx, cmd, nil, nil); err != nil {
+		drv.mu.Lock()
+		inst.expectLocked(qmpEvent, -1)
+		if d.state == to {
+			d.state, d.reason = from, oldReason
+		}
+		drv.mu.Unlock()
+		return fmt.Errorf("domain '%s': %v: %w", d.current().name(), err, virt.ErrInternal)
+	}
+	drv.mu.Lock()
+	drv.saveRecordLocked(d)
+	drv.emitLocked(d, evType, detail)
+	drv.mu.Unlock()
+	return nil
+}
+
+// DestroyDomain stops QEMU at once (SIGTERM, then SIGKILL after a grace
+// period) and returns when it is gone. The definition stays.
+func (drv *Driver) DestroyDomain(ctx context.Context, uuid string) error {
+	d, err := drv.lookup(ctx, uuid)
+	if err != nil {
+		return err
+	}
+	d.op.Lock()
+	defer d.op.Unlock()
+	drv.mu.Lock()
+	inst := d.inst
+	if inst == nil {
+		name := d.current().name()
+		drv.mu.Unlock()
+		return fmt.Errorf("domain '%s' is not running: %w", name, virt.ErrFailedPrecondition)
+	}
+	inst.destroying = true
+	drv.mu.Unlock()
+
+	signalProcess(inst, syscall.SIGTERM)
+	select {
+	case <-inst.procDone:
+	case <-time.After(3 * time.Second):
+		drv.log.Warn("QEMU ignored SIGTERM; killing it", "pid", inst.rec.Pid)
+		drv.killAndReap(inst)
+	}
+	select {
+	case <-inst.exited:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// logTail returns the last lines of a QEMU log, to explain a failed start.
+func logTail(path string) string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return ""
+	}
+	lines := bytes.Split(bytes.TrimSpace(b), []byte("\n"))
+	var keep []string
+	for i := len(lines) - 1; i >= 0 && len(keep) < 3; i-- {
+		l := string(lines[i])
+		if strings.Contains(l, ": starting up") || strings.HasPrefix(l, "LC_ALL") || strings.Contains(l, " -name guest=") {
+			break
+		}
+		keep = append([]string{l}, keep...)
+	}
+	if len(keep) == 0 {
+		return ""
+	}
+	return " (QEMU log " + path + ": " + strings.Join(keep, " | ") + ")"
+}
+
+func shellQuote(argv []string) string {
+	out := make([]string, len(argv))
+	for i, a := range argv {
+		if a == "" || strings.ContainsAny(a, " '\"\\$`!*?[]{}()<>|&;#~") {
+			a = "'" + strings.ReplaceAll(a, "'", `'\''`) + "'"
+		}
+		out[i] = a
+	}
+	return strings.Join(out, " ")
+}
+
+// pidfdWatch closes procDone when a process that is not the driver's
+// child exits.
+func pidfdWatch(inst *instance) error {
+	fd, err := unix.PidfdOpen(inst.rec.Pid, 0)
+	if err != nil {
+		return err
+	}
+	if !processAlive(inst.rec.Pid, inst.rec.StartTime) {
+		unix.Close(fd)
+		return os.ErrProcessDone
+	}
+	go func() {
+		defer unix.Close(fd)
+		_ = waitPidfd(fd)
+		close(inst.procDone)
+	}()
+	return nil
+}

@@ -1,0 +1,83 @@
+package qemu
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/virtd/virtd/driver"
+	"github.com/virtd/virtd/internal/termios"
+	"github.com/virtd/virtd/virt"
+)
+
+var (
+	_ driver.NativeConverter = (*Driver)(nil)
+	_ driver.Consoler        = (*Driver)(nil)
+)
+
+// DomainXMLToNative turns domain XML into the QEMU command line that start
+// would run (format "qemu-argv"), quoted for a shell.
+func (drv *Driver) DomainXMLToNative(_ context.Context, format, doc string) (string, error) {
+	if format != "qemu-argv" {
+		return "", fmt.Errorf("native format %q: the qemu driver converts to qemu-argv only: %w", format, virt.ErrNotSupported)
+	}
+	argv, err := ArgvFromXML(doc)
+	if err != nil {
+		return "", err
+	}
+	return shellQuote(argv), nil
+}
+
+// DomainXMLFromNative is not offered: QEMU command lines are not parsed
+// back into XML.
+func (drv *Driver) DomainXMLFromNative(_ context.Context, format, _ string) (string, error) {
+	return "", fmt.Errorf("native format %q: the qemu driver cannot convert a native config to XML: %w", format, virt.ErrNotSupported)
+}
+
+// OpenConsole attaches to a running guest's pty serial console: devName is
+// a serial or console alias ("serial0", "console0") or empty for the first.
+func (drv *Driver) OpenConsole(ctx context.Context, uuid, devName string) (io.ReadWriteCloser, error) {
+	drv.mu.Lock()
+	d, err := drv.lookupLocked(uuid)
+	if err != nil {
+		drv.mu.Unlock()
+		return nil, err
+	}
+	if !d.state.Active() || d.live == nil {
+		drv.mu.Unlock()
+		return nil, fmt.Errorf("domain '%s' is not running: %w", d.current().name(), virt.ErrFailedPrecondition)
+	}
+	x := d.live.x
+	name := x.Name
+	var path string
+	for i, s := range x.Devices.Serials {
+		if s.Source == nil || s.Source.Pty == nil {
+			continue
+		}
+		if devName == "" || devName == fmt.Sprintf("serial%d", i) || devName == fmt.Sprintf("console%d", i) ||
+			(s.Alias != nil && s.Alias.Name == devName) {
+			path = s.Source.Pty.Path
+			break
+		}
+	}
+	drv.mu.Unlock()
+	if path == "" {
+		what := "a pty serial console"
+		if devName != "" {
+			what = fmt.Sprintf("a pty console %q", devName)
+		}
+		return nil, fmt.Errorf("domain '%s' has no %s: %w", name, what, virt.ErrNotFound)
+	}
+	f, err := os.OpenFile(path, os.O_RDWR|unix.O_NOCTTY, 0)
+	if err != nil {
+		return nil, fmt.Errorf("domain '%s': opening console %s: %v: %w", name, path, err, virt.ErrUnavailable)
+	}
+	if _, err := termios.MakeRaw(int(f.Fd())); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("domain '%s': console %s: %v: %w", name, path, err, virt.ErrInternal)
+	}
+	return f, nil
+}

@@ -1,0 +1,205 @@
+package qemu
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/virtd/virtd/virt"
+)
+
+// On disk, under the driver's directories:
+//
+//	ConfigDir/<name>.xml         persistent definitions
+//	ConfigDir/autostart/<name>   autostart marks
+//	ConfigDir/autostart.boot_id  the boot whose autostart has been done
+//	RunDir/<uuid>.json          runtime record of a running guest
+//	RunDir/<uuid>.qmp, .pid     its QMP socket and QEMU's pidfile
+//	LogDir/<name>.log           QEMU's stdout and stderr
+//
+// Every file is written atomically: a temporary file, fsync, rename, and
+// an fsync of the directory.
+
+// record is what the driver keeps under the run directory to find a
+// running guest again after a restart.
+type record struct {
+	UUID string `json:"uuid"`
+	Name string `json:"name"`
+	ID   int32  `json:"id"`
+	Pid  int    `json:"pid"`
+	// StartTime is field 22 of /proc/<pid>/stat: with the pid, it names
+	// the process even when pids are reused.
+	StartTime  uint64     `json:"start_time"`
+	QMP        string     `json:"qmp"`
+	PidFile    string     `json:"pidfile"`
+	Log        string     `json:"log"`
+	State      virt.State `json:"state"`
+	Reason     int32      `json:"reason"`
+	Persistent bool       `json:"persistent"`
+	Taps       []string   `json:"taps,omitempty"`
+	// XML is the live definition (with pty paths, VNC port).
+	XML string `json:"xml"`
+}
+
+// writeFileAtomic replaces path with data: readers see the old file or
+// the new one, never a part, and a crash leaves one of the two.
+func writeFileAtomic(path string, data []byte, perm os.FileMode) error {
+	dir := filepath.Dir(path)
+	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
+	if err != nil {
+		return err
+	}
+	tmp := f.Name()
+	ok := false
+	defer func() {
+		if !ok {
+			f.Close()
+			os.Remove(tmp)
+		}
+	}()
+	if _, err := f.Write(data); err != nil {
+		return err
+	}
+	if err := f.Chmod(perm); err != nil {
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return err
+	}
+	ok = true
+	return syncDir(dir)
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}
+
+func (drv *Driver) defPath(name string) string {
+	return filepath.Join(drv.cfg.ConfigDir, name+".xml")
+}
+
+func (drv *Driver) autostartPath(name string) string {
+	return filepath.Join(drv.cfg.ConfigDir, "autostart", name)
+}
+
+func (drv *Driver) recordPath(uuid string) string {
+	return filepath.Join(drv.cfg.RunDir, uuid+".json")
+}
+
+// saveDefinition writes a persistent definition.
+func (drv *Driver) saveDefinition(c *config) error {
+	doc, err := c.marshal(0)
+	if err != nil {
+		return err
+	}
+	if err := writeFileAtomic(drv.defPath(c.name()), []byte(doc+"\n"), 0o600); err != nil {
+		return fmt.Errorf("domain %q: saving the definition: %v: %w", c.name(), err, virt.ErrInternal)
+	}
+	return nil
+}
+
+func (drv *Driver) removeDefinition(name string) error {
+	if err := os.Remove(drv.defPath(name)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("domain %q: removing the definition: %v: %w", name, err, virt.ErrInternal)
+	}
+	_ = os.Remove(drv.autostartPath(name))
+	return syncDir(drv.cfg.ConfigDir)
+}
+
+func (drv *Driver) setAutostartMark(name string, on bool) error {
+	p := drv.autostartPath(name)
+	if !on {
+		if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("domain %q: autostart: %v: %w", name, err, virt.ErrInternal)
+		}
+		return nil
+	}
+	if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
+		return fmt.Errorf("domain %q: autostart: %v: %w", name, err, virt.ErrInternal)
+	}
+	if err := writeFileAtomic(p, nil, 0o600); err != nil {
+		return fmt.Errorf("domain %q: autostart: %v: %w", name, err, virt.ErrInternal)
+	}
+	return nil
+}
+
+func (drv *Driver) hasAutostartMark(name string) bool {
+	_, err := os.Stat(drv.autostartPath(name))
+	return err == nil
+}
+
+// loadDefinitions reads every persistent definition. A file that no
+// longer parses is logged and skipped, never deleted.
+func (drv *Driver) loadDefinitions() []*config {
+	paths, _ := filepath.Glob(filepath.Join(drv.cfg.ConfigDir, "*.xml"))
+	var out []*config
+	for _, p := range paths {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			drv.log.Error("cannot read a definition", "path", p, "error", err)
+			continue
+		}
+		c, err := parseConfig(string(b))
+		if err != nil {
+			drv.log.Error("skipping a definition that does not parse", "path", p, "error", err)
+			continue
+		}
+		if strings.TrimSuffix(filepath.Base(p), ".xml") != c.name() {
+			drv.log.Warn("definition file name differs from the domain name", "path", p, "name", c.name())
+		}
+		out = append(out, c)
+	}
+	return out
+}
+
+func (drv *Driver) saveRecord(r *record) error {
+	b, err := json.MarshalIndent(r, "", "  ")
+	if err != nil {
+		return err
+	}
+	return writeFileAtomic(drv.recordPath(r.UUID), append(b, '\n'), 0o600)
+}
+
+func (drv *Driver) loadRecords() []*record {
+	paths, _ := filepath.Glob(filepath.Join(drv.cfg.RunDir, "*.json"))
+	var out []*record
+	for _, p := range paths {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			continue
+		}
+		var r record
+		if err := json.Unmarshal(b, &r); err != nil || r.UUID == "" {
+			drv.log.Warn("removing an unreadable runtime record", "path", p, "error", err)
+			os.Remove(p)
+			continue
+		}
+		out = append(out, &r)
+	}
+	return out
+}
+
+// removeRuntimeFiles removes what a guest left under the run directory.
+func (drv *Driver) removeRuntimeFiles(r *record) {
+	for _, p := range []string{r.QMP, r.PidFile, drv.recordPath(r.UUID)} {
+		if p != "" {
+			if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
+				drv.log.Warn("cannot remove a runtime file", "path", p, "error", err)
+			}
+		}
+	}
+}

@@ -1,0 +1,292 @@
+package e2e
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/virtd/virtd/client"
+	"github.com/virtd/virtd/virt"
+)
+
+// guestAssets returns the kernel and initramfs test/qemu/setup.sh builds.
+// CI must have them (make test runs the setup); elsewhere the test skips.
+func guestAssets(t *testing.T) (kernel, initrd string) {
+	t.Helper()
+	dir := os.Getenv("VIRTD_QEMU_TEST_ASSETS")
+	if dir == "" {
+		root, err := moduleRoot()
+		if err != nil {
+			t.Fatal(err)
+		}
+		dir = filepath.Join(root, ".cache/qemu-test")
+	}
+	kernel, initrd = filepath.Join(dir, "vmlinuz"), filepath.Join(dir, "initramfs.cpio.gz")
+	for _, f := range []string{kernel, initrd} {
+		if _, err := os.Stat(f); err != nil {
+			if os.Getenv("CI") != "" {
+				t.Fatalf("%s missing: run test/qemu/setup.sh (make test does)", f)
+			}
+			t.Skipf("%s missing: run test/qemu/setup.sh", f)
+		}
+	}
+	return kernel, initrd
+}
+
+// guestXML is a small guest that boots the test kernel; its serial console
+// goes to a file (serial == path) or a pty (serial == "").
+func guestXML(t *testing.T, name, serial string) string {
+	kernel, initrd := guestAssets(t)
+	dev := "<serial type='pty'><target port='0'/></serial><console type='pty'><target port='0'/></console>"
+	if serial != "" {
+		dev = fmt.Sprintf("<serial type='file'><source path='%s'/><target port='0'/></serial>", serial)
+	}
+	x := fmt.Sprintf(`<domain type='qemu'>
+  <name>%s</name>
+  <memory unit='MiB'>256</memory>
+  <vcpu>1</vcpu>
+  <os><type arch='x86_64'>hvm</type><kernel>%s</kernel><initrd>%s</initrd><cmdline>console=ttyS0 quiet</cmdline></os>
+  <features><acpi/><apic/></features>
+  <devices>%s</devices>
+</domain>`, name, kernel, initrd, dev)
+	path := filepath.Join(t.TempDir(), name+".xml")
+	if err := os.WriteFile(path, []byte(x), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// waitMarker waits until the guest wrote the marker to its serial file.
+func waitMarker(t *testing.T, serial, marker string) {
+	t.Helper()
+	eventually(t, 60*time.Second, marker+" in "+serial, func() bool {
+		b, _ := os.ReadFile(serial)
+		return bytes.Contains(b, []byte(marker))
+	})
+}
+
+// qemuPID finds the QEMU process of a guest by its -name argument.
+func qemuPID(t *testing.T, name string) int {
+	t.Helper()
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+		if err != nil || !bytes.HasPrefix(b, []byte("qemu-system")) && !bytes.Contains(b, []byte("/qemu-system")) {
+			continue
+		}
+		for _, arg := range bytes.Split(b, []byte{0}) {
+			if string(arg) == "guest="+name || strings.HasPrefix(string(arg), "guest="+name+",") {
+				if alive(pid) {
+					return pid
+				}
+			}
+		}
+	}
+	return 0
+}
+
+func TestQEMUGuestsSurviveDriverAndDaemonKills(t *testing.T) {
+	d := newDaemon(t, []string{"qemu"})
+	c := []string{"-c", "qemu:///system"}
+	logs := map[string]string{}
+	for _, name := range []string{"g1", "g2"} {
+		logs[name] = filepath.Join(t.TempDir(), name+".serial")
+		d.mustVirtsh(append(c, "define", guestXML(t, name, logs[name]))...)
+		d.mustVirtsh(append(c, "start", name)...)
+	}
+	t.Cleanup(func() {
+		for _, name := range []string{"g1", "g2"} {
+			if pid := qemuPID(t, name); pid > 0 {
+				syscall.Kill(pid, syscall.SIGKILL)
+			}
+		}
+	})
+	pids := map[string]int{}
+	for name, log := range logs {
+		waitMarker(t, log, "VIRTD-GUEST-UP")
+		if pids[name] = qemuPID(t, name); pids[name] == 0 {
+			t.Fatalf("no QEMU process for %s", name)
+		}
+	}
+
+	// kill -9 the driver: the guests keep running and stay manageable.
+	drvPID := d.driverStatus("qemu").PID
+	if err := syscall.Kill(int(drvPID), syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 20*time.Second, "the QEMU driver to come back", func() bool {
+		out, _, code := d.virtsh(append(c, "list")...)
+		return code == 0 && strings.Contains(out, "g1") && strings.Contains(out, "g2")
+	})
+	if st := d.driverStatus("qemu"); st.PID == drvPID || st.Restarts != 1 {
+		t.Fatalf("driver after kill -9: %+v", st)
+	}
+
+	// kill -9 virtd and start it again: same guests, same processes.
+	d.kill()
+	d.start()
+	out := d.mustVirtsh(append(c, "list")...)
+	for name, pid := range pids {
+		if !regexpMatch(`(?m)^\s*\d+\s+`+name+`\s+running\s*$`, out) {
+			t.Fatalf("after a virtd restart %s is not listed running:\n%s", name, out)
+		}
+		if now := qemuPID(t, name); now != pid {
+			t.Fatalf("%s: QEMU pid %d became %d", name, pid, now)
+		}
+	}
+
+	// Shut them down cleanly, through ACPI.
+	for _, name := range []string{"g1", "g2"} {
+		d.mustVirtsh(append(c, "shutdown", name)...)
+	}
+	for name, log := range logs {
+		waitMarker(t, log, "VIRTD-GUEST-POWERBUTTON")
+		eventually(t, 60*time.Second, name+" shut off", func() bool {
+			out, _, _ := d.virtsh(append(c, "domstate", name, "--reason")...)
+			return strings.TrimSpace(out) == "shut off (shutdown)"
+		})
+		if alive(pids[name]) {
+			t.Fatalf("%s: QEMU process %d still runs after shutdown", name, pids[name])
+		}
+	}
+}
+
+func TestQEMUConsoleAndCrash(t *testing.T) {
+	d := newDaemon(t, []string{"qemu"})
+	conn := d.open("qemu:///system")
+	ctx := ctxT(t)
+	xml, err := os.ReadFile(guestXML(t, "con", ""))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dom, err := conn.DefineXML(ctx, string(xml))
+	if err != nil {
+		t.Fatal(err)
+	}
+	events, err := conn.Events(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := dom.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { dom.Destroy(ctxT(t)) })
+	if x, err := dom.XML(ctx, false); err != nil || !strings.Contains(x, "/dev/pts/") {
+		t.Fatalf("live XML lacks the pty path: %v\n%s", err, x)
+	}
+
+	// The console: what we type comes back from the guest's echo loop.
+	con, err := dom.OpenConsole(ctx, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var seen bytes.Buffer
+	buf := make([]byte, 4096)
+	deadline := time.Now().Add(60 * time.Second)
+	for !bytes.Contains(seen.Bytes(), []byte("VIRTD-ECHO:hello")) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no echo on the console; saw %q", seen.String())
+		}
+		if _, err := con.Write([]byte("hello\n")); err != nil {
+			t.Fatal(err)
+		}
+		readFor(con, buf, &seen, time.Second)
+	}
+	con.Close()
+
+	// kill -9 the QEMU process: the domain ends shut off (crashed).
+	pid := qemuPID(t, "con")
+	if pid == 0 {
+		t.Fatal("no QEMU process")
+	}
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	timeout := time.After(30 * time.Second)
+	for {
+		select {
+		case e := <-events:
+			if e.Type == virt.EventStopped {
+				if e.Detail != virt.StoppedCrashed {
+					t.Fatalf("stopped event detail %s, want Crashed", virt.EventDetailString(e.Type, e.Detail))
+				}
+				st, reason, err := dom.State(ctx)
+				if err != nil || st != virt.StateShutoff || reason != virt.ShutoffCrashed {
+					t.Fatalf("state after the crash: %s (%s), %v", st, virt.ReasonString(st, reason), err)
+				}
+				return
+			}
+		case <-timeout:
+			t.Fatal("no stopped event after QEMU was killed")
+		}
+	}
+}
+
+// readFor reads from r into seen for about d.
+func readFor(r interface{ Read([]byte) (int, error) }, buf []byte, seen *bytes.Buffer, d time.Duration) {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		n, _ := r.Read(buf)
+		seen.Write(buf[:n])
+	}()
+	select {
+	case <-done:
+	case <-time.After(d):
+	}
+}
+
+func TestQEMUBadInputLeavesNothing(t *testing.T) {
+	d := newDaemon(t, []string{"qemu"})
+	conn := d.open("qemu:///system")
+	ctx := ctxT(t)
+	cases := map[string]struct {
+		xml  string
+		want string
+		kind error
+	}{
+		"slash in name":      {`<domain type='qemu'><name>a/b</name><memory>65536</memory><os><type>hvm</type></os></domain>`, "a/b", client.ErrInvalidArgument},
+		"unsupported device": {`<domain type='qemu'><name>w</name><memory>65536</memory><os><type>hvm</type></os><devices><watchdog model='i6300esb'/></devices></domain>`, "watchdog", client.ErrNotSupported},
+	}
+	for name, tc := range cases {
+		if _, err := conn.DefineXML(ctx, tc.xml); !errors.Is(err, tc.kind) || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: %v; want %v naming %q", name, err, tc.kind, tc.want)
+		}
+	}
+	missing := `<domain type='qemu'><name>nokernel</name><memory unit='MiB'>64</memory><os><type arch='x86_64'>hvm</type><kernel>/nonexistent/vmlinuz</kernel></os></domain>`
+	dom, err := conn.DefineXML(ctx, missing)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := dom.Start(ctx); err == nil || !strings.Contains(err.Error(), "/nonexistent/vmlinuz") {
+		t.Fatalf("start with a missing kernel: %v", err)
+	}
+	if pid := qemuPID(t, "nokernel"); pid != 0 {
+		t.Fatalf("a failed start left QEMU %d behind", pid)
+	}
+	runDir := filepath.Join(d.runDir, "qemu")
+	entries, _ := os.ReadDir(runDir)
+	for _, e := range entries {
+		if strings.Contains(e.Name(), dom.UUID()) {
+			t.Errorf("a failed start left %s behind", filepath.Join(runDir, e.Name()))
+		}
+	}
+	if st, _, _ := dom.State(ctx); st != virt.StateShutoff {
+		t.Fatalf("state after a failed start: %s", st)
+	}
+	out, errs, code := d.virtsh("-c", "qemu:///system", "domxml-to-native", "qemu-argv", guestXML(t, "argv", ""))
+	if code != 0 || !strings.Contains(out, "-kernel") || !strings.Contains(out, "guest=argv") {
+		t.Fatalf("domxml-to-native qemu-argv: exit %d %q %q", code, out, errs)
+	}
+}
