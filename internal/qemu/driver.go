@@ -20,8 +20,8 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/virtd/virtd/driver"
-	"github.com/virtd/virtd/internal/version"
 	"github.com/virtd/virtd/internal/qemu/qmp"
+	"github.com/virtd/virtd/internal/version"
 	"github.com/virtd/virtd/virt"
 )
 
