@@ -5,7 +5,7 @@ BIN         := $(CURDIR)/bin
 VERSION     := $(shell cat VERSION 2>/dev/null || echo 0.0.0)
 LDFLAGS     := -X github.com/virtd/virtd/internal/version.Version=$(VERSION)
 RUN_ROOT    ?= $(CURDIR)/.run
-DRIVERS     := test qemu xen
+DRIVERS     := test qemu lxc xen
 TEST_FLAGS  ?= -count=1 -timeout 20m
 APT_PACKAGES ?= git ca-certificates pkg-config libxen-dev libyajl-dev systemd \
                 qemu-system-x86 qemu-utils busybox-static cpio iproute2
@@ -34,8 +34,9 @@ build: deps ## build virtd, virtsh and every driver into bin/
 deps: ## install what the build and the tests need (idempotent)
 	@bash scripts/deps.sh $(APT_PACKAGES)
 
-test-assets: deps ## fetch and build the guest kernel and initramfs the tests boot
+test-assets: deps ## build what the tests boot: a guest kernel and initramfs, a container root
 	@sh test/qemu/setup.sh
+	@sh test/lxc/setup.sh
 
 test: deps tools lint proto-check build test-assets ## set up, lint, and run every test
 	$(GO) test $(TEST_FLAGS) ./...

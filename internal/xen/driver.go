@@ -28,13 +28,14 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/virtd/virtd/driver"
+	"github.com/virtd/virtd/internal/version"
 	"github.com/virtd/virtd/internal/xen/libxl"
 	"github.com/virtd/virtd/internal/xen/xlconfig"
 	"github.com/virtd/virtd/virt"
 )
 
-// Version is the driver's version, set at build time.
-var Version = "0.0.0-dev"
+// Version is the driver's version: virtd's.
+var Version = version.Version
 
 const driverName = "xen"
 

@@ -48,6 +48,7 @@ func buildAll(dir string) error {
 		"virtsh":             "./cmd/virtsh",
 		"virtd-driver-test":  "./cmd/driver-test",
 		"virtd-driver-qemu":  "./cmd/driver-qemu",
+		"virtd-driver-lxc":   "./cmd/driver-lxc",
 		"virtd-driver-xen":   "./cmd/driver-xen",
 		"virtd-driver-other": "./test/e2e/fixtures/other",
 	}

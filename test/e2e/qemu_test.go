@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -191,17 +192,16 @@ func TestQEMUConsoleAndCrash(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var seen bytes.Buffer
-	buf := make([]byte, 4096)
+	seen := collect(con)
 	deadline := time.Now().Add(60 * time.Second)
-	for !bytes.Contains(seen.Bytes(), []byte("VIRTD-ECHO:hello")) {
+	for !strings.Contains(seen.String(), "VIRTD-ECHO:hello") {
 		if time.Now().After(deadline) {
 			t.Fatalf("no echo on the console; saw %q", seen.String())
 		}
 		if _, err := con.Write([]byte("hello\n")); err != nil {
 			t.Fatal(err)
 		}
-		readFor(con, buf, &seen, time.Second)
+		time.Sleep(time.Second)
 	}
 	con.Close()
 
@@ -233,18 +233,12 @@ func TestQEMUConsoleAndCrash(t *testing.T) {
 	}
 }
 
-// readFor reads from r into seen for about d.
-func readFor(r interface{ Read([]byte) (int, error) }, buf []byte, seen *bytes.Buffer, d time.Duration) {
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		n, _ := r.Read(buf)
-		seen.Write(buf[:n])
-	}()
-	select {
-	case <-done:
-	case <-time.After(d):
-	}
+// collect copies everything r yields into a buffer safe to read while it
+// fills, until r ends.
+func collect(r io.Reader) *logBuf {
+	b := &logBuf{}
+	go func() { _, _ = io.Copy(b, r) }()
+	return b
 }
 
 func TestQEMUBadInputLeavesNothing(t *testing.T) {

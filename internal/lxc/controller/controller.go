@@ -1,0 +1,641 @@
+package controller
+
+import (
+	"bufio"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"os/signal"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"golang.org/x/sys/unix"
+
+	"github.com/virtd/virtd/internal/atomicfile"
+	"github.com/virtd/virtd/internal/lxc/cgroup"
+)
+
+// backlogSize is how much console output a new console client sees first.
+const backlogSize = 8 << 10
+
+// ReadyFD is the controller's fd on which it reports, once, a Response:
+// the container's Status when it runs, or the error that stopped it.
+const ReadyFD = 3
+
+// Error kinds the controller reports (virt's texts).
+const (
+	KindInvalid      = "invalid argument"
+	KindPrecondition = "operation not valid"
+	KindInternal     = "internal error"
+)
+
+// kindError carries a Kind.
+type kindError struct {
+	kind string
+	err  error
+}
+
+func (e *kindError) Error() string { return e.err.Error() }
+
+func invalid(err error) error { return &kindError{KindInvalid, err} }
+
+func kindOf(err error) string {
+	var k *kindError
+	if errors.As(err, &k) {
+		return k.kind
+	}
+	return KindInternal
+}
+
+// Exit is what the controller leaves in the run directory when it exits.
+type Exit struct {
+	Reason string    `json:"reason"`
+	Time   time.Time `json:"time"`
+}
+
+// State is what the controller keeps in the run directory while it runs.
+type State struct {
+	ControllerPID int       `json:"controller_pid"`
+	InitPID       int       `json:"init_pid"`
+	Started       time.Time `json:"started"`
+}
+
+type controller struct {
+	log       hclog.Logger
+	spec      *Spec
+	cg        *cgroup.Cgroup
+	sockPath  string
+	exitPath  string
+	statePath string
+	self      string
+
+	master, slave *os.File
+
+	mu       sync.Mutex
+	init     *exec.Cmd
+	started  time.Time
+	stopReq  string
+	watchers map[chan Event]struct{}
+	console  net.Conn
+	// backlog is the console's latest output, replayed to a new client.
+	backlog  []byte
+	done     chan struct{}
+	handlers sync.WaitGroup
+}
+
+// Main is the controller mode: args are its flags. It returns the exit
+// code.
+func Main(args []string) int {
+	fs := flag.NewFlagSet("controller", flag.ContinueOnError)
+	_ = fs.String("name", "", "domain name (for ps)")
+	specPath := fs.String("spec", "", "container spec (JSON)")
+	sock := fs.String("socket", "", "unix socket to serve")
+	exitPath := fs.String("exit", "", "file to write the exit reason to")
+	statePath := fs.String("state", "", "file to keep pids in")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	// Caught, not ignored: an ignored signal stays ignored across exec,
+	// and the container's init must be able to trap SIGHUP (reboot).
+	signal.Notify(make(chan os.Signal, 1), syscall.SIGHUP, syscall.SIGPIPE)
+	log := hclog.New(&hclog.LoggerOptions{Name: "lxc-controller", Output: os.Stderr, JSONFormat: true})
+	ready := os.NewFile(ReadyFD, "ready")
+	report := func(r Response) {
+		if ready != nil {
+			_ = json.NewEncoder(ready).Encode(r)
+			ready.Close()
+			ready = nil
+		}
+	}
+	spec, err := ReadSpec(*specPath)
+	if err != nil {
+		report(Response{Error: err.Error(), Kind: KindInternal})
+		return 1
+	}
+	log = log.With("domain", spec.Name)
+	self, err := os.Executable()
+	if err != nil {
+		report(Response{Error: err.Error(), Kind: KindInternal})
+		return 1
+	}
+	c := &controller{
+		log: log, spec: spec, sockPath: *sock, exitPath: *exitPath, statePath: *statePath, self: self,
+		watchers: map[chan Event]struct{}{}, done: make(chan struct{}),
+	}
+	h, err := cgroup.Detect()
+	if err != nil {
+		report(Response{Error: err.Error(), Kind: KindInternal})
+		return 1
+	}
+	c.cg = h.Open(spec.CgroupParent, spec.UUID)
+	_ = os.Remove(*sock)
+	ln, err := net.Listen("unix", *sock)
+	if err != nil {
+		report(Response{Error: fmt.Sprintf("controller socket: %v", err), Kind: KindInternal})
+		return 1
+	}
+	if err := c.setup(); err != nil {
+		c.teardown()
+		ln.Close()
+		report(Response{Error: err.Error(), Kind: kindOf(err)})
+		return 1
+	}
+	exited := make(chan *os.ProcessState, 1)
+	if err := c.startContainer(exited); err != nil {
+		c.teardown()
+		ln.Close()
+		report(Response{Error: err.Error(), Kind: kindOf(err)})
+		return 1
+	}
+	go c.serve(ln)
+	report(Response{Status: c.status()})
+	log.Info("container started", "init_pid", c.init.Process.Pid)
+
+	reason := c.loop(exited)
+	ln.Close()
+	c.teardown()
+	_ = atomicfile.WriteFile(c.exitPath, mustJSON(Exit{Reason: reason, Time: time.Now()}), 0o600)
+	_ = os.Remove(c.statePath)
+	c.mu.Lock()
+	for w := range c.watchers {
+		w <- Event{Type: "stopped", Reason: reason}
+		close(w)
+	}
+	c.watchers = nil
+	c.mu.Unlock()
+	close(c.done)
+	waitTimeout(&c.handlers, 2*time.Second)
+	log.Info("container stopped", "reason", reason)
+	return 0
+}
+
+func mustJSON(v any) []byte {
+	b, _ := json.Marshal(v)
+	return b
+}
+
+func waitTimeout(wg *sync.WaitGroup, d time.Duration) {
+	ch := make(chan struct{})
+	go func() { wg.Wait(); close(ch) }()
+	select {
+	case <-ch:
+	case <-time.After(d):
+	}
+}
+
+// setup makes what lives as long as the controller: the console pty and
+// the cgroup.
+func (c *controller) setup() error {
+	for _, ifc := range c.spec.Interfaces {
+		if ifc.Bridge != "" {
+			if err := checkBridge(ifc.Bridge); err != nil {
+				return invalid(fmt.Errorf("interface %s: %w", ifc.HostName, err))
+			}
+		}
+	}
+	if st, err := os.Stat(c.spec.RootFS); err != nil || !st.IsDir() {
+		return invalid(fmt.Errorf("root filesystem %s is not a directory", c.spec.RootFS))
+	}
+	master, slave, err := openPTY()
+	if err != nil {
+		return err
+	}
+	c.master, c.slave = master, slave
+	go c.pumpConsole()
+	if c.cg.Exists() {
+		// Left over by a controller that was killed: empty and reuse it.
+		_ = c.cg.Kill(5 * time.Second)
+	}
+	return c.cg.Create(cgroup.Limits{
+		MemoryBytes: c.spec.MemoryBytes, PidsMax: c.spec.PidsMax,
+		CPUShares: c.spec.CPUShares, CPUQuota: c.spec.CPUQuota, CPUPeriod: c.spec.CPUPeriod,
+	})
+}
+
+// teardown kills what is left in the cgroup, removes it and the veths.
+func (c *controller) teardown() {
+	if err := c.cg.Kill(10 * time.Second); err != nil {
+		c.log.Error("kill container processes", "error", err)
+	}
+	deleteVeths(c.spec.Interfaces)
+	if err := c.cg.Remove(); err != nil {
+		c.log.Error("remove cgroup", "error", err)
+	}
+	if c.master != nil {
+		c.master.Close()
+		c.slave.Close()
+	}
+	_ = os.Remove(c.sockPath)
+}
+
+func openPTY() (master, slave *os.File, err error) {
+	m, err := os.OpenFile("/dev/ptmx", os.O_RDWR|unix.O_NOCTTY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, nil, fmt.Errorf("console: %w", err)
+	}
+	if err := unix.IoctlSetPointerInt(int(m.Fd()), unix.TIOCSPTLCK, 0); err != nil {
+		m.Close()
+		return nil, nil, fmt.Errorf("console: unlock pty: %w", err)
+	}
+	n, err := unix.IoctlGetInt(int(m.Fd()), unix.TIOCGPTN)
+	if err != nil {
+		m.Close()
+		return nil, nil, fmt.Errorf("console: pty number: %w", err)
+	}
+	s, err := os.OpenFile(fmt.Sprintf("/dev/pts/%d", n), os.O_RDWR|unix.O_NOCTTY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		m.Close()
+		return nil, nil, fmt.Errorf("console: %w", err)
+	}
+	return m, s, nil
+}
+
+// pumpConsole reads the console all the time, so that the container never
+// blocks on it, and passes the output to an attached client.
+func (c *controller) pumpConsole() {
+	buf := make([]byte, 4096)
+	for {
+		n, err := c.master.Read(buf)
+		if n > 0 {
+			c.mu.Lock()
+			c.backlog = append(c.backlog, buf[:n]...)
+			if over := len(c.backlog) - backlogSize; over > 0 {
+				c.backlog = append(c.backlog[:0], c.backlog[over:]...)
+			}
+			if c.console != nil {
+				_ = c.console.SetWriteDeadline(time.Now().Add(time.Second))
+				_, _ = c.console.Write(buf[:n])
+			}
+			c.mu.Unlock()
+		}
+		if err != nil {
+			if errors.Is(err, os.ErrClosed) {
+				return
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+}
+
+// startContainer creates the veths and the container process, waits until
+// its init runs, and reports the init's exit on exited.
+func (c *controller) startContainer(exited chan<- *os.ProcessState) (err error) {
+	s := c.spec
+	if err := createVeths(s.Interfaces); err != nil {
+		return invalid(err)
+	}
+	defer func() {
+		if err != nil {
+			deleteVeths(s.Interfaces)
+		}
+	}()
+	cfgR, cfgW, err := os.Pipe()
+	if err != nil {
+		return err
+	}
+	defer cfgW.Close()
+	errR, errW, err := os.Pipe()
+	if err != nil {
+		cfgR.Close()
+		return err
+	}
+	defer errR.Close()
+	// Through /proc/self/exe: a mapped root may not be allowed to walk
+	// the directories that hold the executable, but may run it.
+	cmd := exec.Command("/proc/self/exe", ContainerArg)
+	cmd.Args[0] = "virtd-lxc-init"
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = c.slave, c.slave, c.slave
+	cmd.ExtraFiles = []*os.File{cfgR, errW}
+	cmd.Env = []string{}
+	flags := uintptr(unix.CLONE_NEWPID | unix.CLONE_NEWNS | unix.CLONE_NEWUTS | unix.CLONE_NEWIPC | unix.CLONE_NEWNET)
+	attr := &syscall.SysProcAttr{Setsid: true, Setctty: true, Ctty: 0, Pdeathsig: 0}
+	if len(s.UIDMap) > 0 {
+		flags |= unix.CLONE_NEWUSER
+		for _, m := range s.UIDMap {
+			attr.UidMappings = append(attr.UidMappings, syscall.SysProcIDMap{ContainerID: int(m.Container), HostID: int(m.Host), Size: int(m.Count)})
+		}
+		for _, m := range s.GIDMap {
+			attr.GidMappings = append(attr.GidMappings, syscall.SysProcIDMap{ContainerID: int(m.Container), HostID: int(m.Host), Size: int(m.Count)})
+		}
+		attr.GidMappingsEnableSetgroups = true
+		// Root of the new namespace, so that its init keeps its
+		// capabilities there across exec.
+		attr.Credential = &syscall.Credential{Uid: 0, Gid: 0}
+	}
+	attr.Cloneflags = flags
+	cmd.SysProcAttr = attr
+	startErr := cmd.Start()
+	cfgR.Close()
+	errW.Close()
+	if startErr != nil {
+		if len(s.UIDMap) > 0 {
+			return invalid(fmt.Errorf("start container with idmap: %w (does the idmap fit the host?)", startErr))
+		}
+		return fmt.Errorf("start container: %w", startErr)
+	}
+	pid := cmd.Process.Pid
+	kill := func() {
+		_ = cmd.Process.Kill()
+		_, _ = cmd.Process.Wait()
+		_ = c.cg.Kill(5 * time.Second)
+	}
+	if err := c.cg.Add(pid); err != nil {
+		kill()
+		return err
+	}
+	if err := moveVeths(s.Interfaces, pid); err != nil {
+		kill()
+		return err
+	}
+	if err := json.NewEncoder(cfgW).Encode(containerConfig{Spec: s, Console: c.slave.Name()}); err != nil {
+		kill()
+		return fmt.Errorf("configure container: %w", err)
+	}
+	cfgW.Close()
+	msg, _ := io.ReadAll(io.LimitReader(errR, 64<<10))
+	if len(msg) > 0 {
+		kill()
+		return invalid(fmt.Errorf("container %s: %s", s.Name, msg))
+	}
+	c.mu.Lock()
+	c.init, c.started = cmd, time.Now()
+	c.mu.Unlock()
+	_ = atomicfile.WriteFile(c.statePath, mustJSON(State{ControllerPID: os.Getpid(), InitPID: pid, Started: c.started}), 0o600)
+	go func() {
+		_ = cmd.Wait()
+		exited <- cmd.ProcessState
+	}()
+	return nil
+}
+
+// loop waits on init, restarting the container as on_* say, and returns
+// the reason it stopped for good.
+func (c *controller) loop(exited chan *os.ProcessState) string {
+	for {
+		ps := <-exited
+		c.mu.Lock()
+		req := c.stopReq
+		c.stopReq = ""
+		c.mu.Unlock()
+		if err := c.cg.Kill(10 * time.Second); err != nil {
+			c.log.Error("kill container processes", "error", err)
+		}
+		deleteVeths(c.spec.Interfaces)
+		ws, _ := ps.Sys().(syscall.WaitStatus)
+		action, reason := c.decide(req, ws)
+		c.log.Info("init exited", "status", ps.String(), "request", req, "action", action)
+		if action != "restart" {
+			return reason
+		}
+		_ = c.cg.Thaw()
+		if err := c.startContainer(exited); err != nil {
+			c.log.Error("restart container", "error", err)
+			return "failed"
+		}
+		c.notify(Event{Type: "rebooted", InitPID: c.init.Process.Pid})
+	}
+}
+
+// decide maps how init ended to an action ("destroy" or "restart") and a
+// stop reason, following on_poweroff, on_reboot and on_crash.
+func (c *controller) decide(req string, ws syscall.WaitStatus) (action, reason string) {
+	switch {
+	case req == "destroy":
+		return "destroy", "destroyed"
+	case req == "reboot" || (ws.Signaled() && ws.Signal() == syscall.SIGHUP):
+		return c.spec.OnReboot, "shutdown"
+	case req == "shutdown" || ws.Exited() ||
+		(ws.Signaled() && (ws.Signal() == syscall.SIGTERM || ws.Signal() == syscall.SIGINT)):
+		return c.spec.OnPoweroff, "shutdown"
+	default:
+		return c.spec.OnCrash, "crashed"
+	}
+}
+
+func (c *controller) notify(ev Event) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for w := range c.watchers {
+		select {
+		case w <- ev:
+		default:
+		}
+	}
+}
+
+func (c *controller) status() *Status {
+	c.mu.Lock()
+	st := &Status{ControllerPID: os.Getpid(), Started: c.started, ConsolePTY: c.slave.Name()}
+	if c.init != nil {
+		st.InitPID = c.init.Process.Pid
+	}
+	c.mu.Unlock()
+	st.Paused, _ = c.cg.Frozen()
+	st.MemoryBytes, _ = c.cg.MemoryUsage()
+	cpu, _ := c.cg.CPUUsage()
+	st.CPUTime = int64(cpu)
+	for _, ifc := range c.spec.Interfaces {
+		st.HostIfaces = append(st.HostIfaces, ifc.HostName)
+	}
+	return st
+}
+
+func (c *controller) serve(ln net.Listener) {
+	for {
+		conn, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		c.handlers.Add(1)
+		go func() {
+			defer c.handlers.Done()
+			defer conn.Close()
+			c.handle(conn)
+		}()
+	}
+}
+
+func (c *controller) handle(conn net.Conn) {
+	r := bufio.NewReader(conn)
+	enc := json.NewEncoder(conn)
+	for {
+		line, err := r.ReadBytes('\n')
+		if err != nil {
+			return
+		}
+		var req Request
+		if err := json.Unmarshal(line, &req); err != nil {
+			_ = enc.Encode(Response{Error: "bad request", Kind: KindInvalid})
+			return
+		}
+		switch req.Op {
+		case OpWatch:
+			c.watch(conn, enc)
+			return
+		case OpConsole:
+			c.attachConsole(conn, r, enc)
+			return
+		}
+		err = c.do(req.Op)
+		resp := Response{}
+		if err != nil {
+			resp.Error, resp.Kind = err.Error(), kindOf(err)
+		} else if req.Op == OpStatus {
+			resp.Status = c.status()
+		}
+		if enc.Encode(resp) != nil {
+			return
+		}
+	}
+}
+
+func (c *controller) do(op string) error {
+	paused, _ := c.cg.Frozen()
+	signalInit := func(req string, sig syscall.Signal) error {
+		if paused {
+			return &kindError{KindPrecondition, errors.New("the container is paused")}
+		}
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		if c.stopReq == "" {
+			c.stopReq = req
+		}
+		init := c.init
+		// An init that has not yet set up its handlers ignores the
+		// signal (PID 1 of a namespace): repeat it until init exits.
+		go func() {
+			for i := 0; i < 60; i++ {
+				time.Sleep(500 * time.Millisecond)
+				c.mu.Lock()
+				same := c.init == init && c.stopReq == req
+				c.mu.Unlock()
+				if !same || init.Process.Signal(sig) != nil {
+					return
+				}
+			}
+		}()
+		return init.Process.Signal(sig)
+	}
+	switch op {
+	case OpStatus:
+		return nil
+	case OpShutdown:
+		return signalInit("shutdown", syscall.SIGTERM)
+	case OpReboot:
+		return signalInit("reboot", syscall.SIGHUP)
+	case OpSuspend:
+		if paused {
+			return &kindError{KindPrecondition, errors.New("the container is already paused")}
+		}
+		return c.cg.Freeze()
+	case OpResume:
+		if !paused {
+			return &kindError{KindPrecondition, errors.New("the container is not paused")}
+		}
+		return c.cg.Thaw()
+	case OpDestroy:
+		c.mu.Lock()
+		c.stopReq = "destroy"
+		_ = c.init.Process.Signal(syscall.SIGKILL)
+		c.mu.Unlock()
+		_ = c.cg.Kill(10 * time.Second)
+		select {
+		case <-c.done:
+			return nil
+		case <-time.After(30 * time.Second):
+			return errors.New("the container did not stop within 30s")
+		}
+	}
+	return invalid(fmt.Errorf("unknown operation %q", op))
+}
+
+func (c *controller) watch(conn net.Conn, enc *json.Encoder) {
+	ch := make(chan Event, 16)
+	c.mu.Lock()
+	if c.watchers == nil {
+		c.mu.Unlock()
+		_ = enc.Encode(Event{Type: "stopped", Reason: "shutdown"})
+		return
+	}
+	c.watchers[ch] = struct{}{}
+	c.mu.Unlock()
+	if enc.Encode(Response{Status: c.status()}) != nil {
+		c.unwatch(ch)
+		return
+	}
+	// A closed connection (the driver went away) ends the watch.
+	gone := make(chan struct{})
+	go func() {
+		_, _ = io.Copy(io.Discard, conn)
+		close(gone)
+	}()
+	for {
+		select {
+		case ev, ok := <-ch:
+			if !ok {
+				return
+			}
+			if enc.Encode(ev) != nil {
+				c.unwatch(ch)
+				return
+			}
+		case <-gone:
+			c.unwatch(ch)
+			return
+		}
+	}
+}
+
+func (c *controller) unwatch(ch chan Event) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if _, ok := c.watchers[ch]; ok {
+		delete(c.watchers, ch)
+		close(ch)
+	}
+}
+
+func (c *controller) attachConsole(conn net.Conn, r *bufio.Reader, enc *json.Encoder) {
+	c.mu.Lock()
+	if c.console != nil {
+		c.mu.Unlock()
+		_ = enc.Encode(Response{Error: "the console is in use by another client", Kind: KindPrecondition})
+		return
+	}
+	defer func() {
+		c.mu.Lock()
+		if c.console == conn {
+			c.console = nil
+		}
+		c.mu.Unlock()
+	}()
+	if enc.Encode(Response{}) != nil {
+		c.mu.Unlock()
+		return
+	}
+	_ = conn.SetWriteDeadline(time.Now().Add(time.Second))
+	_, _ = conn.Write(c.backlog)
+	c.console = conn
+	c.mu.Unlock()
+	_, _ = io.Copy(c.master, r)
+}
+
+// Cleanup removes what a dead controller left of its container: the
+// processes in its cgroup, the cgroup and the host ends of its veths.
+func Cleanup(spec *Spec) error {
+	h, err := cgroup.Detect()
+	if err != nil {
+		return err
+	}
+	cg := h.Open(spec.CgroupParent, spec.UUID)
+	err = cg.Kill(10 * time.Second)
+	deleteVeths(spec.Interfaces)
+	return errors.Join(err, cg.Remove())
+}

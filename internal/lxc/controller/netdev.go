@@ -1,0 +1,103 @@
+package controller
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+)
+
+// ipPath finds iproute2's ip.
+func ipPath() (string, error) {
+	for _, p := range []string{"/usr/sbin/ip", "/sbin/ip", "/usr/bin/ip", "/bin/ip"} {
+		if st, err := os.Stat(p); err == nil && st.Mode()&0o111 != 0 {
+			return p, nil
+		}
+	}
+	return "", errors.New("iproute2's ip command is not installed")
+}
+
+// ipBatch runs ip commands, one per element, in one ip process.
+func ipBatch(cmds [][]string) error {
+	if len(cmds) == 0 {
+		return nil
+	}
+	ip, err := ipPath()
+	if err != nil {
+		return err
+	}
+	var in bytes.Buffer
+	for _, c := range cmds {
+		in.WriteString(strings.Join(c, " "))
+		in.WriteByte('\n')
+	}
+	cmd := exec.Command(ip, "-batch", "-")
+	cmd.Stdin = &in
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("ip: %s", strings.TrimSpace(string(out)))
+	}
+	return nil
+}
+
+func ip(args ...string) (string, error) {
+	p, err := ipPath()
+	if err != nil {
+		return "", err
+	}
+	out, err := exec.Command(p, args...).CombinedOutput()
+	if err != nil {
+		return "", fmt.Errorf("ip %s: %s", strings.Join(args, " "), strings.TrimSpace(string(out)))
+	}
+	return string(out), nil
+}
+
+// checkBridge checks that name is a bridge in the controller's network
+// namespace.
+func checkBridge(name string) error {
+	out, err := ip("-d", "-o", "link", "show", "dev", name)
+	if err != nil {
+		return fmt.Errorf("bridge %q does not exist", name)
+	}
+	if !strings.Contains(out, " bridge ") {
+		return fmt.Errorf("interface %q is not a bridge", name)
+	}
+	return nil
+}
+
+// createVeths makes the veth pairs, host ends up (and on their bridges).
+// On error, the pairs made so far are deleted.
+func createVeths(ifs []Interface) error {
+	for i, ifc := range ifs {
+		cmds := [][]string{{"link", "add", ifc.HostName, "type", "veth", "peer", "name", ifc.peerName()}}
+		if ifc.Bridge != "" {
+			cmds = append(cmds, []string{"link", "set", "dev", ifc.HostName, "master", ifc.Bridge})
+		}
+		cmds = append(cmds, []string{"link", "set", "dev", ifc.HostName, "up"})
+		if err := ipBatch(cmds); err != nil {
+			deleteVeths(ifs[:i+1])
+			return fmt.Errorf("interface %s: %w", ifc.HostName, err)
+		}
+	}
+	return nil
+}
+
+// moveVeths moves the container ends into the network namespace of pid.
+func moveVeths(ifs []Interface, pid int) error {
+	var cmds [][]string
+	for _, ifc := range ifs {
+		cmds = append(cmds, []string{"link", "set", "dev", ifc.peerName(), "netns", strconv.Itoa(pid)})
+	}
+	return ipBatch(cmds)
+}
+
+// deleteVeths deletes the host ends (which deletes the pairs); missing
+// ones are not an error.
+func deleteVeths(ifs []Interface) {
+	for _, ifc := range ifs {
+		_, _ = ip("link", "del", "dev", ifc.HostName)
+	}
+}

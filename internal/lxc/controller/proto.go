@@ -1,0 +1,140 @@
+package controller
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"time"
+)
+
+// Operations a Request may ask for.
+const (
+	OpStatus   = "status"
+	OpShutdown = "shutdown"
+	OpReboot   = "reboot"
+	OpDestroy  = "destroy"
+	OpSuspend  = "suspend"
+	OpResume   = "resume"
+	// OpWatch keeps the connection open: Events follow the Response.
+	OpWatch = "watch"
+	// OpConsole turns the connection into the console's byte stream.
+	OpConsole = "console"
+)
+
+// Request is one line from the driver.
+type Request struct {
+	Op string `json:"op"`
+}
+
+// Response is the controller's answer: Error is empty on success.
+type Response struct {
+	Error string `json:"error,omitempty"`
+	// Kind is the virt error kind's text ("invalid argument"...).
+	Kind   string  `json:"kind,omitempty"`
+	Status *Status `json:"status,omitempty"`
+}
+
+// Status describes the running container.
+type Status struct {
+	ControllerPID int       `json:"controller_pid"`
+	InitPID       int       `json:"init_pid"`
+	Paused        bool      `json:"paused"`
+	Started       time.Time `json:"started"`
+	MemoryBytes   uint64    `json:"memory_bytes"`
+	CPUTime       int64     `json:"cpu_time_ns"`
+	ConsolePTY    string    `json:"console_pty,omitempty"`
+	HostIfaces    []string  `json:"host_ifaces,omitempty"`
+}
+
+// Event is a change the controller reports on a watch connection.
+type Event struct {
+	// Type is "rebooted" (the container restarted, same controller) or
+	// "stopped" (the controller is about to exit).
+	Type string `json:"type"`
+	// Reason, for "stopped": "shutdown", "destroyed", "crashed" or "failed".
+	Reason  string `json:"reason,omitempty"`
+	InitPID int    `json:"init_pid,omitempty"`
+}
+
+// Conn is a connection to one controller.
+type Conn struct {
+	c net.Conn
+	r *bufio.Reader
+}
+
+// Dial connects to the controller socket at path.
+func Dial(ctx context.Context, path string) (*Conn, error) {
+	var d net.Dialer
+	c, err := d.DialContext(ctx, "unix", path)
+	if err != nil {
+		return nil, err
+	}
+	return &Conn{c: c, r: bufio.NewReader(c)}, nil
+}
+
+// Close closes the connection.
+func (c *Conn) Close() error { return c.c.Close() }
+
+// Call sends one request and reads its response. An error response is
+// returned as an error whose text is the controller's.
+func (c *Conn) Call(ctx context.Context, op string, timeout time.Duration) (*Response, error) {
+	dl := time.Now().Add(timeout)
+	if d, ok := ctx.Deadline(); ok && d.Before(dl) {
+		dl = d
+	}
+	_ = c.c.SetDeadline(dl)
+	stop := context.AfterFunc(ctx, func() { _ = c.c.SetDeadline(time.Unix(1, 0)) })
+	defer stop()
+	if err := json.NewEncoder(c.c).Encode(Request{Op: op}); err != nil {
+		return nil, err
+	}
+	line, err := c.r.ReadBytes('\n')
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		return nil, err
+	}
+	_ = c.c.SetDeadline(time.Time{})
+	var resp Response
+	if err := json.Unmarshal(line, &resp); err != nil {
+		return nil, fmt.Errorf("controller: bad response %q: %w", line, err)
+	}
+	if resp.Error != "" {
+		return &resp, &RemoteError{Kind: resp.Kind, Msg: resp.Error}
+	}
+	return &resp, nil
+}
+
+// NextEvent reads one event from a watch connection.
+func (c *Conn) NextEvent() (*Event, error) {
+	line, err := c.r.ReadBytes('\n')
+	if err != nil {
+		return nil, err
+	}
+	var ev Event
+	if err := json.Unmarshal(line, &ev); err != nil {
+		return nil, fmt.Errorf("controller: bad event %q: %w", line, err)
+	}
+	return &ev, nil
+}
+
+// Stream returns the connection as a byte stream, after a console request.
+func (c *Conn) Stream() io.ReadWriteCloser {
+	return struct {
+		io.Reader
+		io.Writer
+		io.Closer
+	}{c.r, c.c, c.c}
+}
+
+// RemoteError is an error the controller reported.
+type RemoteError struct {
+	Kind string
+	Msg  string
+}
+
+func (e *RemoteError) Error() string { return e.Msg }

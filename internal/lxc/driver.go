@@ -1,0 +1,497 @@
+// Package lxc is virtd's LXC driver (executable virtd-driver-lxc, URI
+// lxc:///system): real Linux containers built from namespaces and cgroups,
+// the way libvirt's LXC driver builds them, without the lxc tools. Each
+// running container has its own controller process (package controller),
+// detached from the driver, so that containers outlive a driver or daemon
+// restart; the driver finds them again through the run directory.
+//
+// Files: persistent definitions in the config directory (<name>.xml, and
+// autostart/<name> markers); per running container, in the run directory,
+// <uuid>.xml (live XML), <uuid>.spec (what the controller runs),
+// <uuid>.sock (the controller's socket), <uuid>.state (controller and init
+// pids) and, once it has stopped, <uuid>.exit; controller logs in the log
+// directory (<name>.log).
+package lxc
+
+import (
+	"context"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"runtime"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"libvirt.org/go/libvirtxml"
+
+	"github.com/virtd/virtd/driver"
+	"github.com/virtd/virtd/internal/lxc/cgroup"
+	"github.com/virtd/virtd/internal/version"
+	"github.com/virtd/virtd/virt"
+)
+
+// Version is the driver's version: virtd's.
+var Version = version.Version
+
+const (
+	driverName       = "lxc"
+	subscriberBuffer = 4096
+	// DefaultCgroupParent is the cgroup under which containers' are made.
+	DefaultCgroupParent = "virtd-lxc"
+)
+
+// Options are the driver's directories and settings; empty fields take
+// the values of the driver's environment (driver.EnvConfigDir...), then
+// the system paths.
+type Options struct {
+	ConfigDir, StateDir, RunDir, LogDir string
+	// Executable is the driver executable re-run as controller; default
+	// the running one.
+	Executable   string
+	CgroupParent string
+	// NoAutostart skips starting autostart domains at creation.
+	NoAutostart bool
+}
+
+func (o *Options) fill() {
+	def := func(v *string, env, sys string) {
+		if *v == "" {
+			*v = os.Getenv(env)
+		}
+		if *v == "" {
+			*v = sys
+		}
+	}
+	def(&o.ConfigDir, driver.EnvConfigDir, "/etc/virtd/lxc")
+	def(&o.StateDir, driver.EnvStateDir, "/var/lib/virtd/lxc")
+	def(&o.RunDir, driver.EnvRunDir, "/run/virtd/lxc")
+	def(&o.LogDir, driver.EnvLogDir, "/var/log/virtd/lxc")
+	if o.Executable == "" {
+		o.Executable, _ = os.Executable()
+	}
+	if o.CgroupParent == "" {
+		o.CgroupParent = DefaultCgroupParent
+	}
+}
+
+// Driver is the LXC driver. It is safe for concurrent use.
+//
+// Lock order: mu only; events are published under mu with non-blocking
+// sends, so subscribers see them in Seq order.
+type Driver struct {
+	log  hclog.Logger
+	opts Options
+	// hier is nil when the host has no usable cgroups (health says why).
+	hier      *cgroup.Hierarchy
+	health    driver.Health
+	healthWhy string
+	hostUUID  string
+
+	mu     sync.Mutex
+	closed bool
+	byUUID map[string]*domain
+	byName map[string]*domain
+	byID   map[int32]*domain
+	seq    uint64
+	subs   map[*subscriber]struct{}
+}
+
+var (
+	_ driver.Driver = (*Driver)(nil)
+)
+
+// domain is one domain; fields guarded by Driver.mu.
+type domain struct {
+	name, uuid string
+	persistent *config
+	live       *config
+	run        *run
+	starting   bool
+	state      virt.State
+	reason     int32
+	autostart  bool
+}
+
+func (d *domain) current() *config {
+	if d.live != nil {
+		return d.live
+	}
+	return d.persistent
+}
+
+func (d *domain) view() virt.Domain {
+	id := int32(-1)
+	if d.state.Active() && d.run != nil {
+		id = int32(d.run.ctlPID)
+	}
+	return virt.Domain{Name: d.name, UUID: d.uuid, ID: id, State: d.state, Reason: d.reason,
+		Persistent: d.persistent != nil, Autostart: d.autostart}
+}
+
+// New returns the driver, with its directories from the environment the
+// host gives it. Its signature is what driver.Serve takes.
+func New(logger hclog.Logger) driver.Driver {
+	d, err := NewWithOptions(logger, Options{})
+	if err != nil {
+		logger.Error("lxc driver", "error", err)
+	}
+	return d
+}
+
+// NewWithOptions returns the driver: it loads the persistent definitions,
+// reconnects to the controllers of running containers and, once per host
+// boot, starts the autostart domains. An error is returned with a usable
+// driver that reports it in its health.
+func NewWithOptions(logger hclog.Logger, opts Options) (*Driver, error) {
+	if logger == nil {
+		logger = hclog.NewNullLogger()
+	}
+	opts.fill()
+	drv := &Driver{
+		log: logger, opts: opts, health: driver.HealthAvailable, hostUUID: newUUID(),
+		byUUID: map[string]*domain{}, byName: map[string]*domain{}, byID: map[int32]*domain{},
+		subs: map[*subscriber]struct{}{},
+	}
+	var firstErr error
+	for _, d := range []string{opts.ConfigDir, filepath.Join(opts.ConfigDir, "autostart"), opts.RunDir, opts.LogDir} {
+		if err := os.MkdirAll(d, 0o700); err != nil && firstErr == nil {
+			firstErr = err
+		}
+	}
+	if h, err := cgroup.Detect(); err != nil {
+		drv.health, drv.healthWhy = driver.HealthUnavailable, err.Error()
+	} else {
+		drv.hier = h
+	}
+	if os.Geteuid() != 0 {
+		drv.health, drv.healthWhy = driver.HealthUnavailable, "the lxc driver needs root to create containers"
+	}
+	if err := drv.load(); err != nil && firstErr == nil {
+		firstErr = err
+	}
+	drv.recover()
+	if !opts.NoAutostart {
+		drv.autostartOnce()
+	}
+	if firstErr != nil && drv.health == driver.HealthAvailable {
+		drv.health, drv.healthWhy = driver.HealthUnavailable, firstErr.Error()
+	}
+	return drv, firstErr
+}
+
+// Close detaches the driver from its controllers, as a driver exit would:
+// running containers go on running.
+func (drv *Driver) Close() error {
+	drv.mu.Lock()
+	defer drv.mu.Unlock()
+	drv.closed = true
+	for _, d := range drv.byUUID {
+		if d.run != nil && d.run.watch != nil {
+			d.run.watch.Close()
+		}
+	}
+	for s := range drv.subs {
+		drv.dropLocked(s)
+	}
+	return nil
+}
+
+// load reads the persistent definitions and autostart marks.
+func (drv *Driver) load() error {
+	files, err := filepath.Glob(filepath.Join(drv.opts.ConfigDir, "*.xml"))
+	if err != nil {
+		return err
+	}
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			drv.log.Error("read definition", "file", f, "error", err)
+			continue
+		}
+		c, err := parseConfig(string(b))
+		if err != nil {
+			drv.log.Error("bad definition, ignored", "file", f, "error", err)
+			continue
+		}
+		if drv.byName[c.name()] != nil || drv.byUUID[c.uuid()] != nil {
+			drv.log.Error("duplicate definition, ignored", "file", f)
+			continue
+		}
+		d := &domain{name: c.name(), uuid: c.uuid(), persistent: c, state: virt.StateShutoff}
+		_, err = os.Stat(drv.autostartPath(d.name))
+		d.autostart = err == nil
+		drv.byUUID[d.uuid], drv.byName[d.name] = d, d
+	}
+	return nil
+}
+
+func (drv *Driver) configPath(name string) string {
+	return filepath.Join(drv.opts.ConfigDir, name+".xml")
+}
+
+func (drv *Driver) autostartPath(name string) string {
+	return filepath.Join(drv.opts.ConfigDir, "autostart", name)
+}
+
+// Info describes the driver.
+func (drv *Driver) Info(ctx context.Context) (*driver.Info, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	return &driver.Info{
+		Name: driverName, Version: Version, Schemes: []string{"lxc"},
+		Health: drv.health, HealthReason: drv.healthWhy,
+		Features:       []string{"domxml-from-native:lxc-tools", "console"},
+		HypervisorType: "LXC", HypervisorVersion: kernelVersion(),
+	}, nil
+}
+
+// kernelVersion is the running kernel's version in libvirt's encoding, as
+// libvirt's LXC driver reports it.
+func kernelVersion() uint64 {
+	b, err := os.ReadFile("/proc/sys/kernel/osrelease")
+	if err != nil {
+		return 0
+	}
+	var v [3]uint64
+	for i, p := range strings.SplitN(strings.TrimSpace(string(b)), ".", 3) {
+		n := strings.IndexFunc(p, func(r rune) bool { return r < '0' || r > '9' })
+		if n >= 0 {
+			p = p[:n]
+		}
+		v[i], _ = strconv.ParseUint(p, 10, 64)
+	}
+	return v[0]*1000000 + v[1]*1000 + v[2]
+}
+
+// RunningGuests counts the running (or paused) containers.
+func (drv *Driver) RunningGuests(ctx context.Context) (int, error) {
+	if err := ctx.Err(); err != nil {
+		return 0, err
+	}
+	drv.mu.Lock()
+	defer drv.mu.Unlock()
+	n := 0
+	for _, d := range drv.byUUID {
+		if d.state.Active() || d.starting {
+			n++
+		}
+	}
+	return n, nil
+}
+
+// CheckURI accepts lxc:///system and lxc:/// (with a transport and query
+// parameters, which the daemon consumes).
+func (drv *Driver) CheckURI(ctx context.Context, uri string) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	u, err := url.Parse(uri)
+	if err != nil {
+		return fmt.Errorf("URI %q: %v: %w", uri, err, virt.ErrInvalidArgument)
+	}
+	scheme, _, _ := strings.Cut(u.Scheme, "+")
+	if scheme != "lxc" || u.Opaque != "" || (u.Path != "/system" && u.Path != "/" && u.Path != "") {
+		return fmt.Errorf("URI %q is not served by the lxc driver: use lxc:///system: %w", uri, virt.ErrInvalidArgument)
+	}
+	return nil
+}
+
+// Hostname returns the host's name.
+func (drv *Driver) Hostname(ctx context.Context) (string, error) {
+	if err := ctx.Err(); err != nil {
+		return "", err
+	}
+	h, err := os.Hostname()
+	if err != nil {
+		return "", fmt.Errorf("hostname: %v: %w", err, virt.ErrInternal)
+	}
+	return h, nil
+}
+
+func hostArch() string {
+	switch runtime.GOARCH {
+	case "amd64":
+		return "x86_64"
+	case "386":
+		return "i686"
+	case "arm64":
+		return "aarch64"
+	}
+	return runtime.GOARCH
+}
+
+// NodeInfo describes the host from /proc.
+func (drv *Driver) NodeInfo(ctx context.Context) (*virt.NodeInfo, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	ni := &virt.NodeInfo{Model: hostArch(), CPUs: uint32(runtime.NumCPU()), Nodes: 1, Sockets: 1,
+		Cores: uint32(runtime.NumCPU()), Threads: 1}
+	if b, err := os.ReadFile("/proc/meminfo"); err == nil {
+		for _, l := range strings.Split(string(b), "\n") {
+			if v, ok := strings.CutPrefix(l, "MemTotal:"); ok {
+				ni.MemoryKiB, _ = strconv.ParseUint(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+			}
+		}
+	}
+	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for _, l := range strings.Split(string(b), "\n") {
+			if k, v, ok := strings.Cut(l, ":"); ok && strings.TrimSpace(k) == "cpu MHz" {
+				f, _ := strconv.ParseFloat(strings.TrimSpace(v), 64)
+				ni.MHz = uint32(f)
+				break
+			}
+		}
+	}
+	return ni, nil
+}
+
+// Capabilities returns libvirt's capabilities XML: exe guests of type lxc
+// on the host's architecture.
+func (drv *Driver) Capabilities(ctx context.Context) (string, error) {
+	if err := ctx.Err(); err != nil {
+		return "", err
+	}
+	caps := libvirtxml.Caps{
+		Host: libvirtxml.CapsHost{UUID: drv.hostUUID, CPU: &libvirtxml.CapsHostCPU{Arch: hostArch()}},
+		Guests: []libvirtxml.CapsGuest{{
+			OSType: "exe",
+			Arch: libvirtxml.CapsGuestArch{Name: hostArch(), WordSize: strconv.Itoa(strconv.IntSize),
+				Emulator: drv.opts.Executable, Domains: []libvirtxml.CapsGuestDomain{{Type: "lxc"}}},
+		}},
+	}
+	s, err := caps.Marshal()
+	if err != nil {
+		return "", fmt.Errorf("capabilities: %v: %w", err, virt.ErrInternal)
+	}
+	return s, nil
+}
+
+// ListDomains returns the domains that pass flags: active ones by ID, then
+// inactive ones by name.
+func (drv *Driver) ListDomains(ctx context.Context, flags virt.ListFlags) ([]virt.Domain, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	drv.mu.Lock()
+	out := make([]virt.Domain, 0, len(drv.byUUID))
+	for _, d := range drv.byUUID {
+		v := d.view()
+		if flags.Match(&v) {
+			out = append(out, v)
+		}
+	}
+	drv.mu.Unlock()
+	sort.Slice(out, func(i, j int) bool {
+		a, b := &out[i], &out[j]
+		if a.ID > 0 || b.ID > 0 {
+			if a.ID > 0 && b.ID > 0 {
+				return a.ID < b.ID
+			}
+			return a.ID > 0
+		}
+		return a.Name < b.Name
+	})
+	return out, nil
+}
+
+// LookupDomain finds a domain by name, UUID or (running ones) ID.
+func (drv *Driver) LookupDomain(ctx context.Context, key virt.Lookup) (*virt.Domain, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	drv.mu.Lock()
+	defer drv.mu.Unlock()
+	var d *domain
+	switch {
+	case key.Name != "":
+		if d = drv.byName[key.Name]; d == nil {
+			return nil, fmt.Errorf("domain %w: no domain with matching name '%s'", virt.ErrNotFound, key.Name)
+		}
+	case key.UUID != "":
+		var err error
+		if d, err = drv.lookupUUIDLocked(key.UUID); err != nil {
+			return nil, err
+		}
+	default:
+		if d = drv.byID[key.ID]; d == nil {
+			return nil, fmt.Errorf("domain %w: no domain with matching id %d", virt.ErrNotFound, key.ID)
+		}
+	}
+	v := d.view()
+	return &v, nil
+}
+
+func (drv *Driver) lookupUUIDLocked(uuid string) (*domain, error) {
+	u, err := parseUUID(uuid)
+	if err != nil {
+		return nil, err
+	}
+	d := drv.byUUID[u]
+	if d == nil {
+		return nil, fmt.Errorf("domain %w: no domain with matching uuid '%s'", virt.ErrNotFound, u)
+	}
+	return d, nil
+}
+
+func (drv *Driver) withDomain(ctx context.Context, uuid string, fn func(d *domain) error) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	drv.mu.Lock()
+	defer drv.mu.Unlock()
+	d, err := drv.lookupUUIDLocked(uuid)
+	if err != nil {
+		return err
+	}
+	return fn(d)
+}
+
+// subscriber is one WatchEvents caller.
+type subscriber struct{ ch chan virt.Event }
+
+// WatchEvents returns lifecycle events from now on, in Seq order, until
+// ctx ends. A subscriber that falls subscriberBuffer events behind is
+// dropped (its channel closed).
+func (drv *Driver) WatchEvents(ctx context.Context) (<-chan virt.Event, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	s := &subscriber{ch: make(chan virt.Event, subscriberBuffer)}
+	drv.mu.Lock()
+	drv.subs[s] = struct{}{}
+	drv.mu.Unlock()
+	go func() {
+		<-ctx.Done()
+		drv.mu.Lock()
+		drv.dropLocked(s)
+		drv.mu.Unlock()
+	}()
+	return s.ch, nil
+}
+
+func (drv *Driver) emitLocked(d *domain, typ virt.EventType, detail int32) {
+	drv.seq++
+	ev := virt.Event{Domain: d.view(), Type: typ, Detail: detail, Seq: drv.seq, Time: time.Now()}
+	for s := range drv.subs {
+		select {
+		case s.ch <- ev:
+		default:
+			drv.log.Warn("event subscriber fell behind, dropping it", "seq", ev.Seq)
+			drv.dropLocked(s)
+		}
+	}
+}
+
+func (drv *Driver) dropLocked(s *subscriber) {
+	if _, ok := drv.subs[s]; ok {
+		delete(drv.subs, s)
+		close(s.ch)
+	}
+}

@@ -1,0 +1,372 @@
+package lxc
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/virtd/virtd/driver"
+	"github.com/virtd/virtd/internal/atomicfile"
+	"github.com/virtd/virtd/internal/lxc/controller"
+	"github.com/virtd/virtd/virt"
+)
+
+// controllerTimeout bounds one call to a controller.
+const controllerTimeout = 30 * time.Second
+
+// DefineDomain makes a persistent definition from domain XML, or replaces
+// the one with the same UUID. A running domain keeps the definition it was
+// started with until it stops.
+func (drv *Driver) DefineDomain(ctx context.Context, xml string) (*virt.Domain, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	c, err := parseConfig(xml)
+	if err != nil {
+		return nil, err
+	}
+	doc, err := c.marshal(0, nil)
+	if err != nil {
+		return nil, err
+	}
+	drv.mu.Lock()
+	defer drv.mu.Unlock()
+	name, uuid := c.name(), c.uuid()
+	if d := drv.byName[name]; d != nil && d.uuid != uuid {
+		return nil, fmt.Errorf("domain '%s' already exists with uuid %s: %w", name, d.uuid, virt.ErrAlreadyExists)
+	}
+	d := drv.byUUID[uuid]
+	if d != nil && d.name != name {
+		return nil, fmt.Errorf("domain '%s' is already defined with uuid %s (renaming is not supported): %w",
+			d.name, uuid, virt.ErrAlreadyExists)
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if err := atomicfile.WriteFile(drv.configPath(name), []byte(doc), 0o600); err != nil {
+		return nil, fmt.Errorf("domain '%s': save definition: %v: %w", name, err, virt.ErrInternal)
+	}
+	detail := virt.DefinedUpdated
+	if d == nil {
+		d = &domain{name: name, uuid: uuid, state: virt.StateShutoff}
+		drv.byUUID[uuid], drv.byName[name] = d, d
+	}
+	if d.persistent == nil {
+		detail = virt.DefinedAdded
+	}
+	d.persistent = c
+	drv.log.Info("domain defined", "name", name, "uuid", uuid)
+	drv.emitLocked(d, virt.EventDefined, detail)
+	v := d.view()
+	return &v, nil
+}
+
+// UndefineDomain removes the persistent definition; a running domain
+// becomes transient and vanishes when it stops.
+func (drv *Driver) UndefineDomain(ctx context.Context, uuid string) error {
+	return drv.withDomain(ctx, uuid, func(d *domain) error {
+		if d.persistent == nil {
+			return fmt.Errorf("domain '%s': cannot undefine a transient domain: %w", d.name, virt.ErrFailedPrecondition)
+		}
+		if err := os.Remove(drv.configPath(d.name)); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("domain '%s': remove definition: %v: %w", d.name, err, virt.ErrInternal)
+		}
+		_ = os.Remove(drv.autostartPath(d.name))
+		d.persistent, d.autostart = nil, false
+		drv.log.Info("domain undefined", "name", d.name, "uuid", d.uuid)
+		drv.emitLocked(d, virt.EventUndefined, virt.UndefinedRemoved)
+		if !d.state.Active() && !d.starting {
+			drv.removeLocked(d)
+		}
+		return nil
+	})
+}
+
+func (drv *Driver) removeLocked(d *domain) {
+	delete(drv.byUUID, d.uuid)
+	delete(drv.byName, d.name)
+}
+
+// StartDomain starts the container: it returns once its init runs.
+func (drv *Driver) StartDomain(ctx context.Context, uuid string) (*virt.Domain, error) {
+	var c *config
+	var d *domain
+	err := drv.withDomain(ctx, uuid, func(dd *domain) error {
+		if dd.state.Active() || dd.starting {
+			return fmt.Errorf("domain '%s': domain is already running: %w", dd.name, virt.ErrFailedPrecondition)
+		}
+		if drv.hier == nil || drv.health != driver.HealthAvailable {
+			return fmt.Errorf("domain '%s': cannot start containers on this host: %s: %w", dd.name, drv.healthWhy, virt.ErrUnavailable)
+		}
+		dd.starting = true
+		d, c = dd, dd.persistent
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	start := time.Now()
+	r, err := drv.spawn(ctx, c)
+	drv.mu.Lock()
+	defer drv.mu.Unlock()
+	d.starting = false
+	if err != nil {
+		if d.persistent == nil {
+			drv.removeLocked(d)
+		}
+		return nil, fmt.Errorf("domain '%s': %w", d.name, err)
+	}
+	d.live, d.run = c, r
+	d.state, d.reason = virt.StateRunning, virt.RunningBooted
+	drv.byID[int32(r.ctlPID)] = d
+	drv.log.Info("domain started", "name", d.name, "uuid", d.uuid, "id", r.ctlPID, "init_pid", r.initPID, "took", time.Since(start))
+	drv.emitLocked(d, virt.EventStarted, virt.StartedBooted)
+	go drv.watchRun(d, r)
+	v := d.view()
+	return &v, nil
+}
+
+// activeRun returns the run of an active domain.
+func (drv *Driver) activeRun(ctx context.Context, uuid string) (*domain, *run, error) {
+	var d *domain
+	var r *run
+	err := drv.withDomain(ctx, uuid, func(dd *domain) error {
+		if !dd.state.Active() || dd.run == nil {
+			return fmt.Errorf("domain '%s': domain is not running: %w", dd.name, virt.ErrFailedPrecondition)
+		}
+		d, r = dd, dd.run
+		return nil
+	})
+	return d, r, err
+}
+
+// call sends op to the domain's controller.
+func (drv *Driver) call(ctx context.Context, d *domain, r *run, op string) (*controller.Response, error) {
+	conn, err := controller.Dial(ctx, r.sock)
+	if err != nil {
+		return nil, fmt.Errorf("domain '%s': controller unreachable: %v: %w", d.name, err, virt.ErrUnavailable)
+	}
+	defer conn.Close()
+	resp, err := conn.Call(ctx, op, controllerTimeout)
+	if err != nil {
+		return nil, fmt.Errorf("domain '%s': %s: %w", d.name, op, remoteErr(err))
+	}
+	return resp, nil
+}
+
+// remoteErr gives a controller's error its virt kind back.
+func remoteErr(err error) error {
+	var re *controller.RemoteError
+	if errors.As(err, &re) {
+		for _, k := range virt.Kinds {
+			if k.Error() == re.Kind {
+				return virt.WithKind(k, re.Msg)
+			}
+		}
+		return virt.WithKind(virt.ErrInternal, re.Msg)
+	}
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return err
+	}
+	return fmt.Errorf("%v: %w", err, virt.ErrUnavailable)
+}
+
+// ShutdownDomain asks the container's init to power off (SIGTERM, as
+// libvirt's signal method) and returns at once.
+func (drv *Driver) ShutdownDomain(ctx context.Context, uuid string) error {
+	d, r, err := drv.activeRun(ctx, uuid)
+	if err != nil {
+		return err
+	}
+	_, err = drv.call(ctx, d, r, controller.OpShutdown)
+	return err
+}
+
+// RebootDomain asks the container's init to reboot (SIGHUP); when it exits
+// the controller starts it again (on_reboot restart), keeping the ID.
+func (drv *Driver) RebootDomain(ctx context.Context, uuid string) error {
+	d, r, err := drv.activeRun(ctx, uuid)
+	if err != nil {
+		return err
+	}
+	_, err = drv.call(ctx, d, r, controller.OpReboot)
+	return err
+}
+
+// DestroyDomain kills every process of the container and removes its
+// cgroup, mounts and interfaces; it returns when nothing is left. The
+// definition stays.
+func (drv *Driver) DestroyDomain(ctx context.Context, uuid string) error {
+	d, r, err := drv.activeRun(ctx, uuid)
+	if err != nil {
+		return err
+	}
+	if _, err := drv.call(ctx, d, r, controller.OpDestroy); err != nil && !errors.Is(err, virt.ErrUnavailable) {
+		return err
+	}
+	select {
+	case <-r.stopped:
+		waitGone(r.ctlPID, 5*time.Second)
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-time.After(controllerTimeout):
+		return fmt.Errorf("domain '%s': the controller did not report the stop: %w", d.name, virt.ErrInternal)
+	}
+}
+
+// SuspendDomain freezes every process of the container.
+func (drv *Driver) SuspendDomain(ctx context.Context, uuid string) error {
+	return drv.pause(ctx, uuid, true)
+}
+
+// ResumeDomain thaws a suspended container.
+func (drv *Driver) ResumeDomain(ctx context.Context, uuid string) error {
+	return drv.pause(ctx, uuid, false)
+}
+
+func (drv *Driver) pause(ctx context.Context, uuid string, freeze bool) error {
+	d, r, err := drv.activeRun(ctx, uuid)
+	if err != nil {
+		return err
+	}
+	drv.mu.Lock()
+	st := d.state
+	drv.mu.Unlock()
+	op := controller.OpSuspend
+	if freeze && st != virt.StateRunning {
+		return fmt.Errorf("domain '%s': domain is not running (%s): %w", d.name, st, virt.ErrFailedPrecondition)
+	}
+	if !freeze {
+		op = controller.OpResume
+		if st != virt.StatePaused {
+			return fmt.Errorf("domain '%s': domain is not paused (%s): %w", d.name, st, virt.ErrFailedPrecondition)
+		}
+	}
+	if _, err := drv.call(ctx, d, r, op); err != nil {
+		return err
+	}
+	drv.mu.Lock()
+	defer drv.mu.Unlock()
+	if d.run != r {
+		return nil
+	}
+	if freeze {
+		d.state, d.reason = virt.StatePaused, virt.PausedUser
+		drv.emitLocked(d, virt.EventSuspended, virt.SuspendedPaused)
+	} else {
+		d.state, d.reason = virt.StateRunning, virt.RunningUnpaused
+		drv.emitLocked(d, virt.EventResumed, virt.ResumedUnpaused)
+	}
+	return nil
+}
+
+// DomainInfo returns state, memory (in use, from the cgroup, when
+// running), vCPUs and CPU time (from cpuacct).
+func (drv *Driver) DomainInfo(ctx context.Context, uuid string) (*virt.DomainInfo, error) {
+	var info virt.DomainInfo
+	var d *domain
+	var r *run
+	err := drv.withDomain(ctx, uuid, func(dd *domain) error {
+		c := dd.current()
+		info = virt.DomainInfo{State: dd.state, MaxMemoryKiB: c.maxMemKiB, MemoryKiB: c.maxMemKiB, VCPUs: c.vcpus}
+		if dd.state.Active() {
+			d, r = dd, dd.run
+		}
+		return nil
+	})
+	if err != nil || r == nil {
+		return &info, err
+	}
+	resp, err := drv.call(ctx, d, r, controller.OpStatus)
+	if err != nil {
+		return nil, err
+	}
+	kib := (resp.Status.MemoryBytes + 1023) / 1024
+	info.MemoryKiB = min(max(kib, 1), info.MaxMemoryKiB)
+	info.CPUTime = time.Duration(resp.Status.CPUTime)
+	return &info, nil
+}
+
+// DomainState returns the state and its reason.
+func (drv *Driver) DomainState(ctx context.Context, uuid string) (virt.State, int32, error) {
+	var st virt.State
+	var reason int32
+	err := drv.withDomain(ctx, uuid, func(d *domain) error {
+		st, reason = d.state, d.reason
+		return nil
+	})
+	return st, reason, err
+}
+
+// DomainXML returns the live XML (with id, console pty and host interface
+// names while running), or the persistent definition when inactive.
+func (drv *Driver) DomainXML(ctx context.Context, uuid string, inactive bool) (string, error) {
+	var c *config
+	var id int32
+	var st *controller.Status
+	err := drv.withDomain(ctx, uuid, func(d *domain) error {
+		c = d.current()
+		if inactive && d.persistent != nil {
+			c = d.persistent
+		}
+		if !inactive && d.state.Active() && d.run != nil {
+			id, st = int32(d.run.ctlPID), d.run.status
+		}
+		return nil
+	})
+	if err != nil {
+		return "", err
+	}
+	return c.marshal(id, st)
+}
+
+// DomainAutostart reports whether the domain starts with the host.
+func (drv *Driver) DomainAutostart(ctx context.Context, uuid string) (bool, error) {
+	var a bool
+	err := drv.withDomain(ctx, uuid, func(d *domain) error {
+		a = d.autostart
+		return nil
+	})
+	return a, err
+}
+
+// SetDomainAutostart marks a persistent domain to start with the host (on
+// the driver's first start after boot).
+func (drv *Driver) SetDomainAutostart(ctx context.Context, uuid string, autostart bool) error {
+	return drv.withDomain(ctx, uuid, func(d *domain) error {
+		if d.persistent == nil {
+			return fmt.Errorf("domain '%s': cannot set autostart for a transient domain: %w", d.name, virt.ErrFailedPrecondition)
+		}
+		p := drv.autostartPath(d.name)
+		var err error
+		if autostart {
+			err = atomicfile.WriteFile(p, []byte(d.uuid+"\n"), 0o600)
+		} else if err = os.Remove(p); errors.Is(err, os.ErrNotExist) {
+			err = nil
+		}
+		if err != nil {
+			return fmt.Errorf("domain '%s': autostart: %v: %w", d.name, err, virt.ErrInternal)
+		}
+		d.autostart = autostart
+		return nil
+	})
+}
+
+// waitGone waits until process pid has exited (a zombie counts as gone).
+func waitGone(pid int, timeout time.Duration) {
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		if err != nil {
+			return
+		}
+		if i := strings.LastIndexByte(string(b), ')'); i > 0 && strings.HasPrefix(string(b[i+1:]), " Z") {
+			return
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}

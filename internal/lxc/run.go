@@ -1,0 +1,329 @@
+package lxc
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/virtd/virtd/internal/atomicfile"
+	"github.com/virtd/virtd/internal/lxc/controller"
+	"github.com/virtd/virtd/virt"
+)
+
+// run is one running instance of a domain: its controller.
+type run struct {
+	uuid    string
+	ctlPID  int
+	initPID int
+	sock    string
+	// watch carries the controller's events.
+	watch  *controller.Conn
+	status *controller.Status
+	// stopped is closed once the driver has recorded the stop.
+	stopped chan struct{}
+}
+
+func (drv *Driver) runPath(uuid, ext string) string {
+	return filepath.Join(drv.opts.RunDir, uuid+ext)
+}
+
+// removeRunFiles removes what a run keeps in the run directory.
+func (drv *Driver) removeRunFiles(uuid string) {
+	for _, ext := range []string{".xml", ".spec", ".sock", ".state", ".exit"} {
+		_ = os.Remove(drv.runPath(uuid, ext))
+	}
+}
+
+// spawn starts a controller for c and waits until the container's init
+// runs (or the controller reports why it could not start it).
+func (drv *Driver) spawn(ctx context.Context, c *config) (*run, error) {
+	spec := c.spec(drv.opts.CgroupParent)
+	if st, err := os.Stat(spec.RootFS); err != nil || !st.IsDir() {
+		return nil, fmt.Errorf("root filesystem %s does not exist or is not a directory: %w", spec.RootFS, virt.ErrInvalidArgument)
+	}
+	uuid := c.uuid()
+	sock := drv.runPath(uuid, ".sock")
+	if len(sock) >= 108 {
+		return nil, fmt.Errorf("controller socket path %s is too long: %w", sock, virt.ErrInternal)
+	}
+	doc, err := c.marshal(0, nil)
+	if err != nil {
+		return nil, err
+	}
+	specJSON, err := spec.Marshal()
+	if err != nil {
+		return nil, fmt.Errorf("spec: %v: %w", err, virt.ErrInternal)
+	}
+	drv.removeRunFiles(uuid)
+	fail := func(err error) (*run, error) {
+		drv.removeRunFiles(uuid)
+		return nil, err
+	}
+	if err := atomicfile.WriteFile(drv.runPath(uuid, ".xml"), []byte(doc), 0o600); err != nil {
+		return fail(fmt.Errorf("live XML: %v: %w", err, virt.ErrInternal))
+	}
+	if err := atomicfile.WriteFile(drv.runPath(uuid, ".spec"), specJSON, 0o600); err != nil {
+		return fail(fmt.Errorf("spec: %v: %w", err, virt.ErrInternal))
+	}
+	logPath := filepath.Join(drv.opts.LogDir, c.name()+".log")
+	logf, err := os.OpenFile(logPath, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
+	if err != nil {
+		return fail(fmt.Errorf("controller log: %v: %w", err, virt.ErrInternal))
+	}
+	defer logf.Close()
+	readyR, readyW, err := os.Pipe()
+	if err != nil {
+		return fail(fmt.Errorf("pipe: %v: %w", err, virt.ErrInternal))
+	}
+	defer readyR.Close()
+	cmd := exec.Command(drv.opts.Executable, controller.ControllerArg, "-name", c.name(),
+		"-spec", drv.runPath(uuid, ".spec"), "-socket", sock,
+		"-exit", drv.runPath(uuid, ".exit"), "-state", drv.runPath(uuid, ".state"))
+	cmd.Stderr = logf
+	cmd.ExtraFiles = []*os.File{readyW}
+	cmd.Env = []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"}
+	// Its own session: the controller outlives the driver and its host.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	err = cmd.Start()
+	readyW.Close()
+	if err != nil {
+		return fail(fmt.Errorf("start controller %s: %v: %w", drv.opts.Executable, err, virt.ErrInternal))
+	}
+	exited := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(exited) }() // reap it whenever it exits
+	// A controller that failed exits at once: wait for it, so that
+	// nothing is left when the error is returned.
+	reap := func() {
+		select {
+		case <-exited:
+		case <-time.After(5 * time.Second):
+			_ = cmd.Process.Kill()
+			<-exited
+		}
+	}
+	_ = readyR.SetReadDeadline(time.Now().Add(60 * time.Second))
+	var resp controller.Response
+	if err := json.NewDecoder(readyR).Decode(&resp); err != nil {
+		_ = cmd.Process.Kill()
+		<-exited
+		return fail(fmt.Errorf("the controller exited before the container started (see %s): %v: %w", logPath, err, virt.ErrInternal))
+	}
+	if resp.Error != "" {
+		reap()
+		return fail(remoteErr(&controller.RemoteError{Kind: resp.Kind, Msg: resp.Error}))
+	}
+	r, err := drv.attach(ctx, uuid)
+	if err != nil {
+		return fail(err)
+	}
+	return r, nil
+}
+
+// attach connects to the controller of uuid and subscribes to its events.
+func (drv *Driver) attach(ctx context.Context, uuid string) (*run, error) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	sock := drv.runPath(uuid, ".sock")
+	conn, err := controller.Dial(ctx, sock)
+	if err != nil {
+		return nil, fmt.Errorf("controller socket %s: %v: %w", sock, err, virt.ErrUnavailable)
+	}
+	resp, err := conn.Call(ctx, controller.OpWatch, 5*time.Second)
+	if err != nil || resp.Status == nil {
+		conn.Close()
+		return nil, fmt.Errorf("controller socket %s: %v: %w", sock, err, virt.ErrUnavailable)
+	}
+	st := resp.Status
+	return &run{uuid: uuid, ctlPID: st.ControllerPID, initPID: st.InitPID, sock: sock,
+		watch: conn, status: st, stopped: make(chan struct{})}, nil
+}
+
+// watchRun follows a run's events until it stops.
+func (drv *Driver) watchRun(d *domain, r *run) {
+	for {
+		ev, err := r.watch.NextEvent()
+		if err != nil {
+			drv.mu.Lock()
+			closed := drv.closed
+			drv.mu.Unlock()
+			if closed {
+				return
+			}
+			drv.stop(d, r, drv.exitReason(r.uuid, r.ctlPID))
+			return
+		}
+		switch ev.Type {
+		case "rebooted":
+			drv.mu.Lock()
+			if d.run == r {
+				r.initPID = ev.InitPID
+				st := *r.status
+				st.InitPID = ev.InitPID
+				r.status = &st
+				d.state, d.reason = virt.StateRunning, virt.RunningBooted
+			}
+			drv.mu.Unlock()
+			drv.log.Info("domain rebooted", "name", d.name, "init_pid", ev.InitPID)
+		case "stopped":
+			r.watch.Close()
+			drv.stop(d, r, ev.Reason)
+			return
+		}
+	}
+}
+
+// exitReason reads why a controller stopped. A controller that left no
+// reason died: what it left behind is cleaned up.
+func (drv *Driver) exitReason(uuid string, ctlPID int) string {
+	for i := 0; i < 100; i++ {
+		var ex controller.Exit
+		if b, err := os.ReadFile(drv.runPath(uuid, ".exit")); err == nil && json.Unmarshal(b, &ex) == nil {
+			return ex.Reason
+		}
+		if ctlPID <= 0 || syscall.Kill(ctlPID, 0) != nil {
+			break
+		}
+		time.Sleep(20 * time.Millisecond) // still exiting
+	}
+	if spec, err := controller.ReadSpec(drv.runPath(uuid, ".spec")); err == nil {
+		if err := controller.Cleanup(spec); err != nil {
+			drv.log.Error("clean up after a dead controller", "uuid", uuid, "error", err)
+		}
+	}
+	return "failed"
+}
+
+// stop records that run r of d has stopped, for reason.
+func (drv *Driver) stop(d *domain, r *run, reason string) {
+	drv.mu.Lock()
+	defer drv.mu.Unlock()
+	if d.run != r {
+		return
+	}
+	drv.removeRunFiles(r.uuid)
+	delete(drv.byID, int32(r.ctlPID))
+	d.run = nil
+	d.state = virt.StateShutoff
+	detail := virt.StoppedShutdown
+	switch reason {
+	case "shutdown":
+		d.reason = virt.ShutoffShutdown
+	case "destroyed":
+		d.reason, detail = virt.ShutoffDestroyed, virt.StoppedDestroyed
+	case "crashed":
+		d.reason, detail = virt.ShutoffCrashed, virt.StoppedCrashed
+	default:
+		d.reason, detail = virt.ShutoffFailed, virt.StoppedFailed
+	}
+	drv.log.Info("domain stopped", "name", d.name, "uuid", d.uuid, "reason", reason)
+	if d.persistent == nil {
+		drv.removeLocked(d)
+	} else {
+		d.live = nil
+	}
+	drv.emitLocked(d, virt.EventStopped, detail)
+	close(r.stopped)
+}
+
+// recover finds the containers whose controllers run (after a driver or
+// daemon restart) and takes them up again; it cleans up after those that
+// stopped meanwhile.
+func (drv *Driver) recover() {
+	specs, _ := filepath.Glob(filepath.Join(drv.opts.RunDir, "*.spec"))
+	for _, sp := range specs {
+		uuid := strings.TrimSuffix(filepath.Base(sp), ".spec")
+		b, err := os.ReadFile(drv.runPath(uuid, ".xml"))
+		var c *config
+		if err == nil {
+			c, err = parseConfig(string(b))
+		}
+		if err != nil {
+			drv.log.Error("unreadable live XML; cleaning up", "uuid", uuid, "error", err)
+			drv.exitReason(uuid, 0)
+			drv.removeRunFiles(uuid)
+			continue
+		}
+		r, err := drv.attach(context.Background(), uuid)
+		if err != nil {
+			var st controller.State
+			if b, err := os.ReadFile(drv.runPath(uuid, ".state")); err == nil {
+				_ = json.Unmarshal(b, &st)
+			}
+			reason := drv.exitReason(uuid, st.ControllerPID)
+			drv.log.Info("container stopped while the driver was away", "name", c.name(), "reason", reason)
+			drv.removeRunFiles(uuid)
+			continue
+		}
+		d := drv.byUUID[uuid]
+		if d == nil {
+			if drv.byName[c.name()] != nil {
+				drv.log.Error("running container's name is taken by another definition", "name", c.name())
+			}
+			d = &domain{name: c.name(), uuid: uuid}
+			drv.byUUID[uuid], drv.byName[d.name] = d, d
+		}
+		d.live, d.run = c, r
+		d.state, d.reason = virt.StateRunning, virt.RunningBooted
+		if r.status.Paused {
+			d.state, d.reason = virt.StatePaused, virt.PausedUser
+		}
+		drv.byID[int32(r.ctlPID)] = d
+		drv.log.Info("reconnected to running container", "name", d.name, "id", r.ctlPID, "init_pid", r.initPID)
+		go drv.watchRun(d, r)
+	}
+}
+
+// autostartOnce starts the autostart domains on the driver's first start
+// after the host booted (the run directory is empty then).
+func (drv *Driver) autostartOnce() {
+	marker := filepath.Join(drv.opts.RunDir, "autostarted")
+	f, err := os.OpenFile(marker, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
+	if err != nil {
+		return
+	}
+	f.Close()
+	drv.mu.Lock()
+	var todo []string
+	for _, d := range drv.byUUID {
+		if d.autostart && !d.state.Active() {
+			todo = append(todo, d.uuid)
+		}
+	}
+	drv.mu.Unlock()
+	for _, u := range todo {
+		go func() {
+			if _, err := drv.StartDomain(context.Background(), u); err != nil {
+				drv.log.Error("autostart", "uuid", u, "error", err)
+			}
+		}()
+	}
+}
+
+// OpenConsole attaches to the container's console: the stream carries the
+// pty master's bytes both ways. devName "" or "console0" is the only
+// console.
+func (drv *Driver) OpenConsole(ctx context.Context, uuid, devName string) (io.ReadWriteCloser, error) {
+	d, r, err := drv.activeRun(ctx, uuid)
+	if err != nil {
+		return nil, err
+	}
+	if devName != "" && devName != "console0" && devName != "serial0" {
+		return nil, fmt.Errorf("domain '%s': no console %q (only console0): %w", d.name, devName, virt.ErrNotFound)
+	}
+	conn, err := controller.Dial(ctx, r.sock)
+	if err != nil {
+		return nil, fmt.Errorf("domain '%s': controller unreachable: %v: %w", d.name, err, virt.ErrUnavailable)
+	}
+	if _, err := conn.Call(ctx, controller.OpConsole, controllerTimeout); err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("domain '%s': console: %w", d.name, remoteErr(err))
+	}
+	return conn.Stream(), nil
+}
