@@ -47,9 +47,12 @@ run: build ## build, then run virtd in the foreground on a private root
 	@echo "  VIRTD_RUN_DIR=$(RUN_ROOT)/run/virtd bin/virtsh -c test:///default list --all"
 	$(BIN)/virtd --root $(RUN_ROOT) --driver-dir $(BIN)
 
-bench: build ## run the benchmarks and print a table
+bench: build test-assets ## run the benchmarks and print a table
 	@$(GO) test -run '^$$' -bench 'DomainInfo' -benchtime 5000x ./test/e2e/ > .bench.out
 	@$(GO) test -run '^$$' -bench 'List10000|ColdDriver' -benchtime 20x ./test/e2e/ >> .bench.out
+	@$(GO) test -run '^$$' -bench 'QEMU20Guests' -benchtime 1x ./test/e2e/ >> .bench.out
+	@$(GO) test -run '^$$' -bench 'StartDiskless' -benchtime 20x ./internal/qemu/ >> .bench.out
+	@$(GO) test -run '^$$' -bench 'Containers' -benchtime 1x ./internal/lxc/ >> .bench.out
 	@awk '/^Benchmark/ { line = sprintf("%-32s", $$1); for (i = 3; i < NF; i += 2) line = line sprintf("  %12s %-8s", $$i, $$(i+1)); print line } /^(FAIL|---)/ { print; bad = 1 } END { exit bad }' .bench.out
 
 tools: ## install buf and the protoc plugins into bin/ (pinned)

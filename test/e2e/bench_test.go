@@ -7,6 +7,8 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -175,4 +177,62 @@ func BenchmarkColdDriver(b *testing.B) {
 		stopGuest(c) // and let it go idle again
 	}
 	latencies(b, samples, total)
+}
+
+// BenchmarkQEMU20Guests starts 20 diskless guests at once through virtd
+// and reports the wall time, then the QEMU driver's memory (RSS) with the
+// 20 running.
+func BenchmarkQEMU20Guests(b *testing.B) {
+	d := newDaemon(b, []string{"qemu"})
+	ctx := context.Background()
+	c, err := client.Open(ctx, "qemu:///system", client.WithSocket(d.sock()))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer c.Close(ctx)
+	const n = 20
+	for i := 0; i < b.N; i++ {
+		doms := make([]*client.Domain, n)
+		for j := range doms {
+			x := fmt.Sprintf(`<domain type='qemu'><name>b%d-%d</name><memory unit='MiB'>64</memory><vcpu>1</vcpu><os><type arch='x86_64'>hvm</type></os></domain>`, i, j)
+			if doms[j], err = c.DefineXML(ctx, x); err != nil {
+				b.Fatal(err)
+			}
+		}
+		t0 := time.Now()
+		errs := make(chan error, n)
+		for _, dom := range doms {
+			go func() { errs <- dom.Start(ctx) }()
+		}
+		for range doms {
+			if err := <-errs; err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.ReportMetric(float64(time.Since(t0).Milliseconds()), "ms/20-starts")
+		b.ReportMetric(float64(rssKiB(b, int(d.driverStatus("qemu").PID)))/1024, "MiB-driver-rss")
+		for _, dom := range doms {
+			if err := dom.Destroy(ctx); err != nil {
+				b.Fatal(err)
+			}
+			if err := dom.Undefine(ctx); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+}
+
+// rssKiB reads a process's resident memory.
+func rssKiB(b *testing.B, pid int) uint64 {
+	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, line := range strings.Split(string(raw), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			kib, _ := strconv.ParseUint(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
+			return kib
+		}
+	}
+	return 0
 }
