@@ -1,8 +1,6 @@
 package lxc
 
 import (
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/xml"
 	"fmt"
 	"net"
@@ -12,6 +10,7 @@ import (
 
 	"libvirt.org/go/libvirtxml"
 
+	"github.com/virtd/virtd/driver/domutil"
 	"github.com/virtd/virtd/internal/lxc/controller"
 	"github.com/virtd/virtd/virt"
 )
@@ -106,9 +105,9 @@ func parseConfig(doc string) (*config, error) {
 		return nil, err
 	}
 	if strings.TrimSpace(x.UUID) == "" {
-		x.UUID = newUUID()
+		x.UUID = domutil.NewUUID()
 	} else {
-		u, err := parseUUID(x.UUID)
+		u, err := domutil.ParseUUID(x.UUID)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", where, err)
 		}
@@ -120,7 +119,7 @@ func parseConfig(doc string) (*config, error) {
 	if x.Memory == nil {
 		return nil, invalidf("%s: memory size must be given with <memory>", where)
 	}
-	maxKiB, err := scaleToKiB(x.Memory.Value, x.Memory.Unit)
+	maxKiB, err := domutil.ScaleToKiB(uint64(x.Memory.Value), x.Memory.Unit)
 	if err != nil {
 		return nil, fmt.Errorf("%s: <memory>: %w", where, err)
 	}
@@ -130,7 +129,7 @@ func parseConfig(doc string) (*config, error) {
 	c.maxMemKiB = maxKiB
 	x.Memory = &libvirtxml.DomainMemory{Value: uint(maxKiB), Unit: "KiB"}
 	if x.CurrentMemory != nil {
-		cur, err := scaleToKiB(x.CurrentMemory.Value, x.CurrentMemory.Unit)
+		cur, err := domutil.ScaleToKiB(uint64(x.CurrentMemory.Value), x.CurrentMemory.Unit)
 		if err != nil {
 			return nil, fmt.Errorf("%s: <currentMemory>: %w", where, err)
 		}
@@ -332,7 +331,7 @@ func checkDevices(x *libvirtxml.Domain, where string) error {
 			return fmt.Errorf("%s: <link state='%s'> is not supported (interfaces are always up): %w", w, ifc.Link.State, virt.ErrNotSupported)
 		}
 		if ifc.MAC == nil || ifc.MAC.Address == "" {
-			ifc.MAC = &libvirtxml.DomainInterfaceMAC{Address: newMAC()}
+			ifc.MAC = &libvirtxml.DomainInterfaceMAC{Address: domutil.NewMAC()}
 		} else if _, err := net.ParseMAC(ifc.MAC.Address); err != nil {
 			return invalidf("%s: <mac address='%s'> is not a MAC address", w, ifc.MAC.Address)
 		}
@@ -449,7 +448,7 @@ func (c *config) spec(cgroupParent string) *controller.Spec {
 		}
 		m := controller.Mount{Target: fs.Target.Dir, ReadOnly: ro}
 		if fs.Source.RAM != nil {
-			kib, _ := scaleToKiB(fs.Source.RAM.Usage, fs.Source.RAM.Units)
+			kib, _ := domutil.ScaleToKiB(uint64(fs.Source.RAM.Usage), fs.Source.RAM.Units)
 			m.Tmpfs, m.SizeBytes = true, kib*1024
 		} else {
 			m.Source = fs.Source.Mount.Dir
@@ -521,67 +520,4 @@ func (c *config) marshal(id int32, st *controller.Status) (string, error) {
 		return "", fmt.Errorf("domain %q: writing XML: %v: %w", c.name(), err, virt.ErrInternal)
 	}
 	return s, nil
-}
-
-// scaleToKiB converts a libvirt scaled integer (default unit KiB) to KiB,
-// rounding up.
-func scaleToKiB(v uint, unit string) (uint64, error) {
-	var scale uint64
-	u := strings.ToLower(strings.TrimSpace(unit))
-	switch u {
-	case "":
-		scale = 1024
-	case "b", "byte", "bytes":
-		scale = 1
-	default:
-		exp := strings.IndexByte("kmgtpe", u[0]) + 1
-		if exp == 0 {
-			return 0, invalidf("unknown unit %q", unit)
-		}
-		var base uint64
-		switch u[1:] {
-		case "", "ib":
-			base = 1024
-		case "b":
-			base = 1000
-		default:
-			return 0, invalidf("unknown unit %q", unit)
-		}
-		scale = 1
-		for range exp {
-			scale *= base
-		}
-	}
-	bytes := uint64(v) * scale
-	if scale != 0 && bytes/scale != uint64(v) {
-		return 0, invalidf("value %d %s is too large", v, unit)
-	}
-	return (bytes + 1023) / 1024, nil
-}
-
-// parseUUID accepts a UUID as libvirt does and returns its canonical form.
-func parseUUID(s string) (string, error) {
-	raw := strings.ReplaceAll(strings.TrimSpace(s), "-", "")
-	b, err := hex.DecodeString(raw)
-	if err != nil || len(b) != 16 {
-		return "", invalidf("invalid UUID %q", s)
-	}
-	h := hex.EncodeToString(b)
-	return h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:32], nil
-}
-
-func newUUID() string {
-	var b [16]byte
-	_, _ = rand.Read(b[:])
-	b[6] = b[6]&0x0f | 0x40
-	b[8] = b[8]&0x3f | 0x80
-	u, _ := parseUUID(hex.EncodeToString(b[:]))
-	return u
-}
-
-// newMAC returns a random MAC with libvirt's 52:54:00 prefix.
-func newMAC() string {
-	var b [3]byte
-	_, _ = rand.Read(b[:])
-	return fmt.Sprintf("52:54:00:%02x:%02x:%02x", b[0], b[1], b[2])
 }

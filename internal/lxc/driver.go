@@ -20,16 +20,15 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
-	"sort"
 	"strconv"
 	"strings"
 	"sync"
-	"time"
 
 	"github.com/hashicorp/go-hclog"
 	"libvirt.org/go/libvirtxml"
 
 	"github.com/virtd/virtd/driver"
+	"github.com/virtd/virtd/driver/domutil"
 	"github.com/virtd/virtd/internal/lxc/cgroup"
 	"github.com/virtd/virtd/internal/version"
 	"github.com/virtd/virtd/virt"
@@ -39,8 +38,7 @@ import (
 var Version = version.Version
 
 const (
-	driverName       = "lxc"
-	subscriberBuffer = 4096
+	driverName = "lxc"
 	// DefaultCgroupParent is the cgroup under which containers' are made.
 	DefaultCgroupParent = "virtd-lxc"
 )
@@ -97,8 +95,7 @@ type Driver struct {
 	byUUID map[string]*domain
 	byName map[string]*domain
 	byID   map[int32]*domain
-	seq    uint64
-	subs   map[*subscriber]struct{}
+	events domutil.Events
 }
 
 var (
@@ -153,9 +150,9 @@ func NewWithOptions(logger hclog.Logger, opts Options) (*Driver, error) {
 	}
 	opts.fill()
 	drv := &Driver{
-		log: logger, opts: opts, health: driver.HealthAvailable, hostUUID: newUUID(),
+		log: logger, opts: opts, health: driver.HealthAvailable, hostUUID: domutil.NewUUID(),
 		byUUID: map[string]*domain{}, byName: map[string]*domain{}, byID: map[int32]*domain{},
-		subs: map[*subscriber]struct{}{},
+		events: domutil.Events{Log: logger},
 	}
 	var firstErr error
 	for _, d := range []string{opts.ConfigDir, filepath.Join(opts.ConfigDir, "autostart"), opts.RunDir, opts.LogDir} {
@@ -195,9 +192,7 @@ func (drv *Driver) Close() error {
 			d.run.watch.Close()
 		}
 	}
-	for s := range drv.subs {
-		drv.dropLocked(s)
-	}
+	drv.events.Close()
 	return nil
 }
 
@@ -388,16 +383,7 @@ func (drv *Driver) ListDomains(ctx context.Context, flags virt.ListFlags) ([]vir
 		}
 	}
 	drv.mu.Unlock()
-	sort.Slice(out, func(i, j int) bool {
-		a, b := &out[i], &out[j]
-		if a.ID > 0 || b.ID > 0 {
-			if a.ID > 0 && b.ID > 0 {
-				return a.ID < b.ID
-			}
-			return a.ID > 0
-		}
-		return a.Name < b.Name
-	})
+	domutil.SortDomains(out)
 	return out, nil
 }
 
@@ -429,7 +415,7 @@ func (drv *Driver) LookupDomain(ctx context.Context, key virt.Lookup) (*virt.Dom
 }
 
 func (drv *Driver) lookupUUIDLocked(uuid string) (*domain, error) {
-	u, err := parseUUID(uuid)
+	u, err := domutil.ParseUUID(uuid)
 	if err != nil {
 		return nil, err
 	}
@@ -453,45 +439,15 @@ func (drv *Driver) withDomain(ctx context.Context, uuid string, fn func(d *domai
 	return fn(d)
 }
 
-// subscriber is one WatchEvents caller.
-type subscriber struct{ ch chan virt.Event }
-
 // WatchEvents returns lifecycle events from now on, in Seq order, until
-// ctx ends. A subscriber that falls subscriberBuffer events behind is
+// ctx ends. A subscriber that falls domutil.DefaultEventBuffer events behind is
 // dropped (its channel closed).
 func (drv *Driver) WatchEvents(ctx context.Context) (<-chan virt.Event, error) {
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
-	s := &subscriber{ch: make(chan virt.Event, subscriberBuffer)}
-	drv.mu.Lock()
-	drv.subs[s] = struct{}{}
-	drv.mu.Unlock()
-	go func() {
-		<-ctx.Done()
-		drv.mu.Lock()
-		drv.dropLocked(s)
-		drv.mu.Unlock()
-	}()
-	return s.ch, nil
+	return drv.events.Watch(ctx)
 }
 
+// emitLocked publishes an event about d; called under drv.mu, so events
+// keep the order of the changes.
 func (drv *Driver) emitLocked(d *domain, typ virt.EventType, detail int32) {
-	drv.seq++
-	ev := virt.Event{Domain: d.view(), Type: typ, Detail: detail, Seq: drv.seq, Time: time.Now()}
-	for s := range drv.subs {
-		select {
-		case s.ch <- ev:
-		default:
-			drv.log.Warn("event subscriber fell behind, dropping it", "seq", ev.Seq)
-			drv.dropLocked(s)
-		}
-	}
-}
-
-func (drv *Driver) dropLocked(s *subscriber) {
-	if _, ok := drv.subs[s]; ok {
-		delete(drv.subs, s)
-		close(s.ch)
-	}
+	drv.events.Emit(d.view(), typ, detail)
 }

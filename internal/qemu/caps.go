@@ -21,6 +21,7 @@ import (
 
 	"libvirt.org/go/libvirtxml"
 
+	"github.com/virtd/virtd/driver/domutil"
 	"github.com/virtd/virtd/internal/qemu/qmp"
 	"github.com/virtd/virtd/virt"
 )
@@ -260,12 +261,12 @@ func (drv *Driver) Capabilities(ctx context.Context) (string, error) {
 // machine-id.
 func hostUUID() string {
 	if b, err := os.ReadFile("/sys/class/dmi/id/product_uuid"); err == nil {
-		if u, err := parseUUID(string(b)); err == nil {
+		if u, err := domutil.ParseUUID(string(b)); err == nil {
 			return u
 		}
 	}
 	if b, err := os.ReadFile("/etc/machine-id"); err == nil {
-		if u, err := parseUUID(string(b)); err == nil {
+		if u, err := domutil.ParseUUID(string(b)); err == nil {
 			return u
 		}
 	}

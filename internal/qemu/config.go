@@ -1,14 +1,13 @@
 package qemu
 
 import (
-	"crypto/rand"
-	"encoding/hex"
 	"fmt"
 	"net"
 	"strings"
 
 	"libvirt.org/go/libvirtxml"
 
+	"github.com/virtd/virtd/driver/domutil"
 	"github.com/virtd/virtd/virt"
 )
 
@@ -85,9 +84,9 @@ func parseConfig(doc string) (*config, error) {
 		return nil, bad("domain type %q is not served by the qemu driver (use type='qemu' or type='kvm')", x.Type)
 	}
 	if strings.TrimSpace(x.UUID) == "" {
-		x.UUID = newUUID()
+		x.UUID = domutil.NewUUID()
 	} else {
-		u, err := parseUUID(x.UUID)
+		u, err := domutil.ParseUUID(x.UUID)
 		if err != nil {
 			return nil, fmt.Errorf("domain %q: %w", name, err)
 		}
@@ -98,7 +97,7 @@ func parseConfig(doc string) (*config, error) {
 	if x.Memory == nil {
 		return nil, bad("memory size must be given with <memory>")
 	}
-	maxKiB, err := scaleToKiB(x.Memory.Value, x.Memory.Unit)
+	maxKiB, err := domutil.ScaleToKiB(uint64(x.Memory.Value), x.Memory.Unit)
 	if err != nil {
 		return nil, bad("<memory>: %v", err)
 	}
@@ -107,7 +106,7 @@ func parseConfig(doc string) (*config, error) {
 	}
 	curKiB := maxKiB
 	if x.CurrentMemory != nil {
-		if curKiB, err = scaleToKiB(x.CurrentMemory.Value, x.CurrentMemory.Unit); err != nil {
+		if curKiB, err = domutil.ScaleToKiB(uint64(x.CurrentMemory.Value), x.CurrentMemory.Unit); err != nil {
 			return nil, bad("<currentMemory>: %v", err)
 		}
 		if curKiB == 0 || curKiB > maxKiB {
@@ -382,7 +381,7 @@ func normaliseInterfaces(x *libvirtxml.Domain, bad badFunc) error {
 			return bad("interface %d: <model type='%s'> is not supported (only virtio and e1000)", i, n.Model.Type)
 		}
 		if n.MAC == nil || n.MAC.Address == "" {
-			n.MAC = &libvirtxml.DomainInterfaceMAC{Address: newMAC()}
+			n.MAC = &libvirtxml.DomainInterfaceMAC{Address: domutil.NewMAC()}
 		}
 		hw, err := net.ParseMAC(n.MAC.Address)
 		if err != nil || len(hw) != 6 {
@@ -587,74 +586,4 @@ func contains(list []string, s string) bool {
 		}
 	}
 	return false
-}
-
-// scaleToKiB converts a libvirt scaled integer (b/bytes; KB, MB, ...
-// powers of 1000; k/KiB, M/MiB, ... powers of 1024; default KiB) to KiB,
-// rounding up.
-func scaleToKiB(v uint, unit string) (uint64, error) {
-	var scale uint64
-	u := strings.ToLower(strings.TrimSpace(unit))
-	switch u {
-	case "":
-		scale = 1024
-	case "b", "byte", "bytes":
-		scale = 1
-	default:
-		exp := strings.IndexByte("kmgtpe", u[0]) + 1
-		if exp == 0 {
-			return 0, fmt.Errorf("unknown unit %q", unit)
-		}
-		var base uint64
-		switch u[1:] {
-		case "", "ib":
-			base = 1024
-		case "b":
-			base = 1000
-		default:
-			return 0, fmt.Errorf("unknown unit %q", unit)
-		}
-		scale = 1
-		for range exp {
-			scale *= base
-		}
-	}
-	bytes := uint64(v) * scale
-	if scale != 0 && bytes/scale != uint64(v) {
-		return 0, fmt.Errorf("value %d %s is too large", v, unit)
-	}
-	return (bytes + 1023) / 1024, nil
-}
-
-// parseUUID accepts a UUID the way libvirt does (32 hex digits, dashes
-// anywhere) and returns the canonical form.
-func parseUUID(s string) (string, error) {
-	raw := strings.ReplaceAll(strings.TrimSpace(s), "-", "")
-	b, err := hex.DecodeString(raw)
-	if err != nil || len(b) != 16 {
-		return "", fmt.Errorf("invalid UUID %q: %w", s, virt.ErrInvalidArgument)
-	}
-	return formatUUID(b), nil
-}
-
-func formatUUID(b []byte) string {
-	h := hex.EncodeToString(b)
-	return h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:32]
-}
-
-// newUUID returns a random (version 4) UUID.
-func newUUID() string {
-	var b [16]byte
-	_, _ = rand.Read(b[:])
-	b[6] = b[6]&0x0f | 0x40
-	b[8] = b[8]&0x3f | 0x80
-	return formatUUID(b[:])
-}
-
-// newMAC returns a random MAC address in QEMU's 52:54:00 prefix, as
-// libvirt generates them.
-func newMAC() string {
-	var b [3]byte
-	_, _ = rand.Read(b[:])
-	return fmt.Sprintf("52:54:00:%02x:%02x:%02x", b[0], b[1], b[2])
 }

@@ -12,7 +12,6 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
-	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -20,6 +19,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/virtd/virtd/driver"
+	"github.com/virtd/virtd/driver/domutil"
 	"github.com/virtd/virtd/internal/qemu/qmp"
 	"github.com/virtd/virtd/internal/version"
 	"github.com/virtd/virtd/virt"
@@ -68,8 +68,7 @@ type Driver struct {
 	byUUID map[string]*domain
 	byName map[string]*domain
 	nextID int32
-	seq    uint64
-	subs   map[*subscriber]struct{}
+	events domutil.Events
 	closed bool
 	// broken is why the driver cannot work on this host (its directories
 	// are unusable); Info reports it.
@@ -126,7 +125,7 @@ func New(logger hclog.Logger) driver.Driver {
 		// reports it through Info's health and refuses every call.
 		logger.Error("qemu driver cannot use its directories", "error", err)
 		return &Driver{log: logger, cfg: cfg, caps: newCapsCache(cfg), broken: err,
-			byUUID: map[string]*domain{}, byName: map[string]*domain{}, subs: map[*subscriber]struct{}{}}
+			byUUID: map[string]*domain{}, byName: map[string]*domain{}}
 	}
 	return drv
 }
@@ -169,7 +168,7 @@ func NewWithConfig(logger hclog.Logger, cfg Config) (*Driver, error) {
 		byUUID: make(map[string]*domain),
 		byName: make(map[string]*domain),
 		nextID: 1,
-		subs:   make(map[*subscriber]struct{}),
+		events: domutil.Events{Log: logger},
 	}
 	for _, c := range drv.loadDefinitions() {
 		if drv.byUUID[c.uuid()] != nil || drv.byName[c.name()] != nil {
@@ -201,9 +200,7 @@ func (drv *Driver) Close() error {
 			d.inst.mon.Close()
 		}
 	}
-	for s := range drv.subs {
-		drv.dropLocked(s)
-	}
+	drv.events.Close()
 	return nil
 }
 
@@ -306,16 +303,7 @@ func (drv *Driver) ListDomains(ctx context.Context, flags virt.ListFlags) ([]vir
 		}
 	}
 	drv.mu.Unlock()
-	sort.Slice(out, func(i, j int) bool {
-		a, b := &out[i], &out[j]
-		if a.ID > 0 || b.ID > 0 {
-			if a.ID > 0 && b.ID > 0 {
-				return a.ID < b.ID
-			}
-			return a.ID > 0
-		}
-		return a.Name < b.Name
-	})
+	domutil.SortDomains(out)
 	return out, nil
 }
 
@@ -353,7 +341,7 @@ func (drv *Driver) LookupDomain(ctx context.Context, key virt.Lookup) (*virt.Dom
 }
 
 func (drv *Driver) lookupLocked(uuid string) (*domain, error) {
-	u, err := parseUUID(uuid)
+	u, err := domutil.ParseUUID(uuid)
 	if err != nil {
 		return nil, err
 	}

@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/virtd/virtd/driver/domutil"
 	"github.com/virtd/virtd/virt"
 )
 
@@ -64,7 +65,7 @@ func TestDefinitionFillsGeneratedFields(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := parseUUID(c.uuid()); err != nil {
+	if _, err := domutil.ParseUUID(c.uuid()); err != nil {
 		t.Errorf("generated uuid %q: %v", c.uuid(), err)
 	}
 	mac := c.x.Devices.Interfaces[0].MAC.Address

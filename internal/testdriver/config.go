@@ -1,13 +1,12 @@
 package testdriver
 
 import (
-	"crypto/rand"
-	"encoding/hex"
 	"fmt"
 	"strings"
 
 	"libvirt.org/go/libvirtxml"
 
+	"github.com/virtd/virtd/driver/domutil"
 	"github.com/virtd/virtd/virt"
 )
 
@@ -44,9 +43,9 @@ func parseConfig(doc string) (*config, error) {
 	}
 	x.Name = name
 	if strings.TrimSpace(x.UUID) == "" {
-		x.UUID = newUUID()
+		x.UUID = domutil.NewUUID()
 	} else {
-		u, err := parseUUID(x.UUID)
+		u, err := domutil.ParseUUID(x.UUID)
 		if err != nil {
 			return nil, fmt.Errorf("domain %q: %w", name, err)
 		}
@@ -58,7 +57,7 @@ func parseConfig(doc string) (*config, error) {
 	if x.Memory == nil {
 		return nil, fmt.Errorf("domain %q: memory size must be given with <memory>: %w", name, virt.ErrInvalidArgument)
 	}
-	maxKiB, err := scaleToKiB(x.Memory.Value, x.Memory.Unit)
+	maxKiB, err := domutil.ScaleToKiB(uint64(x.Memory.Value), x.Memory.Unit)
 	if err != nil {
 		return nil, fmt.Errorf("domain %q: <memory>: %w", name, err)
 	}
@@ -67,7 +66,7 @@ func parseConfig(doc string) (*config, error) {
 	}
 	curKiB := maxKiB
 	if x.CurrentMemory != nil {
-		if curKiB, err = scaleToKiB(x.CurrentMemory.Value, x.CurrentMemory.Unit); err != nil {
+		if curKiB, err = domutil.ScaleToKiB(uint64(x.CurrentMemory.Value), x.CurrentMemory.Unit); err != nil {
 			return nil, fmt.Errorf("domain %q: <currentMemory>: %w", name, err)
 		}
 		// libvirt clamps a current memory above the maximum, and takes
@@ -136,66 +135,4 @@ func (c *config) marshal(id int32) (string, error) {
 		return "", fmt.Errorf("domain %q: writing XML: %v: %w", c.name(), err, virt.ErrInternal)
 	}
 	return s, nil
-}
-
-// scaleToKiB converts a libvirt scaled integer (unit attribute as libvirt's
-// virScaleInteger reads it: b/bytes, KB/MB/... powers of 1000, k/KiB/M/MiB/...
-// powers of 1024, default KiB) to KiB, rounding up.
-func scaleToKiB(v uint, unit string) (uint64, error) {
-	var scale uint64
-	u := strings.ToLower(strings.TrimSpace(unit))
-	switch u {
-	case "":
-		scale = 1024
-	case "b", "byte", "bytes":
-		scale = 1
-	default:
-		exp := strings.IndexByte("kmgtpe", u[0]) + 1
-		if exp == 0 {
-			return 0, fmt.Errorf("unknown unit %q: %w", unit, virt.ErrInvalidArgument)
-		}
-		var base uint64
-		switch u[1:] {
-		case "", "ib":
-			base = 1024
-		case "b":
-			base = 1000
-		default:
-			return 0, fmt.Errorf("unknown unit %q: %w", unit, virt.ErrInvalidArgument)
-		}
-		scale = 1
-		for range exp {
-			scale *= base
-		}
-	}
-	bytes := uint64(v) * scale
-	if scale != 0 && bytes/scale != uint64(v) {
-		return 0, fmt.Errorf("value %d %s is too large: %w", v, unit, virt.ErrInvalidArgument)
-	}
-	return (bytes + 1023) / 1024, nil
-}
-
-// parseUUID accepts a UUID the way libvirt does (32 hex digits, dashes
-// anywhere, surrounding space) and returns libvirt's canonical form.
-func parseUUID(s string) (string, error) {
-	raw := strings.ReplaceAll(strings.TrimSpace(s), "-", "")
-	b, err := hex.DecodeString(raw)
-	if err != nil || len(b) != 16 {
-		return "", fmt.Errorf("invalid UUID %q: %w", s, virt.ErrInvalidArgument)
-	}
-	return formatUUID(b), nil
-}
-
-func formatUUID(b []byte) string {
-	h := hex.EncodeToString(b)
-	return h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:32]
-}
-
-// newUUID returns a random (version 4) UUID.
-func newUUID() string {
-	var b [16]byte
-	_, _ = rand.Read(b[:]) // never fails (crypto/rand)
-	b[6] = b[6]&0x0f | 0x40
-	b[8] = b[8]&0x3f | 0x80
-	return formatUUID(b[:])
 }

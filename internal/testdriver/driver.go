@@ -12,7 +12,6 @@ import (
 	"fmt"
 	"net/url"
 	"os"
-	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -21,6 +20,7 @@ import (
 	"libvirt.org/go/libvirtxml"
 
 	"github.com/virtd/virtd/driver"
+	"github.com/virtd/virtd/driver/domutil"
 	"github.com/virtd/virtd/internal/version"
 	"github.com/virtd/virtd/virt"
 )
@@ -38,7 +38,7 @@ const (
 	hypervisorVersion = 2000000
 	// subscriberBuffer is how many events a WatchEvents subscriber may fall
 	// behind before it is dropped.
-	subscriberBuffer = 4096
+	subscriberBuffer = domutil.DefaultEventBuffer
 )
 
 // The default domain, as in libvirt's test:///default.
@@ -93,8 +93,7 @@ type Driver struct {
 	byName map[string]*domain
 	byID   map[int32]*domain
 	nextID int32
-	seq    uint64
-	subs   map[*subscriber]struct{}
+	events domutil.Events // emitted under mu, so in the order of the changes
 }
 
 var _ driver.Driver = (*Driver)(nil)
@@ -156,12 +155,12 @@ func New(logger hclog.Logger) driver.Driver {
 	drv := &Driver{
 		log:      logger,
 		hostname: host,
-		hostUUID: newUUID(),
+		hostUUID: domutil.NewUUID(),
 		byUUID:   make(map[string]*domain),
 		byName:   make(map[string]*domain),
 		byID:     make(map[int32]*domain),
 		nextID:   1,
-		subs:     make(map[*subscriber]struct{}),
+		events:   domutil.Events{Log: logger},
 	}
 	drv.addDefaultDomain()
 	return drv
@@ -308,16 +307,7 @@ func (drv *Driver) ListDomains(ctx context.Context, flags virt.ListFlags) ([]vir
 		}
 	}
 	drv.mu.Unlock()
-	sort.Slice(out, func(i, j int) bool {
-		a, b := &out[i], &out[j]
-		if a.ID > 0 || b.ID > 0 {
-			if a.ID > 0 && b.ID > 0 {
-				return a.ID < b.ID
-			}
-			return a.ID > 0
-		}
-		return a.Name < b.Name
-	})
+	domutil.SortDomains(out)
 	return out, nil
 }
 
@@ -352,7 +342,7 @@ func (drv *Driver) LookupDomain(ctx context.Context, key virt.Lookup) (*virt.Dom
 
 // lookupUUIDLocked finds a domain by UUID, in any spelling libvirt accepts.
 func (drv *Driver) lookupUUIDLocked(uuid string) (*domain, error) {
-	u, err := parseUUID(uuid)
+	u, err := domutil.ParseUUID(uuid)
 	if err != nil {
 		return nil, err
 	}

@@ -12,6 +12,7 @@ import (
 	"libvirt.org/go/libvirtxml"
 
 	"github.com/virtd/virtd/driver"
+	"github.com/virtd/virtd/driver/domutil"
 	"github.com/virtd/virtd/virt"
 )
 
@@ -152,37 +153,6 @@ func TestCheckURI(t *testing.T) {
 	}
 }
 
-func TestScaleToKiB(t *testing.T) {
-	for _, tc := range []struct {
-		v    uint
-		unit string
-		want uint64
-		err  bool
-	}{
-		{1024, "", 1024, false},
-		{1024, "KiB", 1024, false},
-		{1024, "k", 1024, false},
-		{2, "MiB", 2048, false},
-		{2, "M", 2048, false},
-		{1, "GiB", 1048576, false},
-		{1, "G", 1048576, false},
-		{1, "TiB", 1 << 30, false},
-		{1024, "b", 1, false},
-		{1025, "bytes", 2, false}, // rounded up
-		{1000, "KB", 977, false},
-		{1, "MB", 977, false},
-		{1, "GB", 976563, false},
-		{1, "furlongs", 0, true},
-		{1, "KiX", 0, true},
-		{^uint(0), "EiB", 0, true},
-	} {
-		got, err := scaleToKiB(tc.v, tc.unit)
-		if tc.err != (err != nil) || got != tc.want {
-			t.Errorf("scaleToKiB(%d, %q) = %d, %v; want %d, err %v", tc.v, tc.unit, got, err, tc.want, tc.err)
-		}
-	}
-}
-
 func TestParseConfig(t *testing.T) {
 	for _, tc := range []struct {
 		name, doc string
@@ -241,7 +211,7 @@ func TestParseConfig(t *testing.T) {
 		t.Errorf("an id in the input survives:\n%s", doc)
 	}
 	c, _ = parseConfig(domXML("b", ""))
-	if _, err := parseUUID(c.uuid()); err != nil || c.uuid()[14] != '4' {
+	if _, err := domutil.ParseUUID(c.uuid()); err != nil || c.uuid()[14] != '4' {
 		t.Errorf("generated UUID %q is not a v4 UUID", c.uuid())
 	}
 }

@@ -2,14 +2,12 @@ package xen
 
 import (
 	"context"
-	"crypto/rand"
 	"fmt"
 	"os"
-	"sort"
-	"time"
 
 	"libvirt.org/go/libvirtxml"
 
+	"github.com/virtd/virtd/driver/domutil"
 	"github.com/virtd/virtd/internal/xen/domconfig"
 	"github.com/virtd/virtd/internal/xen/libxl"
 	"github.com/virtd/virtd/virt"
@@ -92,7 +90,7 @@ func (d *Driver) snapshotLocked() ([]*domainView, error) {
 
 // findLocked finds the domain with uuid.
 func (d *Driver) findLocked(uuid string) (*domainView, error) {
-	u, err := domconfig.ParseUUID(uuid)
+	u, err := domutil.ParseUUID(uuid)
 	if err != nil {
 		return nil, err
 	}
@@ -140,16 +138,7 @@ func (d *Driver) ListDomains(ctx context.Context, flags virt.ListFlags) ([]virt.
 	if err != nil {
 		return nil, err
 	}
-	sort.Slice(out, func(i, j int) bool {
-		a, b := out[i], out[j]
-		if (a.ID >= 0) != (b.ID >= 0) {
-			return a.ID >= 0
-		}
-		if a.ID >= 0 {
-			return a.ID < b.ID
-		}
-		return a.Name < b.Name
-	})
+	domutil.SortDomains(out)
 	return out, nil
 }
 
@@ -580,53 +569,18 @@ func (d *Driver) handleEventLocked(ev libxl.Event) {
 	}
 }
 
-func newUUID() string {
-	var b [16]byte
-	_, _ = rand.Read(b[:])
-	b[6] = b[6]&0x0f | 0x40
-	b[8] = b[8]&0x3f | 0x80
-	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
-}
-
-// subscriber is one WatchEvents caller.
-type subscriber struct{ ch chan virt.Event }
-
 // WatchEvents streams lifecycle events until ctx ends.
 func (d *Driver) WatchEvents(ctx context.Context) (<-chan virt.Event, error) {
 	if err := d.ready(ctx); err != nil {
 		return nil, err
 	}
-	s := &subscriber{ch: make(chan virt.Event, 4096)}
-	d.mu.Lock()
-	d.subs[s] = struct{}{}
-	d.mu.Unlock()
-	go func() {
-		<-ctx.Done()
-		d.mu.Lock()
-		d.dropLocked(s)
-		d.mu.Unlock()
-	}()
-	return s.ch, nil
+	return d.events.Watch(ctx)
 }
 
+// emitLocked publishes an event; called under d.mu, so events keep the
+// order of the changes.
 func (d *Driver) emitLocked(dom virt.Domain, typ virt.EventType, detail int32) {
-	d.seq++
-	ev := virt.Event{Domain: dom, Type: typ, Detail: detail, Seq: d.seq, Time: time.Now()}
-	for s := range d.subs {
-		select {
-		case s.ch <- ev:
-		default:
-			d.log.Warn("event subscriber fell behind, dropping it", "seq", ev.Seq)
-			d.dropLocked(s)
-		}
-	}
-}
-
-func (d *Driver) dropLocked(s *subscriber) {
-	if _, ok := d.subs[s]; ok {
-		delete(d.subs, s)
-		close(s.ch)
-	}
+	d.events.Emit(dom, typ, detail)
 }
 
 // capabilities is libvirt's capabilities XML for Xen on x86_64.

@@ -28,6 +28,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/virtd/virtd/driver"
+	"github.com/virtd/virtd/driver/domutil"
 	"github.com/virtd/virtd/internal/version"
 	"github.com/virtd/virtd/internal/xen/libxl"
 	"github.com/virtd/virtd/internal/xen/xlconfig"
@@ -60,8 +61,7 @@ type Driver struct {
 	// pausedBy and runReason keep the reason of a paused or running state,
 	// which Xen does not record.
 	runReason map[string]int32
-	seq       uint64
-	subs      map[*subscriber]struct{}
+	events    domutil.Events
 }
 
 var (
@@ -99,7 +99,7 @@ func newDriver(logger hclog.Logger, hv hypervisor, reason, configDir, runDir str
 		hv: hv, reason: reason,
 		defs: map[string]*definition{}, live: map[string]*liveDomain{},
 		stopped: map[string]int32{}, runReason: map[string]int32{},
-		subs: map[*subscriber]struct{}{},
+		events: domutil.Events{Log: logger},
 	}
 	if hv == nil {
 		return d

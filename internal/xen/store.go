@@ -9,6 +9,7 @@ import (
 
 	"libvirt.org/go/libvirtxml"
 
+	"github.com/virtd/virtd/driver/domutil"
 	"github.com/virtd/virtd/internal/atomicfile"
 	"github.com/virtd/virtd/internal/xen/domconfig"
 	"github.com/virtd/virtd/virt"
@@ -39,7 +40,7 @@ func parseDefinition(doc string) (*definition, error) {
 		return nil, err
 	}
 	if cfg.UUID == "" {
-		cfg.UUID = newUUID()
+		cfg.UUID = domutil.NewUUID()
 	}
 	x.UUID, x.Name, x.ID = cfg.UUID, cfg.Name, nil
 	return &definition{cfg: cfg, xml: x}, nil

@@ -7,6 +7,7 @@ import (
 
 	"libvirt.org/go/libvirtxml"
 
+	"github.com/virtd/virtd/driver/domutil"
 	"github.com/virtd/virtd/virt"
 )
 
@@ -59,7 +60,7 @@ func FromXML(x *libvirtxml.Domain) (*Config, error) {
 	}
 	c := &Config{Name: name}
 	if strings.TrimSpace(x.UUID) != "" {
-		u, err := ParseUUID(x.UUID)
+		u, err := domutil.ParseUUID(x.UUID)
 		if err != nil {
 			return nil, fmt.Errorf("domain %q: %w", name, err)
 		}
@@ -154,7 +155,7 @@ func memoryFromXML(c *Config, x *libvirtxml.Domain) error {
 	if x.Memory == nil {
 		return invalid(c.Name, "memory size must be given with <memory>")
 	}
-	max, err := ScaleToKiB(uint64(x.Memory.Value), x.Memory.Unit)
+	max, err := domutil.ScaleToKiB(uint64(x.Memory.Value), x.Memory.Unit)
 	if err != nil {
 		return fmt.Errorf("domain %q: <memory>: %w", c.Name, err)
 	}
@@ -163,7 +164,7 @@ func memoryFromXML(c *Config, x *libvirtxml.Domain) error {
 	}
 	cur := max
 	if x.CurrentMemory != nil {
-		if cur, err = ScaleToKiB(uint64(x.CurrentMemory.Value), x.CurrentMemory.Unit); err != nil {
+		if cur, err = domutil.ScaleToKiB(uint64(x.CurrentMemory.Value), x.CurrentMemory.Unit); err != nil {
 			return fmt.Errorf("domain %q: <currentMemory>: %w", c.Name, err)
 		}
 		if cur == 0 || cur > max {

@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/virtd/virtd/driver/domutil"
 	"github.com/virtd/virtd/internal/xen/domconfig"
 	"github.com/virtd/virtd/virt"
 )
@@ -82,7 +83,7 @@ func ToConfig(f *File) (*domconfig.Config, error) {
 	}
 	if u := r.str("uuid"); u != "" {
 		var err error
-		if c.UUID, err = domconfig.ParseUUID(u); err != nil {
+		if c.UUID, err = domutil.ParseUUID(u); err != nil {
 			return nil, fmt.Errorf("xl.cfg uuid: %w", err)
 		}
 	}
