@@ -2,19 +2,21 @@
 
 GO          ?= go
 BIN         := $(CURDIR)/bin
-VERSION     := $(shell cat VERSION 2>/dev/null || echo 0.0.0)
+VERSION     ?= $(shell cat VERSION 2>/dev/null || echo 0.0.0)
 LDFLAGS     := -X github.com/virtd/virtd/internal/version.Version=$(VERSION)
 RUN_ROOT    ?= $(CURDIR)/.run
 DRIVERS     := test qemu lxc xen
 TEST_FLAGS  ?= -count=1 -timeout 20m
 APT_PACKAGES ?= git ca-certificates pkg-config libxen-dev libyajl-dev systemd \
-                qemu-system-x86 qemu-utils busybox-static cpio iproute2
+                qemu-system-x86 qemu-utils busybox-static cpio iproute2 \
+                debootstrap rpm dpkg-dev
 
 BUF_VERSION               := v1.75.0
 PROTOC_GEN_GO_VERSION     := v1.36.12
 PROTOC_GEN_GO_GRPC_VERSION := v1.5.1
+NFPM_VERSION               := v2.45.2
 
-.PHONY: all build test test-assets run bench proto proto-check lint tools deps clean help
+.PHONY: all build test test-assets run bench packages proto proto-check lint tools deps clean help
 
 all: build
 
@@ -55,11 +57,15 @@ bench: build test-assets ## run the benchmarks and print a table
 	@$(GO) test -run '^$$' -bench 'Containers' -benchtime 1x ./internal/lxc/ >> .bench.out
 	@awk '/^Benchmark/ { line = sprintf("%-32s", $$1); for (i = 3; i < NF; i += 2) line = line sprintf("  %12s %-8s", $$i, $$(i+1)); print line } /^(FAIL|---)/ { print; bad = 1 } END { exit bad }' .bench.out
 
-tools: ## install buf and the protoc plugins into bin/ (pinned)
+tools: ## install buf, the protoc plugins and nfpm into bin/ (pinned)
 	@mkdir -p $(BIN)
 	@test -x $(BIN)/buf || GOBIN=$(BIN) $(GO) install github.com/bufbuild/buf/cmd/buf@$(BUF_VERSION)
 	@test -x $(BIN)/protoc-gen-go || GOBIN=$(BIN) $(GO) install google.golang.org/protobuf/cmd/protoc-gen-go@$(PROTOC_GEN_GO_VERSION)
 	@test -x $(BIN)/protoc-gen-go-grpc || GOBIN=$(BIN) $(GO) install google.golang.org/grpc/cmd/protoc-gen-go-grpc@$(PROTOC_GEN_GO_GRPC_VERSION)
+	@test -x $(BIN)/nfpm || GOBIN=$(BIN) $(GO) install github.com/goreleaser/nfpm/v2/cmd/nfpm@$(NFPM_VERSION)
+
+packages: deps tools ## build every .deb and .rpm into dist/ (VERSION=x.y.z to override)
+	NFPM=$(BIN)/nfpm VERSION=$(VERSION) bash scripts/packages.sh
 
 proto: tools ## regenerate the Go code from proto/
 	PATH=$(BIN):$$PATH $(BIN)/buf generate
