@@ -11,6 +11,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/go-plugin"
+	"google.golang.org/grpc"
 )
 
 // Environment the host sets for a driver process. The host passes none of
@@ -61,8 +62,11 @@ func Serve(newDriver func(hclog.Logger) Driver) {
 	plugin.Serve(&plugin.ServeConfig{
 		HandshakeConfig:  Handshake,
 		VersionedPlugins: map[int]plugin.PluginSet{APIVersion: {PluginName: &Plugin{Impl: impl, srv: srv}}},
-		GRPCServer:       plugin.DefaultGRPCServer,
-		Logger:           logger,
+		GRPCServer: func(opts []grpc.ServerOption) *grpc.Server {
+			// Fixed windows: no bandwidth-delay probing on a local socket.
+			return grpc.NewServer(append(opts, grpc.InitialWindowSize(1<<20), grpc.InitialConnWindowSize(1<<20))...)
+		},
+		Logger: logger,
 	})
 	os.Exit(0)
 }

@@ -38,7 +38,7 @@ func latencies(b *testing.B, samples []time.Duration, total time.Duration) {
 
 // directClient dials the driver process itself, bypassing virtd, from the
 // record virtd keeps of it.
-func directClient(b *testing.B, d *daemon, name string) *driver.Client {
+func directClient(b testing.TB, d *daemon, name string) *driver.Client {
 	raw, err := os.ReadFile(filepath.Join(d.runDir, "drivers", name+".json"))
 	if err != nil {
 		b.Fatal(err)
@@ -49,7 +49,7 @@ func directClient(b *testing.B, d *daemon, name string) *driver.Client {
 	if err := json.Unmarshal(raw, &rec); err != nil {
 		b.Fatal(err)
 	}
-	cc, err := grpc.NewClient("unix:"+rec.Addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	cc, err := grpc.NewClient("unix:"+rec.Addr, grpc.WithTransportCredentials(insecure.NewCredentials()), grpc.WithInitialWindowSize(1<<20), grpc.WithInitialConnWindowSize(1<<20))
 	if err != nil {
 		b.Fatal(err)
 	}
