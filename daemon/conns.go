@@ -110,7 +110,7 @@ func (h statsHandler) HandleConn(ctx context.Context, s stats.ConnStats) {
 func (statsHandler) TagRPC(ctx context.Context, _ *stats.RPCTagInfo) context.Context { return ctx }
 func (statsHandler) HandleRPC(context.Context, stats.RPCStats)                       {}
 
-// driverFor returns the running driver of a connection, starting it if it
+// driver returns the running driver of a connection, starting it if it
 // stopped (after a crash) since the connection was opened.
 func (c *conn) driver(ctx context.Context) (*driver.Client, error) {
 	return c.proc.Client(ctx)

@@ -92,6 +92,14 @@ func (s *service) Open(ctx context.Context, req *apiv1.OpenRequest) (*apiv1.Open
 	}
 	c := &conn{uri: req.GetUri(), readOnly: req.GetReadOnly() || s.readOnly, transport: transportOf(ctx), proc: p}
 	s.reg.add(c)
+	if ctx.Err() != nil {
+		// The client went away during Open: its socket's end may already
+		// have closed its connections, so this one must not stay behind.
+		if s.reg.remove(c.id) != nil {
+			p.Release()
+		}
+		return nil, rpcerr.ToStatus(ctx.Err())
+	}
 	s.log.Debug("connection opened", "uri", c.uri, "driver", p.Name(), "read_only", c.readOnly)
 	return &apiv1.OpenResponse{Connection: c.id, Uri: c.uri, Driver: p.Name()}, nil
 }

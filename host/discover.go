@@ -19,8 +19,6 @@ var driverName = regexp.MustCompile(`^[a-z0-9][a-z0-9_]*$`)
 type Candidate struct {
 	Name string
 	Path string
-	// Stamp changes when the file is replaced or modified.
-	Stamp string
 }
 
 // Rejected is a file in a driver directory that is not accepted as a
@@ -56,8 +54,7 @@ func Scan(dirs []string, uid int) (map[string]Candidate, []Rejected) {
 				rejected = append(rejected, Rejected{path, fmt.Sprintf("driver name %q is not valid (lowercase letters, digits and _ only)", name)})
 				continue
 			}
-			stamp, reason := check(path, uid)
-			if reason != "" {
+			if reason := check(path, uid); reason != "" {
 				rejected = append(rejected, Rejected{path, reason})
 				continue
 			}
@@ -65,36 +62,35 @@ func Scan(dirs []string, uid int) (map[string]Candidate, []Rejected) {
 				rejected = append(rejected, Rejected{path, "shadowed by " + first.Path})
 				continue
 			}
-			found[name] = Candidate{Name: name, Path: path, Stamp: stamp}
+			found[name] = Candidate{Name: name, Path: path}
 		}
 	}
 	sort.Slice(rejected, func(i, j int) bool { return rejected[i].Path < rejected[j].Path })
 	return found, rejected
 }
 
-// check returns a stamp for an acceptable driver file, or the reason it is
-// not acceptable.
-func check(path string, uid int) (stamp, reason string) {
+// check returns why a driver file is not acceptable, or "".
+func check(path string, uid int) string {
 	fi, err := os.Stat(path)
 	if err != nil {
-		return "", fmt.Sprintf("cannot stat: %v", err)
+		return fmt.Sprintf("cannot stat: %v", err)
 	}
 	if !fi.Mode().IsRegular() {
-		return "", fmt.Sprintf("not a regular file (%s)", fi.Mode().Type())
+		return fmt.Sprintf("not a regular file (%s)", fi.Mode().Type())
 	}
 	perm := fi.Mode().Perm()
 	if perm&0o111 == 0 {
-		return "", fmt.Sprintf("not executable (mode %04o)", perm)
+		return fmt.Sprintf("not executable (mode %04o)", perm)
 	}
 	if perm&0o022 != 0 {
-		return "", fmt.Sprintf("writable by group or others (mode %04o)", perm)
+		return fmt.Sprintf("writable by group or others (mode %04o)", perm)
 	}
 	st, ok := fi.Sys().(*syscall.Stat_t)
 	if !ok {
-		return "", "cannot read file owner"
+		return "cannot read file owner"
 	}
 	if st.Uid != 0 && int(st.Uid) != uid {
-		return "", fmt.Sprintf("owned by uid %d, not by root or the daemon's user (uid %d)", st.Uid, uid)
+		return fmt.Sprintf("owned by uid %d, not by root or the daemon's user (uid %d)", st.Uid, uid)
 	}
-	return fmt.Sprintf("%d:%d:%d", st.Ino, fi.Size(), fi.ModTime().UnixNano()), ""
+	return ""
 }

@@ -43,9 +43,23 @@ func (p *Proc) pump(ctx context.Context, drv *driver.Client) error {
 	if err != nil {
 		return err
 	}
+	p.mu.Lock()
+	p.pumping = true
+	p.mu.Unlock()
 	go func() {
 		for e := range events {
 			p.publish(e)
+		}
+		p.mu.Lock()
+		current := p.pumpCtx == ctx
+		if current {
+			p.pumping = false
+		}
+		p.mu.Unlock()
+		// Ended while the host still wanted it: the driver died, or
+		// dropped this host as too slow. Subscribers must hear of it.
+		if current && ctx.Err() == nil {
+			p.endSubscriptions(fmt.Errorf("event stream of driver %q ended: %w", p.name, virt.ErrUnavailable))
 		}
 	}()
 	return nil
@@ -81,13 +95,33 @@ func (p *Proc) endSubscriptions(err error) {
 // until ctx ends or the driver process goes away. The driver is started if
 // needed.
 func (p *Proc) Subscribe(ctx context.Context) (*Subscription, error) {
-	if _, err := p.Client(ctx); err != nil {
+	drv, err := p.Client(ctx)
+	if err != nil {
 		return nil, err
+	}
+	p.mu.Lock()
+	gen, pumpCtx, pumping := p.gen, p.pumpCtx, p.pumping
+	p.mu.Unlock()
+	if !pumping {
+		if err := p.pump(pumpCtx, drv); err != nil {
+			return nil, fmt.Errorf("driver %q: cannot watch its events: %v: %w", p.name, err, virt.ErrUnavailable)
+		}
 	}
 	s := &Subscription{ch: make(chan virt.Event, subscriberBuffer)}
 	p.subMu.Lock()
 	p.subs[s] = struct{}{}
 	p.subMu.Unlock()
+	// The driver may have died in between: then this subscription would
+	// quietly go on with the next process's events, hiding the gap.
+	p.mu.Lock()
+	same := p.gen == gen && p.state == StateRunning
+	p.mu.Unlock()
+	if !same {
+		p.subMu.Lock()
+		delete(p.subs, s)
+		p.subMu.Unlock()
+		return nil, fmt.Errorf("driver %q restarted while subscribing: %w", p.name, virt.ErrUnavailable)
+	}
 	go func() {
 		<-ctx.Done()
 		p.subMu.Lock()

@@ -157,8 +157,7 @@ func (h *Host) Lookup(scheme string) (*Proc, error) {
 
 // Rescan reads the driver directories again. New drivers are added,
 // drivers whose file is gone are stopped and dropped, and a broken driver
-// whose file changed, or any broken driver on an explicit rescan, gets
-// another chance.
+// gets another chance.
 func (h *Host) Rescan() (added, removed []string, rejected []Rejected) {
 	found, rejected := Scan(h.cfg.Dirs, h.cfg.UID)
 	var gone []*Proc
@@ -174,7 +173,7 @@ func (h *Host) Rescan() (added, removed []string, rejected []Rejected) {
 		if p.state == StateBroken {
 			p.state, p.crashes, p.nextStart = StateStopped, 0, time.Time{}
 		}
-		p.path, p.stamp = c.Path, c.Stamp
+		p.path = c.Path
 		p.mu.Unlock()
 	}
 	for name, p := range h.procs {
@@ -188,10 +187,10 @@ func (h *Host) Rescan() (added, removed []string, rejected []Rejected) {
 	h.mu.Unlock()
 
 	for _, p := range gone {
-		p.stop("its executable was removed")
 		p.mu.Lock()
-		p.removed = true
+		p.removed = true // no new launch from here on
 		p.mu.Unlock()
+		p.stop("its executable was removed")
 	}
 	for _, r := range rejected {
 		h.log.Warn("driver file rejected", "path", r.Path, "reason", r.Reason)
@@ -257,19 +256,24 @@ func (h *Host) supervise() {
 		}
 		h.mu.Unlock()
 		for _, p := range procs {
-			h.keepAlive(p)
+			h.refresh(p, h.cfg.StartTimeout)
+			p.stopIf("idle", func() bool {
+				return p.conns == 0 && p.guests == 0 && time.Since(p.lastUsed) >= h.cfg.IdleTimeout
+			})
 		}
 	}
 }
 
-func (h *Host) keepAlive(p *Proc) {
+// refresh sends a running driver a keep-alive and records how many guests
+// it runs.
+func (h *Host) refresh(p *Proc, timeout time.Duration) {
 	p.mu.Lock()
 	drv, state := p.drv, p.state
 	p.mu.Unlock()
 	if state != StateRunning || drv == nil {
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), h.cfg.StartTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	guests, err := drv.KeepAlive(ctx, h.cfg.IdleTimeout)
 	cancel()
 	if err != nil {
@@ -277,11 +281,7 @@ func (h *Host) keepAlive(p *Proc) {
 	}
 	p.mu.Lock()
 	p.guests = guests
-	idle := p.conns == 0 && guests == 0 && time.Since(p.lastUsed) >= h.cfg.IdleTimeout
 	p.mu.Unlock()
-	if idle {
-		p.stop("idle")
-	}
 }
 
 // Busy reports whether any driver has a connection or runs a guest; it
@@ -297,7 +297,7 @@ func (h *Host) Busy() bool {
 		if p.Status().Connections > 0 {
 			return true
 		}
-		h.keepAlive(p)
+		h.refresh(p, time.Second) // briefly: the caller is the daemon's main loop
 		if st := p.Status(); st.State == StateRunning && st.Guests > 0 {
 			return true
 		}

@@ -44,7 +44,6 @@ type Proc struct {
 
 	mu        sync.Mutex
 	path      string
-	stamp     string
 	state     State
 	gen       int // bumped per launch or reattach; stale watchers check it
 	client    *plugin.Client
@@ -68,7 +67,9 @@ type Proc struct {
 	stopping  bool
 	removed   bool
 	stderr    *ring
+	pumpCtx   context.Context
 	pumpStop  context.CancelFunc
+	pumping   bool // an event stream from the current process is open
 
 	subMu sync.Mutex
 	subs  map[*Subscription]struct{}
@@ -76,7 +77,7 @@ type Proc struct {
 
 func newProc(h *Host, c Candidate) *Proc {
 	return &Proc{
-		name: c.Name, h: h, path: c.Path, stamp: c.Stamp, state: StateStopped,
+		name: c.Name, h: h, path: c.Path, state: StateStopped,
 		log:  h.log.Named(c.Name),
 		subs: map[*Subscription]struct{}{},
 	}
@@ -278,14 +279,21 @@ func (p *Proc) attach(client *plugin.Client, rpc plugin.ClientProtocol, pid, api
 	p.launched, p.cmd, p.stderr = launched, cmd, stderr
 	p.startedAt, p.lastUsed = time.Now(), time.Now()
 	p.state, p.stopping = StateRunning, false
-	pumpCtx, pumpStop := context.WithCancel(context.Background())
-	p.pumpStop = pumpStop
+	p.pumpCtx, p.pumpStop = context.WithCancel(context.Background())
+	p.pumping = false
+	pumpCtx := p.pumpCtx
+	removed := p.removed
 	p.mu.Unlock()
 
 	if err := p.pump(pumpCtx, drv); err != nil {
+		// Subscribe tries again and fails clearly if it still cannot.
 		p.log.Warn("event stream not available", "error", err)
 	}
 	go p.watch(gen)
+	if removed {
+		// Rescan dropped the driver while it was starting.
+		go p.stop("its executable was removed")
+	}
 	p.log.Info("driver running", "pid", pid, "api", apiVer, "version", ident.Version, "health", ident.Health.String(), "launched", launched)
 	return nil
 }
@@ -319,9 +327,16 @@ func (p *Proc) reattach(rec *record) error {
 	}
 	p.mu.Lock()
 	p.state = StateStarting
+	p.starting = make(chan struct{})
+	ch := p.starting
 	p.mu.Unlock()
+	defer close(ch)
 	if err := p.attach(client, rpc, rec.PID, rec.APIVersion, addr, rec.InstanceID, false, nil, newRing(10)); err != nil {
-		_ = rpc.Close()
+		// Hang up without go-plugin's Close, which would ask whatever
+		// answered, not verified as ours, to shut down.
+		if g, ok := rpc.(*plugin.GRPCClient); ok {
+			_ = g.Conn.Close()
+		}
 		p.mu.Lock()
 		p.state = StateStopped
 		p.mu.Unlock()
@@ -374,7 +389,7 @@ func (p *Proc) exited(gen int) {
 	_ = os.Remove(p.recordPath())
 	p.drv, p.rpc, p.client = nil, nil, nil
 	if p.stopping || p.removed {
-		p.state = StateStopped
+		p.state, p.crashes = StateStopped, 0
 		p.mu.Unlock()
 		p.endSubscriptions(fmt.Errorf("driver %q was stopped: %w", p.name, virt.ErrUnavailable))
 		return
@@ -418,9 +433,14 @@ func (p *Proc) exited(gen int) {
 
 // stop ends the driver process gracefully (go-plugin's controller
 // shutdown), killing it if it does not exit in time.
-func (p *Proc) stop(why string) {
+func (p *Proc) stop(why string) { p.stopIf(why, nil) }
+
+// stopIf is stop when cond, checked under p.mu, holds: the check and the
+// decision to stop are one step, so a connection opened meanwhile keeps
+// the driver.
+func (p *Proc) stopIf(why string, cond func() bool) {
 	p.mu.Lock()
-	if p.state != StateRunning {
+	if p.state != StateRunning || p.stopping || (cond != nil && !cond()) {
 		p.mu.Unlock()
 		return
 	}
