@@ -8,7 +8,8 @@ import (
 )
 
 // WriteFile writes data to path through a temporary file in the same
-// directory, fsync and rename, then syncs the directory.
+// directory, fsync and rename, then syncs the directory so that the rename
+// itself survives a crash.
 func WriteFile(path string, data []byte, perm os.FileMode) error {
 	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
 	if err != nil {
@@ -31,9 +32,16 @@ func WriteFile(path string, data []byte, perm os.FileMode) error {
 	if err := os.Rename(tmp.Name(), path); err != nil {
 		return err
 	}
-	if d, err := os.Open(filepath.Dir(path)); err == nil {
-		_ = d.Sync()
-		d.Close()
+	return SyncDir(filepath.Dir(path))
+}
+
+// SyncDir makes a directory's entries durable: a remove or a rename in it
+// survives a crash.
+func SyncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
 	}
-	return nil
+	defer d.Close()
+	return d.Sync()
 }

@@ -22,6 +22,7 @@ import (
 	"libvirt.org/go/libvirtxml"
 
 	"github.com/virtd/virtd/driver/domutil"
+	"github.com/virtd/virtd/internal/atomicfile"
 	"github.com/virtd/virtd/internal/qemu/qmp"
 	"github.com/virtd/virtd/virt"
 )
@@ -128,7 +129,7 @@ func (cc *capsCache) probe(ctx context.Context, e emulator) (*probeResult, error
 	cc.probes[e.path] = p
 	if b, err := json.Marshal(p); err == nil {
 		if os.MkdirAll(filepath.Dir(file), 0o700) == nil {
-			_ = writeFileAtomic(file, b, 0o600)
+			_ = atomicfile.WriteFile(file, b, 0o600)
 		}
 	}
 	return p, nil

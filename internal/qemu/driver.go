@@ -2,8 +2,8 @@
 // qemu:///system and qemu:///session). Each guest is its own detached QEMU
 // process, managed over QMP; what the driver needs to find a guest again
 // after a restart (pid, process start time, QMP socket, live XML) is kept
-// under its run directory, and persistent definitions under its state
-// directory.
+// under its run directory, and persistent definitions under its config
+// directory (/etc/virtd/qemu).
 package qemu
 
 import (
@@ -20,6 +20,7 @@ import (
 
 	"github.com/virtd/virtd/driver"
 	"github.com/virtd/virtd/driver/domutil"
+	"github.com/virtd/virtd/internal/atomicfile"
 	"github.com/virtd/virtd/internal/qemu/qmp"
 	"github.com/virtd/virtd/internal/version"
 	"github.com/virtd/virtd/virt"
@@ -374,30 +375,32 @@ func (drv *Driver) DefineDomain(ctx context.Context, doc string) (*virt.Domain, 
 	if err := drv.checkHost(c, false); err != nil {
 		return nil, err
 	}
+	// Lock order is op, then mu: find the domain, take its op lock, then
+	// check again under mu that nothing changed, and decide and write
+	// under mu so that two defines cannot both pass the checks.
 	drv.mu.Lock()
-	byU := drv.byUUID[c.uuid()]
-	byN := drv.byName[c.name()]
-	switch {
-	case byN != nil && byN != byU:
-		drv.mu.Unlock()
-		return nil, fmt.Errorf("domain '%s' already exists with uuid %s: %w", c.name(), byN.current().uuid(), virt.ErrAlreadyExists)
-	case byU != nil && byU.current().name() != c.name():
-		drv.mu.Unlock()
-		return nil, fmt.Errorf("domain '%s' is already defined with uuid %s (renaming through define is not supported): %w",
-			byU.current().name(), c.uuid(), virt.ErrAlreadyExists)
-	}
+	d := drv.byUUID[c.uuid()]
 	drv.mu.Unlock()
-
-	d := byU
 	if d != nil {
 		d.op.Lock()
 		defer d.op.Unlock()
 	}
+	drv.mu.Lock()
+	defer drv.mu.Unlock()
+	byU := drv.byUUID[c.uuid()]
+	byN := drv.byName[c.name()]
+	switch {
+	case byU != d:
+		return nil, fmt.Errorf("domain with uuid %s changed during define; try again: %w", c.uuid(), virt.ErrFailedPrecondition)
+	case byN != nil && byN != byU:
+		return nil, fmt.Errorf("domain '%s' already exists with uuid %s: %w", c.name(), byN.current().uuid(), virt.ErrAlreadyExists)
+	case byU != nil && byU.current().name() != c.name():
+		return nil, fmt.Errorf("domain '%s' is already defined with uuid %s (renaming through define is not supported): %w",
+			byU.current().name(), c.uuid(), virt.ErrAlreadyExists)
+	}
 	if err := drv.saveDefinition(c); err != nil {
 		return nil, err
 	}
-	drv.mu.Lock()
-	defer drv.mu.Unlock()
 	detail := virt.DefinedUpdated
 	if d == nil {
 		d = &domain{state: virt.StateShutoff, reason: virt.ShutoffUnknown, id: -1}
@@ -545,7 +548,7 @@ func (drv *Driver) autostart() {
 	if prev, err := os.ReadFile(mark); err == nil && strings.TrimSpace(string(prev)) == boot {
 		return
 	}
-	if err := writeFileAtomic(mark, []byte(boot+"\n"), 0o600); err != nil {
+	if err := atomicfile.WriteFile(mark, []byte(boot+"\n"), 0o600); err != nil {
 		drv.log.Error("cannot record the autostart boot id", "error", err)
 		return
 	}

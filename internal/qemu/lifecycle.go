@@ -579,7 +579,11 @@ func (drv *Driver) pause(ctx context.Context, uuid string, pause bool) error {
 	inst := d.inst
 	inst.expectLocked(qmpEvent, 1)
 	drv.mu.Unlock()
-	if err := mon.Execute(ctx, cmd, nil, nil); err != nil {
+	// Not the caller's ctx: once sent, QEMU acts whether or not the caller
+	// still waits, and the state must follow what QEMU did.
+	qctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
+	if err := mon.Execute(qctx, cmd, nil, nil); err != nil {
 		drv.mu.Lock()
 		inst.expectLocked(qmpEvent, -1)
 		if d.state == to {

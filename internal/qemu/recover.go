@@ -19,22 +19,28 @@ func (drv *Driver) recover() {
 }
 
 func (drv *Driver) recoverOne(rec *record) {
-	d := drv.byUUID[rec.UUID]
 	alive := rec.Pid > 0 && processAlive(rec.Pid, rec.StartTime)
 	if !alive {
 		drv.log.Warn("guest died while the driver was away", "name", rec.Name, "pid", rec.Pid)
 		drv.deleteTaps(rec.Taps)
 		drv.removeRuntimeFiles(rec)
-		if d != nil {
+		drv.mu.Lock()
+		if d := drv.byUUID[rec.UUID]; d != nil {
 			d.state, d.reason = virt.StateShutoff, virt.ShutoffCrashed
 		}
+		drv.mu.Unlock()
 		return
 	}
 	live, err := parseConfig(rec.XML)
+	// The bookkeeping is under mu: the guests recovered before this one
+	// already have event and exit watchers that take it.
+	drv.mu.Lock()
+	d := drv.byUUID[rec.UUID]
 	if err != nil {
 		// Keep the guest counted and killable even without its XML.
 		drv.log.Error("live XML of a running guest does not parse", "name", rec.Name, "error", err)
 		if d == nil {
+			drv.mu.Unlock()
 			return
 		}
 		live = d.persistent.clone()
@@ -57,28 +63,35 @@ func (drv *Driver) recoverOne(rec *record) {
 	if rec.ID >= drv.nextID {
 		drv.nextID = rec.ID + 1
 	}
+	drv.mu.Unlock()
 
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	mon, err := qmp.Dial(ctx, rec.QMP, func(ev qmp.Event) { drv.onEvent(inst, ev) })
+	var st struct {
+		Running bool `json:"running"`
+	}
+	statusKnown := false
 	if err != nil {
 		drv.log.Error("cannot reconnect to a running guest's monitor", "name", rec.Name, "pid", rec.Pid, "error", err)
 	} else {
+		statusKnown = mon.Execute(ctx, "query-status", nil, &st) == nil
+	}
+	drv.mu.Lock()
+	if mon != nil {
 		inst.mon = mon
-		var st struct {
-			Running bool `json:"running"`
-		}
-		if err := mon.Execute(ctx, "query-status", nil, &st); err == nil {
-			switch {
-			case st.Running && d.state != virt.StateRunning:
-				d.state, d.reason = virt.StateRunning, virt.RunningUnknown
-			case !st.Running && d.state != virt.StatePaused:
-				d.state, d.reason = virt.StatePaused, virt.PausedUnknown
-			}
-		}
+	}
+	switch {
+	case !statusKnown:
+	case st.Running && d.state != virt.StateRunning:
+		d.state, d.reason = virt.StateRunning, virt.RunningUnknown
+	case !st.Running && d.state != virt.StatePaused:
+		d.state, d.reason = virt.StatePaused, virt.PausedUnknown
 	}
 	rec.Persistent = d.persistent != nil
 	drv.saveRecordLocked(d)
-	drv.log.Info("found a running guest again", "name", rec.Name, "pid", rec.Pid, "state", d.state.String())
+	state := d.state
+	drv.mu.Unlock()
+	drv.log.Info("found a running guest again", "name", rec.Name, "pid", rec.Pid, "state", state.String())
 	go drv.watchExit(d, inst)
 }

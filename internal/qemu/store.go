@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/virtd/virtd/internal/atomicfile"
 	"github.com/virtd/virtd/virt"
 )
 
@@ -44,50 +45,6 @@ type record struct {
 	XML string `json:"xml"`
 }
 
-// writeFileAtomic replaces path with data: readers see the old file or
-// the new one, never a part, and a crash leaves one of the two.
-func writeFileAtomic(path string, data []byte, perm os.FileMode) error {
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	ok := false
-	defer func() {
-		if !ok {
-			f.Close()
-			os.Remove(tmp)
-		}
-	}()
-	if _, err := f.Write(data); err != nil {
-		return err
-	}
-	if err := f.Chmod(perm); err != nil {
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return err
-	}
-	ok = true
-	return syncDir(dir)
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
-}
-
 func (drv *Driver) defPath(name string) string {
 	return filepath.Join(drv.cfg.ConfigDir, name+".xml")
 }
@@ -106,7 +63,7 @@ func (drv *Driver) saveDefinition(c *config) error {
 	if err != nil {
 		return err
 	}
-	if err := writeFileAtomic(drv.defPath(c.name()), []byte(doc+"\n"), 0o600); err != nil {
+	if err := atomicfile.WriteFile(drv.defPath(c.name()), []byte(doc+"\n"), 0o600); err != nil {
 		return fmt.Errorf("domain %q: saving the definition: %v: %w", c.name(), err, virt.ErrInternal)
 	}
 	return nil
@@ -117,7 +74,7 @@ func (drv *Driver) removeDefinition(name string) error {
 		return fmt.Errorf("domain %q: removing the definition: %v: %w", name, err, virt.ErrInternal)
 	}
 	_ = os.Remove(drv.autostartPath(name))
-	return syncDir(drv.cfg.ConfigDir)
+	return atomicfile.SyncDir(drv.cfg.ConfigDir)
 }
 
 func (drv *Driver) setAutostartMark(name string, on bool) error {
@@ -131,7 +88,7 @@ func (drv *Driver) setAutostartMark(name string, on bool) error {
 	if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
 		return fmt.Errorf("domain %q: autostart: %v: %w", name, err, virt.ErrInternal)
 	}
-	if err := writeFileAtomic(p, nil, 0o600); err != nil {
+	if err := atomicfile.WriteFile(p, nil, 0o600); err != nil {
 		return fmt.Errorf("domain %q: autostart: %v: %w", name, err, virt.ErrInternal)
 	}
 	return nil
@@ -171,7 +128,7 @@ func (drv *Driver) saveRecord(r *record) error {
 	if err != nil {
 		return err
 	}
-	return writeFileAtomic(drv.recordPath(r.UUID), append(b, '\n'), 0o600)
+	return atomicfile.WriteFile(drv.recordPath(r.UUID), append(b, '\n'), 0o600)
 }
 
 func (drv *Driver) loadRecords() []*record {
