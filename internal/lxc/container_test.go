@@ -296,7 +296,13 @@ func TestConsoleAndReboot(t *testing.T) {
 		t.Fatal(err)
 	}
 	expect("init: reboot", "init: ct-console up")
+	// The new init may print its banner before the controller records
+	// its pid.
 	after := initPID(t, drv, uuid)
+	for deadline := time.Now().Add(10 * time.Second); after == before && time.Now().Before(deadline); {
+		time.Sleep(20 * time.Millisecond)
+		after = initPID(t, drv, uuid)
+	}
 	d, _ := drv.LookupDomain(ctx, virt.ByUUID(uuid))
 	if after == before || d.ID != dom.ID || d.State != virt.StateRunning {
 		t.Errorf("after reboot: init pid %d (was %d), domain %+v; want a new init, the same ID %d, running", after, before, d, dom.ID)

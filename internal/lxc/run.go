@@ -110,9 +110,18 @@ func (drv *Driver) spawn(ctx context.Context, c *config) (*run, error) {
 	}
 	_ = readyR.SetReadDeadline(time.Now().Add(60 * time.Second))
 	var resp controller.Response
-	if err := json.NewDecoder(readyR).Decode(&resp); err != nil {
+	// A controller killed after it made the container leaves the
+	// container behind (its own pid namespace, cgroup, veths): clean it up
+	// too, or nothing would ever find it again.
+	abandon := func() {
 		_ = cmd.Process.Kill()
 		<-exited
+		if err := controller.Cleanup(spec); err != nil {
+			drv.log.Warn("cleaning up after a failed start", "name", c.name(), "error", err)
+		}
+	}
+	if err := json.NewDecoder(readyR).Decode(&resp); err != nil {
+		abandon()
 		return fail(fmt.Errorf("the controller exited before the container started (see %s): %v: %w", logPath, err, virt.ErrInternal))
 	}
 	if resp.Error != "" {
@@ -121,6 +130,7 @@ func (drv *Driver) spawn(ctx context.Context, c *config) (*run, error) {
 	}
 	r, err := drv.attach(ctx, uuid)
 	if err != nil {
+		abandon()
 		return fail(err)
 	}
 	return r, nil

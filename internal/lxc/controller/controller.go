@@ -68,6 +68,7 @@ type State struct {
 }
 
 type controller struct {
+	opMu      sync.Mutex // serializes do
 	log       hclog.Logger
 	spec      *Spec
 	cg        *cgroup.Cgroup
@@ -165,7 +166,10 @@ func Main(args []string) int {
 	_ = os.Remove(c.statePath)
 	c.mu.Lock()
 	for w := range c.watchers {
-		w <- Event{Type: "stopped", Reason: reason}
+		select {
+		case w <- Event{Type: "stopped", Reason: reason}:
+		default: // a watcher that stopped reading must not keep us here
+		}
 		close(w)
 	}
 	c.watchers = nil
@@ -399,7 +403,16 @@ func (c *controller) loop(exited chan *os.ProcessState) string {
 			c.log.Error("restart container", "error", err)
 			return "failed"
 		}
-		c.notify(Event{Type: "rebooted", InitPID: c.init.Process.Pid})
+		// A destroy that came while the container restarted signalled the
+		// old init: the new one must go too.
+		c.mu.Lock()
+		destroy, init := c.stopReq == "destroy", c.init
+		c.mu.Unlock()
+		if destroy {
+			_ = init.Process.Signal(syscall.SIGKILL)
+			continue
+		}
+		c.notify(Event{Type: "rebooted", InitPID: init.Process.Pid})
 	}
 }
 
@@ -497,6 +510,10 @@ func (c *controller) handle(conn net.Conn) {
 }
 
 func (c *controller) do(op string) error {
+	// One operation at a time: two suspends must not both see the
+	// container running and both report it suspended.
+	c.opMu.Lock()
+	defer c.opMu.Unlock()
 	paused, _ := c.cg.Frozen()
 	signalInit := func(req string, sig syscall.Signal) error {
 		if paused {
