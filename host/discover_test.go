@@ -85,16 +85,3 @@ func TestBackoff(t *testing.T) {
 		}
 	}
 }
-
-func TestProcStartTime(t *testing.T) {
-	start, zombie, err := procStartTime(os.Getpid())
-	if err != nil || start == 0 || zombie {
-		t.Fatalf("own process: start %d zombie %v err %v", start, zombie, err)
-	}
-	if !procAlive(os.Getpid(), start) || procAlive(os.Getpid(), start+1) {
-		t.Fatal("procAlive must check the start time")
-	}
-	if procAlive(1<<22+12345, start) {
-		t.Fatal("a pid that does not exist is not alive")
-	}
-}

@@ -18,6 +18,7 @@ import (
 	"google.golang.org/grpc"
 
 	"github.com/virtd/virtd/driver"
+	"github.com/virtd/virtd/internal/procfs"
 	"github.com/virtd/virtd/virt"
 )
 
@@ -253,10 +254,11 @@ func (p *Proc) attach(client *plugin.Client, rpc plugin.ClientProtocol, pid, api
 	if ident.Name != p.name {
 		return fmt.Errorf("executable calls itself %q, not %q", ident.Name, p.name)
 	}
-	start, _, err := procStartTime(pid)
+	st, err := procfs.ReadStat(pid)
 	if err != nil {
 		return fmt.Errorf("reading process %d: %v", pid, err)
 	}
+	start := st.StartTime
 	if _, err := drv.KeepAlive(ctx, p.h.cfg.IdleTimeout); err != nil {
 		return fmt.Errorf("keep-alive call failed: %v", err)
 	}
@@ -300,7 +302,7 @@ func (p *Proc) attach(client *plugin.Client, rpc plugin.ClientProtocol, pid, api
 
 // reattach takes over a driver process a previous daemon left running.
 func (p *Proc) reattach(rec *record) error {
-	if !procAlive(rec.PID, rec.StartTime) {
+	if !procfs.Alive(rec.PID, rec.StartTime) {
 		return fmt.Errorf("process %d is gone", rec.PID)
 	}
 	set, ok := driver.PluginSets()[rec.APIVersion]
@@ -349,7 +351,7 @@ func (p *Proc) reattach(rec *record) error {
 // as dead: our own child not yet reaped, or a reattached driver that init
 // does not reap.
 func (p *Proc) alive(client *plugin.Client, launched bool, pid int, start uint64) bool {
-	if !procAlive(pid, start) {
+	if !procfs.Alive(pid, start) {
 		return false
 	}
 	return !launched || !client.Exited()

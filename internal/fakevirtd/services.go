@@ -3,6 +3,7 @@ package fakevirtd
 import (
 	"context"
 	"strconv"
+	"strings"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -29,7 +30,7 @@ const (
 func (v *virtService) conn(id string, mutates bool) error {
 	ro, ok := v.s.conns[id]
 	if !ok {
-		return status.Errorf(codes.NotFound, "no connection %q", id)
+		return status.Errorf(codes.InvalidArgument, "no open connection %q (open one first)", id) // as the real daemon
 	}
 	if mutates && (ro || v.ro) {
 		return status.Error(codes.PermissionDenied, "operation forbidden: read only access prevents this")
@@ -55,7 +56,8 @@ func (v *virtService) Open(_ context.Context, r *apiv1.OpenRequest) (*apiv1.Open
 	defer s.mu.Unlock()
 	s.record("Open", r.GetUri(), strconv.FormatBool(r.GetReadOnly()))
 	if r.GetUri() != "test:///default" {
-		return nil, status.Errorf(codes.NotFound, "no driver installed for URI %q", r.GetUri())
+		scheme, _, _ := strings.Cut(r.GetUri(), ":")
+		return nil, status.Errorf(codes.NotFound, "no driver installed for URI scheme %q (fake daemon; URI %q)", scheme, r.GetUri())
 	}
 	s.nextConn++
 	id := "conn-" + strconv.Itoa(s.nextConn)

@@ -5,12 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"strings"
 	"time"
 
 	"github.com/virtd/virtd/driver"
 	"github.com/virtd/virtd/internal/atomicfile"
 	"github.com/virtd/virtd/internal/lxc/controller"
+	"github.com/virtd/virtd/internal/procfs"
 	"github.com/virtd/virtd/virt"
 )
 
@@ -359,14 +359,7 @@ func (drv *Driver) SetDomainAutostart(ctx context.Context, uuid string, autostar
 // waitGone waits until process pid has exited (a zombie counts as gone).
 func waitGone(pid int, timeout time.Duration) {
 	deadline := time.Now().Add(timeout)
-	for time.Now().Before(deadline) {
-		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-		if err != nil {
-			return
-		}
-		if i := strings.LastIndexByte(string(b), ')'); i > 0 && strings.HasPrefix(string(b[i+1:]), " Z") {
-			return
-		}
+	for time.Now().Before(deadline) && !procfs.Gone(pid) {
 		time.Sleep(2 * time.Millisecond)
 	}
 }

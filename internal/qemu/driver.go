@@ -21,6 +21,7 @@ import (
 	"github.com/virtd/virtd/driver"
 	"github.com/virtd/virtd/driver/domutil"
 	"github.com/virtd/virtd/internal/atomicfile"
+	"github.com/virtd/virtd/internal/procfs"
 	"github.com/virtd/virtd/internal/qemu/qmp"
 	"github.com/virtd/virtd/internal/version"
 	"github.com/virtd/virtd/virt"
@@ -471,8 +472,8 @@ func (drv *Driver) DomainInfo(ctx context.Context, uuid string) (*virt.DomainInf
 		info.MemoryKiB = 0
 		return info, nil
 	}
-	if st, err := readProcStat(inst.rec.Pid); err == nil && st.startTime == inst.rec.StartTime {
-		info.CPUTime = st.cpu
+	if st, err := procfs.ReadStat(inst.rec.Pid); err == nil && st.StartTime == inst.rec.StartTime {
+		info.CPUTime = st.CPU
 	}
 	return info, nil
 }

@@ -17,6 +17,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/virtd/virtd/internal/procfs"
 	"github.com/virtd/virtd/internal/qemu/qmp"
 	"github.com/virtd/virtd/virt"
 )
@@ -289,8 +290,8 @@ func (drv *Driver) launch(ctx context.Context, c *config, rec *record) (*instanc
 		close(inst.procDone)
 	}()
 	rec.Pid = cmd.Process.Pid
-	if st, err := readProcStat(rec.Pid); err == nil {
-		rec.StartTime = st.startTime
+	if st, err := procfs.ReadStat(rec.Pid); err == nil {
+		rec.StartTime = st.StartTime
 	}
 
 	dctx, cancel := context.WithTimeout(ctx, drv.cfg.StartTimeout)
@@ -379,7 +380,7 @@ func signalProcess(inst *instance, sig syscall.Signal) {
 		return
 	}
 	// Not our child: check it is still the same process first.
-	if processAlive(inst.rec.Pid, inst.rec.StartTime) {
+	if procfs.Alive(inst.rec.Pid, inst.rec.StartTime) {
 		if p, err := os.FindProcess(inst.rec.Pid); err == nil {
 			_ = p.Signal(sig)
 		}
@@ -672,7 +673,7 @@ func pidfdWatch(inst *instance) error {
 	if err != nil {
 		return err
 	}
-	if !processAlive(inst.rec.Pid, inst.rec.StartTime) {
+	if !procfs.Alive(inst.rec.Pid, inst.rec.StartTime) {
 		unix.Close(fd)
 		return os.ErrProcessDone
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"golang.org/x/sys/unix"
 
+	"github.com/virtd/virtd/internal/procfs"
 	"github.com/virtd/virtd/virt"
 )
 
@@ -220,8 +221,8 @@ func processGone(pid int) bool {
 	if errors.Is(err, syscall.ESRCH) {
 		return true
 	}
-	st, err := readProcStat(pid)
-	return err != nil || st.state == 'Z'
+	st, err := procfs.ReadStat(pid)
+	return err != nil || st.State == 'Z'
 }
 
 func TestStartSuspendResumeDestroy(t *testing.T) {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"time"
 
+	"github.com/virtd/virtd/internal/procfs"
 	"github.com/virtd/virtd/internal/qemu/qmp"
 	"github.com/virtd/virtd/virt"
 )
@@ -19,7 +20,7 @@ func (drv *Driver) recover() {
 }
 
 func (drv *Driver) recoverOne(rec *record) {
-	alive := rec.Pid > 0 && processAlive(rec.Pid, rec.StartTime)
+	alive := rec.Pid > 0 && procfs.Alive(rec.Pid, rec.StartTime)
 	if !alive {
 		drv.log.Warn("guest died while the driver was away", "name", rec.Name, "pid", rec.Pid)
 		drv.deleteTaps(rec.Taps)

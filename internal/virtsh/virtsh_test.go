@@ -226,11 +226,11 @@ func TestDefaultURIAndRunDir(t *testing.T) {
 
 	t.Setenv(URIEnv, "")
 	_, errs, _ = h.runCtx(context.Background(), "--connect=qemu:///system", "list")
-	if !strings.Contains(errs, `no driver installed for URI "qemu:///system"`) {
+	if !strings.Contains(errs, `no driver installed for URI scheme "qemu" (fake daemon; URI "qemu:///system")`) {
 		t.Errorf("default URI: %q", errs)
 	}
 	_, errs, _ = h.runCtx(context.Background(), "list")
-	if !strings.Contains(errs, `no driver installed for URI "qemu:///system"`) {
+	if !strings.Contains(errs, `no driver installed for URI scheme "qemu" (fake daemon; URI "qemu:///system")`) {
 		t.Errorf("default URI not qemu:///system: %q", errs)
 	}
 }
