@@ -96,3 +96,29 @@ func SortDomains(doms []virt.Domain) {
 		return a.Name < b.Name
 	})
 }
+
+// Filter returns the domains that pass flags, in virsh's order: a driver's
+// ListDomains is Filter over a snapshot of its domains.
+func Filter(doms []virt.Domain, flags virt.ListFlags) []virt.Domain {
+	out := make([]virt.Domain, 0, len(doms))
+	for i := range doms {
+		if flags.Match(&doms[i]) {
+			out = append(out, doms[i])
+		}
+	}
+	SortDomains(out)
+	return out
+}
+
+// NotFound is libvirt's error for a lookup that found nothing, naming what
+// was looked for.
+func NotFound(key virt.Lookup) error {
+	// "domain not found: no domain with matching name 'x'", as libvirt says.
+	switch {
+	case key.Name != "":
+		return fmt.Errorf("domain %w: no domain with matching name '%s'", virt.ErrNotFound, key.Name)
+	case key.UUID != "":
+		return fmt.Errorf("domain %w: no domain with matching uuid '%s'", virt.ErrNotFound, key.UUID)
+	}
+	return fmt.Errorf("domain %w: no domain with matching id %d", virt.ErrNotFound, key.ID)
+}

@@ -80,3 +80,31 @@ func fmtJoin(s []string) string {
 	}
 	return out
 }
+
+func TestFilterAndNotFound(t *testing.T) {
+	doms := []virt.Domain{
+		{Name: "off", ID: -1, State: virt.StateShutoff, Persistent: true},
+		{Name: "on", ID: 2, State: virt.StateRunning, Persistent: true},
+		{Name: "paused", ID: 1, State: virt.StatePaused},
+	}
+	var names []string
+	for _, d := range Filter(doms, virt.ListActive) {
+		names = append(names, d.Name)
+	}
+	if fmtJoin(names) != "paused on" {
+		t.Fatalf("active: %v", names)
+	}
+	if got := Filter(doms, virt.ListInactive|virt.ListPersistent); len(got) != 1 || got[0].Name != "off" {
+		t.Fatalf("inactive persistent: %+v", got)
+	}
+	for key, want := range map[virt.Lookup]string{
+		virt.ByName("x"): "no domain with matching name 'x'",
+		virt.ByUUID("u"): "no domain with matching uuid 'u'",
+		virt.ByID(7):     "no domain with matching id 7",
+	} {
+		err := NotFound(key)
+		if !errors.Is(err, virt.ErrNotFound) || !regexp.MustCompile(regexp.QuoteMeta(want)).MatchString(err.Error()) {
+			t.Errorf("NotFound(%+v) = %v", key, err)
+		}
+	}
+}

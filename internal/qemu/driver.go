@@ -297,16 +297,12 @@ func (drv *Driver) ListDomains(ctx context.Context, flags virt.ListFlags) ([]vir
 		return nil, err
 	}
 	drv.mu.Lock()
-	out := make([]virt.Domain, 0, len(drv.byUUID))
+	all := make([]virt.Domain, 0, len(drv.byUUID))
 	for _, d := range drv.byUUID {
-		v := d.view()
-		if flags.Match(&v) {
-			out = append(out, v)
-		}
+		all = append(all, d.view())
 	}
 	drv.mu.Unlock()
-	domutil.SortDomains(out)
-	return out, nil
+	return domutil.Filter(all, flags), nil
 }
 
 // LookupDomain finds a domain by name, UUID or (running domains) ID.
@@ -321,7 +317,7 @@ func (drv *Driver) LookupDomain(ctx context.Context, key virt.Lookup) (*virt.Dom
 	case key.Name != "":
 		d = drv.byName[key.Name]
 		if d == nil {
-			return nil, fmt.Errorf("domain not found: no domain with matching name '%s': %w", key.Name, virt.ErrNotFound)
+			return nil, domutil.NotFound(key)
 		}
 	case key.UUID != "":
 		var err error
@@ -335,7 +331,7 @@ func (drv *Driver) LookupDomain(ctx context.Context, key virt.Lookup) (*virt.Dom
 			}
 		}
 		if d == nil {
-			return nil, fmt.Errorf("domain not found: no domain with matching id %d: %w", key.ID, virt.ErrNotFound)
+			return nil, domutil.NotFound(key)
 		}
 	}
 	v := d.view()
@@ -349,7 +345,7 @@ func (drv *Driver) lookupLocked(uuid string) (*domain, error) {
 	}
 	d := drv.byUUID[u]
 	if d == nil {
-		return nil, fmt.Errorf("domain not found: no domain with matching uuid '%s': %w", u, virt.ErrNotFound)
+		return nil, domutil.NotFound(virt.ByUUID(u))
 	}
 	return d, nil
 }

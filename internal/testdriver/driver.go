@@ -299,16 +299,12 @@ func (drv *Driver) ListDomains(ctx context.Context, flags virt.ListFlags) ([]vir
 		return nil, err
 	}
 	drv.mu.Lock()
-	out := make([]virt.Domain, 0, len(drv.byUUID))
+	all := make([]virt.Domain, 0, len(drv.byUUID))
 	for _, d := range drv.byUUID {
-		v := d.view()
-		if flags.Match(&v) {
-			out = append(out, v)
-		}
+		all = append(all, d.view())
 	}
 	drv.mu.Unlock()
-	domutil.SortDomains(out)
-	return out, nil
+	return domutil.Filter(all, flags), nil
 }
 
 // LookupDomain finds a domain by name, UUID or (active domains only) ID.
@@ -323,7 +319,7 @@ func (drv *Driver) LookupDomain(ctx context.Context, key virt.Lookup) (*virt.Dom
 	case key.Name != "":
 		d = drv.byName[key.Name]
 		if d == nil {
-			return nil, fmt.Errorf("domain %w: no domain with matching name '%s'", virt.ErrNotFound, key.Name)
+			return nil, domutil.NotFound(key)
 		}
 	case key.UUID != "":
 		var err error
@@ -333,7 +329,7 @@ func (drv *Driver) LookupDomain(ctx context.Context, key virt.Lookup) (*virt.Dom
 	default:
 		d = drv.byID[key.ID]
 		if d == nil {
-			return nil, fmt.Errorf("domain %w: no domain with matching id %d", virt.ErrNotFound, key.ID)
+			return nil, domutil.NotFound(key)
 		}
 	}
 	v := d.view()
@@ -348,7 +344,7 @@ func (drv *Driver) lookupUUIDLocked(uuid string) (*domain, error) {
 	}
 	d := drv.byUUID[u]
 	if d == nil {
-		return nil, fmt.Errorf("domain %w: no domain with matching uuid '%s'", virt.ErrNotFound, u)
+		return nil, domutil.NotFound(virt.ByUUID(u))
 	}
 	return d, nil
 }

@@ -103,7 +103,7 @@ func (d *Driver) findLocked(uuid string) (*domainView, error) {
 			return v, nil
 		}
 	}
-	return nil, fmt.Errorf("domain %w: no domain with matching uuid '%s'", virt.ErrNotFound, u)
+	return nil, domutil.NotFound(virt.ByUUID(u))
 }
 
 // withDomain runs fn on the domain with uuid, holding the lock.
@@ -168,9 +168,9 @@ func (d *Driver) LookupDomain(ctx context.Context, key virt.Lookup) (*virt.Domai
 		}
 	}
 	if key.Name != "" {
-		return nil, fmt.Errorf("domain %w: no domain with matching name '%s'", virt.ErrNotFound, key.Name)
+		return nil, domutil.NotFound(key)
 	}
-	return nil, fmt.Errorf("domain %w: no domain with matching id %d", virt.ErrNotFound, key.ID)
+	return nil, domutil.NotFound(key)
 }
 
 // DefineDomain stores a persistent definition, new or replacing the one
