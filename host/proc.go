@@ -383,7 +383,8 @@ func (p *Proc) watch(gen int) {
 // stop, a crash otherwise.
 func (p *Proc) exited(gen int) {
 	p.mu.Lock()
-	if p.gen != gen {
+	// Once per process: stop and the watcher may both get here.
+	if p.gen != gen || p.drv == nil {
 		p.mu.Unlock()
 		return
 	}
