@@ -7,7 +7,7 @@ LDFLAGS     := -X github.com/virtd/virtd/internal/version.Version=$(VERSION)
 RUN_ROOT    ?= $(CURDIR)/.run
 DRIVERS     := test qemu lxc xen
 TEST_FLAGS  ?= -count=1 -timeout 20m
-APT_PACKAGES ?= git ca-certificates pkg-config libxen-dev libyajl-dev systemd \
+APT_PACKAGES ?= git ca-certificates gcc libc6-dev pkg-config libxen-dev libyajl-dev systemd \
                 qemu-system-x86 qemu-utils busybox-static cpio iproute2 \
                 debootstrap rpm dpkg-dev
 

@@ -37,5 +37,5 @@ func writeRecord(path string, r *record) error {
 	if err != nil {
 		return err
 	}
-	return atomicfile.WriteFile(path, append(b, '\n'), 0o600)
+	return atomicfile.Replace(path, append(b, '\n'), 0o600)
 }

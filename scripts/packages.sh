@@ -32,18 +32,25 @@ fi
 STAGE=$(mktemp -d "${TMPDIR:-/tmp}/virtd-packages.XXXXXX")
 trap 'rm -rf "$STAGE"' EXIT
 
-# Every binary but the Xen driver is built without cgo: static, so its
-# package needs no library. The Xen driver links libxenlight (cgo).
+# Every binary but the Xen driver is static, so its package needs no
+# library: built without cgo, or, for the LXC driver (whose container
+# helper is C), with cgo linked statically. The Xen driver links
+# libxenlight (cgo).
 ldflags="-s -w -X github.com/virtd/virtd/internal/version.Version=$VERSION"
-build() { # cgo output package
+build() { # cgo output package [extra go build flags...]
 	echo "packages: building $2 $VERSION"
-	CGO_ENABLED=$1 $GO build -trimpath -ldflags "$ldflags" -o "$STAGE/$2" "$3"
+	cgo=$1 out=$2 pkg=$3
+	shift 3
+	CGO_ENABLED=$cgo $GO build -trimpath "$@" -ldflags "$ldflags" -o "$STAGE/$out" "$pkg"
+}
+static_cgo() {
+	ldflags="$ldflags -linkmode external -extldflags -static" build 1 "$@" -tags netgo,osusergo
 }
 build 0 virtd ./cmd/virtd
 build 0 virtsh ./cmd/virtsh
 build 0 virtd-driver-test ./cmd/driver-test
 build 0 virtd-driver-qemu ./cmd/driver-qemu
-build 0 virtd-driver-lxc ./cmd/driver-lxc
+static_cgo virtd-driver-lxc ./cmd/driver-lxc
 sh test/xen/check-build-deps.sh
 build 1 virtd-driver-xen ./cmd/driver-xen
 

@@ -7,10 +7,16 @@ import (
 )
 
 func TestWriteFileReplacesAndLeavesNoTemp(t *testing.T) {
+	for name, write := range map[string]func(string, []byte, os.FileMode) error{"WriteFile": WriteFile, "Replace": Replace} {
+		t.Run(name, func(t *testing.T) { testReplaces(t, write) })
+	}
+}
+
+func testReplaces(t *testing.T, write func(string, []byte, os.FileMode) error) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "dom.xml")
 	for _, content := range []string{"first", "second"} {
-		if err := WriteFile(path, []byte(content), 0o600); err != nil {
+		if err := write(path, []byte(content), 0o600); err != nil {
 			t.Fatal(err)
 		}
 		got, err := os.ReadFile(path)
@@ -29,7 +35,9 @@ func TestWriteFileReplacesAndLeavesNoTemp(t *testing.T) {
 }
 
 func TestWriteFileMissingDir(t *testing.T) {
-	if err := WriteFile(filepath.Join(t.TempDir(), "no", "such"), nil, 0o600); err == nil {
-		t.Fatal("want an error for a missing directory")
+	for _, write := range []func(string, []byte, os.FileMode) error{WriteFile, Replace} {
+		if err := write(filepath.Join(t.TempDir(), "no", "such"), nil, 0o600); err == nil {
+			t.Fatal("want an error for a missing directory")
+		}
 	}
 }

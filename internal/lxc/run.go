@@ -3,6 +3,7 @@ package lxc
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -66,10 +67,10 @@ func (drv *Driver) spawn(ctx context.Context, c *config) (*run, error) {
 		drv.removeRunFiles(uuid)
 		return nil, err
 	}
-	if err := atomicfile.WriteFile(drv.runPath(uuid, ".xml"), []byte(doc), 0o600); err != nil {
+	if err := atomicfile.Replace(drv.runPath(uuid, ".xml"), []byte(doc), 0o600); err != nil {
 		return fail(fmt.Errorf("live XML: %v: %w", err, virt.ErrInternal))
 	}
-	if err := atomicfile.WriteFile(drv.runPath(uuid, ".spec"), specJSON, 0o600); err != nil {
+	if err := atomicfile.Replace(drv.runPath(uuid, ".spec"), specJSON, 0o600); err != nil {
 		return fail(fmt.Errorf("spec: %v: %w", err, virt.ErrInternal))
 	}
 	logPath := filepath.Join(drv.opts.LogDir, c.name()+".log")
@@ -78,22 +79,22 @@ func (drv *Driver) spawn(ctx context.Context, c *config) (*run, error) {
 		return fail(fmt.Errorf("controller log: %v: %w", err, virt.ErrInternal))
 	}
 	defer logf.Close()
-	readyR, readyW, err := os.Pipe()
+	conn, ctlEnd, err := controller.Pair()
 	if err != nil {
-		return fail(fmt.Errorf("pipe: %v: %w", err, virt.ErrInternal))
+		return fail(fmt.Errorf("%v: %w", err, virt.ErrInternal))
 	}
-	defer readyR.Close()
 	cmd := exec.Command(drv.opts.Executable, controller.ControllerArg, "-name", c.name(),
 		"-spec", drv.runPath(uuid, ".spec"), "-socket", sock,
 		"-exit", drv.runPath(uuid, ".exit"), "-state", drv.runPath(uuid, ".state"))
 	cmd.Stderr = logf
-	cmd.ExtraFiles = []*os.File{readyW}
+	cmd.ExtraFiles = []*os.File{ctlEnd}
 	cmd.Env = []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"}
 	// Its own session: the controller outlives the driver and its host.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	err = cmd.Start()
-	readyW.Close()
+	ctlEnd.Close()
 	if err != nil {
+		conn.Close()
 		return fail(fmt.Errorf("start controller %s: %v: %w", drv.opts.Executable, err, virt.ErrInternal))
 	}
 	exited := make(chan struct{})
@@ -108,8 +109,6 @@ func (drv *Driver) spawn(ctx context.Context, c *config) (*run, error) {
 			<-exited
 		}
 	}
-	_ = readyR.SetReadDeadline(time.Now().Add(60 * time.Second))
-	var resp controller.Response
 	// A controller killed after it made the container leaves the
 	// container behind (its own pid namespace, cgroup, veths): clean it up
 	// too, or nothing would ever find it again.
@@ -120,20 +119,26 @@ func (drv *Driver) spawn(ctx context.Context, c *config) (*run, error) {
 			drv.log.Warn("cleaning up after a failed start", "name", c.name(), "error", err)
 		}
 	}
-	if err := json.NewDecoder(readyR).Decode(&resp); err != nil {
+	_ = conn.SetDeadline(time.Now().Add(60 * time.Second))
+	resp, err := conn.ReadResponse()
+	var rerr *controller.RemoteError
+	switch {
+	case errors.As(err, &rerr):
+		conn.Close()
+		reap()
+		return fail(remoteErr(rerr))
+	case err == nil && resp.Status == nil:
+		err = errors.New("no status")
+		fallthrough
+	case err != nil:
+		conn.Close()
 		abandon()
 		return fail(fmt.Errorf("the controller exited before the container started (see %s): %v: %w", logPath, err, virt.ErrInternal))
 	}
-	if resp.Error != "" {
-		reap()
-		return fail(remoteErr(&controller.RemoteError{Kind: resp.Kind, Msg: resp.Error}))
-	}
-	r, err := drv.attach(ctx, uuid)
-	if err != nil {
-		abandon()
-		return fail(err)
-	}
-	return r, nil
+	// The start connection goes on as the watch of the container.
+	st := resp.Status
+	return &run{uuid: uuid, ctlPID: st.ControllerPID, initPID: st.InitPID, sock: sock,
+		watch: conn, status: st, stopped: make(chan struct{})}, nil
 }
 
 // attach connects to the controller of uuid and subscribes to its events.

@@ -128,7 +128,7 @@ func (drv *Driver) saveRecord(r *record) error {
 	if err != nil {
 		return err
 	}
-	return atomicfile.WriteFile(drv.recordPath(r.UUID), append(b, '\n'), 0o600)
+	return atomicfile.Replace(drv.recordPath(r.UUID), append(b, '\n'), 0o600)
 }
 
 func (drv *Driver) loadRecords() []*record {

@@ -87,7 +87,7 @@ func (d *Driver) saveLive(l *liveDomain) error {
 	if err := os.MkdirAll(d.runDir, 0o755); err != nil {
 		return err
 	}
-	return atomicfile.WriteFile(d.livePath(l.cfg.UUID), []byte(doc+"\n"), 0o600)
+	return atomicfile.Replace(d.livePath(l.cfg.UUID), []byte(doc+"\n"), 0o600)
 }
 
 // load reads the definitions, then the live records of the domains Xen

@@ -25,9 +25,10 @@ import (
 // backlogSize is how much console output a new console client sees first.
 const backlogSize = 8 << 10
 
-// ReadyFD is the controller's fd on which it reports, once, a Response:
-// the container's Status when it runs, or the error that stopped it.
-const ReadyFD = 3
+// startFD is the controller's end of the connection Pair made: it reports
+// there, once, a Response (the container's Status when it runs, or the
+// error that stopped it), and then the container's Events.
+const startFD = 3
 
 // Error kinds the controller reports (virt's texts).
 const (
@@ -75,7 +76,6 @@ type controller struct {
 	sockPath  string
 	exitPath  string
 	statePath string
-	self      string
 
 	master, slave *os.File
 
@@ -107,13 +107,16 @@ func Main(args []string) int {
 	// and the container's init must be able to trap SIGHUP (reboot).
 	signal.Notify(make(chan os.Signal, 1), syscall.SIGHUP, syscall.SIGPIPE)
 	log := hclog.New(&hclog.LoggerOptions{Name: "lxc-controller", Output: os.Stderr, JSONFormat: true})
-	ready := os.NewFile(ReadyFD, "ready")
+	startFile := os.NewFile(startFD, "start")
+	start, err := net.FileConn(startFile)
+	startFile.Close()
+	if err != nil {
+		log.Error("no start connection on fd 3: the driver starts controllers", "error", err)
+		return 2
+	}
 	report := func(r Response) {
-		if ready != nil {
-			_ = json.NewEncoder(ready).Encode(r)
-			ready.Close()
-			ready = nil
-		}
+		_ = json.NewEncoder(start).Encode(r)
+		start.Close()
 	}
 	spec, err := ReadSpec(*specPath)
 	if err != nil {
@@ -121,13 +124,8 @@ func Main(args []string) int {
 		return 1
 	}
 	log = log.With("domain", spec.Name)
-	self, err := os.Executable()
-	if err != nil {
-		report(Response{Error: err.Error(), Kind: KindInternal})
-		return 1
-	}
 	c := &controller{
-		log: log, spec: spec, sockPath: *sock, exitPath: *exitPath, statePath: *statePath, self: self,
+		log: log, spec: spec, sockPath: *sock, exitPath: *exitPath, statePath: *statePath,
 		watchers: map[chan Event]struct{}{}, done: make(chan struct{}),
 	}
 	h, err := cgroup.Detect()
@@ -156,13 +154,26 @@ func Main(args []string) int {
 		return 1
 	}
 	go c.serve(ln)
-	report(Response{Status: c.status()})
+	// The start connection becomes the driver's first watch: registered
+	// before the report, so that no event falls between the two.
+	ch := c.addWatcher()
+	if err := json.NewEncoder(start).Encode(Response{Status: c.status()}); err != nil {
+		c.unwatch(ch)
+		start.Close()
+	} else {
+		c.handlers.Add(1)
+		go func() {
+			defer c.handlers.Done()
+			defer start.Close()
+			c.follow(start, ch)
+		}()
+	}
 	log.Info("container started", "init_pid", c.init.Process.Pid)
 
 	reason := c.loop(exited)
 	ln.Close()
 	c.teardown()
-	_ = atomicfile.WriteFile(c.exitPath, mustJSON(Exit{Reason: reason, Time: time.Now()}), 0o600)
+	_ = atomicfile.Replace(c.exitPath, mustJSON(Exit{Reason: reason, Time: time.Now()}), 0o600)
 	_ = os.Remove(c.statePath)
 	c.mu.Lock()
 	for w := range c.watchers {
@@ -300,14 +311,18 @@ func (c *controller) startContainer(exited chan<- *os.ProcessState) (err error) 
 			deleteVeths(s.Interfaces)
 		}
 	}()
-	cfgR, cfgW, err := os.Pipe()
+	prog, err := containerProgram(s, c.slave.Name())
 	if err != nil {
 		return err
 	}
-	defer cfgW.Close()
+	progR, progW, err := os.Pipe()
+	if err != nil {
+		return err
+	}
+	defer progW.Close()
 	errR, errW, err := os.Pipe()
 	if err != nil {
-		cfgR.Close()
+		progR.Close()
 		return err
 	}
 	defer errR.Close()
@@ -316,7 +331,7 @@ func (c *controller) startContainer(exited chan<- *os.ProcessState) (err error) 
 	cmd := exec.Command("/proc/self/exe", ContainerArg)
 	cmd.Args[0] = "virtd-lxc-init"
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = c.slave, c.slave, c.slave
-	cmd.ExtraFiles = []*os.File{cfgR, errW}
+	cmd.ExtraFiles = []*os.File{progR, errW}
 	cmd.Env = []string{}
 	flags := uintptr(unix.CLONE_NEWPID | unix.CLONE_NEWNS | unix.CLONE_NEWUTS | unix.CLONE_NEWIPC | unix.CLONE_NEWNET)
 	attr := &syscall.SysProcAttr{Setsid: true, Setctty: true, Ctty: 0, Pdeathsig: 0}
@@ -336,7 +351,7 @@ func (c *controller) startContainer(exited chan<- *os.ProcessState) (err error) 
 	attr.Cloneflags = flags
 	cmd.SysProcAttr = attr
 	startErr := cmd.Start()
-	cfgR.Close()
+	progR.Close()
 	errW.Close()
 	if startErr != nil {
 		if len(s.UIDMap) > 0 {
@@ -358,11 +373,16 @@ func (c *controller) startContainer(exited chan<- *os.ProcessState) (err error) 
 		kill()
 		return err
 	}
-	if err := json.NewEncoder(cfgW).Encode(containerConfig{Spec: s, Console: c.slave.Name()}); err != nil {
+	if err := configureNetwork(pid, s.Interfaces); err != nil {
+		kill()
+		return invalid(fmt.Errorf("container %s: %w", s.Name, err))
+	}
+	// The helper carries the program out once it has all of it.
+	if _, err := progW.Write(prog); err != nil {
 		kill()
 		return fmt.Errorf("configure container: %w", err)
 	}
-	cfgW.Close()
+	progW.Close()
 	msg, _ := io.ReadAll(io.LimitReader(errR, 64<<10))
 	if len(msg) > 0 {
 		kill()
@@ -371,7 +391,7 @@ func (c *controller) startContainer(exited chan<- *os.ProcessState) (err error) 
 	c.mu.Lock()
 	c.init, c.started = cmd, time.Now()
 	c.mu.Unlock()
-	_ = atomicfile.WriteFile(c.statePath, mustJSON(State{ControllerPID: os.Getpid(), InitPID: pid, Started: c.started}), 0o600)
+	_ = atomicfile.Replace(c.statePath, mustJSON(State{ControllerPID: os.Getpid(), InitPID: pid, Started: c.started}), 0o600)
 	go func() {
 		_ = cmd.Wait()
 		exited <- cmd.ProcessState
@@ -574,20 +594,35 @@ func (c *controller) do(op string) error {
 }
 
 func (c *controller) watch(conn net.Conn, enc *json.Encoder) {
-	ch := make(chan Event, 16)
-	c.mu.Lock()
-	if c.watchers == nil {
-		c.mu.Unlock()
+	ch := c.addWatcher()
+	if ch == nil {
 		_ = enc.Encode(Event{Type: "stopped", Reason: "shutdown"})
 		return
 	}
-	c.watchers[ch] = struct{}{}
-	c.mu.Unlock()
 	if enc.Encode(Response{Status: c.status()}) != nil {
 		c.unwatch(ch)
 		return
 	}
-	// A closed connection (the driver went away) ends the watch.
+	c.follow(conn, ch)
+}
+
+// addWatcher registers a channel for events; nil once the controller has
+// stopped.
+func (c *controller) addWatcher() chan Event {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.watchers == nil {
+		return nil
+	}
+	ch := make(chan Event, 16)
+	c.watchers[ch] = struct{}{}
+	return ch
+}
+
+// follow writes the events of ch to conn until the controller stops or
+// the driver closes the connection.
+func (c *controller) follow(conn net.Conn, ch chan Event) {
+	enc := json.NewEncoder(conn)
 	gone := make(chan struct{})
 	go func() {
 		_, _ = io.Copy(io.Discard, conn)

@@ -6,8 +6,11 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"runtime"
 	"strconv"
 	"strings"
+
+	"golang.org/x/sys/unix"
 )
 
 // ipPath finds iproute2's ip.
@@ -100,4 +103,77 @@ func deleteVeths(ifs []Interface) {
 	for _, ifc := range ifs {
 		_, _ = ip("link", "del", "dev", ifc.HostName)
 	}
+}
+
+// configureNetwork brings the loopback of pid's network namespace up and
+// configures the interfaces moved there, from an OS thread of the
+// controller that joins that namespace: the ip commands it runs are in
+// it too.
+func configureNetwork(pid int, ifs []Interface) error {
+	errc := make(chan error, 1)
+	go func() {
+		// Never unlocked: the thread ends with this goroutine, so no other
+		// goroutine ever runs in the container's namespace.
+		runtime.LockOSThread()
+		errc <- inNetns(pid, func() error {
+			if err := linkUp("lo"); err != nil {
+				return fmt.Errorf("loopback: %w", err)
+			}
+			for _, ifc := range ifs {
+				if err := ipBatch(ifc.guestCommands()); err != nil {
+					return fmt.Errorf("interface %s: %w", ifc.GuestName, err)
+				}
+			}
+			return nil
+		})
+	}()
+	return <-errc
+}
+
+// inNetns runs f with the calling (locked) thread in pid's network
+// namespace.
+func inNetns(pid int, f func() error) error {
+	fd, err := unix.Open(fmt.Sprintf("/proc/%d/ns/net", pid), unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("the container's network namespace: %w", err)
+	}
+	defer unix.Close(fd)
+	if err := unix.Setns(fd, unix.CLONE_NEWNET); err != nil {
+		return fmt.Errorf("enter the container's network namespace: %w", err)
+	}
+	return f()
+}
+
+// guestCommands names, addresses and routes the container end of ifc.
+func (ifc *Interface) guestCommands() [][]string {
+	cmds := [][]string{{"link", "set", "dev", ifc.peerName(), "name", ifc.GuestName}}
+	if ifc.MAC != "" {
+		cmds = append(cmds, []string{"link", "set", "dev", ifc.GuestName, "address", ifc.MAC})
+	}
+	cmds = append(cmds, []string{"link", "set", "dev", ifc.GuestName, "up"})
+	for _, a := range ifc.Addrs {
+		cmds = append(cmds, []string{"addr", "add", a, "dev", ifc.GuestName})
+	}
+	for _, r := range ifc.Routes {
+		cmds = append(cmds, []string{"route", "add", r.Dest, "via", r.Gateway, "dev", ifc.GuestName})
+	}
+	return cmds
+}
+
+// linkUp sets an interface up with an ioctl.
+func linkUp(name string) error {
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(fd)
+	ifr, err := unix.NewIfreq(name)
+	if err != nil {
+		return err
+	}
+	if err := unix.IoctlIfreq(fd, unix.SIOCGIFFLAGS, ifr); err != nil {
+		return err
+	}
+	ifr.SetUint16(ifr.Uint16() | unix.IFF_UP)
+	return unix.IoctlIfreq(fd, unix.SIOCSIFFLAGS, ifr)
 }

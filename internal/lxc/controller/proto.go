@@ -7,7 +7,10 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // Operations a Request may ask for.
@@ -75,6 +78,26 @@ func Dial(ctx context.Context, path string) (*Conn, error) {
 	return &Conn{c: c, r: bufio.NewReader(c)}, nil
 }
 
+// Pair makes the connection a controller starts with: the driver keeps
+// the Conn, and passes the file to the controller as its fd 3. On it the
+// controller reports its start, a Response (ReadResponse), then the
+// container's Events (NextEvent): the driver needs no second connection to
+// follow the container it started.
+func Pair() (*Conn, *os.File, error) {
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return nil, nil, fmt.Errorf("socketpair: %w", err)
+	}
+	f := os.NewFile(uintptr(fds[0]), "controller")
+	defer f.Close()
+	c, err := net.FileConn(f)
+	if err != nil {
+		unix.Close(fds[1])
+		return nil, nil, err
+	}
+	return &Conn{c: c, r: bufio.NewReader(c)}, os.NewFile(uintptr(fds[1]), "controller"), nil
+}
+
 // Close closes the connection.
 func (c *Conn) Close() error { return c.c.Close() }
 
@@ -91,11 +114,18 @@ func (c *Conn) Call(ctx context.Context, op string, timeout time.Duration) (*Res
 	if err := json.NewEncoder(c.c).Encode(Request{Op: op}); err != nil {
 		return nil, err
 	}
+	resp, err := c.ReadResponse()
+	if err != nil && ctx.Err() != nil {
+		return nil, ctx.Err()
+	}
+	return resp, err
+}
+
+// ReadResponse reads one Response. An error response is returned as an
+// error whose text is the controller's.
+func (c *Conn) ReadResponse() (*Response, error) {
 	line, err := c.r.ReadBytes('\n')
 	if err != nil {
-		if ctx.Err() != nil {
-			return nil, ctx.Err()
-		}
 		return nil, err
 	}
 	_ = c.c.SetDeadline(time.Time{})
@@ -108,6 +138,9 @@ func (c *Conn) Call(ctx context.Context, op string, timeout time.Duration) (*Res
 	}
 	return &resp, nil
 }
+
+// SetDeadline bounds the reads and writes on the connection.
+func (c *Conn) SetDeadline(t time.Time) error { return c.c.SetDeadline(t) }
 
 // NextEvent reads one event from a watch connection.
 func (c *Conn) NextEvent() (*Event, error) {

@@ -4,8 +4,10 @@
 // namespaces, root filesystem, console pty, cgroup and veth interfaces),
 // waits on its init, and answers the driver over a unix socket in the run
 // directory. It outlives the driver: a restarted driver finds it again
-// through that socket. The same executable, re-run once more in container
-// mode inside the new namespaces, sets the container up and execs its init.
+// through that socket. The same executable, run once more inside the new
+// namespaces, sets the container up and execs its init: that part is C
+// (nsinit.c), which runs before the Go runtime starts, carrying out a
+// program the controller compiled (program.go).
 //
 // The package also holds the small line protocol between driver and
 // controller (Request, Response, Event) and its client (Dial).
@@ -17,12 +19,9 @@ import (
 	"os"
 )
 
-// Arguments that select the controller and container modes of the driver
-// executable. They come first on its command line.
-const (
-	ControllerArg = "__virtd-lxc-controller"
-	ContainerArg  = "__virtd-lxc-container"
-)
+// ControllerArg, as the first argument of the driver executable, selects
+// the controller mode.
+const ControllerArg = "__virtd-lxc-controller"
 
 // Spec is everything the controller needs to run one container. The driver
 // builds it from the domain XML and writes it to the run directory.
