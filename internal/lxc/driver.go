@@ -92,6 +92,8 @@ type Driver struct {
 
 	mu     sync.Mutex
 	closed bool
+	// spare is a controller started ahead of need (spare.go).
+	spare  *ctlProc
 	byUUID map[string]*domain
 	byName map[string]*domain
 	byID   map[int32]*domain
@@ -187,6 +189,10 @@ func (drv *Driver) Close() error {
 	drv.mu.Lock()
 	defer drv.mu.Unlock()
 	drv.closed = true
+	if drv.spare != nil {
+		drv.spare.conn.Close() // it exits
+		drv.spare = nil
+	}
 	for _, d := range drv.byUUID {
 		if d.run != nil && d.run.watch != nil {
 			d.run.watch.Close()

@@ -16,7 +16,7 @@ func RunHelper() {
 		return
 	}
 	if os.Args[1] == controller.ControllerArg {
-		os.Exit(controller.Main(os.Args[2:]))
+		os.Exit(controller.Main())
 	}
 }
 

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -74,31 +73,11 @@ func (drv *Driver) spawn(ctx context.Context, c *config) (*run, error) {
 		return fail(fmt.Errorf("spec: %v: %w", err, virt.ErrInternal))
 	}
 	logPath := filepath.Join(drv.opts.LogDir, c.name()+".log")
-	logf, err := os.OpenFile(logPath, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
+	ctl, err := drv.takeController()
 	if err != nil {
-		return fail(fmt.Errorf("controller log: %v: %w", err, virt.ErrInternal))
+		return fail(err)
 	}
-	defer logf.Close()
-	conn, ctlEnd, err := controller.Pair()
-	if err != nil {
-		return fail(fmt.Errorf("%v: %w", err, virt.ErrInternal))
-	}
-	cmd := exec.Command(drv.opts.Executable, controller.ControllerArg, "-name", c.name(),
-		"-spec", drv.runPath(uuid, ".spec"), "-socket", sock,
-		"-exit", drv.runPath(uuid, ".exit"), "-state", drv.runPath(uuid, ".state"))
-	cmd.Stderr = logf
-	cmd.ExtraFiles = []*os.File{ctlEnd}
-	cmd.Env = []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"}
-	// Its own session: the controller outlives the driver and its host.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
-	err = cmd.Start()
-	ctlEnd.Close()
-	if err != nil {
-		conn.Close()
-		return fail(fmt.Errorf("start controller %s: %v: %w", drv.opts.Executable, err, virt.ErrInternal))
-	}
-	exited := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(exited) }() // reap it whenever it exits
+	cmd, conn, exited := ctl.cmd, ctl.conn, ctl.exited
 	// A controller that failed exits at once: wait for it, so that
 	// nothing is left when the error is returned.
 	reap := func() {
@@ -118,6 +97,13 @@ func (drv *Driver) spawn(ctx context.Context, c *config) (*run, error) {
 		if err := controller.Cleanup(spec); err != nil {
 			drv.log.Warn("cleaning up after a failed start", "name", c.name(), "error", err)
 		}
+	}
+	args := controller.Args{Name: c.name(), Spec: drv.runPath(uuid, ".spec"), Socket: sock,
+		Exit: drv.runPath(uuid, ".exit"), State: drv.runPath(uuid, ".state"), Log: logPath}
+	if err := conn.Send(args); err != nil {
+		conn.Close()
+		abandon()
+		return fail(fmt.Errorf("the controller exited before it was told what to run: %v: %w", err, virt.ErrInternal))
 	}
 	_ = conn.SetDeadline(time.Now().Add(60 * time.Second))
 	resp, err := conn.ReadResponse()

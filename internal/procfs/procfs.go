@@ -19,6 +19,7 @@ const clockTicks = 100
 // Stat holds the fields of /proc/<pid>/stat virtd uses.
 type Stat struct {
 	State     byte          // R, S, D, Z, ...
+	PPID      int           // the parent's pid
 	CPU       time.Duration // utime + stime
 	StartTime uint64        // field 22, in clock ticks since boot
 }
@@ -46,6 +47,7 @@ func ReadStat(pid int) (Stat, error) {
 	}
 	return Stat{
 		State:     f[0][0],
+		PPID:      int(num(4)),
 		CPU:       time.Duration(num(14)+num(15)) * time.Second / clockTicks,
 		StartTime: num(22),
 	}, nil

@@ -18,6 +18,9 @@ func TestOwnProcess(t *testing.T) {
 	if Gone(os.Getpid()) {
 		t.Fatal("this process is not gone")
 	}
+	if st.PPID != os.Getppid() {
+		t.Fatalf("PPID %d, want %d", st.PPID, os.Getppid())
+	}
 }
 
 func TestZombieAndGone(t *testing.T) {

@@ -5,10 +5,14 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/virtd/virtd/internal/lxc/controller"
+	"github.com/virtd/virtd/internal/procfs"
 )
 
 // containerRoot returns the busybox root filesystem test/lxc/setup.sh
@@ -90,9 +94,16 @@ func TestLXCContainersSurviveDriverAndDaemonKills(t *testing.T) {
 	}
 
 	drvPID := d.driverStatus("lxc").PID
+	// The driver keeps a spare controller, which must not outlive it.
+	var spare int
+	eventually(t, 10*time.Second, "the driver's spare controller", func() bool {
+		spare = spareController(int(drvPID))
+		return spare > 0
+	})
 	if err := syscall.Kill(int(drvPID), syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
+	eventually(t, 10*time.Second, "the spare controller to exit with its driver", func() bool { return procfs.Gone(spare) })
 	eventually(t, 20*time.Second, "the LXC driver to come back with both containers", func() bool {
 		out, _, code := d.virtsh(append(c, "list")...)
 		return code == 0 && regexpMatch(`(?m)ct1\s+running`, out) && regexpMatch(`(?m)ct2\s+running`, out)
@@ -153,4 +164,25 @@ func TestLXCImportStartAndConsole(t *testing.T) {
 	eventually(t, 20*time.Second, "init's line on the console", func() bool {
 		return strings.Contains(seen.String(), "imported up")
 	})
+}
+
+// spareController finds the spare controller a driver process keeps: its
+// child whose command line has no arguments after the controller mode's.
+func spareController(driverPID int) int {
+	procs, _ := filepath.Glob("/proc/[0-9]*/cmdline")
+	for _, p := range procs {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			continue
+		}
+		args := strings.Split(strings.TrimRight(string(b), "\x00"), "\x00")
+		if len(args) != 3 || args[1] != controller.ControllerArg || strings.TrimSpace(args[2]) != "" {
+			continue
+		}
+		pid, _ := strconv.Atoi(filepath.Base(filepath.Dir(p)))
+		if st, err := procfs.ReadStat(pid); err == nil && st.PPID == driverPID && !st.Exited() {
+			return pid
+		}
+	}
+	return 0
 }

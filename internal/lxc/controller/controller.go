@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"net"
@@ -91,41 +90,57 @@ type controller struct {
 	handlers sync.WaitGroup
 }
 
-// Main is the controller mode: args are its flags. It returns the exit
-// code.
-func Main(args []string) int {
-	fs := flag.NewFlagSet("controller", flag.ContinueOnError)
-	_ = fs.String("name", "", "domain name (for ps)")
-	specPath := fs.String("spec", "", "container spec (JSON)")
-	sock := fs.String("socket", "", "unix socket to serve")
-	exitPath := fs.String("exit", "", "file to write the exit reason to")
-	statePath := fs.String("state", "", "file to keep pids in")
-	if err := fs.Parse(args); err != nil {
-		return 2
-	}
+// Main is the controller mode. It returns the exit code.
+//
+// A controller may be started ahead of need (the driver keeps one spare,
+// so that a start does not wait for the Go runtime to come up): it first
+// waits on its start connection for its Args. EOF there means the driver
+// went away first, and the controller exits.
+func Main() int {
 	// Caught, not ignored: an ignored signal stays ignored across exec,
 	// and the container's init must be able to trap SIGHUP (reboot).
 	signal.Notify(make(chan os.Signal, 1), syscall.SIGHUP, syscall.SIGPIPE)
-	log := hclog.New(&hclog.LoggerOptions{Name: "lxc-controller", Output: os.Stderr, JSONFormat: true})
 	startFile := os.NewFile(startFD, "start")
 	start, err := net.FileConn(startFile)
 	startFile.Close()
 	if err != nil {
-		log.Error("no start connection on fd 3: the driver starts controllers", "error", err)
+		fmt.Fprintf(os.Stderr, "no start connection on fd %d (the LXC driver starts controllers): %v\n", startFD, err)
 		return 2
+	}
+	line, err := bufio.NewReader(start).ReadBytes('\n')
+	if err != nil {
+		return 0
 	}
 	report := func(r Response) {
 		_ = json.NewEncoder(start).Encode(r)
 		start.Close()
 	}
-	spec, err := ReadSpec(*specPath)
+	var a Args
+	if err := json.Unmarshal(line, &a); err != nil {
+		report(Response{Error: fmt.Sprintf("controller: bad arguments %q: %v", line, err), Kind: KindInternal})
+		return 2
+	}
+	// What ps shows: the arguments a controller would have been given.
+	setCmdline(append([]string{os.Args[0], ControllerArg}, a.argv()...))
+	logf, err := os.OpenFile(a.Log, os.O_WRONLY|os.O_CREATE|os.O_APPEND|unix.O_CLOEXEC, 0o600)
+	if err != nil {
+		report(Response{Error: fmt.Sprintf("controller log: %v", err), Kind: KindInternal})
+		return 1
+	}
+	if err := unix.Dup3(int(logf.Fd()), 2, 0); err != nil {
+		report(Response{Error: fmt.Sprintf("controller log: %v", err), Kind: KindInternal})
+		return 1
+	}
+	logf.Close()
+	log := hclog.New(&hclog.LoggerOptions{Name: "lxc-controller", Output: os.Stderr, JSONFormat: true})
+	spec, err := ReadSpec(a.Spec)
 	if err != nil {
 		report(Response{Error: err.Error(), Kind: KindInternal})
 		return 1
 	}
 	log = log.With("domain", spec.Name)
 	c := &controller{
-		log: log, spec: spec, sockPath: *sock, exitPath: *exitPath, statePath: *statePath,
+		log: log, spec: spec, sockPath: a.Socket, exitPath: a.Exit, statePath: a.State,
 		watchers: map[chan Event]struct{}{}, done: make(chan struct{}),
 	}
 	h, err := cgroup.Detect()
@@ -134,8 +149,8 @@ func Main(args []string) int {
 		return 1
 	}
 	c.cg = h.Open(spec.CgroupParent, spec.UUID)
-	_ = os.Remove(*sock)
-	ln, err := net.Listen("unix", *sock)
+	_ = os.Remove(a.Socket)
+	ln, err := net.Listen("unix", a.Socket)
 	if err != nil {
 		report(Response{Error: fmt.Sprintf("controller socket: %v", err), Kind: KindInternal})
 		return 1

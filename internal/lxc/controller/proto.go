@@ -27,6 +27,22 @@ const (
 	OpConsole = "console"
 )
 
+// Args are what a controller runs: the driver sends them, as the first
+// line on the start connection. Every path is the driver's choice.
+type Args struct {
+	Name   string `json:"name"`   // the domain's (for ps and the log)
+	Spec   string `json:"spec"`   // the container's Spec (JSON)
+	Socket string `json:"socket"` // the unix socket to serve
+	Exit   string `json:"exit"`   // the file to write the exit reason to
+	State  string `json:"state"`  // the file to keep the pids in
+	Log    string `json:"log"`    // the log, appended to
+}
+
+// argv is a as command-line flags, for ps.
+func (a *Args) argv() []string {
+	return []string{"-name", a.Name, "-spec", a.Spec, "-socket", a.Socket, "-exit", a.Exit, "-state", a.State, "-log", a.Log}
+}
+
 // Request is one line from the driver.
 type Request struct {
 	Op string `json:"op"`
@@ -97,6 +113,9 @@ func Pair() (*Conn, *os.File, error) {
 	}
 	return &Conn{c: c, r: bufio.NewReader(c)}, os.NewFile(uintptr(fds[1]), "controller"), nil
 }
+
+// Send writes v as one line.
+func (c *Conn) Send(v any) error { return json.NewEncoder(c.c).Encode(v) }
 
 // Close closes the connection.
 func (c *Conn) Close() error { return c.c.Close() }
