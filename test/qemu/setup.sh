@@ -34,7 +34,14 @@ fi
 # image package it depends on and take vmlinuz out of it.
 # The ACPI button and evdev drivers are modules in that kernel; they go into
 # the initramfs so that busybox acpid sees the power button.
-if [ ! -s "$cache/vmlinuz" ] || [ ! -s "$cache/modules/button.ko" ] || [ ! -s "$cache/modules/evdev.ko" ]; then
+# veth, bridge and what bridge needs (stp, llc) are for the LXC driver's
+# tests on cgroup v2, which run in such a guest (test/cgroupv2).
+modules="button evdev veth bridge stp llc"
+have_all=yes
+for m in $modules; do
+	[ -s "$cache/modules/$m.ko" ] || have_all=no
+done
+if [ ! -s "$cache/vmlinuz" ] || [ "$have_all" = no ]; then
 	work=$(mktemp -d)
 	chmod 755 "$work"
 	trap 'rm -rf "$work"' EXIT
@@ -50,8 +57,9 @@ if [ ! -s "$cache/vmlinuz" ] || [ ! -s "$cache/modules/button.ko" ] || [ ! -s "$
 	dpkg-deb -x "$work"/*.deb "$work/root"
 	cp "$(ls "$work"/root/boot/vmlinuz-* | head -n1)" "$cache/vmlinuz.tmp"
 	mkdir -p "$cache/modules"
-	cp "$(find "$work/root" -name button.ko | head -n1)" "$cache/modules/button.ko"
-	cp "$(find "$work/root" -name evdev.ko | head -n1)" "$cache/modules/evdev.ko"
+	for m in $modules; do
+		cp "$(find "$work/root" -name "$m.ko" | head -n1)" "$cache/modules/$m.ko"
+	done
 	mv "$cache/vmlinuz.tmp" "$cache/vmlinuz"
 	rm -f "$cache/initramfs.stamp"
 	echo "$pkg" >"$cache/kernel-package"

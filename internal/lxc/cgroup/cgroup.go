@@ -364,6 +364,38 @@ func (c *Cgroup) MemoryUsage() (uint64, error) {
 	return strconv.ParseUint(s, 10, 64)
 }
 
+// MemoryLimit returns the cgroup's memory limit in bytes (0: none).
+func (c *Cgroup) MemoryLimit() (uint64, error) {
+	name := "memory.limit_in_bytes"
+	if c.h.V2 {
+		name = "memory.max"
+	}
+	s, err := read(c.file("memory", name))
+	if err != nil || s == "max" {
+		return 0, err
+	}
+	return strconv.ParseUint(s, 10, 64)
+}
+
+// OOMKills returns how many processes of the cgroup the kernel's OOM
+// killer has killed.
+func (c *Cgroup) OOMKills() (uint64, error) {
+	name := "memory.oom_control"
+	if c.h.V2 {
+		name = "memory.events"
+	}
+	s, err := read(c.file("memory", name))
+	if err != nil {
+		return 0, err
+	}
+	for _, line := range strings.Split(s, "\n") {
+		if v, ok := strings.CutPrefix(line, "oom_kill "); ok {
+			return strconv.ParseUint(v, 10, 64)
+		}
+	}
+	return 0, fmt.Errorf("cgroup %s: no oom_kill counter in %s", c.rel, name)
+}
+
 // CPUUsage returns the CPU time the cgroup's processes used.
 func (c *Cgroup) CPUUsage() (time.Duration, error) {
 	if c.h.V2 {
