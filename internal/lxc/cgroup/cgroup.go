@@ -353,22 +353,20 @@ func (c *Cgroup) Frozen() (bool, error) {
 
 // MemoryUsage returns the memory the cgroup's processes use, in bytes.
 func (c *Cgroup) MemoryUsage() (uint64, error) {
-	name := "memory.usage_in_bytes"
-	if c.h.V2 {
-		name = "memory.current"
-	}
-	s, err := read(c.file("memory", name))
-	if err != nil {
-		return 0, err
-	}
-	return strconv.ParseUint(s, 10, 64)
+	return c.memoryValue("memory.usage_in_bytes", "memory.current")
 }
 
 // MemoryLimit returns the cgroup's memory limit in bytes (0: none).
 func (c *Cgroup) MemoryLimit() (uint64, error) {
-	name := "memory.limit_in_bytes"
+	return c.memoryValue("memory.limit_in_bytes", "memory.max")
+}
+
+// memoryValue reads a number from the memory controller's file v1 or v2,
+// as the hierarchy is; "max" is 0.
+func (c *Cgroup) memoryValue(v1, v2 string) (uint64, error) {
+	name := v1
 	if c.h.V2 {
-		name = "memory.max"
+		name = v2
 	}
 	s, err := read(c.file("memory", name))
 	if err != nil || s == "max" {
