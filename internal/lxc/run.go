@@ -73,9 +73,14 @@ func (drv *Driver) spawn(ctx context.Context, c *config) (*run, error) {
 		return fail(fmt.Errorf("spec: %v: %w", err, virt.ErrInternal))
 	}
 	logPath := filepath.Join(drv.opts.LogDir, c.name()+".log")
-	ctl, err := drv.takeController()
+	ctl, warm, err := drv.takeController()
 	if err != nil {
 		return fail(err)
+	}
+	if warm {
+		go drv.startSpare()
+	} else {
+		defer func() { go drv.startSpare() }()
 	}
 	cmd, conn, exited := ctl.cmd, ctl.conn, ctl.exited
 	// A controller that failed exits at once: wait for it, so that

@@ -15,7 +15,9 @@ import (
 // main: half of a container's start. So the driver keeps one controller
 // started ahead of need, waiting for its arguments on its start
 // connection (controller.Main); a start takes it and starts the next one.
-// The first start of a driver, or two starts at once, start their own.
+// The first start of a driver, or two starts at once, start their own, and
+// the next spare only once theirs is up: two Go programs coming up at once
+// would share the CPU the start waits for.
 // A spare exits by itself when the driver goes away (EOF on that
 // connection).
 
@@ -49,23 +51,23 @@ func (drv *Driver) startController() (*ctlProc, error) {
 	return p, nil
 }
 
-// takeController returns the spare controller, or a new one when there is
-// none (or it died), and starts the next spare.
-func (drv *Driver) takeController() (*ctlProc, error) {
+// takeController returns the spare controller (warm), or a new one when
+// there is none or it died.
+func (drv *Driver) takeController() (p *ctlProc, warm bool, err error) {
 	drv.mu.Lock()
-	p := drv.spare
+	p = drv.spare
 	drv.spare = nil
 	drv.mu.Unlock()
-	go drv.startSpare()
 	if p != nil {
 		select {
 		case <-p.exited:
 			p.conn.Close()
 		default:
-			return p, nil
+			return p, true, nil
 		}
 	}
-	return drv.startController()
+	p, err = drv.startController()
+	return p, false, err
 }
 
 // startSpare starts a spare controller unless there is one.
