@@ -96,6 +96,7 @@ func Dial(ctx context.Context, path string) (*Conn, error) {
 
 // Pair makes the connection a controller starts with: the driver keeps
 // the Conn, and passes the file to the controller as its fd 3. On it the
+// driver sends the controller its Args (Send), whenever it has them; the
 // controller reports its start, a Response (ReadResponse), then the
 // container's Events (NextEvent): the driver needs no second connection to
 // follow the container it started.
