@@ -12,9 +12,17 @@ import (
 	"github.com/virtd/virtd/internal/lxc/controller"
 )
 
+// cmdlineOf reads pid's command line. A process still inside execve (the
+// parent's Start returns before the kernel has set the new arguments up)
+// shows an empty one for a moment: that is waited out.
 func cmdlineOf(t *testing.T, pid int) []string {
 	t.Helper()
-	b := mustRead(t, fmt.Sprintf("/proc/%d/cmdline", pid))
+	var b []byte
+	for deadline := time.Now().Add(10 * time.Second); len(b) == 0 && time.Now().Before(deadline); {
+		if b = mustRead(t, fmt.Sprintf("/proc/%d/cmdline", pid)); len(b) == 0 {
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
 	return strings.Split(strings.TrimSuffix(string(b), "\x00"), "\x00")
 }
 
