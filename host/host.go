@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -156,11 +157,12 @@ func (h *Host) Lookup(scheme string) (*Proc, error) {
 }
 
 // Rescan reads the driver directories again. New drivers are added,
-// drivers whose file is gone are stopped and dropped, and a broken driver
-// gets another chance.
+// drivers whose file is gone are stopped and dropped, a running driver
+// whose file was replaced is stopped (the next call starts the new one),
+// and a broken driver gets another chance.
 func (h *Host) Rescan() (added, removed []string, rejected []Rejected) {
 	found, rejected := Scan(h.cfg.Dirs, h.cfg.UID)
-	var gone []*Proc
+	var gone, replaced []*Proc
 	h.mu.Lock()
 	for name, c := range found {
 		p, ok := h.procs[name]
@@ -174,6 +176,9 @@ func (h *Host) Rescan() (added, removed []string, rejected []Rejected) {
 			p.state, p.crashes, p.nextStart = StateStopped, 0, time.Time{}
 		}
 		p.path = c.Path
+		if p.state == StateRunning && !p.stopping && !runs(p.pid, c.Path) {
+			replaced = append(replaced, p)
+		}
 		p.mu.Unlock()
 	}
 	for name, p := range h.procs {
@@ -192,6 +197,12 @@ func (h *Host) Rescan() (added, removed []string, rejected []Rejected) {
 		p.mu.Unlock()
 		p.stop("its executable was removed")
 	}
+	// A package upgrade renames a new executable over the old one: the
+	// driver stops now and the next call starts the new one (guests of
+	// the QEMU and LXC drivers outlive it, as they outlive a crash).
+	for _, p := range replaced {
+		p.stop("its executable was replaced")
+	}
 	for _, r := range rejected {
 		h.log.Warn("driver file rejected", "path", r.Path, "reason", r.Reason)
 	}
@@ -201,6 +212,17 @@ func (h *Host) Rescan() (added, removed []string, rejected []Rejected) {
 		h.log.Info("driver directories scanned", "added", added, "removed", removed)
 	}
 	return added, removed, rejected
+}
+
+// runs reports whether process pid runs the file at path, as far as it
+// can tell: a process it cannot look at is taken to.
+func runs(pid int, path string) bool {
+	running, err := os.Stat("/proc/" + strconv.Itoa(pid) + "/exe")
+	if err != nil {
+		return true
+	}
+	onDisk, err := os.Stat(path)
+	return err != nil || os.SameFile(running, onDisk)
 }
 
 // Rejected returns the files the last scan rejected.
@@ -233,6 +255,13 @@ func (h *Host) reattachAll() {
 			h.log.Warn("cannot reattach to driver; it will be started afresh when needed", "name", rec.Name, "pid", rec.PID, "error", err)
 			_ = os.Remove(f)
 			continue
+		}
+		// Upgraded while no daemon (or an older one) looked: as Rescan.
+		p.mu.Lock()
+		path := p.path
+		p.mu.Unlock()
+		if !runs(rec.PID, path) {
+			p.stop("its executable was replaced")
 		}
 	}
 }

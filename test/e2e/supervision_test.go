@@ -249,6 +249,57 @@ func TestRescanAddsAndDropsDrivers(t *testing.T) {
 	})
 }
 
+// TestReplacedDriverRestarts: a package upgrade renames a new executable
+// over a running driver's; the rescan its maintainer script asks for stops
+// the old process, and the next call, on a connection opened before,
+// starts the new one. A rescan with nothing replaced stops nothing; a
+// virtd started after the upgrade stops the old process it finds.
+func TestReplacedDriverRestarts(t *testing.T) {
+	d := newDaemon(t, []string{"test"})
+	c := d.open("test:///default")
+	ctx := ctxT(t)
+	if _, err := c.LookupByName(ctx, "test"); err != nil {
+		t.Fatal(err)
+	}
+	old := d.driverStatus("test").PID
+	if _, err := d.admin().Rescan(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if now := d.driverStatus("test").PID; now != old || !alive(int(old)) {
+		t.Fatalf("a rescan with nothing replaced changed the driver: pid %d, now %d", old, now)
+	}
+
+	d.install("test") // a new file, renamed over the old
+	if err := d.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 10*time.Second, "the replaced driver's old process to stop", func() bool { return !alive(int(old)) })
+	if _, err := c.LookupByName(ctx, "test"); err != nil {
+		t.Fatalf("a call after the upgrade: %v", err)
+	}
+	if now := d.driverStatus("test").PID; now == old || now == 0 {
+		t.Fatalf("after the upgrade the driver's pid is %d (was %d)", now, old)
+	}
+	if log := d.log.String(); !strings.Contains(log, "its executable was replaced") {
+		t.Errorf("the daemon's log does not say why the driver stopped:\n%s", log)
+	}
+
+	// Replaced while virtd was down: the restarted virtd does not keep the
+	// old process it finds.
+	old = d.driverStatus("test").PID
+	d.kill()
+	d.install("test")
+	d.start()
+	eventually(t, 10*time.Second, "the old driver found at start to stop", func() bool { return !alive(int(old)) })
+	c = d.open("test:///default")
+	if _, err := c.LookupByName(ctx, "test"); err != nil {
+		t.Fatalf("a call after virtd restarted: %v", err)
+	}
+	if now := d.driverStatus("test").PID; now == old || now == 0 {
+		t.Fatalf("after virtd restarted the driver's pid is %d (was %d)", now, old)
+	}
+}
+
 func TestIdleDriverStopsAndStartsAgain(t *testing.T) {
 	d := newDaemon(t, []string{"test"}, withArgs("--driver-idle-timeout", "500ms"))
 	c := d.open("test:///default")

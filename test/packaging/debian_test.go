@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -94,6 +95,11 @@ func TestDebianRoot(t *testing.T) {
 	r.wantDomain("after the upgrade", "pkgtest")
 	if out := r.sh("virtsh -c qemu:///system version --daemon"); !strings.Contains(out, "Running against daemon: "+v2) {
 		t.Errorf("virtsh version --daemon after the upgrade:\n%s\nwant %s", out, v2)
+	}
+	// The QEMU driver ran through the upgrade: the old process was stopped
+	// and the call above started the new one.
+	if out := r.sh("virtsh drivers"); !regexp.MustCompile(`(?m)^\s*qemu\s+running\s.*\s` + regexp.QuoteMeta(v2) + `\s`).MatchString(out) {
+		t.Errorf("after the upgrade the QEMU driver is not the new one:\n%s", out)
 	}
 
 	// Purging leaves no configuration behind; removing the daemon stops it.
