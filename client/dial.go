@@ -11,6 +11,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
+	"github.com/virtd/virtd/internal/rpcerr"
 	"github.com/virtd/virtd/virt"
 )
 
@@ -57,6 +58,7 @@ func dial(ctx context.Context, path string, o *options) (*grpc.ClientConn, error
 		grpc.WithTransportCredentials(insecure.NewCredentials()),
 		// Fixed windows: no bandwidth-delay probing on a local socket.
 		grpc.WithInitialWindowSize(1<<20), grpc.WithInitialConnWindowSize(1<<20),
+		grpc.WithUnaryInterceptor(rpcerr.ContextInterceptor),
 		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) {
 			var d net.Dialer
 			return d.DialContext(ctx, "unix", path)

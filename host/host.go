@@ -266,7 +266,13 @@ func (h *Host) reattachAll() {
 	}
 }
 
-// supervise keeps running drivers alive and stops idle ones.
+// hungAfter is how many keep-alives in a row a live driver may leave
+// unanswered before it is killed as hung.
+const hungAfter = 3
+
+// supervise keeps running drivers alive, kills hung ones and stops idle
+// ones. Each driver on its own: a hung one must not hold up the others'
+// keep-alives.
 func (h *Host) supervise() {
 	defer h.wg.Done()
 	interval := min(max(h.cfg.IdleTimeout/4, 50*time.Millisecond), 10*time.Second)
@@ -284,33 +290,50 @@ func (h *Host) supervise() {
 			procs = append(procs, p)
 		}
 		h.mu.Unlock()
+		var wg sync.WaitGroup
 		for _, p := range procs {
-			h.refresh(p, h.cfg.StartTimeout)
-			p.stopIf("idle", func() bool {
-				return p.conns == 0 && p.guests == 0 && time.Since(p.lastUsed) >= h.cfg.IdleTimeout
-			})
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				h.refresh(p, h.cfg.StartTimeout)
+				p.stopIf("idle", func() bool {
+					return p.conns == 0 && p.guests == 0 && time.Since(p.lastUsed) >= h.cfg.IdleTimeout
+				})
+			}()
 		}
+		wg.Wait()
 	}
 }
 
 // refresh sends a running driver a keep-alive and records how many guests
-// it runs.
+// it runs. A live driver that leaves hungAfter keep-alives in a row
+// unanswered is killed: its calls would otherwise wait on it forever.
 func (h *Host) refresh(p *Proc, timeout time.Duration) {
 	p.mu.Lock()
-	drv, state := p.drv, p.state
+	drv, state, gen := p.drv, p.state, p.gen
 	p.mu.Unlock()
 	if state != StateRunning || drv == nil {
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	guests, err := drv.KeepAlive(ctx, h.cfg.IdleTimeout)
+	timedOut := ctx.Err() == context.DeadlineExceeded
 	cancel()
-	if err != nil {
-		return // a dead driver is noticed by its watcher
-	}
 	p.mu.Lock()
-	p.guests = guests
-	p.mu.Unlock()
+	defer p.mu.Unlock()
+	if p.gen != gen {
+		return
+	}
+	switch {
+	case err == nil:
+		p.guests, p.missed = guests, 0
+	case timedOut:
+		p.missed++
+		if p.missed >= hungAfter {
+			p.killHungLocked(fmt.Sprintf("did not answer %d keep-alives in a row (%v each)", p.missed, timeout))
+		}
+	}
+	// Any other error: a dead driver is noticed by its watcher.
 }
 
 // Busy reports whether any driver has a connection or runs a guest; it

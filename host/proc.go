@@ -19,6 +19,7 @@ import (
 
 	"github.com/virtd/virtd/driver"
 	"github.com/virtd/virtd/internal/procfs"
+	"github.com/virtd/virtd/internal/rpcerr"
 	"github.com/virtd/virtd/virt"
 )
 
@@ -61,6 +62,8 @@ type Proc struct {
 	crashes   int // consecutive crashes
 	nextStart time.Time
 	lastErr   string
+	missed    int    // keep-alives in a row left unanswered
+	killedWhy string // why the host killed the process, for its exit
 	conns     int
 	guests    int // running guests, from the last keep-alive
 	lastUsed  time.Time
@@ -272,6 +275,7 @@ func (p *Proc) attach(client *plugin.Client, rpc plugin.ClientProtocol, pid, api
 
 	p.mu.Lock()
 	p.gen++
+	p.missed = 0
 	gen := p.gen
 	if p.crashes > 0 && launched {
 		p.restarts++
@@ -407,6 +411,10 @@ func (p *Proc) exited(gen int) {
 		p.crashes = 1
 	}
 	cause := fmt.Sprintf("exited unexpectedly (%s); %s", status, p.stderr.quote())
+	if p.killedWhy != "" {
+		cause = "was killed as hung: it " + p.killedWhy
+		p.killedWhy = ""
+	}
 	if p.crashes >= p.h.cfg.MaxCrashes {
 		p.state = StateBroken
 		p.lastErr = fmt.Sprintf("crashed %d times in a row; the last time it %s", p.crashes, cause)
@@ -467,6 +475,18 @@ func (p *Proc) stopIf(why string, cond func() bool) {
 	p.exited(gen)
 }
 
+// killHungLocked kills the running process, which is alive but does not
+// answer: the watcher then handles its exit as a crash, with why as the
+// cause. p.mu is held.
+func (p *Proc) killHungLocked(why string) {
+	if p.state != StateRunning || p.stopping || !procfs.Alive(p.pid, p.startTime) {
+		return
+	}
+	p.killedWhy = why
+	p.log.Error("driver hung; killing it", "pid", p.pid, "why", why)
+	_ = syscall.Kill(p.pid, syscall.SIGKILL)
+}
+
 // Explain makes an unavailable error clear when the driver process went
 // away under the call (killed, crashed, stopped). An unavailable error from
 // a driver that still runs, such as "no Xen hypervisor on this host", is
@@ -498,6 +518,7 @@ func dialOptions() []grpc.DialOption {
 		// Fixed flow-control windows turn off gRPC's bandwidth-delay
 		// probing, which costs a PING round per call on a local socket.
 		grpc.WithInitialWindowSize(1 << 20), grpc.WithInitialConnWindowSize(1 << 20),
+		grpc.WithUnaryInterceptor(rpcerr.ContextInterceptor),
 	}
 }
 

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
@@ -73,4 +74,20 @@ func Wrap(err error, format string, args ...any) error {
 		return nil
 	}
 	return fmt.Errorf(format+": %w", append(args, err)...)
+}
+
+// ContextInterceptor is a unary client interceptor: a call that fails
+// because its context ended reports the context's own error (deadline
+// exceeded or cancelled), not whichever stream reset the transport saw
+// first. (When the caller's deadline passes, the server side of a
+// propagated deadline may reset the stream with CANCEL just before the
+// client's own timer fires.)
+func ContextInterceptor(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
+	err := invoker(ctx, method, req, reply, cc, opts...)
+	if err != nil && ctx.Err() != nil {
+		if c := status.Code(err); c == codes.Canceled || c == codes.DeadlineExceeded {
+			return status.FromContextError(ctx.Err()).Err()
+		}
+	}
+	return err
 }

@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"testing"
+	"time"
 
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
@@ -45,5 +47,27 @@ func TestWrapKeepsKind(t *testing.T) {
 	}
 	if Wrap(nil, "x") != nil {
 		t.Fatal("Wrap(nil) must be nil")
+	}
+}
+
+func TestContextInterceptor(t *testing.T) {
+	reset := status.Error(codes.Canceled, "stream terminated by RST_STREAM with error code: CANCEL")
+	invoke := func(err error) grpc.UnaryInvoker {
+		return func(context.Context, string, any, any, *grpc.ClientConn, ...grpc.CallOption) error { return err }
+	}
+	expired, cancel := context.WithDeadline(context.Background(), time.Now().Add(-time.Second))
+	defer cancel()
+	err := FromStatus(ContextInterceptor(expired, "/m", nil, nil, nil, invoke(reset)))
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("a reset after the deadline passed: %v, want deadline exceeded", err)
+	}
+	// A live context: the error is the call's own.
+	err = FromStatus(ContextInterceptor(context.Background(), "/m", nil, nil, nil, invoke(reset)))
+	if !errors.Is(err, context.Canceled) {
+		t.Errorf("a reset on a live context: %v, want it unchanged (cancelled)", err)
+	}
+	other := status.Error(codes.NotFound, "no domain")
+	if err := ContextInterceptor(expired, "/m", nil, nil, nil, invoke(other)); status.Code(err) != codes.NotFound {
+		t.Errorf("a not-found after the deadline: %v, want it unchanged", err)
 	}
 }

@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"context"
 	"errors"
 	"os"
 	"path/filepath"
@@ -79,6 +80,52 @@ func TestDriverKilledMidCall(t *testing.T) {
 	st := d.driverStatus("test")
 	if st.PID == int64(pid) || st.Restarts != 1 || !strings.Contains(st.LastError, "killed") {
 		t.Fatalf("after a SIGKILL the driver should be restarted once with the cause kept: %+v", st)
+	}
+}
+
+// TestHungDriverIsKilled: a driver that is alive but answers nothing (here
+// stopped with SIGSTOP) is killed after three unanswered keep-alives; the
+// call waiting on it fails with unavailable (one whose deadline passes
+// first, with deadline exceeded), the cause is kept, and the next call
+// works on a new process.
+func TestHungDriverIsKilled(t *testing.T) {
+	// Keep-alives every 100 ms, each given 1 s.
+	d := newDaemon(t, []string{"test"}, withArgs("--driver-idle-timeout", "400ms", "--driver-start-timeout", "1s"))
+	c := d.open("test:///default")
+	ctx := ctxT(t)
+	dom, err := c.LookupByName(ctx, "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pid := int(d.driverStatus("test").PID)
+	if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = syscall.Kill(pid, syscall.SIGKILL) })
+	// A caller's deadline that passes first is reported as such.
+	shortCtx, cancelShort := context.WithTimeout(ctx, 300*time.Millisecond)
+	defer cancelShort()
+	if _, err := dom.Info(shortCtx); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("a call whose 300 ms deadline passed returned %v, want deadline exceeded", err)
+	}
+	t0 := time.Now()
+	callCtx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	_, err = dom.Info(callCtx)
+	if !errors.Is(err, client.ErrUnavailable) {
+		t.Fatalf("a call to the hung driver returned %v after %v, want unavailable", err, time.Since(t0))
+	}
+	if waited := time.Since(t0); waited > 20*time.Second {
+		t.Errorf("the call waited %v on the hung driver", waited)
+	}
+	eventually(t, 10*time.Second, "the hung driver's process to be gone", func() bool { return !alive(pid) })
+	eventually(t, 10*time.Second, "a call to succeed after the hung driver was killed", func() bool {
+		_, err := c.ListDomains(ctx, 0)
+		return err == nil
+	})
+	st := d.driverStatus("test")
+	if st.PID == int64(pid) || !strings.Contains(st.LastError, "killed as hung") || !strings.Contains(st.LastError, "keep-alives") {
+		t.Fatalf("after the hang the driver should run anew with the cause kept: %+v", st)
 	}
 }
 
