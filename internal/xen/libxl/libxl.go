@@ -32,12 +32,15 @@ static int xv_open(libxl_ctx **ctx, xentoollog_logger **lg, char **log) {
 		return -1;
 	}
 	int rc = libxl_ctx_alloc(ctx, LIBXL_VERSION, 0, (xentoollog_logger *)s);
+	if (rc == 0) {
+		// Freed while its logger lives: libxl_ctx_free logs through it.
+		libxl_ctx_free(*ctx);
+		*ctx = NULL;
+	}
 	xtl_logger_destroy((xentoollog_logger *)s);
 	fclose(mem);
 	if (rc == 0) {
 		// Keep logging, to stderr, which the driver's host re-logs.
-		libxl_ctx_free(*ctx);
-		*ctx = NULL;
 		s = xtl_createlogger_stdiostream(stderr, XTL_WARN, 0);
 		if (!s)
 			return -1;
