@@ -362,6 +362,16 @@ func testReboot(t *testing.T, h *harness) {
 	if err := h.drv.RebootDomain(h.ctx, d.UUID); err != nil {
 		t.Fatalf("RebootDomain: %v", err)
 	}
+	if h.cfg.RebootNewID {
+		for deadline := time.Now().Add(h.cfg.settle()); ; time.Sleep(50 * time.Millisecond) {
+			got := h.lookup(virt.ByUUID(d.UUID))
+			if st, _, _ := h.drv.DomainState(h.ctx, d.UUID); st == virt.StateRunning && got.ID > 0 && got.ID != s.ID {
+				return
+			} else if time.Now().After(deadline) {
+				t.Fatalf("after reboot: %s with ID %d after %v, want running with a new ID (was %d)", st, got.ID, h.cfg.settle(), s.ID)
+			}
+		}
+	}
 	h.waitRunning(d.UUID)
 	if got := h.lookup(virt.ByUUID(d.UUID)); got.ID != s.ID {
 		t.Errorf("after reboot: ID %d, want %d (a reboot keeps the ID)", got.ID, s.ID)

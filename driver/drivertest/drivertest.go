@@ -71,6 +71,11 @@ type Config struct {
 	// SettleTimeout bounds how long an asynchronous change (a shutdown
 	// completing) may take. Zero means 30 seconds.
 	SettleTimeout time.Duration
+	// RebootNewID says that a rebooted domain comes back with a new ID:
+	// on Xen the guest's reboot ends the domain and the toolstack makes
+	// it again (libvirt's libxl driver shows the same). Otherwise a
+	// reboot must keep the ID, as a QEMU process that resets does.
+	RebootNewID bool
 }
 
 func (c *Config) supports(op Op) bool { return !c.Unsupported[op] }
