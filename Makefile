@@ -36,9 +36,10 @@ build: deps ## build virtd, virtsh and every driver into bin/
 deps: ## install what the build and the tests need (idempotent)
 	@bash scripts/deps.sh $(APT_PACKAGES)
 
-test-assets: deps ## build what the tests boot: a guest kernel and initramfs, a container root
+test-assets: deps ## fetch and build what the tests boot: guest kernels, initramfs, a container root, Xen
 	@sh test/qemu/setup.sh
 	@sh test/lxc/setup.sh
+	@sh test/xen/setup.sh
 
 test: deps tools lint proto-check build test-assets ## set up, lint, and run every test
 	$(GO) test $(TEST_FLAGS) ./...
