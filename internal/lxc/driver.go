@@ -381,10 +381,7 @@ func (drv *Driver) ListDomains(ctx context.Context, flags virt.ListFlags) ([]vir
 		return nil, err
 	}
 	drv.mu.Lock()
-	all := make([]virt.Domain, 0, len(drv.byUUID))
-	for _, d := range drv.byUUID {
-		all = append(all, d.view())
-	}
+	all := domutil.Views(drv.byUUID, (*domain).view)
 	drv.mu.Unlock()
 	return domutil.Filter(all, flags), nil
 }
@@ -396,36 +393,15 @@ func (drv *Driver) LookupDomain(ctx context.Context, key virt.Lookup) (*virt.Dom
 	}
 	drv.mu.Lock()
 	defer drv.mu.Unlock()
-	var d *domain
-	switch {
-	case key.Name != "":
-		if d = drv.byName[key.Name]; d == nil {
-			return nil, domutil.NotFound(key)
-		}
-	case key.UUID != "":
-		var err error
-		if d, err = drv.lookupUUIDLocked(key.UUID); err != nil {
-			return nil, err
-		}
-	default:
-		if d = drv.byID[key.ID]; d == nil {
-			return nil, domutil.NotFound(key)
-		}
-	}
-	v := d.view()
-	return &v, nil
-}
-
-func (drv *Driver) lookupUUIDLocked(uuid string) (*domain, error) {
-	u, err := domutil.ParseUUID(uuid)
+	d, err := domutil.Lookup(key, drv.byName, drv.byUUID, func(id int32) (*domain, bool) {
+		d, ok := drv.byID[id]
+		return d, ok
+	})
 	if err != nil {
 		return nil, err
 	}
-	d := drv.byUUID[u]
-	if d == nil {
-		return nil, domutil.NotFound(virt.ByUUID(u))
-	}
-	return d, nil
+	v := d.view()
+	return &v, nil
 }
 
 func (drv *Driver) withDomain(ctx context.Context, uuid string, fn func(d *domain) error) error {
@@ -434,7 +410,7 @@ func (drv *Driver) withDomain(ctx context.Context, uuid string, fn func(d *domai
 	}
 	drv.mu.Lock()
 	defer drv.mu.Unlock()
-	d, err := drv.lookupUUIDLocked(uuid)
+	d, err := domutil.ByUUID(drv.byUUID, uuid)
 	if err != nil {
 		return err
 	}

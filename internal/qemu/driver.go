@@ -297,10 +297,7 @@ func (drv *Driver) ListDomains(ctx context.Context, flags virt.ListFlags) ([]vir
 		return nil, err
 	}
 	drv.mu.Lock()
-	all := make([]virt.Domain, 0, len(drv.byUUID))
-	for _, d := range drv.byUUID {
-		all = append(all, d.view())
-	}
+	all := domutil.Views(drv.byUUID, (*domain).view)
 	drv.mu.Unlock()
 	return domutil.Filter(all, flags), nil
 }
@@ -312,42 +309,19 @@ func (drv *Driver) LookupDomain(ctx context.Context, key virt.Lookup) (*virt.Dom
 	}
 	drv.mu.Lock()
 	defer drv.mu.Unlock()
-	var d *domain
-	switch {
-	case key.Name != "":
-		d = drv.byName[key.Name]
-		if d == nil {
-			return nil, domutil.NotFound(key)
-		}
-	case key.UUID != "":
-		var err error
-		if d, err = drv.lookupLocked(key.UUID); err != nil {
-			return nil, err
-		}
-	default:
-		for _, x := range drv.byUUID {
-			if x.state.Active() && x.id == key.ID {
-				d = x
+	d, err := domutil.Lookup(key, drv.byName, drv.byUUID, func(id int32) (*domain, bool) {
+		for _, d := range drv.byUUID {
+			if d.state.Active() && d.id == id {
+				return d, true
 			}
 		}
-		if d == nil {
-			return nil, domutil.NotFound(key)
-		}
-	}
-	v := d.view()
-	return &v, nil
-}
-
-func (drv *Driver) lookupLocked(uuid string) (*domain, error) {
-	u, err := domutil.ParseUUID(uuid)
+		return nil, false
+	})
 	if err != nil {
 		return nil, err
 	}
-	d := drv.byUUID[u]
-	if d == nil {
-		return nil, domutil.NotFound(virt.ByUUID(u))
-	}
-	return d, nil
+	v := d.view()
+	return &v, nil
 }
 
 func (drv *Driver) lookup(ctx context.Context, uuid string) (*domain, error) {
@@ -356,7 +330,7 @@ func (drv *Driver) lookup(ctx context.Context, uuid string) (*domain, error) {
 	}
 	drv.mu.Lock()
 	defer drv.mu.Unlock()
-	return drv.lookupLocked(uuid)
+	return domutil.ByUUID(drv.byUUID, uuid)
 }
 
 // DefineDomain makes or updates a persistent definition. A running domain

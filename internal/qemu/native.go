@@ -9,6 +9,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/virtd/virtd/driver"
+	"github.com/virtd/virtd/driver/domutil"
 	"github.com/virtd/virtd/internal/termios"
 	"github.com/virtd/virtd/virt"
 )
@@ -41,7 +42,7 @@ func (drv *Driver) DomainXMLFromNative(_ context.Context, format, _ string) (str
 // a serial or console alias ("serial0", "console0") or empty for the first.
 func (drv *Driver) OpenConsole(ctx context.Context, uuid, devName string) (io.ReadWriteCloser, error) {
 	drv.mu.Lock()
-	d, err := drv.lookupLocked(uuid)
+	d, err := domutil.ByUUID(drv.byUUID, uuid)
 	if err != nil {
 		drv.mu.Unlock()
 		return nil, err
