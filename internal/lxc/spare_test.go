@@ -12,15 +12,16 @@ import (
 	"github.com/virtd/virtd/internal/lxc/controller"
 )
 
-// cmdlineOf reads pid's command line. A process still inside execve (the
-// parent's Start returns before the kernel has set the new arguments up)
-// shows an empty one for a moment: that is waited out.
+// cmdlineOf reads pid's command line once the process has exec'd: before
+// that (the parent's Start may return first) it shows this process's
+// command line, or an empty one while inside execve. Both are waited out.
 func cmdlineOf(t *testing.T, pid int) []string {
 	t.Helper()
+	self := string(mustRead(t, "/proc/self/cmdline"))
 	var b []byte
-	for deadline := time.Now().Add(10 * time.Second); len(b) == 0 && time.Now().Before(deadline); {
-		if b = mustRead(t, fmt.Sprintf("/proc/%d/cmdline", pid)); len(b) == 0 {
-			time.Sleep(10 * time.Millisecond)
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		if b = mustRead(t, fmt.Sprintf("/proc/%d/cmdline", pid)); len(b) > 0 && string(b) != self {
+			break
 		}
 	}
 	return strings.Split(strings.TrimSuffix(string(b), "\x00"), "\x00")

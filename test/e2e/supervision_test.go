@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/virtd/virtd/client"
+	"github.com/virtd/virtd/internal/procfs"
 	"github.com/virtd/virtd/virt"
 )
 
@@ -102,6 +103,10 @@ func TestHungDriverIsKilled(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = syscall.Kill(pid, syscall.SIGKILL) })
+	eventually(t, 10*time.Second, "the driver to be stopped", func() bool {
+		st, err := procfs.ReadStat(pid)
+		return err == nil && st.State == 'T'
+	})
 	// A caller's deadline that passes first is reported as such.
 	shortCtx, cancelShort := context.WithTimeout(ctx, 300*time.Millisecond)
 	defer cancelShort()
