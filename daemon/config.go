@@ -78,6 +78,15 @@ type Config struct {
 	DriverIdleTimeout time.Duration
 	// DriverStartTimeout bounds a driver's handshake.
 	DriverStartTimeout time.Duration
+	// DriverHangTimeout: a driver that leaves a keep-alive unanswered this
+	// long is killed as hung and restarted.
+	DriverHangTimeout time.Duration
+	// DriverRestartWait bounds how long a call waits for a driver that is
+	// starting, restarting after a crash, or being replaced.
+	DriverRestartWait time.Duration
+	// DriverSHA256 pins drivers, by name, to the SHA-256 of their
+	// executable: another file is refused.
+	DriverSHA256 map[string]string
 	// ShutdownGrace bounds how long SIGTERM waits for calls in flight.
 	ShutdownGrace time.Duration
 	LogLevel      string

@@ -10,7 +10,6 @@ import (
 
 	"google.golang.org/grpc/stats"
 
-	"github.com/virtd/virtd/driver"
 	"github.com/virtd/virtd/host"
 	"github.com/virtd/virtd/virt"
 )
@@ -109,9 +108,3 @@ func (h statsHandler) HandleConn(ctx context.Context, s stats.ConnStats) {
 
 func (statsHandler) TagRPC(ctx context.Context, _ *stats.RPCTagInfo) context.Context { return ctx }
 func (statsHandler) HandleRPC(context.Context, stats.RPCStats)                       {}
-
-// driver returns the running driver of a connection, starting it if it
-// stopped (after a crash) since the connection was opened.
-func (c *conn) driver(ctx context.Context) (*driver.Client, error) {
-	return c.proc.Client(ctx)
-}

@@ -55,7 +55,9 @@ func New(cfg Config) (*Daemon, error) {
 		Dirs: cfg.DriverDirs, RunDir: cfg.RunDir, ConfigDir: cfg.ConfigDir,
 		StateDir: cfg.StateDir, LogDir: cfg.LogDir,
 		IdleTimeout: cfg.DriverIdleTimeout, StartTimeout: cfg.DriverStartTimeout,
-		UID: os.Getuid(), LogLevel: cfg.LogLevel, Logger: cfg.Logger.Named("driver"),
+		HangTimeout: cfg.DriverHangTimeout, RestartWait: cfg.DriverRestartWait,
+		UID: os.Getuid(), SHA256: cfg.DriverSHA256,
+		LogLevel: cfg.LogLevel, Logger: cfg.Logger.Named("driver"),
 	})
 	if err != nil {
 		lock.Close()

@@ -6,8 +6,11 @@ import (
 	"fmt"
 	"io"
 	"path/filepath"
+	"sort"
 	"strings"
 	"time"
+
+	"github.com/virtd/virtd/host"
 )
 
 // Main is the virtd program: it parses args, builds the daemon and runs it
@@ -21,6 +24,10 @@ func Main(ctx context.Context, args []string, stderr io.Writer) int {
 	timeout := fs.Int("timeout", 0, "exit after `N` seconds with no client and nothing running (0: never)")
 	idle := fs.Duration("driver-idle-timeout", 120*time.Second, "stop a driver after this long with no connection and no running guest")
 	start := fs.Duration("driver-start-timeout", 10*time.Second, "how long a driver may take to complete its handshake")
+	hang := fs.Duration("driver-hang-timeout", 15*time.Second, "kill a running driver that leaves a keep-alive unanswered this long (calls waiting on it fail)")
+	restartWait := fs.Duration("driver-restart-wait", 5*time.Second, "how long a call waits for a driver that is starting, restarting or being replaced")
+	pins := pinFlag{}
+	fs.Var(pins, "driver-sha256", "pin a driver to the SHA-256 of its executable, `NAME=HEX` (repeat for several; in virtd.conf, one driver_sha256 line each)")
 	level := fs.String("log-level", "info", "log `level`: trace, debug, info, warn, error")
 	version := fs.Bool("version", false, "print the version and exit")
 	config := fs.String("config", "", "configuration `file` (default <root>/etc/virtd/virtd.conf); command-line flags win")
@@ -61,6 +68,9 @@ func Main(ctx context.Context, args []string, stderr io.Writer) int {
 		Timeout:            time.Duration(*timeout) * time.Second,
 		DriverIdleTimeout:  *idle,
 		DriverStartTimeout: *start,
+		DriverHangTimeout:  *hang,
+		DriverRestartWait:  *restartWait,
+		DriverSHA256:       pins,
 		LogLevel:           *level,
 	}
 	d, err := New(cfg)
@@ -73,4 +83,25 @@ func Main(ctx context.Context, args []string, stderr io.Writer) int {
 		return 1
 	}
 	return 0
+}
+
+// pinFlag collects driver pins, NAME=HEX, by name.
+type pinFlag map[string]string
+
+func (f pinFlag) String() string {
+	var out []string
+	for name, sum := range f {
+		out = append(out, name+"="+sum)
+	}
+	sort.Strings(out)
+	return strings.Join(out, ",")
+}
+
+func (f pinFlag) Set(s string) error {
+	name, sum, err := host.ParsePin(s)
+	if err != nil {
+		return err
+	}
+	f[name] = sum
+	return nil
 }

@@ -41,13 +41,13 @@ func call[T any](s *service, ctx context.Context, id, op string, write bool, fn 
 	if write && (c.readOnly || s.readOnly) {
 		return zero, rpcerr.ToStatus(fmt.Errorf("%s refused: the connection is read-only: %w", op, virt.ErrPermissionDenied))
 	}
-	d, err := c.driver(ctx)
+	var v T
+	err = c.proc.Do(ctx, !write, func(d *driver.Client) (err error) {
+		v, err = fn(d)
+		return err
+	})
 	if err != nil {
 		return zero, rpcerr.ToStatus(err)
-	}
-	v, err := fn(d)
-	if err != nil {
-		return zero, rpcerr.ToStatus(c.proc.Explain(err))
 	}
 	return v, nil
 }
@@ -82,13 +82,12 @@ func (s *service) Open(ctx context.Context, req *apiv1.OpenRequest) (*apiv1.Open
 	if err != nil {
 		return nil, rpcerr.ToStatus(err)
 	}
-	d, err := p.Open(ctx)
-	if err != nil {
+	if err := p.Open(ctx); err != nil {
 		return nil, rpcerr.ToStatus(err)
 	}
-	if err := d.CheckURI(ctx, req.GetUri()); err != nil {
+	if err := p.Do(ctx, true, func(d *driver.Client) error { return d.CheckURI(ctx, req.GetUri()) }); err != nil {
 		p.Release()
-		return nil, rpcerr.ToStatus(p.Explain(err))
+		return nil, rpcerr.ToStatus(err)
 	}
 	c := &conn{uri: req.GetUri(), readOnly: req.GetReadOnly() || s.readOnly, transport: transportOf(ctx), proc: p}
 	s.reg.add(c)

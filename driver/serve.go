@@ -6,6 +6,8 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"path/filepath"
+	"strconv"
 	"syscall"
 	"time"
 
@@ -26,6 +28,10 @@ const (
 	// EnvLogFile, when set, receives a copy of the driver's JSON log, so
 	// that its lines are kept while no host reads its stderr.
 	EnvLogFile = "VIRTD_DRIVER_LOG_FILE"
+	// EnvMaxMessageSize (bytes) bounds every message the driver receives
+	// or sends, as the host bounds its side: an oversize call is refused
+	// as resource exhausted, the same on both hops.
+	EnvMaxMessageSize = "VIRTD_DRIVER_MAX_MESSAGE_SIZE"
 	// The driver's own directories, derived by the host from its --root
 	// (system paths shown); the host creates them before launch:
 	//   EnvConfigDir: persistent domain definitions, /etc/virtd/<name>
@@ -51,6 +57,7 @@ func Serve(newDriver func(hclog.Logger) Driver) {
 	// not kill the driver with SIGPIPE: the driver outlives its host.
 	signal.Notify(make(chan os.Signal, 1), syscall.SIGPIPE)
 
+	nameProcess()
 	logger := newLogger()
 	impl := newDriver(logger)
 	srv := newServer(impl, newInstanceID())
@@ -63,12 +70,35 @@ func Serve(newDriver func(hclog.Logger) Driver) {
 		HandshakeConfig:  Handshake,
 		VersionedPlugins: map[int]plugin.PluginSet{APIVersion: {PluginName: &Plugin{Impl: impl, srv: srv}}},
 		GRPCServer: func(opts []grpc.ServerOption) *grpc.Server {
-			// Fixed windows: no bandwidth-delay probing on a local socket.
-			return grpc.NewServer(append(opts, grpc.InitialWindowSize(1<<20), grpc.InitialConnWindowSize(1<<20))...)
+			return grpc.NewServer(append(opts,
+				// Fixed windows: no bandwidth-delay probing on a local socket.
+				grpc.InitialWindowSize(1<<20), grpc.InitialConnWindowSize(1<<20),
+				grpc.MaxRecvMsgSize(maxMessageSize()), grpc.MaxSendMsgSize(maxMessageSize()))...)
 		},
 		Logger: logger,
 	})
 	os.Exit(0)
+}
+
+// DefaultMaxMessageSize is the message size limit when the host sets none.
+const DefaultMaxMessageSize = 4 << 20
+
+func maxMessageSize() int {
+	if n, err := strconv.Atoi(os.Getenv(EnvMaxMessageSize)); err == nil && n > 0 {
+		return n
+	}
+	return DefaultMaxMessageSize
+}
+
+// nameProcess gives the process the name of its executable. The host runs
+// a driver through the descriptor it checked (/proc/self/fd/N), which
+// would otherwise leave the process named "N" in ps and /proc/PID/comm.
+func nameProcess() {
+	name := filepath.Base(os.Args[0])
+	if len(name) > 15 {
+		name = name[:15] // the kernel's TASK_COMM_LEN, less the NUL
+	}
+	_ = os.WriteFile("/proc/self/comm", []byte(name), 0)
 }
 
 func newLogger() hclog.Logger {

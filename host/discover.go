@@ -7,7 +7,6 @@ import (
 	"regexp"
 	"sort"
 	"strings"
-	"syscall"
 )
 
 // Prefix is the file name prefix of every driver executable.
@@ -31,9 +30,11 @@ type Rejected struct {
 // Scan reads the driver directories in order and returns the drivers found,
 // by name, and every file rejected, with the reason. A name found in two
 // directories is taken from the first, as PATH does; the later file is
-// reported as shadowed. Files are accepted only if they are regular,
-// executable, owned by root or by uid, and not writable by group or others.
-func Scan(dirs []string, uid int) (map[string]Candidate, []Rejected) {
+// reported as shadowed. A file is accepted only if tr trusts it (see
+// Trust): a regular executable, owned by root or tr.UID and writable by no
+// one else, in directories no one else may change, reached through
+// symlinks that pass the same checks, and with its pinned content.
+func Scan(dirs []string, tr Trust) (map[string]Candidate, []Rejected) {
 	found := map[string]Candidate{}
 	var rejected []Rejected
 	for _, dir := range dirs {
@@ -54,8 +55,8 @@ func Scan(dirs []string, uid int) (map[string]Candidate, []Rejected) {
 				rejected = append(rejected, Rejected{path, fmt.Sprintf("driver name %q is not valid (lowercase letters, digits and _ only)", name)})
 				continue
 			}
-			if reason := check(path, uid); reason != "" {
-				rejected = append(rejected, Rejected{path, reason})
+			if err := tr.accept(name, path); err != nil {
+				rejected = append(rejected, Rejected{path, err.Error()})
 				continue
 			}
 			if first, ok := found[name]; ok {
@@ -69,28 +70,16 @@ func Scan(dirs []string, uid int) (map[string]Candidate, []Rejected) {
 	return found, rejected
 }
 
-// check returns why a driver file is not acceptable, or "".
-func check(path string, uid int) string {
-	fi, err := os.Stat(path)
+// accept checks a driver file as launching it will: an unpinned file by
+// its path, a pinned one also by its content.
+func (tr Trust) accept(name, path string) error {
+	if _, ok := tr.SHA256[name]; !ok {
+		_, err := tr.resolve(path)
+		return err
+	}
+	f, err := tr.open(name, path)
 	if err != nil {
-		return fmt.Sprintf("cannot stat: %v", err)
+		return err
 	}
-	if !fi.Mode().IsRegular() {
-		return fmt.Sprintf("not a regular file (%s)", fi.Mode().Type())
-	}
-	perm := fi.Mode().Perm()
-	if perm&0o111 == 0 {
-		return fmt.Sprintf("not executable (mode %04o)", perm)
-	}
-	if perm&0o022 != 0 {
-		return fmt.Sprintf("writable by group or others (mode %04o)", perm)
-	}
-	st, ok := fi.Sys().(*syscall.Stat_t)
-	if !ok {
-		return "cannot read file owner"
-	}
-	if st.Uid != 0 && int(st.Uid) != uid {
-		return fmt.Sprintf("owned by uid %d, not by root or the daemon's user (uid %d)", st.Uid, uid)
-	}
-	return ""
+	return f.Close()
 }

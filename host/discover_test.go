@@ -36,7 +36,7 @@ func TestScanAcceptsAndRejectsWithReasons(t *testing.T) {
 	writeExe(t, filepath.Join(second, "virtd-driver-good"), 0o755) // shadowed
 	writeExe(t, filepath.Join(second, "virtd-driver-extra"), 0o755)
 
-	found, rejected := Scan([]string{first, second, filepath.Join(first, "missing")}, os.Getuid())
+	found, rejected := Scan([]string{first, second, filepath.Join(first, "missing")}, Trust{UID: os.Getuid()})
 	if len(found) != 2 || found["good"].Path != filepath.Join(first, "virtd-driver-good") || found["extra"].Path == "" {
 		t.Fatalf("found %+v", found)
 	}

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"sync"
 
-	"github.com/virtd/virtd/driver"
 	"github.com/virtd/virtd/virt"
 )
 
@@ -38,23 +37,22 @@ func (s *Subscription) end(err error) {
 // pump copies the driver's event stream to the subscribers until ctx ends
 // or the stream breaks. It returns once the stream is open, so no event of
 // a call made afterwards is missed.
-func (p *Proc) pump(ctx context.Context, drv *driver.Client) error {
-	events, err := drv.WatchEvents(ctx)
+func (p *Proc) pump(in *instance) error {
+	ctx := in.pumpCtx
+	events, err := in.drv.WatchEvents(ctx)
 	if err != nil {
 		return err
 	}
 	p.mu.Lock()
-	p.pumping = true
+	in.pumping = true
 	p.mu.Unlock()
 	go func() {
 		for e := range events {
 			p.publish(e)
 		}
 		p.mu.Lock()
-		current := p.pumpCtx == ctx
-		if current {
-			p.pumping = false
-		}
+		in.pumping = false
+		current := p.cur == in
 		p.mu.Unlock()
 		// Ended while the host still wanted it: the driver died, or
 		// dropped this host as too slow. Subscribers must hear of it.
@@ -95,15 +93,16 @@ func (p *Proc) endSubscriptions(err error) {
 // until ctx ends or the driver process goes away. The driver is started if
 // needed.
 func (p *Proc) Subscribe(ctx context.Context) (*Subscription, error) {
-	drv, err := p.Client(ctx)
+	in, err := p.acquire(ctx)
 	if err != nil {
 		return nil, err
 	}
+	p.release(in)
 	p.mu.Lock()
-	gen, pumpCtx, pumping := p.gen, p.pumpCtx, p.pumping
+	pumping := in.pumping
 	p.mu.Unlock()
 	if !pumping {
-		if err := p.pump(pumpCtx, drv); err != nil {
+		if err := p.pump(in); err != nil {
 			return nil, fmt.Errorf("driver %q: cannot watch its events: %v: %w", p.name, err, virt.ErrUnavailable)
 		}
 	}
@@ -114,7 +113,7 @@ func (p *Proc) Subscribe(ctx context.Context) (*Subscription, error) {
 	// The driver may have died in between: then this subscription would
 	// quietly go on with the next process's events, hiding the gap.
 	p.mu.Lock()
-	same := p.gen == gen && p.state == StateRunning
+	same := p.cur == in
 	p.mu.Unlock()
 	if !same {
 		p.subMu.Lock()

@@ -6,7 +6,6 @@
 package host
 
 import (
-	"context"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -35,6 +34,12 @@ type Config struct {
 	IdleTimeout time.Duration
 	// StartTimeout bounds the handshake and the first call.
 	StartTimeout time.Duration
+	// HangTimeout: a running driver that leaves a keep-alive unanswered
+	// this long is killed as hung, and the calls waiting on it fail.
+	HangTimeout time.Duration
+	// RestartWait bounds how long a call waits for a driver that is
+	// starting, restarting after a crash, or being replaced.
+	RestartWait time.Duration
 	// A driver that exits within StableAfter of its start counts as
 	// crashing again; MaxCrashes such exits in a row mark it broken.
 	StableAfter time.Duration
@@ -43,9 +48,14 @@ type Config struct {
 	// the first restart is immediate.
 	BackoffBase, BackoffCap time.Duration
 	// UID is the daemon's own user, which may own driver files.
-	UID      int
-	LogLevel string
-	Logger   hclog.Logger
+	UID int
+	// SHA256 pins drivers by name to the SHA-256 of their executable.
+	SHA256 map[string]string
+	// MaxMessageSize bounds every message between the host and a driver,
+	// both ways.
+	MaxMessageSize int
+	LogLevel       string
+	Logger         hclog.Logger
 }
 
 func (c *Config) setDefaults() {
@@ -54,6 +64,15 @@ func (c *Config) setDefaults() {
 	}
 	if c.StartTimeout <= 0 {
 		c.StartTimeout = 10 * time.Second
+	}
+	if c.HangTimeout <= 0 {
+		c.HangTimeout = 15 * time.Second
+	}
+	if c.RestartWait <= 0 {
+		c.RestartWait = 5 * time.Second
+	}
+	if c.MaxMessageSize <= 0 {
+		c.MaxMessageSize = 4 << 20
 	}
 	if c.StableAfter <= 0 {
 		c.StableAfter = 10 * time.Second
@@ -77,10 +96,10 @@ func (c *Config) setDefaults() {
 
 // Host is the set of drivers the daemon knows.
 type Host struct {
-	cfg  Config
-	log  hclog.Logger
-	stop chan struct{}
-	wg   sync.WaitGroup
+	cfg   Config
+	trust Trust
+	log   hclog.Logger
+	stop  chan struct{}
 
 	mu       sync.Mutex
 	procs    map[string]*Proc
@@ -94,11 +113,12 @@ func New(cfg Config) (*Host, error) {
 	if err := os.MkdirAll(filepath.Join(cfg.RunDir, "drivers"), 0o700); err != nil {
 		return nil, err
 	}
-	h := &Host{cfg: cfg, log: cfg.Logger, stop: make(chan struct{}), procs: map[string]*Proc{}}
+	h := &Host{
+		cfg: cfg, trust: Trust{UID: cfg.UID, SHA256: cfg.SHA256},
+		log: cfg.Logger, stop: make(chan struct{}), procs: map[string]*Proc{},
+	}
 	h.Rescan()
 	h.reattachAll()
-	h.wg.Add(1)
-	go h.supervise()
 	return h, nil
 }
 
@@ -106,16 +126,22 @@ func New(cfg Config) (*Host, error) {
 // restart must leave them; a new Host reattaches to them.
 func (h *Host) Close() {
 	close(h.stop)
-	h.wg.Wait()
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	for _, p := range h.procs {
-		p.mu.Lock()
-		if p.pumpStop != nil {
-			p.pumpStop()
+		if in := p.current(); in != nil {
+			in.pumpStop()
+			if in.exit != nil {
+				in.exit.Close() // ends its watcher
+			}
 		}
-		p.mu.Unlock()
 	}
+}
+
+// keepAliveInterval is how often a running driver gets a keep-alive: often
+// enough to notice a hang and idleness in time, at most every 5 s.
+func (h *Host) keepAliveInterval() time.Duration {
+	return max(min(h.cfg.IdleTimeout/4, h.cfg.HangTimeout/3, 5*time.Second), 50*time.Millisecond)
 }
 
 func (h *Host) backoff(crashes int) time.Duration {
@@ -161,7 +187,7 @@ func (h *Host) Lookup(scheme string) (*Proc, error) {
 // whose file was replaced is stopped (the next call starts the new one),
 // and a broken driver gets another chance.
 func (h *Host) Rescan() (added, removed []string, rejected []Rejected) {
-	found, rejected := Scan(h.cfg.Dirs, h.cfg.UID)
+	found, rejected := Scan(h.cfg.Dirs, h.trust)
 	var gone, replaced []*Proc
 	h.mu.Lock()
 	for name, c := range found {
@@ -174,9 +200,10 @@ func (h *Host) Rescan() (added, removed []string, rejected []Rejected) {
 		p.mu.Lock()
 		if p.state == StateBroken {
 			p.state, p.crashes, p.nextStart = StateStopped, 0, time.Time{}
+			p.broadcastLocked()
 		}
 		p.path = c.Path
-		if p.state == StateRunning && !p.stopping && !runs(p.pid, c.Path) {
+		if p.state == StateRunning && !p.cur.stopping && !runs(p.cur.pid, c.Path) {
 			replaced = append(replaced, p)
 		}
 		p.mu.Unlock()
@@ -194,6 +221,7 @@ func (h *Host) Rescan() (added, removed []string, rejected []Rejected) {
 	for _, p := range gone {
 		p.mu.Lock()
 		p.removed = true // no new launch from here on
+		p.broadcastLocked()
 		p.mu.Unlock()
 		p.stop("its executable was removed")
 	}
@@ -266,76 +294,6 @@ func (h *Host) reattachAll() {
 	}
 }
 
-// hungAfter is how many keep-alives in a row a live driver may leave
-// unanswered before it is killed as hung.
-const hungAfter = 3
-
-// supervise keeps running drivers alive, kills hung ones and stops idle
-// ones. Each driver on its own: a hung one must not hold up the others'
-// keep-alives.
-func (h *Host) supervise() {
-	defer h.wg.Done()
-	interval := min(max(h.cfg.IdleTimeout/4, 50*time.Millisecond), 10*time.Second)
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	for {
-		select {
-		case <-h.stop:
-			return
-		case <-t.C:
-		}
-		h.mu.Lock()
-		procs := make([]*Proc, 0, len(h.procs))
-		for _, p := range h.procs {
-			procs = append(procs, p)
-		}
-		h.mu.Unlock()
-		var wg sync.WaitGroup
-		for _, p := range procs {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				h.refresh(p, h.cfg.StartTimeout)
-				p.stopIf("idle", func() bool {
-					return p.conns == 0 && p.guests == 0 && time.Since(p.lastUsed) >= h.cfg.IdleTimeout
-				})
-			}()
-		}
-		wg.Wait()
-	}
-}
-
-// refresh sends a running driver a keep-alive and records how many guests
-// it runs. A live driver that leaves hungAfter keep-alives in a row
-// unanswered is killed: its calls would otherwise wait on it forever.
-func (h *Host) refresh(p *Proc, timeout time.Duration) {
-	p.mu.Lock()
-	drv, state, gen := p.drv, p.state, p.gen
-	p.mu.Unlock()
-	if state != StateRunning || drv == nil {
-		return
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
-	guests, err := drv.KeepAlive(ctx, h.cfg.IdleTimeout)
-	timedOut := ctx.Err() == context.DeadlineExceeded
-	cancel()
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.gen != gen {
-		return
-	}
-	switch {
-	case err == nil:
-		p.guests, p.missed = guests, 0
-	case timedOut:
-		p.missed++
-		if p.missed >= hungAfter {
-			p.killHungLocked(fmt.Sprintf("did not answer %d keep-alives in a row (%v each)", p.missed, timeout))
-		}
-	}
-	// Any other error: a dead driver is noticed by its watcher.
-}
-
 // Busy reports whether any driver has a connection or runs a guest; it
 // asks running drivers afresh.
 func (h *Host) Busy() bool {
@@ -349,7 +307,9 @@ func (h *Host) Busy() bool {
 		if p.Status().Connections > 0 {
 			return true
 		}
-		h.refresh(p, time.Second) // briefly: the caller is the daemon's main loop
+		if in := p.current(); in != nil {
+			_ = p.refresh(in, time.Second) // briefly: the caller is the daemon's main loop
+		}
 		if st := p.Status(); st.State == StateRunning && st.Guests > 0 {
 			return true
 		}

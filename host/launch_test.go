@@ -1,0 +1,182 @@
+package host
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+var (
+	buildOnce sync.Once
+	builtExe  string
+	buildErr  error
+)
+
+// testDriverExe builds virtd-driver-test once per test run.
+func testDriverExe(t *testing.T) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "virtd-host-test")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		builtExe = filepath.Join(dir, "virtd-driver-test")
+		out, err := exec.Command("go", "build", "-o", builtExe, "github.com/virtd/virtd/cmd/driver-test").CombinedOutput()
+		if err != nil {
+			buildErr = err
+			t.Logf("%s", out)
+		}
+	})
+	if buildErr != nil {
+		t.Fatalf("building virtd-driver-test: %v", buildErr)
+	}
+	return builtExe
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if builtExe != "" {
+		os.RemoveAll(filepath.Dir(builtExe))
+	}
+	os.Exit(code)
+}
+
+// installTestDriver makes a host root with the test driver installed.
+func installTestDriver(t *testing.T) (root, exe string) {
+	t.Helper()
+	root = t.TempDir()
+	drivers := mkdir(t, filepath.Join(root, "drivers"), 0o755)
+	exe = filepath.Join(drivers, "virtd-driver-test")
+	b, err := os.ReadFile(testDriverExe(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(exe, b, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return root, exe
+}
+
+func newTestHost(t *testing.T, root string) *Host {
+	t.Helper()
+	h, err := New(Config{
+		Dirs: []string{filepath.Join(root, "drivers")}, RunDir: filepath.Join(root, "run"),
+		ConfigDir: filepath.Join(root, "etc"), StateDir: filepath.Join(root, "lib"), LogDir: filepath.Join(root, "log"),
+		UID: os.Getuid(),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		for _, st := range h.Status() {
+			if p, err := h.Lookup(st.Name); err == nil {
+				p.stop("the test ended")
+			}
+		}
+		h.Close()
+	})
+	return h
+}
+
+// TestLaunchRunsTheCheckedFile: a file swapped in between the check and the
+// start is not what runs; the next launch checks the new file and refuses
+// it, saying why.
+func TestLaunchRunsTheCheckedFile(t *testing.T) {
+	if os.Getuid() != 0 {
+		t.Skip("needs root to make a file owned by another user")
+	}
+	root, exe := installTestDriver(t)
+	marker := filepath.Join(root, "swapped-in-file-ran")
+	evil := filepath.Join(root, "drivers", ".evil")
+	if err := os.WriteFile(evil, []byte("#!/bin/sh\necho ran > "+marker+"\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	chown(t, evil, nobody)
+	testHookChecked = func(path string) {
+		if err := os.Rename(evil, path); err != nil {
+			t.Errorf("swapping the file: %v", err)
+		}
+	}
+	t.Cleanup(func() { testHookChecked = nil })
+
+	h := newTestHost(t, root)
+	p, err := h.Lookup("test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	d, err := p.Client(ctx)
+	if err != nil {
+		t.Fatalf("the checked driver did not start: %v", err)
+	}
+	id, err := d.Identify(ctx)
+	if err != nil || id.Name != "test" {
+		t.Fatalf("the process that runs is %+v, %v; want the test driver", id, err)
+	}
+	if _, err := os.Stat(marker); err == nil {
+		t.Fatal("the file swapped in after the check ran")
+	}
+	if b, err := os.ReadFile("/proc/" + strconv.Itoa(id.PID) + "/comm"); err != nil || strings.TrimSpace(string(b)) != "virtd-driver-te" {
+		t.Errorf("the driver process is named %q (%v), want its executable's name", b, err)
+	}
+	if b, err := os.ReadFile("/proc/" + strconv.Itoa(id.PID) + "/cmdline"); err != nil || !strings.HasPrefix(string(b), exe+"\x00") {
+		t.Errorf("the driver's argv[0] is %q, want %s", b, exe)
+	}
+
+	// The file at the path is now another user's: the next start refuses it.
+	testHookChecked = nil
+	p.stop("the test restarts it")
+	_, err = p.Client(ctx)
+	if err == nil || !strings.Contains(err.Error(), "refused") || !strings.Contains(err.Error(), "owned by uid 65534") {
+		t.Fatalf("starting the swapped file: %v, want a refusal naming its owner", err)
+	}
+	if st := p.Status(); st.State != StateBroken || !strings.Contains(st.LastError, "owned by uid 65534") {
+		t.Fatalf("status after the refusal: %+v", st)
+	}
+	if _, err := os.Stat(marker); err == nil {
+		t.Fatal("the swapped file ran")
+	}
+}
+
+// TestLaunchChecksThePin: a pinned driver whose file changed after the scan
+// is refused at launch, naming both sums.
+func TestLaunchChecksThePin(t *testing.T) {
+	root, exe := installTestDriver(t)
+	b, err := os.ReadFile(exe)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := newTestHost(t, root)
+	h.trust.SHA256 = map[string]string{"test": sha256Hex(b)}
+	h.Rescan()
+	p, err := h.Lookup("test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Same owner and mode, other content: only the pin tells.
+	if err := os.WriteFile(exe+".new", append(b, 0), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(exe+".new", exe); err != nil {
+		t.Fatal(err)
+	}
+	_, err = p.Client(context.Background())
+	if err == nil || !strings.Contains(err.Error(), "as pinned by driver_sha256") {
+		t.Fatalf("launching a changed pinned driver: %v", err)
+	}
+}
+
+func sha256Hex(b []byte) string {
+	h := sha256.Sum256(b)
+	return hex.EncodeToString(h[:])
+}
