@@ -14,6 +14,8 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/go-plugin"
 	"google.golang.org/grpc"
+
+	"github.com/virtd/virtd/internal/atomicfile"
 )
 
 // Environment the host sets for a driver process. The host passes none of
@@ -59,6 +61,7 @@ func Serve(newDriver func(hclog.Logger) Driver) {
 
 	nameProcess()
 	logger := newLogger()
+	cleanDirs(logger)
 	impl := newDriver(logger)
 	srv := newServer(impl, newInstanceID())
 	if d, err := time.ParseDuration(os.Getenv(EnvOrphanTimeout)); err == nil && d > 0 {
@@ -99,6 +102,24 @@ func nameProcess() {
 		name = name[:15] // the kernel's TASK_COMM_LEN, less the NUL
 	}
 	_ = os.WriteFile("/proc/self/comm", []byte(name), 0)
+}
+
+// cleanDirs removes what writers killed in the middle of an atomic write
+// left in the driver's directories.
+func cleanDirs(logger hclog.Logger) {
+	for _, env := range []string{EnvConfigDir, EnvStateDir, EnvRunDir} {
+		dir := os.Getenv(env)
+		if dir == "" {
+			continue
+		}
+		removed, err := atomicfile.Clean(dir)
+		if err != nil {
+			logger.Warn("cleaning temporary files", "dir", dir, "error", err)
+		}
+		for _, f := range removed {
+			logger.Info("removed a temporary file left by a writer that was killed", "file", f)
+		}
+	}
 }
 
 func newLogger() hclog.Logger {

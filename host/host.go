@@ -17,6 +17,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/virtd/virtd/internal/atomicfile"
 	"github.com/virtd/virtd/virt"
 )
 
@@ -116,6 +117,11 @@ func New(cfg Config) (*Host, error) {
 	h := &Host{
 		cfg: cfg, trust: Trust{UID: cfg.UID, SHA256: cfg.SHA256},
 		log: cfg.Logger, stop: make(chan struct{}), procs: map[string]*Proc{},
+	}
+	if removed, err := atomicfile.Clean(filepath.Join(cfg.RunDir, "drivers")); err != nil {
+		h.log.Warn("cleaning temporary files", "error", err)
+	} else if len(removed) > 0 {
+		h.log.Info("removed temporary files left by a killed writer", "files", removed)
 	}
 	h.Rescan()
 	h.reattachAll()

@@ -3,8 +3,14 @@
 package atomicfile
 
 import (
+	"errors"
+	"io/fs"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
+
+	"golang.org/x/sys/unix"
 )
 
 // WriteFile writes data to path through a temporary file in the same
@@ -27,7 +33,7 @@ func Replace(path string, data []byte, perm os.FileMode) error {
 }
 
 func write(path string, data []byte, perm os.FileMode, sync bool) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
+	tmp, err := os.CreateTemp(filepath.Dir(path), tempPrefix(filepath.Base(path)))
 	if err != nil {
 		return err
 	}
@@ -57,4 +63,54 @@ func SyncDir(dir string) error {
 	}
 	defer d.Close()
 	return d.Sync()
+}
+
+// tempPrefix names the temporary files of this process for a file: its pid
+// in the name tells Clean whether their writer still runs.
+func tempPrefix(base string) string {
+	return "." + base + ".tmp." + strconv.Itoa(os.Getpid()) + ".*"
+}
+
+// writerPID returns the pid in a temporary file's name, if it is one.
+func writerPID(name string) (int, bool) {
+	if !strings.HasPrefix(name, ".") {
+		return 0, false
+	}
+	i := strings.LastIndex(name, ".tmp.")
+	if i < 0 {
+		return 0, false
+	}
+	pid, _, ok := strings.Cut(name[i+len(".tmp."):], ".")
+	n, err := strconv.Atoi(pid)
+	return n, ok && err == nil && n > 0
+}
+
+// Clean removes, under dir and its subdirectories, the temporary files of
+// writers that no longer run: what a writer killed in the middle of
+// WriteFile or Replace left behind. A process calls it on the directories
+// it owns when it starts, so that such leftovers neither pile up nor get
+// read. A missing dir is fine. It returns the files it removed.
+func Clean(dir string) ([]string, error) {
+	var removed []string
+	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				return nil
+			}
+			return err
+		}
+		if !d.Type().IsRegular() {
+			return nil
+		}
+		pid, ok := writerPID(d.Name())
+		if !ok || unix.Kill(pid, 0) != unix.ESRCH {
+			return nil // not ours, or its writer still runs
+		}
+		if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return err
+		}
+		removed = append(removed, path)
+		return nil
+	})
+	return removed, err
 }

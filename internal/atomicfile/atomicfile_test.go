@@ -1,7 +1,9 @@
 package atomicfile
 
 import (
+	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"testing"
 )
@@ -39,5 +41,64 @@ func TestWriteFileMissingDir(t *testing.T) {
 		if err := write(filepath.Join(t.TempDir(), "no", "such"), nil, 0o600); err == nil {
 			t.Fatal("want an error for a missing directory")
 		}
+	}
+}
+
+// TestCleanRemovesWhatDeadWritersLeft: a temporary file whose writer was
+// killed mid-write is removed; one whose writer still runs, and every other
+// file, stay.
+func TestCleanRemovesWhatDeadWritersLeft(t *testing.T) {
+	dir := t.TempDir()
+	dead := exec.Command("true")
+	if err := dead.Run(); err != nil {
+		t.Fatal(err)
+	}
+	deadPID := dead.Process.Pid
+	sub := filepath.Join(dir, "sub")
+	if err := os.Mkdir(sub, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	files := map[string]bool{ // path: removed
+		filepath.Join(dir, fmt.Sprintf(".web.xml.tmp.%d.123", deadPID)):    true,
+		filepath.Join(sub, fmt.Sprintf(".state.tmp.%d.9", deadPID)):        true,
+		filepath.Join(dir, fmt.Sprintf(".db.xml.tmp.%d.456", os.Getpid())): false,
+		filepath.Join(dir, "web.xml"):                                      false,
+		filepath.Join(dir, fmt.Sprintf("web.xml.tmp.%d.1", deadPID)):       false, // not hidden: not ours
+		filepath.Join(dir, ".old.xml.tmp123"):                              false, // no pid: not ours
+		filepath.Join(dir, fmt.Sprintf(".web.xml.tmp.%dx.1", deadPID)):     false,
+	}
+	for f := range files {
+		if err := os.WriteFile(f, []byte("<domain/>"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	removed, err := Clean(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for f, gone := range files {
+		_, err := os.Stat(f)
+		if gone != os.IsNotExist(err) {
+			t.Errorf("%s: removed %v, want %v", filepath.Base(f), os.IsNotExist(err), gone)
+		}
+	}
+	if len(removed) != 2 {
+		t.Errorf("Clean reported %v", removed)
+	}
+	if _, err := Clean(filepath.Join(dir, "missing")); err != nil {
+		t.Errorf("a missing directory: %v", err)
+	}
+}
+
+// TestTempNamesCarryThePID: what a write leaves if killed mid-way is what
+// Clean recognises.
+func TestTempNamesCarryThePID(t *testing.T) {
+	f, err := os.CreateTemp(t.TempDir(), tempPrefix("web.xml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	if pid, ok := writerPID(filepath.Base(f.Name())); !ok || pid != os.Getpid() {
+		t.Fatalf("writerPID(%s) = %d, %v", filepath.Base(f.Name()), pid, ok)
 	}
 }

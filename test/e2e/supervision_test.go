@@ -3,7 +3,9 @@ package e2e
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -595,5 +597,46 @@ func TestUntrustedDriverFilesRefused(t *testing.T) {
 	}
 	if _, err := d.open("test:///default").LookupByName(ctxT(t), "test"); err != nil {
 		t.Errorf("the trusted driver: %v", err)
+	}
+}
+
+// TestKilledWritersTempFilesRemoved: a definition's temporary file, as a
+// driver killed in the middle of an atomic write leaves it, is removed when
+// the driver starts and never read as a definition; so is a driver
+// record's, when virtd starts.
+func TestKilledWritersTempFilesRemoved(t *testing.T) {
+	d := newDaemon(t, []string{"qemu"})
+	dead := exec.Command("true")
+	if err := dead.Run(); err != nil {
+		t.Fatal(err)
+	}
+	ghost := strings.Replace(domXML("ghost"), "type='test'", "type='qemu'", 1)
+	defTemp := filepath.Join(d.root, "etc/virtd/qemu", fmt.Sprintf(".ghost.xml.tmp.%d.42", dead.Process.Pid))
+	recTemp := filepath.Join(d.runDir, "drivers", fmt.Sprintf(".qemu.json.tmp.%d.7", dead.Process.Pid))
+	for _, f := range []string{defTemp, recTemp} {
+		if err := os.MkdirAll(filepath.Dir(f), 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(f, []byte(ghost), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	d.stop()
+	d.start()
+	if _, err := os.Stat(recTemp); !os.IsNotExist(err) {
+		t.Errorf("virtd left the record's temporary file: %v", err)
+	}
+	c := d.open("qemu:///system")
+	doms, err := c.ListDomains(ctxT(t), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, dom := range doms {
+		if dom.Name() == "ghost" {
+			t.Error("a temporary file was read as a definition")
+		}
+	}
+	if _, err := os.Stat(defTemp); !os.IsNotExist(err) {
+		t.Errorf("the qemu driver left the definition's temporary file: %v", err)
 	}
 }
