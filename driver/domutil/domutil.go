@@ -1,7 +1,7 @@
 // Package domutil holds what every driver needs around libvirt's domain
 // vocabulary: UUIDs and MAC addresses as libvirt writes them, libvirt's
-// scaled memory units, the order virsh lists domains in, and a broadcaster
-// for lifecycle events. Driver authors may use it; nothing in it is tied
+// scaled memory units, the check of a host network interface name, the
+// order virsh lists domains in, and a broadcaster for lifecycle events. Driver authors may use it; nothing in it is tied
 // to one hypervisor.
 package domutil
 

@@ -53,6 +53,7 @@ type Server struct {
 	subCond  *sync.Cond
 	watches  int
 	calls    []string
+	native   []string
 	endSubs  chan struct{}
 
 	drivers  []*apiv1.DriverStatus
@@ -138,6 +139,14 @@ func (s *Server) Calls() []string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return append([]string(nil), s.calls...)
+}
+
+// NativeConfigs returns the configurations sent to DomainXMLFromNative,
+// in order.
+func (s *Server) NativeConfigs() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]string(nil), s.native...)
 }
 
 // WaitWatches blocks until WatchEvents has registered n event streams in

@@ -397,6 +397,21 @@ func (v *virtService) SetDomainAutostart(_ context.Context, r *apiv1.SetDomainAu
 	return &apiv1.SetDomainAutostartResponse{}, nil
 }
 
+// DomainXMLFromNative keeps the configuration it was sent (see
+// NativeConfigs) and answers as virtd does for the test driver, which
+// converts nothing.
+func (v *virtService) DomainXMLFromNative(_ context.Context, r *apiv1.DomainXMLFromNativeRequest) (*apiv1.DomainXMLFromNativeResponse, error) {
+	s := v.s
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.record("DomainXMLFromNative", r.GetFormat())
+	if err := v.conn(r.GetConnection(), false); err != nil {
+		return nil, err
+	}
+	s.native = append(s.native, r.GetConfig())
+	return nil, status.Error(codes.Unimplemented, "this driver does not support domxml-from-native")
+}
+
 func (v *virtService) WatchEvents(r *apiv1.WatchEventsRequest, stream grpc.ServerStreamingServer[apiv1.WatchEventsResponse]) error {
 	s := v.s
 	ch := make(chan *apiv1.Event, 64)

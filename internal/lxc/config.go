@@ -318,10 +318,14 @@ func checkDevices(x *libvirtxml.Domain, where string) error {
 		if err := refuse(w, unsupported(ifc, "MAC", "Source", "IP", "Route", "Target", "Guest", "Link")); err != nil {
 			return err
 		}
+		at := fmt.Sprintf("%s: domain/devices/interface[%d]", where, i+1)
 		switch {
 		case ifc.Source != nil && ifc.Source.Bridge != nil:
 			if ifc.Source.Bridge.Bridge == "" {
 				return invalidf("%s: type 'bridge' needs <source bridge='...'/>", w)
+			}
+			if err := controller.CheckName(ifc.Source.Bridge.Bridge); err != nil {
+				return fmt.Errorf("%s/source/@bridge: %w", at, err)
 			}
 		case ifc.Source != nil && ifc.Source.Ethernet != nil:
 		default:
@@ -335,11 +339,21 @@ func checkDevices(x *libvirtxml.Domain, where string) error {
 		} else if _, err := net.ParseMAC(ifc.MAC.Address); err != nil {
 			return invalidf("%s: <mac address='%s'> is not a MAC address", w, ifc.MAC.Address)
 		}
-		if ifc.Target != nil && len(ifc.Target.Dev) > 13 {
-			return invalidf("%s: <target dev='%s'> is longer than 13 characters", w, ifc.Target.Dev)
+		// The host and guest names become arguments of ip (host ones
+		// also paths under /sys/class/net).
+		if ifc.Target != nil && ifc.Target.Dev != "" {
+			if err := controller.CheckName(ifc.Target.Dev); err != nil {
+				return fmt.Errorf("%s/target/@dev: %w", at, err)
+			}
+			if len(ifc.Target.Dev) > 13 {
+				// The container end is made as the host name plus 'p'.
+				return invalidf("%s/target/@dev: interface name %q is %d bytes long (at most 13 in the lxc driver)", at, ifc.Target.Dev, len(ifc.Target.Dev))
+			}
 		}
-		if ifc.Guest != nil && (ifc.Guest.Dev == "" || len(ifc.Guest.Dev) > 15) {
-			return invalidf("%s: <guest dev='%s'> must be 1 to 15 characters", w, ifc.Guest.Dev)
+		if ifc.Guest != nil {
+			if err := controller.CheckName(ifc.Guest.Dev); err != nil {
+				return fmt.Errorf("%s/guest/@dev: %w", at, err)
+			}
 		}
 		for _, ip := range ifc.IP {
 			if net.ParseIP(ip.Address) == nil || ip.Peer != "" {

@@ -2,6 +2,7 @@ package lxc
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/virtd/virtd/driver"
@@ -22,6 +23,9 @@ func (drv *Driver) DomainXMLFromNative(ctx context.Context, format, config strin
 		return "", fmt.Errorf("native format %q is not supported by the lxc driver (only %s): %w", format, NativeFormat, virt.ErrNotSupported)
 	}
 	doc, err := lxcconf.ToDomainXML(config)
+	if errors.Is(err, virt.ErrInvalidArgument) {
+		return "", fmt.Errorf("%s configuration: %w", NativeFormat, err)
+	}
 	if err != nil {
 		return "", fmt.Errorf("%s configuration: %v: %w", NativeFormat, err, virt.ErrInvalidArgument)
 	}

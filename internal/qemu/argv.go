@@ -3,7 +3,6 @@ package qemu
 import (
 	"fmt"
 	"net"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -20,27 +19,28 @@ type runtimePaths struct {
 }
 
 // ArgvFromXML returns the QEMU command line (emulator first) a domain XML
-// starts, as `virsh domxml-to-native qemu-argv` prints it. Runtime paths
-// are those of the default run directory.
-func ArgvFromXML(doc string) ([]string, error) {
+// starts, as `virsh domxml-to-native qemu-argv` prints it. A domain with
+// no <emulator> gets emulatorFor(arch), or the bare qemu-system-<arch>
+// when that is "". Runtime paths are those of the default run directory.
+//
+// It reads, stats and opens nothing: the driver converts for read-only
+// clients, so the paths in the XML (emulator, kernel, disks, serial files)
+// are only text, and the command line is the same whether they exist or
+// not.
+func ArgvFromXML(doc string, emulatorFor func(arch string) string) ([]string, error) {
 	c, err := parseConfig(doc)
 	if err != nil {
 		return nil, err
 	}
 	if c.x.Devices.Emulator == "" {
-		c.x.Devices.Emulator = defaultEmulator(c.x.OS.Type.Arch)
+		arch := c.x.OS.Type.Arch
+		c.x.Devices.Emulator = emulatorFor(arch)
+		if c.x.Devices.Emulator == "" {
+			c.x.Devices.Emulator = "qemu-system-" + arch
+		}
 	}
 	base := filepath.Join(defaultRunDir, c.uuid())
 	return buildArgv(c, runtimePaths{Monitor: "path=" + base + ".qmp", PidFile: base + ".pid"})
-}
-
-// defaultEmulator is qemu-system-<arch> as found on PATH, or the bare name.
-func defaultEmulator(arch string) string {
-	name := "qemu-system-" + arch
-	if p, err := exec.LookPath(name); err == nil {
-		return p
-	}
-	return name
 }
 
 // buildArgv turns a checked definition into QEMU's command line, emulator

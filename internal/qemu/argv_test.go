@@ -83,18 +83,31 @@ func formatArgs(argv []string) string {
 	return strings.Join(lines, " \\\n") + "\n"
 }
 
-func TestArgvFromXMLFindsEmulator(t *testing.T) {
-	argv, err := ArgvFromXML(`<domain type='qemu'><name>a</name><memory unit='MiB'>64</memory></domain>`)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !strings.HasSuffix(argv[0], "qemu-system-x86_64") {
-		t.Errorf("emulator = %q", argv[0])
-	}
-	joined := strings.Join(argv, " ")
-	for _, want := range []string{"-accel tcg", "-m size=65536k", "-S", "-display none", "mode=control", "acpi=off"} {
-		if !strings.Contains(joined, want) {
-			t.Errorf("argv lacks %q: %s", want, joined)
+// TestArgvFromXMLEmulator: without <emulator>, the command line starts
+// with what the lookup gives for the domain's architecture, or with the
+// bare qemu-system-<arch> when it gives nothing.
+func TestArgvFromXMLEmulator(t *testing.T) {
+	const doc = `<domain type='qemu'><name>a</name><memory unit='MiB'>64</memory></domain>`
+	for _, tt := range []struct{ found, want string }{
+		{"/opt/qemu/bin/qemu-system-x86_64", "/opt/qemu/bin/qemu-system-x86_64"},
+		{"", "qemu-system-x86_64"},
+	} {
+		var asked []string
+		argv, err := ArgvFromXML(doc, func(arch string) string {
+			asked = append(asked, arch)
+			return tt.found
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if argv[0] != tt.want || !reflect.DeepEqual(asked, []string{"x86_64"}) {
+			t.Errorf("lookup giving %q: emulator %q after asking for %q, want %q after asking for x86_64", tt.found, argv[0], asked, tt.want)
+		}
+		joined := strings.Join(argv, " ")
+		for _, want := range []string{"-accel tcg", "-m size=65536k", "-S", "-display none", "mode=control", "acpi=off"} {
+			if !strings.Contains(joined, want) {
+				t.Errorf("argv lacks %q: %s", want, joined)
+			}
 		}
 	}
 }

@@ -90,6 +90,19 @@ func (cc *capsCache) emulators() []emulator {
 	return out
 }
 
+// emulatorFor returns the path of the emulator for arch among the
+// qemu-system-* binaries on the search path (those capabilities lists), or
+// "" if there is none. It compares names: no path is made from arch, which
+// may come from a read-only client.
+func (cc *capsCache) emulatorFor(arch string) string {
+	for _, e := range cc.emulators() {
+		if e.arch == arch {
+			return e.path
+		}
+	}
+	return ""
+}
+
 // find returns the path of the named binary on the search path, or "".
 func (cc *capsCache) find(name string) string {
 	for _, dir := range filepath.SplitList(cc.searchPath()) {

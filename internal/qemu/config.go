@@ -374,6 +374,9 @@ func normaliseInterfaces(x *libvirtxml.Domain, bad badFunc) error {
 		if n.Source.Bridge != nil && n.Source.Bridge.Bridge == "" {
 			return bad("interface %d: <source bridge='...'> is missing", i)
 		}
+		if err := checkInterfaceNames(x, i); err != nil {
+			return err
+		}
 		if n.Model == nil {
 			n.Model = &libvirtxml.DomainInterfaceModel{Type: "e1000"}
 		}
@@ -397,6 +400,26 @@ func normaliseInterfaces(x *libvirtxml.Domain, bad badFunc) error {
 		seen[n.MAC.Address] = true
 		if n.Target != nil && n.Source.User != nil {
 			n.Target = nil // a user interface has no host device
+		}
+	}
+	return nil
+}
+
+// checkInterfaceNames checks the host device names of interface i of x,
+// its bridge and its tap, which become paths under /sys/class/net and
+// arguments of ip(8) at start. The error names the XML path.
+func checkInterfaceNames(x *libvirtxml.Domain, i int) error {
+	n := &x.Devices.Interfaces[i]
+	if n.Source.User != nil {
+		return nil // no host device; a <target> is dropped
+	}
+	at := fmt.Sprintf("domain/devices/interface[%d]", i+1)
+	if err := domutil.CheckInterfaceName(n.Source.Bridge.Bridge); err != nil {
+		return fmt.Errorf("domain %q: %s/source/@bridge: %w", x.Name, at, err)
+	}
+	if n.Target != nil && n.Target.Dev != "" {
+		if err := domutil.CheckInterfaceName(n.Target.Dev); err != nil {
+			return fmt.Errorf("domain %q: %s/target/@dev: %w", x.Name, at, err)
 		}
 	}
 	return nil

@@ -119,6 +119,12 @@ func checkFile(c *config, what, path string, exe bool) error {
 	return nil
 }
 
+// errKind gives a failed stat its kind and words. A missing file and a
+// refused one stay apart, in kind and text, on purpose: only a read-write
+// connection defines or starts a domain, and it can already have QEMU,
+// which runs as root, open any host file as a disk or kernel, so the
+// difference tells it nothing new; to root, permission denied is worth
+// telling apart (a root-squashed NFS export, FUSE, an LSM policy).
 func errKind(err error) error {
 	if errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("no such file: %w", virt.ErrNotFound)

@@ -20,12 +20,14 @@ var (
 )
 
 // DomainXMLToNative turns domain XML into the QEMU command line that start
-// would run (format "qemu-argv"), quoted for a shell.
+// would run (format "qemu-argv"), quoted for a shell. A domain with no
+// <emulator> gets the driver's own emulator for its architecture, one of
+// those capabilities lists; no path the XML names is touched.
 func (drv *Driver) DomainXMLToNative(_ context.Context, format, doc string) (string, error) {
 	if format != "qemu-argv" {
 		return "", fmt.Errorf("native format %q: the qemu driver converts to qemu-argv only: %w", format, virt.ErrNotSupported)
 	}
-	argv, err := ArgvFromXML(doc)
+	argv, err := ArgvFromXML(doc, drv.caps.emulatorFor)
 	if err != nil {
 		return "", err
 	}

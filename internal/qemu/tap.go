@@ -14,7 +14,18 @@ import (
 // createTaps creates a tap device for each bridge interface of a domain
 // about to start, attaches it to its bridge, and records its name in the
 // live definition (<target dev='vnetN'/>) and in rec.
+//
+// The names were checked at define; they are checked again here, before
+// any of them reaches a path or ip(8), and before any tap is made.
 func (drv *Driver) createTaps(c *config, rec *record) error {
+	for i := range c.x.Devices.Interfaces {
+		if c.x.Devices.Interfaces[i].Source.Bridge == nil {
+			continue
+		}
+		if err := checkInterfaceNames(c.x, i); err != nil {
+			return err
+		}
+	}
 	for i := range c.x.Devices.Interfaces {
 		n := &c.x.Devices.Interfaces[i]
 		if n.Source.Bridge == nil {

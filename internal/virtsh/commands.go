@@ -74,7 +74,7 @@ func init() {
 			{name: "format", kind: optString, help: "target config data type format", positional: true, required: true},
 			{name: "xml", kind: optString, help: "file containing an XML domain description", positional: true, required: true},
 		}, run: cmdToNative},
-		{name: "domxml-from-native", help: "convert a native guest configuration to domain XML", desc: "Formats depend on the driver: lxc-tools (lxc), xen-xl (xen).", opts: []opt{
+		{name: "domxml-from-native", help: "convert a native guest configuration to domain XML", desc: "Formats depend on the driver: lxc-tools (lxc), xen-xl (xen). virtd converts only the text it is sent: for lxc-tools, virtsh reads the files the configuration names for their content (lxc.include, lxc.mount.fstab) itself, with your rights, and sends their lines in their place.", opts: []opt{
 			{name: "format", kind: optString, help: "source config data format", positional: true, required: true},
 			{name: "config", kind: optString, help: "file containing the native config", positional: true, required: true},
 		}, run: cmdFromNative},

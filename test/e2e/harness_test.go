@@ -23,7 +23,8 @@ import (
 )
 
 // binDir holds the binaries TestMain built: virtd, virtsh,
-// virtd-driver-test and the fixtures, as virtd-driver-<name>.
+// virtd-driver-test, the driver fixtures as virtd-driver-<name>, and
+// fixture-roconvert.
 var binDir string
 
 func TestMain(m *testing.M) {
@@ -51,6 +52,7 @@ func buildAll(dir string) error {
 		"virtd-driver-lxc":   "./cmd/driver-lxc",
 		"virtd-driver-xen":   "./cmd/driver-xen",
 		"virtd-driver-other": "./test/e2e/fixtures/other",
+		"fixture-roconvert":  "./test/e2e/fixtures/roconvert",
 	}
 	for _, f := range []string{"exits", "garbage", "hangs", "apiv2", "crashloop"} {
 		targets["virtd-driver-"+f] = "./test/e2e/fixtures/" + f

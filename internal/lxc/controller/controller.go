@@ -224,6 +224,13 @@ func waitTimeout(wg *sync.WaitGroup, d time.Duration) {
 // the cgroup.
 func (c *controller) setup() error {
 	for _, ifc := range c.spec.Interfaces {
+		// The driver checked the names at define; checked again before
+		// any reaches a command.
+		if err := ifc.checkNames(); err != nil {
+			return invalid(err)
+		}
+	}
+	for _, ifc := range c.spec.Interfaces {
 		if ifc.Bridge != "" {
 			if err := checkBridge(ifc.Bridge); err != nil {
 				return invalid(fmt.Errorf("interface %s: %w", ifc.HostName, err))

@@ -11,7 +11,48 @@ import (
 	"strings"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/virtd/virtd/driver/domutil"
+	"github.com/virtd/virtd/virt"
 )
+
+// CheckName checks a bridge, veth or container interface name before it
+// reaches ip: a Linux interface name (domutil.CheckInterfaceName) that ip
+// -batch also reads back as the same one word, so with no '#' (ip takes
+// the rest of the line for a comment) and no leading quote (ip takes it
+// for quoting). The kernel allows both; the driver refuses them at define
+// as not supported.
+func CheckName(name string) error {
+	if err := domutil.CheckInterfaceName(name); err != nil {
+		return err
+	}
+	switch {
+	case strings.Contains(name, "#"):
+		return fmt.Errorf("interface name %q contains '#', which ip -batch reads as a comment: %w", name, virt.ErrNotSupported)
+	case name[0] == '"' || name[0] == '\'':
+		return fmt.Errorf("interface name %q starts with a quote, which ip -batch reads as quoting: %w", name, virt.ErrNotSupported)
+	}
+	return nil
+}
+
+// checkNames checks every name of ifc that the controller passes to ip.
+func (ifc *Interface) checkNames() error {
+	names := []string{ifc.HostName, ifc.peerName(), ifc.GuestName}
+	if ifc.Bridge != "" {
+		names = append(names, ifc.Bridge)
+	}
+	for _, n := range names {
+		if err := CheckName(n); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// batchWord reports whether ip -batch reads w back as the one word w.
+func batchWord(w string) bool {
+	return w != "" && !strings.ContainsAny(w, " \t\r\n\v\f#") && w[0] != '"' && w[0] != '\''
+}
 
 // ipPath finds iproute2's ip.
 func ipPath() (string, error) {
@@ -34,6 +75,11 @@ func ipBatch(cmds [][]string) error {
 	}
 	var in bytes.Buffer
 	for _, c := range cmds {
+		for _, w := range c {
+			if !batchWord(w) {
+				return fmt.Errorf("ip: %q cannot be passed to ip -batch as one word", w)
+			}
+		}
 		in.WriteString(strings.Join(c, " "))
 		in.WriteByte('\n')
 	}
@@ -101,6 +147,9 @@ func moveVeths(ifs []Interface, pid int) error {
 // ones are not an error.
 func deleteVeths(ifs []Interface) {
 	for _, ifc := range ifs {
+		if CheckName(ifc.HostName) != nil {
+			continue // never made: setup refused it
+		}
 		_, _ = ip("link", "del", "dev", ifc.HostName)
 	}
 }

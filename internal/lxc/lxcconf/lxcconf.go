@@ -5,17 +5,27 @@
 // counterpart the LXC driver could honour are ignored, as libvirt ignores
 // them; what cannot be imported faithfully (a network type other than
 // veth or empty, a root filesystem that is not a directory) is an error.
+//
+// A conversion reads only the text it is given. The LXC driver converts
+// for any local user on virtd's read-only socket while running as root,
+// so it must never open, stat or list a path that a configuration names:
+// paths (the root filesystem, bind mount sources, hooks) are copied into
+// the XML as text and nothing more. The keys whose meaning is the content
+// of another file, lxc.include and lxc.mount.fstab (lxc.mount), are
+// refused as invalid arguments; virtsh puts those files' content in the
+// configuration, read with its user's rights, before sending it.
 package lxcconf
 
 import (
 	"bufio"
 	"fmt"
-	"os"
 	"sort"
 	"strconv"
 	"strings"
 
 	"libvirt.org/go/libvirtxml"
+
+	"github.com/virtd/virtd/virt"
 )
 
 // MetadataNS is the LXC driver's metadata namespace (for the pids limit).
@@ -107,6 +117,9 @@ func Parse(config string) (*libvirtxml.Domain, error) {
 		if nk, ok := oldNames[key]; ok {
 			key = nk
 		}
+		if err := namesFile(e, key); err != nil {
+			return nil, err
+		}
 		switch key {
 		case "lxc.uts.name":
 			d.Name = v
@@ -194,12 +207,6 @@ func Parse(config string) (*libvirtxml.Domain, error) {
 			if fs != nil {
 				mounts = append(mounts, *fs)
 			}
-		case "lxc.mount.fstab":
-			fss, err := fstab(v, rootfs)
-			if err != nil {
-				return nil, fmt.Errorf("line %d: %w", e.line, err)
-			}
-			mounts = append(mounts, fss...)
 		}
 	}
 	if d.Name == "" {
@@ -410,26 +417,28 @@ func mountEntry(v, rootfs string) (*libvirtxml.DomainFilesystem, error) {
 	return fs, nil
 }
 
-func fstab(path, rootfs string) ([]libvirtxml.DomainFilesystem, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("lxc.mount.fstab: %w", err)
+// namesFile refuses the keys whose value names a file (or directory)
+// whose content is part of the configuration: the conversion reads no
+// file, so it cannot honour them, and it must not drop them silently. The
+// error names the key as written and what to send instead; it does not
+// repeat the path, so that it is the same whether the path exists or not.
+func namesFile(e entry, key string) error {
+	var instead string
+	switch key {
+	case "lxc.mount.fstab":
+		instead = "give its entries as lxc.mount.entry lines"
+	case "lxc.include":
+		instead = "put the included settings in the configuration itself"
+	default:
+		return nil
 	}
-	var out []libvirtxml.DomainFilesystem
-	for _, l := range strings.Split(string(b), "\n") {
-		l = strings.TrimSpace(l)
-		if l == "" || strings.HasPrefix(l, "#") {
-			continue
-		}
-		fs, err := mountEntry(l, rootfs)
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", path, err)
-		}
-		if fs != nil {
-			out = append(out, *fs)
-		}
+	written := e.key
+	if written != key {
+		written += " (" + key + ")"
 	}
-	return out, nil
+	return fmt.Errorf("line %d: %s names a file, and a conversion reads no file: %s "+
+		"(virtsh domxml-from-native does this, reading the file with your rights): %w",
+		e.line, written, instead, virt.ErrInvalidArgument)
 }
 
 // network converts one network; an "empty" network (a private network

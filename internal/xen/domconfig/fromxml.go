@@ -373,6 +373,9 @@ func nicsFromXML(c *Config, x *libvirtxml.Domain) error {
 		if n.Target != nil {
 			nic.IfName = n.Target.Dev
 		}
+		if err := checkNICNames(c.Name, i, nic); err != nil {
+			return err
+		}
 		if len(n.IP) > 0 {
 			ips := make([]string, len(n.IP))
 			for j, ip := range n.IP {
@@ -403,6 +406,24 @@ func nicsFromXML(c *Config, x *libvirtxml.Domain) error {
 			return unsupported(c.Name, fmt.Sprintf("%s: vlan, virtualport, driver, filterref, tune or mtu", where))
 		}
 		c.NICs = append(c.NICs, nic)
+	}
+	return nil
+}
+
+// checkNICNames checks the host device names of NIC i, its bridge and
+// its vif, which Xen's vif hotplug scripts, run as root, look up under
+// /sys/class/net and pass to ip. The error names the XML path.
+func checkNICNames(name string, i int, nic NIC) error {
+	at := fmt.Sprintf("domain/devices/interface[%d]", i+1)
+	if nic.Bridge != "" {
+		if err := domutil.CheckInterfaceName(nic.Bridge); err != nil {
+			return fmt.Errorf("domain %q: %s/source/@bridge: %w", name, at, err)
+		}
+	}
+	if nic.IfName != "" {
+		if err := domutil.CheckInterfaceName(nic.IfName); err != nil {
+			return fmt.Errorf("domain %q: %s/target/@dev: %w", name, at, err)
+		}
 	}
 	return nil
 }

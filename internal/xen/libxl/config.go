@@ -85,6 +85,7 @@ import (
 	"strings"
 	"unsafe"
 
+	"github.com/virtd/virtd/driver/domutil"
 	"github.com/virtd/virtd/internal/xen/domconfig"
 	"github.com/virtd/virtd/virt"
 )
@@ -477,6 +478,14 @@ func nic(p *C.libxl_device_nic, n domconfig.NIC) error {
 		}
 		for i := range 6 {
 			p.mac[i] = C.uint8_t(hw[i])
+		}
+	}
+	// Checked at define too: Xen's vif hotplug scripts use them as root.
+	for _, f := range []struct{ what, name string }{{"bridge", n.Bridge}, {"vif name", n.IfName}} {
+		if f.name != "" {
+			if err := domutil.CheckInterfaceName(f.name); err != nil {
+				return fmt.Errorf("%s: %w", f.what, err)
+			}
 		}
 	}
 	p.bridge, p.script, p.model = cstr(n.Bridge), cstr(n.Script), cstr(n.Model)

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/virtd/virtd/internal/xen/domconfig"
+	"github.com/virtd/virtd/virt"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files from the current output")
@@ -98,5 +99,23 @@ func TestBuildRefuses(t *testing.T) {
 		Disks: []domconfig.Disk{{Target: "/x", Vdev: "xvda", Format: "vmdk-nope"}}}
 	if _, err := Build(m); err == nil || !strings.Contains(err.Error(), "vmdk-nope") {
 		t.Fatalf("Build with an unknown disk format: %v", err)
+	}
+}
+
+// Build checks the bridge and vif names again, whatever define checked.
+func TestBuildRefusesBadInterfaceNames(t *testing.T) {
+	for _, n := range []domconfig.NIC{
+		{Bridge: "../../../etc"},
+		{Bridge: "xenbr0", IfName: "vif0123456789abc"},
+	} {
+		m := &domconfig.Config{Type: domconfig.PV, Name: "x", MaxVCPUs: 1, VCPUs: 1, MaxMemKiB: 1024, MemKiB: 1024,
+			NICs: []domconfig.NIC{n}}
+		cfg, err := Build(m)
+		if err == nil {
+			cfg.Free()
+		}
+		if !errors.Is(err, virt.ErrInvalidArgument) || !strings.Contains(err.Error(), "interface 0") || !strings.Contains(err.Error(), "interface name") {
+			t.Errorf("Build with %+v: %v, want an invalid argument naming interface 0", n, err)
+		}
 	}
 }
