@@ -36,6 +36,9 @@ type Daemon struct {
 // New prepares the daemon: it takes the run directory's lock, scans the
 // driver directories and reattaches to running drivers.
 func New(cfg Config) (*Daemon, error) {
+	// Whatever umask a service manager gave: what virtd and its drivers
+	// create is writable by no one else unless they say so.
+	syscall.Umask(0o022)
 	if cfg.Logger == nil {
 		cfg.Logger = hclog.New(&hclog.LoggerOptions{Name: "virtd", Level: hclog.LevelFromString(cfg.LogLevel)})
 	}
@@ -82,25 +85,41 @@ func lockRunDir(dir string) (*os.File, error) {
 	return f, nil
 }
 
-// listen opens a unix socket with the given mode and group.
+// listen opens a unix socket at path with the given mode and group. The
+// socket is never reachable with a wider mode, whatever the umask: it is
+// bound in a private directory (0700), given its mode and group there, and
+// only then renamed into place, replacing what a previous daemon left.
 func listen(path string, mode os.FileMode, group string) (net.Listener, error) {
-	_ = os.Remove(path) // the lock says no other daemon uses it
-	l, err := net.Listen("unix", path)
+	gid := -1
+	if group != "" {
+		var err error
+		if gid, err = lookupGroup(group); err != nil {
+			return nil, err
+		}
+	}
+	private, err := os.MkdirTemp(filepath.Dir(path), ".listen")
 	if err != nil {
 		return nil, err
 	}
-	if group != "" {
-		gid, err := lookupGroup(group)
-		if err != nil {
-			l.Close()
-			return nil, err
-		}
-		if err := os.Chown(path, -1, gid); err != nil {
-			l.Close()
-			return nil, err
-		}
+	defer os.RemoveAll(private)
+	tmp := filepath.Join(private, filepath.Base(path))
+	l, err := net.Listen("unix", tmp)
+	if err != nil {
+		return nil, err
 	}
-	if err := os.Chmod(path, mode); err != nil {
+	// Removing the socket file is the daemon's job (shutdown), at its
+	// final path.
+	l.(*net.UnixListener).SetUnlinkOnClose(false)
+	if gid >= 0 {
+		err = os.Chown(tmp, -1, gid)
+	}
+	if err == nil {
+		err = os.Chmod(tmp, mode)
+	}
+	if err == nil {
+		err = os.Rename(tmp, path)
+	}
+	if err != nil {
 		l.Close()
 		return nil, err
 	}

@@ -53,6 +53,7 @@ func buildAll(dir string) error {
 		"virtd-driver-xen":   "./cmd/driver-xen",
 		"virtd-driver-other": "./test/e2e/fixtures/other",
 		"fixture-roconvert":  "./test/e2e/fixtures/roconvert",
+		"fixture-connprobe":  "./test/e2e/fixtures/connprobe",
 	}
 	for _, f := range []string{"exits", "garbage", "hangs", "apiv2", "crashloop"} {
 		targets["virtd-driver-"+f] = "./test/e2e/fixtures/" + f

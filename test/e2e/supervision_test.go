@@ -640,3 +640,69 @@ func TestKilledWritersTempFilesRemoved(t *testing.T) {
 		t.Errorf("the qemu driver left the definition's temporary file: %v", err)
 	}
 }
+
+// TestSocketsNeverReachableWiderThanConfigured: with virtd started under
+// umask 000, as a service manager may start it, a user outside the group
+// who connects in a loop while virtd restarts 100 times never gets a
+// connection on the read-write or the admin socket (and does on the
+// read-only one, which shows that the prober works).
+func TestSocketsNeverReachableWiderThanConfigured(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root, to run the prober as nobody")
+	}
+	old := syscall.Umask(0)
+	defer syscall.Umask(old)
+	d := newDaemon(t, nil)
+	if err := os.Chmod(d.root, 0o711); err != nil {
+		t.Fatal(err)
+	}
+	pub := tempDir(t, "vdpub", 0o755)
+	probe := filepath.Join(pub, "fixture-connprobe")
+	copyFile(t, filepath.Join(binDir, "fixture-connprobe"), probe, 0o755)
+	cmd := exec.Command(probe, d.sock(), d.adminSock(), d.roSock())
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: nobody, Gid: nobody}}
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out strings.Builder
+	cmd.Stdout = &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 100; i++ {
+		if i%2 == 0 {
+			d.stop()
+		} else {
+			d.kill() // its sockets stay behind for the next to replace
+		}
+		d.start()
+	}
+	stdin.Close()
+	if err := cmd.Wait(); err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]int{}
+	for _, line := range strings.Split(strings.TrimSpace(out.String()), "\n") {
+		var path string
+		var n int
+		if _, err := fmt.Sscanf(line, "%s %d", &path, &n); err != nil {
+			t.Fatalf("prober output %q: %v", line, err)
+		}
+		got[path] = n
+	}
+	for _, sock := range []string{d.sock(), d.adminSock()} {
+		if got[sock] != 0 {
+			t.Errorf("nobody got %d connections on %s", got[sock], sock)
+		}
+	}
+	if got[d.roSock()] == 0 {
+		t.Errorf("the prober never connected to the read-only socket: %q", out.String())
+	}
+	for _, sock := range []string{d.sock(), d.adminSock()} {
+		fi, err := os.Stat(sock)
+		if err != nil || fi.Mode().Perm() != 0o600 {
+			t.Errorf("%s: %v, %v; want mode 0600", sock, fi.Mode(), err)
+		}
+	}
+}
