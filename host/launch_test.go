@@ -4,15 +4,24 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
+
+	"github.com/virtd/virtd/driver"
+	"github.com/virtd/virtd/internal/procfs"
+	"github.com/virtd/virtd/virt"
 )
+
 
 var (
 	buildOnce sync.Once
@@ -179,4 +188,63 @@ func TestLaunchChecksThePin(t *testing.T) {
 func sha256Hex(b []byte) string {
 	h := sha256.Sum256(b)
 	return hex.EncodeToString(h[:])
+}
+
+// TestDoExplainsADeathAndRetriesReads: a call whose process dies under it
+// fails as unavailable, naming the driver, its pid and how it died, and
+// saying that it may or may not have taken effect; a read is made again on
+// the next process, which the call waited for.
+func TestDoExplainsADeathAndRetriesReads(t *testing.T) {
+	root, _ := installTestDriver(t)
+	h := newTestHost(t, root)
+	p, err := h.Lookup("test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := p.Open(ctx); err != nil { // a connection: restart at once
+		t.Fatal(err)
+	}
+	defer p.Release()
+	killFirst := func(d *driver.Client) {
+		id, err := d.Identify(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := syscall.Kill(id.PID, syscall.SIGKILL); err != nil {
+			t.Fatal(err)
+		}
+		for !procfs.Gone(id.PID) { // a SIGKILL takes effect at once
+			runtime.Gosched()
+		}
+	}
+	first := p.Status().PID
+	calls := 0
+	err = p.Do(ctx, false, func(d *driver.Client) error {
+		calls++
+		killFirst(d)
+		return d.SuspendDomain(ctx, "6695eb01-f6a4-8304-79aa-97f2502e193f")
+	})
+	want := fmt.Sprintf(`driver "test" (pid %d) exited during the call (signal: killed); the call may or may not have taken effect`, first)
+	if !errors.Is(err, virt.ErrUnavailable) || !strings.Contains(err.Error(), want) || calls != 1 {
+		t.Fatalf("an action on a driver killed under it: %v after %d calls; want unavailable saying %q", err, calls, want)
+	}
+
+	second := 0
+	calls = 0
+	err = p.Do(ctx, true, func(d *driver.Client) error {
+		calls++
+		if calls == 1 {
+			killFirst(d)
+		}
+		doms, err := d.ListDomains(ctx, 0)
+		if err == nil && len(doms) > 0 {
+			second = p.Status().PID
+		}
+		return err
+	})
+	if err != nil || calls != 2 || second == 0 {
+		t.Fatalf("a read on a driver killed under it: %v after %d calls (pid %d); want it answered by the next process", err, calls, second)
+	}
 }

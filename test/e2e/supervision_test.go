@@ -706,3 +706,96 @@ func TestSocketsNeverReachableWiderThanConfigured(t *testing.T) {
 		}
 	}
 }
+
+// TestCallWaitsForRestartingDriver: an action that arrives while a driver
+// that keeps crashing waits out its backoff is served by the next process,
+// not refused.
+func TestCallWaitsForRestartingDriver(t *testing.T) {
+	d := newDaemon(t, []string{"test"})
+	c := d.open("test:///default")
+	ctx := ctxT(t)
+	dom, err := c.LookupByName(ctx, "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The first crash restarts at once; the second, soon after, waits
+	// out a backoff.
+	pid := d.driverStatus("test").PID
+	if err := syscall.Kill(int(pid), syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 10*time.Second, "the driver to run again", func() bool {
+		st := d.driverStatus("test")
+		return st.State == "running" && st.PID != pid
+	})
+	pid = d.driverStatus("test").PID
+	if err := syscall.Kill(int(pid), syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 10*time.Second, "the driver to wait out its backoff", func() bool {
+		return d.driverStatus("test").State != "running"
+	})
+	if err := dom.Suspend(ctx); err != nil {
+		t.Fatalf("an action during the restart: %v", err)
+	}
+	if st := d.driverStatus("test"); st.State != "running" || st.PID == pid || st.Restarts != 2 {
+		t.Fatalf("after the restart: %+v", st)
+	}
+}
+
+// TestReplacedDriverSwitchesWithoutFailures: while clients keep calling,
+// each rescan that finds the driver's file replaced moves them to the new
+// process: no call fails, none is sent to the process being stopped.
+func TestReplacedDriverSwitchesWithoutFailures(t *testing.T) {
+	d := newDaemon(t, []string{"test"})
+	ctx := ctxT(t)
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var failures []error
+	calls := 0
+	for i := 0; i < 4; i++ {
+		c := d.open("test:///default")
+		dom, err := c.LookupByName(ctx, "test")
+		if err != nil {
+			t.Fatal(err)
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for n := 0; ; n++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				err := dom.SetAutostart(ctx, n%2 == 0)
+				if err == nil {
+					_, err = dom.Autostart(ctx)
+				}
+				mu.Lock()
+				calls++
+				if err != nil {
+					failures = append(failures, err)
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	for i := 0; i < 3; i++ {
+		old := d.driverStatus("test").PID
+		d.install("test") // a new file, renamed over the old
+		if _, err := d.admin().Rescan(ctx); err != nil {
+			t.Fatal(err)
+		}
+		eventually(t, 20*time.Second, "the new driver to serve", func() bool {
+			st := d.driverStatus("test")
+			return !alive(int(old)) && st.State == "running" && st.PID != old
+		})
+	}
+	close(stop)
+	wg.Wait()
+	if len(failures) > 0 {
+		t.Fatalf("%d of %d calls failed while the driver was replaced; the first: %v", len(failures), calls, failures[0])
+	}
+}
