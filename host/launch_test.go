@@ -22,7 +22,6 @@ import (
 	"github.com/virtd/virtd/virt"
 )
 
-
 var (
 	buildOnce sync.Once
 	builtExe  string
