@@ -26,6 +26,10 @@ var (
 	// ErrPermissionDenied: refused, for example a change requested on a
 	// read-only connection.
 	ErrPermissionDenied = virt.ErrPermissionDenied
+	// ErrResourceExhausted: the daemon refused the call at one of its
+	// limits (connections, event streams, message size, bytes in flight);
+	// the message names the limit and its value.
+	ErrResourceExhausted = virt.ErrResourceExhausted
 	// ErrInternal: anything else.
 	ErrInternal = virt.ErrInternal
 )

@@ -87,6 +87,9 @@ type Config struct {
 	// DriverSHA256 pins drivers, by name, to the SHA-256 of their
 	// executable: another file is refused.
 	DriverSHA256 map[string]string
+	// Limits bound what clients can make the daemon hold; zero values
+	// take DefaultLimits'.
+	Limits Limits
 	// ShutdownGrace bounds how long SIGTERM waits for calls in flight.
 	ShutdownGrace time.Duration
 	LogLevel      string

@@ -27,8 +27,8 @@ type conn struct {
 // belong to: when a client goes away without Close, its connections close
 // with its socket.
 type registry struct {
-	nextTransport atomic.Uint64
-	transports    atomic.Int64
+	// transports counts the socket connections served.
+	transports atomic.Int64
 
 	mu    sync.Mutex
 	conns map[string]*conn
@@ -51,7 +51,7 @@ func (r *registry) get(ctx context.Context, id string) (*conn, error) {
 	r.mu.Lock()
 	c, ok := r.conns[id]
 	r.mu.Unlock()
-	if !ok || c.transport != transportOf(ctx) {
+	if !ok || c.transport != clientOf(ctx).id {
 		return nil, fmt.Errorf("no open connection %q (open one first): %w", id, virt.ErrInvalidArgument)
 	}
 	return c, nil
@@ -81,28 +81,26 @@ func (r *registry) closeTransport(t uint64) {
 	}
 }
 
-type transportKey struct{}
-
-func transportOf(ctx context.Context) uint64 {
-	t, _ := ctx.Value(transportKey{}).(uint64)
-	return t
-}
-
-// statsHandler tags each socket connection with an id and closes its
-// client connections when it ends.
+// statsHandler tags each socket connection with the id the listener gave
+// it (see limitedListener) and closes its client connections when it
+// ends.
 type statsHandler struct{ r *registry }
 
-func (h statsHandler) TagConn(ctx context.Context, _ *stats.ConnTagInfo) context.Context {
-	return context.WithValue(ctx, transportKey{}, h.r.nextTransport.Add(1))
+func (h statsHandler) TagConn(ctx context.Context, info *stats.ConnTagInfo) context.Context {
+	a, _ := info.RemoteAddr.(clientAddr)
+	return context.WithValue(ctx, clientKey{}, a)
 }
 
 func (h statsHandler) HandleConn(ctx context.Context, s stats.ConnStats) {
+	if clientOf(ctx).refused {
+		return
+	}
 	switch s.(type) {
 	case *stats.ConnBegin:
 		h.r.transports.Add(1)
 	case *stats.ConnEnd:
 		h.r.transports.Add(-1)
-		h.r.closeTransport(transportOf(ctx))
+		h.r.closeTransport(clientOf(ctx).id)
 	}
 }
 

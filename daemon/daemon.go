@@ -26,6 +26,7 @@ type Daemon struct {
 	log     hclog.Logger
 	host    *host.Host
 	reg     *registry
+	lim     *limiter
 	servers []*grpc.Server
 	lock    *os.File
 	closing chan struct{}
@@ -50,6 +51,7 @@ func New(cfg Config) (*Daemon, error) {
 			return nil, err
 		}
 	}
+	lim := newLimiter(cfg.Limits)
 	lock, err := lockRunDir(cfg.RunDir)
 	if err != nil {
 		return nil, err
@@ -60,13 +62,14 @@ func New(cfg Config) (*Daemon, error) {
 		IdleTimeout: cfg.DriverIdleTimeout, StartTimeout: cfg.DriverStartTimeout,
 		HangTimeout: cfg.DriverHangTimeout, RestartWait: cfg.DriverRestartWait,
 		UID: os.Getuid(), SHA256: cfg.DriverSHA256,
+		MaxMessageSize: lim.l.MaxMessageSize, Events: lim.l.Events,
 		LogLevel: cfg.LogLevel, Logger: cfg.Logger.Named("driver"),
 	})
 	if err != nil {
 		lock.Close()
 		return nil, err
 	}
-	return &Daemon{cfg: cfg, log: cfg.Logger, host: h, reg: newRegistry(), lock: lock, closing: make(chan struct{})}, nil
+	return &Daemon{cfg: cfg, log: cfg.Logger, host: h, reg: newRegistry(), lim: lim, lock: lock, closing: make(chan struct{})}, nil
 }
 
 // lockRunDir makes sure one daemon at a time uses a run directory.
@@ -138,12 +141,11 @@ func lookupGroup(name string) (int, error) {
 }
 
 func (d *Daemon) newServer() *grpc.Server {
-	return grpc.NewServer(
+	return grpc.NewServer(append(d.lim.serverOptions(),
 		grpc.StatsHandler(statsHandler{d.reg}),
-		grpc.MaxRecvMsgSize(64<<20),
 		// Fixed windows: no bandwidth-delay probing on a local socket.
 		grpc.InitialWindowSize(1<<20), grpc.InitialConnWindowSize(1<<20),
-	)
+	)...)
 }
 
 // Run serves until ctx ends, SIGTERM or SIGINT arrives, or the idle
@@ -191,7 +193,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 		s := d.newServer()
 		sk.reg(s)
 		d.servers = append(d.servers, s)
-		go func() { errc <- s.Serve(l) }()
+		go func() { errc <- s.Serve(limitedListener{l, d.lim}) }()
 	}
 	d.log.Info("virtd ready", "version", Version, "run_dir", d.cfg.RunDir, "driver_dirs", d.cfg.DriverDirs, "socket_activated", len(activated) > 0)
 	notify("READY=1")

@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"io"
 	"path/filepath"
+	"math"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -28,6 +30,15 @@ func Main(ctx context.Context, args []string, stderr io.Writer) int {
 	restartWait := fs.Duration("driver-restart-wait", 5*time.Second, "how long a call waits for a driver that is starting, restarting or being replaced")
 	pins := pinFlag{}
 	fs.Var(pins, "driver-sha256", "pin a driver to the SHA-256 of its executable, `NAME=HEX` (repeat for several; in virtd.conf, one driver_sha256 line each)")
+	lim := DefaultLimits
+	fs.IntVar(&lim.MaxClients, "max-clients", lim.MaxClients, "client connections served at once, all sockets together")
+	fs.IntVar(&lim.MaxClientRequests, "max-client-requests", lim.MaxClientRequests, "calls one client connection may have in flight (more wait their turn)")
+	fs.IntVar(&lim.MaxClientStreams, "max-client-streams", lim.MaxClientStreams, "event streams and consoles one client connection may have open")
+	fs.Var((*sizeFlag)(&lim.MaxMessageSize), "max-message-size", "bytes of one message, on every hop (a number, or with KiB, MiB)")
+	fs.Var((*sizeFlag)(&lim.MaxInflightBytes), "max-inflight-bytes", "bytes of the requests being handled, all clients together")
+	fs.IntVar(&lim.Events.Backlog, "max-event-backlog", lim.Events.Backlog, "events a client may fall behind on an event stream before it is dropped")
+	fs.Var((*sizeFlag)(&lim.Events.BacklogBytes), "max-event-backlog-bytes", "bytes of events a client may fall behind before it is dropped")
+	fs.Var((*sizeFlag)(&lim.Events.QueueBytes), "max-event-queue-bytes", "bytes of events queued for all clients together")
 	level := fs.String("log-level", "info", "log `level`: trace, debug, info, warn, error")
 	version := fs.Bool("version", false, "print the version and exit")
 	config := fs.String("config", "", "configuration `file` (default <root>/etc/virtd/virtd.conf); command-line flags win")
@@ -71,6 +82,7 @@ func Main(ctx context.Context, args []string, stderr io.Writer) int {
 		DriverHangTimeout:  *hang,
 		DriverRestartWait:  *restartWait,
 		DriverSHA256:       pins,
+		Limits:             lim,
 		LogLevel:           *level,
 	}
 	d, err := New(cfg)
@@ -103,5 +115,30 @@ func (f pinFlag) Set(s string) error {
 		return err
 	}
 	f[name] = sum
+	return nil
+}
+
+// sizeFlag is a byte count: a number, or one with a unit (KiB, MiB, GiB).
+type sizeFlag int
+
+func (f *sizeFlag) String() string { return strconv.Itoa(int(*f)) }
+
+func (f *sizeFlag) Set(s string) error {
+	s = strings.TrimSpace(s)
+	num, scale := s, 1
+	for _, u := range []struct {
+		suffix string
+		scale  int
+	}{{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}} {
+		if n, ok := strings.CutSuffix(s, u.suffix); ok {
+			num, scale = strings.TrimSpace(n), u.scale
+			break
+		}
+	}
+	n, err := strconv.Atoi(num)
+	if err != nil || n <= 0 || n > math.MaxInt32/scale {
+		return fmt.Errorf("%q is not a size (a positive number of bytes, or with KiB, MiB or GiB, under 2 GiB)", s)
+	}
+	*f = sizeFlag(n * scale)
 	return nil
 }

@@ -89,7 +89,7 @@ func (s *service) Open(ctx context.Context, req *apiv1.OpenRequest) (*apiv1.Open
 		p.Release()
 		return nil, rpcerr.ToStatus(err)
 	}
-	c := &conn{uri: req.GetUri(), readOnly: req.GetReadOnly() || s.readOnly, transport: transportOf(ctx), proc: p}
+	c := &conn{uri: req.GetUri(), readOnly: req.GetReadOnly() || s.readOnly, transport: clientOf(ctx).id, proc: p}
 	s.reg.add(c)
 	if ctx.Err() != nil {
 		// The client went away during Open: its socket's end may already
@@ -277,17 +277,27 @@ func (s *service) WatchEvents(req *apiv1.WatchEventsRequest, stream apiv1.VirtSe
 	if err := stream.SendHeader(metadata.MD{}); err != nil {
 		return err
 	}
-	for {
-		select {
-		case <-s.closing:
-			return rpcerr.ToStatus(fmt.Errorf("virtd is shutting down: %w", virt.ErrUnavailable))
-		case e, ok := <-sub.C():
-			if !ok {
-				return rpcerr.ToStatus(sub.Err())
-			}
+	sendQueued := func() error {
+		for e, ok := sub.Next(); ok; e, ok = sub.Next() {
 			if err := stream.Send(&apiv1.WatchEventsResponse{Event: eventToAPI(&e)}); err != nil {
 				return err
 			}
+		}
+		return nil
+	}
+	for {
+		if err := sendQueued(); err != nil {
+			return err
+		}
+		select {
+		case <-s.closing:
+			return rpcerr.ToStatus(fmt.Errorf("virtd is shutting down: %w", virt.ErrUnavailable))
+		case <-sub.Ready():
+		case <-sub.Done():
+			if err := sendQueued(); err != nil {
+				return err
+			}
+			return rpcerr.ToStatus(sub.Err())
 		}
 	}
 }

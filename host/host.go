@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -55,8 +56,10 @@ type Config struct {
 	// MaxMessageSize bounds every message between the host and a driver,
 	// both ways.
 	MaxMessageSize int
-	LogLevel       string
-	Logger         hclog.Logger
+	// Events bound the events queued for subscribers.
+	Events   EventLimits
+	LogLevel string
+	Logger   hclog.Logger
 }
 
 func (c *Config) setDefaults() {
@@ -75,6 +78,7 @@ func (c *Config) setDefaults() {
 	if c.MaxMessageSize <= 0 {
 		c.MaxMessageSize = 4 << 20
 	}
+	c.Events.setDefaults()
 	if c.StableAfter <= 0 {
 		c.StableAfter = 10 * time.Second
 	}
@@ -105,6 +109,12 @@ type Host struct {
 	mu       sync.Mutex
 	procs    map[string]*Proc
 	rejected []Rejected
+
+	// The subscriptions to each driver's events, and the bytes their
+	// backlogs hold together.
+	subMu  sync.Mutex
+	subs   map[*Proc]map[*Subscription]struct{}
+	queued atomic.Int64
 }
 
 // New scans the driver directories, reattaches to the drivers a previous
@@ -117,6 +127,7 @@ func New(cfg Config) (*Host, error) {
 	h := &Host{
 		cfg: cfg, trust: Trust{UID: cfg.UID, SHA256: cfg.SHA256},
 		log: cfg.Logger, stop: make(chan struct{}), procs: map[string]*Proc{},
+		subs: map[*Proc]map[*Subscription]struct{}{},
 	}
 	if removed, err := atomicfile.Clean(filepath.Join(cfg.RunDir, "drivers")); err != nil {
 		h.log.Warn("cleaning temporary files", "error", err)

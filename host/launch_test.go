@@ -74,13 +74,17 @@ func installTestDriver(t *testing.T) (root, exe string) {
 	return root, exe
 }
 
-func newTestHost(t *testing.T, root string) *Host {
+func newTestHost(t *testing.T, root string, opts ...func(*Config)) *Host {
 	t.Helper()
-	h, err := New(Config{
+	cfg := Config{
 		Dirs: []string{filepath.Join(root, "drivers")}, RunDir: filepath.Join(root, "run"),
 		ConfigDir: filepath.Join(root, "etc"), StateDir: filepath.Join(root, "lib"), LogDir: filepath.Join(root, "log"),
 		UID: os.Getuid(),
-	})
+	}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	h, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -246,4 +250,111 @@ func TestDoExplainsADeathAndRetriesReads(t *testing.T) {
 	if err != nil || calls != 2 || second == 0 {
 		t.Fatalf("a read on a driver killed under it: %v after %d calls (pid %d); want it answered by the next process", err, calls, second)
 	}
+}
+
+// subscribeAndSuspend starts the test driver with a subscription and
+// returns a function that makes n events (suspend, resume, ...).
+func eventMaker(t *testing.T, p *Proc) func(n int) {
+	t.Helper()
+	ctx := context.Background()
+	var uuid string
+	if err := p.Do(ctx, true, func(d *driver.Client) error {
+		doms, err := d.ListDomains(ctx, 0)
+		if err == nil && len(doms) > 0 {
+			uuid = doms[0].UUID
+		}
+		return err
+	}); err != nil || uuid == "" {
+		t.Fatalf("finding the test domain: %v", err)
+	}
+	suspended := false
+	return func(n int) {
+		for range n {
+			err := p.Do(ctx, false, func(d *driver.Client) error {
+				if suspended {
+					return d.ResumeDomain(ctx, uuid)
+				}
+				return d.SuspendDomain(ctx, uuid)
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			suspended = !suspended
+		}
+	}
+}
+
+// TestSlowSubscribersDropped: a subscriber that falls more than its
+// backlog behind is dropped with a resource-exhausted error naming the
+// limit, as is, when every backlog together passes the total, the one with
+// the most unread; a subscriber that keeps up gets every event in order.
+func TestSlowSubscribersDropped(t *testing.T) {
+	ctx := t.Context()
+	subscribe := func(p *Proc) *Subscription {
+		s, err := p.Subscribe(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	t.Run("backlog", func(t *testing.T) {
+		root, _ := installTestDriver(t)
+		h := newTestHost(t, root, func(c *Config) { c.Events = EventLimits{Backlog: 10} })
+		p, err := h.Lookup("test")
+		if err != nil {
+			t.Fatal(err)
+		}
+		events := eventMaker(t, p)
+		slow := subscribe(p)
+		events(11)
+		<-slow.Done()
+		if err := slow.Err(); !errors.Is(err, virt.ErrResourceExhausted) || !strings.Contains(err.Error(), "more than 10 events") {
+			t.Fatalf("a subscriber 11 events behind: %v", err)
+		}
+		if _, ok := slow.Next(); ok {
+			t.Error("a dropped subscriber still has events")
+		}
+	})
+	t.Run("total", func(t *testing.T) {
+		root, _ := installTestDriver(t)
+		h := newTestHost(t, root, func(c *Config) { c.Events = EventLimits{QueueBytes: 3000} })
+		p, err := h.Lookup("test")
+		if err != nil {
+			t.Fatal(err)
+		}
+		events := eventMaker(t, p)
+		behind := subscribe(p)
+		events(4)
+		keeping := subscribe(p)
+		var got []uint64
+		for i := 0; i < 40; i++ {
+			events(1)
+			select {
+			case <-keeping.Ready():
+			case <-time.After(10 * time.Second):
+				t.Fatalf("event %d did not reach the subscriber that keeps up", i)
+			}
+			e, ok := keeping.Next()
+			if !ok {
+				t.Fatalf("event %d: ready, but no event", i)
+			}
+			got = append(got, e.Seq)
+		}
+		select {
+		case <-behind.Done():
+		default:
+			t.Fatal("the subscriber with the most unread was not dropped")
+		}
+		if err := behind.Err(); !errors.Is(err, virt.ErrResourceExhausted) || !strings.Contains(err.Error(), "max_event_queue_bytes") {
+			t.Fatalf("the dropped subscriber: %v", err)
+		}
+		for i := 1; i < len(got); i++ {
+			if got[i] != got[i-1]+1 {
+				t.Fatalf("events out of order or missing: %v", got)
+			}
+		}
+		if q := h.queued.Load(); q != 0 {
+			t.Errorf("%d bytes still queued with every event taken or dropped", q)
+		}
+	})
 }

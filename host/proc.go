@@ -58,9 +58,6 @@ type Proc struct {
 	conns     int
 	lastUsed  time.Time
 	removed   bool
-
-	subMu sync.Mutex
-	subs  map[*Subscription]struct{}
 }
 
 // instance is one driver process: launched by this host, or reattached.
@@ -99,7 +96,6 @@ func newProc(h *Host, c Candidate) *Proc {
 		name: c.Name, h: h, path: c.Path, state: StateStopped,
 		log:     h.log.Named(c.Name),
 		changed: make(chan struct{}),
-		subs:    map[*Subscription]struct{}{},
 	}
 }
 

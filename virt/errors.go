@@ -16,13 +16,17 @@ var (
 	ErrUnavailable        = errors.New("unavailable")
 	ErrNotSupported       = errors.New("not supported")
 	ErrPermissionDenied   = errors.New("permission denied")
+	// ErrResourceExhausted: a limit was reached (connections, calls in
+	// flight, message size, ...); the message names the limit and its
+	// value.
+	ErrResourceExhausted = errors.New("resource exhausted")
 	ErrInternal           = errors.New("internal error")
 )
 
 // Kinds lists every error kind, most specific first.
 var Kinds = []error{
 	ErrNotFound, ErrAlreadyExists, ErrInvalidArgument, ErrFailedPrecondition,
-	ErrUnavailable, ErrNotSupported, ErrPermissionDenied, ErrInternal,
+	ErrUnavailable, ErrNotSupported, ErrPermissionDenied, ErrResourceExhausted, ErrInternal,
 }
 
 // KindOf returns the kind err carries, or nil when it carries none.

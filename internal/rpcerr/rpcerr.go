@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"regexp"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -26,6 +27,7 @@ var kindCodes = []struct {
 	{virt.ErrUnavailable, codes.Unavailable},
 	{virt.ErrNotSupported, codes.Unimplemented},
 	{virt.ErrPermissionDenied, codes.PermissionDenied},
+	{virt.ErrResourceExhausted, codes.ResourceExhausted},
 	{virt.ErrInternal, codes.Internal},
 	{context.Canceled, codes.Canceled},
 	{context.DeadlineExceeded, codes.DeadlineExceeded},
@@ -59,12 +61,29 @@ func FromStatus(err error) error {
 	if !ok {
 		return err
 	}
+	msg := st.Message()
+	if st.Code() == codes.ResourceExhausted {
+		msg = explainSizeLimit(msg)
+	}
 	for _, kc := range kindCodes {
 		if st.Code() == kc.code {
-			return virt.WithKind(kc.kind, st.Message())
+			return virt.WithKind(kc.kind, msg)
 		}
 	}
-	return virt.WithKind(virt.ErrInternal, st.Message())
+	return virt.WithKind(virt.ErrInternal, msg)
+}
+
+// grpcSizeLimit matches gRPC's own words for a message over the size limit,
+// received or about to be sent.
+var grpcSizeLimit = regexp.MustCompile(`^grpc: (received|trying to send) message larger than max \((\d+) vs\. (\d+)\)$`)
+
+// explainSizeLimit says in virtd's words what gRPC refused for its size.
+func explainSizeLimit(msg string) string {
+	m := grpcSizeLimit.FindStringSubmatch(msg)
+	if m == nil {
+		return msg
+	}
+	return fmt.Sprintf("a message of %s bytes is larger than the limit of %s bytes (max_message_size)", m[2], m[3])
 }
 
 // Wrap is FromStatus with context: "prefix: message", kind kept.

@@ -71,3 +71,20 @@ func TestContextInterceptor(t *testing.T) {
 		t.Errorf("a not-found after the deadline: %v, want it unchanged", err)
 	}
 }
+
+func TestSizeLimitExplained(t *testing.T) {
+	for _, msg := range []string{
+		"grpc: received message larger than max (5242885 vs. 4194304)",
+		"grpc: trying to send message larger than max (5242885 vs. 4194304)",
+	} {
+		err := FromStatus(status.Error(codes.ResourceExhausted, msg))
+		if !errors.Is(err, virt.ErrResourceExhausted) ||
+			err.Error() != "a message of 5242885 bytes is larger than the limit of 4194304 bytes (max_message_size)" {
+			t.Errorf("%q became %v", msg, err)
+		}
+	}
+	other := "too many clients (max_clients = 3)"
+	if err := FromStatus(status.Error(codes.ResourceExhausted, other)); err.Error() != other {
+		t.Errorf("%q became %v", other, err)
+	}
+}
