@@ -20,7 +20,7 @@ var (
 	// flight, message size, ...); the message names the limit and its
 	// value.
 	ErrResourceExhausted = errors.New("resource exhausted")
-	ErrInternal           = errors.New("internal error")
+	ErrInternal          = errors.New("internal error")
 )
 
 // Kinds lists every error kind, most specific first.
