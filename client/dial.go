@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"net"
 	"syscall"
 	"time"
@@ -59,6 +60,8 @@ func dial(ctx context.Context, path string, o *options) (*grpc.ClientConn, error
 		// Fixed windows: no bandwidth-delay probing on a local socket.
 		grpc.WithInitialWindowSize(1<<20), grpc.WithInitialConnWindowSize(1<<20),
 		grpc.WithUnaryInterceptor(rpcerr.ContextInterceptor),
+		// The daemon bounds what it sends by its max_message_size.
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(math.MaxInt32)),
 		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) {
 			var d net.Dialer
 			return d.DialContext(ctx, "unix", path)

@@ -50,9 +50,9 @@ func (c *Conn) WatchEvents(ctx context.Context) (*EventStream, error) {
 	}
 	// The daemon sends the header once it has registered the watch: from
 	// here on no event is missed.
-	if _, err := stream.Header(); err != nil {
+	if err := rpcerr.Subscribed(stream); err != nil {
 		cancel()
-		return nil, rpcerr.FromStatus(err)
+		return nil, err
 	}
 	s := &EventStream{ch: make(chan virt.Event, 16), cancel: cancel}
 	go func() {

@@ -76,13 +76,12 @@ func (l *Limits) setDefaults() {
 // of MaxInflightBytes.
 const smallRequest = 64 << 10
 
-// Over max_clients: at most this many refused connections are kept open
+// Over max_clients: at most maxRefused refused connections are kept open
 // at once, each for refusedLinger, to answer their calls with the reason;
 // more are closed at once.
-const (
-	maxRefused    = 64
-	refusedLinger = 2 * time.Second
-)
+const maxRefused = 64
+
+var refusedLinger = 2 * time.Second
 
 // limiter enforces Limits for every socket of a daemon.
 type limiter struct {

@@ -199,8 +199,8 @@ func (c *Client) WatchEvents(ctx context.Context) (<-chan virt.Event, error) {
 	}
 	// The driver sends the header once it has subscribed: from here on no
 	// event is missed.
-	if _, err := stream.Header(); err != nil {
-		return nil, rpcerr.FromStatus(err)
+	if err := rpcerr.Subscribed(stream); err != nil {
+		return nil, err
 	}
 	out := make(chan virt.Event, 64)
 	go func() {

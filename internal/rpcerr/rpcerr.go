@@ -7,11 +7,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"regexp"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/emptypb"
 
 	"github.com/virtd/virtd/virt"
 )
@@ -109,4 +111,19 @@ func ContextInterceptor(ctx context.Context, method string, req, reply any, cc *
 		}
 	}
 	return err
+}
+
+// Subscribed waits for the header a server sends once it has registered a
+// watch (virtd's event streams). A stream the server ended without one, to
+// refuse it, gives the server's error, with its kind.
+func Subscribed(stream grpc.ClientStream) error {
+	md, err := stream.Header()
+	if err == nil && md == nil {
+		// Ended without a header: the status is what RecvMsg returns.
+		err = stream.RecvMsg(new(emptypb.Empty))
+		if err == nil || err == io.EOF {
+			err = status.Error(codes.Unavailable, "the stream ended before it was registered")
+		}
+	}
+	return FromStatus(err)
 }

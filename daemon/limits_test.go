@@ -1,0 +1,134 @@
+package daemon
+
+import (
+	"errors"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/virtd/virtd/virt"
+)
+
+func TestReserveKeepsRoomForSmallRequests(t *testing.T) {
+	lim := newLimiter(Limits{MaxInflightBytes: 1 << 20})
+	var releases []func()
+	take := func(n int) error {
+		release, err := lim.reserve(n)
+		if err == nil {
+			releases = append(releases, release)
+		}
+		return err
+	}
+	// Large requests may fill three quarters.
+	for i := 0; i < 3; i++ {
+		if err := take(256 << 10); err != nil {
+			t.Fatalf("large request %d: %v", i, err)
+		}
+	}
+	err := take(256 << 10)
+	if !errors.Is(err, virt.ErrResourceExhausted) || !strings.Contains(err.Error(), "max_inflight_bytes = 1048576") {
+		t.Fatalf("a large request past three quarters: %v", err)
+	}
+	// The last quarter is for small ones.
+	for i := 0; i < 4; i++ {
+		if err := take(64 << 10); err != nil {
+			t.Fatalf("small request %d: %v", i, err)
+		}
+	}
+	if err := take(1); !errors.Is(err, virt.ErrResourceExhausted) {
+		t.Fatalf("a request past the limit: %v", err)
+	}
+	for _, r := range releases {
+		r()
+	}
+	if lim.inflight != 0 {
+		t.Fatalf("%d bytes left in flight after every release", lim.inflight)
+	}
+	if err := take(256 << 10); err != nil {
+		t.Fatalf("after the releases: %v", err)
+	}
+}
+
+func TestOpenStreamCountsPerConnection(t *testing.T) {
+	lim := newLimiter(Limits{MaxClientStreams: 2})
+	r1, err1 := lim.openStream(1)
+	_, err2 := lim.openStream(1)
+	_, err3 := lim.openStream(1)
+	_, other := lim.openStream(2)
+	if err1 != nil || err2 != nil || other != nil {
+		t.Fatalf("streams within the limit: %v %v %v", err1, err2, other)
+	}
+	if !errors.Is(err3, virt.ErrResourceExhausted) || !strings.Contains(err3.Error(), "max_client_streams = 2") {
+		t.Fatalf("a third stream: %v", err3)
+	}
+	r1()
+	if _, err := lim.openStream(1); err != nil {
+		t.Fatalf("after one closed: %v", err)
+	}
+}
+
+// TestListenerRefusesOverMaxClients: a connection over max_clients is
+// marked refused and cut after a while; closing a served one makes room.
+func TestListenerRefusesOverMaxClients(t *testing.T) {
+	defer func(d time.Duration) { refusedLinger = d }(refusedLinger)
+	refusedLinger = 100 * time.Millisecond
+	lim := newLimiter(Limits{MaxClients: 1})
+	path := filepath.Join(t.TempDir(), "sock")
+	raw, err := net.Listen("unix", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := limitedListener{raw, lim}
+	defer l.Close()
+	accept := func() *clientConn {
+		t.Helper()
+		c, err := net.Dial("unix", path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		s, err := l.Accept()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s.(*clientConn)
+	}
+	first := accept()
+	if first.addr.refused || lim.clients.Load() != 1 {
+		t.Fatalf("first connection: %+v, %d served", first.addr, lim.clients.Load())
+	}
+	second := accept()
+	if !second.addr.refused || lim.refused.Load() != 1 || lim.clients.Load() != 1 {
+		t.Fatalf("second connection: %+v, %d served, %d refused", second.addr, lim.clients.Load(), lim.refused.Load())
+	}
+	// The refused one is cut once it has had time to hear why.
+	if _, err := second.Read(make([]byte, 1)); !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("reading a refused connection: %v, want its deadline to pass", err)
+	}
+	second.Close()
+	first.Close()
+	if lim.clients.Load() != 0 || lim.refused.Load() != 0 {
+		t.Fatalf("after closing: %d served, %d refused", lim.clients.Load(), lim.refused.Load())
+	}
+	if third := accept(); third.addr.refused {
+		t.Fatal("a connection after the others closed is refused")
+	}
+}
+
+func TestSizeFlag(t *testing.T) {
+	for in, want := range map[string]int{"4194304": 4 << 20, "4MiB": 4 << 20, "64 KiB": 64 << 10, "1GiB": 1 << 30} {
+		var f sizeFlag
+		if err := f.Set(in); err != nil || int(f) != want {
+			t.Errorf("%q: %d, %v; want %d", in, f, err, want)
+		}
+	}
+	for _, bad := range []string{"", "0", "-1", "4MB", "3GiB", "x"} {
+		var f sizeFlag
+		if err := f.Set(bad); err == nil {
+			t.Errorf("%q accepted as %d", bad, f)
+		}
+	}
+}
