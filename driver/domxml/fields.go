@@ -111,7 +111,7 @@ func (f *Fields) walk(v reflect.Value, path string, where xmlPath) error {
 	for i := range t.NumField() {
 		sf := t.Field(i)
 		fv := v.Field(i)
-		if sf.Name == "XMLName" || !sf.IsExported() || fv.IsZero() {
+		if sf.Name == "XMLName" || !sf.IsExported() || fv.IsZero() || emptyUnion(fv) {
 			continue
 		}
 		p := sf.Name
@@ -212,6 +212,26 @@ func describe(f reflect.StructField, where xmlPath) (inner xmlPath, desc, path s
 	}
 	p := where.path + "/" + local
 	return xmlPath{p, where.path}, "<" + rel(p) + ">", p
+}
+
+// emptyUnion reports a pointer to a union none of whose members is set:
+// libvirtxml makes one for an element that may have a typed child
+// (<input type='tablet'> gets an empty <source> union), and it stands for
+// nothing the document says.
+func emptyUnion(v reflect.Value) bool {
+	if v.Kind() != reflect.Pointer || v.Elem().Kind() != reflect.Struct {
+		return false
+	}
+	s := v.Elem()
+	if s.NumField() == 0 {
+		return false
+	}
+	for i := range s.NumField() {
+		if s.Type().Field(i).Tag.Get("xml") != "-" || !s.Field(i).IsZero() {
+			return false
+		}
+	}
+	return true
 }
 
 func hasXMLName(t reflect.Type) bool {
