@@ -2,9 +2,11 @@ package drivertest
 
 import (
 	"context"
+	"encoding/xml"
 	"errors"
 	"fmt"
 	"net/url"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -12,6 +14,7 @@ import (
 	"libvirt.org/go/libvirtxml"
 
 	"github.com/virtd/virtd/driver"
+	"github.com/virtd/virtd/driver/domxml"
 	"github.com/virtd/virtd/virt"
 )
 
@@ -32,6 +35,9 @@ var cases = []suiteCase{
 	{name: "Redefine", run: testRedefine},
 	{name: "DuplicateName", run: testDuplicateName},
 	{name: "MalformedXML", run: testMalformedXML},
+	{name: "NameRules", run: testNameRules},
+	{name: "UnknownXML", run: testUnknownXML},
+	{name: "Metadata", run: testMetadata},
 	{name: "NotFound", run: testNotFound},
 	{name: "Start", needs: []Op{OpStart}, run: testStart},
 	{name: "StartTwice", needs: []Op{OpStart}, run: testStartTwice},
@@ -217,6 +223,131 @@ func testMalformedXML(t *testing.T, h *harness) {
 	} {
 		_, err := h.drv.DefineDomain(h.ctx, doc)
 		h.wantKind(fmt.Sprintf("DefineDomain(%q)", doc), err, virt.ErrInvalidArgument)
+	}
+}
+
+// testNameRules holds the driver to domxml.CheckName: a bad name is
+// refused as an invalid argument and leaves nothing defined; long and
+// non-ASCII names within the rule are accepted as they are.
+func testNameRules(t *testing.T, h *harness) {
+	before := h.list(0)
+	for _, tc := range []struct{ what, name string }{
+		{"empty", ""},
+		{"256 bytes", strings.Repeat("n", domxml.MaxNameLen+1)},
+		{"1 MB", strings.Repeat("m", 1<<20)},
+		{"a slash", "a/b"},
+		{"a newline", "a\nb"},
+		{"a tab", "a\tb"},
+		{"a DEL", "a\x7fb"},
+		{"a C1 control", "a\u0085b"},
+		{"dot", "."},
+		{"dot dot", ".."},
+	} {
+		_, err := h.drv.DefineDomain(h.ctx, h.xml(tc.name, ""))
+		h.wantKind(fmt.Sprintf("DefineDomain with a name that is %s", tc.what), err, virt.ErrInvalidArgument)
+	}
+	// A string that is not UTF-8 cannot cross the gRPC shims (protobuf
+	// strings are UTF-8), so the driver itself is asked: the daemon checks
+	// the name before it forwards a definition, and the driver again.
+	_, err := h.impl.DefineDomain(h.ctx, h.xml("a\xffb", ""))
+	h.wantKind("DefineDomain (the driver itself) with a name that is not UTF-8", err, virt.ErrInvalidArgument)
+	if _, err := h.drv.DefineDomain(h.ctx, h.xml("a\xffb", "")); err == nil {
+		t.Error("DefineDomain with a name that is not UTF-8 succeeded")
+	}
+	h.wantNothingDefined(before, "after bad names")
+
+	for _, name := range []string{
+		h.name("") + strings.Repeat("x", domxml.MaxNameLen-len(h.name(""))),
+		h.name("") + " vm ü 1",
+	} {
+		d := h.defineXML(h.xml(name, ""))
+		if d.Name != name {
+			t.Errorf("DefineDomain(%q): name %q", name, d.Name)
+		}
+		if got := h.lookup(virt.ByName(name)); got.UUID != d.UUID {
+			t.Errorf("lookup %q: %+v, want %s", name, got, d.UUID)
+		}
+	}
+}
+
+// wantNothingDefined checks that the domains are those of before.
+func (h *harness) wantNothingDefined(before map[string]virt.Domain, when string) {
+	h.t.Helper()
+	after := h.list(0)
+	for uuid, d := range after {
+		if _, ok := before[uuid]; !ok {
+			h.t.Errorf("%s: domain %.40q (%s) is defined", when, d.Name, uuid)
+		}
+	}
+	if len(after) != len(before) {
+		h.t.Errorf("%s: %d domains, want %d", when, len(after), len(before))
+	}
+}
+
+// withDevice returns doc with dev added inside <devices>.
+func withDevice(doc, dev string) string {
+	switch {
+	case strings.Contains(doc, "</devices>"):
+		return strings.Replace(doc, "</devices>", dev+"</devices>", 1)
+	case strings.Contains(doc, "<devices/>"):
+		return strings.Replace(doc, "<devices/>", "<devices>"+dev+"</devices>", 1)
+	}
+	return strings.Replace(doc, "</domain>", "<devices>"+dev+"</devices></domain>", 1)
+}
+
+// testUnknownXML: what libvirtxml does not know is refused by its path,
+// not dropped.
+func testUnknownXML(t *testing.T, h *harness) {
+	before := h.list(0)
+	doc := h.xml(h.name(""), "")
+	for _, tc := range []struct{ what, doc, path string }{
+		{"an unknown element", withDevice(doc, "<disc/>"), "domain/devices/disc"},
+		{"an unknown attribute", strings.Replace(doc, "<domain", "<domain virtd-bogus='1'", 1), "domain/@virtd-bogus"},
+		{"an unknown attribute of a known element", strings.Replace(doc, "<name>", "<name virtd-bogus='1'>", 1), "domain/name/@virtd-bogus"},
+	} {
+		_, err := h.drv.DefineDomain(h.ctx, tc.doc)
+		h.wantKind("DefineDomain with "+tc.what, err, virt.ErrInvalidArgument)
+		if !strings.Contains(err.Error(), tc.path) {
+			t.Errorf("DefineDomain with %s: error %q does not name %s", tc.what, err, tc.path)
+		}
+	}
+	h.wantNothingDefined(before, "after unknown XML")
+}
+
+// testMetadata: the content of <metadata> is opaque, accepted whatever it
+// is and given back.
+func testMetadata(t *testing.T, h *harness) {
+	const app = `<app:x xmlns:app="urn:x">v</app:x>`
+	doc := h.xml(h.name(""), "")
+	if strings.Contains(doc, "<metadata>") {
+		doc = strings.Replace(doc, "<metadata>", "<metadata>"+app, 1)
+	} else {
+		doc = strings.Replace(doc, "</domain>", "<metadata>"+app+"</metadata></domain>", 1)
+	}
+	d := h.defineXML(doc)
+	out, err := h.drv.DomainXML(h.ctx, d.UUID, true)
+	if err != nil {
+		t.Fatalf("DomainXML: %v", err)
+	}
+	x := h.parseXML("DomainXML(inactive)", out)
+	if x.Metadata == nil || !hasElement(x.Metadata.XML, xml.Name{Space: "urn:x", Local: "x"}, "v") {
+		t.Errorf("DomainXML(inactive) lost the metadata %s:\n%s", app, out)
+	}
+}
+
+// hasElement reports whether the XML fragment frag has an element named n
+// with text text.
+func hasElement(frag string, n xml.Name, text string) bool {
+	dec := xml.NewDecoder(strings.NewReader("<m>" + frag + "</m>"))
+	for {
+		tok, err := dec.Token()
+		if err != nil {
+			return false
+		}
+		if se, ok := tok.(xml.StartElement); ok && se.Name == n {
+			var s string
+			return dec.DecodeElement(&s, &se) == nil && s == text
+		}
 	}
 }
 

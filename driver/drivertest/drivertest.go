@@ -1,7 +1,8 @@
 // Package drivertest is the conformance suite every virtd driver passes. Run
 // drives a table of behaviours (define, lookup, list, lifecycle with
 // libvirt's states and reasons, XML, autostart, events, error kinds,
-// cancellation, concurrency) against a driver through the real gRPC shims
+// cancellation, concurrency, the rules of package domxml for names and
+// unknown XML) against a driver through the real gRPC shims
 // of package driver, as the daemon would reach it, so that what the daemon
 // relies on is checked once for all drivers.
 //
@@ -142,6 +143,9 @@ type harness struct {
 	cfg *Config
 	ctx context.Context
 	drv driver.Driver
+	// impl is the driver itself, for what the gRPC shims cannot carry
+	// (a string that is not valid UTF-8).
+	impl driver.Driver
 }
 
 func newHarness(t *testing.T, cfg *Config) *harness {
@@ -149,5 +153,5 @@ func newHarness(t *testing.T, cfg *Config) *harness {
 	if impl == nil {
 		t.Fatal("Config.New returned nil")
 	}
-	return &harness{t: t, cfg: cfg, ctx: t.Context(), drv: Pair(t, impl)}
+	return &harness{t: t, cfg: cfg, ctx: t.Context(), drv: Pair(t, impl), impl: impl}
 }

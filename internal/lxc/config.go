@@ -5,12 +5,12 @@ import (
 	"fmt"
 	"net"
 	"path/filepath"
-	"reflect"
 	"strings"
 
 	"libvirt.org/go/libvirtxml"
 
 	"github.com/virtd/virtd/driver/domutil"
+	"github.com/virtd/virtd/driver/domxml"
 	"github.com/virtd/virtd/internal/lxc/controller"
 	"github.com/virtd/virtd/virt"
 )
@@ -41,69 +41,46 @@ func invalidf(format string, args ...any) error {
 	return fmt.Errorf(format+": %w", append(args, virt.ErrInvalidArgument)...)
 }
 
-// unsupported returns the XML names of v's set fields (v a struct) that are
-// not in allowed (Go field names).
-func unsupported(v any, allowed ...string) []string {
-	rv := reflect.ValueOf(v)
-	if rv.Kind() == reflect.Pointer {
-		if rv.IsNil() {
-			return nil
-		}
-		rv = rv.Elem()
-	}
-	ok := map[string]bool{"XMLName": true}
-	for _, a := range allowed {
-		ok[a] = true
-	}
-	var out []string
-	for i := 0; i < rv.NumField(); i++ {
-		f := rv.Type().Field(i)
-		if ok[f.Name] || rv.Field(i).IsZero() {
-			continue
-		}
-		tag, _, _ := strings.Cut(f.Tag.Get("xml"), ",")
-		switch {
-		case strings.Contains(f.Tag.Get("xml"), ",attr"):
-			tag = "attribute " + tag
-		case tag == "" || tag == "-":
-			tag = strings.ToLower(f.Name)
-		}
-		out = append(out, tag)
-	}
-	return out
-}
-
-func refuse(where string, names []string) error {
-	if len(names) == 0 {
-		return nil
-	}
-	return fmt.Errorf("%s: <%s> is not supported by the lxc driver: %w", where, strings.Join(names, ">, <"), virt.ErrNotSupported)
-}
+// honoured is what the driver honours of libvirt's domain XML, as
+// libvirtxml field paths (see domxml.Fields): anything else that is set is
+// refused at define, by name. Values are checked in parseConfig.
+var honoured = domxml.NewFields("lxc", `
+Type ID Name UUID Title Description
+Memory.Value Memory.Unit CurrentMemory.Value CurrentMemory.Unit
+VCPU.Placement VCPU.Value
+CPUTune.Shares.Value CPUTune.Period.Value CPUTune.Quota.Value
+OS.Type.Type OS.Type.Arch OS.Init OS.InitArgs OS.InitEnv.Name OS.InitEnv.Value OS.InitDir
+IDMap.UIDs.Start IDMap.UIDs.Target IDMap.UIDs.Count
+IDMap.GIDs.Start IDMap.GIDs.Target IDMap.GIDs.Count
+OnPoweroff OnReboot OnCrash
+Devices.Emulator
+Devices.Filesystems.AccessMode Devices.Filesystems.Driver.Type
+Devices.Filesystems.Source.Mount.Dir Devices.Filesystems.Source.RAM.Usage Devices.Filesystems.Source.RAM.Units
+Devices.Filesystems.Target.Dir Devices.Filesystems.ReadOnly
+Devices.Interfaces.MAC.Address Devices.Interfaces.Source.Bridge.Bridge Devices.Interfaces.Source.Ethernet
+Devices.Interfaces.IP.Address Devices.Interfaces.IP.Family Devices.Interfaces.IP.Prefix
+Devices.Interfaces.Route.Family Devices.Interfaces.Route.Address Devices.Interfaces.Route.Prefix Devices.Interfaces.Route.Gateway
+Devices.Interfaces.Target.Dev Devices.Interfaces.Guest.Dev Devices.Interfaces.Link.State
+Devices.Consoles.TTY Devices.Consoles.Source.Pty.Path Devices.Consoles.Target.Type Devices.Consoles.Target.Port
+`)
 
 // parseConfig parses and checks libvirt domain XML of type 'lxc'. Every
 // element the driver cannot honour is refused by name. The returned XML is
 // normalised (memory in KiB, uuid, MACs and defaults filled in, no id).
 func parseConfig(doc string) (*config, error) {
-	var x libvirtxml.Domain
-	if err := x.Unmarshal(doc); err != nil {
-		return nil, invalidf("malformed domain XML: %v", err)
+	px, err := domxml.Parse(doc)
+	if err != nil {
+		return nil, err
 	}
+	x := *px
 	if x.Type != "lxc" {
 		return nil, invalidf("domain type %q is not served by the lxc driver (only type='lxc')", x.Type)
 	}
-	name := strings.TrimSpace(x.Name)
-	switch {
-	case name == "":
-		return nil, invalidf("domain XML has no <name>")
-	case strings.ContainsAny(name, "/\n") || name == "." || name == "..":
-		return nil, invalidf("domain name %q is not valid", name)
-	}
-	x.Name = name
-	where := fmt.Sprintf("domain %q", name)
-	if err := refuse(where, unsupported(&x, "Type", "ID", "Name", "UUID", "Title", "Description", "Metadata",
-		"Memory", "CurrentMemory", "VCPU", "CPUTune", "OS", "IDMap", "OnPoweroff", "OnReboot", "OnCrash", "Devices")); err != nil {
+	if err := honoured.Check(&x); err != nil {
 		return nil, err
 	}
+	name := x.Name
+	where := fmt.Sprintf("domain %q", name)
 	if strings.TrimSpace(x.UUID) == "" {
 		x.UUID = domutil.NewUUID()
 	} else {
@@ -141,17 +118,14 @@ func parseConfig(doc string) (*config, error) {
 
 	c.vcpus = 1
 	if x.VCPU != nil {
-		if refuse(where, unsupported(x.VCPU, "Placement", "Value")) != nil || x.VCPU.Value == 0 {
-			return nil, invalidf("%s: <vcpu> must be a count of at least 1, without cpuset or current", where)
+		if x.VCPU.Value == 0 {
+			return nil, invalidf("%s: <vcpu> must be a count of at least 1", where)
 		}
 		c.vcpus = uint32(x.VCPU.Value)
 	} else {
 		x.VCPU = &libvirtxml.DomainVCPU{Placement: "static", Value: 1}
 	}
 	if x.CPUTune != nil {
-		if err := refuse(where+" <cputune>", unsupported(x.CPUTune, "Shares", "Period", "Quota")); err != nil {
-			return nil, err
-		}
 		if p := x.CPUTune.Period; p != nil && (p.Value < 1000 || p.Value > 1000000) {
 			return nil, invalidf("%s: <cputune><period> must be 1000..1000000 µs", where)
 		}
@@ -189,9 +163,6 @@ func checkOS(x *libvirtxml.Domain, where string) error {
 	if x.OS == nil {
 		x.OS = &libvirtxml.DomainOS{}
 	}
-	if err := refuse(where+" <os>", unsupported(x.OS, "Type", "Init", "InitArgs", "InitEnv", "InitDir")); err != nil {
-		return err
-	}
 	if x.OS.Type == nil {
 		x.OS.Type = &libvirtxml.DomainOSType{}
 	}
@@ -200,9 +171,6 @@ func checkOS(x *libvirtxml.Domain, where string) error {
 	}
 	if x.OS.Type.Type != "exe" {
 		return invalidf("%s: os type %q is not supported by the lxc driver (only exe)", where, x.OS.Type.Type)
-	}
-	if x.OS.Type.Machine != "" {
-		return refuse(where+" <os><type>", []string{"attribute machine"})
 	}
 	if a := x.OS.Type.Arch; a != "" && a != hostArch() {
 		return invalidf("%s: architecture %q is not the host's (%s)", where, a, hostArch())
@@ -267,20 +235,14 @@ func checkDevices(x *libvirtxml.Domain, where string) error {
 		x.Devices = &libvirtxml.DomainDeviceList{}
 	}
 	dv := x.Devices
-	if err := refuse(where+" <devices>", unsupported(dv, "Emulator", "Filesystems", "Interfaces", "Consoles")); err != nil {
-		return err
-	}
 	root := false
 	for i := range dv.Filesystems {
 		fs := &dv.Filesystems[i]
-		if err := refuse(where+" <filesystem>", unsupported(fs, "AccessMode", "Source", "Target", "ReadOnly", "Driver")); err != nil {
-			return err
-		}
 		if fs.AccessMode != "" && fs.AccessMode != "passthrough" {
-			return refuse(where+" <filesystem>", []string{"attribute accessmode='" + fs.AccessMode + "'"})
+			return fmt.Errorf("%s: <filesystem accessmode='%s'> is not supported by the lxc driver (only passthrough): %w", where, fs.AccessMode, virt.ErrNotSupported)
 		}
 		if fs.Driver != nil && (fs.Driver.Type != "" && fs.Driver.Type != "path") {
-			return refuse(where+" <filesystem>", []string{"driver type='" + fs.Driver.Type + "'"})
+			return fmt.Errorf("%s: <filesystem><driver type='%s'> is not supported by the lxc driver (only path): %w", where, fs.Driver.Type, virt.ErrNotSupported)
 		}
 		if fs.Target == nil || !filepath.IsAbs(fs.Target.Dir) {
 			return invalidf("%s: <filesystem> needs an absolute <target dir>", where)
@@ -315,9 +277,6 @@ func checkDevices(x *libvirtxml.Domain, where string) error {
 	for i := range dv.Interfaces {
 		ifc := &dv.Interfaces[i]
 		w := fmt.Sprintf("%s <interface> %d", where, i)
-		if err := refuse(w, unsupported(ifc, "MAC", "Source", "IP", "Route", "Target", "Guest", "Link")); err != nil {
-			return err
-		}
 		at := fmt.Sprintf("%s: domain/devices/interface[%d]", where, i+1)
 		switch {
 		case ifc.Source != nil && ifc.Source.Bridge != nil:
@@ -356,12 +315,12 @@ func checkDevices(x *libvirtxml.Domain, where string) error {
 			}
 		}
 		for _, ip := range ifc.IP {
-			if net.ParseIP(ip.Address) == nil || ip.Peer != "" {
-				return invalidf("%s: <ip address='%s'> is not an IP address (peer is not supported)", w, ip.Address)
+			if net.ParseIP(ip.Address) == nil {
+				return invalidf("%s: <ip address='%s'> is not an IP address", w, ip.Address)
 			}
 		}
 		for _, r := range ifc.Route {
-			if net.ParseIP(r.Gateway) == nil || (r.Address != "" && net.ParseIP(r.Address) == nil) || r.Netmask != "" {
+			if net.ParseIP(r.Gateway) == nil || (r.Address != "" && net.ParseIP(r.Address) == nil) {
 				return invalidf("%s: <route> needs a gateway and an address with a prefix", w)
 			}
 		}
@@ -371,12 +330,6 @@ func checkDevices(x *libvirtxml.Domain, where string) error {
 	}
 	for i := range dv.Consoles {
 		con := &dv.Consoles[i]
-		if err := refuse(where+" <console>", unsupported(con, "Source", "Target", "TTY")); err != nil {
-			return err
-		}
-		if con.Source != nil && con.Source.Pty == nil {
-			return fmt.Errorf("%s: only <console type='pty'> is supported by the lxc driver: %w", where, virt.ErrNotSupported)
-		}
 		if con.Target != nil && con.Target.Type != "" && con.Target.Type != "lxc" && con.Target.Type != "serial" {
 			return fmt.Errorf("%s: <console><target type='%s'> is not supported (lxc): %w", where, con.Target.Type, virt.ErrNotSupported)
 		}

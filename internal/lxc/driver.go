@@ -5,12 +5,15 @@
 // detached from the driver, so that containers outlive a driver or daemon
 // restart; the driver finds them again through the run directory.
 //
-// Files: persistent definitions in the config directory (<name>.xml, and
-// autostart/<name> markers); per running container, in the run directory,
+// Files: persistent definitions in the config directory (<uuid>.xml, and
+// autostart/<uuid> markers); per running container, in the run directory,
 // <uuid>.xml (live XML), <uuid>.spec (what the controller runs),
 // <uuid>.sock (the controller's socket), <uuid>.state (controller and init
 // pids) and, once it has stopped, <uuid>.exit; controller logs in the log
-// directory (<name>.log).
+// directory (<uuid>.log). Files are named by UUID, never by domain name: a
+// name may be 255 bytes long, which leaves no room for a suffix in a file
+// name. Definitions an earlier version wrote by name (<name>.xml,
+// autostart/<name>) are renamed when loaded.
 package lxc
 
 import (
@@ -29,6 +32,7 @@ import (
 
 	"github.com/virtd/virtd/driver"
 	"github.com/virtd/virtd/driver/domutil"
+	"github.com/virtd/virtd/internal/atomicfile"
 	"github.com/virtd/virtd/internal/lxc/cgroup"
 	"github.com/virtd/virtd/internal/version"
 	"github.com/virtd/virtd/virt"
@@ -219,24 +223,52 @@ func (drv *Driver) load() error {
 			drv.log.Error("bad definition, ignored", "file", f, "error", err)
 			continue
 		}
+		if strings.TrimSuffix(filepath.Base(f), ".xml") != c.uuid() && !drv.renameLegacy(f, b, c) {
+			continue
+		}
 		if drv.byName[c.name()] != nil || drv.byUUID[c.uuid()] != nil {
 			drv.log.Error("duplicate definition, ignored", "file", f)
 			continue
 		}
 		d := &domain{name: c.name(), uuid: c.uuid(), persistent: c, state: virt.StateShutoff}
-		_, err = os.Stat(drv.autostartPath(d.name))
+		_, err = os.Stat(drv.autostartPath(d.uuid))
 		d.autostart = err == nil
 		drv.byUUID[d.uuid], drv.byName[d.name] = d, d
 	}
 	return nil
 }
 
-func (drv *Driver) configPath(name string) string {
-	return filepath.Join(drv.opts.ConfigDir, name+".xml")
+func (drv *Driver) configPath(uuid string) string {
+	return filepath.Join(drv.opts.ConfigDir, uuid+".xml")
 }
 
-func (drv *Driver) autostartPath(name string) string {
-	return filepath.Join(drv.opts.ConfigDir, "autostart", name)
+func (drv *Driver) autostartPath(uuid string) string {
+	return filepath.Join(drv.opts.ConfigDir, "autostart", uuid)
+}
+
+// renameLegacy moves a definition an earlier version wrote by name
+// (path, with its autostart mark) to the files named by c's UUID. It
+// reports whether the definition should be used: not when the UUID's file
+// exists already (a rename interrupted after the copy).
+func (drv *Driver) renameLegacy(path string, b []byte, c *config) bool {
+	legacy := strings.TrimSuffix(filepath.Base(path), ".xml")
+	if _, err := os.Stat(drv.configPath(c.uuid())); err == nil {
+		_ = os.Remove(path)
+		return false
+	}
+	if err := atomicfile.WriteFile(drv.configPath(c.uuid()), b, 0o600); err != nil {
+		drv.log.Error("cannot rename a definition to its UUID", "file", path, "error", err)
+		return true
+	}
+	mark := filepath.Join(drv.opts.ConfigDir, "autostart", legacy)
+	if _, err := os.Stat(mark); err == nil {
+		if err := atomicfile.WriteFile(drv.autostartPath(c.uuid()), []byte(c.uuid()+"\n"), 0o600); err == nil {
+			_ = os.Remove(mark)
+		}
+	}
+	_ = os.Remove(path)
+	drv.log.Info("definition renamed to its UUID", "from", path, "to", drv.configPath(c.uuid()))
+	return true
 }
 
 // Info describes the driver.

@@ -46,7 +46,7 @@ func (drv *Driver) DefineDomain(ctx context.Context, xml string) (*virt.Domain, 
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	if err := atomicfile.WriteFile(drv.configPath(name), []byte(doc), 0o600); err != nil {
+	if err := atomicfile.WriteFile(drv.configPath(uuid), []byte(doc), 0o600); err != nil {
 		return nil, fmt.Errorf("domain '%s': save definition: %v: %w", name, err, virt.ErrInternal)
 	}
 	detail := virt.DefinedUpdated
@@ -71,10 +71,10 @@ func (drv *Driver) UndefineDomain(ctx context.Context, uuid string) error {
 		if d.persistent == nil {
 			return fmt.Errorf("domain '%s': cannot undefine a transient domain: %w", d.name, virt.ErrFailedPrecondition)
 		}
-		if err := os.Remove(drv.configPath(d.name)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		if err := os.Remove(drv.configPath(d.uuid)); err != nil && !errors.Is(err, os.ErrNotExist) {
 			return fmt.Errorf("domain '%s': remove definition: %v: %w", d.name, err, virt.ErrInternal)
 		}
-		_ = os.Remove(drv.autostartPath(d.name))
+		_ = os.Remove(drv.autostartPath(d.uuid))
 		d.persistent, d.autostart = nil, false
 		drv.log.Info("domain undefined", "name", d.name, "uuid", d.uuid)
 		drv.emitLocked(d, virt.EventUndefined, virt.UndefinedRemoved)
@@ -341,7 +341,7 @@ func (drv *Driver) SetDomainAutostart(ctx context.Context, uuid string, autostar
 		if d.persistent == nil {
 			return fmt.Errorf("domain '%s': cannot set autostart for a transient domain: %w", d.name, virt.ErrFailedPrecondition)
 		}
-		p := drv.autostartPath(d.name)
+		p := drv.autostartPath(d.uuid)
 		var err error
 		if autostart {
 			err = atomicfile.WriteFile(p, []byte(d.uuid+"\n"), 0o600)

@@ -185,8 +185,8 @@ func TestBadInput(t *testing.T) {
 		{"idmap-overlap", `<idmap><uid start='0' target='100000' count='100'/><uid start='50' target='300000' count='100'/><gid start='0' target='100000' count='10'/></idmap>`, "", virt.ErrInvalidArgument, "overlap"},
 		{"idmap-count-zero", `<idmap><uid start='0' target='100000' count='0'/><gid start='0' target='100000' count='10'/></idmap>`, "", virt.ErrInvalidArgument, "count 0"},
 		{"features", `<features><acpi/></features>`, "", virt.ErrNotSupported, "<features>"},
-		{"disk", "", `<disk type='file' device='disk'><source file='/x.img'/><target dev='sda'/></disk>`, virt.ErrNotSupported, "<disk>"},
-		{"network-interface", "", `<interface type='network'><source network='default'/></interface>`, virt.ErrNotSupported, "interface types"},
+		{"disk", "", `<disk type='file' device='disk'><source file='/x.img'/><target dev='sda'/></disk>`, virt.ErrNotSupported, "domain/devices/disk: <devices/disk> is not supported by the lxc driver"},
+		{"network-interface", "", `<interface type='network'><source network='default'/></interface>`, virt.ErrNotSupported, "<devices/interface type='network'>"},
 		{"on-crash-preserve", `<on_crash>preserve</on_crash>`, "", virt.ErrNotSupported, "on_crash"},
 	}
 	for _, tc := range defineFails {

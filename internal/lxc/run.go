@@ -72,7 +72,7 @@ func (drv *Driver) spawn(ctx context.Context, c *config) (*run, error) {
 	if err := atomicfile.Replace(drv.runPath(uuid, ".spec"), specJSON, 0o600); err != nil {
 		return fail(fmt.Errorf("spec: %v: %w", err, virt.ErrInternal))
 	}
-	logPath := filepath.Join(drv.opts.LogDir, c.name()+".log")
+	logPath := filepath.Join(drv.opts.LogDir, c.uuid()+".log")
 	ctl, warm, err := drv.takeController()
 	if err != nil {
 		return fail(err)

@@ -8,6 +8,7 @@ import (
 	"libvirt.org/go/libvirtxml"
 
 	"github.com/virtd/virtd/driver/domutil"
+	"github.com/virtd/virtd/driver/domxml"
 	"github.com/virtd/virtd/virt"
 )
 
@@ -61,22 +62,16 @@ func (c *config) marshal(id int32) (string, error) {
 // actions, ...). It touches no file: checks against the host (emulator,
 // kernel, disk files) are the driver's, at define and start.
 func parseConfig(doc string) (*config, error) {
-	var x libvirtxml.Domain
-	if err := x.Unmarshal(doc); err != nil {
-		return nil, fmt.Errorf("malformed domain XML: %v: %w", err, virt.ErrInvalidArgument)
-	}
-	x.ID = nil // a live XML's id means nothing in a definition
-	if err := checkSupported(&x); err != nil {
+	px, err := domxml.Parse(doc)
+	if err != nil {
 		return nil, err
 	}
-	name := strings.TrimSpace(x.Name)
-	switch {
-	case name == "":
-		return nil, fmt.Errorf("domain XML has no <name>: %w", virt.ErrInvalidArgument)
-	case strings.Contains(name, "/"):
-		return nil, fmt.Errorf("domain name %q must not contain '/': %w", name, virt.ErrInvalidArgument)
+	x := *px
+	x.ID = nil // a live XML's id means nothing in a definition
+	if err := honoured.Check(&x); err != nil {
+		return nil, err
 	}
-	x.Name = name
+	name := x.Name
 	bad := func(format string, a ...any) error {
 		return fmt.Errorf("domain %q: %s: %w", name, fmt.Sprintf(format, a...), virt.ErrInvalidArgument)
 	}

@@ -178,7 +178,7 @@ func NewWithConfig(logger hclog.Logger, cfg Config) (*Driver, error) {
 			continue
 		}
 		d := &domain{persistent: c, state: virt.StateShutoff, reason: virt.ShutoffUnknown, id: -1}
-		d.autostart = drv.hasAutostartMark(c.name())
+		d.autostart = drv.hasAutostartMark(c)
 		drv.byUUID[c.uuid()] = d
 		drv.byName[c.name()] = d
 	}
@@ -406,7 +406,7 @@ func (drv *Driver) UndefineDomain(ctx context.Context, uuid string) error {
 	if d.persistent == nil {
 		return fmt.Errorf("domain '%s' is transient: cannot undefine it: %w", d.current().name(), virt.ErrFailedPrecondition)
 	}
-	if err := drv.removeDefinition(d.persistent.name()); err != nil {
+	if err := drv.removeDefinition(d.persistent); err != nil {
 		return err
 	}
 	drv.emitLocked(d, virt.EventUndefined, virt.UndefinedRemoved)
@@ -500,7 +500,7 @@ func (drv *Driver) SetDomainAutostart(ctx context.Context, uuid string, on bool)
 	if d.persistent == nil {
 		return fmt.Errorf("domain '%s' is transient: it cannot autostart: %w", d.current().name(), virt.ErrFailedPrecondition)
 	}
-	if err := drv.setAutostartMark(d.persistent.name(), on); err != nil {
+	if err := drv.setAutostartMark(d.persistent, on); err != nil {
 		return err
 	}
 	d.autostart = on

@@ -178,7 +178,7 @@ func (drv *Driver) start(ctx context.Context, d *domain) error {
 		UUID: c.uuid(), Name: c.name(), ID: id,
 		QMP:        filepath.Join(drv.cfg.RunDir, c.uuid()+".qmp"),
 		PidFile:    filepath.Join(drv.cfg.RunDir, c.uuid()+".pid"),
-		Log:        filepath.Join(drv.cfg.LogDir, c.name()+".log"),
+		Log:        filepath.Join(drv.cfg.LogDir, c.uuid()+".log"),
 		Persistent: true,
 	}
 	if len(rec.QMP) >= 108 {

@@ -630,7 +630,7 @@ func TestPersistenceAndAutostart(t *testing.T) {
 	if err := drv3.UndefineDomain(ctx, d.UUID); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := os.Stat(filepath.Join(dir, "state", "keeper.xml")); !errors.Is(err, os.ErrNotExist) {
+	if _, err := os.Stat(filepath.Join(dir, "state", d.UUID+".xml")); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("definition file after undefine: %v", err)
 	}
 }

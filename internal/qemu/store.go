@@ -14,12 +14,17 @@ import (
 
 // On disk, under the driver's directories:
 //
-//	ConfigDir/<name>.xml         persistent definitions
-//	ConfigDir/autostart/<name>   autostart marks
+//	ConfigDir/<uuid>.xml         persistent definitions
+//	ConfigDir/autostart/<uuid>   autostart marks
 //	ConfigDir/autostart.boot_id  the boot whose autostart has been done
 //	RunDir/<uuid>.json          runtime record of a running guest
 //	RunDir/<uuid>.qmp, .pid     its QMP socket and QEMU's pidfile
-//	LogDir/<name>.log           QEMU's stdout and stderr
+//	LogDir/<uuid>.log           QEMU's stdout and stderr
+//
+// Files are named by UUID, never by domain name: a name may be 255 bytes
+// long, and a file name of 255 bytes has no room for a suffix (or for the
+// temporary name of an atomic write). Definitions written by name by an
+// earlier version (<name>.xml, autostart/<name>) are renamed when loaded.
 //
 // Every file is written atomically: a temporary file, fsync, rename, and
 // an fsync of the directory.
@@ -45,12 +50,12 @@ type record struct {
 	XML string `json:"xml"`
 }
 
-func (drv *Driver) defPath(name string) string {
-	return filepath.Join(drv.cfg.ConfigDir, name+".xml")
+func (drv *Driver) defPath(uuid string) string {
+	return filepath.Join(drv.cfg.ConfigDir, uuid+".xml")
 }
 
-func (drv *Driver) autostartPath(name string) string {
-	return filepath.Join(drv.cfg.ConfigDir, "autostart", name)
+func (drv *Driver) autostartPath(uuid string) string {
+	return filepath.Join(drv.cfg.ConfigDir, "autostart", uuid)
 }
 
 func (drv *Driver) recordPath(uuid string) string {
@@ -63,40 +68,65 @@ func (drv *Driver) saveDefinition(c *config) error {
 	if err != nil {
 		return err
 	}
-	if err := atomicfile.WriteFile(drv.defPath(c.name()), []byte(doc+"\n"), 0o600); err != nil {
+	if err := atomicfile.WriteFile(drv.defPath(c.uuid()), []byte(doc+"\n"), 0o600); err != nil {
 		return fmt.Errorf("domain %q: saving the definition: %v: %w", c.name(), err, virt.ErrInternal)
 	}
 	return nil
 }
 
-func (drv *Driver) removeDefinition(name string) error {
-	if err := os.Remove(drv.defPath(name)); err != nil && !errors.Is(err, os.ErrNotExist) {
-		return fmt.Errorf("domain %q: removing the definition: %v: %w", name, err, virt.ErrInternal)
+func (drv *Driver) removeDefinition(c *config) error {
+	if err := os.Remove(drv.defPath(c.uuid())); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("domain %q: removing the definition: %v: %w", c.name(), err, virt.ErrInternal)
 	}
-	_ = os.Remove(drv.autostartPath(name))
+	_ = os.Remove(drv.autostartPath(c.uuid()))
 	return atomicfile.SyncDir(drv.cfg.ConfigDir)
 }
 
-func (drv *Driver) setAutostartMark(name string, on bool) error {
-	p := drv.autostartPath(name)
+func (drv *Driver) setAutostartMark(c *config, on bool) error {
+	p := drv.autostartPath(c.uuid())
 	if !on {
 		if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
-			return fmt.Errorf("domain %q: autostart: %v: %w", name, err, virt.ErrInternal)
+			return fmt.Errorf("domain %q: autostart: %v: %w", c.name(), err, virt.ErrInternal)
 		}
 		return nil
 	}
 	if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
-		return fmt.Errorf("domain %q: autostart: %v: %w", name, err, virt.ErrInternal)
+		return fmt.Errorf("domain %q: autostart: %v: %w", c.name(), err, virt.ErrInternal)
 	}
 	if err := atomicfile.WriteFile(p, nil, 0o600); err != nil {
-		return fmt.Errorf("domain %q: autostart: %v: %w", name, err, virt.ErrInternal)
+		return fmt.Errorf("domain %q: autostart: %v: %w", c.name(), err, virt.ErrInternal)
 	}
 	return nil
 }
 
-func (drv *Driver) hasAutostartMark(name string) bool {
-	_, err := os.Stat(drv.autostartPath(name))
+func (drv *Driver) hasAutostartMark(c *config) bool {
+	_, err := os.Stat(drv.autostartPath(c.uuid()))
 	return err == nil
+}
+
+// renameLegacy moves a definition an earlier version wrote by name
+// (path, with its autostart mark) to the files named by c's UUID. It
+// reports whether the definition should be used: not when the UUID's file
+// exists already (a rename interrupted after the copy).
+func (drv *Driver) renameLegacy(path string, b []byte, c *config) bool {
+	legacy := strings.TrimSuffix(filepath.Base(path), ".xml")
+	if _, err := os.Stat(drv.defPath(c.uuid())); err == nil {
+		_ = os.Remove(path)
+		return false
+	}
+	if err := atomicfile.WriteFile(drv.defPath(c.uuid()), b, 0o600); err != nil {
+		drv.log.Error("cannot rename a definition to its UUID", "path", path, "error", err)
+		return true
+	}
+	mark := filepath.Join(drv.cfg.ConfigDir, "autostart", legacy)
+	if _, err := os.Stat(mark); err == nil {
+		if err := drv.setAutostartMark(c, true); err == nil {
+			_ = os.Remove(mark)
+		}
+	}
+	_ = os.Remove(path)
+	drv.log.Info("definition renamed to its UUID", "from", path, "to", drv.defPath(c.uuid()))
+	return true
 }
 
 // loadDefinitions reads every persistent definition. A file that no
@@ -115,8 +145,8 @@ func (drv *Driver) loadDefinitions() []*config {
 			drv.log.Error("skipping a definition that does not parse", "path", p, "error", err)
 			continue
 		}
-		if strings.TrimSuffix(filepath.Base(p), ".xml") != c.name() {
-			drv.log.Warn("definition file name differs from the domain name", "path", p, "name", c.name())
+		if strings.TrimSuffix(filepath.Base(p), ".xml") != c.uuid() && !drv.renameLegacy(p, b, c) {
+			continue
 		}
 		out = append(out, c)
 	}

@@ -7,6 +7,7 @@ import (
 	"libvirt.org/go/libvirtxml"
 
 	"github.com/virtd/virtd/driver/domutil"
+	"github.com/virtd/virtd/driver/domxml"
 	"github.com/virtd/virtd/virt"
 )
 
@@ -20,28 +21,31 @@ type config struct {
 	vcpus     uint32
 }
 
+// honoured is what the test driver honours: everything libvirtxml knows.
+// It runs nothing, keeps the whole definition and gives it back in
+// DomainXML, as libvirt's test driver does.
+var honoured = domxml.NewFields("test", "*")
+
 // parseConfig parses libvirt domain XML and checks it the way the test
-// driver needs: type 'test', a name without '/', a valid (or generated)
+// driver needs: what every driver refuses (package domxml: malformed or
+// unknown XML, an invalid name), type 'test', a valid (or generated)
 // UUID, memory, vCPUs and an hvm OS on an architecture the capabilities
 // offer. The returned XML is normalised (memory in KiB, uuid filled in, no
 // id).
 func parseConfig(doc string) (*config, error) {
-	var x libvirtxml.Domain
-	if err := x.Unmarshal(doc); err != nil {
-		return nil, fmt.Errorf("malformed domain XML: %v: %w", err, virt.ErrInvalidArgument)
+	px, err := domxml.Parse(doc)
+	if err != nil {
+		return nil, err
 	}
+	x := *px
 	if x.Type != domainType {
 		return nil, fmt.Errorf("domain type %q is not served by the test driver (only type='%s'): %w",
 			x.Type, domainType, virt.ErrInvalidArgument)
 	}
-	name := strings.TrimSpace(x.Name)
-	switch {
-	case name == "":
-		return nil, fmt.Errorf("domain XML has no <name>: %w", virt.ErrInvalidArgument)
-	case strings.Contains(name, "/"):
-		return nil, fmt.Errorf("domain name %q must not contain '/': %w", name, virt.ErrInvalidArgument)
+	if err := honoured.Check(&x); err != nil {
+		return nil, err
 	}
-	x.Name = name
+	name := x.Name
 	if strings.TrimSpace(x.UUID) == "" {
 		x.UUID = domutil.NewUUID()
 	} else {

@@ -8,6 +8,7 @@ import (
 	"libvirt.org/go/libvirtxml"
 
 	"github.com/virtd/virtd/driver/domutil"
+	"github.com/virtd/virtd/driver/domxml"
 	"github.com/virtd/virtd/virt"
 )
 
@@ -15,17 +16,55 @@ import (
 // driver cannot honour. It also returns the parsed XML, which keeps what
 // the Config does not model but libvirt users expect back (title,
 // description, metadata).
+//
+// It refuses, as every driver does (package domxml), a document that is
+// not well-formed, an invalid name, and XML libvirtxml does not know.
 func Parse(doc string) (*Config, *libvirtxml.Domain, error) {
-	var x libvirtxml.Domain
-	if err := x.Unmarshal(doc); err != nil {
-		return nil, nil, fmt.Errorf("malformed domain XML: %v: %w", err, virt.ErrInvalidArgument)
-	}
-	c, err := FromXML(&x)
+	x, err := domxml.Parse(doc)
 	if err != nil {
 		return nil, nil, err
 	}
-	return c, &x, nil
+	c, err := FromXML(x)
+	if err != nil {
+		return nil, nil, err
+	}
+	return c, x, nil
 }
+
+// honoured is what FromXML reads, as libvirtxml field paths (and, for
+// title, description and metadata, what the driver keeps in the stored
+// XML). Anything else that is set is refused by name.
+//
+// Devices.Disks.Target.Bus is taken as the vdev says: libxl finds the bus
+// from the vdev name (xvda, hda, sda), and ToXML writes that bus back.
+var honoured = domxml.NewFields("xen", `
+Type ID Name UUID Title Description
+Memory.Value Memory.Unit CurrentMemory.Value CurrentMemory.Unit
+VCPU.Value VCPU.Current VCPU.Placement VCPU.CPUSet
+Bootloader BootloaderArgs
+OS.Type.Type OS.Type.Arch OS.Type.Machine OS.Kernel OS.Initrd OS.Cmdline
+OS.Loader.Path OS.Loader.Type OS.Loader.Readonly OS.BootDevices.Dev OS.Firmware
+Features.PAE Features.ACPI Features.APIC Features.HAP.State Features.Viridian Features.NestedHV.State
+Clock.Offset Clock.Adjustment Clock.Basis Clock.Timer.Name Clock.Timer.Mode Clock.Timer.Present
+OnPoweroff OnReboot OnCrash
+Devices.Emulator
+Devices.Disks.Device Devices.Disks.Target.Dev Devices.Disks.Target.Bus
+Devices.Disks.Source.File.File Devices.Disks.Source.Block.Dev
+Devices.Disks.Driver.Name Devices.Disks.Driver.Type Devices.Disks.ReadOnly Devices.Disks.BackingStore
+Devices.Interfaces.Source.Bridge.Bridge Devices.Interfaces.Source.Ethernet
+Devices.Interfaces.MAC.Address Devices.Interfaces.Script.Path Devices.Interfaces.Target.Dev
+Devices.Interfaces.IP.Address Devices.Interfaces.Model.Type Devices.Interfaces.Bandwidth.Outbound.Average
+Devices.Controllers.Type Devices.Controllers.Index Devices.Controllers.Model
+Devices.Controllers.XenBus.MaxGrantFrames Devices.Controllers.XenBus.MaxEventChannels Devices.Controllers.USB.Port
+Devices.Graphics.VNC.Port Devices.Graphics.VNC.AutoPort Devices.Graphics.VNC.Listen
+Devices.Graphics.VNC.Passwd Devices.Graphics.VNC.Keymap Devices.Graphics.VNC.Listeners.Address.Address
+Devices.Videos.Model.Type
+Devices.Inputs.Type Devices.Inputs.Bus
+Devices.Serials.Source.Pty Devices.Serials.Target.Port
+Devices.Consoles.Source.Pty Devices.Consoles.Target.Type Devices.Consoles.Target.Port
+Devices.MemBalloon.Model
+Devices.Hostdevs.Managed Devices.Hostdevs.SubsysUSB.Source.Address.Bus Devices.Hostdevs.SubsysUSB.Source.Address.Device
+`)
 
 // invalid builds an invalid-argument error about domain name.
 func invalid(name, format string, args ...any) error {
@@ -44,19 +83,21 @@ func unsupported(name, what string) error {
 // FromXML converts parsed domain XML to a Config. An element or value the
 // Xen driver cannot honour is refused with an error naming it (kind
 // virt.ErrNotSupported); a malformed value gives virt.ErrInvalidArgument.
+//
+// Its own checks come first, because they say why Xen refuses a value
+// (graphics other than VNC, features of a PV guest); then what is set and
+// not honoured at all is refused by the walker every driver uses. FromXML
+// does not change x.
 func FromXML(x *libvirtxml.Domain) (*Config, error) {
 	name := strings.TrimSpace(x.Name)
 	if name == "" {
 		return nil, invalid("", "domain XML has no <name>")
 	}
-	if strings.Contains(name, "/") {
-		return nil, invalid(name, "the name must not contain '/'")
+	if err := domxml.CheckName(name); err != nil {
+		return nil, err
 	}
 	if x.Type != "xen" {
 		return nil, invalid(name, "domain type %q is not served by the Xen driver (only type='xen')", x.Type)
-	}
-	if err := checkElements(x); err != nil {
-		return nil, err
 	}
 	c := &Config{Name: name}
 	if strings.TrimSpace(x.UUID) != "" {
@@ -74,6 +115,9 @@ func FromXML(x *libvirtxml.Domain) (*Config, error) {
 		if err := step(c, x); err != nil {
 			return nil, err
 		}
+	}
+	if err := honoured.Check(x); err != nil {
+		return nil, err
 	}
 	return c, nil
 }
@@ -110,10 +154,7 @@ func osFromXML(c *Config, x *libvirtxml.Domain) error {
 		c.Bootloader = x.Bootloader
 		c.BootloaderArgs = strings.Fields(x.BootloaderArgs)
 	}
-	switch {
-	case o.DTB != "" || o.ACPI != nil || o.BIOS != nil || o.NVRam != nil || o.SMBios != nil || o.Init != "" || o.InitDir != "":
-		return unsupported(c.Name, "an <os> element other than type, kernel, initrd, cmdline, loader and boot")
-	case c.Type != HVM && (o.Loader != nil || len(o.BootDevices) > 0 || o.Firmware != ""):
+	if c.Type != HVM && (o.Loader != nil || len(o.BootDevices) > 0 || o.Firmware != "") {
 		return unsupported(c.Name, fmt.Sprintf("<loader>, <boot> or firmware in a %s guest", c.Type))
 	}
 	if c.Type != HVM {
@@ -214,14 +255,8 @@ func featuresFromXML(c *Config, x *libvirtxml.Domain) error {
 	// turned off.
 	h.PAE, h.ACPI, h.APIC, h.Viridian = Bool(f.PAE != nil), Bool(f.ACPI != nil), Bool(f.APIC != nil), Bool(f.Viridian != nil)
 	h.HAP = Bool(f.HAP == nil || f.HAP.State != "off")
-	rest := *f
-	rest.PAE, rest.ACPI, rest.APIC, rest.Viridian, rest.HAP = nil, nil, nil, nil, nil
-	if rest.NestedHV != nil {
-		h.NestedHVM = Bool(rest.NestedHV.State != "off")
-		rest.NestedHV = nil
-	}
-	if rest != (libvirtxml.DomainFeatureList{}) {
-		return unsupported(c.Name, "a feature other than pae, acpi, apic, hap, viridian and nested-hv")
+	if f.NestedHV != nil {
+		h.NestedHVM = Bool(f.NestedHV.State != "off")
 	}
 	return nil
 }
@@ -247,9 +282,6 @@ func clockFromXML(c *Config, x *libvirtxml.Domain) error {
 		c.Localtime = k.Basis == "localtime"
 	default:
 		return unsupported(c.Name, fmt.Sprintf("<clock offset=%q>", k.Offset))
-	}
-	if k.TimeZone != "" {
-		return unsupported(c.Name, "<clock timezone>")
 	}
 	for _, t := range k.Timer {
 		switch t.Name {
@@ -341,9 +373,6 @@ func disksFromXML(c *Config, x *libvirtxml.Domain) error {
 			}
 		}
 		disk.ReadOnly = d.ReadOnly != nil || disk.CDROM
-		if d.Shareable != nil || d.Transient != nil || d.IOTune != nil || d.BackingStore != nil && d.BackingStore.Format != nil {
-			return unsupported(c.Name, fmt.Sprintf("%s: shareable, transient, iotune or a backing store", where))
-		}
 		c.Disks = append(c.Disks, disk)
 	}
 	return nil
@@ -392,18 +421,12 @@ func nicsFromXML(c *Config, x *libvirtxml.Domain) error {
 			}
 		}
 		if b := n.Bandwidth; b != nil {
-			if b.Inbound != nil {
-				return unsupported(c.Name, fmt.Sprintf("%s: <bandwidth><inbound> (Xen limits outgoing traffic only)", where))
-			}
 			if o := b.Outbound; o != nil && o.Average != nil {
 				if *o.Average < 0 {
 					return invalid(c.Name, "%s: negative <outbound average>", where)
 				}
 				nic.RateBytesPerSec = uint64(*o.Average) * 1000 // kB/s, as xl counts
 			}
-		}
-		if n.VLan != nil || n.VirtualPort != nil || n.Driver != nil || n.FilterRef != nil || n.Tune != nil || n.MTU != nil {
-			return unsupported(c.Name, fmt.Sprintf("%s: vlan, virtualport, driver, filterref, tune or mtu", where))
 		}
 		c.NICs = append(c.NICs, nic)
 	}
