@@ -10,6 +10,7 @@ import (
 	"google.golang.org/grpc/metadata"
 
 	"github.com/virtd/virtd/driver"
+	"github.com/virtd/virtd/driver/domxml"
 	"github.com/virtd/virtd/host"
 	"github.com/virtd/virtd/internal/rpcerr"
 	apiv1 "github.com/virtd/virtd/proto/virtd/api/v1"
@@ -165,6 +166,11 @@ func (s *service) ListDomains(ctx context.Context, req *apiv1.ListDomainsRequest
 }
 
 func (s *service) LookupDomain(ctx context.Context, req *apiv1.LookupDomainRequest) (*apiv1.LookupDomainResponse, error) {
+	if name, ok := req.GetKey().(*apiv1.LookupDomainRequest_Name); ok {
+		if err := domxml.CheckName(name.Name); err != nil {
+			return nil, rpcerr.ToStatus(err)
+		}
+	}
 	return call(s, ctx, req.GetConnection(), "lookup", false, func(d *driver.Client) (*apiv1.LookupDomainResponse, error) {
 		dom, err := d.LookupDomain(ctx, lookupFromAPI(req))
 		if err != nil {
@@ -175,6 +181,10 @@ func (s *service) LookupDomain(ctx context.Context, req *apiv1.LookupDomainReque
 }
 
 func (s *service) DefineDomain(ctx context.Context, req *apiv1.DefineDomainRequest) (*apiv1.DefineDomainResponse, error) {
+	// One rule for names, whatever the driver: checked before any sees it.
+	if _, err := domxml.CheckDocName(req.GetXml()); err != nil {
+		return nil, rpcerr.ToStatus(err)
+	}
 	return call(s, ctx, req.GetConnection(), "define", true, func(d *driver.Client) (*apiv1.DefineDomainResponse, error) {
 		dom, err := d.DefineDomain(ctx, req.GetXml())
 		if err != nil {

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"regexp"
+	"strings"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -64,8 +65,13 @@ func FromStatus(err error) error {
 		return err
 	}
 	msg := st.Message()
-	if st.Code() == codes.ResourceExhausted {
+	switch {
+	case st.Code() == codes.ResourceExhausted:
 		msg = explainSizeLimit(msg)
+	case st.Code() == codes.Internal && strings.Contains(msg, "string field contains invalid UTF-8"):
+		// gRPC's (un)marshalling of a request with such text, on either
+		// side: the caller's input, not a fault of virtd.
+		return virt.WithKind(virt.ErrInvalidArgument, "the request holds text that is not valid UTF-8 (domain XML, names and URIs must be UTF-8)")
 	}
 	for _, kc := range kindCodes {
 		if st.Code() == kc.code {

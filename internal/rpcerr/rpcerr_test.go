@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -86,5 +87,17 @@ func TestSizeLimitExplained(t *testing.T) {
 	other := "too many clients (max_clients = 3)"
 	if err := FromStatus(status.Error(codes.ResourceExhausted, other)); err.Error() != other {
 		t.Errorf("%q became %v", other, err)
+	}
+}
+
+func TestInvalidUTF8IsTheCallersInput(t *testing.T) {
+	for _, msg := range []string{
+		"grpc: error while marshaling: string field contains invalid UTF-8",
+		"grpc: failed to unmarshal the received message: string field contains invalid UTF-8",
+	} {
+		err := FromStatus(status.Error(codes.Internal, msg))
+		if !errors.Is(err, virt.ErrInvalidArgument) || !strings.Contains(err.Error(), "not valid UTF-8") {
+			t.Errorf("%q became %v", msg, err)
+		}
 	}
 }

@@ -55,7 +55,7 @@ func buildAll(dir string) error {
 		"fixture-roconvert":  "./test/e2e/fixtures/roconvert",
 		"fixture-connprobe":  "./test/e2e/fixtures/connprobe",
 	}
-	for _, f := range []string{"exits", "garbage", "hangs", "apiv2", "crashloop"} {
+	for _, f := range []string{"exits", "garbage", "hangs", "apiv2", "crashloop", "lax"} {
 		targets["virtd-driver-"+f] = "./test/e2e/fixtures/" + f
 	}
 	root, err := moduleRoot()

@@ -9,6 +9,7 @@ import (
 	"sync"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/virtd/virtd/client"
 	"github.com/virtd/virtd/virt"
@@ -331,5 +332,44 @@ func TestOptionalCallsRefusedCleanly(t *testing.T) {
 	}
 	if _, err := dom.OpenConsole(ctxT(t), ""); !errors.Is(err, client.ErrNotSupported) {
 		t.Fatalf("console on the test driver: %v", err)
+	}
+}
+
+// TestDaemonAppliesTheNameRule: virtd checks a definition's name before
+// any driver sees it, so that even a driver that checks nothing (lax) gets
+// no name that would break a file name or a row of virtsh list. Each
+// refusal states the rule.
+func TestDaemonAppliesTheNameRule(t *testing.T) {
+	d := newDaemon(t, []string{"lax"})
+	c := d.open("lax:///default")
+	ctx := ctxT(t)
+	for name, rule := range map[string]string{
+		"":                         "must not be empty",
+		".":                        `must not be "." or ".."`,
+		"..":                       `must not be "." or ".."`,
+		"a/b":                      "must not contain '/'",
+		"two\nrows":                "must not contain control characters",
+		"tab\there":                "must not contain control characters",
+		strings.Repeat("x", 256):   "at most 255 bytes",
+		strings.Repeat("x", 1<<20): "at most 255 bytes",
+		"bad\xffutf8":              "not valid UTF-8",
+	} {
+		doc := "<domain type='test'><name>" + name + "</name><memory>1024</memory><os><type>hvm</type></os></domain>"
+		_, err := c.DefineXML(ctx, doc)
+		if !errors.Is(err, client.ErrInvalidArgument) || !strings.Contains(err.Error(), rule) {
+			t.Errorf("defining %.20q: %v, want invalid argument saying %q", name, err, rule)
+		}
+		if name != "" && utf8.ValidString(name) {
+			if _, err := c.LookupByName(ctx, name); !errors.Is(err, client.ErrInvalidArgument) || !strings.Contains(err.Error(), rule) {
+				t.Errorf("looking up %.20q: %v, want invalid argument saying %q", name, err, rule)
+			}
+		}
+	}
+	doms, err := c.ListDomains(ctx, 0)
+	if err != nil || len(doms) != 0 {
+		t.Fatalf("the driver got %d definitions (%v), want none", len(doms), err)
+	}
+	if _, err := c.DefineXML(ctx, domXML("vm ü 1")); err != nil {
+		t.Fatalf("a good name: %v", err)
 	}
 }
