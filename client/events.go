@@ -43,7 +43,10 @@ func (s *EventStream) Close() { s.cancel() }
 // it.
 func (c *Conn) WatchEvents(ctx context.Context) (*EventStream, error) {
 	sctx, cancel := context.WithCancel(ctx)
-	stream, err := c.api.WatchEvents(sctx, &apiv1.WatchEventsRequest{Connection: c.id})
+	stream, err := c.api.WatchEvents(sctx)
+	if err == nil {
+		err = stream.Send(&apiv1.WatchEventsRequest{Connection: c.id, Credit: eventCredit})
+	}
 	if err != nil {
 		cancel()
 		return nil, rpcerr.FromStatus(err)
@@ -58,6 +61,7 @@ func (c *Conn) WatchEvents(ctx context.Context) (*EventStream, error) {
 	go func() {
 		defer close(s.ch)
 		defer cancel()
+		taken := 0
 		for {
 			r, err := stream.Recv()
 			if err != nil {
@@ -69,10 +73,23 @@ func (c *Conn) WatchEvents(ctx context.Context) (*EventStream, error) {
 			case <-sctx.Done():
 				return
 			}
+			// Delivered: the daemon may send as many more.
+			if taken++; taken == eventCredit/2 {
+				// A failure here means the stream ended: the next Recv
+				// says why.
+				_ = stream.Send(&apiv1.WatchEventsRequest{Credit: uint32(taken)})
+				taken = 0
+			}
 		}
 	}()
 	return s, nil
 }
+
+// eventCredit is how many events the daemon may send ahead of what the
+// caller has taken from the channel (the daemon's own bound): a caller that
+// stops reading leaves the rest waiting in the daemon, which ends the
+// stream if it falls too far behind.
+const eventCredit = 32
 
 func (s *EventStream) finish(ctx context.Context, err error) {
 	s.mu.Lock()

@@ -90,6 +90,10 @@ type Config struct {
 	// Limits bound what clients can make the daemon hold; zero values
 	// take DefaultLimits'.
 	Limits Limits
+	// MemoryLimit is a soft limit on the daemon's memory for Go's garbage
+	// collector (runtime/debug.SetMemoryLimit): nearing it, the daemon
+	// collects garbage more often. Zero leaves the runtime's default.
+	MemoryLimit int
 	// ShutdownGrace bounds how long SIGTERM waits for calls in flight.
 	ShutdownGrace time.Duration
 	LogLevel      string

@@ -9,6 +9,7 @@ import (
 	"os/signal"
 	"os/user"
 	"path/filepath"
+	"runtime/debug"
 	"strconv"
 	"syscall"
 	"time"
@@ -40,6 +41,9 @@ func New(cfg Config) (*Daemon, error) {
 	// Whatever umask a service manager gave: what virtd and its drivers
 	// create is writable by no one else unless they say so.
 	syscall.Umask(0o022)
+	if cfg.MemoryLimit > 0 {
+		debug.SetMemoryLimit(int64(cfg.MemoryLimit))
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = hclog.New(&hclog.LoggerOptions{Name: "virtd", Level: hclog.LevelFromString(cfg.LogLevel)})
 	}
@@ -145,6 +149,9 @@ func (d *Daemon) newServer() *grpc.Server {
 		grpc.StatsHandler(statsHandler{d.reg}),
 		// Fixed windows: no bandwidth-delay probing on a local socket.
 		grpc.InitialWindowSize(1<<20), grpc.InitialConnWindowSize(1<<20),
+		// Small per-connection buffers, the write one lent from a pool
+		// only while writing: an idle connection costs little.
+		grpc.ReadBufferSize(8<<10), grpc.WriteBufferSize(8<<10), grpc.SharedWriteBuffer(true),
 	)...)
 }
 

@@ -39,6 +39,8 @@ func Main(ctx context.Context, args []string, stderr io.Writer) int {
 	fs.IntVar(&lim.Events.Backlog, "max-event-backlog", lim.Events.Backlog, "events a client may fall behind on an event stream before it is dropped")
 	fs.Var((*sizeFlag)(&lim.Events.BacklogBytes), "max-event-backlog-bytes", "bytes of events a client may fall behind before it is dropped")
 	fs.Var((*sizeFlag)(&lim.Events.QueueBytes), "max-event-queue-bytes", "bytes of events queued for all clients together")
+	memLimit := DefaultMemoryLimit
+	fs.Var((*sizeFlag)(&memLimit), "memory-limit", "soft limit on virtd's memory for Go's garbage collector, which works harder near it")
 	level := fs.String("log-level", "info", "log `level`: trace, debug, info, warn, error")
 	version := fs.Bool("version", false, "print the version and exit")
 	config := fs.String("config", "", "configuration `file` (default <root>/etc/virtd/virtd.conf); command-line flags win")
@@ -83,6 +85,7 @@ func Main(ctx context.Context, args []string, stderr io.Writer) int {
 		DriverRestartWait:  *restartWait,
 		DriverSHA256:       pins,
 		Limits:             lim,
+		MemoryLimit:        memLimit,
 		LogLevel:           *level,
 	}
 	d, err := New(cfg)

@@ -58,6 +58,10 @@ var DefaultLimits = Limits{
 	Events:            host.EventLimits{Backlog: 4096, BacklogBytes: 1 << 20, QueueBytes: 32 << 20},
 }
 
+// DefaultMemoryLimit is the daemon's soft memory limit (Config.MemoryLimit)
+// when the configuration sets none.
+const DefaultMemoryLimit = 192 << 20
+
 func (l *Limits) setDefaults() {
 	d := DefaultLimits
 	for _, f := range []struct{ v, def *int }{

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/url"
 	"strings"
+	"sync"
 
 	"github.com/hashicorp/go-hclog"
 	"google.golang.org/grpc/metadata"
@@ -273,9 +274,51 @@ func (s *service) SetDomainAutostart(ctx context.Context, req *apiv1.SetDomainAu
 	})
 }
 
-func (s *service) WatchEvents(req *apiv1.WatchEventsRequest, stream apiv1.VirtService_WatchEventsServer) error {
+// maxEventCredit bounds the events a client may have granted and not yet
+// received (see WatchEvents in the API): what a client that stops reading
+// can make gRPC hold for it.
+const maxEventCredit = 32
+
+// credit counts the events a client has granted and not yet received.
+type credit struct {
+	mu      sync.Mutex
+	n       int
+	granted chan struct{} // has a token after a grant
+}
+
+func (c *credit) add(n uint32) {
+	c.mu.Lock()
+	c.n = int(min(uint64(c.n)+uint64(n), maxEventCredit))
+	c.mu.Unlock()
+	select {
+	case c.granted <- struct{}{}:
+	default:
+	}
+}
+
+func (c *credit) take() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.n == 0 {
+		return false
+	}
+	c.n--
+	return true
+}
+
+func (c *credit) giveBack() {
+	c.mu.Lock()
+	c.n++
+	c.mu.Unlock()
+}
+
+func (s *service) WatchEvents(stream apiv1.VirtService_WatchEventsServer) error {
 	ctx := stream.Context()
-	c, err := s.reg.get(ctx, req.GetConnection())
+	first, err := stream.Recv()
+	if err != nil {
+		return err
+	}
+	c, err := s.reg.get(ctx, first.GetConnection())
 	if err != nil {
 		return rpcerr.ToStatus(err)
 	}
@@ -287,8 +330,26 @@ func (s *service) WatchEvents(req *apiv1.WatchEventsRequest, stream apiv1.VirtSe
 	if err := stream.SendHeader(metadata.MD{}); err != nil {
 		return err
 	}
-	sendQueued := func() error {
-		for e, ok := sub.Next(); ok; e, ok = sub.Next() {
+	cr := &credit{granted: make(chan struct{}, 1)}
+	cr.add(first.GetCredit())
+	go func() {
+		for {
+			m, err := stream.Recv()
+			if err != nil {
+				return // the stream ended, or the client sends no more credit
+			}
+			cr.add(m.GetCredit())
+		}
+	}()
+	// send sends queued events as far as the credit goes; the others wait
+	// in the subscription, within the event backlog limits.
+	send := func() error {
+		for cr.take() {
+			e, ok := sub.Next()
+			if !ok {
+				cr.giveBack()
+				return nil
+			}
 			if err := stream.Send(&apiv1.WatchEventsResponse{Event: eventToAPI(&e)}); err != nil {
 				return err
 			}
@@ -296,15 +357,16 @@ func (s *service) WatchEvents(req *apiv1.WatchEventsRequest, stream apiv1.VirtSe
 		return nil
 	}
 	for {
-		if err := sendQueued(); err != nil {
+		if err := send(); err != nil {
 			return err
 		}
 		select {
 		case <-s.closing:
 			return rpcerr.ToStatus(fmt.Errorf("virtd is shutting down: %w", virt.ErrUnavailable))
 		case <-sub.Ready():
+		case <-cr.granted:
 		case <-sub.Done():
-			if err := sendQueued(); err != nil {
+			if err := send(); err != nil {
 				return err
 			}
 			return rpcerr.ToStatus(sub.Err())

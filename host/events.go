@@ -112,18 +112,19 @@ func (s *Subscription) push(e virt.Event, lim *EventLimits) bool {
 	return len(s.queue)-s.head <= lim.Backlog && s.bytes <= lim.BacklogBytes
 }
 
-// end ends the subscription with err; drop also discards its backlog.
+// end ends the subscription with err, if it has not ended yet; drop also
+// discards its backlog (also of one that ended before).
 func (s *Subscription) end(err error, drop bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.ended {
-		return
-	}
-	s.ended, s.err = true, err
 	if drop {
 		s.h.queued.Add(int64(-s.bytes))
 		s.queue, s.head, s.bytes = nil, 0, 0
 	}
+	if s.ended {
+		return
+	}
+	s.ended, s.err = true, err
 	close(s.done)
 }
 

@@ -412,8 +412,20 @@ func (v *virtService) DomainXMLFromNative(_ context.Context, r *apiv1.DomainXMLF
 	return nil, status.Error(codes.Unimplemented, "this driver does not support domxml-from-native")
 }
 
-func (v *virtService) WatchEvents(r *apiv1.WatchEventsRequest, stream grpc.ServerStreamingServer[apiv1.WatchEventsResponse]) error {
+func (v *virtService) WatchEvents(stream grpc.BidiStreamingServer[apiv1.WatchEventsRequest, apiv1.WatchEventsResponse]) error {
 	s := v.s
+	r, err := stream.Recv()
+	if err != nil {
+		return err
+	}
+	// Credit is not counted: the fake's clients read.
+	go func() {
+		for {
+			if _, err := stream.Recv(); err != nil {
+				return
+			}
+		}
+	}()
 	ch := make(chan *apiv1.Event, 64)
 	s.mu.Lock()
 	s.record("WatchEvents")

@@ -119,3 +119,60 @@ func TestMessageSizeLimitOnBothHops(t *testing.T) {
 		t.Fatalf("a 9 MiB define under an 8 MiB limit: %v", err)
 	}
 }
+
+// TestEventStreamOfAClientThatStopsReading: a client that stops reading
+// its event stream gets no more than its credit from the daemon; the rest
+// waits in the daemon until the client is more than max_event_backlog
+// behind, and then its stream ends with a resource-exhausted error naming
+// the limit. A client that reads gets every event, in order.
+func TestEventStreamOfAClientThatStopsReading(t *testing.T) {
+	d := newDaemon(t, []string{"test"}, withArgs("--max-event-backlog", "50"))
+	ctx := ctxT(t)
+	c := d.open("test:///default")
+	stalled, err := c.WatchEvents(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	reading, err := d.open("test:///default").WatchEvents(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dom, err := c.LookupByName(ctx, "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	const cycles = 100
+	var seqs []uint64
+	for i := 0; i < cycles; i++ {
+		if err := dom.Suspend(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if err := dom.Resume(ctx); err != nil {
+			t.Fatal(err)
+		}
+		for len(seqs) < 2*(i+1) {
+			select {
+			case e := <-reading.Events():
+				seqs = append(seqs, e.Seq)
+			case <-time.After(10 * time.Second):
+				t.Fatalf("the reading client got %d events of %d", len(seqs), 2*(i+1))
+			}
+		}
+	}
+	for i := 1; i < len(seqs); i++ {
+		if seqs[i] != seqs[i-1]+1 {
+			t.Fatalf("the reading client's events are out of order or missing: %v", seqs)
+		}
+	}
+	// Now read the stalled one: what it had, then the reason it ended.
+	got := 0
+	for range stalled.Events() {
+		got++
+	}
+	if got >= 2*cycles {
+		t.Errorf("the stalled client got all %d events", got)
+	}
+	if err := stalled.Err(); !errors.Is(err, client.ErrResourceExhausted) || !strings.Contains(err.Error(), "max_event_backlog") {
+		t.Fatalf("the stalled client's stream ended with %v, want resource exhausted naming max_event_backlog", err)
+	}
+}

@@ -2718,8 +2718,11 @@ func (*SetDomainAutostartResponse) Descriptor() ([]byte, []int) {
 }
 
 type WatchEventsRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Connection    string                 `protobuf:"bytes,1,opt,name=connection,proto3" json:"connection,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The connection, in the first message.
+	Connection string `protobuf:"bytes,1,opt,name=connection,proto3" json:"connection,omitempty"`
+	// How many more events the caller takes.
+	Credit        uint32 `protobuf:"varint,2,opt,name=credit,proto3" json:"credit,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2759,6 +2762,13 @@ func (x *WatchEventsRequest) GetConnection() string {
 		return x.Connection
 	}
 	return ""
+}
+
+func (x *WatchEventsRequest) GetCredit() uint32 {
+	if x != nil {
+		return x.Credit
+	}
+	return 0
 }
 
 type WatchEventsResponse struct {
@@ -3594,11 +3604,12 @@ const file_virtd_api_v1_api_proto_rawDesc = "" +
 	"connection\x12\x12\n" +
 	"\x04uuid\x18\x02 \x01(\tR\x04uuid\x12\x1c\n" +
 	"\tautostart\x18\x03 \x01(\bR\tautostart\"\x1c\n" +
-	"\x1aSetDomainAutostartResponse\"4\n" +
+	"\x1aSetDomainAutostartResponse\"L\n" +
 	"\x12WatchEventsRequest\x12\x1e\n" +
 	"\n" +
 	"connection\x18\x01 \x01(\tR\n" +
-	"connection\"@\n" +
+	"connection\x12\x16\n" +
+	"\x06credit\x18\x02 \x01(\rR\x06credit\"@\n" +
 	"\x13WatchEventsResponse\x12)\n" +
 	"\x05event\x18\x01 \x01(\v2\x13.virtd.api.v1.EventR\x05event\"\x14\n" +
 	"\x12ListDriversRequest\"\xa5\x01\n" +
@@ -3658,7 +3669,7 @@ const file_virtd_api_v1_api_proto_rawDesc = "" +
 	"\x12EVENT_TYPE_STOPPED\x10\x06\x12\x17\n" +
 	"\x13EVENT_TYPE_SHUTDOWN\x10\a\x12\x1a\n" +
 	"\x16EVENT_TYPE_PMSUSPENDED\x10\b\x12\x16\n" +
-	"\x12EVENT_TYPE_CRASHED\x10\t2\xb9\x11\n" +
+	"\x12EVENT_TYPE_CRASHED\x10\t2\xbb\x11\n" +
 	"\vVirtService\x12=\n" +
 	"\x04Open\x12\x19.virtd.api.v1.OpenRequest\x1a\x1a.virtd.api.v1.OpenResponse\x12@\n" +
 	"\x05Close\x12\x1a.virtd.api.v1.CloseRequest\x1a\x1b.virtd.api.v1.CloseResponse\x12O\n" +
@@ -3681,8 +3692,8 @@ const file_virtd_api_v1_api_proto_rawDesc = "" +
 	"\x0eGetDomainState\x12#.virtd.api.v1.GetDomainStateRequest\x1a$.virtd.api.v1.GetDomainStateResponse\x12U\n" +
 	"\fGetDomainXML\x12!.virtd.api.v1.GetDomainXMLRequest\x1a\".virtd.api.v1.GetDomainXMLResponse\x12g\n" +
 	"\x12GetDomainAutostart\x12'.virtd.api.v1.GetDomainAutostartRequest\x1a(.virtd.api.v1.GetDomainAutostartResponse\x12g\n" +
-	"\x12SetDomainAutostart\x12'.virtd.api.v1.SetDomainAutostartRequest\x1a(.virtd.api.v1.SetDomainAutostartResponse\x12T\n" +
-	"\vWatchEvents\x12 .virtd.api.v1.WatchEventsRequest\x1a!.virtd.api.v1.WatchEventsResponse0\x01\x12d\n" +
+	"\x12SetDomainAutostart\x12'.virtd.api.v1.SetDomainAutostartRequest\x1a(.virtd.api.v1.SetDomainAutostartResponse\x12V\n" +
+	"\vWatchEvents\x12 .virtd.api.v1.WatchEventsRequest\x1a!.virtd.api.v1.WatchEventsResponse(\x010\x01\x12d\n" +
 	"\x11DomainXMLToNative\x12&.virtd.api.v1.DomainXMLToNativeRequest\x1a'.virtd.api.v1.DomainXMLToNativeResponse\x12j\n" +
 	"\x13DomainXMLFromNative\x12(.virtd.api.v1.DomainXMLFromNativeRequest\x1a).virtd.api.v1.DomainXMLFromNativeResponse\x12V\n" +
 	"\vOpenConsole\x12 .virtd.api.v1.OpenConsoleRequest\x1a!.virtd.api.v1.OpenConsoleResponse(\x010\x012\xa7\x01\n" +

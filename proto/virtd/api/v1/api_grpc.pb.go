@@ -82,8 +82,13 @@ type VirtServiceClient interface {
 	GetDomainAutostart(ctx context.Context, in *GetDomainAutostartRequest, opts ...grpc.CallOption) (*GetDomainAutostartResponse, error)
 	SetDomainAutostart(ctx context.Context, in *SetDomainAutostartRequest, opts ...grpc.CallOption) (*SetDomainAutostartResponse, error)
 	// WatchEvents streams the lifecycle events of the connection's driver until
-	// the connection closes or the caller goes away.
-	WatchEvents(ctx context.Context, in *WatchEventsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchEventsResponse], error)
+	// the connection closes or the caller goes away. The caller's first
+	// message names the connection; each of its messages grants credit, and
+	// the daemon sends no more events than granted: the others wait in the
+	// daemon, within its event backlog limits, so that a caller that stops
+	// reading holds little of the daemon's memory. At most 32 events may be
+	// granted and not yet sent.
+	WatchEvents(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[WatchEventsRequest, WatchEventsResponse], error)
 	// DomainXMLToNative turns domain XML into the driver's native
 	// configuration (virsh domxml-to-native), e.g. format "qemu-argv".
 	DomainXMLToNative(ctx context.Context, in *DomainXMLToNativeRequest, opts ...grpc.CallOption) (*DomainXMLToNativeResponse, error)
@@ -313,24 +318,18 @@ func (c *virtServiceClient) SetDomainAutostart(ctx context.Context, in *SetDomai
 	return out, nil
 }
 
-func (c *virtServiceClient) WatchEvents(ctx context.Context, in *WatchEventsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchEventsResponse], error) {
+func (c *virtServiceClient) WatchEvents(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[WatchEventsRequest, WatchEventsResponse], error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	stream, err := c.cc.NewStream(ctx, &VirtService_ServiceDesc.Streams[0], VirtService_WatchEvents_FullMethodName, cOpts...)
 	if err != nil {
 		return nil, err
 	}
 	x := &grpc.GenericClientStream[WatchEventsRequest, WatchEventsResponse]{ClientStream: stream}
-	if err := x.ClientStream.SendMsg(in); err != nil {
-		return nil, err
-	}
-	if err := x.ClientStream.CloseSend(); err != nil {
-		return nil, err
-	}
 	return x, nil
 }
 
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
-type VirtService_WatchEventsClient = grpc.ServerStreamingClient[WatchEventsResponse]
+type VirtService_WatchEventsClient = grpc.BidiStreamingClient[WatchEventsRequest, WatchEventsResponse]
 
 func (c *virtServiceClient) DomainXMLToNative(ctx context.Context, in *DomainXMLToNativeRequest, opts ...grpc.CallOption) (*DomainXMLToNativeResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
@@ -397,8 +396,13 @@ type VirtServiceServer interface {
 	GetDomainAutostart(context.Context, *GetDomainAutostartRequest) (*GetDomainAutostartResponse, error)
 	SetDomainAutostart(context.Context, *SetDomainAutostartRequest) (*SetDomainAutostartResponse, error)
 	// WatchEvents streams the lifecycle events of the connection's driver until
-	// the connection closes or the caller goes away.
-	WatchEvents(*WatchEventsRequest, grpc.ServerStreamingServer[WatchEventsResponse]) error
+	// the connection closes or the caller goes away. The caller's first
+	// message names the connection; each of its messages grants credit, and
+	// the daemon sends no more events than granted: the others wait in the
+	// daemon, within its event backlog limits, so that a caller that stops
+	// reading holds little of the daemon's memory. At most 32 events may be
+	// granted and not yet sent.
+	WatchEvents(grpc.BidiStreamingServer[WatchEventsRequest, WatchEventsResponse]) error
 	// DomainXMLToNative turns domain XML into the driver's native
 	// configuration (virsh domxml-to-native), e.g. format "qemu-argv".
 	DomainXMLToNative(context.Context, *DomainXMLToNativeRequest) (*DomainXMLToNativeResponse, error)
@@ -481,7 +485,7 @@ func (UnimplementedVirtServiceServer) GetDomainAutostart(context.Context, *GetDo
 func (UnimplementedVirtServiceServer) SetDomainAutostart(context.Context, *SetDomainAutostartRequest) (*SetDomainAutostartResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method SetDomainAutostart not implemented")
 }
-func (UnimplementedVirtServiceServer) WatchEvents(*WatchEventsRequest, grpc.ServerStreamingServer[WatchEventsResponse]) error {
+func (UnimplementedVirtServiceServer) WatchEvents(grpc.BidiStreamingServer[WatchEventsRequest, WatchEventsResponse]) error {
 	return status.Errorf(codes.Unimplemented, "method WatchEvents not implemented")
 }
 func (UnimplementedVirtServiceServer) DomainXMLToNative(context.Context, *DomainXMLToNativeRequest) (*DomainXMLToNativeResponse, error) {
@@ -893,15 +897,11 @@ func _VirtService_SetDomainAutostart_Handler(srv interface{}, ctx context.Contex
 }
 
 func _VirtService_WatchEvents_Handler(srv interface{}, stream grpc.ServerStream) error {
-	m := new(WatchEventsRequest)
-	if err := stream.RecvMsg(m); err != nil {
-		return err
-	}
-	return srv.(VirtServiceServer).WatchEvents(m, &grpc.GenericServerStream[WatchEventsRequest, WatchEventsResponse]{ServerStream: stream})
+	return srv.(VirtServiceServer).WatchEvents(&grpc.GenericServerStream[WatchEventsRequest, WatchEventsResponse]{ServerStream: stream})
 }
 
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
-type VirtService_WatchEventsServer = grpc.ServerStreamingServer[WatchEventsResponse]
+type VirtService_WatchEventsServer = grpc.BidiStreamingServer[WatchEventsRequest, WatchEventsResponse]
 
 func _VirtService_DomainXMLToNative_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(DomainXMLToNativeRequest)
@@ -1051,6 +1051,7 @@ var VirtService_ServiceDesc = grpc.ServiceDesc{
 			StreamName:    "WatchEvents",
 			Handler:       _VirtService_WatchEvents_Handler,
 			ServerStreams: true,
+			ClientStreams: true,
 		},
 		{
 			StreamName:    "OpenConsole",
