@@ -7,6 +7,9 @@ LDFLAGS     := -X github.com/virtd/virtd/internal/version.Version=$(VERSION)
 RUN_ROOT    ?= $(CURDIR)/.run
 DRIVERS     := test qemu lxc xen
 TEST_FLAGS  ?= -count=1 -timeout 20m
+# The process-level tests that run again with virtd and the test driver
+# built with the race detector: supervision, concurrency, limits.
+RACE_E2E    := TestDriverKilledMidCall|TestHungDriverIsKilled|TestCallWaitsForRestartingDriver|TestReplacedDriver|TestConcurrentClients|TestEvent|TestMax|TestDaemonKilledReattaches
 APT_PACKAGES ?= git ca-certificates gcc libc6-dev pkg-config libxen-dev libyajl-dev systemd \
                 qemu-system-x86 qemu-utils busybox-static cpio iproute2 \
                 debootstrap rpm dpkg-dev
@@ -42,6 +45,8 @@ test-assets: deps ## fetch and build what the tests boot: guest kernels, initram
 	@sh test/xen/setup.sh
 
 test: deps tools lint proto-check build test-assets ## set up, lint, and run every test
+	$(GO) test $(TEST_FLAGS) -race ./host/... ./daemon/... ./driver/...
+	VIRTD_E2E_RACE=1 $(GO) test $(TEST_FLAGS) -run '$(RACE_E2E)' ./test/e2e/
 	$(GO) test $(TEST_FLAGS) ./...
 
 run: build ## build, then run virtd in the foreground on a private root
@@ -56,6 +61,7 @@ bench: build test-assets ## run the benchmarks and print a table
 	@$(GO) test -run '^$$' -bench 'QEMU20Guests' -benchtime 1x ./test/e2e/ >> .bench.out
 	@$(GO) test -run '^$$' -bench 'StartDiskless' -benchtime 20x ./internal/qemu/ >> .bench.out
 	@$(GO) test -run '^$$' -bench 'Containers' -benchtime 1x ./internal/lxc/ >> .bench.out
+	@$(GO) test -run '^$$' -bench 'Hostile' -benchtime 1x ./test/e2e/ >> .bench.out
 	@awk '/^Benchmark/ { line = sprintf("%-32s", $$1); for (i = 3; i < NF; i += 2) line = line sprintf("  %12s %-8s", $$i, $$(i+1)); print line } /^(FAIL|--- FAIL)/ { print; bad = 1 } END { exit bad }' .bench.out
 
 tools: ## install buf, the protoc plugins and nfpm into bin/ (pinned)

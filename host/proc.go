@@ -16,6 +16,7 @@ import (
 
 	"github.com/virtd/virtd/driver"
 	"github.com/virtd/virtd/internal/procfs"
+	"github.com/virtd/virtd/internal/rpcerr"
 	"github.com/virtd/virtd/virt"
 )
 
@@ -207,8 +208,8 @@ func (p *Proc) release(in *instance) {
 // it (it crashed, was killed as hung, or was stopped), the error says so
 // and that the call may or may not have taken effect; a call that only
 // reads (retry) is then made again, once, on the next process. An
-// unavailable error from a process that still runs ("no Xen hypervisor on
-// this host") is the driver's own and passes unchanged.
+// unavailable error the driver sent ("no Xen hypervisor on this host") is
+// its own and passes unchanged.
 func (p *Proc) Do(ctx context.Context, retry bool, fn func(*driver.Client) error) error {
 	for attempt := 0; ; attempt++ {
 		in, err := p.acquire(ctx)
@@ -217,11 +218,14 @@ func (p *Proc) Do(ctx context.Context, retry bool, fn func(*driver.Client) error
 		}
 		err = fn(in.drv)
 		p.release(in)
-		if err == nil || !errors.Is(err, virt.ErrUnavailable) || ctx.Err() != nil {
+		if err == nil || !errors.Is(err, virt.ErrUnavailable) || ctx.Err() != nil || rpcerr.FromPeer(err) {
 			return err
 		}
-		if !p.wentAway(in) {
-			return err
+		// gRPC's own failure: the connection to the process broke,
+		// most likely because it is exiting.
+		if !p.awaitExit(in) {
+			return fmt.Errorf("driver %q (pid %d): the connection broke during the call (%v); the call may or may not have taken effect: %w",
+				p.name, in.pid, err, virt.ErrUnavailable)
 		}
 		if retry && attempt == 0 {
 			continue
@@ -231,24 +235,21 @@ func (p *Proc) Do(ctx context.Context, retry bool, fn func(*driver.Client) error
 	}
 }
 
-// wentAway reports whether in's process has exited, waiting for its exit
-// to be handled (so that in.cause is set) when it has.
-func (p *Proc) wentAway(in *instance) bool {
+// exitWait bounds how long a call whose connection broke waits for the
+// process's exit to be handled.
+const exitWait = 5 * time.Second
+
+// awaitExit waits for in's exit to be handled (so that in.cause is set)
+// and reports whether it was, within exitWait.
+func (p *Proc) awaitExit(in *instance) bool {
+	t := time.NewTimer(exitWait)
+	defer t.Stop()
 	select {
 	case <-in.dead:
 		return true
-	default:
-	}
-	if procfs.Alive(in.pid, in.startTime) {
+	case <-t.C:
 		return false
 	}
-	// Gone, and the watcher is about to say so.
-	select {
-	case <-in.dead:
-	case <-time.After(5 * time.Second):
-		in.cause = "went away during the call"
-	}
-	return true
 }
 
 // Open counts a client connection on the driver, launching the driver if

@@ -11,6 +11,7 @@ import (
 	"regexp"
 	"strings"
 
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -37,7 +38,8 @@ var kindCodes = []struct {
 }
 
 // ToStatus turns err into a gRPC status error with the code of its kind and
-// its whole message. A status error passes through unchanged.
+// its whole message, marked as sent by virtd (see FromPeer). A status error
+// passes through unchanged.
 func ToStatus(err error) error {
 	if err == nil {
 		return nil
@@ -45,12 +47,45 @@ func ToStatus(err error) error {
 	if _, ok := status.FromError(err); ok {
 		return err
 	}
+	code := codes.Unknown
 	for _, kc := range kindCodes {
 		if errors.Is(err, kc.kind) {
-			return status.Error(kc.code, err.Error())
+			code = kc.code
+			break
 		}
 	}
-	return status.Error(codes.Unknown, err.Error())
+	st, derr := status.New(code, err.Error()).WithDetails(&errdetails.ErrorInfo{Domain: peerDomain, Reason: code.String()})
+	if derr != nil {
+		return status.Error(code, err.Error())
+	}
+	return st.Err()
+}
+
+// peerDomain marks the statuses a virtd process sends, in their
+// ErrorInfo detail.
+const peerDomain = "virtd"
+
+// peerError is an error a virtd process sent: the daemon or a driver
+// answered, as opposed to gRPC failing to reach it.
+type peerError struct{ error }
+
+func (e peerError) Unwrap() error { return e.error }
+
+// FromPeer reports whether err is an answer a virtd process sent (through
+// ToStatus, then FromStatus), rather than gRPC's own failure, such as a
+// connection that broke because the process at the other end died.
+func FromPeer(err error) bool {
+	var p peerError
+	return errors.As(err, &p)
+}
+
+func sentByPeer(st *status.Status) bool {
+	for _, d := range st.Details() {
+		if info, ok := d.(*errdetails.ErrorInfo); ok && info.GetDomain() == peerDomain {
+			return true
+		}
+	}
+	return false
 }
 
 // FromStatus turns a gRPC status error back into an error of the matching
@@ -73,12 +108,17 @@ func FromStatus(err error) error {
 		// side: the caller's input, not a fault of virtd.
 		return virt.WithKind(virt.ErrInvalidArgument, "the request holds text that is not valid UTF-8 (domain XML, names and URIs must be UTF-8)")
 	}
+	kind := virt.ErrInternal
 	for _, kc := range kindCodes {
 		if st.Code() == kc.code {
-			return virt.WithKind(kc.kind, msg)
+			kind = kc.kind
+			break
 		}
 	}
-	return virt.WithKind(virt.ErrInternal, msg)
+	if sentByPeer(st) {
+		return peerError{virt.WithKind(kind, msg)}
+	}
+	return virt.WithKind(kind, msg)
 }
 
 // grpcSizeLimit matches gRPC's own words for a message over the size limit,

@@ -101,3 +101,19 @@ func TestInvalidUTF8IsTheCallersInput(t *testing.T) {
 		}
 	}
 }
+
+// TestFromPeerTellsAnswersFromBrokenConnections: an error a virtd process
+// sent keeps saying so after the hop; one gRPC made itself does not.
+func TestFromPeerTellsAnswersFromBrokenConnections(t *testing.T) {
+	sent := FromStatus(ToStatus(fmt.Errorf("no Xen hypervisor on this host: %w", virt.ErrUnavailable)))
+	if !FromPeer(sent) || !errors.Is(sent, virt.ErrUnavailable) || sent.Error() != "no Xen hypervisor on this host: unavailable" {
+		t.Errorf("an answer: %v (from peer %v)", sent, FromPeer(sent))
+	}
+	broken := FromStatus(status.Error(codes.Unavailable, "error reading from server: connection reset by peer"))
+	if FromPeer(broken) || !errors.Is(broken, virt.ErrUnavailable) {
+		t.Errorf("a broken connection: %v (from peer %v)", broken, FromPeer(broken))
+	}
+	if FromPeer(fmt.Errorf("wrapped: %w", sent)) != true {
+		t.Error("wrapping loses FromPeer")
+	}
+}

@@ -62,8 +62,18 @@ func buildAll(dir string) error {
 	if err != nil {
 		return err
 	}
+	// VIRTD_E2E_RACE builds the daemon and the test driver with the race
+	// detector; a race they report fails the test that saw it.
+	race := map[string]bool{}
+	if os.Getenv("VIRTD_E2E_RACE") != "" {
+		race["virtd"], race["virtd-driver-test"] = true, true
+	}
 	for out, pkg := range targets {
-		cmd := exec.Command("go", "build", "-o", filepath.Join(dir, out), pkg)
+		args := []string{"build", "-o", filepath.Join(dir, out)}
+		if race[out] {
+			args = append(args, "-race")
+		}
+		cmd := exec.Command("go", append(args, pkg)...)
 		cmd.Dir = root
 		if b, err := cmd.CombinedOutput(); err != nil {
 			return fmt.Errorf("building %s: %v\n%s", pkg, err, b)
@@ -118,6 +128,9 @@ func newDaemon(t testing.TB, drivers []string, opts ...daemonOpt) *daemon {
 	t.Cleanup(func() {
 		d.stop()
 		killUnder(root)
+		if strings.Contains(d.log.String(), "WARNING: DATA RACE") {
+			t.Errorf("the race detector reported a data race in virtd or a driver")
+		}
 		if t.Failed() {
 			t.Logf("virtd log:\n%s", d.log.String())
 		}
