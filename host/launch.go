@@ -212,8 +212,6 @@ func (p *Proc) attach(in *instance, addr net.Addr, wantInstance string) error {
 	in.pumpCtx, in.pumpStop = context.WithCancel(context.Background())
 	in.startedAt = time.Now()
 	p.mu.Lock()
-	p.gen++
-	in.gen = p.gen
 	if p.crashes > 0 && in.launched {
 		p.restarts++
 	}

@@ -46,7 +46,6 @@ type Proc struct {
 	mu    sync.Mutex
 	path  string
 	state State
-	gen   int       // bumped per launch or reattach
 	cur   *instance // the running process, when state is running
 	// changed is closed, and replaced, at every change of state or of
 	// cur: whoever waits for one re-checks then.
@@ -63,7 +62,6 @@ type Proc struct {
 
 // instance is one driver process: launched by this host, or reattached.
 type instance struct {
-	gen       int
 	client    *plugin.Client
 	rpc       plugin.ClientProtocol
 	drv       *driver.Client
