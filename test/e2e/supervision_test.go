@@ -799,3 +799,72 @@ func TestReplacedDriverSwitchesWithoutFailures(t *testing.T) {
 		t.Fatalf("%d of %d calls failed while the driver was replaced; the first: %v", len(failures), calls, failures[0])
 	}
 }
+
+// TestKilledDriverGivesNoBareErrors: while clients keep reading and
+// changing things, the driver is killed again and again. No read fails (it
+// is made again on the new process); an action that fails says that the
+// driver died under it and that it may or may not have taken effect; no
+// bare transport error reaches a client.
+func TestKilledDriverGivesNoBareErrors(t *testing.T) {
+	d := newDaemon(t, []string{"test"})
+	ctx := ctxT(t)
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var readFailures, actionFailures []error
+	actions := 0
+	for i := 0; i < 4; i++ {
+		c := d.open("test:///default")
+		dom, err := c.LookupByName(ctx, "test")
+		if err != nil {
+			t.Fatal(err)
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for n := 0; ; n++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				if i%2 == 0 {
+					err := dom.SetAutostart(ctx, n%2 == 0)
+					mu.Lock()
+					actions++
+					if err != nil {
+						actionFailures = append(actionFailures, err)
+					}
+					mu.Unlock()
+				} else if _, err := dom.Info(ctx); err != nil {
+					mu.Lock()
+					readFailures = append(readFailures, err)
+					mu.Unlock()
+				}
+			}
+		}()
+	}
+	// Four crashes in a row: the backoff stays within the restart wait.
+	for k := 0; k < 4; k++ {
+		pid := d.driverStatus("test").PID
+		if err := syscall.Kill(int(pid), syscall.SIGKILL); err != nil {
+			t.Fatal(err)
+		}
+		eventually(t, 20*time.Second, "the driver to run again", func() bool {
+			st := d.driverStatus("test")
+			return st.State == "running" && st.PID != pid
+		})
+	}
+	close(stop)
+	wg.Wait()
+	for _, err := range readFailures {
+		t.Errorf("a read failed: %v", err)
+	}
+	for _, err := range actionFailures {
+		if !errors.Is(err, client.ErrUnavailable) || !strings.Contains(err.Error(), `driver "test" (pid `) ||
+			!strings.Contains(err.Error(), "may or may not have taken effect") {
+			t.Errorf("an action failed without saying why: %v", err)
+		}
+	}
+	t.Logf("%d actions, %d failed as the driver died under them", actions, len(actionFailures))
+}
