@@ -9,7 +9,7 @@ DRIVERS     := test qemu lxc xen
 TEST_FLAGS  ?= -count=1 -timeout 20m
 # The process-level tests that run again with virtd and the test driver
 # built with the race detector: supervision, concurrency, limits.
-RACE_E2E    := TestDriverKilledMidCall|TestHungDriverIsKilled|TestCallWaitsForRestartingDriver|TestReplacedDriver|TestConcurrentClients|TestEvent|TestMax|TestDaemonKilledReattaches
+RACE_E2E    := TestDriverKilledMidCall|TestKilledDriverGivesNoBareErrors|TestHungDriverIsKilled|TestCallWaitsForRestartingDriver|TestReplacedDriver|TestConcurrentClients|TestEvent|TestMax|TestDaemonKilledReattaches
 APT_PACKAGES ?= git ca-certificates gcc libc6-dev pkg-config libxen-dev libyajl-dev systemd \
                 qemu-system-x86 qemu-utils busybox-static cpio iproute2 \
                 debootstrap rpm dpkg-dev
