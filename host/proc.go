@@ -317,17 +317,12 @@ func (p *Proc) watch(in *instance) {
 }
 
 // exitStatus says how in's process ended, as far as the host can know:
-// only of its own children.
+// only of its own children. For those it waits for go-plugin to have read
+// the last of their stderr, which the crash report quotes, and reaped them.
 func (p *Proc) exitStatus(in *instance) string {
 	if !in.launched {
 		return "process gone"
 	}
-	if in.exit != nil {
-		if s, err := in.exit.Status(); err == nil {
-			return s
-		}
-	}
-	// go-plugin reaped it first: its status is on the command.
 	waitExited(in.client)
 	if in.client.Exited() && in.cmd.ProcessState != nil {
 		return in.cmd.ProcessState.String()
@@ -507,8 +502,8 @@ func (p *Proc) refresh(in *instance, timeout time.Duration) error {
 	return err
 }
 
-// waitExited gives a child go-plugin is reaping a moment to be reaped, so
-// that its exit status can be reported.
+// waitExited gives a child that exited a moment to be reaped by go-plugin,
+// which first reads the rest of its stderr, so that both can be reported.
 func waitExited(c *plugin.Client) {
 	for i := 0; i < 50 && !c.Exited(); i++ {
 		time.Sleep(10 * time.Millisecond)

@@ -1,11 +1,8 @@
 package procfs
 
 import (
-	"errors"
 	"fmt"
 	"os"
-	"syscall"
-	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -13,8 +10,7 @@ import (
 // Exit is a handle on one process that tells when it exits, without
 // polling: a pidfd, waited on through Go's poller.
 type Exit struct {
-	f   *os.File
-	pid int
+	f *os.File
 }
 
 // WatchExit opens a handle on process pid, which must be the process that
@@ -25,7 +21,7 @@ func WatchExit(pid int, startTime uint64) (*Exit, error) {
 	if err != nil {
 		return nil, fmt.Errorf("pidfd_open %d: %w", pid, err)
 	}
-	e := &Exit{f: os.NewFile(uintptr(fd), fmt.Sprintf("pidfd:%d", pid)), pid: pid}
+	e := &Exit{f: os.NewFile(uintptr(fd), fmt.Sprintf("pidfd:%d", pid))}
 	// The pidfd names whatever process had pid when it was opened.
 	if !Alive(pid, startTime) {
 		e.Close()
@@ -50,58 +46,6 @@ func (e *Exit) Wait() bool {
 	})
 	return err == nil && exited
 }
-
-// Status returns how a child of this process exited ("exit status 1",
-// "signal: killed"), without reaping it. It fails for a process that is
-// not a child of this one, or that was reaped already.
-func (e *Exit) Status() (string, error) {
-	rc, err := e.f.SyscallConn()
-	if err != nil {
-		return "", err
-	}
-	var info unix.Siginfo
-	var werr error
-	err = rc.Control(func(fd uintptr) {
-		for {
-			werr = unix.Waitid(unix.P_PIDFD, int(fd), &info, unix.WEXITED|unix.WNOWAIT|unix.WNOHANG, nil)
-			if !errors.Is(werr, syscall.EINTR) {
-				return
-			}
-		}
-	})
-	if err != nil {
-		return "", err
-	}
-	if werr != nil {
-		return "", werr
-	}
-	// For SIGCHLD the union after the first four words holds si_pid,
-	// si_uid and si_status.
-	raw := (*[32]byte)(unsafe.Pointer(&info))
-	pid := *(*int32)(unsafe.Pointer(&raw[16]))
-	status := *(*int32)(unsafe.Pointer(&raw[24]))
-	if pid == 0 {
-		return "", fmt.Errorf("process %d has not exited", e.pid)
-	}
-	switch info.Code {
-	case cldExited:
-		return fmt.Sprintf("exit status %d", status), nil
-	case cldKilled, cldDumped:
-		s := "signal: " + syscall.Signal(status).String()
-		if info.Code == cldDumped {
-			s += " (core dumped)"
-		}
-		return s, nil
-	}
-	return fmt.Sprintf("exit code %d, status %d", info.Code, status), nil
-}
-
-// si_code values of SIGCHLD (asm-generic/siginfo.h).
-const (
-	cldExited = 1
-	cldKilled = 2
-	cldDumped = 3
-)
 
 // Close releases the handle; a Wait in progress returns false.
 func (e *Exit) Close() error { return e.f.Close() }
