@@ -81,26 +81,29 @@ func (r *registry) closeTransport(t uint64) {
 	}
 }
 
-// statsHandler tags each socket connection with the id the listener gave
-// it (see limitedListener) and closes its client connections when it
-// ends.
-type statsHandler struct{ r *registry }
-
-func (h statsHandler) TagConn(ctx context.Context, info *stats.ConnTagInfo) context.Context {
-	a, _ := info.RemoteAddr.(clientAddr)
-	return context.WithValue(ctx, clientKey{}, a)
+// statsHandler counts each socket connection against the limits when it
+// begins, and closes its client connections when it ends.
+type statsHandler struct {
+	r   *registry
+	lim *limiter
 }
 
+func (statsHandler) TagConn(ctx context.Context, _ *stats.ConnTagInfo) context.Context { return ctx }
+
 func (h statsHandler) HandleConn(ctx context.Context, s stats.ConnStats) {
-	if clientOf(ctx).refused {
-		return
-	}
+	c := clientOf(ctx)
 	switch s.(type) {
 	case *stats.ConnBegin:
-		h.r.transports.Add(1)
+		h.lim.begin(c)
+		if !c.refused {
+			h.r.transports.Add(1)
+		}
 	case *stats.ConnEnd:
-		h.r.transports.Add(-1)
-		h.r.closeTransport(clientOf(ctx).id)
+		h.lim.end(c)
+		if !c.refused {
+			h.r.transports.Add(-1)
+			h.r.closeTransport(c.id)
+		}
 	}
 }
 

@@ -146,11 +146,11 @@ func lookupGroup(name string) (int, error) {
 
 func (d *Daemon) newServer() *grpc.Server {
 	return grpc.NewServer(append(d.lim.serverOptions(),
-		grpc.StatsHandler(statsHandler{d.reg}),
+		grpc.StatsHandler(statsHandler{d.reg, d.lim}),
 		// Fixed windows: no bandwidth-delay probing on a local socket.
 		grpc.InitialWindowSize(1<<20), grpc.InitialConnWindowSize(1<<20),
-		// Small per-connection buffers, the write one lent from a pool
-		// only while writing: an idle connection costs little.
+		// Small per-connection buffers, lent from pools only while
+		// reading or writing: an idle connection costs little.
 		grpc.ReadBufferSize(8<<10), grpc.WriteBufferSize(8<<10), grpc.SharedWriteBuffer(true),
 	)...)
 }
@@ -200,7 +200,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 		s := d.newServer()
 		sk.reg(s)
 		d.servers = append(d.servers, s)
-		go func() { errc <- s.Serve(limitedListener{l, d.lim}) }()
+		go func() { errc <- s.Serve(l) }()
 	}
 	d.log.Info("virtd ready", "version", Version, "run_dir", d.cfg.RunDir, "driver_dirs", d.cfg.DriverDirs, "socket_activated", len(activated) > 0)
 	notify("READY=1")

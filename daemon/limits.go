@@ -2,14 +2,16 @@ package daemon
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/peer"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/virtd/virtd/host"
@@ -104,58 +106,64 @@ func newLimiter(l Limits) *limiter {
 	return &limiter{l: l, streams: map[uint64]int{}}
 }
 
-// clientAddr is a client connection's remote address as gRPC sees it: it
-// carries the connection's id and whether it is over max_clients.
-type clientAddr struct {
-	id      uint64
+// client is one client connection (a socket connection): its id, whether
+// it is over max_clients, and the connection itself. unixCreds makes one
+// per connection as gRPC's transport credentials, so that gRPC keeps the
+// bare socket (wrapping it would cost gRPC's pooled read buffer) and every
+// call finds its client in its context (peer.AuthInfo).
+type client struct {
+	credentials.CommonAuthInfo
+	id   uint64
+	conn net.Conn
+	// refused is decided when the connection begins (statsHandler),
+	// before any call on it.
 	refused bool
 }
 
-func (clientAddr) Network() string  { return "unix" }
-func (a clientAddr) String() string { return "client-" + strconv.FormatUint(a.id, 10) }
+func (*client) AuthType() string { return "unix" }
 
-// clientConn is an accepted client connection, counted until closed.
-type clientConn struct {
-	net.Conn
-	addr  clientAddr
-	count *atomic.Int64
-	once  sync.Once
+// unixCreds are the transport credentials of virtd's unix sockets: no
+// handshake, an identity per connection.
+type unixCreds struct{ lim *limiter }
+
+func (c unixCreds) ServerHandshake(conn net.Conn) (net.Conn, credentials.AuthInfo, error) {
+	return conn, &client{CommonAuthInfo: credentials.CommonAuthInfo{SecurityLevel: credentials.NoSecurity}, id: c.lim.nextConn.Add(1), conn: conn}, nil
 }
 
-func (c *clientConn) RemoteAddr() net.Addr { return c.addr }
-
-func (c *clientConn) Close() error {
-	c.once.Do(func() { c.count.Add(-1) })
-	return c.Conn.Close()
+func (unixCreds) ClientHandshake(context.Context, string, net.Conn) (net.Conn, credentials.AuthInfo, error) {
+	return nil, nil, errors.New("virtd's unix socket credentials are for the server side")
 }
 
-// limitedListener counts the connections it accepts against max_clients.
-type limitedListener struct {
-	net.Listener
-	lim *limiter
+func (unixCreds) Info() credentials.ProtocolInfo {
+	return credentials.ProtocolInfo{SecurityProtocol: "insecure"}
 }
 
-func (l limitedListener) Accept() (net.Conn, error) {
-	for {
-		c, err := l.Listener.Accept()
-		if err != nil {
-			return nil, err
-		}
-		lim := l.lim
-		addr := clientAddr{id: lim.nextConn.Add(1)}
-		if lim.clients.Add(1) <= int64(lim.l.MaxClients) {
-			return &clientConn{Conn: c, addr: addr, count: &lim.clients}, nil
-		}
+func (c unixCreds) Clone() credentials.TransportCredentials { return c }
+
+func (unixCreds) OverrideServerName(string) error { return nil }
+
+// begin counts a connection that begins against max_clients; one over it
+// is marked refused: it is kept refusedLinger to answer its calls with
+// the reason, unless maxRefused are kept already, then it is closed.
+func (lim *limiter) begin(c *client) {
+	if lim.clients.Add(1) <= int64(lim.l.MaxClients) {
+		return
+	}
+	lim.clients.Add(-1)
+	c.refused = true
+	if lim.refused.Add(1) > maxRefused {
+		_ = c.conn.Close()
+		return
+	}
+	_ = c.conn.SetDeadline(time.Now().Add(refusedLinger))
+}
+
+// end undoes begin when the connection ends.
+func (lim *limiter) end(c *client) {
+	if c.refused {
+		lim.refused.Add(-1)
+	} else {
 		lim.clients.Add(-1)
-		if lim.refused.Add(1) > maxRefused {
-			lim.refused.Add(-1)
-			c.Close()
-			continue
-		}
-		// Served just long enough to say why, then cut.
-		addr.refused = true
-		_ = c.SetDeadline(time.Now().Add(refusedLinger))
-		return &clientConn{Conn: c, addr: addr, count: &lim.refused}, nil
 	}
 }
 
@@ -206,12 +214,14 @@ func (lim *limiter) openStream(id uint64) (release func(), err error) {
 	}, nil
 }
 
-type clientKey struct{}
-
 // clientOf returns the client connection a call came on.
-func clientOf(ctx context.Context) clientAddr {
-	a, _ := ctx.Value(clientKey{}).(clientAddr)
-	return a
+func clientOf(ctx context.Context) *client {
+	if p, ok := peer.FromContext(ctx); ok {
+		if c, ok := p.AuthInfo.(*client); ok {
+			return c
+		}
+	}
+	return &client{} // not through virtd's sockets: no identity
 }
 
 func (lim *limiter) unary(ctx context.Context, req any, _ *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
@@ -246,6 +256,7 @@ func (lim *limiter) stream(srv any, ss grpc.ServerStream, _ *grpc.StreamServerIn
 // serverOptions are the gRPC options that carry the limits out.
 func (lim *limiter) serverOptions() []grpc.ServerOption {
 	return []grpc.ServerOption{
+		grpc.Creds(unixCreds{lim}),
 		grpc.MaxRecvMsgSize(lim.l.MaxMessageSize), grpc.MaxSendMsgSize(lim.l.MaxMessageSize),
 		grpc.MaxConcurrentStreams(uint32(lim.l.MaxClientRequests)),
 		grpc.ChainUnaryInterceptor(lim.unary), grpc.ChainStreamInterceptor(lim.stream),

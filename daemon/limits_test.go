@@ -2,9 +2,9 @@ package daemon
 
 import (
 	"errors"
+	"io"
 	"net"
 	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -70,51 +70,56 @@ func TestOpenStreamCountsPerConnection(t *testing.T) {
 	}
 }
 
-// TestListenerRefusesOverMaxClients: a connection over max_clients is
-// marked refused and cut after a while; closing a served one makes room.
-func TestListenerRefusesOverMaxClients(t *testing.T) {
+// TestMaxClientsMarksRefused: a connection over max_clients is marked
+// refused and cut after a while, or at once when many are kept already;
+// one that ends makes room.
+func TestMaxClientsMarksRefused(t *testing.T) {
 	defer func(d time.Duration) { refusedLinger = d }(refusedLinger)
 	refusedLinger = 100 * time.Millisecond
 	lim := newLimiter(Limits{MaxClients: 1})
-	path := filepath.Join(t.TempDir(), "sock")
-	raw, err := net.Listen("unix", path)
-	if err != nil {
-		t.Fatal(err)
+	conn := func() (*client, net.Conn) {
+		ours, theirs := net.Pipe()
+		t.Cleanup(func() { ours.Close(); theirs.Close() })
+		return &client{conn: ours}, ours
 	}
-	l := limitedListener{raw, lim}
-	defer l.Close()
-	accept := func() *clientConn {
-		t.Helper()
-		c, err := net.Dial("unix", path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { c.Close() })
-		s, err := l.Accept()
-		if err != nil {
-			t.Fatal(err)
-		}
-		return s.(*clientConn)
+	first, _ := conn()
+	lim.begin(first)
+	if first.refused || lim.clients.Load() != 1 {
+		t.Fatalf("first connection: refused %v, %d served", first.refused, lim.clients.Load())
 	}
-	first := accept()
-	if first.addr.refused || lim.clients.Load() != 1 {
-		t.Fatalf("first connection: %+v, %d served", first.addr, lim.clients.Load())
+	second, ours := conn()
+	lim.begin(second)
+	if !second.refused || lim.refused.Load() != 1 || lim.clients.Load() != 1 {
+		t.Fatalf("second connection: refused %v, %d served, %d refused", second.refused, lim.clients.Load(), lim.refused.Load())
 	}
-	second := accept()
-	if !second.addr.refused || lim.refused.Load() != 1 || lim.clients.Load() != 1 {
-		t.Fatalf("second connection: %+v, %d served, %d refused", second.addr, lim.clients.Load(), lim.refused.Load())
-	}
-	// The refused one is cut once it has had time to hear why.
-	if _, err := second.Read(make([]byte, 1)); !errors.Is(err, os.ErrDeadlineExceeded) {
+	// Cut once it has had time to hear why.
+	if _, err := ours.Read(make([]byte, 1)); !errors.Is(err, os.ErrDeadlineExceeded) {
 		t.Fatalf("reading a refused connection: %v, want its deadline to pass", err)
 	}
-	second.Close()
-	first.Close()
-	if lim.clients.Load() != 0 || lim.refused.Load() != 0 {
-		t.Fatalf("after closing: %d served, %d refused", lim.clients.Load(), lim.refused.Load())
+	// Past maxRefused kept at once, a refused connection is closed.
+	var kept []*client
+	for range maxRefused - 1 {
+		c, _ := conn()
+		lim.begin(c)
+		kept = append(kept, c)
 	}
-	if third := accept(); third.addr.refused {
-		t.Fatal("a connection after the others closed is refused")
+	extra, extraConn := conn()
+	lim.begin(extra)
+	if _, err := extraConn.Read(make([]byte, 1)); !errors.Is(err, io.ErrClosedPipe) {
+		t.Fatalf("a refused connection past %d kept: %v, want it closed", maxRefused, err)
+	}
+	lim.end(extra)
+	for _, c := range kept {
+		lim.end(c)
+	}
+	lim.end(second)
+	lim.end(first)
+	if lim.clients.Load() != 0 || lim.refused.Load() != 0 {
+		t.Fatalf("after every end: %d served, %d refused", lim.clients.Load(), lim.refused.Load())
+	}
+	third, _ := conn()
+	if lim.begin(third); third.refused {
+		t.Fatal("a connection after the others ended is refused")
 	}
 }
 
