@@ -55,7 +55,10 @@ func New(cfg Config) (*Daemon, error) {
 			return nil, err
 		}
 	}
-	lim := newLimiter(cfg.Limits)
+	lim, err := newLimiter(cfg.Limits)
+	if err != nil {
+		return nil, err
+	}
 	lock, err := lockRunDir(cfg.RunDir)
 	if err != nil {
 		return nil, err

@@ -101,9 +101,13 @@ type limiter struct {
 	streams  map[uint64]int // open streams, by client connection
 }
 
-func newLimiter(l Limits) *limiter {
+func newLimiter(l Limits) (*limiter, error) {
 	l.setDefaults()
-	return &limiter{l: l, streams: map[uint64]int{}}
+	if l.MaxClientStreams >= l.MaxClientRequests {
+		return nil, fmt.Errorf("max_client_streams (%d) must be less than max_client_requests (%d): streams hold requests, and a connection must keep room for its calls",
+			l.MaxClientStreams, l.MaxClientRequests)
+	}
+	return &limiter{l: l, streams: map[uint64]int{}}, nil
 }
 
 // client is one client connection (a socket connection): its id, whether

@@ -13,7 +13,7 @@ import (
 )
 
 func TestReserveKeepsRoomForSmallRequests(t *testing.T) {
-	lim := newLimiter(Limits{MaxInflightBytes: 1 << 20})
+	lim := mustLimiter(t, Limits{MaxInflightBytes: 1 << 20})
 	var releases []func()
 	take := func(n int) error {
 		release, err := lim.reserve(n)
@@ -53,7 +53,7 @@ func TestReserveKeepsRoomForSmallRequests(t *testing.T) {
 }
 
 func TestOpenStreamCountsPerConnection(t *testing.T) {
-	lim := newLimiter(Limits{MaxClientStreams: 2})
+	lim := mustLimiter(t, Limits{MaxClientStreams: 2})
 	r1, err1 := lim.openStream(1)
 	_, err2 := lim.openStream(1)
 	_, err3 := lim.openStream(1)
@@ -76,7 +76,7 @@ func TestOpenStreamCountsPerConnection(t *testing.T) {
 func TestMaxClientsMarksRefused(t *testing.T) {
 	defer func(d time.Duration) { refusedLinger = d }(refusedLinger)
 	refusedLinger = 100 * time.Millisecond
-	lim := newLimiter(Limits{MaxClients: 1})
+	lim := mustLimiter(t, Limits{MaxClients: 1})
 	conn := func() (*client, net.Conn) {
 		ours, theirs := net.Pipe()
 		t.Cleanup(func() { ours.Close(); theirs.Close() })
@@ -135,5 +135,21 @@ func TestSizeFlag(t *testing.T) {
 		if err := f.Set(bad); err == nil {
 			t.Errorf("%q accepted as %d", bad, f)
 		}
+	}
+}
+
+func mustLimiter(t *testing.T, l Limits) *limiter {
+	t.Helper()
+	lim, err := newLimiter(l)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return lim
+}
+
+func TestStreamsMustLeaveRoomForCalls(t *testing.T) {
+	_, err := newLimiter(Limits{MaxClientRequests: 8, MaxClientStreams: 8})
+	if err == nil || !strings.Contains(err.Error(), "max_client_streams (8) must be less than max_client_requests (8)") {
+		t.Fatalf("streams as many as requests: %v", err)
 	}
 }
