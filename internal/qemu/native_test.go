@@ -3,11 +3,12 @@ package qemu
 import (
 	"context"
 	"crypto/rand"
-	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/virtd/virtd/internal/noread"
 
 	"github.com/hashicorp/go-hclog"
 )
@@ -66,23 +67,6 @@ func TestDomainXMLToNativeReadsNoPath(t *testing.T) {
     <interface type='bridge'><mac address='52:54:00:12:34:56'/><source bridge='br0'/></interface>
   </devices>
 </domain>`
-	var first string
-	for _, path := range []string{secret, bin, filepath.Join(dir, "missing"), "/proc/self/environ"} {
-		out, err := drv.DomainXMLToNative(ctx, "qemu-argv", fmt.Sprintf(tmpl, path))
-		if err != nil {
-			t.Fatalf("path %s: %v", path, err)
-		}
-		if !strings.HasPrefix(out, path+" ") {
-			t.Errorf("path %s: the command line does not start with the emulator given: %s", path, out)
-		}
-		if strings.Contains(out, marker) {
-			t.Errorf("path %s: the command line holds the file's content: %s", path, out)
-		}
-		out = strings.ReplaceAll(out, path, "PATH")
-		if first == "" {
-			first = out
-		} else if out != first {
-			t.Errorf("path %s: the command line depends on the path:\n%s\nfirst path:\n%s", path, out, first)
-		}
-	}
+	noread.SameForEveryPath(t, []string{secret, bin, filepath.Join(dir, "missing"), "/proc/self/environ"}, marker, tmpl, "PATH -name guest=paths",
+		func(doc string) (string, error) { return drv.DomainXMLToNative(ctx, "qemu-argv", doc) })
 }

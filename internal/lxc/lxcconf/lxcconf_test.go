@@ -4,13 +4,12 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
-	"go/parser"
-	"go/token"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/virtd/virtd/internal/noread"
 
 	"github.com/virtd/virtd/virt"
 )
@@ -100,54 +99,9 @@ lxc.net.0.type = veth
 lxc.net.0.script.up = %[1]s
 lxc.environment = CONFIG=%[1]s
 `
-	var first string
-	for _, path := range []string{file, dir, missing, "/proc/self/environ"} {
-		out, err := ToDomainXML(fmt.Sprintf(config, path))
-		if err != nil {
-			t.Fatalf("path %s: %v", path, err)
-		}
-		if !strings.Contains(out, `<source dir="`+path+`">`) {
-			t.Errorf("path %s: the root filesystem is not in the XML:\n%s", path, out)
-		}
-		if strings.Contains(out, marker) {
-			t.Errorf("path %s: the XML holds the file's content:\n%s", path, out)
-		}
-		out = strings.ReplaceAll(out, path, "PATH")
-		if first == "" {
-			first = out
-		} else if out != first {
-			t.Errorf("path %s: the XML depends on the path:\n%s\nfirst path:\n%s", path, out, first)
-		}
-	}
+	noread.SameForEveryPath(t, []string{file, dir, missing, "/proc/self/environ"}, marker, config, `<source dir="PATH">`, ToDomainXML)
 }
 
 // TestNoFileAccess keeps the package free of the packages that reach the
 // file system, so that a conversion cannot read a file by construction.
-func TestNoFileAccess(t *testing.T) {
-	checkImports(t, ".", "os", "io/fs", "io/ioutil", "path/filepath", "os/exec", "syscall", "golang.org/x/sys/unix")
-}
-
-func checkImports(t *testing.T, dir string, forbidden ...string) {
-	t.Helper()
-	files, err := filepath.Glob(filepath.Join(dir, "*.go"))
-	if err != nil || len(files) == 0 {
-		t.Fatalf("no Go files in %s: %v", dir, err)
-	}
-	for _, f := range files {
-		if strings.HasSuffix(f, "_test.go") {
-			continue
-		}
-		pf, err := parser.ParseFile(token.NewFileSet(), f, nil, parser.ImportsOnly)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, imp := range pf.Imports {
-			p, _ := strconv.Unquote(imp.Path.Value)
-			for _, bad := range forbidden {
-				if p == bad {
-					t.Errorf("%s imports %q: a conversion must not reach the file system", f, p)
-				}
-			}
-		}
-	}
-}
+func TestNoFileAccess(t *testing.T) { noread.NoFileImports(t, ".") }

@@ -3,13 +3,12 @@ package xlconfig
 import (
 	"crypto/rand"
 	"fmt"
-	goparser "go/parser"
-	"go/token"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/virtd/virtd/internal/noread"
 )
 
 // The Xen driver converts for any user of virtd's read-only socket while
@@ -31,32 +30,12 @@ func pathTargets(t *testing.T) (paths []string, marker string) {
 	return []string{file, filepath.Join(dir, "missing"), "/proc/self/environ"}, marker
 }
 
-// sameWhateverPath converts the input made from tmpl (%[1]s is the path)
-// for each path and checks that it converts, with the path in the result
-// as text, and that the result, path aside, does not depend on the path
-// and holds nothing of the file.
+// sameWhateverPath checks noread.SameForEveryPath for the usual paths,
+// the path being in the result as text.
 func sameWhateverPath(t *testing.T, tmpl string, convert func(string) (string, error)) {
 	t.Helper()
 	paths, marker := pathTargets(t)
-	var first string
-	for _, path := range paths {
-		out, err := convert(fmt.Sprintf(tmpl, path))
-		if err != nil {
-			t.Fatalf("path %s: %v", path, err)
-		}
-		if !strings.Contains(out, path) {
-			t.Errorf("path %s is not in the converted text:\n%s", path, out)
-		}
-		if strings.Contains(out, marker) {
-			t.Errorf("path %s: the result holds the file's content:\n%s", path, out)
-		}
-		out = strings.ReplaceAll(out, path, "PATH")
-		if first == "" {
-			first = out
-		} else if out != first {
-			t.Errorf("path %s: the result depends on the path:\n%s\nfirst path:\n%s", path, out, first)
-		}
-	}
+	noread.SameForEveryPath(t, paths, marker, tmpl, "PATH", convert)
 }
 
 // TestFromNativePathsStayText: every xl.cfg setting that names a file
@@ -141,26 +120,4 @@ func TestToNativePathsStayText(t *testing.T) {
 // TestNoFileAccess keeps the conversion packages (this one and the
 // domain model it goes through) free of the packages that reach the file
 // system, so that a conversion cannot read a file by construction.
-func TestNoFileAccess(t *testing.T) {
-	for _, dir := range []string{".", "../domconfig"} {
-		files, err := filepath.Glob(filepath.Join(dir, "*.go"))
-		if err != nil || len(files) == 0 {
-			t.Fatalf("no Go files in %s: %v", dir, err)
-		}
-		for _, f := range files {
-			if strings.HasSuffix(f, "_test.go") {
-				continue
-			}
-			pf, err := goparser.ParseFile(token.NewFileSet(), f, nil, goparser.ImportsOnly)
-			if err != nil {
-				t.Fatal(err)
-			}
-			for _, imp := range pf.Imports {
-				switch p, _ := strconv.Unquote(imp.Path.Value); p {
-				case "os", "io/fs", "io/ioutil", "path/filepath", "os/exec", "syscall", "golang.org/x/sys/unix":
-					t.Errorf("%s imports %q: a conversion must not reach the file system", f, p)
-				}
-			}
-		}
-	}
-}
+func TestNoFileAccess(t *testing.T) { noread.NoFileImports(t, ".", "../domconfig") }
