@@ -32,7 +32,7 @@ import (
 
 	"github.com/virtd/virtd/driver"
 	"github.com/virtd/virtd/driver/domutil"
-	"github.com/virtd/virtd/internal/atomicfile"
+	"github.com/virtd/virtd/internal/defdir"
 	"github.com/virtd/virtd/internal/lxc/cgroup"
 	"github.com/virtd/virtd/internal/version"
 	"github.com/virtd/virtd/virt"
@@ -246,29 +246,16 @@ func (drv *Driver) autostartPath(uuid string) string {
 	return filepath.Join(drv.opts.ConfigDir, "autostart", uuid)
 }
 
-// renameLegacy moves a definition an earlier version wrote by name
-// (path, with its autostart mark) to the files named by c's UUID. It
-// reports whether the definition should be used: not when the UUID's file
-// exists already (a rename interrupted after the copy).
+// renameLegacy moves a definition an earlier version wrote by name to the
+// files named by c's UUID, and reports whether it should be used.
 func (drv *Driver) renameLegacy(path string, b []byte, c *config) bool {
-	legacy := strings.TrimSuffix(filepath.Base(path), ".xml")
-	if _, err := os.Stat(drv.configPath(c.uuid())); err == nil {
-		_ = os.Remove(path)
-		return false
-	}
-	if err := atomicfile.WriteFile(drv.configPath(c.uuid()), b, 0o600); err != nil {
+	use, err := defdir.RenameLegacy(drv.opts.ConfigDir, path, b, c.uuid(), []byte(c.uuid()+"\n"))
+	if err != nil {
 		drv.log.Error("cannot rename a definition to its UUID", "file", path, "error", err)
-		return true
+	} else if use {
+		drv.log.Info("definition renamed to its UUID", "from", path, "to", drv.configPath(c.uuid()))
 	}
-	mark := filepath.Join(drv.opts.ConfigDir, "autostart", legacy)
-	if _, err := os.Stat(mark); err == nil {
-		if err := atomicfile.WriteFile(drv.autostartPath(c.uuid()), []byte(c.uuid()+"\n"), 0o600); err == nil {
-			_ = os.Remove(mark)
-		}
-	}
-	_ = os.Remove(path)
-	drv.log.Info("definition renamed to its UUID", "from", path, "to", drv.configPath(c.uuid()))
-	return true
+	return use
 }
 
 // Info describes the driver.

@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/virtd/virtd/internal/atomicfile"
+	"github.com/virtd/virtd/internal/defdir"
 	"github.com/virtd/virtd/virt"
 )
 
@@ -104,29 +105,16 @@ func (drv *Driver) hasAutostartMark(c *config) bool {
 	return err == nil
 }
 
-// renameLegacy moves a definition an earlier version wrote by name
-// (path, with its autostart mark) to the files named by c's UUID. It
-// reports whether the definition should be used: not when the UUID's file
-// exists already (a rename interrupted after the copy).
+// renameLegacy moves a definition an earlier version wrote by name to the
+// files named by c's UUID, and reports whether it should be used.
 func (drv *Driver) renameLegacy(path string, b []byte, c *config) bool {
-	legacy := strings.TrimSuffix(filepath.Base(path), ".xml")
-	if _, err := os.Stat(drv.defPath(c.uuid())); err == nil {
-		_ = os.Remove(path)
-		return false
-	}
-	if err := atomicfile.WriteFile(drv.defPath(c.uuid()), b, 0o600); err != nil {
+	use, err := defdir.RenameLegacy(drv.cfg.ConfigDir, path, b, c.uuid(), nil)
+	if err != nil {
 		drv.log.Error("cannot rename a definition to its UUID", "path", path, "error", err)
-		return true
+	} else if use {
+		drv.log.Info("definition renamed to its UUID", "from", path, "to", drv.defPath(c.uuid()))
 	}
-	mark := filepath.Join(drv.cfg.ConfigDir, "autostart", legacy)
-	if _, err := os.Stat(mark); err == nil {
-		if err := drv.setAutostartMark(c, true); err == nil {
-			_ = os.Remove(mark)
-		}
-	}
-	_ = os.Remove(path)
-	drv.log.Info("definition renamed to its UUID", "from", path, "to", drv.defPath(c.uuid()))
-	return true
+	return use
 }
 
 // loadDefinitions reads every persistent definition. A file that no

@@ -749,39 +749,13 @@ func TestCallWaitsForRestartingDriver(t *testing.T) {
 func TestReplacedDriverSwitchesWithoutFailures(t *testing.T) {
 	d := newDaemon(t, []string{"test"})
 	ctx := ctxT(t)
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	var mu sync.Mutex
-	var failures []error
-	calls := 0
-	for i := 0; i < 4; i++ {
-		c := d.open("test:///default")
-		dom, err := c.LookupByName(ctx, "test")
-		if err != nil {
-			t.Fatal(err)
+	stop := callers(t, d, 4, func(_, n int, dom *client.Domain) error {
+		if err := dom.SetAutostart(ctx, n%2 == 0); err != nil {
+			return err
 		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for n := 0; ; n++ {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				err := dom.SetAutostart(ctx, n%2 == 0)
-				if err == nil {
-					_, err = dom.Autostart(ctx)
-				}
-				mu.Lock()
-				calls++
-				if err != nil {
-					failures = append(failures, err)
-				}
-				mu.Unlock()
-			}
-		}()
-	}
+		_, err := dom.Autostart(ctx)
+		return err
+	})
 	for i := 0; i < 3; i++ {
 		old := d.driverStatus("test").PID
 		d.install("test") // a new file, renamed over the old
@@ -793,10 +767,52 @@ func TestReplacedDriverSwitchesWithoutFailures(t *testing.T) {
 			return !alive(int(old)) && st.State == "running" && st.PID != old
 		})
 	}
-	close(stop)
-	wg.Wait()
+	calls := 0
+	var failures []error
+	for _, errs := range stop() {
+		calls += len(errs)
+		for _, err := range errs {
+			if err != nil {
+				failures = append(failures, err)
+			}
+		}
+	}
 	if len(failures) > 0 {
 		t.Fatalf("%d of %d calls failed while the driver was replaced; the first: %v", len(failures), calls, failures[0])
+	}
+}
+
+// callers starts n clients, each with a connection of its own and the test
+// domain looked up on it, each calling call(its index, the iteration, the
+// domain) again and again until stop is called. stop waits for them and
+// returns each call's result, by client.
+func callers(t *testing.T, d *daemon, n int, call func(i, iter int, dom *client.Domain) error) (stop func() [][]error) {
+	t.Helper()
+	done := make(chan struct{})
+	results := make([][]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		dom, err := d.open("test:///default").LookupByName(ctxT(t), "test")
+		if err != nil {
+			t.Fatal(err)
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for iter := 0; ; iter++ {
+				select {
+				case <-done:
+					return
+				default:
+				}
+				results[i] = append(results[i], call(i, iter, dom))
+			}
+		}()
+	}
+	return func() [][]error {
+		close(done)
+		wg.Wait()
+		return results
 	}
 }
 
@@ -808,42 +824,14 @@ func TestReplacedDriverSwitchesWithoutFailures(t *testing.T) {
 func TestKilledDriverGivesNoBareErrors(t *testing.T) {
 	d := newDaemon(t, []string{"test"})
 	ctx := ctxT(t)
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	var mu sync.Mutex
-	var readFailures, actionFailures []error
-	actions := 0
-	for i := 0; i < 4; i++ {
-		c := d.open("test:///default")
-		dom, err := c.LookupByName(ctx, "test")
-		if err != nil {
-			t.Fatal(err)
+	// Even clients act, odd ones read.
+	stop := callers(t, d, 4, func(i, n int, dom *client.Domain) error {
+		if i%2 == 0 {
+			return dom.SetAutostart(ctx, n%2 == 0)
 		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for n := 0; ; n++ {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				if i%2 == 0 {
-					err := dom.SetAutostart(ctx, n%2 == 0)
-					mu.Lock()
-					actions++
-					if err != nil {
-						actionFailures = append(actionFailures, err)
-					}
-					mu.Unlock()
-				} else if _, err := dom.Info(ctx); err != nil {
-					mu.Lock()
-					readFailures = append(readFailures, err)
-					mu.Unlock()
-				}
-			}
-		}()
-	}
+		_, err := dom.Info(ctx)
+		return err
+	})
 	// Four crashes in a row: the backoff stays within the restart wait.
 	for k := 0; k < 4; k++ {
 		pid := d.driverStatus("test").PID
@@ -855,16 +843,23 @@ func TestKilledDriverGivesNoBareErrors(t *testing.T) {
 			return st.State == "running" && st.PID != pid
 		})
 	}
-	close(stop)
-	wg.Wait()
-	for _, err := range readFailures {
-		t.Errorf("a read failed: %v", err)
-	}
-	for _, err := range actionFailures {
-		if !errors.Is(err, client.ErrUnavailable) || !strings.Contains(err.Error(), `driver "test" (pid `) ||
-			!strings.Contains(err.Error(), "may or may not have taken effect") {
-			t.Errorf("an action failed without saying why: %v", err)
+	actions, failed := 0, 0
+	for i, errs := range stop() {
+		if i%2 == 0 {
+			actions += len(errs)
+		}
+		for _, err := range errs {
+			switch {
+			case err == nil:
+			case i%2 == 1:
+				t.Errorf("a read failed: %v", err)
+			case !errors.Is(err, client.ErrUnavailable) || !strings.Contains(err.Error(), `driver "test" (pid `) ||
+				!strings.Contains(err.Error(), "may or may not have taken effect"):
+				t.Errorf("an action failed without saying why: %v", err)
+			default:
+				failed++
+			}
 		}
 	}
-	t.Logf("%d actions, %d failed as the driver died under them", actions, len(actionFailures))
+	t.Logf("%d actions, %d failed as the driver died under them", actions, failed)
 }
