@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"context"
 	"flag"
 	"os"
 	"path/filepath"
@@ -47,5 +48,34 @@ func TestConfigFileErrors(t *testing.T) {
 		if err := applyConfigFile(fs, path, true); err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("%q: %v, want %q", content, err, want)
 		}
+	}
+}
+
+// TestShippedConfigIsValid: every setting the packaged virtd.conf shows,
+// once uncommented, is one virtd takes.
+func TestShippedConfigIsValid(t *testing.T) {
+	b, err := os.ReadFile("../packaging/virtd.conf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var lines []string
+	for _, l := range strings.Split(string(b), "\n") {
+		if k, _, ok := strings.Cut(strings.TrimPrefix(l, "#"), " = "); ok && strings.HasPrefix(l, "#") && !strings.Contains(k, " ") {
+			lines = append(lines, strings.TrimPrefix(l, "#"))
+		}
+	}
+	if len(lines) < 10 {
+		t.Fatalf("found only %d settings in the shipped virtd.conf: %q", len(lines), lines)
+	}
+	root := t.TempDir()
+	conf := filepath.Join(root, "virtd.conf")
+	if err := os.WriteFile(conf, []byte(strings.Join(lines, "\n")+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel() // start, then stop at once
+	var stderr strings.Builder
+	if code := Main(ctx, []string{"--root", root, "--config", conf}, &stderr); code != 0 {
+		t.Fatalf("virtd with every shipped setting: exit %d: %s", code, stderr.String())
 	}
 }
