@@ -325,6 +325,14 @@ func TestSlowSubscribersDropped(t *testing.T) {
 		events := eventMaker(t, p)
 		behind := subscribe(p)
 		events(4)
+		// Events are published after the calls return: the four must
+		// all be queued before the next subscriber comes, or it would
+		// get the last of them.
+		waitFor(t, "the four events to reach the first subscriber", func() bool {
+			behind.mu.Lock()
+			defer behind.mu.Unlock()
+			return len(behind.queue)-behind.head == 4
+		})
 		keeping := subscribe(p)
 		var got []uint64
 		for i := 0; i < 40; i++ {
@@ -357,4 +365,19 @@ func TestSlowSubscribersDropped(t *testing.T) {
 			t.Errorf("%d bytes still queued with every event taken or dropped", q)
 		}
 	})
+}
+
+// waitFor waits, up to 10 s, for cond to hold.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	tick := time.NewTicker(time.Millisecond)
+	defer tick.Stop()
+	deadline := time.After(10 * time.Second)
+	for !cond() {
+		select {
+		case <-tick.C:
+		case <-deadline:
+			t.Fatalf("timed out waiting for %s", what)
+		}
+	}
 }
