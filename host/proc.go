@@ -205,7 +205,8 @@ func (p *Proc) release(in *instance) {
 // When the call fails as unavailable because that process went away under
 // it (it crashed, was killed as hung, or was stopped), the error says so
 // and that the call may or may not have taken effect; a call that only
-// reads (retry) is then made again, once, on the next process. An
+// reads (retry) is then made again on the next process, as long as the
+// driver is not marked broken for crashing (MaxCrashes in a row). An
 // unavailable error the driver sent ("no Xen hypervisor on this host") is
 // its own and passes unchanged.
 func (p *Proc) Do(ctx context.Context, retry bool, fn func(*driver.Client) error) error {
@@ -225,7 +226,7 @@ func (p *Proc) Do(ctx context.Context, retry bool, fn func(*driver.Client) error
 			return fmt.Errorf("driver %q (pid %d): the connection broke during the call (%v); the call may or may not have taken effect: %w",
 				p.name, in.pid, err, virt.ErrUnavailable)
 		}
-		if retry && attempt == 0 {
+		if retry && attempt < p.h.cfg.MaxCrashes {
 			continue
 		}
 		return fmt.Errorf("driver %q (pid %d) %s; the call may or may not have taken effect: %w",
