@@ -99,6 +99,19 @@ func newTestHost(t *testing.T, root string, opts ...func(*Config)) *Host {
 	return h
 }
 
+// testDriverProc is a host, configured by opts, with the test driver
+// installed, and that driver's Proc.
+func testDriverProc(t *testing.T, opts ...func(*Config)) (*Host, *Proc) {
+	t.Helper()
+	root, _ := installTestDriver(t)
+	h := newTestHost(t, root, opts...)
+	p, err := h.Lookup("test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return h, p
+}
+
 // TestLaunchRunsTheCheckedFile: a file swapped in between the check and the
 // start is not what runs; the next launch checks the new file and refuses
 // it, saying why.
@@ -198,12 +211,7 @@ func sha256Hex(b []byte) string {
 // saying that it may or may not have taken effect; a read is made again on
 // the next process, which the call waited for.
 func TestDoExplainsADeathAndRetriesReads(t *testing.T) {
-	root, _ := installTestDriver(t)
-	h := newTestHost(t, root)
-	p, err := h.Lookup("test")
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, p := testDriverProc(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	if err := p.Open(ctx); err != nil { // a connection: restart at once
@@ -224,7 +232,7 @@ func TestDoExplainsADeathAndRetriesReads(t *testing.T) {
 	}
 	first := p.Status().PID
 	calls := 0
-	err = p.Do(ctx, false, func(d *driver.Client) error {
+	err := p.Do(ctx, false, func(d *driver.Client) error {
 		calls++
 		killFirst(d)
 		return d.SuspendDomain(ctx, "6695eb01-f6a4-8304-79aa-97f2502e193f")
@@ -298,12 +306,7 @@ func TestSlowSubscribersDropped(t *testing.T) {
 		return s
 	}
 	t.Run("backlog", func(t *testing.T) {
-		root, _ := installTestDriver(t)
-		h := newTestHost(t, root, func(c *Config) { c.Events = EventLimits{Backlog: 10} })
-		p, err := h.Lookup("test")
-		if err != nil {
-			t.Fatal(err)
-		}
+		_, p := testDriverProc(t, func(c *Config) { c.Events = EventLimits{Backlog: 10} })
 		events := eventMaker(t, p)
 		slow := subscribe(p)
 		events(11)
@@ -316,12 +319,7 @@ func TestSlowSubscribersDropped(t *testing.T) {
 		}
 	})
 	t.Run("total", func(t *testing.T) {
-		root, _ := installTestDriver(t)
-		h := newTestHost(t, root, func(c *Config) { c.Events = EventLimits{QueueBytes: 3000} })
-		p, err := h.Lookup("test")
-		if err != nil {
-			t.Fatal(err)
-		}
+		h, p := testDriverProc(t, func(c *Config) { c.Events = EventLimits{QueueBytes: 3000} })
 		events := eventMaker(t, p)
 		behind := subscribe(p)
 		events(4)
