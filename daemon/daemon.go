@@ -174,14 +174,16 @@ func (d *Daemon) Run(ctx context.Context) error {
 		group string
 		reg   func(*grpc.Server)
 	}{
-		{SocketRW, rwMode, d.cfg.UnixGroup, func(s *grpc.Server) {
-			apiv1.RegisterVirtServiceServer(s, &service{host: d.host, reg: d.reg, log: d.log, closing: d.closing})
+		// The read-write socket comes last: once it is in place, every
+		// socket is, and a client that waited for it finds the others.
+		{SocketAdmin, 0o600, "", func(s *grpc.Server) {
+			apiv1.RegisterAdminServiceServer(s, &admin{host: d.host})
 		}},
 		{SocketRO, 0o666, "", func(s *grpc.Server) {
 			apiv1.RegisterVirtServiceServer(s, &service{host: d.host, reg: d.reg, readOnly: true, log: d.log, closing: d.closing})
 		}},
-		{SocketAdmin, 0o600, "", func(s *grpc.Server) {
-			apiv1.RegisterAdminServiceServer(s, &admin{host: d.host})
+		{SocketRW, rwMode, d.cfg.UnixGroup, func(s *grpc.Server) {
+			apiv1.RegisterVirtServiceServer(s, &service{host: d.host, reg: d.reg, log: d.log, closing: d.closing})
 		}},
 	}
 	activated, err := activatedListeners()
