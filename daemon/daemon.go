@@ -153,8 +153,9 @@ func (d *Daemon) newServer() *grpc.Server {
 		// Fixed windows: no bandwidth-delay probing on a local socket.
 		grpc.InitialWindowSize(1<<20), grpc.InitialConnWindowSize(1<<20),
 		// Small per-connection buffers, lent from pools only while
-		// reading or writing: an idle connection costs little.
-		grpc.ReadBufferSize(8<<10), grpc.WriteBufferSize(8<<10), grpc.SharedWriteBuffer(true),
+		// reading or writing (gRPC shares write buffers by default): an
+		// idle connection costs little.
+		grpc.ReadBufferSize(8<<10), grpc.WriteBufferSize(8<<10),
 	)...)
 }
 

@@ -120,7 +120,7 @@ func newDriver(logger hclog.Logger, hv hypervisor, reason, configDir, runDir str
 
 // unavailable is the error of every domain call without a hypervisor.
 func (d *Driver) unavailable() error {
-	return fmt.Errorf("Xen driver: %s: %w", d.reason, virt.ErrUnavailable)
+	return fmt.Errorf("xen driver: %s: %w", d.reason, virt.ErrUnavailable)
 }
 
 // ready checks ctx and the hypervisor.
