@@ -3,34 +3,28 @@ package client_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/virtd/virtd/client"
-	"github.com/virtd/virtd/internal/fakevirtd"
-	apiv1 "github.com/virtd/virtd/proto/virtd/api/v1"
+	"github.com/virtd/virtd/daemon"
+	"github.com/virtd/virtd/daemon/daemontest"
+	"github.com/virtd/virtd/driver"
+	"github.com/virtd/virtd/internal/testdriver"
 	"github.com/virtd/virtd/virt"
+	"libvirt.org/go/libvirtxml"
 )
 
-// startFake serves a fake daemon in a short temporary directory (unix
-// socket paths are limited to about 100 bytes, which t.TempDir can exceed).
-func startFake(t *testing.T) *fakevirtd.Server {
-	t.Helper()
-	dir, err := os.MkdirTemp("", "vdc")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	s, err := fakevirtd.Start(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(s.Stop)
-	return s
+// start serves virtd's core and gRPC front end with the test driver in
+// this process.
+func start(t *testing.T, drivers ...driver.Driver) *daemontest.Daemon {
+	return daemontest.Start(t, drivers...)
 }
 
 func testCtx(t *testing.T) context.Context {
@@ -39,7 +33,7 @@ func testCtx(t *testing.T) context.Context {
 	return ctx
 }
 
-func openTest(t *testing.T, s *fakevirtd.Server) *client.Conn {
+func openTest(t *testing.T, s *daemontest.Daemon) *client.Conn {
 	t.Helper()
 	ctx := testCtx(t)
 	c, err := client.Open(ctx, "test:///default", client.WithSocket(s.Socket))
@@ -53,7 +47,7 @@ func openTest(t *testing.T, s *fakevirtd.Server) *client.Conn {
 const webXML = `<domain type='test'><name>web</name><uuid>aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee</uuid><memory>1024</memory><vcpu>1</vcpu></domain>`
 
 func TestOpenPicksSocket(t *testing.T) {
-	s := startFake(t)
+	s := start(t)
 	ctx := testCtx(t)
 
 	t.Run("socket param, transport stripped", func(t *testing.T) {
@@ -62,12 +56,9 @@ func TestOpenPicksSocket(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer c.Close(ctx)
-		if c.URI() != "test:///default" || c.Driver() != "test" || c.Socket() != s.Socket {
-			t.Errorf("got uri %q driver %q socket %q", c.URI(), c.Driver(), c.Socket())
-		}
-		calls := s.Calls()
-		if calls[len(calls)-1] != "Open test:///default false" {
-			t.Errorf("daemon saw %q", calls[len(calls)-1])
+		// The URI is the one the daemon opened, transport stripped.
+		if c.URI() != "test:///default" || c.Driver() != "test" || c.Socket() != s.Socket || c.ReadOnly() {
+			t.Errorf("got uri %q driver %q socket %q read-only %v", c.URI(), c.Driver(), c.Socket(), c.ReadOnly())
 		}
 	})
 	t.Run("run dir from environment", func(t *testing.T) {
@@ -91,10 +82,6 @@ func TestOpenPicksSocket(t *testing.T) {
 		if c.Socket() != s.ROSocket || !c.ReadOnly() {
 			t.Errorf("socket %q readonly %v", c.Socket(), c.ReadOnly())
 		}
-		calls := s.Calls()
-		if calls[len(calls)-1] != "Open test:///default true" {
-			t.Errorf("daemon saw %q", calls[len(calls)-1])
-		}
 		d, err := c.LookupByName(ctx, "test")
 		if err != nil {
 			t.Fatal(err)
@@ -113,7 +100,7 @@ func TestOpenPicksSocket(t *testing.T) {
 }
 
 func TestOpenErrors(t *testing.T) {
-	s := startFake(t)
+	s := start(t)
 	ctx := testCtx(t)
 	missing := filepath.Join(s.Dir, "nothing-here")
 
@@ -151,8 +138,11 @@ func TestOpenErrors(t *testing.T) {
 	}
 }
 
+// TestHostCalls checks that the host calls bring the driver's answers
+// unchanged.
 func TestHostCalls(t *testing.T) {
-	s := startFake(t)
+	drv := testdriver.New(nil)
+	s := start(t, drv)
 	c := openTest(t, s)
 	ctx := testCtx(t)
 
@@ -160,22 +150,25 @@ func TestHostCalls(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if *v != (client.VersionInfo{Daemon: "0.1.0", Driver: "0.1.0", HypervisorType: "Test", Hypervisor: 2000003}) {
+	info, _ := drv.Info(ctx)
+	if *v != (client.VersionInfo{Daemon: daemon.Version, Driver: info.Version, HypervisorType: info.HypervisorType, Hypervisor: info.HypervisorVersion}) || v.HypervisorType != "Test" {
 		t.Errorf("Version = %+v", v)
 	}
-	if h, err := c.Hostname(ctx); err != nil || h != "fakehost" {
-		t.Errorf("Hostname = %q, %v", h, err)
+	host, _ := drv.Hostname(ctx)
+	if h, err := c.Hostname(ctx); err != nil || h != host || h == "" {
+		t.Errorf("Hostname = %q, %v; want %q", h, err, host)
 	}
-	if x, err := c.Capabilities(ctx); err != nil || x != fakevirtd.Capabilities {
+	caps, _ := drv.Capabilities(ctx)
+	if x, err := c.Capabilities(ctx); err != nil || x != caps || !strings.Contains(x, "<capabilities>") {
 		t.Errorf("Capabilities = %q, %v", x, err)
 	}
 	n, err := c.NodeInfo(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := virt.NodeInfo{Model: "i686", MemoryKiB: 3145728, CPUs: 16, MHz: 1400, Nodes: 2, Sockets: 2, Cores: 2, Threads: 2}
-	if *n != want {
-		t.Errorf("NodeInfo = %+v", n)
+	want, _ := drv.NodeInfo(ctx)
+	if *n != *want || n.CPUs == 0 {
+		t.Errorf("NodeInfo = %+v, want %+v", n, want)
 	}
 	if err := c.Close(ctx); err != nil {
 		t.Errorf("Close: %v", err)
@@ -186,7 +179,7 @@ func TestHostCalls(t *testing.T) {
 }
 
 func TestDomainLifecycle(t *testing.T) {
-	s := startFake(t)
+	s := start(t)
 	c := openTest(t, s)
 	ctx := testCtx(t)
 
@@ -204,9 +197,6 @@ func TestDomainLifecycle(t *testing.T) {
 	list, err := c.ListDomains(ctx, virt.ListInactive)
 	if err != nil || len(list) != 1 || list[0].Name() != "web" {
 		t.Fatalf("ListDomains(inactive) = %v, %v", list, err)
-	}
-	if calls := s.Calls(); calls[len(calls)-1] != "ListDomains 2" {
-		t.Errorf("flags sent: %q", calls[len(calls)-1])
 	}
 	all, err := c.ListDomains(ctx, 0)
 	if err != nil || len(all) != 2 {
@@ -239,7 +229,7 @@ func TestDomainLifecycle(t *testing.T) {
 	}{
 		{"suspend", d.Suspend, virt.StatePaused, virt.PausedUser},
 		{"resume", d.Resume, virt.StateRunning, virt.RunningUnpaused},
-		{"reboot", d.Reboot, virt.StateRunning, virt.RunningUnpaused},
+		{"reboot", d.Reboot, virt.StateRunning, virt.RunningBooted},
 		{"destroy", d.Destroy, virt.StateShutoff, virt.ShutoffDestroyed},
 	} {
 		if err := step.do(ctx); err != nil {
@@ -259,8 +249,9 @@ func TestDomainLifecycle(t *testing.T) {
 	if err != nil || info.MaxMemoryKiB != 1024 || info.VCPUs != 1 || info.State != virt.StateShutoff {
 		t.Errorf("Info = %+v, %v", info, err)
 	}
-	if x, err := d.XML(ctx, true); err != nil || x != webXML {
-		t.Errorf("XML = %q, %v", x, err)
+	var x libvirtxml.Domain
+	if doc, err := d.XML(ctx, true); err != nil || x.Unmarshal(doc) != nil || x.Name != "web" || x.UUID != d.UUID() || x.Memory.Value != 1024 {
+		t.Errorf("XML = %q, %v", doc, err)
 	}
 	if err := d.SetAutostart(ctx, true); err != nil {
 		t.Fatal(err)
@@ -283,8 +274,77 @@ func TestDomainLifecycle(t *testing.T) {
 	}
 }
 
+// recorder is a driver that records the domain calls it gets.
+type recorder struct {
+	driver.Driver
+	mu    sync.Mutex
+	calls []string
+}
+
+func (r *recorder) record(call string) {
+	r.mu.Lock()
+	r.calls = append(r.calls, call)
+	r.mu.Unlock()
+}
+
+func (r *recorder) Calls() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]string(nil), r.calls...)
+}
+
+func (r *recorder) DomainXML(ctx context.Context, uuid string, inactive bool) (string, error) {
+	r.record(fmt.Sprintf("DomainXML %s inactive=%v", uuid, inactive))
+	return r.Driver.DomainXML(ctx, uuid, inactive)
+}
+
+func (r *recorder) DomainInfo(ctx context.Context, uuid string) (*virt.DomainInfo, error) {
+	r.record("DomainInfo " + uuid)
+	return r.Driver.DomainInfo(ctx, uuid)
+}
+
+func (r *recorder) DomainAutostart(ctx context.Context, uuid string) (bool, error) {
+	r.record("DomainAutostart " + uuid)
+	return r.Driver.DomainAutostart(ctx, uuid)
+}
+
+func (r *recorder) SuspendDomain(ctx context.Context, uuid string) error {
+	r.record("SuspendDomain " + uuid)
+	return r.Driver.SuspendDomain(ctx, uuid)
+}
+
+func (r *recorder) ResumeDomain(ctx context.Context, uuid string) error {
+	r.record("ResumeDomain " + uuid)
+	return r.Driver.ResumeDomain(ctx, uuid)
+}
+
+func (r *recorder) ShutdownDomain(ctx context.Context, uuid string) error {
+	r.record("ShutdownDomain " + uuid)
+	return r.Driver.ShutdownDomain(ctx, uuid)
+}
+
+func (r *recorder) ListDomains(ctx context.Context, flags virt.ListFlags) ([]virt.Domain, error) {
+	r.record(fmt.Sprintf("ListDomains %d", flags))
+	return r.Driver.ListDomains(ctx, flags)
+}
+
+func (r *recorder) LookupDomain(ctx context.Context, key virt.Lookup) (*virt.Domain, error) {
+	switch {
+	case key.Name != "":
+		r.record("LookupDomain name=" + key.Name)
+	case key.UUID != "":
+		r.record("LookupDomain uuid=" + key.UUID)
+	default:
+		r.record(fmt.Sprintf("LookupDomain id=%d", key.ID))
+	}
+	return r.Driver.LookupDomain(ctx, key)
+}
+
+// TestCallsMapToDaemon checks that each client call reaches the driver as
+// the call and arguments it stands for.
 func TestCallsMapToDaemon(t *testing.T) {
-	s := startFake(t)
+	r := &recorder{Driver: testdriver.New(nil)}
+	s := start(t, r)
 	c := openTest(t, s)
 	ctx := testCtx(t)
 	d, err := c.LookupByName(ctx, "test")
@@ -292,8 +352,9 @@ func TestCallsMapToDaemon(t *testing.T) {
 		t.Fatal(err)
 	}
 	u := d.UUID()
-	before := len(s.Calls())
+	before := len(r.Calls())
 	d.XML(ctx, false)
+	d.XML(ctx, true)
 	d.Info(ctx)
 	d.Autostart(ctx)
 	d.Suspend(ctx)
@@ -301,26 +362,27 @@ func TestCallsMapToDaemon(t *testing.T) {
 	d.Shutdown(ctx)
 	c.LookupByID(ctx, 7)
 	c.LookupByUUID(ctx, u)
+	c.ListDomains(ctx, virt.ListInactive|virt.ListPersistent)
 	want := []string{
-		"GetDomainXML " + u, "GetDomainInfo " + u, "GetDomainAutostart " + u,
+		"DomainXML " + u + " inactive=false", "DomainXML " + u + " inactive=true", "DomainInfo " + u, "DomainAutostart " + u,
 		"SuspendDomain " + u, "ResumeDomain " + u, "ShutdownDomain " + u,
 		"LookupDomain id=7", "LookupDomain uuid=" + u,
+		fmt.Sprintf("ListDomains %d", virt.ListInactive|virt.ListPersistent),
 	}
-	got := s.Calls()[before:]
+	got := r.Calls()[before:]
 	if strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Errorf("calls:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 }
 
 func TestEventsArriveInOrder(t *testing.T) {
-	s := startFake(t)
+	s := start(t)
 	c := openTest(t, s)
 	ctx := testCtx(t)
 	stream, err := c.WatchEvents(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	s.WaitWatches(1)
 
 	d, err := c.LookupByName(ctx, "test")
 	if err != nil {
@@ -350,7 +412,7 @@ func TestEventsArriveInOrder(t *testing.T) {
 	}
 
 	// The daemon ending the stream is reported through Err.
-	s.EndWatches()
+	s.Stop()
 	for range stream.Events() {
 	}
 	if err := stream.Err(); !errors.Is(err, client.ErrUnavailable) {
@@ -359,17 +421,21 @@ func TestEventsArriveInOrder(t *testing.T) {
 }
 
 func TestEventsEndWithContext(t *testing.T) {
-	s := startFake(t)
+	s := start(t)
 	c := openTest(t, s)
 	ctx, cancel := context.WithCancel(testCtx(t))
 	ch, err := c.Events(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	s.WaitWatches(1)
-	s.Emit("test", apiv1.EventType_EVENT_TYPE_CRASHED, virt.EventCrashedPanicked)
-	ev := <-ch
-	if ev.Type != virt.EventCrashed {
+	d, err := c.LookupByName(ctx, "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Suspend(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if ev := <-ch; ev.Type != virt.EventSuspended {
 		t.Errorf("got %v", ev.Type)
 	}
 	cancel()
@@ -387,7 +453,7 @@ func TestEventsEndWithContext(t *testing.T) {
 }
 
 func TestEventStreamCloseGivesNilErr(t *testing.T) {
-	s := startFake(t)
+	s := start(t)
 	c := openTest(t, s)
 	stream, err := c.WatchEvents(testCtx(t))
 	if err != nil {
@@ -402,13 +468,8 @@ func TestEventStreamCloseGivesNilErr(t *testing.T) {
 }
 
 func TestAdmin(t *testing.T) {
-	s := startFake(t)
+	s := start(t)
 	ctx := testCtx(t)
-	s.SetDrivers([]*apiv1.DriverStatus{{
-		Name: "qemu", Path: "/d/virtd-driver-qemu", Version: "1.2.3", ApiVersion: 1, Schemes: []string{"qemu"},
-		State: "running", Health: "available", Pid: 99, Restarts: 2, LastError: "exit status 2",
-	}}, []*apiv1.RejectedFile{{Path: "/d/virtd-driver-evil", Reason: "writable by others"}}, []string{"/d", "/e"})
-	s.SetRescan(&apiv1.RescanResponse{Added: []string{"lxc"}, Removed: []string{"xen"}})
 
 	t.Setenv(client.RunDirEnv, s.Dir)
 	a, err := client.OpenAdmin(ctx)
@@ -419,34 +480,35 @@ func TestAdmin(t *testing.T) {
 	if a.Socket() != s.AdminSocket {
 		t.Errorf("admin socket %q", a.Socket())
 	}
+	c := openTest(t, s)
 	l, err := a.Drivers(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
+	// What the core knows of its in-process driver, which has one
+	// connection (c).
 	want := client.DriverStatus{
-		Name: "qemu", Path: "/d/virtd-driver-qemu", Version: "1.2.3", APIVersion: 1, Schemes: []string{"qemu"},
-		State: "running", Health: "available", PID: 99, Restarts: 2, LastError: "exit status 2",
+		Name: "test", Version: testdriver.Version, APIVersion: driver.APIVersion, Schemes: []string{"test"},
+		State: "running", Health: "available", PID: int64(os.Getpid()),
 	}
-	if len(l.Drivers) != 1 || strings.Join(l.Drivers[0].Schemes, ",") != "qemu" {
+	if len(l.Drivers) != 1 {
 		t.Fatalf("Drivers = %+v", l.Drivers)
 	}
 	if got := l.Drivers[0]; !reflect.DeepEqual(got, want) {
 		t.Errorf("driver = %+v, want %+v", got, want)
 	}
-	if len(l.Rejected) != 1 || l.Rejected[0] != (client.RejectedFile{Path: "/d/virtd-driver-evil", Reason: "writable by others"}) {
-		t.Errorf("Rejected = %+v", l.Rejected)
-	}
-	if strings.Join(l.Directories, ":") != "/d:/e" {
-		t.Errorf("Directories = %v", l.Directories)
+	if len(l.Rejected) != 0 || len(l.Directories) != 0 {
+		t.Errorf("Rejected = %+v, Directories = %v", l.Rejected, l.Directories)
 	}
 	r, err := a.Rescan(ctx)
-	if err != nil || strings.Join(r.Added, ",") != "lxc" || strings.Join(r.Removed, ",") != "xen" {
+	if err != nil || len(r.Added)+len(r.Removed)+len(r.Rejected) != 0 {
 		t.Errorf("Rescan = %+v, %v", r, err)
 	}
+	c.Close(ctx)
 }
 
 func TestDaemonGoneIsUnavailable(t *testing.T) {
-	s := startFake(t)
+	s := start(t)
 	c := openTest(t, s)
 	s.Stop()
 	_, err := c.Hostname(testCtx(t))

@@ -3,17 +3,17 @@ package daemon
 import (
 	"context"
 
-	"github.com/virtd/virtd/host"
+	"github.com/virtd/virtd/core"
 	apiv1 "github.com/virtd/virtd/proto/virtd/api/v1"
 )
 
 // admin serves AdminService on the admin socket.
 type admin struct {
 	apiv1.UnimplementedAdminServiceServer
-	host *host.Host
+	core *core.Core
 }
 
-func rejectedToAPI(rs []host.Rejected) []*apiv1.RejectedFile {
+func rejectedToAPI(rs []core.Rejected) []*apiv1.RejectedFile {
 	out := make([]*apiv1.RejectedFile, len(rs))
 	for i, r := range rs {
 		out[i] = &apiv1.RejectedFile{Path: r.Path, Reason: r.Reason}
@@ -22,8 +22,9 @@ func rejectedToAPI(rs []host.Rejected) []*apiv1.RejectedFile {
 }
 
 func (a *admin) ListDrivers(context.Context, *apiv1.ListDriversRequest) (*apiv1.ListDriversResponse, error) {
-	resp := &apiv1.ListDriversResponse{Rejected: rejectedToAPI(a.host.Rejected()), Directories: a.host.Dirs()}
-	for _, s := range a.host.Status() {
+	l := a.core.Drivers()
+	resp := &apiv1.ListDriversResponse{Rejected: rejectedToAPI(l.Rejected), Directories: l.Directories}
+	for _, s := range l.Drivers {
 		resp.Drivers = append(resp.Drivers, &apiv1.DriverStatus{
 			Name: s.Name, Path: s.Path, Version: s.Version, ApiVersion: int32(s.APIVersion),
 			Schemes: s.Schemes, State: string(s.State), Health: s.Health, HealthReason: s.HealthReason,
@@ -34,6 +35,6 @@ func (a *admin) ListDrivers(context.Context, *apiv1.ListDriversRequest) (*apiv1.
 }
 
 func (a *admin) Rescan(context.Context, *apiv1.RescanRequest) (*apiv1.RescanResponse, error) {
-	added, removed, rejected := a.host.Rescan()
+	added, removed, rejected := a.core.Rescan()
 	return &apiv1.RescanResponse{Added: added, Removed: removed, Rejected: rejectedToAPI(rejected)}, nil
 }

@@ -10,74 +10,78 @@ import (
 
 	"google.golang.org/grpc/stats"
 
-	"github.com/virtd/virtd/host"
+	"github.com/virtd/virtd/core"
 	"github.com/virtd/virtd/virt"
 )
 
-// conn is one client connection opened on a URI.
+// conn is a core connection opened through the gRPC API, on one socket
+// connection (transport).
 type conn struct {
-	id        string
-	uri       string
-	readOnly  bool
-	transport uint64 // the socket connection it was opened on
-	proc      *host.Proc
+	*core.Conn
+	transport uint64
 }
 
-// registry holds the open connections and the socket connections they
-// belong to: when a client goes away without Close, its connections close
-// with its socket.
+// registry holds the open connections by the ids the gRPC API names them
+// with, and the socket connections they belong to: when a client goes
+// away without Close, its connections close with its socket.
 type registry struct {
 	// transports counts the socket connections served.
 	transports atomic.Int64
 
 	mu    sync.Mutex
-	conns map[string]*conn
+	conns map[string]conn
 }
 
-func newRegistry() *registry { return &registry{conns: map[string]*conn{}} }
+func newRegistry() *registry { return &registry{conns: map[string]conn{}} }
 
-func (r *registry) add(c *conn) {
+// add registers c, opened on socket connection transport, and returns its
+// id.
+func (r *registry) add(transport uint64, c *core.Conn) string {
 	b := make([]byte, 16)
 	_, _ = rand.Read(b)
-	c.id = hex.EncodeToString(b)
+	id := hex.EncodeToString(b)
 	r.mu.Lock()
-	r.conns[c.id] = c
+	r.conns[id] = conn{c, transport}
 	r.mu.Unlock()
+	return id
 }
 
 // get returns the connection id, if it was opened on the caller's socket
 // connection.
-func (r *registry) get(ctx context.Context, id string) (*conn, error) {
+func (r *registry) get(ctx context.Context, id string) (*core.Conn, error) {
 	r.mu.Lock()
 	c, ok := r.conns[id]
 	r.mu.Unlock()
 	if !ok || c.transport != clientOf(ctx).id {
 		return nil, fmt.Errorf("no open connection %q (open one first): %w", id, virt.ErrInvalidArgument)
 	}
-	return c, nil
+	return c.Conn, nil
 }
 
-func (r *registry) remove(id string) *conn {
+func (r *registry) remove(id string) *core.Conn {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	c := r.conns[id]
+	c, ok := r.conns[id]
+	if !ok {
+		return nil
+	}
 	delete(r.conns, id)
-	return c
+	return c.Conn
 }
 
 // closeTransport closes every connection opened on a socket connection.
 func (r *registry) closeTransport(t uint64) {
 	r.mu.Lock()
-	var gone []*conn
+	var gone []*core.Conn
 	for id, c := range r.conns {
 		if c.transport == t {
-			gone = append(gone, c)
+			gone = append(gone, c.Conn)
 			delete(r.conns, id)
 		}
 	}
 	r.mu.Unlock()
 	for _, c := range gone {
-		c.proc.Release()
+		c.Close()
 	}
 }
 

@@ -2,7 +2,6 @@ package daemon
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -15,22 +14,20 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
-	"google.golang.org/grpc"
 
+	"github.com/virtd/virtd/core"
 	"github.com/virtd/virtd/host"
-	apiv1 "github.com/virtd/virtd/proto/virtd/api/v1"
 )
 
-// Daemon is a running virtd.
+// Daemon is a running virtd: the core over the driver processes of
+// package host, served on virtd's sockets.
 type Daemon struct {
-	cfg     Config
-	log     hclog.Logger
-	host    *host.Host
-	reg     *registry
-	lim     *limiter
-	servers []*grpc.Server
-	lock    *os.File
-	closing chan struct{}
+	cfg  Config
+	log  hclog.Logger
+	host *host.Host
+	core *core.Core
+	srv  *Server
+	lock *os.File
 	// ownSockets are the socket files virtd created (not socket-activated).
 	ownSockets []string
 }
@@ -76,7 +73,8 @@ func New(cfg Config) (*Daemon, error) {
 		lock.Close()
 		return nil, err
 	}
-	return &Daemon{cfg: cfg, log: cfg.Logger, host: h, reg: newRegistry(), lim: lim, lock: lock, closing: make(chan struct{})}, nil
+	c := core.New(core.Config{Drivers: core.FromHost(h), Version: Version, Logger: cfg.Logger})
+	return &Daemon{cfg: cfg, log: cfg.Logger, host: h, core: c, srv: newServer(c, lim), lock: lock}, nil
 }
 
 // lockRunDir makes sure one daemon at a time uses a run directory.
@@ -147,18 +145,6 @@ func lookupGroup(name string) (int, error) {
 	return strconv.Atoi(g.Gid)
 }
 
-func (d *Daemon) newServer() *grpc.Server {
-	return grpc.NewServer(append(d.lim.serverOptions(),
-		grpc.StatsHandler(statsHandler{d.reg, d.lim}),
-		// Fixed windows: no bandwidth-delay probing on a local socket.
-		grpc.InitialWindowSize(1<<20), grpc.InitialConnWindowSize(1<<20),
-		// Small per-connection buffers, lent from pools only while
-		// reading or writing (gRPC shares write buffers by default): an
-		// idle connection costs little.
-		grpc.ReadBufferSize(8<<10), grpc.WriteBufferSize(8<<10),
-	)...)
-}
-
 // Run serves until ctx ends, SIGTERM or SIGINT arrives, or the idle
 // timeout passes; SIGHUP rescans the driver directories. On the way out it
 // stops accepting, lets calls in flight finish, and leaves drivers
@@ -169,45 +155,18 @@ func (d *Daemon) Run(ctx context.Context) error {
 	if d.cfg.UnixGroup != "" {
 		rwMode = 0o660
 	}
-	socks := []struct {
-		name  string
-		mode  os.FileMode
-		group string
-		reg   func(*grpc.Server)
-	}{
-		// The read-write socket comes last: once it is in place, every
-		// socket is, and a client that waited for it finds the others.
-		{SocketAdmin, 0o600, "", func(s *grpc.Server) {
-			apiv1.RegisterAdminServiceServer(s, &admin{host: d.host})
-		}},
-		{SocketRO, 0o666, "", func(s *grpc.Server) {
-			apiv1.RegisterVirtServiceServer(s, &service{host: d.host, reg: d.reg, readOnly: true, log: d.log, closing: d.closing})
-		}},
-		{SocketRW, rwMode, d.cfg.UnixGroup, func(s *grpc.Server) {
-			apiv1.RegisterVirtServiceServer(s, &service{host: d.host, reg: d.reg, log: d.log, closing: d.closing})
-		}},
-	}
 	activated, err := activatedListeners()
 	if err != nil {
 		d.shutdown()
 		return err
 	}
-	errc := make(chan error, len(socks))
-	for _, sk := range socks {
-		path := filepath.Join(d.cfg.RunDir, sk.name)
-		l, ok := activated[sk.name]
-		if !ok {
-			if l, err = listen(path, sk.mode, sk.group); err != nil {
-				d.shutdown()
-				return fmt.Errorf("listening on %s: %w", path, err)
-			}
-			d.ownSockets = append(d.ownSockets, path)
-		}
-		s := d.newServer()
-		sk.reg(s)
-		d.servers = append(d.servers, s)
-		go func() { errc <- s.Serve(l) }()
+	ls, own, err := listenAll(d.cfg.RunDir, activated, rwMode, d.cfg.UnixGroup)
+	d.ownSockets = own
+	if err != nil {
+		d.shutdown()
+		return err
 	}
+	d.srv.Serve(ls)
 	d.log.Info("virtd ready", "version", Version, "run_dir", d.cfg.RunDir, "driver_dirs", d.cfg.DriverDirs, "socket_activated", len(activated) > 0)
 	notify("READY=1")
 
@@ -225,7 +184,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 		case sig := <-sigs:
 			if sig == syscall.SIGHUP {
 				notify("RELOADING=1")
-				added, removed, _ := d.host.Rescan()
+				added, removed, _ := d.core.Rescan()
 				notify("READY=1")
 				d.log.Info("rescanned driver directories on SIGHUP", "added", added, "removed", removed)
 				continue
@@ -233,17 +192,14 @@ func (d *Daemon) Run(ctx context.Context) error {
 			d.log.Info("shutting down", "signal", sig.String())
 			d.shutdown()
 			return nil
-		case err := <-errc:
+		case err := <-d.srv.Err():
 			d.shutdown()
-			if errors.Is(err, grpc.ErrServerStopped) {
-				return nil
-			}
 			return err
 		case <-tick.C:
 			if d.cfg.Timeout <= 0 {
 				continue
 			}
-			if d.reg.transports.Load() > 0 || d.host.Busy() {
+			if d.srv.Transports() > 0 || d.core.Busy() {
 				idleSince = time.Now()
 			} else if time.Since(idleSince) >= d.cfg.Timeout {
 				d.log.Info("exiting after idle timeout", "timeout", d.cfg.Timeout)
@@ -258,22 +214,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 // flight, and detaches from the drivers without stopping them.
 func (d *Daemon) shutdown() {
 	notify("STOPPING=1")
-	close(d.closing)
-	done := make(chan struct{})
-	go func() {
-		for _, s := range d.servers {
-			s.GracefulStop()
-		}
-		close(done)
-	}()
-	select {
-	case <-done:
-	case <-time.After(d.cfg.ShutdownGrace):
-		for _, s := range d.servers {
-			s.Stop()
-		}
-		<-done
-	}
+	d.srv.Stop(d.cfg.ShutdownGrace)
 	// Sockets systemd passed stay: they are its to remove.
 	for _, path := range d.ownSockets {
 		_ = os.Remove(path)

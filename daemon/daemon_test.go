@@ -1,32 +1,10 @@
 package daemon
 
 import (
-	"errors"
 	"path/filepath"
 	"reflect"
 	"testing"
-
-	"github.com/virtd/virtd/virt"
 )
-
-func TestParseURI(t *testing.T) {
-	for uri, scheme := range map[string]string{
-		"test:///default":                 "test",
-		"qemu:///system":                  "qemu",
-		"qemu+unix:///system?socket=/x/y": "qemu",
-		"xen://host/system":               "xen",
-	} {
-		got, err := parseURI(uri)
-		if err != nil || got != scheme {
-			t.Errorf("parseURI(%q) = %q, %v; want %q", uri, got, err, scheme)
-		}
-	}
-	for _, bad := range []string{"", "test", "::x", "test:default", "%zz:///"} {
-		if _, err := parseURI(bad); !errors.Is(err, virt.ErrInvalidArgument) {
-			t.Errorf("parseURI(%q): %v, want invalid argument", bad, err)
-		}
-	}
-}
 
 func TestPathsFor(t *testing.T) {
 	t.Setenv("VIRTD_DRIVER_DIR", "")

@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"io"
 
-	"github.com/virtd/virtd/driver"
+	"github.com/virtd/virtd/core"
 	"github.com/virtd/virtd/internal/rpcerr"
 	"github.com/virtd/virtd/internal/streamio"
 	apiv1 "github.com/virtd/virtd/proto/virtd/api/v1"
@@ -13,15 +13,15 @@ import (
 )
 
 func (s *service) DomainXMLToNative(ctx context.Context, req *apiv1.DomainXMLToNativeRequest) (*apiv1.DomainXMLToNativeResponse, error) {
-	return call(s, ctx, req.GetConnection(), "domxml-to-native", false, func(d *driver.Client) (*apiv1.DomainXMLToNativeResponse, error) {
-		out, err := d.DomainXMLToNative(ctx, req.GetFormat(), req.GetXml())
+	return with(s, ctx, req.GetConnection(), func(c *core.Conn) (*apiv1.DomainXMLToNativeResponse, error) {
+		out, err := c.DomainXMLToNative(ctx, req.GetFormat(), req.GetXml())
 		return &apiv1.DomainXMLToNativeResponse{Config: out}, err
 	})
 }
 
 func (s *service) DomainXMLFromNative(ctx context.Context, req *apiv1.DomainXMLFromNativeRequest) (*apiv1.DomainXMLFromNativeResponse, error) {
-	return call(s, ctx, req.GetConnection(), "domxml-from-native", false, func(d *driver.Client) (*apiv1.DomainXMLFromNativeResponse, error) {
-		out, err := d.DomainXMLFromNative(ctx, req.GetFormat(), req.GetConfig())
+	return with(s, ctx, req.GetConnection(), func(c *core.Conn) (*apiv1.DomainXMLFromNativeResponse, error) {
+		out, err := c.DomainXMLFromNative(ctx, req.GetFormat(), req.GetConfig())
 		return &apiv1.DomainXMLFromNativeResponse{Xml: out}, err
 	})
 }
@@ -38,8 +38,8 @@ func (s *service) OpenConsole(stream apiv1.VirtService_OpenConsoleServer) error 
 		return rpcerr.ToStatus(fmt.Errorf("console stream must start with the domain to open: %w", virt.ErrInvalidArgument))
 	}
 	ctx := stream.Context()
-	con, err := call(s, ctx, target.GetConnection(), "console", true, func(d *driver.Client) (io.ReadWriteCloser, error) {
-		return d.OpenConsole(ctx, target.GetUuid(), target.GetDevName())
+	con, err := with(s, ctx, target.GetConnection(), func(c *core.Conn) (io.ReadWriteCloser, error) {
+		return c.OpenConsole(ctx, target.GetUuid(), target.GetDevName())
 	})
 	if err != nil {
 		return err

@@ -3,106 +3,65 @@ package daemon
 import (
 	"context"
 	"fmt"
-	"net/url"
-	"strings"
 	"sync"
 
-	"github.com/hashicorp/go-hclog"
 	"google.golang.org/grpc/metadata"
 
-	"github.com/virtd/virtd/driver"
-	"github.com/virtd/virtd/driver/domxml"
-	"github.com/virtd/virtd/host"
+	"github.com/virtd/virtd/core"
 	"github.com/virtd/virtd/internal/rpcerr"
 	apiv1 "github.com/virtd/virtd/proto/virtd/api/v1"
 	"github.com/virtd/virtd/virt"
 )
 
-// service serves VirtService on one socket. The read-only socket's service
-// refuses every call that changes anything.
+// service serves VirtService on one socket: it translates each call to
+// the core. The read-only socket's service opens only read-only
+// connections.
 type service struct {
 	apiv1.UnimplementedVirtServiceServer
-	host     *host.Host
+	core     *core.Core
 	reg      *registry
 	readOnly bool
-	log      hclog.Logger
-	// closing is closed when the daemon shuts down: event streams end then.
-	closing <-chan struct{}
 }
 
 var _ apiv1.VirtServiceServer = (*service)(nil)
 
-// call runs fn against the connection's driver: it checks the connection
-// and, for a change, that it may write; it keeps the error's kind.
-func call[T any](s *service, ctx context.Context, id, op string, write bool, fn func(d *driver.Client) (T, error)) (T, error) {
+// with runs fn on the open connection id, keeping the error's kind across
+// the wire.
+func with[T any](s *service, ctx context.Context, id string, fn func(c *core.Conn) (T, error)) (T, error) {
 	var zero T
 	c, err := s.reg.get(ctx, id)
 	if err != nil {
 		return zero, rpcerr.ToStatus(err)
 	}
-	if write && (c.readOnly || s.readOnly) {
-		return zero, rpcerr.ToStatus(fmt.Errorf("%s refused: the connection is read-only: %w", op, virt.ErrPermissionDenied))
-	}
-	var v T
-	err = c.proc.Do(ctx, !write, func(d *driver.Client) (err error) {
-		v, err = fn(d)
-		return err
-	})
+	v, err := fn(c)
 	if err != nil {
 		return zero, rpcerr.ToStatus(err)
 	}
 	return v, nil
 }
 
-// parseURI checks a connection URI and returns its driver scheme. A
-// transport suffix ("qemu+unix") belongs to the client; the daemon only
-// routes on the scheme.
-func parseURI(raw string) (scheme string, err error) {
-	if raw == "" {
-		return "", fmt.Errorf("empty connection URI: %w", virt.ErrInvalidArgument)
-	}
-	u, err := url.Parse(raw)
-	if err != nil {
-		return "", fmt.Errorf("malformed URI %q: %v: %w", raw, err, virt.ErrInvalidArgument)
-	}
-	if u.Scheme == "" || u.Opaque != "" {
-		return "", fmt.Errorf("malformed URI %q: want scheme:///path, e.g. qemu:///system: %w", raw, virt.ErrInvalidArgument)
-	}
-	scheme, _, _ = strings.Cut(u.Scheme, "+")
-	return scheme, nil
-}
-
 func (s *service) Open(ctx context.Context, req *apiv1.OpenRequest) (*apiv1.OpenResponse, error) {
 	if s.readOnly && !req.GetReadOnly() {
 		return nil, rpcerr.ToStatus(fmt.Errorf("the read-only socket accepts only read-only connections: %w", virt.ErrPermissionDenied))
 	}
-	scheme, err := parseURI(req.GetUri())
+	access := core.ReadWrite
+	if req.GetReadOnly() || s.readOnly {
+		access = core.ReadOnly
+	}
+	c, err := s.core.Open(ctx, req.GetUri(), access)
 	if err != nil {
 		return nil, rpcerr.ToStatus(err)
 	}
-	p, err := s.host.Lookup(scheme)
-	if err != nil {
-		return nil, rpcerr.ToStatus(err)
-	}
-	if err := p.Open(ctx); err != nil {
-		return nil, rpcerr.ToStatus(err)
-	}
-	if err := p.Do(ctx, true, func(d *driver.Client) error { return d.CheckURI(ctx, req.GetUri()) }); err != nil {
-		p.Release()
-		return nil, rpcerr.ToStatus(err)
-	}
-	c := &conn{uri: req.GetUri(), readOnly: req.GetReadOnly() || s.readOnly, transport: clientOf(ctx).id, proc: p}
-	s.reg.add(c)
+	id := s.reg.add(clientOf(ctx).id, c)
 	if ctx.Err() != nil {
 		// The client went away during Open: its socket's end may already
 		// have closed its connections, so this one must not stay behind.
-		if s.reg.remove(c.id) != nil {
-			p.Release()
+		if c := s.reg.remove(id); c != nil {
+			c.Close()
 		}
 		return nil, rpcerr.ToStatus(ctx.Err())
 	}
-	s.log.Debug("connection opened", "uri", c.uri, "driver", p.Name(), "read_only", c.readOnly)
-	return &apiv1.OpenResponse{Connection: c.id, Uri: c.uri, Driver: p.Name()}, nil
+	return &apiv1.OpenResponse{Connection: id, Uri: c.URI(), Driver: c.Driver()}, nil
 }
 
 func (s *service) Close(ctx context.Context, req *apiv1.CloseRequest) (*apiv1.CloseResponse, error) {
@@ -110,41 +69,41 @@ func (s *service) Close(ctx context.Context, req *apiv1.CloseRequest) (*apiv1.Cl
 		return nil, rpcerr.ToStatus(err)
 	}
 	if c := s.reg.remove(req.GetConnection()); c != nil {
-		c.proc.Release()
+		c.Close()
 	}
 	return &apiv1.CloseResponse{}, nil
 }
 
 func (s *service) GetVersion(ctx context.Context, req *apiv1.GetVersionRequest) (*apiv1.GetVersionResponse, error) {
-	return call(s, ctx, req.GetConnection(), "version", false, func(d *driver.Client) (*apiv1.GetVersionResponse, error) {
-		info, err := d.Info(ctx)
+	return with(s, ctx, req.GetConnection(), func(c *core.Conn) (*apiv1.GetVersionResponse, error) {
+		v, err := c.Version(ctx)
 		if err != nil {
 			return nil, err
 		}
 		return &apiv1.GetVersionResponse{
-			DaemonVersion: Version, DriverVersion: info.Version,
-			HypervisorType: info.HypervisorType, HypervisorVersion: info.HypervisorVersion,
+			DaemonVersion: v.Daemon, DriverVersion: v.Driver,
+			HypervisorType: v.HypervisorType, HypervisorVersion: v.HypervisorVersion,
 		}, nil
 	})
 }
 
 func (s *service) GetHostname(ctx context.Context, req *apiv1.GetHostnameRequest) (*apiv1.GetHostnameResponse, error) {
-	return call(s, ctx, req.GetConnection(), "hostname", false, func(d *driver.Client) (*apiv1.GetHostnameResponse, error) {
-		h, err := d.Hostname(ctx)
+	return with(s, ctx, req.GetConnection(), func(c *core.Conn) (*apiv1.GetHostnameResponse, error) {
+		h, err := c.Hostname(ctx)
 		return &apiv1.GetHostnameResponse{Hostname: h}, err
 	})
 }
 
 func (s *service) GetCapabilities(ctx context.Context, req *apiv1.GetCapabilitiesRequest) (*apiv1.GetCapabilitiesResponse, error) {
-	return call(s, ctx, req.GetConnection(), "capabilities", false, func(d *driver.Client) (*apiv1.GetCapabilitiesResponse, error) {
-		x, err := d.Capabilities(ctx)
+	return with(s, ctx, req.GetConnection(), func(c *core.Conn) (*apiv1.GetCapabilitiesResponse, error) {
+		x, err := c.Capabilities(ctx)
 		return &apiv1.GetCapabilitiesResponse{Xml: x}, err
 	})
 }
 
 func (s *service) GetNodeInfo(ctx context.Context, req *apiv1.GetNodeInfoRequest) (*apiv1.GetNodeInfoResponse, error) {
-	return call(s, ctx, req.GetConnection(), "nodeinfo", false, func(d *driver.Client) (*apiv1.GetNodeInfoResponse, error) {
-		n, err := d.NodeInfo(ctx)
+	return with(s, ctx, req.GetConnection(), func(c *core.Conn) (*apiv1.GetNodeInfoResponse, error) {
+		n, err := c.NodeInfo(ctx)
 		if err != nil {
 			return nil, err
 		}
@@ -153,8 +112,8 @@ func (s *service) GetNodeInfo(ctx context.Context, req *apiv1.GetNodeInfoRequest
 }
 
 func (s *service) ListDomains(ctx context.Context, req *apiv1.ListDomainsRequest) (*apiv1.ListDomainsResponse, error) {
-	return call(s, ctx, req.GetConnection(), "list", false, func(d *driver.Client) (*apiv1.ListDomainsResponse, error) {
-		doms, err := d.ListDomains(ctx, virt.ListFlags(req.GetFlags()))
+	return with(s, ctx, req.GetConnection(), func(c *core.Conn) (*apiv1.ListDomainsResponse, error) {
+		doms, err := c.ListDomains(ctx, virt.ListFlags(req.GetFlags()))
 		if err != nil {
 			return nil, err
 		}
@@ -167,13 +126,8 @@ func (s *service) ListDomains(ctx context.Context, req *apiv1.ListDomainsRequest
 }
 
 func (s *service) LookupDomain(ctx context.Context, req *apiv1.LookupDomainRequest) (*apiv1.LookupDomainResponse, error) {
-	if name, ok := req.GetKey().(*apiv1.LookupDomainRequest_Name); ok {
-		if err := domxml.CheckName(name.Name); err != nil {
-			return nil, rpcerr.ToStatus(err)
-		}
-	}
-	return call(s, ctx, req.GetConnection(), "lookup", false, func(d *driver.Client) (*apiv1.LookupDomainResponse, error) {
-		dom, err := d.LookupDomain(ctx, lookupFromAPI(req))
+	return with(s, ctx, req.GetConnection(), func(c *core.Conn) (*apiv1.LookupDomainResponse, error) {
+		dom, err := c.LookupDomain(ctx, lookupFromAPI(req))
 		if err != nil {
 			return nil, err
 		}
@@ -182,12 +136,8 @@ func (s *service) LookupDomain(ctx context.Context, req *apiv1.LookupDomainReque
 }
 
 func (s *service) DefineDomain(ctx context.Context, req *apiv1.DefineDomainRequest) (*apiv1.DefineDomainResponse, error) {
-	// One rule for names, whatever the driver: checked before any sees it.
-	if _, err := domxml.CheckDocName(req.GetXml()); err != nil {
-		return nil, rpcerr.ToStatus(err)
-	}
-	return call(s, ctx, req.GetConnection(), "define", true, func(d *driver.Client) (*apiv1.DefineDomainResponse, error) {
-		dom, err := d.DefineDomain(ctx, req.GetXml())
+	return with(s, ctx, req.GetConnection(), func(c *core.Conn) (*apiv1.DefineDomainResponse, error) {
+		dom, err := c.DefineDomain(ctx, req.GetXml())
 		if err != nil {
 			return nil, err
 		}
@@ -197,19 +147,19 @@ func (s *service) DefineDomain(ctx context.Context, req *apiv1.DefineDomainReque
 
 // domainOp is the shape of the calls that act on one domain and return
 // nothing.
-func domainOp[R any](s *service, ctx context.Context, conn, uuid, op string, fn func(*driver.Client, context.Context, string) error, resp *R) (*R, error) {
-	return call(s, ctx, conn, op, true, func(d *driver.Client) (*R, error) {
-		return resp, fn(d, ctx, uuid)
+func domainOp[R any](s *service, ctx context.Context, conn, uuid string, fn func(*core.Conn, context.Context, string) error, resp *R) (*R, error) {
+	return with(s, ctx, conn, func(c *core.Conn) (*R, error) {
+		return resp, fn(c, ctx, uuid)
 	})
 }
 
 func (s *service) UndefineDomain(ctx context.Context, req *apiv1.UndefineDomainRequest) (*apiv1.UndefineDomainResponse, error) {
-	return domainOp(s, ctx, req.GetConnection(), req.GetUuid(), "undefine", (*driver.Client).UndefineDomain, &apiv1.UndefineDomainResponse{})
+	return domainOp(s, ctx, req.GetConnection(), req.GetUuid(), (*core.Conn).UndefineDomain, &apiv1.UndefineDomainResponse{})
 }
 
 func (s *service) StartDomain(ctx context.Context, req *apiv1.StartDomainRequest) (*apiv1.StartDomainResponse, error) {
-	return call(s, ctx, req.GetConnection(), "start", true, func(d *driver.Client) (*apiv1.StartDomainResponse, error) {
-		dom, err := d.StartDomain(ctx, req.GetUuid())
+	return with(s, ctx, req.GetConnection(), func(c *core.Conn) (*apiv1.StartDomainResponse, error) {
+		dom, err := c.StartDomain(ctx, req.GetUuid())
 		if err != nil {
 			return nil, err
 		}
@@ -218,28 +168,28 @@ func (s *service) StartDomain(ctx context.Context, req *apiv1.StartDomainRequest
 }
 
 func (s *service) ShutdownDomain(ctx context.Context, req *apiv1.ShutdownDomainRequest) (*apiv1.ShutdownDomainResponse, error) {
-	return domainOp(s, ctx, req.GetConnection(), req.GetUuid(), "shutdown", (*driver.Client).ShutdownDomain, &apiv1.ShutdownDomainResponse{})
+	return domainOp(s, ctx, req.GetConnection(), req.GetUuid(), (*core.Conn).ShutdownDomain, &apiv1.ShutdownDomainResponse{})
 }
 
 func (s *service) RebootDomain(ctx context.Context, req *apiv1.RebootDomainRequest) (*apiv1.RebootDomainResponse, error) {
-	return domainOp(s, ctx, req.GetConnection(), req.GetUuid(), "reboot", (*driver.Client).RebootDomain, &apiv1.RebootDomainResponse{})
+	return domainOp(s, ctx, req.GetConnection(), req.GetUuid(), (*core.Conn).RebootDomain, &apiv1.RebootDomainResponse{})
 }
 
 func (s *service) DestroyDomain(ctx context.Context, req *apiv1.DestroyDomainRequest) (*apiv1.DestroyDomainResponse, error) {
-	return domainOp(s, ctx, req.GetConnection(), req.GetUuid(), "destroy", (*driver.Client).DestroyDomain, &apiv1.DestroyDomainResponse{})
+	return domainOp(s, ctx, req.GetConnection(), req.GetUuid(), (*core.Conn).DestroyDomain, &apiv1.DestroyDomainResponse{})
 }
 
 func (s *service) SuspendDomain(ctx context.Context, req *apiv1.SuspendDomainRequest) (*apiv1.SuspendDomainResponse, error) {
-	return domainOp(s, ctx, req.GetConnection(), req.GetUuid(), "suspend", (*driver.Client).SuspendDomain, &apiv1.SuspendDomainResponse{})
+	return domainOp(s, ctx, req.GetConnection(), req.GetUuid(), (*core.Conn).SuspendDomain, &apiv1.SuspendDomainResponse{})
 }
 
 func (s *service) ResumeDomain(ctx context.Context, req *apiv1.ResumeDomainRequest) (*apiv1.ResumeDomainResponse, error) {
-	return domainOp(s, ctx, req.GetConnection(), req.GetUuid(), "resume", (*driver.Client).ResumeDomain, &apiv1.ResumeDomainResponse{})
+	return domainOp(s, ctx, req.GetConnection(), req.GetUuid(), (*core.Conn).ResumeDomain, &apiv1.ResumeDomainResponse{})
 }
 
 func (s *service) GetDomainInfo(ctx context.Context, req *apiv1.GetDomainInfoRequest) (*apiv1.GetDomainInfoResponse, error) {
-	return call(s, ctx, req.GetConnection(), "dominfo", false, func(d *driver.Client) (*apiv1.GetDomainInfoResponse, error) {
-		i, err := d.DomainInfo(ctx, req.GetUuid())
+	return with(s, ctx, req.GetConnection(), func(c *core.Conn) (*apiv1.GetDomainInfoResponse, error) {
+		i, err := c.DomainInfo(ctx, req.GetUuid())
 		if err != nil {
 			return nil, err
 		}
@@ -248,29 +198,29 @@ func (s *service) GetDomainInfo(ctx context.Context, req *apiv1.GetDomainInfoReq
 }
 
 func (s *service) GetDomainState(ctx context.Context, req *apiv1.GetDomainStateRequest) (*apiv1.GetDomainStateResponse, error) {
-	return call(s, ctx, req.GetConnection(), "domstate", false, func(d *driver.Client) (*apiv1.GetDomainStateResponse, error) {
-		st, reason, err := d.DomainState(ctx, req.GetUuid())
+	return with(s, ctx, req.GetConnection(), func(c *core.Conn) (*apiv1.GetDomainStateResponse, error) {
+		st, reason, err := c.DomainState(ctx, req.GetUuid())
 		return &apiv1.GetDomainStateResponse{State: apiv1.DomainState(st), Reason: reason}, err
 	})
 }
 
 func (s *service) GetDomainXML(ctx context.Context, req *apiv1.GetDomainXMLRequest) (*apiv1.GetDomainXMLResponse, error) {
-	return call(s, ctx, req.GetConnection(), "dumpxml", false, func(d *driver.Client) (*apiv1.GetDomainXMLResponse, error) {
-		x, err := d.DomainXML(ctx, req.GetUuid(), req.GetInactive())
+	return with(s, ctx, req.GetConnection(), func(c *core.Conn) (*apiv1.GetDomainXMLResponse, error) {
+		x, err := c.DomainXML(ctx, req.GetUuid(), req.GetInactive())
 		return &apiv1.GetDomainXMLResponse{Xml: x}, err
 	})
 }
 
 func (s *service) GetDomainAutostart(ctx context.Context, req *apiv1.GetDomainAutostartRequest) (*apiv1.GetDomainAutostartResponse, error) {
-	return call(s, ctx, req.GetConnection(), "autostart", false, func(d *driver.Client) (*apiv1.GetDomainAutostartResponse, error) {
-		a, err := d.DomainAutostart(ctx, req.GetUuid())
+	return with(s, ctx, req.GetConnection(), func(c *core.Conn) (*apiv1.GetDomainAutostartResponse, error) {
+		a, err := c.DomainAutostart(ctx, req.GetUuid())
 		return &apiv1.GetDomainAutostartResponse{Autostart: a}, err
 	})
 }
 
 func (s *service) SetDomainAutostart(ctx context.Context, req *apiv1.SetDomainAutostartRequest) (*apiv1.SetDomainAutostartResponse, error) {
-	return call(s, ctx, req.GetConnection(), "autostart", true, func(d *driver.Client) (*apiv1.SetDomainAutostartResponse, error) {
-		return &apiv1.SetDomainAutostartResponse{}, d.SetDomainAutostart(ctx, req.GetUuid(), req.GetAutostart())
+	return with(s, ctx, req.GetConnection(), func(c *core.Conn) (*apiv1.SetDomainAutostartResponse, error) {
+		return &apiv1.SetDomainAutostartResponse{}, c.SetDomainAutostart(ctx, req.GetUuid(), req.GetAutostart())
 	})
 }
 
@@ -322,7 +272,7 @@ func (s *service) WatchEvents(stream apiv1.VirtService_WatchEventsServer) error 
 	if err != nil {
 		return rpcerr.ToStatus(err)
 	}
-	sub, err := c.proc.Subscribe(ctx)
+	sub, err := c.Events(ctx)
 	if err != nil {
 		return rpcerr.ToStatus(err)
 	}
@@ -361,8 +311,6 @@ func (s *service) WatchEvents(stream apiv1.VirtService_WatchEventsServer) error 
 			return err
 		}
 		select {
-		case <-s.closing:
-			return rpcerr.ToStatus(fmt.Errorf("virtd is shutting down: %w", virt.ErrUnavailable))
 		case <-sub.Ready():
 		case <-cr.granted:
 		case <-sub.Done():

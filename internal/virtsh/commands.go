@@ -682,6 +682,13 @@ func cmdDrivers(sh *shell, p *parsed) error {
 	if err != nil {
 		return failed(err, "failed to list drivers")
 	}
+	sh.printDrivers(l)
+	return nil
+}
+
+// printDrivers prints the table of drivers, the rejected files and the
+// directories searched.
+func (sh *shell) printDrivers(l *client.DriverList) {
 	dash := func(s string) string {
 		if s == "" {
 			return "-"
@@ -713,5 +720,4 @@ func cmdDrivers(sh *shell, p *parsed) error {
 	if len(l.Directories) > 0 {
 		sh.printf("\nSearched: %s\n", strings.Join(l.Directories, ", "))
 	}
-	return nil
 }

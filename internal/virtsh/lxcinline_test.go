@@ -1,10 +1,17 @@
 package virtsh
 
 import (
+	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
+
+	"github.com/virtd/virtd/driver"
+	"github.com/virtd/virtd/internal/testdriver"
+	"github.com/virtd/virtd/virt"
 )
 
 func writeFiles(t *testing.T, dir string, files map[string]string) {
@@ -20,12 +27,38 @@ func writeFiles(t *testing.T, dir string, files map[string]string) {
 	}
 }
 
+// nativeRecorder is a driver that records the native configurations it
+// is sent, and converts none.
+type nativeRecorder struct {
+	driver.Driver
+	mu      sync.Mutex
+	configs []string
+}
+
+func (r *nativeRecorder) DomainXMLFromNative(_ context.Context, _, config string) (string, error) {
+	r.mu.Lock()
+	r.configs = append(r.configs, config)
+	r.mu.Unlock()
+	return "", fmt.Errorf("no conversion here: %w", virt.ErrNotSupported)
+}
+
+func (r *nativeRecorder) DomainXMLToNative(context.Context, string, string) (string, error) {
+	return "", fmt.Errorf("no conversion here: %w", virt.ErrNotSupported)
+}
+
+func (r *nativeRecorder) sent() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]string(nil), r.configs...)
+}
+
 // TestFromNativeInlinesLXCFiles: for lxc-tools, virtsh reads the files an
 // LXC configuration names for their content (includes, nested and of a
 // directory; fstab files) and sends their lines in their place, relative
 // paths taken from the naming file's directory.
 func TestFromNativeInlinesLXCFiles(t *testing.T) {
-	h := newHarness(t)
+	r := &nativeRecorder{Driver: testdriver.New(nil)}
+	h := newHarness(t, r)
 	dir := t.TempDir()
 	writeFiles(t, dir, map[string]string{
 		"ct/config": `# container ct
@@ -57,10 +90,10 @@ lxc.mount.entry = tmpfs tmp tmpfs size=1M 0 0
 lxc.console.path = none`
 
 	_, errs, code := h.run("domxml-from-native", "lxc-tools", cfg)
-	if code != 1 || !strings.Contains(errs, "this driver does not support domxml-from-native") {
-		t.Fatalf("exit %d, stderr %q; want the fake daemon's refusal", code, errs)
+	if code != 1 || !strings.Contains(errs, "no conversion here") {
+		t.Fatalf("exit %d, stderr %q; want the driver's refusal", code, errs)
 	}
-	sent := h.s.NativeConfigs()
+	sent := r.sent()
 	if len(sent) != 1 || sent[0] != want {
 		t.Fatalf("sent %q\nwant %q", sent, want)
 	}
@@ -68,7 +101,7 @@ lxc.console.path = none`
 	// Another format is sent as it is.
 	writeFiles(t, dir, map[string]string{"xl.cfg": "lxc.include = " + filepath.Join(dir, "ct/common.conf") + "\n"})
 	h.run("domxml-from-native", "xen-xl", filepath.Join(dir, "xl.cfg"))
-	if sent := h.s.NativeConfigs(); len(sent) != 2 || sent[1] != "lxc.include = "+filepath.Join(dir, "ct/common.conf")+"\n" {
+	if sent := r.sent(); len(sent) != 2 || sent[1] != "lxc.include = "+filepath.Join(dir, "ct/common.conf")+"\n" {
 		t.Errorf("xen-xl config sent as %q", sent[1:])
 	}
 }
@@ -77,7 +110,8 @@ lxc.console.path = none`
 // without end, fail in virtsh, naming the file and the line, and nothing
 // is sent.
 func TestFromNativeLXCFileErrors(t *testing.T) {
-	h := newHarness(t)
+	r := &nativeRecorder{Driver: testdriver.New(nil)}
+	h := newHarness(t, r)
 	dir := t.TempDir()
 	writeFiles(t, dir, map[string]string{
 		"missing-fstab": "lxc.uts.name = ct\n\nlxc.mount.fstab = nope\n",
@@ -97,7 +131,7 @@ func TestFromNativeLXCFileErrors(t *testing.T) {
 			}
 		})
 	}
-	if sent := h.s.NativeConfigs(); len(sent) != 0 {
+	if sent := r.sent(); len(sent) != 0 {
 		t.Errorf("sent %q after errors", sent)
 	}
 }

@@ -3,38 +3,38 @@ package virtsh
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/virtd/virtd/client"
-	"github.com/virtd/virtd/internal/fakevirtd"
-	apiv1 "github.com/virtd/virtd/proto/virtd/api/v1"
+	"github.com/virtd/virtd/daemon"
+	"github.com/virtd/virtd/daemon/daemontest"
+	"github.com/virtd/virtd/driver"
+	"github.com/virtd/virtd/internal/testdriver"
+	"github.com/virtd/virtd/virt"
 )
 
-const testUUID = "11111111-2222-3333-4444-555555555555"
+// testUUID is the UUID of the test driver's default domain, libvirt's.
+const testUUID = "6695eb01-f6a4-8304-79aa-97f2502e193f"
 
 type harness struct {
 	t   *testing.T
-	s   *fakevirtd.Server
+	s   *daemontest.Daemon
 	uri string
 }
 
-func newHarness(t *testing.T) *harness {
+// newHarness serves virtd's core and gRPC front end with drivers in this
+// process (a fresh test driver when none is given).
+func newHarness(t *testing.T, drivers ...driver.Driver) *harness {
 	t.Helper()
-	dir, err := os.MkdirTemp("", "vsh")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	s, err := fakevirtd.Start(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(s.Stop)
+	s := daemontest.Start(t, drivers...)
 	return &harness{t: t, s: s, uri: "test+unix:///default?socket=" + s.Socket}
 }
 
@@ -71,7 +71,11 @@ func (h *harness) fails(args ...string) string {
 }
 
 func TestOutputs(t *testing.T) {
-	h := newHarness(t)
+	drv := testdriver.New(nil)
+	h := newHarness(t, drv)
+	ctx := context.Background()
+	hostname, _ := drv.Hostname(ctx)
+	caps, _ := drv.Capabilities(ctx)
 	tests := []struct {
 		args []string
 		want string
@@ -86,10 +90,10 @@ func TestOutputs(t *testing.T) {
 		{[]string{"domuuid", "test"}, testUUID + "\n\n"},
 		{[]string{"domstate", "test"}, "running\n\n"},
 		{[]string{"domstate", "--domain", "test", "--reason"}, "running (booted)\n\n"},
-		{[]string{"hostname"}, "fakehost\n\n"},
+		{[]string{"hostname"}, hostname + "\n\n"},
 		{[]string{"uri"}, "test:///default\n\n"},
-		{[]string{"capabilities"}, fakevirtd.Capabilities + "\n"},
-		{[]string{"version", "--daemon"}, "Compiled against library: virtd " + client.LibraryVersion + "\nUsing library: virtd " + client.LibraryVersion + "\nUsing API: Test 0.1.0\nRunning hypervisor: Test 2.0.3\nRunning against daemon: 0.1.0\n\n"},
+		{[]string{"capabilities"}, caps + "\n\n"},
+		{[]string{"version", "--daemon"}, "Compiled against library: virtd " + client.LibraryVersion + "\nUsing library: virtd " + client.LibraryVersion + "\nUsing API: Test " + testdriver.Version + "\nRunning hypervisor: Test 2.0.0\nRunning against daemon: " + daemon.Version + "\n\n"},
 		{[]string{"nodeinfo"}, `CPU model:           i686
 CPU(s):              16
 CPU frequency:       1400 MHz
@@ -98,20 +102,6 @@ Core(s) per socket:  2
 Thread(s) per core:  2
 NUMA cell(s):        2
 Memory size:         3145728 KiB
-
-`},
-		{[]string{"dominfo", "test"}, `Id:             1
-Name:           test
-UUID:           11111111-2222-3333-4444-555555555555
-OS Type:        hvm
-State:          running
-CPU(s):         2
-CPU time:       1.5s
-Max memory:     8388608 KiB
-Used memory:    8388608 KiB
-Persistent:     yes
-Autostart:      disable
-Managed save:   no
 
 `},
 		{[]string{"-q", "domid", "test"}, "1\n"},
@@ -123,6 +113,24 @@ Managed save:   no
 				t.Errorf("got:\n%s\nwant:\n%s", got, tt.want)
 			}
 		})
+	}
+	// The CPU time of a running domain grows.
+	dominfo := regexp.MustCompile(`^Id:             1
+Name:           test
+UUID:           ` + testUUID + `
+OS Type:        hvm
+State:          running
+CPU\(s\):         2
+CPU time:       [0-9.]+s
+Max memory:     8388608 KiB
+Used memory:    2097152 KiB
+Persistent:     yes
+Autostart:      disable
+Managed save:   no
+
+$`)
+	if got := h.ok("dominfo", "test"); !dominfo.MatchString(got) {
+		t.Errorf("dominfo:\n%s\nwant:\n%s", got, dominfo)
 	}
 }
 
@@ -139,7 +147,18 @@ func TestDomainLifecycle(t *testing.T) {
 	}{
 		{[]string{"define", file}, "Domain 'web' defined from " + file + "\n\n"},
 		{[]string{"list", "--all"}, " Id   Name   State\n-----------------------\n 1    test   running\n -    web    shut off\n\n"},
-		{[]string{"dumpxml", "--inactive", "web"}, xml + "\n\n"},
+		{[]string{"dumpxml", "--inactive", "web"}, `<domain type="test">
+  <name>web</name>
+  <uuid>aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee</uuid>
+  <memory unit="KiB">1024</memory>
+  <currentMemory unit="KiB">1024</currentMemory>
+  <vcpu>1</vcpu>
+  <os>
+    <type arch="i686">hvm</type>
+  </os>
+</domain>
+
+`},
 		{[]string{"start", "web"}, "Domain 'web' started\n\n"},
 		{[]string{"domid", "web"}, "2\n\n"},
 		{[]string{"suspend", "2"}, "Domain 'web' suspended\n\n"},
@@ -176,7 +195,7 @@ func TestErrors(t *testing.T) {
 		{"no such domain", []string{"-c", h.uri, "dominfo", "nosuch"},
 			"error: failed to get domain 'nosuch'\nerror: domain not found: no domain with matching name 'nosuch'\n"},
 		{"start running domain", []string{"-c", h.uri, "start", "test"},
-			"error: Failed to start domain 'test'\nerror: domain 'test' is already active\n"},
+			"error: Failed to start domain 'test'\nerror: domain 'test': domain is already running: operation not valid\n"},
 		{"daemon not running", []string{"-c", "test:///default?socket=" + missing, "list"},
 			"error: failed to connect to the hypervisor\nerror: cannot connect to virtd at " + missing + ": no such file (is virtd running?)\n"},
 		{"tls", []string{"-c", "test+tls://host/default", "list"},
@@ -184,7 +203,7 @@ func TestErrors(t *testing.T) {
 		{"bad uri", []string{"-c", "qemu://host/system", "list"},
 			"error: failed to connect to the hypervisor\nerror: invalid URI \"qemu://host/system\": host \"host\" not allowed with the local unix transport (use qemu+tls://host/system for a remote host)\n"},
 		{"read-only", []string{"-r", "-c", h.uri, "destroy", "test"},
-			"error: Failed to destroy domain 'test'\nerror: operation forbidden: read only access prevents this\n"},
+			"error: Failed to destroy domain 'test'\nerror: destroy refused: the connection is read-only: permission denied\n"},
 		{"unknown command", []string{"frobnicate"}, "error: unknown command: 'frobnicate'\n"},
 		{"unknown option", []string{"-c", h.uri, "list", "--bogus"}, "error: command 'list' doesn't support option --bogus\n"},
 		{"missing domain", []string{"-c", h.uri, "start"}, "error: command 'start' requires <domain> option\n"},
@@ -214,29 +233,45 @@ func TestDefaultURIAndRunDir(t *testing.T) {
 	if code != 0 || out != "test\n\n" {
 		t.Fatalf("exit %d, out %q, err %q", code, out, errs)
 	}
-	// Read-only uses the read-only socket.
+	// Read-only uses the read-only socket, which opens only read-only
+	// connections.
 	out, errs, code = h.runCtx(context.Background(), "--readonly", "domstate", "test")
 	if code != 0 || out != "running\n\n" {
 		t.Fatalf("exit %d, out %q, err %q", code, out, errs)
 	}
-	calls := strings.Join(h.s.Calls(), "\n")
-	if !strings.Contains(calls, "Open test:///default true") {
-		t.Errorf("no read-only open in %s", calls)
+	_, errs, code = h.runCtx(context.Background(), "--readonly", "destroy", "test")
+	if code != 1 || !strings.Contains(errs, "the connection is read-only") {
+		t.Fatalf("read-only destroy: exit %d, err %q", code, errs)
 	}
 
 	t.Setenv(URIEnv, "")
+	const noQEMU = `cannot open qemu:///system: no driver in this process serves URI scheme "qemu"`
 	_, errs, _ = h.runCtx(context.Background(), "--connect=qemu:///system", "list")
-	if !strings.Contains(errs, `no driver installed for URI scheme "qemu" (fake daemon; URI "qemu:///system")`) {
+	if !strings.Contains(errs, noQEMU) {
 		t.Errorf("default URI: %q", errs)
 	}
 	_, errs, _ = h.runCtx(context.Background(), "list")
-	if !strings.Contains(errs, `no driver installed for URI scheme "qemu" (fake daemon; URI "qemu:///system")`) {
+	if !strings.Contains(errs, noQEMU) {
 		t.Errorf("default URI not qemu:///system: %q", errs)
 	}
 }
 
+// watched is a driver that says when a client has subscribed to its
+// events.
+type watched struct {
+	driver.Driver
+	subscribed chan struct{}
+}
+
+func (w *watched) WatchEvents(ctx context.Context) (<-chan virt.Event, error) {
+	ch, err := w.Driver.WatchEvents(ctx)
+	w.subscribed <- struct{}{}
+	return ch, err
+}
+
 func TestEvent(t *testing.T) {
-	h := newHarness(t)
+	w := &watched{Driver: testdriver.New(nil), subscribed: make(chan struct{})}
+	h := newHarness(t, w)
 	type result struct {
 		out, errs string
 		code      int
@@ -246,7 +281,7 @@ func TestEvent(t *testing.T) {
 		out, errs, code := h.run("event", "--event", "lifecycle", "--timeout", "15")
 		done <- result{out, errs, code}
 	}()
-	h.s.WaitWatches(1)
+	<-w.subscribed
 	h.ok("destroy", "test")
 	r := <-done
 	want := "event 'lifecycle' for domain 'test': Stopped Destroyed\nevents received: 1\n\n"
@@ -255,7 +290,7 @@ func TestEvent(t *testing.T) {
 	}
 
 	// --loop with a domain filter, ended by the caller (Ctrl-C).
-	h.ok("define", writeFile(t, "<domain><name>other</name></domain>"))
+	h.ok("define", writeFile(t, "<domain type='test'><name>other</name><memory>1024</memory></domain>"))
 	ctx, cancel := context.WithCancel(context.Background())
 	var out syncBuffer
 	go func() {
@@ -263,15 +298,12 @@ func TestEvent(t *testing.T) {
 		code := Run(ctx, []string{"-c", h.uri, "event", "test", "--all", "--loop"}, &out, &errb)
 		done <- result{out.String(), errb.String(), code}
 	}()
-	h.s.WaitWatches(2)
+	<-w.subscribed
 	h.ok("start", "other")
 	h.ok("start", "test")
 	h.ok("suspend", "test")
-	h.s.Emit("test", apiv1.EventType_EVENT_TYPE_RESUMED, 0)
-	deadline := time.Now().Add(10 * time.Second)
-	for !strings.Contains(out.String(), "Resumed") && time.Now().Before(deadline) {
-		time.Sleep(10 * time.Millisecond)
-	}
+	h.ok("resume", "test")
+	out.waitFor(t, "Resumed")
 	cancel()
 	r = <-done
 	want = "event 'lifecycle' for domain 'test': Started Booted\n" +
@@ -297,14 +329,41 @@ func TestEventTimeout(t *testing.T) {
 
 // syncBuffer is a bytes.Buffer safe to read while Run writes to it.
 type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
+	mu      sync.Mutex
+	b       bytes.Buffer
+	written chan struct{} // has a token after a write
 }
 
 func (s *syncBuffer) Write(p []byte) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.written == nil {
+		s.written = make(chan struct{}, 1)
+	}
+	select {
+	case s.written <- struct{}{}:
+	default:
+	}
 	return s.b.Write(p)
+}
+
+// waitFor waits until what was written contains want.
+func (s *syncBuffer) waitFor(t *testing.T, want string) {
+	t.Helper()
+	s.mu.Lock()
+	if s.written == nil {
+		s.written = make(chan struct{}, 1)
+	}
+	written := s.written
+	s.mu.Unlock()
+	timeout := time.After(20 * time.Second)
+	for !strings.Contains(s.String(), want) {
+		select {
+		case <-written:
+		case <-timeout:
+			t.Fatalf("no %q in %q", want, s.String())
+		}
+	}
 }
 
 func (s *syncBuffer) String() string {
@@ -322,23 +381,41 @@ func writeFile(t *testing.T, content string) string {
 	return f
 }
 
-func TestDrivers(t *testing.T) {
-	h := newHarness(t)
-	h.s.SetDrivers([]*apiv1.DriverStatus{
-		{Name: "qemu", Path: "/d/virtd-driver-qemu", Version: "1.2.3", ApiVersion: 1, State: "running", Health: "available", Pid: 99, Restarts: 2},
-		{Name: "xen", Path: "/d/virtd-driver-xen", Version: "1.2.3", ApiVersion: 1, State: "stopped", Health: "unavailable", HealthReason: "no Xen hypervisor on this host", LastError: "exit status 1"},
-	}, []*apiv1.RejectedFile{{Path: "/d/virtd-driver-evil", Reason: "writable by group or others"}}, []string{"/d"})
-	h.s.SetRescan(&apiv1.RescanResponse{Added: []string{"lxc"}, Removed: []string{"test"}})
-	table := " Name   State     Health                                         PID   Restarts   API   Version   Path                   Last error\n" +
+// TestDriversTable prints what the admin API can say of drivers.
+func TestDriversTable(t *testing.T) {
+	var out bytes.Buffer
+	sh := &shell{stdout: &out}
+	sh.printDrivers(&client.DriverList{
+		Drivers: []client.DriverStatus{
+			{Name: "qemu", Path: "/d/virtd-driver-qemu", Version: "1.2.3", APIVersion: 1, State: "running", Health: "available", PID: 99, Restarts: 2},
+			{Name: "xen", Path: "/d/virtd-driver-xen", Version: "1.2.3", APIVersion: 1, State: "stopped", Health: "unavailable", HealthReason: "no Xen hypervisor on this host", LastError: "exit status 1"},
+		},
+		Rejected:    []client.RejectedFile{{Path: "/d/virtd-driver-evil", Reason: "writable by group or others"}},
+		Directories: []string{"/d", "/e"},
+	})
+	want := " Name   State     Health                                         PID   Restarts   API   Version   Path                   Last error\n" +
 		strings.Repeat("-", 136) + "\n" +
 		" qemu   running   available                                      99    2          1     1.2.3     /d/virtd-driver-qemu   -\n" +
 		" xen    stopped   unavailable (no Xen hypervisor on this host)   -     0          1     1.2.3     /d/virtd-driver-xen    exit status 1\n" +
 		"\nRejected files:\n  /d/virtd-driver-evil: writable by group or others\n" +
-		"\nSearched: /d\n\n"
+		"\nSearched: /d, /e\n"
+	if out.String() != want {
+		t.Errorf("got:\n%s\nwant:\n%s", out.String(), want)
+	}
+}
+
+// TestDrivers asks a daemon's admin socket, next to the socket of the URI
+// or the default one.
+func TestDrivers(t *testing.T) {
+	h := newHarness(t)
+	table := fmt.Sprintf(" Name   State     Health      PID%s   Restarts   API   Version%s   Path   Last error\n", strings.Repeat(" ", len(strconv.Itoa(os.Getpid()))-3), strings.Repeat(" ", len(testdriver.Version)-7)) +
+		"%s\n" +
+		fmt.Sprintf(" test   running   available   %d   0          1     %s   -      -\n\n", os.Getpid(), testdriver.Version)
+	table = fmt.Sprintf(table, strings.Repeat("-", len(strings.SplitN(table, "\n", 2)[0])+2))
 	if got := h.ok("drivers"); got != table {
 		t.Errorf("drivers:\n%s\nwant:\n%s", got, table)
 	}
-	want := "Driver 'lxc' added\nDriver 'test' removed\n\n" + table
+	want := "No driver added or removed\n\n" + table
 	if got := h.ok("drivers", "--rescan"); got != want {
 		t.Errorf("drivers --rescan:\n%s\nwant:\n%s", got, want)
 	}

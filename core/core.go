@@ -1,0 +1,201 @@
+// Package core is virtd's core: the one place that decides which driver
+// serves a connection's URI, what a connection may do, and how events
+// reach their watchers. Front ends (virtd's gRPC API in package daemon,
+// later libvirt's RPC protocol) only translate their wire format to calls
+// on a Core and its Conns.
+//
+// The core reaches drivers through Drivers: the supervised driver
+// processes of package host in the daemon (FromHost), or drivers served in
+// this process (package core/inproc) in tests and embedders.
+package core
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/url"
+	"strings"
+	"sync"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/virtd/virtd/driver"
+	"github.com/virtd/virtd/host"
+	"github.com/virtd/virtd/virt"
+)
+
+// Drivers is the set of drivers the core routes to.
+type Drivers interface {
+	// Lookup returns the driver that serves a URI scheme, or an error of
+	// kind virt.ErrNotFound that names the scheme.
+	Lookup(scheme string) (Backend, error)
+	// Status, Rejected and Dirs describe the drivers for the admin API.
+	Status() []host.Status
+	Rejected() []host.Rejected
+	Dirs() []string
+	// Rescan reads the driver directories again.
+	Rescan() (added, removed []string, rejected []host.Rejected)
+	// Busy reports whether any driver has a connection or runs a guest.
+	Busy() bool
+}
+
+// Backend is one driver as the core reaches it.
+type Backend interface {
+	Name() string
+	// Open counts a connection to the driver, starting it if needed;
+	// Release undoes it.
+	Open(ctx context.Context) error
+	Release()
+	// Do runs fn against the driver. read says that fn changes nothing,
+	// so it may run again on a new driver process if the first one died
+	// under it.
+	Do(ctx context.Context, read bool, fn func(driver.Driver) error) error
+	// Subscribe returns the driver's events from now on, until ctx ends.
+	Subscribe(ctx context.Context) (Events, error)
+}
+
+// Events is a subscription to a driver's lifecycle events.
+type Events interface {
+	// Next returns the next queued event, if there is one.
+	Next() (virt.Event, bool)
+	// Ready has a token when events may be queued.
+	Ready() <-chan struct{}
+	// Done is closed when the subscription ends; events queued before
+	// may still be read with Next. Err then says why it ended (nil when
+	// its context ended).
+	Done() <-chan struct{}
+	Err() error
+}
+
+// Access is what a connection may do.
+type Access int
+
+// Access levels. The zero value is the safe one.
+const (
+	// ReadOnly connections may only read (libvirt's VIR_CONNECT_RO).
+	ReadOnly Access = iota
+	ReadWrite
+)
+
+// Config is what a Core is made of.
+type Config struct {
+	Drivers Drivers
+	// Version is the daemon's version, as Conn.Version reports it.
+	Version string
+	Logger  hclog.Logger
+}
+
+// Core serves connections over a set of drivers.
+type Core struct {
+	drivers Drivers
+	version string
+	log     hclog.Logger
+
+	// closing is closed by Close: event streams end then.
+	closing   chan struct{}
+	closeOnce sync.Once
+
+	mu    sync.Mutex
+	conns map[*Conn]struct{}
+}
+
+// New returns a core over cfg.Drivers.
+func New(cfg Config) *Core {
+	if cfg.Logger == nil {
+		cfg.Logger = hclog.NewNullLogger()
+	}
+	return &Core{drivers: cfg.Drivers, version: cfg.Version, log: cfg.Logger, closing: make(chan struct{}), conns: map[*Conn]struct{}{}}
+}
+
+// ErrShuttingDown is how event streams end when the core closes.
+var ErrShuttingDown = fmt.Errorf("virtd is shutting down: %w", virt.ErrUnavailable)
+
+// Close ends every event stream with ErrShuttingDown. Connections stay
+// usable for the calls in flight; drivers are left as they are.
+func (c *Core) Close() {
+	c.closeOnce.Do(func() { close(c.closing) })
+}
+
+// ParseURI checks a connection URI and returns its driver scheme. A
+// transport suffix ("qemu+unix") belongs to the client; the core routes
+// only on the scheme.
+func ParseURI(raw string) (scheme string, err error) {
+	if raw == "" {
+		return "", fmt.Errorf("empty connection URI: %w", virt.ErrInvalidArgument)
+	}
+	u, err := url.Parse(raw)
+	if err != nil {
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
+		return "", fmt.Errorf("malformed URI %q: %v: %w", raw, err, virt.ErrInvalidArgument)
+	}
+	if u.Scheme == "" || u.Opaque != "" {
+		return "", fmt.Errorf("malformed URI %q: want scheme:///path, e.g. qemu:///system: %w", raw, virt.ErrInvalidArgument)
+	}
+	scheme, _, _ = strings.Cut(u.Scheme, "+")
+	return scheme, nil
+}
+
+// Open opens a connection on uri with the given access: it finds the
+// driver that serves the URI's scheme, starts it if needed, and asks it
+// whether it serves this URI.
+func (c *Core) Open(ctx context.Context, uri string, access Access) (*Conn, error) {
+	scheme, err := ParseURI(uri)
+	if err != nil {
+		return nil, err
+	}
+	b, err := c.drivers.Lookup(scheme)
+	if err != nil {
+		return nil, fmt.Errorf("cannot open %s: %w", uri, err)
+	}
+	if err := b.Open(ctx); err != nil {
+		return nil, err
+	}
+	if err := b.Do(ctx, true, func(d driver.Driver) error { return d.CheckURI(ctx, uri) }); err != nil {
+		b.Release()
+		return nil, err
+	}
+	conn := &Conn{core: c, uri: uri, access: access, drv: b}
+	c.mu.Lock()
+	c.conns[conn] = struct{}{}
+	c.mu.Unlock()
+	c.log.Debug("connection opened", "uri", uri, "driver", b.Name(), "read_only", access == ReadOnly)
+	return conn, nil
+}
+
+// Conns returns how many connections are open.
+func (c *Core) Conns() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.conns)
+}
+
+// Busy reports whether the core has work: an open connection, or a
+// driver with a connection or a running guest.
+func (c *Core) Busy() bool { return c.Conns() > 0 || c.drivers.Busy() }
+
+// DriverStatus is what the admin API shows of one driver.
+type DriverStatus = host.Status
+
+// Rejected is a driver file a scan refused, and why.
+type Rejected = host.Rejected
+
+// DriverList is the admin view of the drivers.
+type DriverList struct {
+	Drivers     []DriverStatus
+	Rejected    []Rejected
+	Directories []string
+}
+
+// Drivers describes every driver, the files refused and the directories
+// searched.
+func (c *Core) Drivers() DriverList {
+	return DriverList{Drivers: c.drivers.Status(), Rejected: c.drivers.Rejected(), Directories: c.drivers.Dirs()}
+}
+
+// Rescan reads the driver directories again.
+func (c *Core) Rescan() (added, removed []string, rejected []Rejected) {
+	return c.drivers.Rescan()
+}

@@ -1,0 +1,157 @@
+// Package inproc serves drivers inside the calling process, as the core's
+// Drivers: the core's and its front ends' tests use it with the real test
+// driver, and a program may embed virtd's core this way. There is no
+// process and no supervision: calls go straight to the driver.
+package inproc
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"sort"
+	"sync"
+	"sync/atomic"
+
+	"github.com/virtd/virtd/core"
+	"github.com/virtd/virtd/driver"
+	"github.com/virtd/virtd/host"
+	"github.com/virtd/virtd/virt"
+)
+
+// Drivers is a set of in-process drivers.
+type Drivers struct {
+	byScheme map[string]*backend
+	all      []*backend
+}
+
+var _ core.Drivers = (*Drivers)(nil)
+
+// New serves impls, each under the name and URI schemes its Info gives.
+func New(ctx context.Context, impls ...driver.Driver) (*Drivers, error) {
+	ds := &Drivers{byScheme: map[string]*backend{}}
+	for _, impl := range impls {
+		info, err := impl.Info(ctx)
+		if err != nil {
+			return nil, err
+		}
+		b := &backend{info: info, impl: impl}
+		for _, s := range append([]string{info.Name}, info.Schemes...) {
+			if other, ok := ds.byScheme[s]; ok && other != b {
+				return nil, fmt.Errorf("drivers %q and %q both serve URI scheme %q: %w", other.info.Name, info.Name, s, virt.ErrAlreadyExists)
+			}
+			ds.byScheme[s] = b
+		}
+		ds.all = append(ds.all, b)
+	}
+	return ds, nil
+}
+
+// Lookup returns the driver that serves scheme.
+func (ds *Drivers) Lookup(scheme string) (core.Backend, error) {
+	b, ok := ds.byScheme[scheme]
+	if !ok {
+		return nil, fmt.Errorf("no driver in this process serves URI scheme %q: %w", scheme, virt.ErrNotFound)
+	}
+	return b, nil
+}
+
+// Status describes each driver as running in this process.
+func (ds *Drivers) Status() []host.Status {
+	out := make([]host.Status, 0, len(ds.all))
+	for _, b := range ds.all {
+		out = append(out, host.Status{
+			Name: b.info.Name, Version: b.info.Version, APIVersion: driver.APIVersion,
+			Schemes: b.info.Schemes, State: host.StateRunning, Health: b.info.Health.String(),
+			HealthReason: b.info.HealthReason, PID: os.Getpid(), Connections: int(b.conns.Load()),
+		})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
+// Rejected returns nothing: no file is scanned.
+func (ds *Drivers) Rejected() []host.Rejected { return nil }
+
+// Dirs returns nothing: no directory is searched.
+func (ds *Drivers) Dirs() []string { return nil }
+
+// Rescan finds nothing new: the set is fixed.
+func (ds *Drivers) Rescan() (added, removed []string, rejected []host.Rejected) {
+	return nil, nil, nil
+}
+
+// Busy reports whether a driver has a connection.
+func (ds *Drivers) Busy() bool {
+	for _, b := range ds.all {
+		if b.conns.Load() > 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// backend is one in-process driver.
+type backend struct {
+	info  *driver.Info
+	impl  driver.Driver
+	conns atomic.Int64
+}
+
+func (b *backend) Name() string { return b.info.Name }
+
+func (b *backend) Open(context.Context) error { b.conns.Add(1); return nil }
+
+func (b *backend) Release() { b.conns.Add(-1) }
+
+func (b *backend) Do(_ context.Context, _ bool, fn func(driver.Driver) error) error {
+	return fn(b.impl)
+}
+
+func (b *backend) Subscribe(ctx context.Context) (core.Events, error) {
+	ch, err := b.impl.WatchEvents(ctx)
+	if err != nil {
+		return nil, err
+	}
+	s := &events{ready: make(chan struct{}, 1), done: make(chan struct{})}
+	go s.pump(ch)
+	return s, nil
+}
+
+// events queues what the driver's channel delivers.
+type events struct {
+	mu    sync.Mutex
+	queue []virt.Event
+	ready chan struct{}
+	done  chan struct{}
+}
+
+func (s *events) pump(ch <-chan virt.Event) {
+	for e := range ch {
+		s.mu.Lock()
+		s.queue = append(s.queue, e)
+		s.mu.Unlock()
+		select {
+		case s.ready <- struct{}{}:
+		default:
+		}
+	}
+	close(s.done)
+}
+
+func (s *events) Next() (virt.Event, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.queue) == 0 {
+		return virt.Event{}, false
+	}
+	e := s.queue[0]
+	s.queue = s.queue[1:]
+	return e, true
+}
+
+func (s *events) Ready() <-chan struct{} { return s.ready }
+func (s *events) Done() <-chan struct{}  { return s.done }
+
+// Err is nil: the driver's channel ends only with the subscription's
+// context.
+func (s *events) Err() error { return nil }
