@@ -105,7 +105,7 @@ func TestOpenErrors(t *testing.T) {
 	missing := filepath.Join(s.Dir, "nothing-here")
 
 	_, err := client.Open(ctx, "test:///default", client.WithSocket(missing))
-	want := "cannot connect to virtd at " + missing + ": no such file (is virtd running?)"
+	want := "cannot connect to virtd at " + missing + ": no such file (is virtd running?): unavailable"
 	if !errors.Is(err, client.ErrUnavailable) || err.Error() != want {
 		t.Errorf("missing socket: got %v, want %q (unavailable)", err, want)
 	}

@@ -59,7 +59,7 @@ func open(ctx context.Context, uri string, readOnly bool, opts []Option) (*Conn,
 		return nil, err
 	}
 	if !u.Local() {
-		return nil, kindf(virt.ErrNotSupported, "cannot open %s: TLS transport not supported yet", uri)
+		return nil, virt.Errorf(virt.ErrNotSupported, "cannot open %s: TLS transport not supported yet", uri)
 	}
 	o := buildOptions(opts)
 	socket := o.socket

@@ -67,7 +67,7 @@ func dial(ctx context.Context, path string, o *options) (*grpc.ClientConn, error
 			return d.DialContext(ctx, "unix", path)
 		}))
 	if err != nil {
-		return nil, kindf(virt.ErrUnavailable, "cannot connect to virtd at %s: %v", path, err)
+		return nil, virt.Errorf(virt.ErrUnavailable, "cannot connect to virtd at %s: %v", path, err)
 	}
 	return cc, nil
 }
@@ -75,15 +75,15 @@ func dial(ctx context.Context, path string, o *options) (*grpc.ClientConn, error
 func socketError(path string, err error) error {
 	switch {
 	case errors.Is(err, syscall.ENOENT):
-		return kindf(virt.ErrUnavailable, "cannot connect to virtd at %s: no such file (is virtd running?)", path)
+		return virt.Errorf(virt.ErrUnavailable, "cannot connect to virtd at %s: no such file (is virtd running?)", path)
 	case errors.Is(err, syscall.ECONNREFUSED):
-		return kindf(virt.ErrUnavailable, "cannot connect to virtd at %s: connection refused (is virtd running?)", path)
+		return virt.Errorf(virt.ErrUnavailable, "cannot connect to virtd at %s: connection refused (is virtd running?)", path)
 	case errors.Is(err, syscall.EACCES), errors.Is(err, syscall.EPERM):
-		return kindf(virt.ErrPermissionDenied, "cannot connect to virtd at %s: permission denied (try the read-only socket with -r, or run as root)", path)
+		return virt.Errorf(virt.ErrPermissionDenied, "cannot connect to virtd at %s (try the read-only socket with -r, or run as root)", path)
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
 		return fmt.Errorf("cannot connect to virtd at %s: %w", path, err)
 	}
-	return kindf(virt.ErrUnavailable, "cannot connect to virtd at %s: %v", path, unwrapOp(err))
+	return virt.Errorf(virt.ErrUnavailable, "cannot connect to virtd at %s: %v", path, unwrapOp(err))
 }
 
 // unwrapOp drops net.OpError's "dial unix PATH:" prefix, which repeats the

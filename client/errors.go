@@ -1,10 +1,6 @@
 package client
 
-import (
-	"fmt"
-
-	"github.com/virtd/virtd/virt"
-)
+import "github.com/virtd/virtd/virt"
 
 // Error kinds, re-exported from package virt so that callers need only this
 // package: errors.Is(err, client.ErrNotFound) holds for an error that began
@@ -33,9 +29,3 @@ var (
 	// ErrInternal: anything else.
 	ErrInternal = virt.ErrInternal
 )
-
-// kindf returns an error of the given kind whose message is the formatted
-// text alone (no ": not found" suffix).
-func kindf(kind error, format string, args ...any) error {
-	return virt.WithKind(kind, fmt.Sprintf(format, args...))
-}

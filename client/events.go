@@ -99,7 +99,7 @@ func (s *EventStream) finish(ctx context.Context, err error) {
 		// The caller ended it. (The daemon sees the caller's deadline
 		// too, and may end the stream a moment before it passes here.)
 	case errors.Is(err, io.EOF):
-		s.err = kindf(virt.ErrUnavailable, "event stream closed by virtd")
+		s.err = virt.Errorf(virt.ErrUnavailable, "event stream closed by virtd")
 	default:
 		s.err = rpcerr.FromStatus(err)
 	}

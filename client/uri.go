@@ -43,10 +43,10 @@ type URI struct {
 // ErrInvalidArgument and name the URI and the problem.
 func ParseURI(s string) (*URI, error) {
 	bad := func(format string, args ...any) error {
-		return kindf(virt.ErrInvalidArgument, "invalid URI %q: %s", s, fmt.Sprintf(format, args...))
+		return virt.Errorf(virt.ErrInvalidArgument, "invalid URI %q: %s", s, fmt.Sprintf(format, args...))
 	}
 	if strings.TrimSpace(s) == "" {
-		return nil, kindf(virt.ErrInvalidArgument, "invalid URI: empty")
+		return nil, virt.Errorf(virt.ErrInvalidArgument, "invalid URI: empty")
 	}
 	if i := strings.Index(s, "://"); i >= 0 {
 		switch scheme := s[:i]; {

@@ -1,10 +1,22 @@
 package virt
 
-import "errors"
+import (
+	"errors"
+	"fmt"
+	"strings"
+)
 
-// Error kinds. Wrap them with context, keeping the kind:
+// Error kinds, in the manner of containerd's errdefs. An error's kind is
+// the outermost one in its chain (KindOf); its message names the kind once,
+// at the end:
 //
-//	fmt.Errorf("domain %q: %w", name, virt.ErrNotFound)
+//	fmt.Errorf("domain '%s': %w", name, virt.ErrNotFound)  // "domain 'x': not found"
+//	virt.Errorf(virt.ErrInternal, "writing %s: %w", path, err)
+//
+// The first form gives a new error a kind. The second gives a kind to an
+// error made of a cause (which may carry another kind): the cause's text
+// is kept without its own kind's name, so no kind is named twice, and the
+// cause stays in the chain for errors.As.
 //
 // The kind travels across process boundaries as a gRPC status code, so
 // errors.Is(err, virt.ErrNotFound) holds for a client after two hops.
@@ -23,32 +35,98 @@ var (
 	ErrInternal          = errors.New("internal error")
 )
 
-// Kinds lists every error kind, most specific first.
+// Kinds lists every error kind.
 var Kinds = []error{
 	ErrNotFound, ErrAlreadyExists, ErrInvalidArgument, ErrFailedPrecondition,
 	ErrUnavailable, ErrNotSupported, ErrPermissionDenied, ErrResourceExhausted, ErrInternal,
 }
 
-// KindOf returns the kind err carries, or nil when it carries none.
-func KindOf(err error) error {
+func isKind(err error) bool {
 	for _, k := range Kinds {
-		if errors.Is(err, k) {
-			return k
+		if err == k {
+			return true
+		}
+	}
+	return false
+}
+
+// KindOf returns the kind err carries, the outermost one in its chain, or
+// nil when it carries none.
+func KindOf(err error) error {
+	for err != nil {
+		if isKind(err) {
+			return err
+		}
+		if k, ok := err.(*kindError); ok {
+			return k.kind
+		}
+		switch u := err.(type) {
+		case interface{ Unwrap() error }:
+			err = u.Unwrap()
+		case interface{ Unwrap() []error }:
+			for _, e := range u.Unwrap() {
+				if k := KindOf(e); k != nil {
+					return k
+				}
+			}
+			return nil
+		default:
+			return nil
 		}
 	}
 	return nil
 }
 
-// WithKind returns an error whose text is msg and whose kind is kind. It is
-// how a message that crossed a process boundary gets its kind back.
+// Message returns err's text without the name of its kind at the end.
+func Message(err error) string {
+	if k, ok := err.(*kindError); ok {
+		return k.msg
+	}
+	s := err.Error()
+	if k := KindOf(err); k != nil {
+		s = strings.TrimSuffix(s, ": "+k.Error())
+	}
+	return s
+}
+
+// Errorf returns an error of kind whose text is the formatted message,
+// then the kind's name. An error among args is written without its own
+// kind's name; with %w it stays in the chain, behind kind.
+func Errorf(kind error, format string, args ...any) error {
+	args = append([]any(nil), args...)
+	for i, a := range args {
+		if err, ok := a.(error); ok && KindOf(err) != nil {
+			args[i] = bare{err}
+		}
+	}
+	cause := fmt.Errorf(format, args...)
+	return &kindError{kind: kind, msg: cause.Error(), cause: cause}
+}
+
+// bare is an error written without its kind's name.
+type bare struct{ err error }
+
+func (b bare) Error() string { return Message(b.err) }
+func (b bare) Unwrap() error { return b.err }
+
+// WithKind returns an error of kind whose message is msg. It is how a
+// message that crossed a process boundary gets its kind back; a msg that
+// ends with the kind's name already keeps it once.
 func WithKind(kind error, msg string) error {
-	return &kindError{kind: kind, msg: msg}
+	return &kindError{kind: kind, msg: strings.TrimSuffix(msg, ": "+kind.Error())}
 }
 
 type kindError struct {
-	kind error
-	msg  string
+	kind  error
+	msg   string
+	cause error // the formatted message, with what %w wrapped; or nil
 }
 
-func (e *kindError) Error() string { return e.msg }
-func (e *kindError) Unwrap() error { return e.kind }
+func (e *kindError) Error() string { return e.msg + ": " + e.kind.Error() }
+
+func (e *kindError) Unwrap() []error {
+	if e.cause == nil {
+		return []error{e.kind}
+	}
+	return []error{e.kind, e.cause}
+}

@@ -110,17 +110,16 @@ func Filter(doms []virt.Domain, flags virt.ListFlags) []virt.Domain {
 	return out
 }
 
-// NotFound is libvirt's error for a lookup that found nothing, naming what
-// was looked for.
+// NotFound is the error for a lookup that found nothing, naming what was
+// looked for in libvirt's words: "no domain with matching name 'x'".
 func NotFound(key virt.Lookup) error {
-	// "domain not found: no domain with matching name 'x'", as libvirt says.
 	switch {
 	case key.Name != "":
-		return fmt.Errorf("domain %w: no domain with matching name '%s'", virt.ErrNotFound, key.Name)
+		return fmt.Errorf("no domain with matching name '%s': %w", key.Name, virt.ErrNotFound)
 	case key.UUID != "":
-		return fmt.Errorf("domain %w: no domain with matching uuid '%s'", virt.ErrNotFound, key.UUID)
+		return fmt.Errorf("no domain with matching uuid '%s': %w", key.UUID, virt.ErrNotFound)
 	}
-	return fmt.Errorf("domain %w: no domain with matching id %d", virt.ErrNotFound, key.ID)
+	return fmt.Errorf("no domain with matching id %d: %w", key.ID, virt.ErrNotFound)
 }
 
 // Views returns view of every domain of a driver's map: the snapshot its

@@ -161,12 +161,7 @@ func (drv *Driver) call(ctx context.Context, d *domain, r *run, op string) (*con
 func remoteErr(err error) error {
 	var re *controller.RemoteError
 	if errors.As(err, &re) {
-		for _, k := range virt.Kinds {
-			if k.Error() == re.Kind {
-				return virt.WithKind(k, re.Msg)
-			}
-		}
-		return virt.WithKind(virt.ErrInternal, re.Msg)
+		return re.Err()
 	}
 	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		return err

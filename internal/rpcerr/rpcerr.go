@@ -47,9 +47,18 @@ func ToStatus(err error) error {
 	if _, ok := status.FromError(err); ok {
 		return err
 	}
+	kind := virt.KindOf(err)
+	if kind == nil {
+		switch {
+		case errors.Is(err, context.Canceled):
+			kind = context.Canceled
+		case errors.Is(err, context.DeadlineExceeded):
+			kind = context.DeadlineExceeded
+		}
+	}
 	code := codes.Unknown
 	for _, kc := range kindCodes {
-		if errors.Is(err, kc.kind) {
+		if kind == kc.kind {
 			code = kc.code
 			break
 		}

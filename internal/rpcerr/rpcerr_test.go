@@ -33,7 +33,7 @@ func TestKindSurvivesTwoHops(t *testing.T) {
 
 func TestUnknownErrorsBecomeInternal(t *testing.T) {
 	err := FromStatus(ToStatus(errors.New("boom")))
-	if !errors.Is(err, virt.ErrInternal) || err.Error() != "boom" {
+	if !errors.Is(err, virt.ErrInternal) || err.Error() != "boom: internal error" {
 		t.Fatalf("got %v", err)
 	}
 	if st, _ := status.FromError(ToStatus(errors.New("x"))); st.Code() != codes.Unknown {
@@ -43,7 +43,7 @@ func TestUnknownErrorsBecomeInternal(t *testing.T) {
 
 func TestWrapKeepsKind(t *testing.T) {
 	err := Wrap(status.Error(codes.NotFound, "no domain"), "driver %q", "test")
-	if !errors.Is(err, virt.ErrNotFound) || err.Error() != `driver "test": no domain` {
+	if !errors.Is(err, virt.ErrNotFound) || err.Error() != `driver "test": no domain: not found` {
 		t.Fatalf("got %v", err)
 	}
 	if Wrap(nil, "x") != nil {
@@ -80,12 +80,12 @@ func TestSizeLimitExplained(t *testing.T) {
 	} {
 		err := FromStatus(status.Error(codes.ResourceExhausted, msg))
 		if !errors.Is(err, virt.ErrResourceExhausted) ||
-			err.Error() != "a message of 5242885 bytes is larger than the limit of 4194304 bytes (max_message_size)" {
+			err.Error() != "a message of 5242885 bytes is larger than the limit of 4194304 bytes (max_message_size): resource exhausted" {
 			t.Errorf("%q became %v", msg, err)
 		}
 	}
 	other := "too many clients (max_clients = 3)"
-	if err := FromStatus(status.Error(codes.ResourceExhausted, other)); err.Error() != other {
+	if err := FromStatus(status.Error(codes.ResourceExhausted, other)); err.Error() != other+": resource exhausted" {
 		t.Errorf("%q became %v", other, err)
 	}
 }

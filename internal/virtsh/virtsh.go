@@ -42,7 +42,7 @@ type shell struct {
 // cmdError is virsh's two-line error: what failed, then why.
 //
 //	error: failed to get domain 'nosuch'
-//	error: domain not found: no domain with matching name 'nosuch'
+//	error: no domain with matching name 'nosuch': not found
 type cmdError struct {
 	what string
 	err  error

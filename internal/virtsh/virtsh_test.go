@@ -193,15 +193,15 @@ func TestErrors(t *testing.T) {
 		want string
 	}{
 		{"no such domain", []string{"-c", h.uri, "dominfo", "nosuch"},
-			"error: failed to get domain 'nosuch'\nerror: domain not found: no domain with matching name 'nosuch'\n"},
+			"error: failed to get domain 'nosuch'\nerror: no domain with matching name 'nosuch': not found\n"},
 		{"start running domain", []string{"-c", h.uri, "start", "test"},
 			"error: Failed to start domain 'test'\nerror: domain 'test': domain is already running: operation not valid\n"},
 		{"daemon not running", []string{"-c", "test:///default?socket=" + missing, "list"},
-			"error: failed to connect to the hypervisor\nerror: cannot connect to virtd at " + missing + ": no such file (is virtd running?)\n"},
+			"error: failed to connect to the hypervisor\nerror: cannot connect to virtd at " + missing + ": no such file (is virtd running?): unavailable\n"},
 		{"tls", []string{"-c", "test+tls://host/default", "list"},
-			"error: failed to connect to the hypervisor\nerror: cannot open test+tls://host/default: TLS transport not supported yet\n"},
+			"error: failed to connect to the hypervisor\nerror: cannot open test+tls://host/default: TLS transport not supported yet: not supported\n"},
 		{"bad uri", []string{"-c", "qemu://host/system", "list"},
-			"error: failed to connect to the hypervisor\nerror: invalid URI \"qemu://host/system\": host \"host\" not allowed with the local unix transport (use qemu+tls://host/system for a remote host)\n"},
+			"error: failed to connect to the hypervisor\nerror: invalid URI \"qemu://host/system\": host \"host\" not allowed with the local unix transport (use qemu+tls://host/system for a remote host): invalid argument\n"},
 		{"read-only", []string{"-r", "-c", h.uri, "destroy", "test"},
 			"error: Failed to destroy domain 'test'\nerror: destroy refused: the connection is read-only: permission denied\n"},
 		{"unknown command", []string{"frobnicate"}, "error: unknown command: 'frobnicate'\n"},
@@ -427,7 +427,7 @@ func TestDrivers(t *testing.T) {
 	}
 	t.Setenv("VIRTD_RUN_DIR", filepath.Join(h.s.Dir, "none"))
 	_, errs, code = h.runCtx(context.Background(), "drivers")
-	want = "error: failed to connect to the admin server\nerror: cannot connect to virtd at " + filepath.Join(h.s.Dir, "none", "virtd-admin-sock") + ": no such file (is virtd running?)\n"
+	want = "error: failed to connect to the admin server\nerror: cannot connect to virtd at " + filepath.Join(h.s.Dir, "none", "virtd-admin-sock") + ": no such file (is virtd running?): unavailable\n"
 	if code != 1 || errs != want {
 		t.Errorf("drivers without daemon: exit %d, %q", code, errs)
 	}

@@ -19,6 +19,7 @@ import (
 
 	"github.com/virtd/virtd/internal/atomicfile"
 	"github.com/virtd/virtd/internal/lxc/cgroup"
+	"github.com/virtd/virtd/virt"
 )
 
 // backlogSize is how much console output a new console client sees first.
@@ -29,30 +30,8 @@ const backlogSize = 8 << 10
 // error that stopped it), and then the container's Events.
 const startFD = 3
 
-// Error kinds the controller reports (virt's texts).
-const (
-	KindInvalid      = "invalid argument"
-	KindPrecondition = "operation not valid"
-	KindInternal     = "internal error"
-)
-
-// kindError carries a Kind.
-type kindError struct {
-	kind string
-	err  error
-}
-
-func (e *kindError) Error() string { return e.err.Error() }
-
-func invalid(err error) error { return &kindError{KindInvalid, err} }
-
-func kindOf(err error) string {
-	var k *kindError
-	if errors.As(err, &k) {
-		return k.kind
-	}
-	return KindInternal
-}
+// invalid gives err the kind invalid argument.
+func invalid(err error) error { return virt.Errorf(virt.ErrInvalidArgument, "%w", err) }
 
 // Exit is what the controller leaves in the run directory when it exits.
 type Exit struct {
@@ -117,25 +96,25 @@ func Main() int {
 	}
 	var a Args
 	if err := json.Unmarshal(line, &a); err != nil {
-		report(Response{Error: fmt.Sprintf("controller: bad arguments %q: %v", line, err), Kind: KindInternal})
+		report(Response{Error: fmt.Sprintf("controller: bad arguments %q: %v", line, err), Code: CodeInternal})
 		return 2
 	}
 	// What ps shows: the arguments a controller would have been given.
 	setCmdline(append([]string{os.Args[0], ControllerArg}, a.argv()...))
 	logf, err := os.OpenFile(a.Log, os.O_WRONLY|os.O_CREATE|os.O_APPEND|unix.O_CLOEXEC, 0o600)
 	if err != nil {
-		report(Response{Error: fmt.Sprintf("controller log: %v", err), Kind: KindInternal})
+		report(Response{Error: fmt.Sprintf("controller log: %v", err), Code: CodeInternal})
 		return 1
 	}
 	if err := unix.Dup3(int(logf.Fd()), 2, 0); err != nil {
-		report(Response{Error: fmt.Sprintf("controller log: %v", err), Kind: KindInternal})
+		report(Response{Error: fmt.Sprintf("controller log: %v", err), Code: CodeInternal})
 		return 1
 	}
 	logf.Close()
 	log := hclog.New(&hclog.LoggerOptions{Name: "lxc-controller", Output: os.Stderr, JSONFormat: true})
 	spec, err := ReadSpec(a.Spec)
 	if err != nil {
-		report(Response{Error: err.Error(), Kind: KindInternal})
+		report(Response{Error: err.Error(), Code: CodeInternal})
 		return 1
 	}
 	log = log.With("domain", spec.Name)
@@ -145,27 +124,27 @@ func Main() int {
 	}
 	h, err := cgroup.Detect()
 	if err != nil {
-		report(Response{Error: err.Error(), Kind: KindInternal})
+		report(Response{Error: err.Error(), Code: CodeInternal})
 		return 1
 	}
 	c.cg = h.Open(spec.CgroupParent, spec.UUID)
 	_ = os.Remove(a.Socket)
 	ln, err := net.Listen("unix", a.Socket)
 	if err != nil {
-		report(Response{Error: fmt.Sprintf("controller socket: %v", err), Kind: KindInternal})
+		report(Response{Error: fmt.Sprintf("controller socket: %v", err), Code: CodeInternal})
 		return 1
 	}
 	if err := c.setup(); err != nil {
 		c.teardown()
 		ln.Close()
-		report(Response{Error: err.Error(), Kind: kindOf(err)})
+		report(errorResponse(err))
 		return 1
 	}
 	exited := make(chan *os.ProcessState, 1)
 	if err := c.startContainer(exited); err != nil {
 		c.teardown()
 		ln.Close()
-		report(Response{Error: err.Error(), Kind: kindOf(err)})
+		report(errorResponse(err))
 		return 1
 	}
 	go c.serve(ln)
@@ -527,7 +506,7 @@ func (c *controller) handle(conn net.Conn) {
 		}
 		var req Request
 		if err := json.Unmarshal(line, &req); err != nil {
-			_ = enc.Encode(Response{Error: "bad request", Kind: KindInvalid})
+			_ = enc.Encode(Response{Error: "bad request", Code: CodeInvalid})
 			return
 		}
 		switch req.Op {
@@ -541,7 +520,7 @@ func (c *controller) handle(conn net.Conn) {
 		err = c.do(req.Op)
 		resp := Response{}
 		if err != nil {
-			resp.Error, resp.Kind = err.Error(), kindOf(err)
+			resp = errorResponse(err)
 		} else if req.Op == OpStatus {
 			resp.Status = c.status()
 		}
@@ -559,7 +538,7 @@ func (c *controller) do(op string) error {
 	paused, _ := c.cg.Frozen()
 	signalInit := func(req string, sig syscall.Signal) error {
 		if paused {
-			return &kindError{KindPrecondition, errors.New("the container is paused")}
+			return fmt.Errorf("the container is paused: %w", virt.ErrFailedPrecondition)
 		}
 		c.mu.Lock()
 		defer c.mu.Unlock()
@@ -591,12 +570,12 @@ func (c *controller) do(op string) error {
 		return signalInit("reboot", syscall.SIGHUP)
 	case OpSuspend:
 		if paused {
-			return &kindError{KindPrecondition, errors.New("the container is already paused")}
+			return fmt.Errorf("the container is already paused: %w", virt.ErrFailedPrecondition)
 		}
 		return c.cg.Freeze()
 	case OpResume:
 		if !paused {
-			return &kindError{KindPrecondition, errors.New("the container is not paused")}
+			return fmt.Errorf("the container is not paused: %w", virt.ErrFailedPrecondition)
 		}
 		return c.cg.Thaw()
 	case OpDestroy:
@@ -680,7 +659,7 @@ func (c *controller) attachConsole(conn net.Conn, r *bufio.Reader, enc *json.Enc
 	c.mu.Lock()
 	if c.console != nil {
 		c.mu.Unlock()
-		_ = enc.Encode(Response{Error: "the console is in use by another client", Kind: KindPrecondition})
+		_ = enc.Encode(Response{Error: "the console is in use by another client", Code: CodePrecondition})
 		return
 	}
 	defer func() {

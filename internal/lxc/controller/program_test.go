@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/virtd/virtd/virt"
 	"golang.org/x/sys/unix"
 )
 
@@ -121,8 +122,8 @@ func TestContainerProgramRefuses(t *testing.T) {
 			t.Errorf("%s: no error", name)
 			continue
 		}
-		if kindOf(err) != KindInvalid {
-			t.Errorf("%s: %v has kind %q, want %q", name, err, kindOf(err), KindInvalid)
+		if virt.KindOf(err) != virt.ErrInvalidArgument {
+			t.Errorf("%s: %v has kind %v, want invalid argument", name, err, virt.KindOf(err))
 		}
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/virtd/virtd/virt"
 	"golang.org/x/sys/unix"
 )
 
@@ -50,10 +51,51 @@ type Request struct {
 
 // Response is the controller's answer: Error is empty on success.
 type Response struct {
-	Error string `json:"error,omitempty"`
-	// Kind is the virt error kind's text ("invalid argument"...).
-	Kind   string  `json:"kind,omitempty"`
+	// Error is the message, without its kind's name; Code is its kind.
+	Error  string  `json:"error,omitempty"`
+	Code   Code    `json:"code,omitempty"`
 	Status *Status `json:"status,omitempty"`
+}
+
+// Code is an error's kind on the controller's channel: a number, which
+// stays the same whatever words virt uses for its kinds.
+type Code int
+
+// The codes. Zero is no error; an unknown code is internal.
+const (
+	CodeInternal     Code = 1
+	CodeInvalid      Code = 2
+	CodePrecondition Code = 3
+)
+
+var codeKinds = map[Code]error{
+	CodeInternal:     virt.ErrInternal,
+	CodeInvalid:      virt.ErrInvalidArgument,
+	CodePrecondition: virt.ErrFailedPrecondition,
+}
+
+// Kind returns the virt kind of c.
+func (c Code) Kind() error {
+	if k, ok := codeKinds[c]; ok {
+		return k
+	}
+	return virt.ErrInternal
+}
+
+// codeOf returns the code of err's kind.
+func codeOf(err error) Code {
+	k := virt.KindOf(err)
+	for c, ck := range codeKinds {
+		if ck == k {
+			return c
+		}
+	}
+	return CodeInternal
+}
+
+// errorResponse is the Response that reports err.
+func errorResponse(err error) Response {
+	return Response{Error: virt.Message(err), Code: codeOf(err)}
 }
 
 // Status describes the running container.
@@ -154,7 +196,7 @@ func (c *Conn) ReadResponse() (*Response, error) {
 		return nil, fmt.Errorf("controller: bad response %q: %w", line, err)
 	}
 	if resp.Error != "" {
-		return &resp, &RemoteError{Kind: resp.Kind, Msg: resp.Error}
+		return &resp, &RemoteError{Code: resp.Code, Msg: resp.Error}
 	}
 	return &resp, nil
 }
@@ -186,8 +228,11 @@ func (c *Conn) Stream() io.ReadWriteCloser {
 
 // RemoteError is an error the controller reported.
 type RemoteError struct {
-	Kind string
+	Code Code
 	Msg  string
 }
 
 func (e *RemoteError) Error() string { return e.Msg }
+
+// Err returns the error with its kind, as virt.WithKind makes it.
+func (e *RemoteError) Err() error { return virt.WithKind(e.Code.Kind(), e.Msg) }
