@@ -368,6 +368,9 @@ func TestIdleDriverStopsAndStartsAgain(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if st, _, err := dom.State(ctx); err != nil || st != virt.StateRunning {
+		t.Fatalf("the test driver's default guest is %v (%v), want running", st, err)
+	}
 	// A running guest keeps the driver up even with no connection...
 	pid := d.driverStatus("test").PID
 	if err := c.Close(ctx); err != nil {
@@ -428,6 +431,9 @@ func TestDaemonTimeoutExitsWhenIdle(t *testing.T) {
 	dom, err := c.LookupByName(ctxT(t), "test")
 	if err != nil {
 		t.Fatal(err)
+	}
+	if st, _, err := dom.State(ctxT(t)); err != nil || st != virt.StateRunning {
+		t.Fatalf("the test driver's default guest is %v (%v), want running", st, err)
 	}
 	if err := c.Close(ctxT(t)); err != nil {
 		t.Fatal(err)
