@@ -16,6 +16,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/virtd/virtd/internal/procfs"
+	"github.com/virtd/virtd/internal/testenv"
 	"github.com/virtd/virtd/virt"
 )
 
@@ -50,11 +51,7 @@ func bootAssets(t testing.TB) (kernel, initrd string) {
 
 func missing(t testing.TB, what string) {
 	t.Helper()
-	msg := what + ": run test/qemu/setup.sh"
-	if os.Getenv("CI") != "" {
-		t.Fatal(msg)
-	}
-	t.Skip(msg)
+	testenv.Missing(t, what+": run test/qemu/setup.sh")
 }
 
 func testConfig(dir string) Config {

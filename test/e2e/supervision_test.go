@@ -15,6 +15,7 @@ import (
 
 	"github.com/virtd/virtd/client"
 	"github.com/virtd/virtd/internal/procfs"
+	"github.com/virtd/virtd/internal/testenv"
 	"github.com/virtd/virtd/virt"
 )
 
@@ -653,9 +654,7 @@ func TestKilledWritersTempFilesRemoved(t *testing.T) {
 // connection on the read-write or the admin socket (and does on the
 // read-only one, which shows that the prober works).
 func TestSocketsNeverReachableWiderThanConfigured(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root, to run the prober as nobody")
-	}
+	testenv.Need(t, os.Geteuid() == 0, "needs root, to run the prober as nobody")
 	old := syscall.Umask(0)
 	defer syscall.Umask(old)
 	d := newDaemon(t, nil)
