@@ -18,6 +18,8 @@ BUF_VERSION               := v1.75.0
 PROTOC_GEN_GO_VERSION     := v1.36.12
 PROTOC_GEN_GO_GRPC_VERSION := v1.5.1
 NFPM_VERSION               := v2.45.2
+# staticcheck's release 2026.2.2 is the module version v0.8.2.
+STATICCHECK_VERSION        := v0.8.2
 
 .PHONY: all build test test-assets run bench packages proto proto-check lint tools deps clean help
 
@@ -64,12 +66,13 @@ bench: build test-assets ## run the benchmarks and print a table
 	@$(GO) test -run '^$$' -bench 'Hostile' -benchtime 1x ./test/e2e/ >> .bench.out
 	@awk '/^Benchmark/ { line = sprintf("%-32s", $$1); for (i = 3; i < NF; i += 2) line = line sprintf("  %12s %-8s", $$i, $$(i+1)); print line } /^(FAIL|--- FAIL)/ { print; bad = 1 } END { exit bad }' .bench.out
 
-tools: ## install buf, the protoc plugins and nfpm into bin/ (pinned)
+tools: ## install buf, the protoc plugins, nfpm and staticcheck into bin/ (pinned)
 	@mkdir -p $(BIN)
 	@test -x $(BIN)/buf || GOBIN=$(BIN) $(GO) install github.com/bufbuild/buf/cmd/buf@$(BUF_VERSION)
 	@test -x $(BIN)/protoc-gen-go || GOBIN=$(BIN) $(GO) install google.golang.org/protobuf/cmd/protoc-gen-go@$(PROTOC_GEN_GO_VERSION)
 	@test -x $(BIN)/protoc-gen-go-grpc || GOBIN=$(BIN) $(GO) install google.golang.org/grpc/cmd/protoc-gen-go-grpc@$(PROTOC_GEN_GO_GRPC_VERSION)
 	@test -x $(BIN)/nfpm || GOBIN=$(BIN) $(GO) install github.com/goreleaser/nfpm/v2/cmd/nfpm@$(NFPM_VERSION)
+	@test -x $(BIN)/staticcheck || GOBIN=$(BIN) $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
 
 packages: deps tools ## build every .deb and .rpm into dist/ (VERSION=x.y.z to override)
 	NFPM=$(BIN)/nfpm VERSION=$(VERSION) bash scripts/packages.sh
@@ -81,9 +84,10 @@ proto-check: proto ## fail when the committed generated code differs from proto/
 	@git diff --exit-code -- proto/ || { echo "generated code in proto/ is stale: run 'make proto' and commit" >&2; exit 1; }
 	@test -z "$$(git status --porcelain -- proto/)" || { git status --porcelain -- proto/; echo "untracked generated files in proto/: run 'make proto' and commit" >&2; exit 1; }
 
-lint: tools ## gofmt, go vet and buf lint
+lint: tools ## gofmt, go vet, staticcheck and buf lint
 	@out=$$(gofmt -l $$(git ls-files '*.go' | grep -v '\.pb\.go$$')); test -z "$$out" || { echo "gofmt needed:"; echo "$$out"; exit 1; }
 	$(GO) vet ./...
+	$(BIN)/staticcheck ./...
 	$(BIN)/buf lint
 
 clean: ## remove build output and the private run root

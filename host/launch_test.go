@@ -19,6 +19,7 @@ import (
 
 	"github.com/virtd/virtd/driver"
 	"github.com/virtd/virtd/internal/procfs"
+	"github.com/virtd/virtd/internal/testenv"
 	"github.com/virtd/virtd/virt"
 )
 
@@ -116,9 +117,7 @@ func testDriverProc(t *testing.T, opts ...func(*Config)) (*Host, *Proc) {
 // start is not what runs; the next launch checks the new file and refuses
 // it, saying why.
 func TestLaunchRunsTheCheckedFile(t *testing.T) {
-	if os.Getuid() != 0 {
-		t.Skip("needs root to make a file owned by another user")
-	}
+	testenv.Need(t, os.Getuid() == 0, "needs root to make a file owned by another user")
 	root, exe := installTestDriver(t)
 	marker := filepath.Join(root, "swapped-in-file-ran")
 	evil := filepath.Join(root, "drivers", ".evil")

@@ -7,6 +7,8 @@ import (
 	"testing"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/virtd/virtd/internal/testenv"
 )
 
 const nobody = 65534
@@ -42,9 +44,7 @@ func chown(t *testing.T, path string, uid int) {
 // there could be run as root is refused with its own reason, and the
 // drivers beside it are still found.
 func TestScanChecksDirectoriesLinksAndPins(t *testing.T) {
-	if os.Getuid() != 0 {
-		t.Skip("needs root to make files owned by others")
-	}
+	testenv.Need(t, os.Getuid() == 0, "needs root to make files owned by others")
 	top := t.TempDir() // root's, 0700, under the sticky /tmp
 	drivers := mkdir(t, filepath.Join(top, "drivers"), 0o755)
 	writeExe(t, filepath.Join(drivers, "virtd-driver-good"), 0o755)

@@ -81,12 +81,7 @@ func BenchmarkContainers(b *testing.B) {
 
 		lat, ctls := startAll(0)
 		b.ReportMetric(ms(median(lat)), "ms/burst-start-median")
-		time.Sleep(200 * time.Millisecond) // the last spare
-		drv.mu.Lock()
-		if drv.spare != nil {
-			ctls = append(ctls, drv.spare.cmd.Process.Pid)
-		}
-		drv.mu.Unlock()
+		ctls = append(ctls, waitSpare(b, drv).cmd.Process.Pid) // the last spare
 		driverKiB := memKiB(os.Getpid(), "Rss")
 		var ctlKiB, ctlPssKiB uint64
 		for _, p := range ctls {

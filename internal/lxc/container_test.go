@@ -128,8 +128,8 @@ func TestMemoryLimit(t *testing.T) {
 	if n, err := cg.OOMKills(); n == 0 {
 		t.Errorf("the cgroup counts no OOM kill (%d, %v)", n, err)
 	}
-	// The host and the container's init are unharmed.
-	time.Sleep(100 * time.Millisecond)
+	// The host and the container's init are unharmed: init, the shell
+	// that wrote dd's status, outlived the kill.
 	if st, _, _ := drv.DomainState(context.Background(), uuid); st != virt.StateRunning {
 		t.Errorf("after the OOM kill the container is %s, want running", st)
 	}
@@ -168,37 +168,54 @@ sleep 1; echo done > /out/bomb`
 	runCmd(t, "true")
 }
 
+// TestSuspendFreezes: a suspended container's busy loop gets no CPU time
+// while a twin's, never suspended, gets 50ms; resumed, it runs again.
 func TestSuspendFreezes(t *testing.T) {
 	rootfs := testRootFS(t)
 	drv, _ := newTestDriver(t)
-	ctx := context.Background()
-	uuid, _ := startXML(t, drv, domainXML(rootfs, "ct-freeze", domOpts{
-		init: shInit("while :; do :; done &"),
-	}))
-	cpu := func() time.Duration {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	busy := domOpts{init: shInit("while :; do :; done &")}
+	uuid, _ := startXML(t, drv, domainXML(rootfs, "ct-freeze", busy))
+	twin, _ := startXML(t, drv, domainXML(rootfs, "ct-busy", busy))
+	cpu := func(uuid string) time.Duration {
+		t.Helper()
 		info, err := drv.DomainInfo(ctx, uuid)
 		if err != nil {
 			t.Fatal(err)
 		}
 		return info.CPUTime
 	}
-	time.Sleep(100 * time.Millisecond)
+	// waitCPU waits until uuid's CPU time reaches atLeast.
+	waitCPU := func(uuid string, atLeast time.Duration, what string) {
+		t.Helper()
+		tick := time.NewTicker(10 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			c := cpu(uuid)
+			if c >= atLeast {
+				return
+			}
+			select {
+			case <-ctx.Done():
+				t.Fatalf("%s: CPU time %v, want %v", what, c, atLeast)
+			case <-tick.C:
+			}
+		}
+	}
+	waitCPU(uuid, 20*time.Millisecond, "the busy loop before the suspend")
 	if err := drv.SuspendDomain(ctx, uuid); err != nil {
 		t.Fatal(err)
 	}
-	a := cpu()
-	time.Sleep(300 * time.Millisecond)
-	if b := cpu(); b != a {
+	a := cpu(uuid)
+	waitCPU(twin, cpu(twin)+50*time.Millisecond, "the twin's busy loop while the other is suspended")
+	if b := cpu(uuid); b != a {
 		t.Errorf("CPU time grew from %v to %v while suspended", a, b)
 	}
 	if err := drv.ResumeDomain(ctx, uuid); err != nil {
 		t.Fatal(err)
 	}
-	a = cpu()
-	time.Sleep(300 * time.Millisecond)
-	if b := cpu(); b-a < 50*time.Millisecond {
-		t.Errorf("CPU time grew only from %v to %v in 300ms after resume (a busy loop runs)", a, b)
-	}
+	waitCPU(uuid, cpu(uuid)+50*time.Millisecond, "the busy loop after the resume")
 }
 
 func TestReadonlyBindMount(t *testing.T) {

@@ -13,6 +13,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/virtd/virtd/internal/lxc/cgroup"
+	"github.com/virtd/virtd/internal/testenv"
 	"github.com/virtd/virtd/virt"
 )
 
@@ -45,18 +46,9 @@ func testRootFS(t testing.TB) string {
 		p = filepath.Join(dir, ".cache", "lxc-test", "rootfs")
 	}
 	if _, err := os.Stat(filepath.Join(p, "bin", "busybox")); err != nil {
-		msg := fmt.Sprintf("no busybox root filesystem at %s: run test/lxc/setup.sh", p)
-		if os.Getenv("CI") != "" {
-			t.Fatal(msg)
-		}
-		t.Skip(msg)
+		testenv.Missing(t, fmt.Sprintf("no busybox root filesystem at %s: run test/lxc/setup.sh", p))
 	}
-	if os.Geteuid() != 0 {
-		if os.Getenv("CI") != "" {
-			t.Fatal("the lxc tests need root")
-		}
-		t.Skip("the lxc tests need root")
-	}
+	testenv.Need(t, os.Geteuid() == 0, "the lxc tests need root")
 	return p
 }
 

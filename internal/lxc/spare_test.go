@@ -28,7 +28,7 @@ func cmdlineOf(t *testing.T, pid int) []string {
 }
 
 // waitSpare waits for the driver's spare controller.
-func waitSpare(t *testing.T, drv *Driver) *ctlProc {
+func waitSpare(t testing.TB, drv *Driver) *ctlProc {
 	t.Helper()
 	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
 		drv.mu.Lock()

@@ -325,27 +325,67 @@ func TestLifecycle(t *testing.T) {
 	}
 }
 
+// TestCPUTime: the test driver counts a running domain's CPU time as the
+// time it has run, frozen while it is paused. The test waits for the
+// counts it needs instead of sleeping: the default domain, which runs
+// throughout, shows the clock moving on while "a" is paused.
 func TestCPUTime(t *testing.T) {
-	ctx := t.Context()
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
 	drv := newTest(t)
 	d := mustDefine(t, drv, domXML("a", ""))
-	_, _ = drv.StartDomain(ctx, d.UUID)
-	time.Sleep(20 * time.Millisecond)
+	if _, err := drv.StartDomain(ctx, d.UUID); err != nil {
+		t.Fatal(err)
+	}
+	cpu := func(uuid string) time.Duration {
+		t.Helper()
+		info, err := drv.DomainInfo(ctx, uuid)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return info.CPUTime
+	}
+	// waitPast polls uuid's CPU time until it exceeds after.
+	waitPast := func(uuid string, after time.Duration, what string) time.Duration {
+		t.Helper()
+		tick := time.NewTicker(time.Millisecond)
+		defer tick.Stop()
+		for {
+			if c := cpu(uuid); c > after {
+				return c
+			}
+			select {
+			case <-ctx.Done():
+				t.Fatalf("%s: CPU time of %s stays at %v or below", what, uuid, after)
+			case <-tick.C:
+			}
+		}
+	}
+	ran := waitPast(d.UUID, 0, "running")
 	if err := drv.SuspendDomain(ctx, d.UUID); err != nil {
 		t.Fatal(err)
 	}
-	i1, _ := drv.DomainInfo(ctx, d.UUID)
-	time.Sleep(10 * time.Millisecond)
-	i2, _ := drv.DomainInfo(ctx, d.UUID)
-	if i1.CPUTime < 20*time.Millisecond || i2.CPUTime != i1.CPUTime {
-		t.Errorf("CPU time %v then %v while paused; want >= 20ms and frozen", i1.CPUTime, i2.CPUTime)
+	i1 := cpu(d.UUID)
+	if i1 < ran {
+		t.Errorf("CPU time %v once paused, less than the %v it had run", i1, ran)
 	}
-	_ = drv.ResumeDomain(ctx, d.UUID)
-	time.Sleep(5 * time.Millisecond)
-	if i3, _ := drv.DomainInfo(ctx, d.UUID); i3.CPUTime <= i2.CPUTime {
-		t.Errorf("CPU time %v after resume, want more than %v", i3.CPUTime, i2.CPUTime)
+	waitPast(defaultDomainUUID, cpu(defaultDomainUUID), "the default domain, while a is paused")
+	if i2 := cpu(d.UUID); i2 != i1 {
+		t.Errorf("CPU time %v then %v while paused; want it frozen", i1, i2)
 	}
-	_ = drv.DestroyDomain(ctx, d.UUID)
+	// Once resumed it counts again, only the time since the resume: no
+	// more than the default domain counts around it.
+	ref0 := cpu(defaultDomainUUID)
+	if err := drv.ResumeDomain(ctx, d.UUID); err != nil {
+		t.Fatal(err)
+	}
+	i3 := waitPast(d.UUID, i1, "after resume")
+	if ref := cpu(defaultDomainUUID) - ref0; i3-i1 > ref {
+		t.Errorf("CPU time grew by %v after resume, more than the %v that passed: the pause counted", i3-i1, ref)
+	}
+	if err := drv.DestroyDomain(ctx, d.UUID); err != nil {
+		t.Fatal(err)
+	}
 	if i4, _ := drv.DomainInfo(ctx, d.UUID); i4.CPUTime != 0 || i4.MaxMemoryKiB != 65536 {
 		t.Errorf("DomainInfo after destroy = %+v", i4)
 	}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/virtd/virtd/internal/lxc/controller"
 	"github.com/virtd/virtd/internal/procfs"
+	"github.com/virtd/virtd/internal/testenv"
 )
 
 // containerRoot returns the busybox root filesystem test/lxc/setup.sh
@@ -29,10 +30,7 @@ func containerRoot(t *testing.T) string {
 		dir = filepath.Join(root, ".cache/lxc-test/rootfs")
 	}
 	if _, err := os.Lstat(filepath.Join(dir, "sbin/init")); err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("%s missing: run test/lxc/setup.sh (make test does)", dir)
-		}
-		t.Skipf("%s missing: run test/lxc/setup.sh", dir)
+		testenv.Missing(t, dir+" missing: run test/lxc/setup.sh (make test does)")
 	}
 	return dir
 }

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/virtd/virtd/client"
+	"github.com/virtd/virtd/internal/testenv"
 	"github.com/virtd/virtd/virt"
 )
 
@@ -32,10 +33,7 @@ func guestAssets(t *testing.T) (kernel, initrd string) {
 	kernel, initrd = filepath.Join(dir, "vmlinuz"), filepath.Join(dir, "initramfs.cpio.gz")
 	for _, f := range []string{kernel, initrd} {
 		if _, err := os.Stat(f); err != nil {
-			if os.Getenv("CI") != "" {
-				t.Fatalf("%s missing: run test/qemu/setup.sh (make test does)", f)
-			}
-			t.Skipf("%s missing: run test/qemu/setup.sh", f)
+			testenv.Missing(t, f+" missing: run test/qemu/setup.sh (make test does)")
 		}
 	}
 	return kernel, initrd

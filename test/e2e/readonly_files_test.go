@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/virtd/virtd/internal/noread"
+	"github.com/virtd/virtd/internal/testenv"
 )
 
 // nobody is the unprivileged user the clients of these tests run as.
@@ -84,9 +85,7 @@ var conversionCases = []conversionCase{
 // sending the text as it is, and for virtsh, which reads the files an LXC
 // configuration names itself, with the user's rights.
 func TestReadOnlyConversionsReadNoFile(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root, to own the secret file and to run the clients as nobody")
-	}
+	testenv.Need(t, os.Geteuid() == 0, "needs root, to own the secret file and to run the clients as nobody")
 	d := newDaemon(t, []string{"lxc", "xen", "qemu"})
 	// The read-only socket is 0666; nobody needs to pass through the
 	// daemon's private root to reach it.

@@ -9,12 +9,14 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/virtd/virtd/client"
 	"github.com/virtd/virtd/internal/procfs"
+	"github.com/virtd/virtd/internal/testenv"
 	"github.com/virtd/virtd/virt"
 )
 
@@ -28,14 +30,16 @@ func TestDriverKilledMidCall(t *testing.T) {
 	}
 	pid := int(d.driverStatus("test").PID)
 
-	// Keep calls in flight while the driver is killed.
+	// Keep calls in flight while the driver is killed: four callers, each
+	// counting the calls it has completed.
 	var wg sync.WaitGroup
 	stop := make(chan struct{})
 	var mu sync.Mutex
 	var failures []error
-	for i := 0; i < 4; i++ {
+	calls := make([]atomic.Int64, 4)
+	for i := range calls {
 		wg.Add(1)
-		go func() {
+		go func(n *atomic.Int64) {
 			defer wg.Done()
 			for {
 				select {
@@ -48,10 +52,32 @@ func TestDriverKilledMidCall(t *testing.T) {
 					failures = append(failures, err)
 					mu.Unlock()
 				}
+				n.Add(1)
 			}
-		}()
+		}(&calls[i])
 	}
-	time.Sleep(100 * time.Millisecond)
+	stopCallers := sync.OnceFunc(func() { close(stop); wg.Wait() })
+	defer stopCallers()
+	// eachCalled reports whether every caller has completed at least n
+	// calls more than it had at since.
+	counts := func() []int64 {
+		n := make([]int64, len(calls))
+		for i := range calls {
+			n[i] = calls[i].Load()
+		}
+		return n
+	}
+	eachCalled := func(since []int64, n int64) func() bool {
+		return func() bool {
+			for i, got := range counts() {
+				if got < since[i]+n {
+					return false
+				}
+			}
+			return true
+		}
+	}
+	eventually(t, 10*time.Second, "each caller to complete a call", eachCalled(counts(), 1))
 	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
@@ -67,14 +93,17 @@ func TestDriverKilledMidCall(t *testing.T) {
 	if err := stream.Err(); !errors.Is(err, client.ErrUnavailable) {
 		t.Errorf("event stream ended with %v, want unavailable", err)
 	}
-	time.Sleep(300 * time.Millisecond)
-	close(stop)
-	wg.Wait()
+	// The callers go on through the death and the restart: each completes
+	// two more calls, so at least one begun after the stream ended.
+	eventually(t, 10*time.Second, "each caller to complete calls after the driver died", eachCalled(counts(), 2))
+	stopCallers()
+	mu.Lock()
 	for _, err := range failures {
 		if !errors.Is(err, client.ErrUnavailable) {
 			t.Errorf("a call in flight failed with %v, want unavailable", err)
 		}
 	}
+	mu.Unlock()
 	// The next call works, on a new driver process.
 	eventually(t, 10*time.Second, "a call to succeed after the driver was killed", func() bool {
 		_, err := c.ListDomains(ctx, 0)
@@ -360,20 +389,47 @@ func TestReplacedDriverRestarts(t *testing.T) {
 	}
 }
 
+// stoppedAsIdle gives d's driver "other" (the test driver under another
+// name) no guest and no connection, and waits until d stops it as idle:
+// d's idle timeout has passed, and its idle check has run, since the call.
+func stoppedAsIdle(t *testing.T, d *daemon) {
+	t.Helper()
+	ctx := ctxT(t)
+	c := d.open("other:///default")
+	dom, err := c.LookupByName(ctx, "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := dom.Destroy(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 10*time.Second, "the idle driver other to stop", func() bool { return d.driverStatus("other").State == "stopped" })
+}
+
 func TestIdleDriverStopsAndStartsAgain(t *testing.T) {
-	d := newDaemon(t, []string{"test"}, withArgs("--driver-idle-timeout", "500ms"))
+	d := newDaemon(t, []string{"test", "other"}, withArgs("--driver-idle-timeout", "500ms"))
 	c := d.open("test:///default")
 	ctx := ctxT(t)
 	dom, err := c.LookupByName(ctx, "test")
 	if err != nil {
 		t.Fatal(err)
 	}
+	if st, _, err := dom.State(ctx); err != nil || st != virt.StateRunning {
+		t.Fatalf("the test driver's default guest is %v (%v), want running", st, err)
+	}
 	// A running guest keeps the driver up even with no connection...
 	pid := d.driverStatus("test").PID
 	if err := c.Close(ctx); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(1500 * time.Millisecond)
+	// ... past its idle timeout: meanwhile the driver "other", idle since
+	// later, is stopped as idle twice (the second time so that the test
+	// driver's own checks, on a clock of their own, have run too).
+	stoppedAsIdle(t, d)
+	stoppedAsIdle(t, d)
 	if st := d.driverStatus("test"); st.State != "running" || st.PID != pid {
 		t.Fatalf("driver stopped while its guest runs: %+v", st)
 	}
@@ -429,10 +485,29 @@ func TestDaemonTimeoutExitsWhenIdle(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if st, _, err := dom.State(ctxT(t)); err != nil || st != virt.StateRunning {
+		t.Fatalf("the test driver's default guest is %v (%v), want running", st, err)
+	}
 	if err := c.Close(ctxT(t)); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(2 * time.Second)
+	// ... past its timeout: meanwhile a second virtd, with twice the
+	// timeout and idle since later, exits.
+	idle := newDaemon(t, []string{"test"}, withArgs("--timeout", "2"))
+	ic := idle.open("test:///default")
+	if idleDom, err := ic.LookupByName(ctxT(t), "test"); err != nil {
+		t.Fatal(err)
+	} else if err := idleDom.Destroy(ctxT(t)); err != nil {
+		t.Fatal(err)
+	}
+	if err := ic.Close(ctxT(t)); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-idle.exited:
+	case <-time.After(15 * time.Second):
+		t.Fatal("the second virtd, --timeout 2, did not exit while idle")
+	}
 	select {
 	case <-d.exited:
 		t.Fatal("virtd --timeout exited while a guest runs")
@@ -647,9 +722,7 @@ func TestKilledWritersTempFilesRemoved(t *testing.T) {
 // connection on the read-write or the admin socket (and does on the
 // read-only one, which shows that the prober works).
 func TestSocketsNeverReachableWiderThanConfigured(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root, to run the prober as nobody")
-	}
+	testenv.Need(t, os.Geteuid() == 0, "needs root, to run the prober as nobody")
 	old := syscall.Umask(0)
 	defer syscall.Umask(old)
 	d := newDaemon(t, nil)

@@ -16,17 +16,15 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/virtd/virtd/internal/testenv"
 )
 
 // Missing skips outside CI and fails in it, where make test has run the
-// set-up scripts.
+// set-up scripts (see testenv.Missing).
 func Missing(t testing.TB, what string) {
 	t.Helper()
-	msg := what + ": run make test-assets"
-	if os.Getenv("CI") != "" {
-		t.Fatal(msg)
-	}
-	t.Skip(msg)
+	testenv.Missing(t, what+": run make test-assets")
 }
 
 // Run runs a command in dir and returns its output; it fails t if the

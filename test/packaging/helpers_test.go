@@ -16,6 +16,8 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/virtd/virtd/internal/testenv"
 )
 
 var (
@@ -47,21 +49,11 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// need stops a test that lacks something on this machine: a skip with the
-// reason on a developer's machine, a failure in CI (CI installs it all).
-func need(t *testing.T, reason string) {
-	t.Helper()
-	if os.Getenv("CI") != "" {
-		t.Fatalf("%s (CI must have it: make deps)", reason)
-	}
-	t.Skipf("skipped: %s", reason)
-}
-
 func needTools(t *testing.T, hint string, tools ...string) {
 	t.Helper()
 	for _, tool := range tools {
 		if _, err := exec.LookPath(tool); err != nil {
-			need(t, fmt.Sprintf("%s is not installed (%s)", tool, hint))
+			testenv.Missing(t, fmt.Sprintf("%s is not installed (%s)", tool, hint))
 		}
 	}
 }

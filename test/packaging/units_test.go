@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/virtd/virtd/daemon"
+	"github.com/virtd/virtd/internal/testenv"
 )
 
 // unitFile parses a systemd unit into section -> key -> values.
@@ -84,7 +85,7 @@ func TestUnits(t *testing.T) {
 
 	analyze, err := exec.LookPath("systemd-analyze")
 	if err != nil {
-		need(t, "systemd-analyze is not installed (apt-get install systemd)")
+		testenv.Missing(t, "systemd-analyze is not installed (apt-get install systemd)")
 	}
 	dir := t.TempDir()
 	var units []string

@@ -45,8 +45,10 @@ type fakeConn struct {
 	r *bufio.Reader
 }
 
-func (f *fakeQEMU) accept(greet bool) *fakeConn {
-	f.t.Helper()
+// accept waits for the client's connection and greets it if greet is set.
+// It returns an error rather than calling t.Fatal, so that it can run in a
+// goroutine of its own; the test reports the error on its own goroutine.
+func (f *fakeQEMU) accept(greet bool) (*fakeConn, error) {
 	select {
 	case c := <-f.conns:
 		f.t.Cleanup(func() { c.Close() })
@@ -54,11 +56,10 @@ func (f *fakeQEMU) accept(greet bool) *fakeConn {
 		if greet {
 			fc.send(`{"QMP": {"version": {"qemu": {"micro": 2, "minor": 2, "major": 7}, "package": "Debian"}, "capabilities": ["oob"]}}`)
 		}
-		return fc
+		return fc, nil
 	case <-time.After(5 * time.Second):
-		f.t.Fatal("no connection to the fake QMP server")
+		return nil, errors.New("no connection to the fake QMP server")
 	}
-	return nil
 }
 
 func (fc *fakeConn) send(line string) {
@@ -111,7 +112,10 @@ func dialFake(t *testing.T, f *fakeQEMU, onEvent func(Event)) (*Monitor, *fakeCo
 		m, err := Dial(ctx, f.path, onEvent)
 		res <- result{m, err}
 	}()
-	fc := f.accept(true)
+	fc, err := f.accept(true)
+	if err != nil {
+		t.Fatal(err)
+	}
 	fc.handshake()
 	r := <-res
 	if r.err != nil {
@@ -259,21 +263,35 @@ func TestGreetingTimeout(t *testing.T) {
 	f := newFake(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
 	defer cancel()
-	go f.accept(false) // accepts, never greets
+	accepted := make(chan error, 1)
+	go func() { // accepts, never greets
+		_, err := f.accept(false)
+		accepted <- err
+	}()
 	_, err := Dial(ctx, f.path, nil)
 	if !errors.Is(err, context.DeadlineExceeded) {
-		t.Fatalf("err = %v, want a deadline error", err)
+		t.Errorf("err = %v, want a deadline error", err)
+	}
+	if err := <-accepted; err != nil {
+		t.Fatal(err)
 	}
 }
 
 func TestNotQMP(t *testing.T) {
 	f := newFake(t)
+	accepted := make(chan error, 1)
 	go func() {
-		fc := f.accept(false)
-		fc.send(`SSH-2.0-OpenSSH`)
+		fc, err := f.accept(false)
+		if err == nil {
+			fc.send(`SSH-2.0-OpenSSH`)
+		}
+		accepted <- err
 	}()
 	_, err := Dial(context.Background(), f.path, nil)
 	if err == nil || !strings.Contains(err.Error(), "not a QMP greeting") {
-		t.Fatalf("err = %v", err)
+		t.Errorf("err = %v", err)
+	}
+	if err := <-accepted; err != nil {
+		t.Fatal(err)
 	}
 }
