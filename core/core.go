@@ -129,7 +129,7 @@ func ParseURI(raw string) (scheme string, err error) {
 		if errors.As(err, &ue) {
 			err = ue.Err
 		}
-		return "", fmt.Errorf("malformed URI %q: %v: %w", raw, err, virt.ErrInvalidArgument)
+		return "", virt.Errorf(virt.ErrInvalidArgument, "malformed URI %q: %w", raw, err)
 	}
 	if u.Scheme == "" || u.Opaque != "" {
 		return "", fmt.Errorf("malformed URI %q: want scheme:///path, e.g. qemu:///system: %w", raw, virt.ErrInvalidArgument)

@@ -77,7 +77,7 @@ func (s *server) OpenConsole(stream driverv1.DriverService_OpenConsoleServer) er
 		},
 		func(b []byte) error { return stream.Send(&driverv1.OpenConsoleResponse{Output: b}) })
 	if err != nil {
-		return rpcerr.ToStatus(fmt.Errorf("console: %v: %w", err, virt.ErrUnavailable))
+		return rpcerr.ToStatus(virt.Errorf(virt.ErrUnavailable, "console: %w", err))
 	}
 	return nil
 }

@@ -15,8 +15,8 @@ import (
 //
 // The first form gives a new error a kind. The second gives a kind to an
 // error made of a cause (which may carry another kind): the cause's text
-// is kept without its own kind's name, so no kind is named twice, and the
-// cause stays in the chain for errors.As.
+// is kept without its own kind's name, so no kind is named twice, and
+// errors.Is finds the outer kind only.
 //
 // The kind travels across process boundaries as a gRPC status code, so
 // errors.Is(err, virt.ErrNotFound) holds for a client after two hops.
@@ -91,7 +91,8 @@ func Message(err error) string {
 
 // Errorf returns an error of kind whose text is the formatted message,
 // then the kind's name. An error among args is written without its own
-// kind's name; with %w it stays in the chain, behind kind.
+// kind's name; with %w it stays in the chain (for errors.As), unless it
+// carries another kind.
 func Errorf(kind error, format string, args ...any) error {
 	args = append([]any(nil), args...)
 	for i, a := range args {
@@ -100,7 +101,13 @@ func Errorf(kind error, format string, args ...any) error {
 		}
 	}
 	cause := fmt.Errorf(format, args...)
-	return &kindError{kind: kind, msg: cause.Error(), cause: cause}
+	e := &kindError{kind: kind, msg: cause.Error()}
+	// The outermost kind wins: a cause with another kind is not in the
+	// chain, lest errors.Is find that kind too.
+	if k := KindOf(cause); k == nil || k == kind {
+		e.cause = cause
+	}
+	return e
 }
 
 // bare is an error written without its kind's name.

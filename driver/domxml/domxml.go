@@ -40,7 +40,7 @@ func Parse(doc string) (*libvirtxml.Domain, error) {
 	}
 	var x libvirtxml.Domain
 	if err := x.Unmarshal(doc); err != nil {
-		return nil, fmt.Errorf("malformed domain XML: %v: %w", err, virt.ErrInvalidArgument)
+		return nil, virt.Errorf(virt.ErrInvalidArgument, "malformed domain XML: %w", err)
 	}
 	name := strings.TrimSpace(x.Name)
 	if name == "" {

@@ -89,7 +89,7 @@ func PeekName(doc string) (string, error) {
 			return "", fmt.Errorf("domain XML has no <domain> element: %w", virt.ErrInvalidArgument)
 		}
 		if err != nil {
-			return "", fmt.Errorf("malformed domain XML: %v: %w", err, virt.ErrInvalidArgument)
+			return "", virt.Errorf(virt.ErrInvalidArgument, "malformed domain XML: %w", err)
 		}
 		switch t := tok.(type) {
 		case xml.StartElement:
@@ -120,14 +120,14 @@ func readName(dec *xml.Decoder) (string, error) {
 			if errors.Is(err, io.EOF) {
 				err = io.ErrUnexpectedEOF
 			}
-			return "", fmt.Errorf("malformed domain XML: %v: %w", err, virt.ErrInvalidArgument)
+			return "", virt.Errorf(virt.ErrInvalidArgument, "malformed domain XML: %w", err)
 		}
 		switch t := tok.(type) {
 		case xml.CharData:
 			b.Write(t)
 		case xml.StartElement:
 			if err := dec.Skip(); err != nil {
-				return "", fmt.Errorf("malformed domain XML: %v: %w", err, virt.ErrInvalidArgument)
+				return "", virt.Errorf(virt.ErrInvalidArgument, "malformed domain XML: %w", err)
 			}
 		case xml.EndElement:
 			return strings.TrimSpace(b.String()), nil

@@ -37,15 +37,15 @@ import (
 func checkUnknown(doc string, x *libvirtxml.Domain) error {
 	in, err := readTree(doc, true)
 	if err != nil {
-		return fmt.Errorf("malformed domain XML: %v: %w", err, virt.ErrInvalidArgument)
+		return virt.Errorf(virt.ErrInvalidArgument, "malformed domain XML: %w", err)
 	}
 	again, err := x.Marshal()
 	if err != nil {
-		return fmt.Errorf("domain XML: libvirtxml cannot write what it read: %v: %w", err, virt.ErrInternal)
+		return virt.Errorf(virt.ErrInternal, "domain XML: libvirtxml cannot write what it read: %w", err)
 	}
 	out, err := readTree(again, false)
 	if err != nil {
-		return fmt.Errorf("domain XML: libvirtxml wrote XML it cannot read: %v: %w", err, virt.ErrInternal)
+		return virt.Errorf(virt.ErrInternal, "domain XML: libvirtxml wrote XML it cannot read: %w", err)
 	}
 	return compare(in, out, displayName(in.name))
 }
