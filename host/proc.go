@@ -408,7 +408,9 @@ func (p *Proc) stopIf(why string, cond func() bool) {
 		t.Stop()
 	}
 	in.pumpStop()
-	_ = in.rpc.Close() // asks the plugin to shut down
+	// go-plugin's shutdown call waits for an answer a hung process never
+	// gives: the stop waits for the exit instead, and kills in time.
+	go func() { _ = in.rpc.Close() }()
 	if awaitDeath(in, stopWait) {
 		return
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"os/exec"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -40,6 +41,33 @@ func TestStopWaitsForTheExit(t *testing.T) {
 	}
 	if st := p.Status(); st.State != StateRunning || st.PID == pid || st.Restarts != 0 {
 		t.Fatalf("after a stop and a call: %+v, want a new process, no restart", st)
+	}
+}
+
+// TestStopKillsADriverThatDoesNotExit: a driver that does not answer the
+// request to shut down (here stopped with SIGSTOP) is killed, and the stop
+// returns once it is gone.
+func TestStopKillsADriverThatDoesNotExit(t *testing.T) {
+	p, pid := runningDriver(t)
+	if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = syscall.Kill(pid, syscall.SIGKILL) })
+	stopped := make(chan struct{})
+	go func() {
+		p.stop("the test stops it")
+		close(stopped)
+	}()
+	select {
+	case <-stopped:
+	case <-time.After(3 * stopWait):
+		t.Fatalf("the stop of a driver that does not answer did not return within %s", 3*stopWait)
+	}
+	if !procfs.Gone(pid) {
+		t.Fatalf("process %d still runs after the stop returned", pid)
+	}
+	if st := p.Status(); st.State != StateStopped {
+		t.Fatalf("after the stop: %+v", st)
 	}
 }
 
