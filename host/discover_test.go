@@ -5,7 +5,6 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 )
 
 func writeExe(t *testing.T, path string, mode os.FileMode) {
@@ -74,14 +73,5 @@ func TestRingKeepsLastLinesAndMessages(t *testing.T) {
 	}
 	if q := newRing(2).quote(); q != "no output on stderr" {
 		t.Fatalf("empty quote %q", q)
-	}
-}
-
-func TestBackoff(t *testing.T) {
-	h := &Host{cfg: Config{BackoffBase: 100 * time.Millisecond, BackoffCap: time.Second}}
-	for crashes, want := range map[int]time.Duration{1: 0, 2: 100 * time.Millisecond, 3: 200 * time.Millisecond, 4: 400 * time.Millisecond, 6: time.Second, 60: time.Second} {
-		if got := h.backoff(crashes); got != want {
-			t.Errorf("backoff(%d) = %s, want %s", crashes, got, want)
-		}
 	}
 }

@@ -104,6 +104,7 @@ type Host struct {
 	cfg   Config
 	trust Trust
 	log   hclog.Logger
+	clock Clock
 	stop  chan struct{}
 
 	mu       sync.Mutex
@@ -126,7 +127,7 @@ func New(cfg Config) (*Host, error) {
 	}
 	h := &Host{
 		cfg: cfg, trust: Trust{UID: cfg.UID, SHA256: cfg.SHA256},
-		log: cfg.Logger, stop: make(chan struct{}), procs: map[string]*Proc{},
+		log: cfg.Logger, clock: systemClock{}, stop: make(chan struct{}), procs: map[string]*Proc{},
 		subs: map[*Proc]map[*Subscription]struct{}{},
 	}
 	if removed, err := atomicfile.Clean(filepath.Join(cfg.RunDir, "drivers")); err != nil {
@@ -148,9 +149,7 @@ func (h *Host) Close() {
 	for _, p := range h.procs {
 		if in := p.current(); in != nil {
 			in.pumpStop()
-			if in.exit != nil {
-				in.exit.Close() // ends its watcher
-			}
+			in.exit.Close() // ends its watcher
 		}
 	}
 }
@@ -159,17 +158,6 @@ func (h *Host) Close() {
 // enough to notice a hang and idleness in time, at most every 5 s.
 func (h *Host) keepAliveInterval() time.Duration {
 	return max(min(h.cfg.IdleTimeout/4, h.cfg.HangTimeout/3, 5*time.Second), 50*time.Millisecond)
-}
-
-func (h *Host) backoff(crashes int) time.Duration {
-	if crashes <= 1 {
-		return 0
-	}
-	d := h.cfg.BackoffBase << (crashes - 2)
-	if d > h.cfg.BackoffCap || d <= 0 {
-		d = h.cfg.BackoffCap
-	}
-	return d
 }
 
 // Dirs returns the driver directories, in search order.
@@ -214,16 +202,9 @@ func (h *Host) Rescan() (added, removed []string, rejected []Rejected) {
 			added = append(added, name)
 			continue
 		}
-		p.mu.Lock()
-		if p.state == StateBroken {
-			p.state, p.crashes, p.nextStart = StateStopped, 0, time.Time{}
-			p.broadcastLocked()
-		}
-		p.path = c.Path
-		if p.state == StateRunning && !p.cur.stopping && !runs(p.cur.pid, c.Path) {
+		if p.rescanned(c.Path) {
 			replaced = append(replaced, p)
 		}
-		p.mu.Unlock()
 	}
 	for name, p := range h.procs {
 		if _, ok := found[name]; !ok {
@@ -236,11 +217,7 @@ func (h *Host) Rescan() (added, removed []string, rejected []Rejected) {
 	h.mu.Unlock()
 
 	for _, p := range gone {
-		p.mu.Lock()
-		p.removed = true // no new launch from here on
-		p.broadcastLocked()
-		p.mu.Unlock()
-		p.stop("its executable was removed")
+		p.remove()
 	}
 	// A package upgrade renames a new executable over the old one: the
 	// driver stops now and the next call starts the new one (guests of

@@ -5,14 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
-	"syscall"
 	"time"
-
-	"github.com/hashicorp/go-hclog"
-	"github.com/hashicorp/go-plugin"
 
 	"github.com/virtd/virtd/driver"
 	"github.com/virtd/virtd/internal/procfs"
@@ -20,88 +16,37 @@ import (
 	"github.com/virtd/virtd/virt"
 )
 
-// State is where a driver process is in its life.
-type State string
-
-// Driver states.
-const (
-	StateStopped  State = "stopped"
-	StateStarting State = "starting"
-	StateRunning  State = "running"
-	// StateBroken: the driver failed in a way a retry will not mend (bad
-	// handshake, crash loop, refused file). A rescan, or a new file,
-	// clears it.
-	StateBroken State = "broken"
-)
-
 // Proc supervises one driver executable: it launches the process on
 // demand, reattaches to one a previous daemon left running, notices when it
 // dies, restarts it with backoff, routes calls to the current process and
-// fans its events out.
+// fans its events out. The rules are the machine's (state.go); starting a
+// process is the launcher's (launch.go); Proc holds them together and
+// carries out what the machine decides.
 type Proc struct {
-	name string
-	h    *Host
-	log  hclog.Logger
+	launcher
+	h *Host
 
 	mu    sync.Mutex
 	path  string
-	state State
-	cur   *instance // the running process, when state is running
-	// changed is closed, and replaced, at every change of state or of
-	// cur: whoever waits for one re-checks then.
-	changed   chan struct{}
-	ident     *driver.Identity
-	restarts  int
-	crashes   int // consecutive crashes
-	nextStart time.Time
-	lastErr   string
-	conns     int
-	lastUsed  time.Time
-	removed   bool
-}
-
-// instance is one driver process: launched by this host, or reattached.
-type instance struct {
-	client    *plugin.Client
-	rpc       plugin.ClientProtocol
-	drv       *driver.Client
-	launched  bool
-	cmd       *exec.Cmd
-	pid       int
-	startTime uint64
-	apiVer    int
-	startedAt time.Time
-	stderr    *ring
-	exit      *procfs.Exit // nil when pidfds are not available
-	// dead is closed once the process's exit has been handled; cause then
-	// says how it ended, for the calls it broke.
-	dead  chan struct{}
-	cause string
-
-	// Under Proc.mu:
-	inflight  int           // calls running on it
-	drained   chan struct{} // closed when stopping and inflight is zero
-	stopping  bool          // no new call is routed to it
-	stopWhy   string
-	killedWhy string // why the host killed it
-	guests    int    // running guests, from the last keep-alive
-	pumpCtx   context.Context
-	pumpStop  context.CancelFunc
-	pumping   bool // its event stream is open
+	m     machine
+	cur   *instance // the process calls go to, while m.state is running
+	ident *driver.Identity
+	// changed is closed, and replaced, at every change of the machine's
+	// state or of cur: whoever waits for one re-checks then.
+	changed chan struct{}
 }
 
 func newProc(h *Host, c Candidate) *Proc {
 	return &Proc{
-		name: c.Name, h: h, path: c.Path, state: StateStopped,
-		log:     h.log.Named(c.Name),
+		launcher: launcher{name: c.Name, cfg: &h.cfg, trust: &h.trust, log: h.log.Named(c.Name)},
+		h:        h, path: c.Path,
+		m:       newMachine(&h.cfg, h.clock),
 		changed: make(chan struct{}),
 	}
 }
 
 // Name returns the driver's name.
 func (p *Proc) Name() string { return p.name }
-
-func (p *Proc) recordPath() string { return filepath.Join(p.h.cfg.RunDir, "drivers", p.name+".json") }
 
 // broadcastLocked wakes everyone waiting for a change. p.mu is held.
 func (p *Proc) broadcastLocked() {
@@ -130,49 +75,38 @@ func (p *Proc) acquire(ctx context.Context) (*instance, error) {
 	var deadline time.Time // of waiting for a restart
 	for {
 		p.mu.Lock()
-		if p.removed {
+		v, until := p.m.call(&deadline)
+		var err error
+		switch v {
+		case callIt:
+			in := p.cur
+			in.inflight++
 			p.mu.Unlock()
-			return nil, fmt.Errorf("driver %q was removed from %s: %w", p.name, filepath.Dir(p.path), virt.ErrUnavailable)
-		}
-		var wait time.Duration // 0: until the next change
-		switch p.state {
-		case StateRunning:
-			if in := p.cur; !in.stopping {
-				in.inflight++
-				p.lastUsed = time.Now()
-				p.mu.Unlock()
-				return in, nil
-			}
-		case StateBroken:
-			err := fmt.Errorf("driver %q (%s) is broken: %s: %w", p.name, p.path, p.lastErr, virt.ErrUnavailable)
+			return in, nil
+		case launchIt:
+			p.broadcastLocked()
 			p.mu.Unlock()
-			return nil, err
-		case StateStopped:
-			wait = time.Until(p.nextStart)
-			if wait <= 0 {
-				p.state = StateStarting
-				p.broadcastLocked()
-				p.mu.Unlock()
-				if err := p.launch(); err != nil {
-					return nil, err
-				}
-				continue
-			}
-			if deadline.IsZero() {
-				deadline = time.Now().Add(p.h.cfg.RestartWait)
-			}
-			if time.Now().Add(wait).After(deadline) {
-				err := fmt.Errorf("driver %q crashed (%s); next restart in %s: %w",
-					p.name, p.lastErr, wait.Round(time.Millisecond), virt.ErrUnavailable)
-				p.mu.Unlock()
+			if err := p.start(); err != nil {
 				return nil, err
 			}
+			continue
+		case refuseRemoved:
+			err = fmt.Errorf("driver %q was removed from %s: %w", p.name, filepath.Dir(p.path), virt.ErrUnavailable)
+		case refuseBroken:
+			err = fmt.Errorf("driver %q (%s) is broken: %s: %w", p.name, p.path, p.m.lastErr, virt.ErrUnavailable)
+		case refuseLate:
+			err = fmt.Errorf("driver %q crashed (%s); next restart in %s: %w",
+				p.name, p.m.lastErr, until.Sub(p.m.clock.Now()).Round(time.Millisecond), virt.ErrUnavailable)
 		}
+		wait := until.Sub(p.m.clock.Now()) // when until is set
 		ch := p.changed
 		p.mu.Unlock()
+		if err != nil {
+			return nil, err
+		}
 		var timer *time.Timer
 		var expired <-chan time.Time
-		if wait > 0 {
+		if !until.IsZero() {
 			timer = time.NewTimer(wait)
 			expired = timer.C
 		}
@@ -222,7 +156,7 @@ func (p *Proc) Do(ctx context.Context, retry bool, fn func(*driver.Client) error
 		}
 		// gRPC's own failure: the connection to the process broke,
 		// most likely because it is exiting.
-		if !p.awaitExit(in) {
+		if !awaitDeath(in, exitWait) {
 			return fmt.Errorf("driver %q (pid %d): the connection broke during the call (%v); the call may or may not have taken effect: %w",
 				p.name, in.pid, err, virt.ErrUnavailable)
 		}
@@ -238,10 +172,10 @@ func (p *Proc) Do(ctx context.Context, retry bool, fn func(*driver.Client) error
 // process's exit to be handled.
 const exitWait = 5 * time.Second
 
-// awaitExit waits for in's exit to be handled (so that in.cause is set)
-// and reports whether it was, within exitWait.
-func (p *Proc) awaitExit(in *instance) bool {
-	t := time.NewTimer(exitWait)
+// awaitDeath waits for in's exit to be handled (in.cause is then set) and
+// reports whether it was within d.
+func awaitDeath(in *instance, d time.Duration) bool {
+	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
 	case <-in.dead:
@@ -259,7 +193,7 @@ func (p *Proc) Open(ctx context.Context) error {
 		return err
 	}
 	p.mu.Lock()
-	p.conns++
+	p.m.open()
 	p.mu.Unlock()
 	p.release(in)
 	return nil
@@ -268,10 +202,7 @@ func (p *Proc) Open(ctx context.Context) error {
 // Release undoes one Open.
 func (p *Proc) Release() {
 	p.mu.Lock()
-	if p.conns > 0 {
-		p.conns--
-	}
-	p.lastUsed = time.Now()
+	p.m.release()
 	p.mu.Unlock()
 }
 
@@ -279,112 +210,130 @@ func (p *Proc) Release() {
 func (p *Proc) Status() Status {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	m := &p.m
 	s := Status{
-		Name: p.name, Path: p.path, State: p.state, Restarts: p.restarts,
-		LastError: p.lastErr, Connections: p.conns,
+		Name: p.name, Path: p.path, State: m.state, Restarts: m.restarts,
+		LastError: m.lastErr, Connections: m.conns,
 	}
 	if p.ident != nil {
 		s.Version, s.Schemes = p.ident.Version, p.ident.Schemes
 		s.Health, s.HealthReason = p.ident.Health.String(), p.ident.HealthReason
 	}
-	if p.state == StateRunning {
-		s.PID, s.APIVersion, s.Guests = p.cur.pid, p.cur.apiVer, p.cur.guests
+	if m.state == StateRunning {
+		s.PID, s.APIVersion, s.Guests = p.cur.pid, p.cur.apiVer, m.guests
 	}
 	return s
 }
 
-// watch waits for in's process to exit and handles the exit.
-func (p *Proc) watch(in *instance) {
-	if in.exit != nil {
-		if !in.exit.Wait() {
-			return // the handle was closed: the host is closing
-		}
-	} else {
-		// No pidfd (an old kernel): look every 100 ms.
-		t := time.NewTicker(100 * time.Millisecond)
-		defer t.Stop()
-		for range t.C {
-			select {
-			case <-p.h.stop:
-				return
-			default:
-			}
-			if !procfs.Alive(in.pid, in.startTime) {
-				break
-			}
-		}
+// start launches the driver, which the machine has marked starting, and
+// makes the new process the current one.
+func (p *Proc) start() error {
+	p.mu.Lock()
+	path := p.path
+	p.mu.Unlock()
+	in, err := p.launch(path)
+	if err != nil {
+		var b brokenError
+		reason := strings.TrimSuffix(err.Error(), ": "+virt.ErrUnavailable.Error())
+		p.mu.Lock()
+		p.m.startFailed(reason, errors.As(err, &b))
+		p.broadcastLocked()
+		p.mu.Unlock()
+		p.log.Error("driver failed to start", "error", reason)
+		return err
 	}
-	p.exited(in, p.exitStatus(in))
+	p.install(in)
+	return nil
 }
 
-// exitStatus says how in's process ended, as far as the host can know:
-// only of its own children. For those it waits for go-plugin to have read
-// the last of their stderr, which the crash report quotes, and reaped them.
-func (p *Proc) exitStatus(in *instance) string {
-	if !in.launched {
-		return "process gone"
+// reattach takes over a driver process a previous daemon left running.
+func (p *Proc) reattach(rec *record) error {
+	p.mu.Lock()
+	p.m.reattaching()
+	path := p.path
+	p.broadcastLocked()
+	p.mu.Unlock()
+	in, err := p.launcher.reattach(rec, path)
+	if err != nil {
+		p.mu.Lock()
+		p.m.notStarted()
+		p.broadcastLocked()
+		p.mu.Unlock()
+		return err
 	}
-	waitExited(in.client)
-	if in.client.Exited() && in.cmd.ProcessState != nil {
-		return in.cmd.ProcessState.String()
+	p.install(in)
+	return nil
+}
+
+// install makes in, a process just launched or reattached, the one calls
+// go to, and starts watching it: its events, its exit, its keep-alives.
+func (p *Proc) install(in *instance) {
+	in.pumpCtx, in.pumpStop = context.WithCancel(context.Background())
+	p.mu.Lock()
+	removed := p.m.started(in.launched)
+	p.cur, p.ident = in, in.ident
+	p.broadcastLocked()
+	p.mu.Unlock()
+
+	if err := p.pump(in); err != nil {
+		// Subscribe tries again and fails clearly if it still cannot.
+		p.log.Warn("event stream not available", "error", err)
 	}
-	return "process gone"
+	go p.watchExit(in)
+	go p.keepAlive(in)
+	if removed {
+		// Rescan dropped the driver while it was starting.
+		go p.stop("its executable was removed")
+	}
+	p.log.Info("driver running", "pid", in.pid, "api", in.apiVer, "version", in.ident.Version,
+		"health", in.ident.Health.String(), "launched", in.launched)
+}
+
+// watchExit waits, on its pidfd, for in's process to exit, and handles the
+// exit. A closed handle ends it without a word: the host is closing, and
+// leaves its drivers running.
+func (p *Proc) watchExit(in *instance) {
+	if in.exit.Wait() {
+		p.exited(in)
+	}
 }
 
 // exited handles the end of in's process: expected after a stop, a crash
 // otherwise.
-func (p *Proc) exited(in *instance, status string) {
+func (p *Proc) exited(in *instance) {
+	p.mu.Lock()
+	crashed := p.cur == in && !p.m.stopping && !p.m.removed
+	p.mu.Unlock()
+	status := ""
+	if crashed {
+		status = exitStatus(in) // it may wait a moment: not under p.mu
+	}
 	p.mu.Lock()
 	if p.cur != in {
 		p.mu.Unlock()
 		return
 	}
 	in.pumpStop()
-	if in.exit != nil {
-		in.exit.Close()
-	}
+	in.exit.Close()
 	_ = os.Remove(p.recordPath())
 	p.cur = nil
-	if in.stopping || p.removed {
-		p.state, p.crashes = StateStopped, 0
-		in.cause = fmt.Sprintf("was stopped during the call (%s)", in.stopWhy)
-		p.broadcastLocked()
-		close(in.dead)
-		p.mu.Unlock()
-		p.endSubscriptions(fmt.Errorf("driver %q was stopped: %w", p.name, virt.ErrUnavailable))
-		return
-	}
-	if time.Since(in.startedAt) < p.h.cfg.StableAfter {
-		p.crashes++
-	} else {
-		p.crashes = 1
-	}
-	cause := fmt.Sprintf("exited unexpectedly (%s); %s", status, in.stderr.quote())
-	in.cause = fmt.Sprintf("exited during the call (%s)", status)
-	if in.killedWhy != "" {
-		cause = "was killed as hung: it " + in.killedWhy
-		in.cause = in.killedWhy + " and is being restarted"
-	}
-	if p.crashes >= p.h.cfg.MaxCrashes {
-		p.state = StateBroken
-		p.lastErr = fmt.Sprintf("crashed %d times in a row; the last time it %s", p.crashes, cause)
-	} else {
-		p.state = StateStopped
-		p.lastErr = cause
-		p.nextStart = time.Now().Add(p.h.backoff(p.crashes))
-	}
-	wanted := p.conns > 0
-	state, next, crashes := p.state, time.Until(p.nextStart), p.crashes
+	note := p.m.exited(status, in.stderr.quote())
+	in.cause = note.cause
+	state, crashes, now := p.m.state, p.m.crashes, p.m.clock.Now()
 	p.broadcastLocked()
 	close(in.dead)
 	p.mu.Unlock()
 
+	if !note.crashed {
+		p.endSubscriptions(fmt.Errorf("driver %q was stopped: %w", p.name, virt.ErrUnavailable))
+		return
+	}
 	p.log.Error("driver exited unexpectedly", "pid", in.pid, "status", status, "crashes", crashes, "state", state)
-	p.endSubscriptions(fmt.Errorf("driver %q %s: %w", p.name, cause, virt.ErrUnavailable))
-	if state == StateStopped && wanted {
+	p.endSubscriptions(fmt.Errorf("driver %q %s: %w", p.name, note.report, virt.ErrUnavailable))
+	if note.restart {
 		// Someone is using the driver: bring it back without waiting for
 		// their next call.
-		time.AfterFunc(max(next, 0), func() {
+		time.AfterFunc(max(note.restartAt.Sub(now), 0), func() {
 			ctx, cancel := context.WithTimeout(context.Background(), p.h.cfg.StartTimeout+time.Second)
 			defer cancel()
 			if _, err := p.Client(ctx); err != nil {
@@ -394,9 +343,36 @@ func (p *Proc) exited(in *instance, status string) {
 	}
 }
 
+// reapWait bounds how long a crash report waits for go-plugin to have read
+// the last of a child's stderr and reaped it.
+const reapWait = 500 * time.Millisecond
+
+// exitStatus says how in's process ended, as far as the host can know:
+// only of its own children. For those it waits for go-plugin to have read
+// the last of their stderr, which the crash report quotes, and reaped them.
+func exitStatus(in *instance) string {
+	if !in.launched {
+		return "process gone"
+	}
+	t := time.NewTimer(reapWait)
+	defer t.Stop()
+	select {
+	case <-in.reaped:
+		if in.cmd.ProcessState != nil {
+			return in.cmd.ProcessState.String()
+		}
+	case <-t.C:
+	}
+	return "process gone"
+}
+
 // drainTimeout bounds how long a stop waits for the calls in flight on
-// the process it stops.
-const drainTimeout = 10 * time.Second
+// the process it stops; stopWait how long it then waits for the process
+// to exit, once asked, and once killed.
+const (
+	drainTimeout = 10 * time.Second
+	stopWait     = 5 * time.Second
+)
 
 // stop ends the driver process gracefully: no new call goes to it (they
 // wait for the next process), the calls in flight finish, then go-plugin's
@@ -409,11 +385,10 @@ func (p *Proc) stop(why string) { p.stopIf(why, nil) }
 func (p *Proc) stopIf(why string, cond func() bool) {
 	p.mu.Lock()
 	in := p.cur
-	if p.state != StateRunning || in.stopping || (cond != nil && !cond()) {
+	if (cond != nil && !cond()) || !p.m.stop(why) {
 		p.mu.Unlock()
 		return
 	}
-	in.stopping, in.stopWhy = true, why
 	var drained chan struct{}
 	if in.inflight > 0 {
 		drained = make(chan struct{})
@@ -424,25 +399,27 @@ func (p *Proc) stopIf(why string, cond func() bool) {
 
 	p.log.Info("stopping driver", "pid", in.pid, "reason", why)
 	if drained != nil {
+		t := time.NewTimer(drainTimeout)
 		select {
 		case <-drained:
-		case <-time.After(drainTimeout):
+		case <-t.C:
 			p.log.Warn("calls still in flight; stopping the driver anyway", "pid", in.pid, "waited", drainTimeout)
 		}
+		t.Stop()
 	}
 	in.pumpStop()
-	_ = in.rpc.Close() // asks the plugin to shut down
-	select {
-	case <-in.dead:
+	// go-plugin's shutdown call waits for an answer a hung process never
+	// gives: the stop waits for the exit instead, and kills in time.
+	go func() { _ = in.rpc.Close() }()
+	if awaitDeath(in, stopWait) {
 		return
-	case <-time.After(5 * time.Second):
 	}
-	_ = syscall.Kill(in.pid, syscall.SIGKILL)
-	select {
-	case <-in.dead:
-	case <-time.After(5 * time.Second):
-		// Not our child and not watched: say it is gone.
-		p.exited(in, "killed")
+	_ = in.exit.Kill()
+	if !awaitDeath(in, stopWait) {
+		// Killed, and still not gone (stuck in the kernel): let the
+		// next process start rather than wait on this one for ever.
+		p.log.Warn("driver did not exit after SIGKILL; no longer waiting for it", "pid", in.pid)
+		p.exited(in)
 	}
 }
 
@@ -450,14 +427,12 @@ func (p *Proc) stopIf(why string, cond func() bool) {
 // exit is then handled as a crash, with why as the cause.
 func (p *Proc) killHung(in *instance, why string) {
 	p.mu.Lock()
-	if p.cur != in || in.stopping || !procfs.Alive(in.pid, in.startTime) {
-		p.mu.Unlock()
-		return
-	}
-	in.killedWhy = why
+	kill := p.cur == in && procfs.Alive(in.pid, in.startTime) && p.m.hangs(why)
 	p.mu.Unlock()
-	p.log.Error("driver hung; killing it", "pid", in.pid, "why", why)
-	_ = syscall.Kill(in.pid, syscall.SIGKILL)
+	if kill {
+		p.log.Error("driver hung; killing it", "pid", in.pid, "why", why)
+		_ = in.exit.Kill()
+	}
 }
 
 // keepAlive sends in's process a keep-alive every interval, learning how
@@ -479,9 +454,7 @@ func (p *Proc) keepAlive(in *instance) {
 		if err := p.refresh(in, hang); errors.Is(err, context.DeadlineExceeded) {
 			p.killHung(in, fmt.Sprintf("did not answer within %s", hang))
 		}
-		p.stopIf("idle", func() bool {
-			return p.cur == in && p.conns == 0 && in.guests == 0 && time.Since(p.lastUsed) >= p.h.cfg.IdleTimeout
-		})
+		p.stopIf("idle", func() bool { return p.cur == in && p.m.idle() })
 		t.Reset(p.h.keepAliveInterval())
 	}
 }
@@ -497,26 +470,42 @@ func (p *Proc) refresh(in *instance, timeout time.Duration) error {
 	}
 	if err == nil {
 		p.mu.Lock()
-		in.guests = guests
+		if p.cur == in {
+			p.m.keptAlive(guests)
+		}
 		p.mu.Unlock()
 	}
 	return err
-}
-
-// waitExited gives a child that exited a moment to be reaped by go-plugin,
-// which first reads the rest of its stderr, so that both can be reported.
-func waitExited(c *plugin.Client) {
-	for i := 0; i < 50 && !c.Exited(); i++ {
-		time.Sleep(10 * time.Millisecond)
-	}
 }
 
 // current returns the running process, if any.
 func (p *Proc) current() *instance {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.state != StateRunning {
+	if p.m.state != StateRunning {
 		return nil
 	}
 	return p.cur
+}
+
+// rescanned applies a scan that found the driver's file at path: a broken
+// driver gets another chance. It reports whether the running process runs
+// another file than path (the file was replaced).
+func (p *Proc) rescanned(path string) (replaced bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.m.rescanned() {
+		p.broadcastLocked()
+	}
+	p.path = path
+	return p.m.state == StateRunning && !p.m.stopping && !runs(p.cur.pid, path)
+}
+
+// remove stops the driver, whose file is gone, for good.
+func (p *Proc) remove() {
+	p.mu.Lock()
+	p.m.remove() // no new launch from here on
+	p.broadcastLocked()
+	p.mu.Unlock()
+	p.stop("its executable was removed")
 }

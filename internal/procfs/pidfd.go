@@ -3,6 +3,7 @@ package procfs
 import (
 	"fmt"
 	"os"
+	"syscall"
 
 	"golang.org/x/sys/unix"
 )
@@ -45,6 +46,26 @@ func (e *Exit) Wait() bool {
 		return exited // false: wait for the poller to say it is readable
 	})
 	return err == nil && exited
+}
+
+// Kill sends the process SIGKILL through the handle: never to another
+// process that took its pid after it was reaped. A process that has exited
+// already is not an error.
+func (e *Exit) Kill() error {
+	rc, err := e.f.SyscallConn()
+	if err != nil {
+		return err
+	}
+	var serr error
+	if err := rc.Control(func(fd uintptr) {
+		serr = unix.PidfdSendSignal(int(fd), syscall.SIGKILL, nil, 0)
+	}); err != nil {
+		return err
+	}
+	if serr == syscall.ESRCH {
+		return nil
+	}
+	return serr
 }
 
 // Close releases the handle; a Wait in progress returns false.

@@ -100,3 +100,32 @@ func TestWatchExitCloseEndsWait(t *testing.T) {
 		t.Fatal("Wait on a closed handle said the process exited")
 	}
 }
+
+func TestExitKill(t *testing.T) {
+	cmd := exec.Command("sleep", "60")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	st, err := ReadStat(cmd.Process.Pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := WatchExit(cmd.Process.Pid, st.StartTime)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	if err := e.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	if !e.Wait() {
+		t.Fatal("Wait returned without the killed process exiting")
+	}
+	if err := cmd.Wait(); err == nil || cmd.ProcessState.String() != "signal: killed" {
+		t.Fatalf("the process ended with %v, want killed", err)
+	}
+	// Reaped: its pid may be anyone's now, and the handle still names it.
+	if err := e.Kill(); err != nil {
+		t.Fatalf("killing a process that is gone: %v", err)
+	}
+}
