@@ -11,7 +11,7 @@ TEST_FLAGS  ?= -count=1 -timeout 20m
 # built with the race detector: supervision, concurrency, limits.
 RACE_E2E    := TestDriverKilledMidCall|TestKilledDriverGivesNoBareErrors|TestHungDriverIsKilled|TestCallWaitsForRestartingDriver|TestReplacedDriver|TestConcurrentClients|TestEvent|TestMax|TestDaemonKilledReattaches
 APT_PACKAGES ?= git ca-certificates gcc libc6-dev pkg-config libxen-dev libyajl-dev systemd \
-                qemu-system-x86 qemu-utils busybox-static cpio iproute2 \
+                qemu-system-x86 qemu-utils busybox-static cpio \
                 debootstrap rpm dpkg-dev
 
 BUF_VERSION               := v1.75.0

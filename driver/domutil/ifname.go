@@ -13,7 +13,7 @@ const MaxInterfaceName = 15
 
 // CheckInterfaceName checks that name can be the name of a Linux network
 // interface (a bridge, tap or veth device) before a driver makes it part
-// of a path such as /sys/class/net/NAME or an argument of ip(8). It holds
+// of a path such as /sys/class/net/NAME or hands it to the kernel. It holds
 // to the kernel's dev_valid_name: 1 to 15 bytes, not "." or "..", no '/',
 // ':' or whitespace (the kernel's isspace, which takes the byte 0xa0 for
 // one). It also refuses control characters, and '%', which the kernel

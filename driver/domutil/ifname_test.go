@@ -14,7 +14,7 @@ func TestCheckInterfaceName(t *testing.T) {
 		"br0", "virbr0", "vnet12", "eth0.100", "a", "-", "...", "x..y",
 		"br-lan_1", "0123456789abcde", // 15 bytes
 		"é", "brücke", // the kernel takes any byte but those refused below
-		"a#b", "'q", `"q`, `a\b`, // the kernel takes them; ip -batch users refuse more
+		"a#b", "'q", `"q`, `a\b`, // the kernel takes them (ip -batch would misread some)
 	} {
 		if err := CheckInterfaceName(good); err != nil {
 			t.Errorf("CheckInterfaceName(%q): %v", good, err)

@@ -283,7 +283,7 @@ func checkDevices(x *libvirtxml.Domain, where string) error {
 			if ifc.Source.Bridge.Bridge == "" {
 				return invalidf("%s: type 'bridge' needs <source bridge='...'/>", w)
 			}
-			if err := controller.CheckName(ifc.Source.Bridge.Bridge); err != nil {
+			if err := domutil.CheckInterfaceName(ifc.Source.Bridge.Bridge); err != nil {
 				return fmt.Errorf("%s/source/@bridge: %w", at, err)
 			}
 		case ifc.Source != nil && ifc.Source.Ethernet != nil:
@@ -298,19 +298,14 @@ func checkDevices(x *libvirtxml.Domain, where string) error {
 		} else if _, err := net.ParseMAC(ifc.MAC.Address); err != nil {
 			return invalidf("%s: <mac address='%s'> is not a MAC address", w, ifc.MAC.Address)
 		}
-		// The host and guest names become arguments of ip (host ones
-		// also paths under /sys/class/net).
+		// The host and guest names go to the kernel as they are.
 		if ifc.Target != nil && ifc.Target.Dev != "" {
-			if err := controller.CheckName(ifc.Target.Dev); err != nil {
+			if err := domutil.CheckInterfaceName(ifc.Target.Dev); err != nil {
 				return fmt.Errorf("%s/target/@dev: %w", at, err)
-			}
-			if len(ifc.Target.Dev) > 13 {
-				// The container end is made as the host name plus 'p'.
-				return invalidf("%s/target/@dev: interface name %q is %d bytes long (at most 13 in the lxc driver)", at, ifc.Target.Dev, len(ifc.Target.Dev))
 			}
 		}
 		if ifc.Guest != nil {
-			if err := controller.CheckName(ifc.Guest.Dev); err != nil {
+			if err := domutil.CheckInterfaceName(ifc.Guest.Dev); err != nil {
 				return fmt.Errorf("%s/guest/@dev: %w", at, err)
 			}
 		}

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/virtd/virtd/internal/lxc/cgroup"
+	"github.com/virtd/virtd/internal/netdev/netdevtest"
 	"github.com/virtd/virtd/virt"
 )
 
@@ -331,10 +332,23 @@ func TestDestroyLeavesNothing(t *testing.T) {
 	drv, td := newTestDriver(t)
 	ctx := context.Background()
 	out := outDir(t)
-	uuid, dom := startXML(t, drv, domainXML(rootfs, "ct-destroy", domOpts{
+	d, err := drv.DefineDomain(ctx, domainXML(rootfs, "ct-destroy", domOpts{
 		init:    shInit("sleep 1000 & sleep 1000 &"),
 		devices: bindXML(out, "/out", true) + "\n    <interface type='ethernet'/>",
 	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	uuid := d.UUID
+	// The host end of the veth is made in a namespace of the test's, where
+	// the controller runs, not among the host's interfaces.
+	ns := netdevtest.NewNS(t)
+	nh := netdevtest.Handle(t, ns)
+	var dom *virt.Domain
+	netdevtest.Do(t, ns, func() { dom, err = drv.StartDomain(ctx, uuid) })
+	if err != nil {
+		t.Fatalf("StartDomain: %v", err)
+	}
 	pid := initPID(t, drv, uuid)
 	cg := testCgroup(t, uuid)
 	var procs []int
@@ -350,7 +364,9 @@ func TestDestroyLeavesNothing(t *testing.T) {
 	if !strings.Contains(x, veth) {
 		t.Fatalf("live XML does not name the host veth %s:\n%s", veth, x)
 	}
-	runCmd(t, "ip", "link", "show", "dev", veth)
+	if _, err := nh.LinkByName(veth); err != nil {
+		t.Fatalf("host veth %s: %v", veth, err)
+	}
 	if err := drv.DestroyDomain(ctx, uuid); err != nil {
 		t.Fatal(err)
 	}
@@ -366,7 +382,7 @@ func TestDestroyLeavesNothing(t *testing.T) {
 	if cg.Exists() {
 		t.Errorf("cgroup %v survived the destroy", cg.Dirs())
 	}
-	if _, err := os.Stat("/sys/class/net/" + veth); err == nil {
+	if _, err := nh.LinkByName(veth); err == nil {
 		t.Errorf("veth %s survived the destroy", veth)
 	}
 	if m := string(mustRead(t, "/proc/self/mountinfo")); strings.Contains(m, rootfs) || strings.Contains(m, out) {

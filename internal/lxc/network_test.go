@@ -2,73 +2,57 @@ package lxc
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"testing"
 	"time"
 
-	"golang.org/x/sys/unix"
+	"github.com/vishvananda/netlink"
 
+	"github.com/virtd/virtd/internal/netdev/netdevtest"
 	"github.com/virtd/virtd/virt"
 )
 
-// testNetns makes a network namespace, deleted when t ends.
-func testNetns(t *testing.T, name string) {
-	t.Helper()
-	runCmd(t, "ip", "netns", "add", name)
-	t.Cleanup(func() { _ = exec.Command("ip", "netns", "del", name).Run() })
-	runCmd(t, "ip", "-n", name, "link", "set", "lo", "up")
-}
-
-// inNetns runs fn on a thread in the named network namespace; the thread
-// is thrown away afterwards. Processes fn starts inherit the namespace.
-func inNetns(t *testing.T, name string, fn func()) {
-	t.Helper()
-	done := make(chan error)
-	go func() {
-		runtime.LockOSThread() // never unlocked: the thread dies with us
-		f, err := os.Open(filepath.Join("/run/netns", name))
-		if err != nil {
-			done <- err
-			return
-		}
-		defer f.Close()
-		if err := unix.Setns(int(f.Fd()), unix.CLONE_NEWNET); err != nil {
-			done <- err
-			return
-		}
-		fn()
-		done <- nil
-	}()
-	if err := <-done; err != nil {
-		t.Fatal(err)
-	}
-}
-
+// The container joins a bridge: another namespace on that bridge reaches
+// it, its host end is on the bridge, and a destroy removes the pair.
+// Everything lives in namespaces the test makes: the bridge in one (where
+// the driver, and so the controller, run), the peer in another; the
+// host's interfaces are not touched.
 func TestBridgeNetwork(t *testing.T) {
 	rootfs := testRootFS(t)
-	var b [3]byte
-	_, _ = rand.Read(b[:])
-	sfx := hex.EncodeToString(b[:])
-	brNS, peerNS := "vlxc-br-"+sfx, "vlxc-pe-"+sfx
-	// Everything lives in namespaces the test makes: the bridge in one,
-	// a peer on that bridge in another; the host's interfaces are not
-	// touched.
-	testNetns(t, brNS)
-	testNetns(t, peerNS)
-	runCmd(t, "ip", "-n", brNS, "link", "add", "br0", "type", "bridge")
-	runCmd(t, "ip", "-n", brNS, "link", "set", "br0", "up")
-	runCmd(t, "ip", "-n", brNS, "link", "add", "vpeer", "type", "veth", "peer", "name", "eth0", "netns", peerNS)
-	runCmd(t, "ip", "-n", brNS, "link", "set", "vpeer", "master", "br0", "up")
-	runCmd(t, "ip", "-n", peerNS, "addr", "add", "10.77.0.1/24", "dev", "eth0")
-	runCmd(t, "ip", "-n", peerNS, "link", "set", "eth0", "up")
+	brNS, peerNS := netdevtest.NewNS(t), netdevtest.NewNS(t)
+	bh, ph := netdevtest.Handle(t, brNS), netdevtest.Handle(t, peerNS)
+	br := &netlink.Bridge{LinkAttrs: netlink.NewLinkAttrs()}
+	br.Name = "br0"
+	if err := bh.LinkAdd(br); err != nil {
+		t.Fatal(err)
+	}
+	if err := bh.LinkSetUp(br); err != nil {
+		t.Fatal(err)
+	}
+	peer := netlink.NewVeth(netlink.NewLinkAttrs())
+	peer.Name, peer.PeerName, peer.PeerNamespace, peer.MasterIndex = "vpeer", "eth0", netlink.NsFd(peerNS), br.Index
+	if err := bh.LinkAdd(peer); err != nil {
+		t.Fatal(err)
+	}
+	if err := bh.LinkSetUp(peer); err != nil {
+		t.Fatal(err)
+	}
+	eth0, err := ph.LinkByName("eth0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr, _ := netlink.ParseAddr("10.77.0.1/24")
+	if err := ph.AddrAdd(eth0, addr); err != nil {
+		t.Fatal(err)
+	}
+	if err := ph.LinkSetUp(eth0); err != nil {
+		t.Fatal(err)
+	}
 
 	drv, _ := newTestDriver(t)
 	ctx := context.Background()
@@ -82,34 +66,30 @@ func TestBridgeNetwork(t *testing.T) {
 		t.Fatal(err)
 	}
 	var startErr error
-	inNetns(t, brNS, func() { _, startErr = drv.StartDomain(ctx, d.UUID) })
+	netdevtest.Do(t, brNS, func() { _, startErr = drv.StartDomain(ctx, d.UUID) })
 	if startErr != nil {
 		t.Fatalf("StartDomain: %v", startErr)
 	}
 	if addr := waitFile(t, filepath.Join(out, "addr"), 5*time.Second); !strings.Contains(addr, "10.77.0.2/24") {
 		t.Errorf("eth0 inside: %s", addr)
 	}
+	// ping waits up to 10 s for its one answer, pinging each second.
 	var pingOut []byte
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		pingOut, err = exec.Command("ip", "netns", "exec", peerNS, filepath.Join(rootfs, "bin", "busybox"), "ping", "-c", "1", "-W", "1", "10.77.0.2").CombinedOutput()
-		if err == nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the peer namespace cannot ping the container over the bridge: %v\n%s", err, pingOut)
-		}
-		time.Sleep(200 * time.Millisecond)
+	netdevtest.Do(t, peerNS, func() {
+		pingOut, err = exec.Command(filepath.Join(rootfs, "bin", "busybox"), "ping", "-c", "1", "-w", "10", "10.77.0.2").CombinedOutput()
+	})
+	if err != nil {
+		t.Fatalf("the peer namespace cannot ping the container over the bridge: %v\n%s", err, pingOut)
 	}
 	veth := "vx" + strings.ReplaceAll(d.UUID, "-", "")[:8] + "0"
-	if o := runCmd(t, "ip", "-n", brNS, "-o", "link", "show", "master", "br0"); !strings.Contains(o, veth) {
-		t.Errorf("host veth %s is not on br0:\n%s", veth, o)
+	if l, err := bh.LinkByName(veth); err != nil || l.Attrs().MasterIndex != br.Index {
+		t.Errorf("host veth %s is not on br0: %v", veth, err)
 	}
 	if err := drv.DestroyDomain(ctx, d.UUID); err != nil {
 		t.Fatal(err)
 	}
-	if o := runCmd(t, "ip", "-n", brNS, "-o", "link", "show"); strings.Contains(o, veth) {
-		t.Errorf("veth %s survived the destroy:\n%s", veth, o)
+	if _, err := bh.LinkByName(veth); err == nil {
+		t.Errorf("veth %s survived the destroy", veth)
 	}
 }
 

@@ -401,8 +401,9 @@ func normaliseInterfaces(x *libvirtxml.Domain, bad badFunc) error {
 }
 
 // checkInterfaceNames checks the host device names of interface i of x,
-// its bridge and its tap, which become paths under /sys/class/net and
-// arguments of ip(8) at start. The error names the XML path.
+// its bridge and its tap, which the driver hands to the kernel at start
+// (a '%' there would make a tap name a template). The error names the XML
+// path.
 func checkInterfaceNames(x *libvirtxml.Domain, i int) error {
 	n := &x.Devices.Interfaces[i]
 	if n.Source.User != nil {

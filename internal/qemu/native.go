@@ -7,10 +7,10 @@ import (
 	"os"
 
 	"golang.org/x/sys/unix"
+	"golang.org/x/term"
 
 	"github.com/virtd/virtd/driver"
 	"github.com/virtd/virtd/driver/domutil"
-	"github.com/virtd/virtd/internal/termios"
 	"github.com/virtd/virtd/virt"
 )
 
@@ -74,13 +74,24 @@ func (drv *Driver) OpenConsole(ctx context.Context, uuid, devName string) (io.Re
 		}
 		return nil, fmt.Errorf("domain '%s' has no %s: %w", name, what, virt.ErrNotFound)
 	}
+	f, err := openConsolePTY(path)
+	if err != nil {
+		return nil, fmt.Errorf("domain '%s': %w", name, err)
+	}
+	return f, nil
+}
+
+// openConsolePTY opens the pty of a guest's console, not as a controlling
+// terminal, in raw mode: bytes pass unchanged both ways, with no echo and
+// no line editing in between.
+func openConsolePTY(path string) (*os.File, error) {
 	f, err := os.OpenFile(path, os.O_RDWR|unix.O_NOCTTY, 0)
 	if err != nil {
-		return nil, fmt.Errorf("domain '%s': opening console %s: %v: %w", name, path, err, virt.ErrUnavailable)
+		return nil, fmt.Errorf("opening console %s: %v: %w", path, err, virt.ErrUnavailable)
 	}
-	if _, err := termios.MakeRaw(int(f.Fd())); err != nil {
+	if _, err := term.MakeRaw(int(f.Fd())); err != nil {
 		f.Close()
-		return nil, fmt.Errorf("domain '%s': console %s: %v: %w", name, path, err, virt.ErrInternal)
+		return nil, fmt.Errorf("console %s: %v: %w", path, err, virt.ErrInternal)
 	}
 	return f, nil
 }

@@ -2,21 +2,24 @@ package qemu
 
 import (
 	"fmt"
-	"os"
-	"os/exec"
 	"strings"
 
 	"libvirt.org/go/libvirtxml"
 
-	"github.com/virtd/virtd/virt"
+	"github.com/virtd/virtd/internal/netdev"
 )
 
 // createTaps creates a tap device for each bridge interface of a domain
 // about to start, attaches it to its bridge, and records its name in the
 // live definition (<target dev='vnetN'/>) and in rec.
 //
+// A target that is empty or starts with "vnet" (libvirt keeps those names
+// for the ones it picks) gets a name the kernel picks, the first free
+// vnetN, atomically: two domains starting at once never get the same.
+// Another target is made with that name, or the start fails.
+//
 // The names were checked at define; they are checked again here, before
-// any of them reaches a path or ip(8), and before any tap is made.
+// any of them reaches the kernel, and before any tap is made.
 func (drv *Driver) createTaps(c *config, rec *record) error {
 	for i := range c.x.Devices.Interfaces {
 		if c.x.Devices.Interfaces[i].Source.Bridge == nil {
@@ -32,25 +35,16 @@ func (drv *Driver) createTaps(c *config, rec *record) error {
 			continue
 		}
 		br := n.Source.Bridge.Bridge
-		if _, err := os.Stat("/sys/class/net/" + br + "/bridge"); err != nil {
-			drv.deleteTaps(rec.Taps)
-			return fmt.Errorf("domain %q: interface %d: no bridge %q on this host: %w", c.name(), i, br, virt.ErrNotFound)
-		}
-		name := ""
+		name := netdev.TapTemplate
 		if n.Target != nil && n.Target.Dev != "" && !strings.HasPrefix(n.Target.Dev, "vnet") {
 			name = n.Target.Dev
-		} else {
-			name = freeTapName()
 		}
-		if err := ip("tuntap", "add", "dev", name, "mode", "tap"); err != nil {
+		name, err := netdev.AddTap(name, br)
+		if err != nil {
 			drv.deleteTaps(rec.Taps)
-			return fmt.Errorf("domain %q: creating tap %s: %v: %w", c.name(), name, err, virt.ErrInternal)
+			return fmt.Errorf("domain %q: interface %d: %w", c.name(), i, err)
 		}
 		rec.Taps = append(rec.Taps, name)
-		if err := ip("link", "set", "dev", name, "master", br, "up"); err != nil {
-			drv.deleteTaps(rec.Taps)
-			return fmt.Errorf("domain %q: attaching tap %s to bridge %s: %v: %w", c.name(), name, br, err, virt.ErrInternal)
-		}
 		n.Target = &libvirtxml.DomainInterfaceTarget{Dev: name}
 	}
 	return nil
@@ -58,27 +52,8 @@ func (drv *Driver) createTaps(c *config, rec *record) error {
 
 func (drv *Driver) deleteTaps(taps []string) {
 	for _, t := range taps {
-		if err := ip("link", "del", "dev", t); err != nil {
+		if err := netdev.Delete(t); err != nil {
 			drv.log.Warn("cannot delete a tap device", "tap", t, "error", err)
 		}
 	}
-}
-
-// freeTapName returns the first vnetN that does not exist. Two starts at
-// once may pick the same one; the second's `ip tuntap add` then fails.
-func freeTapName() string {
-	for i := 0; ; i++ {
-		n := fmt.Sprintf("vnet%d", i)
-		if _, err := os.Stat("/sys/class/net/" + n); err != nil {
-			return n
-		}
-	}
-}
-
-func ip(args ...string) error {
-	out, err := exec.Command("ip", args...).CombinedOutput()
-	if err != nil {
-		return fmt.Errorf("ip %s: %v: %s", strings.Join(args, " "), err, strings.TrimSpace(string(out)))
-	}
-	return nil
 }

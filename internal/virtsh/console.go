@@ -5,7 +5,7 @@ import (
 	"io"
 	"os"
 
-	"github.com/virtd/virtd/internal/termios"
+	"golang.org/x/term"
 )
 
 // escapeChar detaches from a console, as in virsh: Ctrl+].
@@ -22,11 +22,7 @@ func cmdConsole(sh *shell, p *parsed) error {
 	}
 	defer con.Close()
 	sh.printf("Connected to domain '%s'\nEscape character is ^] (Ctrl + ])\n", d.Name())
-	if f, ok := sh.stdin.(*os.File); ok {
-		if restore, err := termios.MakeRaw(int(f.Fd())); err == nil {
-			defer restore()
-		}
-	}
+	defer rawTerminal(sh.stdin)()
 	done := make(chan struct{}, 2)
 	go func() {
 		_, _ = io.Copy(sh.stdout, con)
@@ -63,4 +59,19 @@ func cmdConsole(sh *shell, p *parsed) error {
 	}
 	sh.printf("\n")
 	return nil
+}
+
+// rawTerminal puts r in raw mode when it is a terminal, so that every key
+// (Ctrl+C, Ctrl+] among them) reaches the console as typed, and returns
+// what puts it back as it was. Anything else is left alone.
+func rawTerminal(r io.Reader) (restore func()) {
+	f, ok := r.(*os.File)
+	if !ok || !term.IsTerminal(int(f.Fd())) {
+		return func() {}
+	}
+	old, err := term.MakeRaw(int(f.Fd()))
+	if err != nil {
+		return func() {}
+	}
+	return func() { _ = term.Restore(int(f.Fd()), old) }
 }

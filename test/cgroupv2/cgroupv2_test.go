@@ -2,15 +2,14 @@
 // v2. Our machines mount every controller in cgroup v1, so the tests run
 // there inside a QEMU guest (TCG) whose kernel mounts only the unified
 // hierarchy: the Debian kernel and the busybox of test/qemu/setup.sh, the
-// container root filesystem of test/lxc/setup.sh, iproute2 from the host,
-// and the package's test binary, built static. The guest's init runs the
-// binary and reports its exit status on the serial console.
+// container root filesystem of test/lxc/setup.sh, and the package's test
+// binary, built static. The guest's init runs the binary and reports its
+// exit status on the serial console.
 package cgroupv2
 
 import (
 	"context"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -57,17 +56,12 @@ poweroff -f
 // buildInitramfs assembles the guest's initramfs.
 func buildInitramfs(t *testing.T, repo, modules, rootfs string) string {
 	t.Helper()
-	r := guest.NewInitramfs(t, "sh", "mount", "mkdir", "cp", "cat", "echo", "switch_root", "poweroff", "insmod", "true")
+	r := guest.NewInitramfs(t, "sh", "mount", "mkdir", "cp", "cat", "echo", "switch_root", "poweroff", "insmod", "true", "ip")
 	r.Mkdir("newroot")
 	// The driver's tests, static like the packaged driver (no libc in
 	// the guest), and the controller they start is this same binary.
 	guest.Run(t, repo, "go", "test", "-c", "-tags", "netgo,osusergo",
 		"-ldflags", "-linkmode external -extldflags -static", "-o", filepath.Join(r.Root, "lxc.test"), "./internal/lxc")
-	ip, err := exec.LookPath("ip")
-	if err != nil {
-		guest.Missing(t, "iproute2 is not installed")
-	}
-	r.CopyWithLibs(ip, "bin/ip")
 	for _, m := range []string{"llc", "stp", "bridge", "veth"} {
 		src := filepath.Join(modules, m+".ko")
 		if _, err := os.Stat(src); err != nil {

@@ -1,7 +1,7 @@
 #!/bin/sh
-# Sets up what the LXC driver's tests need: busybox-static and iproute2,
-# and a busybox root filesystem under .cache/lxc-test/rootfs (relative to
-# the repository root). Idempotent: run it as often as you like; as root.
+# Sets up what the LXC driver's tests need: busybox-static, and a busybox
+# root filesystem under .cache/lxc-test/rootfs (relative to the repository
+# root). Idempotent: run it as often as you like; as root.
 #
 #   test/lxc/setup.sh          # from the repository root (or anywhere)
 #
@@ -13,7 +13,6 @@ rootfs=${VIRTD_LXC_ROOTFS:-$repo/.cache/lxc-test/rootfs}
 
 need=""
 [ -x /bin/busybox ] || [ -x /usr/bin/busybox ] && file -L "$(command -v busybox)" 2>/dev/null | grep -q static || need="$need busybox-static"
-command -v ip >/dev/null 2>&1 || need="$need iproute2"
 if [ -n "$need" ]; then
 	export DEBIAN_FRONTEND=noninteractive
 	apt-get update -qq

@@ -56,6 +56,9 @@ type controller struct {
 	statePath string
 
 	master, slave *os.File
+	// veths are the host ends of the veth pairs the running container
+	// has; only the main goroutine (start, loop, teardown) uses them.
+	veths []string
 
 	mu       sync.Mutex
 	init     *exec.Cmd
@@ -204,7 +207,7 @@ func waitTimeout(wg *sync.WaitGroup, d time.Duration) {
 func (c *controller) setup() error {
 	for _, ifc := range c.spec.Interfaces {
 		// The driver checked the names at define; checked again before
-		// any reaches a command.
+		// any reaches the kernel.
 		if err := ifc.checkNames(); err != nil {
 			return invalid(err)
 		}
@@ -240,7 +243,8 @@ func (c *controller) teardown() {
 	if err := c.cg.Kill(10 * time.Second); err != nil {
 		c.log.Error("kill container processes", "error", err)
 	}
-	deleteVeths(c.spec.Interfaces)
+	deleteVeths(c.veths)
+	c.veths = nil
 	if err := c.cg.Remove(); err != nil {
 		c.log.Error("remove cgroup", "error", err)
 	}
@@ -300,18 +304,10 @@ func (c *controller) pumpConsole() {
 	}
 }
 
-// startContainer creates the veths and the container process, waits until
-// its init runs, and reports the init's exit on exited.
+// startContainer creates the container process and its veths, waits
+// until its init runs, and reports the init's exit on exited.
 func (c *controller) startContainer(exited chan<- *os.ProcessState) (err error) {
 	s := c.spec
-	if err := createVeths(s.Interfaces); err != nil {
-		return invalid(err)
-	}
-	defer func() {
-		if err != nil {
-			deleteVeths(s.Interfaces)
-		}
-	}()
 	prog, err := containerProgram(s, c.slave.Name())
 	if err != nil {
 		return err
@@ -370,12 +366,11 @@ func (c *controller) startContainer(exited chan<- *os.ProcessState) (err error) 
 		kill()
 		return err
 	}
-	if err := moveVeths(s.Interfaces, pid); err != nil {
+	c.veths, err = addNetwork(pid, s.Interfaces)
+	if err != nil {
 		kill()
-		return err
-	}
-	if err := configureNetwork(pid, s.Interfaces); err != nil {
-		kill()
+		deleteVeths(c.veths)
+		c.veths = nil
 		return invalid(fmt.Errorf("container %s: %w", s.Name, err))
 	}
 	// The helper carries the program out once it has all of it.
@@ -412,7 +407,8 @@ func (c *controller) loop(exited chan *os.ProcessState) string {
 		if err := c.cg.Kill(10 * time.Second); err != nil {
 			c.log.Error("kill container processes", "error", err)
 		}
-		deleteVeths(c.spec.Interfaces)
+		deleteVeths(c.veths)
+		c.veths = nil
 		ws, _ := ps.Sys().(syscall.WaitStatus)
 		action, reason := c.decide(req, ws)
 		c.log.Info("init exited", "status", ps.String(), "request", req, "action", action)
@@ -689,6 +685,6 @@ func Cleanup(spec *Spec) error {
 	}
 	cg := h.Open(spec.CgroupParent, spec.UUID)
 	err = cg.Kill(10 * time.Second)
-	deleteVeths(spec.Interfaces)
+	deleteVeths(hostNames(spec.Interfaces))
 	return errors.Join(err, cg.Remove())
 }

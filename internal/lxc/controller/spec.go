@@ -90,15 +90,6 @@ type Route struct {
 	Gateway string `json:"gateway"`
 }
 
-// peerName is the temporary host-side name of an interface's container end.
-func (i *Interface) peerName() string {
-	n := i.HostName
-	if len(n) > 13 {
-		n = n[:13]
-	}
-	return n + "p"
-}
-
 // WriteSpec writes s to path (the driver does this, atomically, before it
 // starts the controller).
 func (s *Spec) Marshal() ([]byte, error) { return json.MarshalIndent(s, "", "  ") }

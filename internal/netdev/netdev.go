@@ -1,0 +1,151 @@
+// Package netdev makes, attaches and removes the host network devices of
+// guests: tap devices for QEMU, veth pairs for containers, and their place
+// on a bridge. It speaks rtnetlink to the kernel through
+// github.com/vishvananda/netlink; no ip(8) is run, so no name is ever
+// parsed by a command line.
+//
+// Every function acts in the network namespace of the calling thread: a
+// caller that wants another one locks its goroutine to a thread that has
+// joined it (netdevtest.Do in tests), or, for what this package does not
+// do, uses a netlink.Handle made for that namespace.
+package netdev
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"os"
+
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
+
+	"github.com/virtd/virtd/virt"
+)
+
+// TapTemplate, given to AddTap as the name, lets the kernel name the tap:
+// vnet0, vnet1, ..., the first that is free, picked and taken at once.
+const TapTemplate = "vnet%d"
+
+// Bridge returns the bridge called name. An error names it, and is of
+// kind virt.ErrNotFound when there is no such interface, or
+// virt.ErrInvalidArgument when it is not a bridge.
+func Bridge(name string) (netlink.Link, error) {
+	l, err := netlink.LinkByName(name)
+	if err != nil {
+		var nf netlink.LinkNotFoundError
+		if errors.As(err, &nf) {
+			return nil, fmt.Errorf("bridge %q does not exist: %w", name, virt.ErrNotFound)
+		}
+		return nil, fmt.Errorf("bridge %q: %v: %w", name, err, virt.ErrInternal)
+	}
+	if _, ok := l.(*netlink.Bridge); !ok {
+		return nil, fmt.Errorf("interface %q is not a bridge (it is a %s): %w", name, l.Type(), virt.ErrInvalidArgument)
+	}
+	return l, nil
+}
+
+// AddTap makes a persistent tap device for a QEMU guest, attaches it to
+// the bridge called bridge (none when empty), sets it up, and returns its
+// name. Given TapTemplate (or any name with %d), the kernel picks the
+// name; two callers at once always get two devices. A name that is taken
+// already is an error of kind virt.ErrAlreadyExists: the device of that
+// name is neither reused nor touched. On error nothing is left behind.
+//
+// The tap has no packet information header (IFF_NO_PI), as QEMU's -netdev
+// tap expects; QEMU sets the flags it wants, IFF_VNET_HDR among them, when
+// it attaches. Its owner and group are the caller's, which QEMU runs as.
+func AddTap(name, bridge string) (string, error) {
+	master := 0
+	if bridge != "" {
+		br, err := Bridge(bridge)
+		if err != nil {
+			return "", err
+		}
+		master = br.Attrs().Index
+	}
+	tap := &netlink.Tuntap{
+		LinkAttrs: netlink.NewLinkAttrs(),
+		Mode:      netlink.TUNTAP_MODE_TAP,
+		// IFF_TUN_EXCL: without it, the kernel would attach to a tap
+		// that has the name already instead of failing.
+		Flags: netlink.TUNTAP_NO_PI | netlink.TUNTAP_TUN_EXCL,
+		Owner: uint32(os.Geteuid()),
+		Group: uint32(os.Getegid()),
+	}
+	tap.Name = name
+	tap.MasterIndex = master
+	if err := netlink.LinkAdd(tap); err != nil {
+		// netlink words the tun driver's error without its errno: a
+		// taken name (EBUSY, with IFF_TUN_EXCL) is told by looking.
+		if _, lerr := netlink.LinkByName(name); lerr == nil {
+			return "", fmt.Errorf("tap %q: a network device of that name exists already: %w", name, virt.ErrAlreadyExists)
+		}
+		return "", fmt.Errorf("tap %q: %v: %w", name, err, virt.ErrInternal)
+	}
+	// The kernel's name for it, the template filled in.
+	name = tap.Name
+	if err := netlink.LinkSetUp(tap); err != nil {
+		_ = netlink.LinkDel(tap)
+		return "", fmt.Errorf("tap %s: setting it up: %v: %w", name, err, virt.ErrInternal)
+	}
+	return name, nil
+}
+
+// AddVeth makes a veth pair. Its end called host stays in the caller's
+// namespace, attached to the bridge called bridge (none when empty), and
+// up. Its other end is made directly in the network namespace open as
+// the file peerNS (a /proc/PID/ns/net, say), called peer, with the
+// address mac (a random one when nil), and down. A name that is taken
+// already is an error of kind virt.ErrAlreadyExists, and that device is
+// not touched. On error nothing is left behind.
+func AddVeth(host, bridge, peer string, mac net.HardwareAddr, peerNS int) error {
+	master := 0
+	if bridge != "" {
+		br, err := Bridge(bridge)
+		if err != nil {
+			return err
+		}
+		master = br.Attrs().Index
+	}
+	v := netlink.NewVeth(netlink.NewLinkAttrs())
+	v.Name = host
+	v.PeerName = peer
+	v.PeerHardwareAddr = mac
+	v.PeerNamespace = netlink.NsFd(peerNS)
+	if err := netlink.LinkAdd(v); err != nil {
+		if errors.Is(err, os.ErrExist) {
+			return fmt.Errorf("veth %q (peer %q): a network device of either name exists already: %w", host, peer, virt.ErrAlreadyExists)
+		}
+		return fmt.Errorf("veth %q (peer %q): %v: %w", host, peer, err, virt.ErrInternal)
+	}
+	fail := func(what string, err error) error {
+		_ = netlink.LinkDel(v) // takes the peer with it
+		return fmt.Errorf("veth %s: %s: %v: %w", host, what, err, virt.ErrInternal)
+	}
+	if master != 0 {
+		if err := netlink.LinkSetMasterByIndex(v, master); err != nil {
+			return fail("attaching it to bridge "+bridge, err)
+		}
+	}
+	if err := netlink.LinkSetUp(v); err != nil {
+		return fail("setting it up", err)
+	}
+	return nil
+}
+
+// Delete removes the network device called name; one that does not exist
+// is not an error. Removing either end of a veth pair removes both.
+func Delete(name string) error {
+	l, err := netlink.LinkByName(name)
+	if err != nil {
+		var nf netlink.LinkNotFoundError
+		if errors.As(err, &nf) {
+			return nil
+		}
+		return fmt.Errorf("network device %q: %w", name, err)
+	}
+	if err := netlink.LinkDel(l); err != nil && !errors.Is(err, unix.ENODEV) {
+		return fmt.Errorf("deleting network device %q: %w", name, err)
+	}
+	return nil
+}
