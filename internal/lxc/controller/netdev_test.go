@@ -25,7 +25,7 @@ func TestSetupChecksNamesFirst(t *testing.T) {
 	} {
 		c := &controller{spec: &Spec{RootFS: "/nonexistent", Interfaces: []Interface{ifc}}}
 		err := c.setup()
-		if err == nil || kindOf(err) != KindInvalid {
+		if err == nil || virt.KindOf(err) != virt.ErrInvalidArgument {
 			t.Fatalf("setup with %+v: %v, want an invalid argument", ifc, err)
 		}
 		if !strings.Contains(err.Error(), "interface name") {
