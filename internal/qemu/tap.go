@@ -34,7 +34,7 @@ func (drv *Driver) createTaps(c *config, rec *record) error {
 		br := n.Source.Bridge.Bridge
 		if _, err := os.Stat("/sys/class/net/" + br + "/bridge"); err != nil {
 			drv.deleteTaps(rec.Taps)
-			return fmt.Errorf("domain %q: interface %d: no bridge %q on this host: %w", c.name(), i, br, virt.ErrNotFound)
+			return fmt.Errorf("domain %q: interface %d: no bridge %q on this host: %w", c.Name(), i, br, virt.ErrNotFound)
 		}
 		name := ""
 		if n.Target != nil && n.Target.Dev != "" && !strings.HasPrefix(n.Target.Dev, "vnet") {
@@ -44,12 +44,12 @@ func (drv *Driver) createTaps(c *config, rec *record) error {
 		}
 		if err := ip("tuntap", "add", "dev", name, "mode", "tap"); err != nil {
 			drv.deleteTaps(rec.Taps)
-			return fmt.Errorf("domain %q: creating tap %s: %v: %w", c.name(), name, err, virt.ErrInternal)
+			return fmt.Errorf("domain %q: creating tap %s: %v: %w", c.Name(), name, err, virt.ErrInternal)
 		}
 		rec.Taps = append(rec.Taps, name)
 		if err := ip("link", "set", "dev", name, "master", br, "up"); err != nil {
 			drv.deleteTaps(rec.Taps)
-			return fmt.Errorf("domain %q: attaching tap %s to bridge %s: %v: %w", c.name(), name, br, err, virt.ErrInternal)
+			return fmt.Errorf("domain %q: attaching tap %s to bridge %s: %v: %w", c.Name(), name, br, err, virt.ErrInternal)
 		}
 		n.Target = &libvirtxml.DomainInterfaceTarget{Dev: name}
 	}
