@@ -46,10 +46,9 @@ const (
 	DefaultCgroupParent = "virtd-lxc"
 )
 
-// Options are the driver's directories and settings; empty fields take
-// the values of the driver's environment (driver.EnvConfigDir...), then
-// the system paths.
+// Options are the driver's directories and settings.
 type Options struct {
+	// The driver's directories (driver.Env's); all must be set.
 	ConfigDir, StateDir, RunDir, LogDir string
 	// Executable is the driver executable re-run as controller; default
 	// the running one.
@@ -60,18 +59,6 @@ type Options struct {
 }
 
 func (o *Options) fill() {
-	def := func(v *string, env, sys string) {
-		if *v == "" {
-			*v = os.Getenv(env)
-		}
-		if *v == "" {
-			*v = sys
-		}
-	}
-	def(&o.ConfigDir, driver.EnvConfigDir, "/etc/virtd/lxc")
-	def(&o.StateDir, driver.EnvStateDir, "/var/lib/virtd/lxc")
-	def(&o.RunDir, driver.EnvRunDir, "/run/virtd/lxc")
-	def(&o.LogDir, driver.EnvLogDir, "/var/log/virtd/lxc")
 	if o.Executable == "" {
 		o.Executable, _ = os.Executable()
 	}
@@ -118,12 +105,14 @@ type container struct {
 	starting bool
 }
 
-// New returns the driver, with its directories from the environment the
-// host gives it. Its signature is what driver.Serve takes.
-func New(logger hclog.Logger) driver.Driver {
-	d, err := NewWithOptions(logger, Options{})
+// New returns the driver on the directories of env. Its signature is what
+// driver.Serve takes.
+func New(env driver.Env) driver.Driver {
+	d, err := NewWithOptions(env.Logger, Options{
+		ConfigDir: env.ConfigDir, StateDir: env.StateDir, RunDir: env.RunDir, LogDir: env.LogDir,
+	})
 	if err != nil {
-		logger.Error("lxc driver", "error", err)
+		d.log.Error("lxc driver", "error", err)
 	}
 	return d
 }
@@ -140,6 +129,11 @@ func NewWithOptions(logger hclog.Logger, opts Options) (*Driver, error) {
 	drv := &Driver{
 		log: logger, opts: opts, health: driver.HealthAvailable, hostUUID: domutil.NewUUID(),
 		doms: domlist.New[*config, container](), events: domutil.Events{Log: logger},
+	}
+	if opts.ConfigDir == "" || opts.StateDir == "" || opts.RunDir == "" || opts.LogDir == "" {
+		err := fmt.Errorf("lxc driver: its config, state, run and log directories must be set: %w", virt.ErrInvalidArgument)
+		drv.health, drv.healthWhy = driver.HealthUnavailable, err.Error()
+		return drv, err
 	}
 	var firstErr error
 	for _, d := range []string{opts.ConfigDir, filepath.Join(opts.ConfigDir, "autostart"), opts.RunDir, opts.LogDir} {

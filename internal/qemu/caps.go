@@ -59,6 +59,8 @@ func newCapsCache(cfg Config) *capsCache {
 	return &capsCache{cfg: cfg, probes: make(map[string]*probeResult)}
 }
 
+// searchPath is where QEMU binaries are looked for: Config.Path, else the
+// process's own PATH (see Config.Path).
 func (cc *capsCache) searchPath() string {
 	if cc.cfg.Path != "" {
 		return cc.cfg.Path

@@ -32,12 +32,12 @@ import (
 // Version is the driver's version: virtd's.
 var Version = version.Version
 
-// Defaults for a driver started without the host's directories.
 const (
-	defaultConfigDir = "/etc/virtd/qemu"
-	defaultRunDir    = "/run/virtd/qemu"
-	defaultLogDir    = "/var/log/virtd/qemu"
-	bootIDFile       = "/proc/sys/kernel/random/boot_id"
+	// bootIDFile names the current boot.
+	bootIDFile = "/proc/sys/kernel/random/boot_id"
+	// systemRunDir is the run directory of a system driver, which the
+	// command lines of DomainXMLToNative name.
+	systemRunDir = "/run/virtd/qemu"
 )
 
 // Config are the driver's directories and host settings.
@@ -49,6 +49,10 @@ type Config struct {
 	// LogDir holds one QEMU log per domain.
 	LogDir string
 	// Path is searched for qemu-system-* binaries; empty means $PATH.
+	// PATH is the driver process's own setting (the host gives a minimal
+	// one), which it uses to run programs anyway, not something the host
+	// tells the driver: it is read where it is used, not through
+	// driver.Env.
 	Path string
 	// BootIDFile names the current boot, for autostart; empty means the
 	// kernel's boot_id.
@@ -93,15 +97,14 @@ type guest struct {
 	inst *instance // nil when no QEMU runs
 }
 
-// New builds the driver from the directories the host passes in the
-// environment (driver.EnvConfigDir, ...). Its signature is what
+// New builds the driver on the directories of env. Its signature is what
 // driver.Serve takes.
-func New(logger hclog.Logger) driver.Driver {
-	cfg := Config{
-		ConfigDir: envOr(driver.EnvConfigDir, defaultConfigDir),
-		RunDir:    envOr(driver.EnvRunDir, defaultRunDir),
-		LogDir:    envOr(driver.EnvLogDir, defaultLogDir),
+func New(env driver.Env) driver.Driver {
+	logger := env.Logger
+	if logger == nil {
+		logger = hclog.NewNullLogger()
 	}
+	cfg := Config{ConfigDir: env.ConfigDir, RunDir: env.RunDir, LogDir: env.LogDir}
 	drv, err := NewWithConfig(logger, cfg)
 	if err != nil {
 		// Serve needs a driver; one that cannot use its directories
@@ -110,13 +113,6 @@ func New(logger hclog.Logger) driver.Driver {
 		return &Driver{log: logger, cfg: cfg, caps: newCapsCache(cfg), broken: err, doms: domlist.New[*config, guest]()}
 	}
 	return drv
-}
-
-func envOr(k, def string) string {
-	if v := os.Getenv(k); v != "" {
-		return v
-	}
-	return def
 }
 
 // NewWithConfig builds the driver on explicit directories, finds the

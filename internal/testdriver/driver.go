@@ -91,8 +91,10 @@ type cpuUse struct {
 }
 
 // New returns a test driver holding libvirt's default domain "test",
-// running with ID 1. Its signature is what driver.Serve takes.
-func New(logger hclog.Logger) driver.Driver {
+// running with ID 1. It needs nothing of env but its logger. Its
+// signature is what driver.Serve takes.
+func New(env driver.Env) driver.Driver {
+	logger := env.Logger
 	if logger == nil {
 		logger = hclog.NewNullLogger()
 	}

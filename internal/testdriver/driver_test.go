@@ -18,7 +18,7 @@ import (
 
 func newTest(t testing.TB) *Driver {
 	t.Helper()
-	return New(nil).(*Driver)
+	return New(driver.Env{}).(*Driver)
 }
 
 func domXML(name, extra string) string {

@@ -20,7 +20,6 @@ package xen
 import (
 	"context"
 	"fmt"
-	"os"
 	"sync"
 
 	"github.com/hashicorp/go-hclog"
@@ -64,10 +63,11 @@ var (
 	_ driver.NativeConverter = (*Driver)(nil)
 )
 
-// New opens libxl and returns the driver; its signature is what
-// driver.Serve takes. It never fails: without Xen the driver is
-// unavailable, with the reason in Info.
-func New(logger hclog.Logger) driver.Driver {
+// New opens libxl and returns the driver on the directories of env; its
+// signature is what driver.Serve takes. It never fails: without Xen the
+// driver is unavailable, with the reason in Info.
+func New(env driver.Env) driver.Driver {
+	logger := env.Logger
 	if logger == nil {
 		logger = hclog.NewNullLogger()
 	}
@@ -80,7 +80,7 @@ func New(logger hclog.Logger) driver.Driver {
 	} else {
 		hv = &libxlHypervisor{ctx: ctx}
 	}
-	return newDriver(logger, hv, reason, os.Getenv(driver.EnvConfigDir), os.Getenv(driver.EnvRunDir))
+	return newDriver(logger, hv, reason, env.ConfigDir, env.RunDir)
 }
 
 // newDriver builds a driver on hv (nil: unavailable for reason).

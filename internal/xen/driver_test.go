@@ -48,7 +48,7 @@ func TestUnavailable(t *testing.T) {
 		ctx.Close()
 		t.Skip("a Xen hypervisor is usable here; the unavailable path cannot be shown")
 	}
-	d := New(hclog.NewNullLogger())
+	d := New(driver.Env{})
 	drv := drivertest.Pair(t, d)
 	ctx := t.Context()
 	info, err := drv.Info(ctx)
