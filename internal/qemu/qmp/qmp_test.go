@@ -47,6 +47,17 @@ type fakeConn struct {
 
 func (f *fakeQEMU) accept(greet bool) *fakeConn {
 	f.t.Helper()
+	fc := f.tryAccept(greet)
+	if fc == nil {
+		f.t.FailNow()
+	}
+	return fc
+}
+
+// tryAccept is accept for a goroutine other than the test's: it reports a
+// missing connection with Errorf and returns nil.
+func (f *fakeQEMU) tryAccept(greet bool) *fakeConn {
+	f.t.Helper()
 	select {
 	case c := <-f.conns:
 		f.t.Cleanup(func() { c.Close() })
@@ -56,7 +67,7 @@ func (f *fakeQEMU) accept(greet bool) *fakeConn {
 		}
 		return fc
 	case <-time.After(5 * time.Second):
-		f.t.Fatal("no connection to the fake QMP server")
+		f.t.Error("no connection to the fake QMP server")
 	}
 	return nil
 }
@@ -259,7 +270,7 @@ func TestGreetingTimeout(t *testing.T) {
 	f := newFake(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
 	defer cancel()
-	go f.accept(false) // accepts, never greets
+	go f.tryAccept(false) // accepts, never greets
 	_, err := Dial(ctx, f.path, nil)
 	if !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("err = %v, want a deadline error", err)
@@ -269,8 +280,9 @@ func TestGreetingTimeout(t *testing.T) {
 func TestNotQMP(t *testing.T) {
 	f := newFake(t)
 	go func() {
-		fc := f.accept(false)
-		fc.send(`SSH-2.0-OpenSSH`)
+		if fc := f.tryAccept(false); fc != nil {
+			fc.send(`SSH-2.0-OpenSSH`)
+		}
 	}()
 	_, err := Dial(context.Background(), f.path, nil)
 	if err == nil || !strings.Contains(err.Error(), "not a QMP greeting") {
