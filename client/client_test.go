@@ -141,7 +141,7 @@ func TestOpenErrors(t *testing.T) {
 // TestHostCalls checks that the host calls bring the driver's answers
 // unchanged.
 func TestHostCalls(t *testing.T) {
-	drv := testdriver.New(nil)
+	drv := testdriver.New(driver.Env{})
 	s := start(t, drv)
 	c := openTest(t, s)
 	ctx := testCtx(t)
@@ -343,7 +343,7 @@ func (r *recorder) LookupDomain(ctx context.Context, key virt.Lookup) (*virt.Dom
 // TestCallsMapToDaemon checks that each client call reaches the driver as
 // the call and arguments it stands for.
 func TestCallsMapToDaemon(t *testing.T) {
-	r := &recorder{Driver: testdriver.New(nil)}
+	r := &recorder{Driver: testdriver.New(driver.Env{})}
 	s := start(t, r)
 	c := openTest(t, s)
 	ctx := testCtx(t)

@@ -36,7 +36,7 @@ func TestParseURI(t *testing.T) {
 func newCore(t *testing.T, drivers ...driver.Driver) (*core.Core, *inproc.Drivers) {
 	t.Helper()
 	if len(drivers) == 0 {
-		drivers = []driver.Driver{testdriver.New(nil)}
+		drivers = []driver.Driver{testdriver.New(driver.Env{})}
 	}
 	ds, err := inproc.New(context.Background(), drivers...)
 	if err != nil {
@@ -236,7 +236,7 @@ func TestAdminView(t *testing.T) {
 	if len(l.Drivers) != 1 || l.Drivers[0].Name != "test" || l.Drivers[0].State != "running" || l.Drivers[0].Health != "available" {
 		t.Errorf("Drivers = %+v", l)
 	}
-	if _, err := inproc.New(context.Background(), testdriver.New(nil), testdriver.New(nil)); !errors.Is(err, virt.ErrAlreadyExists) {
+	if _, err := inproc.New(context.Background(), testdriver.New(driver.Env{}), testdriver.New(driver.Env{})); !errors.Is(err, virt.ErrAlreadyExists) {
 		t.Errorf("two drivers for one scheme: %v", err)
 	}
 }

@@ -4,9 +4,10 @@
 // the daemon and the driver process. Proto types never leave this package:
 // drivers and the daemon see only Driver and package virt's types.
 //
-// A driver's main is one call:
+// A driver's main is one call, with a constructor that takes the Env the
+// host gives:
 //
-//	func main() { driver.Serve(mydriver.New) }
+//	func main() { driver.Serve(mydriver.New) } // mydriver.New(driver.Env) driver.Driver
 package driver
 
 import (

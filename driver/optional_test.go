@@ -53,7 +53,7 @@ func (echoDriver) DomainXMLFromNative(_ context.Context, format, cfg string) (st
 }
 
 func TestConsoleThroughShims(t *testing.T) {
-	d := drivertest.Pair(t, echoDriver{testdriver.New(nil)})
+	d := drivertest.Pair(t, echoDriver{testdriver.New(driver.Env{})})
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	con, err := d.(driver.Consoler).OpenConsole(ctx, "6695eb01-f6a4-8304-79aa-97f2502e193f", "")
@@ -78,7 +78,7 @@ func TestConsoleThroughShims(t *testing.T) {
 }
 
 func TestConverterThroughShims(t *testing.T) {
-	d := drivertest.Pair(t, echoDriver{testdriver.New(nil)})
+	d := drivertest.Pair(t, echoDriver{testdriver.New(driver.Env{})})
 	ctx := context.Background()
 	conv := d.(driver.NativeConverter)
 	if out, err := conv.DomainXMLToNative(ctx, "upper", "<domain/>"); err != nil || out != "<DOMAIN/>" {
@@ -93,7 +93,7 @@ func TestConverterThroughShims(t *testing.T) {
 }
 
 func TestOptionalFeaturesAbsent(t *testing.T) {
-	d := drivertest.Pair(t, testdriver.New(nil))
+	d := drivertest.Pair(t, testdriver.New(driver.Env{}))
 	ctx := context.Background()
 	if _, err := d.(driver.NativeConverter).DomainXMLToNative(ctx, "qemu-argv", "<domain/>"); !errors.Is(err, virt.ErrNotSupported) {
 		t.Fatalf("to native on a driver without it: %v", err)

@@ -7,7 +7,6 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
-	"strconv"
 	"syscall"
 	"time"
 
@@ -20,7 +19,7 @@ import (
 
 // Environment the host sets for a driver process. The host passes none of
 // its own environment through; these and a minimal PATH are all a driver
-// sees.
+// sees. Serve reads them into an Env (ParseEnv).
 const (
 	// EnvOrphanTimeout (a Go duration) is how long the driver lives on with
 	// no host in contact and no running guest before it exits by itself.
@@ -46,11 +45,13 @@ const (
 	EnvLogDir    = "VIRTD_DRIVER_LOG_DIR"
 )
 
-// Serve runs a driver executable: it builds the driver with a logger that
-// writes JSON to stderr (which the host re-logs under the driver's name),
+// Serve runs a driver executable: it reads the Env its host gives
+// (ParseEnv), makes the driver's logger, which writes JSON to stderr (the
+// host re-logs it under the driver's name), builds the driver from the Env,
 // serves it over go-plugin's gRPC transport and never returns. It refuses
-// to run unless launched by a virtd host.
-func Serve(newDriver func(hclog.Logger) Driver) {
+// to run unless launched by a virtd host, and exits with the error when
+// the Env is incomplete or invalid.
+func Serve(newDriver func(Env) Driver) {
 	if os.Getenv(Handshake.MagicCookieKey) != Handshake.MagicCookieValue {
 		fmt.Fprintf(os.Stderr, "%s is a virtd driver: virtd starts it when a client needs it; it is not meant to be run by hand\n", os.Args[0])
 		os.Exit(1)
@@ -60,13 +61,17 @@ func Serve(newDriver func(hclog.Logger) Driver) {
 	signal.Notify(make(chan os.Signal, 1), syscall.SIGPIPE)
 
 	nameProcess()
-	logger := newLogger()
-	cleanDirs(logger)
-	impl := newDriver(logger)
-	srv := newServer(impl, newInstanceID())
-	if d, err := time.ParseDuration(os.Getenv(EnvOrphanTimeout)); err == nil && d > 0 {
-		srv.orphanTimeout.Store(int64(d))
+	env, err := ParseEnv(os.Getenv)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "%s: %v\n", filepath.Base(os.Args[0]), err)
+		os.Exit(1)
 	}
+	logger := newLogger(env)
+	env.Logger = logger
+	cleanDirs(env, logger)
+	impl := newDriver(env)
+	srv := newServer(impl, newInstanceID())
+	srv.orphanTimeout.Store(int64(env.OrphanTimeout))
 	go watchOrphan(srv, logger)
 
 	plugin.Serve(&plugin.ServeConfig{
@@ -76,7 +81,7 @@ func Serve(newDriver func(hclog.Logger) Driver) {
 			return grpc.NewServer(append(opts,
 				// Fixed windows: no bandwidth-delay probing on a local socket.
 				grpc.InitialWindowSize(1<<20), grpc.InitialConnWindowSize(1<<20),
-				grpc.MaxRecvMsgSize(maxMessageSize()), grpc.MaxSendMsgSize(maxMessageSize()))...)
+				grpc.MaxRecvMsgSize(env.MaxMessageSize), grpc.MaxSendMsgSize(env.MaxMessageSize))...)
 		},
 		Logger: logger,
 	})
@@ -85,13 +90,6 @@ func Serve(newDriver func(hclog.Logger) Driver) {
 
 // DefaultMaxMessageSize is the message size limit when the host sets none.
 const DefaultMaxMessageSize = 4 << 20
-
-func maxMessageSize() int {
-	if n, err := strconv.Atoi(os.Getenv(EnvMaxMessageSize)); err == nil && n > 0 {
-		return n
-	}
-	return DefaultMaxMessageSize
-}
 
 // nameProcess gives the process the name of its executable. The host runs
 // a driver through the descriptor it checked (/proc/self/fd/N), which
@@ -106,12 +104,8 @@ func nameProcess() {
 
 // cleanDirs removes what writers killed in the middle of an atomic write
 // left in the driver's directories.
-func cleanDirs(logger hclog.Logger) {
-	for _, env := range []string{EnvConfigDir, EnvStateDir, EnvRunDir} {
-		dir := os.Getenv(env)
-		if dir == "" {
-			continue
-		}
+func cleanDirs(env Env, logger hclog.Logger) {
+	for _, dir := range []string{env.ConfigDir, env.StateDir, env.RunDir} {
 		removed, err := atomicfile.Clean(dir)
 		if err != nil {
 			logger.Warn("cleaning temporary files", "dir", dir, "error", err)
@@ -122,18 +116,16 @@ func cleanDirs(logger hclog.Logger) {
 	}
 }
 
-func newLogger() hclog.Logger {
+// newLogger makes the driver's logger: JSON to stderr, and to the log
+// file when there is one.
+func newLogger(env Env) hclog.Logger {
 	var out io.Writer = os.Stderr
-	if path := os.Getenv(EnvLogFile); path != "" {
-		if f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600); err == nil {
+	if env.LogFile != "" {
+		if f, err := os.OpenFile(env.LogFile, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600); err == nil {
 			out = io.MultiWriter(f, quietWriter{os.Stderr})
 		}
 	}
-	level := hclog.LevelFromString(os.Getenv(EnvLogLevel))
-	if level == hclog.NoLevel {
-		level = hclog.Info
-	}
-	return hclog.New(&hclog.LoggerOptions{Output: out, JSONFormat: true, Level: level})
+	return hclog.New(&hclog.LoggerOptions{Output: out, JSONFormat: true, Level: env.LogLevel})
 }
 
 // quietWriter never fails, so that a closed stderr does not stop the

@@ -34,7 +34,7 @@ type Daemon struct {
 func Start(t testing.TB, drivers ...driver.Driver) *Daemon {
 	t.Helper()
 	if len(drivers) == 0 {
-		drivers = []driver.Driver{testdriver.New(nil)}
+		drivers = []driver.Driver{testdriver.New(driver.Env{})}
 	}
 	// Unix socket paths are limited to about 100 bytes, which t.TempDir
 	// can exceed.

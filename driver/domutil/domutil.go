@@ -1,8 +1,9 @@
 // Package domutil holds what every driver needs around libvirt's domain
 // vocabulary: UUIDs and MAC addresses as libvirt writes them, libvirt's
 // scaled memory units, the check of a host network interface name, the
-// order virsh lists domains in, and a broadcaster for lifecycle events. Driver authors may use it; nothing in it is tied
-// to one hypervisor.
+// order virsh lists domains in, and a broadcaster for lifecycle events.
+// Driver authors may use it; nothing in it is tied to one hypervisor. The
+// list of a driver's domains is package domlist.
 package domutil
 
 import (
@@ -120,50 +121,4 @@ func NotFound(key virt.Lookup) error {
 		return fmt.Errorf("no domain with matching uuid '%s': %w", key.UUID, virt.ErrNotFound)
 	}
 	return fmt.Errorf("no domain with matching id %d: %w", key.ID, virt.ErrNotFound)
-}
-
-// Views returns view of every domain of a driver's map: the snapshot its
-// ListDomains filters (Filter), taken while the driver holds its lock.
-func Views[D any](doms map[string]D, view func(D) virt.Domain) []virt.Domain {
-	out := make([]virt.Domain, 0, len(doms))
-	for _, d := range doms {
-		out = append(out, view(d))
-	}
-	return out
-}
-
-// ByUUID returns the domain of byUUID (keyed by canonical UUID) whose UUID
-// is uuid in any spelling libvirt accepts (ParseUUID), or an ErrNotFound
-// naming it.
-func ByUUID[D any](byUUID map[string]D, uuid string) (D, error) {
-	var zero D
-	u, err := ParseUUID(uuid)
-	if err != nil {
-		return zero, err
-	}
-	d, ok := byUUID[u]
-	if !ok {
-		return zero, NotFound(virt.ByUUID(u))
-	}
-	return d, nil
-}
-
-// Lookup resolves key against a driver's domains: its name in byName, its
-// UUID in byUUID (as ByUUID), its ID through byID, which knows running
-// domains only. A miss is NotFound(key).
-func Lookup[D any](key virt.Lookup, byName, byUUID map[string]D, byID func(int32) (D, bool)) (D, error) {
-	var d D
-	ok := false
-	switch {
-	case key.Name != "":
-		d, ok = byName[key.Name]
-	case key.UUID != "":
-		return ByUUID(byUUID, key.UUID)
-	default:
-		d, ok = byID(key.ID)
-	}
-	if !ok {
-		return d, NotFound(key)
-	}
-	return d, nil
 }

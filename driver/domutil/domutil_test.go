@@ -3,7 +3,6 @@ package domutil
 import (
 	"errors"
 	"regexp"
-	"strings"
 	"testing"
 
 	"github.com/virtd/virtd/virt"
@@ -107,29 +106,5 @@ func TestFilterAndNotFound(t *testing.T) {
 		if !errors.Is(err, virt.ErrNotFound) || !regexp.MustCompile(regexp.QuoteMeta(want)).MatchString(err.Error()) {
 			t.Errorf("NotFound(%+v) = %v", key, err)
 		}
-	}
-}
-
-func TestLookup(t *testing.T) {
-	type dom struct{ id int32 }
-	a := &dom{id: 7}
-	u := "c7a5fdbd-edaf-9455-926a-d65c16db1809"
-	byName, byUUID := map[string]*dom{"a": a}, map[string]*dom{u: a}
-	byID := func(id int32) (*dom, bool) { return a, id == a.id }
-	for _, key := range []virt.Lookup{virt.ByName("a"), virt.ByUUID(u), virt.ByUUID(strings.ToUpper(strings.ReplaceAll(u, "-", ""))), virt.ByID(7)} {
-		if d, err := Lookup(key, byName, byUUID, byID); err != nil || d != a {
-			t.Errorf("Lookup(%+v) = %v, %v", key, d, err)
-		}
-	}
-	for _, key := range []virt.Lookup{virt.ByName("b"), virt.ByUUID("00000000-0000-0000-0000-000000000001"), virt.ByID(8)} {
-		if _, err := Lookup(key, byName, byUUID, byID); !errors.Is(err, virt.ErrNotFound) {
-			t.Errorf("Lookup(%+v): %v, want not found", key, err)
-		}
-	}
-	if _, err := ByUUID(byUUID, "not-a-uuid"); !errors.Is(err, virt.ErrInvalidArgument) {
-		t.Errorf("ByUUID of a malformed UUID: %v, want invalid argument", err)
-	}
-	if v := Views(byName, func(d *dom) virt.Domain { return virt.Domain{ID: d.id} }); len(v) != 1 || v[0].ID != 7 {
-		t.Errorf("Views = %+v", v)
 	}
 }

@@ -10,7 +10,7 @@
 //
 //	func TestConformance(t *testing.T) {
 //		drivertest.Run(t, drivertest.Config{
-//			New:       func(t *testing.T) driver.Driver { return mydriver.New(hclog.NewNullLogger()) },
+//			New:       func(t *testing.T) driver.Driver { return mydriver.New(driver.Env{ConfigDir: t.TempDir(), ...}) },
 //			DomainXML: func(name string) string { return "<domain type='kvm'>...</domain>" },
 //			URI:       "qemu:///system",
 //		})

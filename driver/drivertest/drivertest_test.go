@@ -33,7 +33,7 @@ func (limited) Capabilities(context.Context) (string, error)     { return "", re
 
 func TestUnsupportedOps(t *testing.T) {
 	drivertest.Run(t, drivertest.Config{
-		New: func(t *testing.T) driver.Driver { return limited{testdriver.New(nil)} },
+		New: func(t *testing.T) driver.Driver { return limited{testdriver.New(driver.Env{})} },
 		DomainXML: func(name string) string {
 			return "<domain type='test'><name>" + name + "</name><memory>65536</memory></domain>"
 		},
@@ -47,7 +47,7 @@ func TestUnsupportedOps(t *testing.T) {
 }
 
 func TestPair(t *testing.T) {
-	drv := drivertest.Pair(t, testdriver.New(nil))
+	drv := drivertest.Pair(t, testdriver.New(driver.Env{}))
 	d, err := drv.LookupDomain(t.Context(), virt.ByName("test"))
 	if err != nil || d.ID != 1 {
 		t.Fatalf("LookupDomain(test) through the shims = %+v, %v", d, err)

@@ -11,6 +11,7 @@ import (
 
 	"github.com/virtd/virtd/driver/domutil"
 	"github.com/virtd/virtd/driver/domxml"
+	"github.com/virtd/virtd/driver/hostinfo"
 	"github.com/virtd/virtd/internal/lxc/controller"
 	"github.com/virtd/virtd/virt"
 )
@@ -34,8 +35,9 @@ type config struct {
 	pidsMax   int64
 }
 
-func (c *config) name() string { return c.xml.Name }
-func (c *config) uuid() string { return c.xml.UUID }
+// Name and UUID of the definition (domlist.Def).
+func (c *config) Name() string { return c.xml.Name }
+func (c *config) UUID() string { return c.xml.UUID }
 
 func invalidf(format string, args ...any) error {
 	return fmt.Errorf(format+": %w", append(args, virt.ErrInvalidArgument)...)
@@ -172,10 +174,10 @@ func checkOS(x *libvirtxml.Domain, where string) error {
 	if x.OS.Type.Type != "exe" {
 		return invalidf("%s: os type %q is not supported by the lxc driver (only exe)", where, x.OS.Type.Type)
 	}
-	if a := x.OS.Type.Arch; a != "" && a != hostArch() {
-		return invalidf("%s: architecture %q is not the host's (%s)", where, a, hostArch())
+	if a := x.OS.Type.Arch; a != "" && a != hostinfo.Arch() {
+		return invalidf("%s: architecture %q is not the host's (%s)", where, a, hostinfo.Arch())
 	}
-	x.OS.Type.Arch = hostArch()
+	x.OS.Type.Arch = hostinfo.Arch()
 	if x.OS.Init == "" {
 		x.OS.Init = "/sbin/init"
 	}
@@ -479,7 +481,7 @@ func (c *config) marshal(id int32, st *controller.Status) (string, error) {
 	}
 	s, err := x.Marshal()
 	if err != nil {
-		return "", fmt.Errorf("domain %q: writing XML: %v: %w", c.name(), err, virt.ErrInternal)
+		return "", fmt.Errorf("domain %q: writing XML: %v: %w", c.Name(), err, virt.ErrInternal)
 	}
 	return s, nil
 }

@@ -19,19 +19,18 @@ package lxc
 import (
 	"context"
 	"fmt"
-	"net/url"
 	"os"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
 	"sync"
 
 	"github.com/hashicorp/go-hclog"
-	"libvirt.org/go/libvirtxml"
 
 	"github.com/virtd/virtd/driver"
+	"github.com/virtd/virtd/driver/domlist"
 	"github.com/virtd/virtd/driver/domutil"
+	"github.com/virtd/virtd/driver/hostinfo"
 	"github.com/virtd/virtd/internal/defdir"
 	"github.com/virtd/virtd/internal/lxc/cgroup"
 	"github.com/virtd/virtd/internal/version"
@@ -47,10 +46,9 @@ const (
 	DefaultCgroupParent = "virtd-lxc"
 )
 
-// Options are the driver's directories and settings; empty fields take
-// the values of the driver's environment (driver.EnvConfigDir...), then
-// the system paths.
+// Options are the driver's directories and settings.
 type Options struct {
+	// The driver's directories (driver.Env's); all must be set.
 	ConfigDir, StateDir, RunDir, LogDir string
 	// Executable is the driver executable re-run as controller; default
 	// the running one.
@@ -61,18 +59,6 @@ type Options struct {
 }
 
 func (o *Options) fill() {
-	def := func(v *string, env, sys string) {
-		if *v == "" {
-			*v = os.Getenv(env)
-		}
-		if *v == "" {
-			*v = sys
-		}
-	}
-	def(&o.ConfigDir, driver.EnvConfigDir, "/etc/virtd/lxc")
-	def(&o.StateDir, driver.EnvStateDir, "/var/lib/virtd/lxc")
-	def(&o.RunDir, driver.EnvRunDir, "/run/virtd/lxc")
-	def(&o.LogDir, driver.EnvLogDir, "/var/log/virtd/lxc")
 	if o.Executable == "" {
 		o.Executable, _ = os.Executable()
 	}
@@ -83,8 +69,9 @@ func (o *Options) fill() {
 
 // Driver is the LXC driver. It is safe for concurrent use.
 //
-// Lock order: mu only; events are published under mu with non-blocking
-// sends, so subscribers see them in Seq order.
+// Each domain has its own lock (package domlist); mu guards the driver's
+// own fields. Events about a domain are published under its lock, with
+// non-blocking sends, so subscribers see them in the order of its changes.
 type Driver struct {
 	log  hclog.Logger
 	opts Options
@@ -94,54 +81,38 @@ type Driver struct {
 	healthWhy string
 	hostUUID  string
 
+	doms   *domlist.List[*config, container]
+	events domutil.Events
+
 	mu     sync.Mutex
 	closed bool
 	// spare is a controller started ahead of need (spare.go).
-	spare  *ctlProc
-	byUUID map[string]*domain
-	byName map[string]*domain
-	byID   map[int32]*domain
-	events domutil.Events
+	spare *ctlProc
 }
 
 var (
 	_ driver.Driver = (*Driver)(nil)
 )
 
-// domain is one domain; fields guarded by Driver.mu.
-type domain struct {
-	name, uuid string
-	persistent *config
-	live       *config
-	run        *run
-	starting   bool
-	state      virt.State
-	reason     int32
-	autostart  bool
+// domain is one domain; its fields are guarded by its lock. Its ID is its
+// controller's pid.
+type domain = domlist.Object[*config, container]
+
+// container is what the driver keeps about a domain's container.
+type container struct {
+	run *run
+	// starting is set while a start is under way (without the lock).
+	starting bool
 }
 
-func (d *domain) current() *config {
-	if d.live != nil {
-		return d.live
-	}
-	return d.persistent
-}
-
-func (d *domain) view() virt.Domain {
-	id := int32(-1)
-	if d.state.Active() && d.run != nil {
-		id = int32(d.run.ctlPID)
-	}
-	return virt.Domain{Name: d.name, UUID: d.uuid, ID: id, State: d.state, Reason: d.reason,
-		Persistent: d.persistent != nil, Autostart: d.autostart}
-}
-
-// New returns the driver, with its directories from the environment the
-// host gives it. Its signature is what driver.Serve takes.
-func New(logger hclog.Logger) driver.Driver {
-	d, err := NewWithOptions(logger, Options{})
+// New returns the driver on the directories of env. Its signature is what
+// driver.Serve takes.
+func New(env driver.Env) driver.Driver {
+	d, err := NewWithOptions(env.Logger, Options{
+		ConfigDir: env.ConfigDir, StateDir: env.StateDir, RunDir: env.RunDir, LogDir: env.LogDir,
+	})
 	if err != nil {
-		logger.Error("lxc driver", "error", err)
+		d.log.Error("lxc driver", "error", err)
 	}
 	return d
 }
@@ -157,8 +128,12 @@ func NewWithOptions(logger hclog.Logger, opts Options) (*Driver, error) {
 	opts.fill()
 	drv := &Driver{
 		log: logger, opts: opts, health: driver.HealthAvailable, hostUUID: domutil.NewUUID(),
-		byUUID: map[string]*domain{}, byName: map[string]*domain{}, byID: map[int32]*domain{},
-		events: domutil.Events{Log: logger},
+		doms: domlist.New[*config, container](), events: domutil.Events{Log: logger},
+	}
+	if opts.ConfigDir == "" || opts.StateDir == "" || opts.RunDir == "" || opts.LogDir == "" {
+		err := fmt.Errorf("lxc driver: its config, state, run and log directories must be set: %w", virt.ErrInvalidArgument)
+		drv.health, drv.healthWhy = driver.HealthUnavailable, err.Error()
+		return drv, err
 	}
 	var firstErr error
 	for _, d := range []string{opts.ConfigDir, filepath.Join(opts.ConfigDir, "autostart"), opts.RunDir, opts.LogDir} {
@@ -191,17 +166,17 @@ func NewWithOptions(logger hclog.Logger, opts Options) (*Driver, error) {
 // running containers go on running.
 func (drv *Driver) Close() error {
 	drv.mu.Lock()
-	defer drv.mu.Unlock()
 	drv.closed = true
 	if drv.spare != nil {
 		drv.spare.conn.Close() // it exits
 		drv.spare = nil
 	}
-	for _, d := range drv.byUUID {
-		if d.run != nil && d.run.watch != nil {
-			d.run.watch.Close()
+	drv.mu.Unlock()
+	drv.doms.Each(func(d *domain) {
+		if r := d.Priv.run; r != nil && r.watch != nil {
+			r.watch.Close()
 		}
-	}
+	})
 	drv.events.Close()
 	return nil
 }
@@ -223,17 +198,22 @@ func (drv *Driver) load() error {
 			drv.log.Error("bad definition, ignored", "file", f, "error", err)
 			continue
 		}
-		if strings.TrimSuffix(filepath.Base(f), ".xml") != c.uuid() && !drv.renameLegacy(f, b, c) {
+		if strings.TrimSuffix(filepath.Base(f), ".xml") != c.UUID() && !drv.renameLegacy(f, b, c) {
 			continue
 		}
-		if drv.byName[c.name()] != nil || drv.byUUID[c.uuid()] != nil {
-			drv.log.Error("duplicate definition, ignored", "file", f)
+		d, _, err := drv.doms.Define(c, func(d *domain) error {
+			if d.IsPersistent() {
+				return fmt.Errorf("domain '%s' is defined twice: %w", d.Name(), virt.ErrAlreadyExists)
+			}
+			return nil
+		})
+		if err != nil {
+			drv.log.Error("definition ignored", "file", f, "error", err)
 			continue
 		}
-		d := &domain{name: c.name(), uuid: c.uuid(), persistent: c, state: virt.StateShutoff}
-		_, err = os.Stat(drv.autostartPath(d.uuid))
-		d.autostart = err == nil
-		drv.byUUID[d.uuid], drv.byName[d.name] = d, d
+		_, err = os.Stat(drv.autostartPath(d.UUID()))
+		d.Autostart = err == nil
+		d.Unlock()
 	}
 	return nil
 }
@@ -249,11 +229,11 @@ func (drv *Driver) autostartPath(uuid string) string {
 // renameLegacy moves a definition an earlier version wrote by name to the
 // files named by c's UUID, and reports whether it should be used.
 func (drv *Driver) renameLegacy(path string, b []byte, c *config) bool {
-	use, err := defdir.RenameLegacy(drv.opts.ConfigDir, path, b, c.uuid(), []byte(c.uuid()+"\n"))
+	use, err := defdir.RenameLegacy(drv.opts.ConfigDir, path, b, c.UUID(), []byte(c.UUID()+"\n"))
 	if err != nil {
 		drv.log.Error("cannot rename a definition to its UUID", "file", path, "error", err)
 	} else if use {
-		drv.log.Info("definition renamed to its UUID", "from", path, "to", drv.configPath(c.uuid()))
+		drv.log.Info("definition renamed to its UUID", "from", path, "to", drv.configPath(c.UUID()))
 	}
 	return use
 }
@@ -294,82 +274,32 @@ func (drv *Driver) RunningGuests(ctx context.Context) (int, error) {
 	if err := ctx.Err(); err != nil {
 		return 0, err
 	}
-	drv.mu.Lock()
-	defer drv.mu.Unlock()
 	n := 0
-	for _, d := range drv.byUUID {
-		if d.state.Active() || d.starting {
+	drv.doms.Each(func(d *domain) {
+		if d.State.Active() || d.Priv.starting {
 			n++
 		}
-	}
+	})
 	return n, nil
 }
+
+// uris are the URIs served: lxc:///system, also written lxc:///.
+var uris = hostinfo.URIs{Driver: driverName, Scheme: "lxc", Paths: []string{"/system", "/", ""}}
 
 // CheckURI accepts lxc:///system and lxc:/// (with a transport and query
 // parameters, which the daemon consumes).
 func (drv *Driver) CheckURI(ctx context.Context, uri string) error {
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	u, err := url.Parse(uri)
-	if err != nil {
-		return fmt.Errorf("URI %q: %v: %w", uri, err, virt.ErrInvalidArgument)
-	}
-	scheme, _, _ := strings.Cut(u.Scheme, "+")
-	if scheme != "lxc" || u.Opaque != "" || (u.Path != "/system" && u.Path != "/" && u.Path != "") {
-		return fmt.Errorf("URI %q is not served by the lxc driver: use lxc:///system: %w", uri, virt.ErrInvalidArgument)
-	}
-	return nil
+	return uris.Check(ctx, uri)
 }
 
 // Hostname returns the host's name.
 func (drv *Driver) Hostname(ctx context.Context) (string, error) {
-	if err := ctx.Err(); err != nil {
-		return "", err
-	}
-	h, err := os.Hostname()
-	if err != nil {
-		return "", fmt.Errorf("hostname: %v: %w", err, virt.ErrInternal)
-	}
-	return h, nil
-}
-
-func hostArch() string {
-	switch runtime.GOARCH {
-	case "amd64":
-		return "x86_64"
-	case "386":
-		return "i686"
-	case "arm64":
-		return "aarch64"
-	}
-	return runtime.GOARCH
+	return hostinfo.Hostname(ctx)
 }
 
 // NodeInfo describes the host from /proc.
 func (drv *Driver) NodeInfo(ctx context.Context) (*virt.NodeInfo, error) {
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
-	ni := &virt.NodeInfo{Model: hostArch(), CPUs: uint32(runtime.NumCPU()), Nodes: 1, Sockets: 1,
-		Cores: uint32(runtime.NumCPU()), Threads: 1}
-	if b, err := os.ReadFile("/proc/meminfo"); err == nil {
-		for _, l := range strings.Split(string(b), "\n") {
-			if v, ok := strings.CutPrefix(l, "MemTotal:"); ok {
-				ni.MemoryKiB, _ = strconv.ParseUint(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
-			}
-		}
-	}
-	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
-		for _, l := range strings.Split(string(b), "\n") {
-			if k, v, ok := strings.Cut(l, ":"); ok && strings.TrimSpace(k) == "cpu MHz" {
-				f, _ := strconv.ParseFloat(strings.TrimSpace(v), 64)
-				ni.MHz = uint32(f)
-				break
-			}
-		}
-	}
-	return ni, nil
+	return hostinfo.NodeInfo(ctx)
 }
 
 // Capabilities returns libvirt's capabilities XML: exe guests of type lxc
@@ -378,19 +308,10 @@ func (drv *Driver) Capabilities(ctx context.Context) (string, error) {
 	if err := ctx.Err(); err != nil {
 		return "", err
 	}
-	caps := libvirtxml.Caps{
-		Host: libvirtxml.CapsHost{UUID: drv.hostUUID, CPU: &libvirtxml.CapsHostCPU{Arch: hostArch()}},
-		Guests: []libvirtxml.CapsGuest{{
-			OSType: "exe",
-			Arch: libvirtxml.CapsGuestArch{Name: hostArch(), WordSize: strconv.Itoa(strconv.IntSize),
-				Emulator: drv.opts.Executable, Domains: []libvirtxml.CapsGuestDomain{{Type: "lxc"}}},
-		}},
-	}
-	s, err := caps.Marshal()
-	if err != nil {
-		return "", fmt.Errorf("capabilities: %v: %w", err, virt.ErrInternal)
-	}
-	return s, nil
+	caps := hostinfo.Caps{HostUUID: drv.hostUUID, Arch: hostinfo.Arch(), Guests: []hostinfo.Guest{{
+		OSType: "exe", Arch: hostinfo.Arch(), Emulator: drv.opts.Executable, DomainTypes: []string{"lxc"},
+	}}}
+	return caps.XML()
 }
 
 // ListDomains returns the domains that pass flags: active ones by ID, then
@@ -399,10 +320,7 @@ func (drv *Driver) ListDomains(ctx context.Context, flags virt.ListFlags) ([]vir
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	drv.mu.Lock()
-	all := domutil.Views(drv.byUUID, (*domain).view)
-	drv.mu.Unlock()
-	return domutil.Filter(all, flags), nil
+	return drv.doms.List(flags), nil
 }
 
 // LookupDomain finds a domain by name, UUID or (running ones) ID.
@@ -410,29 +328,25 @@ func (drv *Driver) LookupDomain(ctx context.Context, key virt.Lookup) (*virt.Dom
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	drv.mu.Lock()
-	defer drv.mu.Unlock()
-	d, err := domutil.Lookup(key, drv.byName, drv.byUUID, func(id int32) (*domain, bool) {
-		d, ok := drv.byID[id]
-		return d, ok
-	})
+	d, err := drv.doms.Find(key)
 	if err != nil {
 		return nil, err
 	}
-	v := d.view()
+	defer d.Unlock()
+	v := d.View()
 	return &v, nil
 }
 
+// withDomain runs fn on the domain with uuid, holding its lock.
 func (drv *Driver) withDomain(ctx context.Context, uuid string, fn func(d *domain) error) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	drv.mu.Lock()
-	defer drv.mu.Unlock()
-	d, err := domutil.ByUUID(drv.byUUID, uuid)
+	d, err := drv.doms.Find(virt.ByUUID(uuid))
 	if err != nil {
 		return err
 	}
+	defer d.Unlock()
 	return fn(d)
 }
 
@@ -443,8 +357,8 @@ func (drv *Driver) WatchEvents(ctx context.Context) (<-chan virt.Event, error) {
 	return drv.events.Watch(ctx)
 }
 
-// emitLocked publishes an event about d; called under drv.mu, so events
-// keep the order of the changes.
+// emitLocked publishes an event about d; called under d's lock, so events
+// keep the order of its changes.
 func (drv *Driver) emitLocked(d *domain, typ virt.EventType, detail int32) {
-	drv.events.Emit(d.view(), typ, detail)
+	drv.events.Emit(d.View(), typ, detail)
 }

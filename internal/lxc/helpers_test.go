@@ -175,13 +175,15 @@ func startXML(t testing.TB, drv *Driver, doc string) (string, *virt.Domain) {
 // initPID returns the container init's pid on the host.
 func initPID(t testing.TB, drv *Driver, uuid string) int {
 	t.Helper()
-	drv.mu.Lock()
-	defer drv.mu.Unlock()
-	d := drv.byUUID[uuid]
-	if d == nil || d.run == nil {
+	d, err := drv.doms.Find(virt.ByUUID(uuid))
+	if err != nil {
+		t.Fatalf("domain %s: %v", uuid, err)
+	}
+	defer d.Unlock()
+	if d.Priv.run == nil {
 		t.Fatalf("domain %s is not running", uuid)
 	}
-	return d.run.initPID
+	return d.Priv.run.initPID
 }
 
 // waitFile waits until path exists with content, and returns it.

@@ -18,8 +18,8 @@ import (
 const controllerTimeout = 30 * time.Second
 
 // DefineDomain makes a persistent definition from domain XML, or replaces
-// the one with the same UUID. A running domain keeps the definition it was
-// started with until it stops.
+// the one with the same UUID, under the rules of package domlist. A
+// running domain keeps the definition it was started with until it stops.
 func (drv *Driver) DefineDomain(ctx context.Context, xml string) (*virt.Domain, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
@@ -32,35 +32,22 @@ func (drv *Driver) DefineDomain(ctx context.Context, xml string) (*virt.Domain, 
 	if err != nil {
 		return nil, err
 	}
-	drv.mu.Lock()
-	defer drv.mu.Unlock()
-	name, uuid := c.name(), c.uuid()
-	if d := drv.byName[name]; d != nil && d.uuid != uuid {
-		return nil, fmt.Errorf("domain '%s' already exists with uuid %s: %w", name, d.uuid, virt.ErrAlreadyExists)
-	}
-	d := drv.byUUID[uuid]
-	if d != nil && d.name != name {
-		return nil, fmt.Errorf("domain '%s' is already defined with uuid %s (renaming is not supported): %w",
-			d.name, uuid, virt.ErrAlreadyExists)
-	}
-	if err := ctx.Err(); err != nil {
+	d, detail, err := drv.doms.Define(c, func(d *domain) error {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if err := atomicfile.WriteFile(drv.configPath(d.UUID()), []byte(doc), 0o600); err != nil {
+			return fmt.Errorf("domain '%s': save definition: %v: %w", d.Name(), err, virt.ErrInternal)
+		}
+		return nil
+	})
+	if err != nil {
 		return nil, err
 	}
-	if err := atomicfile.WriteFile(drv.configPath(uuid), []byte(doc), 0o600); err != nil {
-		return nil, fmt.Errorf("domain '%s': save definition: %v: %w", name, err, virt.ErrInternal)
-	}
-	detail := virt.DefinedUpdated
-	if d == nil {
-		d = &domain{name: name, uuid: uuid, state: virt.StateShutoff}
-		drv.byUUID[uuid], drv.byName[name] = d, d
-	}
-	if d.persistent == nil {
-		detail = virt.DefinedAdded
-	}
-	d.persistent = c
-	drv.log.Info("domain defined", "name", name, "uuid", uuid)
+	defer d.Unlock()
+	drv.log.Info("domain defined", "name", d.Name(), "uuid", d.UUID())
 	drv.emitLocked(d, virt.EventDefined, detail)
-	v := d.view()
+	v := d.View()
 	return &v, nil
 }
 
@@ -68,26 +55,21 @@ func (drv *Driver) DefineDomain(ctx context.Context, xml string) (*virt.Domain, 
 // becomes transient and vanishes when it stops.
 func (drv *Driver) UndefineDomain(ctx context.Context, uuid string) error {
 	return drv.withDomain(ctx, uuid, func(d *domain) error {
-		if d.persistent == nil {
-			return fmt.Errorf("domain '%s': cannot undefine a transient domain: %w", d.name, virt.ErrFailedPrecondition)
+		if !d.IsPersistent() {
+			return fmt.Errorf("domain '%s': cannot undefine a transient domain: %w", d.Name(), virt.ErrFailedPrecondition)
 		}
-		if err := os.Remove(drv.configPath(d.uuid)); err != nil && !errors.Is(err, os.ErrNotExist) {
-			return fmt.Errorf("domain '%s': remove definition: %v: %w", d.name, err, virt.ErrInternal)
+		if err := os.Remove(drv.configPath(d.UUID())); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("domain '%s': remove definition: %v: %w", d.Name(), err, virt.ErrInternal)
 		}
-		_ = os.Remove(drv.autostartPath(d.uuid))
-		d.persistent, d.autostart = nil, false
-		drv.log.Info("domain undefined", "name", d.name, "uuid", d.uuid)
+		_ = os.Remove(drv.autostartPath(d.UUID()))
+		d.Persistent, d.Autostart = nil, false
+		drv.log.Info("domain undefined", "name", d.Name(), "uuid", d.UUID())
 		drv.emitLocked(d, virt.EventUndefined, virt.UndefinedRemoved)
-		if !d.state.Active() && !d.starting {
-			drv.removeLocked(d)
+		if !d.State.Active() && !d.Priv.starting {
+			drv.doms.Remove(d)
 		}
 		return nil
 	})
-}
-
-func (drv *Driver) removeLocked(d *domain) {
-	delete(drv.byUUID, d.uuid)
-	delete(drv.byName, d.name)
 }
 
 // StartDomain starts the container: it returns once its init runs.
@@ -95,14 +77,14 @@ func (drv *Driver) StartDomain(ctx context.Context, uuid string) (*virt.Domain, 
 	var c *config
 	var d *domain
 	err := drv.withDomain(ctx, uuid, func(dd *domain) error {
-		if dd.state.Active() || dd.starting {
-			return fmt.Errorf("domain '%s': domain is already running: %w", dd.name, virt.ErrFailedPrecondition)
+		if dd.State.Active() || dd.Priv.starting {
+			return fmt.Errorf("domain '%s': domain is already running: %w", dd.Name(), virt.ErrFailedPrecondition)
 		}
 		if drv.hier == nil || drv.health != driver.HealthAvailable {
-			return fmt.Errorf("domain '%s': cannot start containers on this host: %s: %w", dd.name, drv.healthWhy, virt.ErrUnavailable)
+			return fmt.Errorf("domain '%s': cannot start containers on this host: %s: %w", dd.Name(), drv.healthWhy, virt.ErrUnavailable)
 		}
-		dd.starting = true
-		d, c = dd, dd.persistent
+		dd.Priv.starting = true
+		d, c = dd, dd.Persistent
 		return nil
 	})
 	if err != nil {
@@ -110,22 +92,22 @@ func (drv *Driver) StartDomain(ctx context.Context, uuid string) (*virt.Domain, 
 	}
 	start := time.Now()
 	r, err := drv.spawn(ctx, c)
-	drv.mu.Lock()
-	defer drv.mu.Unlock()
-	d.starting = false
+	d.Lock()
+	defer d.Unlock()
+	d.Priv.starting = false
 	if err != nil {
-		if d.persistent == nil {
-			drv.removeLocked(d)
+		if !d.IsPersistent() {
+			drv.doms.Remove(d)
 		}
-		return nil, fmt.Errorf("domain '%s': %w", d.name, err)
+		return nil, fmt.Errorf("domain '%s': %w", d.Name(), err)
 	}
-	d.live, d.run = c, r
-	d.state, d.reason = virt.StateRunning, virt.RunningBooted
-	drv.byID[int32(r.ctlPID)] = d
-	drv.log.Info("domain started", "name", d.name, "uuid", d.uuid, "id", r.ctlPID, "init_pid", r.initPID, "took", time.Since(start))
+	d.Live, d.Priv.run = c, r
+	d.State, d.Reason = virt.StateRunning, virt.RunningBooted
+	d.SetID(int32(r.ctlPID))
+	drv.log.Info("domain started", "name", d.Name(), "uuid", d.UUID(), "id", r.ctlPID, "init_pid", r.initPID, "took", time.Since(start))
 	drv.emitLocked(d, virt.EventStarted, virt.StartedBooted)
 	go drv.watchRun(d, r)
-	v := d.view()
+	v := d.View()
 	return &v, nil
 }
 
@@ -134,10 +116,10 @@ func (drv *Driver) activeRun(ctx context.Context, uuid string) (*domain, *run, e
 	var d *domain
 	var r *run
 	err := drv.withDomain(ctx, uuid, func(dd *domain) error {
-		if !dd.state.Active() || dd.run == nil {
-			return fmt.Errorf("domain '%s': domain is not running: %w", dd.name, virt.ErrFailedPrecondition)
+		if !dd.State.Active() || dd.Priv.run == nil {
+			return fmt.Errorf("domain '%s': domain is not running: %w", dd.Name(), virt.ErrFailedPrecondition)
 		}
-		d, r = dd, dd.run
+		d, r = dd, dd.Priv.run
 		return nil
 	})
 	return d, r, err
@@ -147,12 +129,12 @@ func (drv *Driver) activeRun(ctx context.Context, uuid string) (*domain, *run, e
 func (drv *Driver) call(ctx context.Context, d *domain, r *run, op string) (*controller.Response, error) {
 	conn, err := controller.Dial(ctx, r.sock)
 	if err != nil {
-		return nil, fmt.Errorf("domain '%s': controller unreachable: %v: %w", d.name, err, virt.ErrUnavailable)
+		return nil, fmt.Errorf("domain '%s': controller unreachable: %v: %w", d.Name(), err, virt.ErrUnavailable)
 	}
 	defer conn.Close()
 	resp, err := conn.Call(ctx, op, controllerTimeout)
 	if err != nil {
-		return nil, fmt.Errorf("domain '%s': %s: %w", d.name, op, remoteErr(err))
+		return nil, fmt.Errorf("domain '%s': %s: %w", d.Name(), op, remoteErr(err))
 	}
 	return resp, nil
 }
@@ -209,7 +191,7 @@ func (drv *Driver) DestroyDomain(ctx context.Context, uuid string) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	case <-time.After(controllerTimeout):
-		return fmt.Errorf("domain '%s': the controller did not report the stop: %w", d.name, virt.ErrInternal)
+		return fmt.Errorf("domain '%s': the controller did not report the stop: %w", d.Name(), virt.ErrInternal)
 	}
 }
 
@@ -228,32 +210,32 @@ func (drv *Driver) pause(ctx context.Context, uuid string, freeze bool) error {
 	if err != nil {
 		return err
 	}
-	drv.mu.Lock()
-	st := d.state
-	drv.mu.Unlock()
+	d.Lock()
+	st := d.State
+	d.Unlock()
 	op := controller.OpSuspend
 	if freeze && st != virt.StateRunning {
-		return fmt.Errorf("domain '%s': domain is not running (%s): %w", d.name, st, virt.ErrFailedPrecondition)
+		return fmt.Errorf("domain '%s': domain is not running (%s): %w", d.Name(), st, virt.ErrFailedPrecondition)
 	}
 	if !freeze {
 		op = controller.OpResume
 		if st != virt.StatePaused {
-			return fmt.Errorf("domain '%s': domain is not paused (%s): %w", d.name, st, virt.ErrFailedPrecondition)
+			return fmt.Errorf("domain '%s': domain is not paused (%s): %w", d.Name(), st, virt.ErrFailedPrecondition)
 		}
 	}
 	if _, err := drv.call(ctx, d, r, op); err != nil {
 		return err
 	}
-	drv.mu.Lock()
-	defer drv.mu.Unlock()
-	if d.run != r {
+	d.Lock()
+	defer d.Unlock()
+	if d.Priv.run != r {
 		return nil
 	}
 	if freeze {
-		d.state, d.reason = virt.StatePaused, virt.PausedUser
+		d.State, d.Reason = virt.StatePaused, virt.PausedUser
 		drv.emitLocked(d, virt.EventSuspended, virt.SuspendedPaused)
 	} else {
-		d.state, d.reason = virt.StateRunning, virt.RunningUnpaused
+		d.State, d.Reason = virt.StateRunning, virt.RunningUnpaused
 		drv.emitLocked(d, virt.EventResumed, virt.ResumedUnpaused)
 	}
 	return nil
@@ -266,10 +248,10 @@ func (drv *Driver) DomainInfo(ctx context.Context, uuid string) (*virt.DomainInf
 	var d *domain
 	var r *run
 	err := drv.withDomain(ctx, uuid, func(dd *domain) error {
-		c := dd.current()
-		info = virt.DomainInfo{State: dd.state, MaxMemoryKiB: c.maxMemKiB, MemoryKiB: c.maxMemKiB, VCPUs: c.vcpus}
-		if dd.state.Active() {
-			d, r = dd, dd.run
+		c := dd.Current()
+		info = virt.DomainInfo{State: dd.State, MaxMemoryKiB: c.maxMemKiB, MemoryKiB: c.maxMemKiB, VCPUs: c.vcpus}
+		if dd.State.Active() {
+			d, r = dd, dd.Priv.run
 		}
 		return nil
 	})
@@ -291,7 +273,7 @@ func (drv *Driver) DomainState(ctx context.Context, uuid string) (virt.State, in
 	var st virt.State
 	var reason int32
 	err := drv.withDomain(ctx, uuid, func(d *domain) error {
-		st, reason = d.state, d.reason
+		st, reason = d.State, d.Reason
 		return nil
 	})
 	return st, reason, err
@@ -304,12 +286,12 @@ func (drv *Driver) DomainXML(ctx context.Context, uuid string, inactive bool) (s
 	var id int32
 	var st *controller.Status
 	err := drv.withDomain(ctx, uuid, func(d *domain) error {
-		c = d.current()
-		if inactive && d.persistent != nil {
-			c = d.persistent
+		c = d.Current()
+		if inactive && d.IsPersistent() {
+			c = d.Persistent
 		}
-		if !inactive && d.state.Active() && d.run != nil {
-			id, st = int32(d.run.ctlPID), d.run.status
+		if !inactive && d.State.Active() && d.Priv.run != nil {
+			id, st = d.ID(), d.Priv.run.status
 		}
 		return nil
 	})
@@ -323,7 +305,7 @@ func (drv *Driver) DomainXML(ctx context.Context, uuid string, inactive bool) (s
 func (drv *Driver) DomainAutostart(ctx context.Context, uuid string) (bool, error) {
 	var a bool
 	err := drv.withDomain(ctx, uuid, func(d *domain) error {
-		a = d.autostart
+		a = d.Autostart
 		return nil
 	})
 	return a, err
@@ -333,20 +315,20 @@ func (drv *Driver) DomainAutostart(ctx context.Context, uuid string) (bool, erro
 // the driver's first start after boot).
 func (drv *Driver) SetDomainAutostart(ctx context.Context, uuid string, autostart bool) error {
 	return drv.withDomain(ctx, uuid, func(d *domain) error {
-		if d.persistent == nil {
-			return fmt.Errorf("domain '%s': cannot set autostart for a transient domain: %w", d.name, virt.ErrFailedPrecondition)
+		if !d.IsPersistent() {
+			return fmt.Errorf("domain '%s': cannot set autostart for a transient domain: %w", d.Name(), virt.ErrFailedPrecondition)
 		}
-		p := drv.autostartPath(d.uuid)
+		p := drv.autostartPath(d.UUID())
 		var err error
 		if autostart {
-			err = atomicfile.WriteFile(p, []byte(d.uuid+"\n"), 0o600)
+			err = atomicfile.WriteFile(p, []byte(d.UUID()+"\n"), 0o600)
 		} else if err = os.Remove(p); errors.Is(err, os.ErrNotExist) {
 			err = nil
 		}
 		if err != nil {
-			return fmt.Errorf("domain '%s': autostart: %v: %w", d.name, err, virt.ErrInternal)
+			return fmt.Errorf("domain '%s': autostart: %v: %w", d.Name(), err, virt.ErrInternal)
 		}
-		d.autostart = autostart
+		d.Autostart = autostart
 		return nil
 	})
 }

@@ -48,7 +48,7 @@ func (drv *Driver) spawn(ctx context.Context, c *config) (*run, error) {
 	if st, err := os.Stat(spec.RootFS); err != nil || !st.IsDir() {
 		return nil, fmt.Errorf("root filesystem %s does not exist or is not a directory: %w", spec.RootFS, virt.ErrInvalidArgument)
 	}
-	uuid := c.uuid()
+	uuid := c.UUID()
 	sock := drv.runPath(uuid, ".sock")
 	if len(sock) >= 108 {
 		return nil, fmt.Errorf("controller socket path %s is too long: %w", sock, virt.ErrInternal)
@@ -72,7 +72,7 @@ func (drv *Driver) spawn(ctx context.Context, c *config) (*run, error) {
 	if err := atomicfile.Replace(drv.runPath(uuid, ".spec"), specJSON, 0o600); err != nil {
 		return fail(fmt.Errorf("spec: %v: %w", err, virt.ErrInternal))
 	}
-	logPath := filepath.Join(drv.opts.LogDir, c.uuid()+".log")
+	logPath := filepath.Join(drv.opts.LogDir, c.UUID()+".log")
 	ctl, warm, err := drv.takeController()
 	if err != nil {
 		return fail(err)
@@ -100,10 +100,10 @@ func (drv *Driver) spawn(ctx context.Context, c *config) (*run, error) {
 		_ = cmd.Process.Kill()
 		<-exited
 		if err := controller.Cleanup(spec); err != nil {
-			drv.log.Warn("cleaning up after a failed start", "name", c.name(), "error", err)
+			drv.log.Warn("cleaning up after a failed start", "name", c.Name(), "error", err)
 		}
 	}
-	args := controller.Args{Name: c.name(), Spec: drv.runPath(uuid, ".spec"), Socket: sock,
+	args := controller.Args{Name: c.Name(), Spec: drv.runPath(uuid, ".spec"), Socket: sock,
 		Exit: drv.runPath(uuid, ".exit"), State: drv.runPath(uuid, ".state"), Log: logPath}
 	if err := conn.Send(args); err != nil {
 		conn.Close()
@@ -167,16 +167,16 @@ func (drv *Driver) watchRun(d *domain, r *run) {
 		}
 		switch ev.Type {
 		case "rebooted":
-			drv.mu.Lock()
-			if d.run == r {
+			d.Lock()
+			if d.Priv.run == r {
 				r.initPID = ev.InitPID
 				st := *r.status
 				st.InitPID = ev.InitPID
 				r.status = &st
-				d.state, d.reason = virt.StateRunning, virt.RunningBooted
+				d.State, d.Reason = virt.StateRunning, virt.RunningBooted
 			}
-			drv.mu.Unlock()
-			drv.log.Info("domain rebooted", "name", d.name, "init_pid", ev.InitPID)
+			d.Unlock()
+			drv.log.Info("domain rebooted", "name", d.Name(), "init_pid", ev.InitPID)
 		case "stopped":
 			r.watch.Close()
 			drv.stop(d, r, ev.Reason)
@@ -208,31 +208,31 @@ func (drv *Driver) exitReason(uuid string, ctlPID int) string {
 
 // stop records that run r of d has stopped, for reason.
 func (drv *Driver) stop(d *domain, r *run, reason string) {
-	drv.mu.Lock()
-	defer drv.mu.Unlock()
-	if d.run != r {
+	d.Lock()
+	defer d.Unlock()
+	if d.Priv.run != r {
 		return
 	}
 	drv.removeRunFiles(r.uuid)
-	delete(drv.byID, int32(r.ctlPID))
-	d.run = nil
-	d.state = virt.StateShutoff
+	d.SetID(-1)
+	d.Priv.run = nil
+	d.State = virt.StateShutoff
 	detail := virt.StoppedShutdown
 	switch reason {
 	case "shutdown":
-		d.reason = virt.ShutoffShutdown
+		d.Reason = virt.ShutoffShutdown
 	case "destroyed":
-		d.reason, detail = virt.ShutoffDestroyed, virt.StoppedDestroyed
+		d.Reason, detail = virt.ShutoffDestroyed, virt.StoppedDestroyed
 	case "crashed":
-		d.reason, detail = virt.ShutoffCrashed, virt.StoppedCrashed
+		d.Reason, detail = virt.ShutoffCrashed, virt.StoppedCrashed
 	default:
-		d.reason, detail = virt.ShutoffFailed, virt.StoppedFailed
+		d.Reason, detail = virt.ShutoffFailed, virt.StoppedFailed
 	}
-	drv.log.Info("domain stopped", "name", d.name, "uuid", d.uuid, "reason", reason)
-	if d.persistent == nil {
-		drv.removeLocked(d)
+	drv.log.Info("domain stopped", "name", d.Name(), "uuid", d.UUID(), "reason", reason)
+	if !d.IsPersistent() {
+		drv.doms.Remove(d)
 	} else {
-		d.live = nil
+		d.Live = nil
 	}
 	drv.emitLocked(d, virt.EventStopped, detail)
 	close(r.stopped)
@@ -263,26 +263,30 @@ func (drv *Driver) recover() {
 				_ = json.Unmarshal(b, &st)
 			}
 			reason := drv.exitReason(uuid, st.ControllerPID)
-			drv.log.Info("container stopped while the driver was away", "name", c.name(), "reason", reason)
+			drv.log.Info("container stopped while the driver was away", "name", c.Name(), "reason", reason)
 			drv.removeRunFiles(uuid)
 			continue
 		}
-		d := drv.byUUID[uuid]
-		if d == nil {
-			if drv.byName[c.name()] != nil {
-				drv.log.Error("running container's name is taken by another definition", "name", c.name())
-			}
-			d = &domain{name: c.name(), uuid: uuid}
-			drv.byUUID[uuid], drv.byName[d.name] = d, d
+		// The container's definition, or a transient domain for it.
+		d, err := drv.doms.Find(virt.ByUUID(uuid))
+		if err != nil {
+			d, err = drv.doms.Add(c.Name(), uuid)
 		}
-		d.live, d.run = c, r
-		d.state, d.reason = virt.StateRunning, virt.RunningBooted
+		if err != nil {
+			// Only files edited by hand get here: leave it running.
+			drv.log.Error("running container left unmanaged", "name", c.Name(), "uuid", uuid, "error", err)
+			r.watch.Close()
+			continue
+		}
+		d.Live, d.Priv.run = c, r
+		d.State, d.Reason = virt.StateRunning, virt.RunningBooted
 		if r.status.Paused {
-			d.state, d.reason = virt.StatePaused, virt.PausedUser
+			d.State, d.Reason = virt.StatePaused, virt.PausedUser
 		}
-		drv.byID[int32(r.ctlPID)] = d
-		drv.log.Info("reconnected to running container", "name", d.name, "id", r.ctlPID, "init_pid", r.initPID)
+		d.SetID(int32(r.ctlPID))
+		drv.log.Info("reconnected to running container", "name", d.Name(), "id", r.ctlPID, "init_pid", r.initPID)
 		go drv.watchRun(d, r)
+		d.Unlock()
 	}
 }
 
@@ -295,14 +299,12 @@ func (drv *Driver) autostartOnce() {
 		return
 	}
 	f.Close()
-	drv.mu.Lock()
 	var todo []string
-	for _, d := range drv.byUUID {
-		if d.autostart && !d.state.Active() {
-			todo = append(todo, d.uuid)
+	drv.doms.Each(func(d *domain) {
+		if d.Autostart && !d.State.Active() {
+			todo = append(todo, d.UUID())
 		}
-	}
-	drv.mu.Unlock()
+	})
 	for _, u := range todo {
 		go func() {
 			if _, err := drv.StartDomain(context.Background(), u); err != nil {
@@ -321,15 +323,15 @@ func (drv *Driver) OpenConsole(ctx context.Context, uuid, devName string) (io.Re
 		return nil, err
 	}
 	if devName != "" && devName != "console0" && devName != "serial0" {
-		return nil, fmt.Errorf("domain '%s': no console %q (only console0): %w", d.name, devName, virt.ErrNotFound)
+		return nil, fmt.Errorf("domain '%s': no console %q (only console0): %w", d.Name(), devName, virt.ErrNotFound)
 	}
 	conn, err := controller.Dial(ctx, r.sock)
 	if err != nil {
-		return nil, fmt.Errorf("domain '%s': controller unreachable: %v: %w", d.name, err, virt.ErrUnavailable)
+		return nil, fmt.Errorf("domain '%s': controller unreachable: %v: %w", d.Name(), err, virt.ErrUnavailable)
 	}
 	if _, err := conn.Call(ctx, controller.OpConsole, controllerTimeout); err != nil {
 		conn.Close()
-		return nil, fmt.Errorf("domain '%s': console: %w", d.name, remoteErr(err))
+		return nil, fmt.Errorf("domain '%s': console: %w", d.Name(), remoteErr(err))
 	}
 	return conn.Stream(), nil
 }

@@ -39,7 +39,7 @@ func ArgvFromXML(doc string, emulatorFor func(arch string) string) ([]string, er
 			c.x.Devices.Emulator = "qemu-system-" + arch
 		}
 	}
-	base := filepath.Join(defaultRunDir, c.uuid())
+	base := filepath.Join(systemRunDir, c.UUID())
 	return buildArgv(c, runtimePaths{Monitor: "path=" + base + ".qmp", PidFile: base + ".pid"})
 }
 

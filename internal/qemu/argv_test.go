@@ -30,7 +30,7 @@ func TestArgvGolden(t *testing.T) {
 			if err != nil {
 				t.Fatalf("parse: %v", err)
 			}
-			rt := runtimePaths{Monitor: "path=/run/virtd/qemu/" + c.uuid() + ".qmp", PidFile: "/run/virtd/qemu/" + c.uuid() + ".pid"}
+			rt := runtimePaths{Monitor: "path=/run/virtd/qemu/" + c.UUID() + ".qmp", PidFile: "/run/virtd/qemu/" + c.UUID() + ".pid"}
 			argv, err := buildArgv(c, rt)
 			if err != nil {
 				t.Fatalf("argv: %v", err)

@@ -1,7 +1,6 @@
 package qemu
 
 import (
-	"bufio"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -11,9 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"sort"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -21,7 +18,7 @@ import (
 
 	"libvirt.org/go/libvirtxml"
 
-	"github.com/virtd/virtd/driver/domutil"
+	"github.com/virtd/virtd/driver/hostinfo"
 	"github.com/virtd/virtd/internal/atomicfile"
 	"github.com/virtd/virtd/internal/qemu/qmp"
 	"github.com/virtd/virtd/virt"
@@ -62,6 +59,8 @@ func newCapsCache(cfg Config) *capsCache {
 	return &capsCache{cfg: cfg, probes: make(map[string]*probeResult)}
 }
 
+// searchPath is where QEMU binaries are looked for: Config.Path, else the
+// process's own PATH (see Config.Path).
 func (cc *capsCache) searchPath() string {
 	if cc.cfg.Path != "" {
 		return cc.cfg.Path
@@ -206,21 +205,6 @@ func probeQEMU(ctx context.Context, e emulator) (*probeResult, error) {
 	return p, nil
 }
 
-// hostArch is the host's architecture in QEMU's and libvirt's words.
-func hostArch() string {
-	switch runtime.GOARCH {
-	case "amd64":
-		return "x86_64"
-	case "386":
-		return "i686"
-	case "arm64":
-		return "aarch64"
-	}
-	return runtime.GOARCH
-}
-
-var wordSizes = map[string]string{"x86_64": "64", "i386": "32", "i686": "32", "aarch64": "64", "arm": "32", "ppc64": "64", "riscv64": "64", "s390x": "64"}
-
 // Capabilities returns libvirt's capabilities XML: the host, and one
 // guest per qemu-system-* binary with the machine types it reports.
 func (drv *Driver) Capabilities(ctx context.Context) (string, error) {
@@ -228,15 +212,8 @@ func (drv *Driver) Capabilities(ctx context.Context) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	caps := libvirtxml.Caps{
-		Host: libvirtxml.CapsHost{
-			UUID: hostUUID(),
-			CPU: &libvirtxml.CapsHostCPU{
-				Arch:     hostArch(),
-				Topology: &libvirtxml.CapsHostCPUTopology{Sockets: int(ni.Sockets), Cores: int(ni.Cores), Threads: int(ni.Threads)},
-			},
-		},
-	}
+	host := hostinfo.Arch()
+	caps := hostinfo.Caps{HostUUID: hostinfo.HostUUID(), Arch: host, Topology: ni}
 	_, kvmErr := os.Stat("/dev/kvm")
 	for _, e := range drv.caps.emulators() {
 		p, err := drv.caps.probe(ctx, e)
@@ -248,72 +225,25 @@ func (drv *Driver) Capabilities(ctx context.Context) (string, error) {
 		if arch == "i386" {
 			arch = "i686"
 		}
-		g := libvirtxml.CapsGuest{OSType: "hvm", Arch: libvirtxml.CapsGuestArch{Name: arch, WordSize: wordSizes[arch], Emulator: e.path}}
+		g := hostinfo.Guest{OSType: "hvm", Arch: arch, Emulator: e.path, DomainTypes: []string{"qemu"}}
 		for _, m := range p.Machines {
 			if m.Name == "none" {
 				continue
 			}
 			if m.Alias != "" {
-				g.Arch.Machines = append(g.Arch.Machines, libvirtxml.CapsGuestMachine{Name: m.Alias, Canonical: m.Name, MaxCPUs: m.CPUMax})
+				g.Machines = append(g.Machines, libvirtxml.CapsGuestMachine{Name: m.Alias, Canonical: m.Name, MaxCPUs: m.CPUMax})
 			}
-			g.Arch.Machines = append(g.Arch.Machines, libvirtxml.CapsGuestMachine{Name: m.Name, MaxCPUs: m.CPUMax})
+			g.Machines = append(g.Machines, libvirtxml.CapsGuestMachine{Name: m.Name, MaxCPUs: m.CPUMax})
 		}
-		g.Arch.Domains = []libvirtxml.CapsGuestDomain{{Type: "qemu"}}
-		if kvmErr == nil && (arch == hostArch() || (hostArch() == "x86_64" && arch == "i686")) {
-			g.Arch.Domains = append(g.Arch.Domains, libvirtxml.CapsGuestDomain{Type: "kvm"})
+		if kvmErr == nil && (arch == host || (host == "x86_64" && arch == "i686")) {
+			g.DomainTypes = append(g.DomainTypes, "kvm")
 		}
 		caps.Guests = append(caps.Guests, g)
 	}
-	s, err := caps.Marshal()
-	if err != nil {
-		return "", fmt.Errorf("capabilities: %v: %w", err, virt.ErrInternal)
-	}
-	return s, nil
-}
-
-// hostUUID is the machine's SMBIOS UUID, or one derived from its
-// machine-id.
-func hostUUID() string {
-	if b, err := os.ReadFile("/sys/class/dmi/id/product_uuid"); err == nil {
-		if u, err := domutil.ParseUUID(string(b)); err == nil {
-			return u
-		}
-	}
-	if b, err := os.ReadFile("/etc/machine-id"); err == nil {
-		if u, err := domutil.ParseUUID(string(b)); err == nil {
-			return u
-		}
-	}
-	return "00000000-0000-0000-0000-000000000000"
+	return caps.XML()
 }
 
 // NodeInfo describes the host from /proc.
 func (drv *Driver) NodeInfo(ctx context.Context) (*virt.NodeInfo, error) {
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
-	ni := &virt.NodeInfo{Model: hostArch(), CPUs: uint32(runtime.NumCPU()), Nodes: 1, Sockets: 1, Threads: 1}
-	ni.Cores = ni.CPUs
-	if f, err := os.Open("/proc/meminfo"); err == nil {
-		sc := bufio.NewScanner(f)
-		for sc.Scan() {
-			if v, ok := strings.CutPrefix(sc.Text(), "MemTotal:"); ok {
-				ni.MemoryKiB, _ = strconv.ParseUint(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
-			}
-		}
-		f.Close()
-	}
-	if f, err := os.Open("/proc/cpuinfo"); err == nil {
-		sc := bufio.NewScanner(f)
-		for sc.Scan() {
-			k, v, ok := strings.Cut(sc.Text(), ":")
-			if ok && strings.TrimSpace(k) == "cpu MHz" {
-				mhz, _ := strconv.ParseFloat(strings.TrimSpace(v), 64)
-				ni.MHz = uint32(mhz)
-				break
-			}
-		}
-		f.Close()
-	}
-	return ni, nil
+	return hostinfo.NodeInfo(ctx)
 }

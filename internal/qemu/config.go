@@ -23,19 +23,20 @@ type config struct {
 	maxVCPUs  uint32
 }
 
-func (c *config) name() string { return c.x.Name }
-func (c *config) uuid() string { return c.x.UUID }
+// Name and UUID of the definition (domlist.Def).
+func (c *config) Name() string { return c.x.Name }
+func (c *config) UUID() string { return c.x.UUID }
 
 // clone deep-copies the definition (through XML), for a live copy whose
 // runtime fields (pty paths, ports, ids) are filled in.
 func (c *config) clone() *config {
 	doc, err := c.x.Marshal()
 	if err != nil {
-		panic(fmt.Sprintf("qemu: cloning domain %q: %v", c.name(), err))
+		panic(fmt.Sprintf("qemu: cloning domain %q: %v", c.Name(), err))
 	}
 	var x libvirtxml.Domain
 	if err := x.Unmarshal(doc); err != nil {
-		panic(fmt.Sprintf("qemu: cloning domain %q: %v", c.name(), err))
+		panic(fmt.Sprintf("qemu: cloning domain %q: %v", c.Name(), err))
 	}
 	n := *c
 	n.x = &x
@@ -52,7 +53,7 @@ func (c *config) marshal(id int32) (string, error) {
 	}
 	s, err := x.Marshal()
 	if err != nil {
-		return "", fmt.Errorf("domain %q: writing XML: %v: %w", c.name(), err, virt.ErrInternal)
+		return "", fmt.Errorf("domain %q: writing XML: %v: %w", c.Name(), err, virt.ErrInternal)
 	}
 	return s, nil
 }

@@ -51,9 +51,9 @@ type bootedBeforeShutdown struct {
 
 func (b *bootedBeforeShutdown) ShutdownDomain(ctx context.Context, uuid string) error {
 	if d, err := b.Driver.lookup(ctx, uuid); err == nil {
-		b.Driver.mu.Lock()
-		name, active := d.current().name(), d.inst != nil
-		b.Driver.mu.Unlock()
+		d.Lock()
+		name, active := d.Name(), d.Priv.inst != nil
+		d.Unlock()
 		if active {
 			path := filepath.Join(b.consoles, name+".console")
 			deadline := time.Now().Add(60 * time.Second)

@@ -9,17 +9,19 @@ package qemu
 import (
 	"context"
 	"fmt"
-	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/virtd/virtd/driver"
+	"github.com/virtd/virtd/driver/domlist"
 	"github.com/virtd/virtd/driver/domutil"
+	"github.com/virtd/virtd/driver/hostinfo"
 	"github.com/virtd/virtd/internal/atomicfile"
 	"github.com/virtd/virtd/internal/procfs"
 	"github.com/virtd/virtd/internal/qemu/qmp"
@@ -30,12 +32,12 @@ import (
 // Version is the driver's version: virtd's.
 var Version = version.Version
 
-// Defaults for a driver started without the host's directories.
 const (
-	defaultConfigDir = "/etc/virtd/qemu"
-	defaultRunDir    = "/run/virtd/qemu"
-	defaultLogDir    = "/var/log/virtd/qemu"
-	bootIDFile       = "/proc/sys/kernel/random/boot_id"
+	// bootIDFile names the current boot.
+	bootIDFile = "/proc/sys/kernel/random/boot_id"
+	// systemRunDir is the run directory of a system driver, which the
+	// command lines of DomainXMLToNative name.
+	systemRunDir = "/run/virtd/qemu"
 )
 
 // Config are the driver's directories and host settings.
@@ -47,6 +49,10 @@ type Config struct {
 	// LogDir holds one QEMU log per domain.
 	LogDir string
 	// Path is searched for qemu-system-* binaries; empty means $PATH.
+	// PATH is the driver process's own setting (the host gives a minimal
+	// one), which it uses to run programs anyway, not something the host
+	// tells the driver: it is read where it is used, not through
+	// driver.Env.
 	Path string
 	// BootIDFile names the current boot, for autostart; empty means the
 	// kernel's boot_id.
@@ -58,20 +64,20 @@ type Config struct {
 
 // Driver is the QEMU driver. It is safe for concurrent use.
 //
-// Lock order: domain.op (one operation at a time per domain), then
-// Driver.mu (all state). Nothing that waits for QEMU runs under mu.
+// Lock order: a domain's op lock (one operation at a time on the domain),
+// then the domain's own lock (its state, package domlist). Nothing that
+// waits for QEMU runs under a domain's lock.
 type Driver struct {
 	log hclog.Logger
 	cfg Config
 
 	caps *capsCache
 
-	mu     sync.Mutex
-	byUUID map[string]*domain
-	byName map[string]*domain
-	nextID int32
+	doms *domlist.List[*config, guest]
+	// lastID is the ID last given to a started domain.
+	lastID atomic.Int32
 	events domutil.Events
-	closed bool
+	closed atomic.Bool
 	// broken is why the driver cannot work on this host (its directories
 	// are unusable); Info reports it.
 	broken error
@@ -79,64 +85,34 @@ type Driver struct {
 
 var _ driver.Driver = (*Driver)(nil)
 
-// domain is one domain. Fields other than op are guarded by Driver.mu.
-type domain struct {
-	op sync.Mutex
+// domain is one domain; its fields other than Priv.op are guarded by its
+// lock.
+type domain = domlist.Object[*config, guest]
 
-	persistent *config // nil for a transient domain
-	live       *config // nil when inactive
-	inst       *instance
-	id         int32
-	state      virt.State
-	reason     int32
-	autostart  bool
+// guest is what the driver keeps about a domain's QEMU.
+type guest struct {
+	// op is held for a whole operation on the domain (start, destroy,
+	// undefine, ...), while the domain's lock is taken and let go.
+	op   sync.Mutex
+	inst *instance // nil when no QEMU runs
 }
 
-func (d *domain) current() *config {
-	if d.live != nil {
-		return d.live
-	}
-	return d.persistent
-}
-
-func (d *domain) view() virt.Domain {
-	c := d.current()
-	id := int32(-1)
-	if d.state.Active() {
-		id = d.id
-	}
-	return virt.Domain{
-		Name: c.name(), UUID: c.uuid(), ID: id,
-		State: d.state, Reason: d.reason,
-		Persistent: d.persistent != nil, Autostart: d.autostart,
-	}
-}
-
-// New builds the driver from the directories the host passes in the
-// environment (driver.EnvConfigDir, ...). Its signature is what
+// New builds the driver on the directories of env. Its signature is what
 // driver.Serve takes.
-func New(logger hclog.Logger) driver.Driver {
-	cfg := Config{
-		ConfigDir: envOr(driver.EnvConfigDir, defaultConfigDir),
-		RunDir:    envOr(driver.EnvRunDir, defaultRunDir),
-		LogDir:    envOr(driver.EnvLogDir, defaultLogDir),
+func New(env driver.Env) driver.Driver {
+	logger := env.Logger
+	if logger == nil {
+		logger = hclog.NewNullLogger()
 	}
+	cfg := Config{ConfigDir: env.ConfigDir, RunDir: env.RunDir, LogDir: env.LogDir}
 	drv, err := NewWithConfig(logger, cfg)
 	if err != nil {
 		// Serve needs a driver; one that cannot use its directories
 		// reports it through Info's health and refuses every call.
 		logger.Error("qemu driver cannot use its directories", "error", err)
-		return &Driver{log: logger, cfg: cfg, caps: newCapsCache(cfg), broken: err,
-			byUUID: map[string]*domain{}, byName: map[string]*domain{}}
+		return &Driver{log: logger, cfg: cfg, caps: newCapsCache(cfg), broken: err, doms: domlist.New[*config, guest]()}
 	}
 	return drv
-}
-
-func envOr(k, def string) string {
-	if v := os.Getenv(k); v != "" {
-		return v
-	}
-	return def
 }
 
 // NewWithConfig builds the driver on explicit directories, finds the
@@ -167,20 +143,22 @@ func NewWithConfig(logger hclog.Logger, cfg Config) (*Driver, error) {
 		log:    logger,
 		cfg:    cfg,
 		caps:   newCapsCache(cfg),
-		byUUID: make(map[string]*domain),
-		byName: make(map[string]*domain),
-		nextID: 1,
+		doms:   domlist.New[*config, guest](),
 		events: domutil.Events{Log: logger},
 	}
 	for _, c := range drv.loadDefinitions() {
-		if drv.byUUID[c.uuid()] != nil || drv.byName[c.name()] != nil {
-			drv.log.Error("skipping a duplicate definition", "name", c.name(), "uuid", c.uuid())
+		d, _, err := drv.doms.Define(c, func(d *domain) error {
+			if d.IsPersistent() {
+				return fmt.Errorf("domain '%s' is defined twice: %w", d.Name(), virt.ErrAlreadyExists)
+			}
+			return nil
+		})
+		if err != nil {
+			drv.log.Error("skipping a duplicate definition", "name", c.Name(), "uuid", c.UUID(), "error", err)
 			continue
 		}
-		d := &domain{persistent: c, state: virt.StateShutoff, reason: virt.ShutoffUnknown, id: -1}
-		d.autostart = drv.hasAutostartMark(c)
-		drv.byUUID[c.uuid()] = d
-		drv.byName[c.name()] = d
+		d.Autostart = drv.hasAutostartMark(c)
+		d.Unlock()
 	}
 	drv.recover()
 	go drv.autostart()
@@ -191,17 +169,14 @@ func NewWithConfig(logger hclog.Logger, cfg Config) (*Driver, error) {
 // its event streams. A new driver on the same directories finds them
 // again.
 func (drv *Driver) Close() error {
-	drv.mu.Lock()
-	defer drv.mu.Unlock()
-	if drv.closed {
+	if drv.closed.Swap(true) {
 		return nil
 	}
-	drv.closed = true
-	for _, d := range drv.byUUID {
-		if d.inst != nil && d.inst.mon != nil {
-			d.inst.mon.Close()
+	drv.doms.Each(func(d *domain) {
+		if inst := d.Priv.inst; inst != nil && inst.mon != nil {
+			inst.mon.Close()
 		}
-	}
+	})
 	drv.events.Close()
 	return nil
 }
@@ -232,7 +207,7 @@ func (drv *Driver) Info(ctx context.Context) (*driver.Info, error) {
 	}
 	e := emus[0]
 	for _, x := range emus {
-		if x.arch == hostArch() {
+		if x.arch == hostinfo.Arch() {
 			e = x
 		}
 	}
@@ -249,45 +224,27 @@ func (drv *Driver) RunningGuests(ctx context.Context) (int, error) {
 	if err := ctx.Err(); err != nil {
 		return 0, err
 	}
-	drv.mu.Lock()
-	defer drv.mu.Unlock()
 	n := 0
-	for _, d := range drv.byUUID {
-		if d.inst != nil {
+	drv.doms.Each(func(d *domain) {
+		if d.Priv.inst != nil {
 			n++
 		}
-	}
+	})
 	return n, nil
 }
+
+// uris are the URIs served.
+var uris = hostinfo.URIs{Driver: "qemu", Scheme: "qemu", Paths: []string{"/system", "/session"}}
 
 // CheckURI accepts qemu:///system and qemu:///session (with a transport
 // such as qemu+unix, and query parameters, which the daemon consumes).
 func (drv *Driver) CheckURI(ctx context.Context, uri string) error {
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	u, err := url.Parse(uri)
-	if err != nil {
-		return fmt.Errorf("URI %q: %v: %w", uri, err, virt.ErrInvalidArgument)
-	}
-	scheme, _, _ := strings.Cut(u.Scheme, "+")
-	if scheme != "qemu" || u.Opaque != "" || (u.Path != "/system" && u.Path != "/session") {
-		return fmt.Errorf("URI %q is not served by the qemu driver: only qemu:///system and qemu:///session are: %w",
-			uri, virt.ErrInvalidArgument)
-	}
-	return nil
+	return uris.Check(ctx, uri)
 }
 
 // Hostname returns the host's name.
 func (drv *Driver) Hostname(ctx context.Context) (string, error) {
-	if err := ctx.Err(); err != nil {
-		return "", err
-	}
-	h, err := os.Hostname()
-	if err != nil {
-		return "", fmt.Errorf("hostname: %v: %w", err, virt.ErrInternal)
-	}
-	return h, nil
+	return hostinfo.Hostname(ctx)
 }
 
 // ListDomains returns the domains that pass flags: active ones by ID,
@@ -296,10 +253,7 @@ func (drv *Driver) ListDomains(ctx context.Context, flags virt.ListFlags) ([]vir
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	drv.mu.Lock()
-	all := domutil.Views(drv.byUUID, (*domain).view)
-	drv.mu.Unlock()
-	return domutil.Filter(all, flags), nil
+	return drv.doms.List(flags), nil
 }
 
 // LookupDomain finds a domain by name, UUID or (running domains) ID.
@@ -307,34 +261,27 @@ func (drv *Driver) LookupDomain(ctx context.Context, key virt.Lookup) (*virt.Dom
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	drv.mu.Lock()
-	defer drv.mu.Unlock()
-	d, err := domutil.Lookup(key, drv.byName, drv.byUUID, func(id int32) (*domain, bool) {
-		for _, d := range drv.byUUID {
-			if d.state.Active() && d.id == id {
-				return d, true
-			}
-		}
-		return nil, false
-	})
+	d, err := drv.doms.Find(key)
 	if err != nil {
 		return nil, err
 	}
-	v := d.view()
+	defer d.Unlock()
+	v := d.View()
 	return &v, nil
 }
 
+// lookup returns the domain with uuid, unlocked: an operation takes its
+// op lock first.
 func (drv *Driver) lookup(ctx context.Context, uuid string) (*domain, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	drv.mu.Lock()
-	defer drv.mu.Unlock()
-	return domutil.ByUUID(drv.byUUID, uuid)
+	return drv.doms.Get(virt.ByUUID(uuid))
 }
 
-// DefineDomain makes or updates a persistent definition. A running domain
-// keeps the definition it was started with until it stops.
+// DefineDomain makes or updates a persistent definition, under the rules
+// of package domlist. A running domain keeps the definition it was
+// started with until it stops.
 func (drv *Driver) DefineDomain(ctx context.Context, doc string) (*virt.Domain, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
@@ -346,49 +293,18 @@ func (drv *Driver) DefineDomain(ctx context.Context, doc string) (*virt.Domain, 
 	if err := drv.checkHost(c, false); err != nil {
 		return nil, err
 	}
-	// Lock order is op, then mu: find the domain, take its op lock, then
-	// check again under mu that nothing changed, and decide and write
-	// under mu so that two defines cannot both pass the checks.
-	drv.mu.Lock()
-	d := drv.byUUID[c.uuid()]
-	drv.mu.Unlock()
-	if d != nil {
-		d.op.Lock()
-		defer d.op.Unlock()
-	}
-	drv.mu.Lock()
-	defer drv.mu.Unlock()
-	byU := drv.byUUID[c.uuid()]
-	byN := drv.byName[c.name()]
-	switch {
-	case byU != d:
-		return nil, fmt.Errorf("domain with uuid %s changed during define; try again: %w", c.uuid(), virt.ErrFailedPrecondition)
-	case byN != nil && byN != byU:
-		return nil, fmt.Errorf("domain '%s' already exists with uuid %s: %w", c.name(), byN.current().uuid(), virt.ErrAlreadyExists)
-	case byU != nil && byU.current().name() != c.name():
-		return nil, fmt.Errorf("domain '%s' is already defined with uuid %s (renaming through define is not supported): %w",
-			byU.current().name(), c.uuid(), virt.ErrAlreadyExists)
-	}
-	if err := drv.saveDefinition(c); err != nil {
+	d, detail, err := drv.doms.Define(c, func(*domain) error { return drv.saveDefinition(c) })
+	if err != nil {
 		return nil, err
 	}
-	detail := virt.DefinedUpdated
-	if d == nil {
-		d = &domain{state: virt.StateShutoff, reason: virt.ShutoffUnknown, id: -1}
-		drv.byUUID[c.uuid()] = d
-		drv.byName[c.name()] = d
-		detail = virt.DefinedAdded
-	} else if d.persistent == nil {
-		detail = virt.DefinedAdded
-	}
-	d.persistent = c
-	if d.inst != nil {
-		d.inst.rec.Persistent = true
+	defer d.Unlock()
+	if inst := d.Priv.inst; inst != nil {
+		inst.rec.Persistent = true
 		drv.saveRecordLocked(d)
 	}
 	drv.emitLocked(d, virt.EventDefined, detail)
-	v := d.view()
-	drv.log.Info("domain defined", "name", c.name(), "uuid", c.uuid())
+	v := d.View()
+	drv.log.Info("domain defined", "name", c.Name(), "uuid", c.UUID())
 	return &v, nil
 }
 
@@ -399,32 +315,26 @@ func (drv *Driver) UndefineDomain(ctx context.Context, uuid string) error {
 	if err != nil {
 		return err
 	}
-	d.op.Lock()
-	defer d.op.Unlock()
-	drv.mu.Lock()
-	defer drv.mu.Unlock()
-	if d.persistent == nil {
-		return fmt.Errorf("domain '%s' is transient: cannot undefine it: %w", d.current().name(), virt.ErrFailedPrecondition)
+	d.Priv.op.Lock()
+	defer d.Priv.op.Unlock()
+	d.Lock()
+	defer d.Unlock()
+	if !d.IsPersistent() {
+		return fmt.Errorf("domain '%s' is transient: cannot undefine it: %w", d.Name(), virt.ErrFailedPrecondition)
 	}
-	if err := drv.removeDefinition(d.persistent); err != nil {
+	if err := drv.removeDefinition(d.Persistent); err != nil {
 		return err
 	}
 	drv.emitLocked(d, virt.EventUndefined, virt.UndefinedRemoved)
-	if d.inst == nil {
-		drv.forgetLocked(d)
+	if inst := d.Priv.inst; inst == nil {
+		drv.doms.Remove(d)
 	} else {
-		d.inst.rec.Persistent = false
+		inst.rec.Persistent = false
 		drv.saveRecordLocked(d)
 	}
-	d.persistent = nil
-	d.autostart = false
+	d.Persistent = nil
+	d.Autostart = false
 	return nil
-}
-
-func (drv *Driver) forgetLocked(d *domain) {
-	c := d.current()
-	delete(drv.byUUID, c.uuid())
-	delete(drv.byName, c.name())
 }
 
 // DomainInfo returns state, memory, vCPUs and CPU time (from /proc).
@@ -433,11 +343,11 @@ func (drv *Driver) DomainInfo(ctx context.Context, uuid string) (*virt.DomainInf
 	if err != nil {
 		return nil, err
 	}
-	drv.mu.Lock()
-	c := d.current()
-	info := &virt.DomainInfo{State: d.state, MaxMemoryKiB: c.maxMemKiB, MemoryKiB: c.memKiB, VCPUs: c.vcpus}
-	inst := d.inst
-	drv.mu.Unlock()
+	d.Lock()
+	c := d.Current()
+	info := &virt.DomainInfo{State: d.State, MaxMemoryKiB: c.maxMemKiB, MemoryKiB: c.memKiB, VCPUs: c.vcpus}
+	inst := d.Priv.inst
+	d.Unlock()
 	if inst == nil {
 		info.MemoryKiB = 0
 		return info, nil
@@ -454,9 +364,9 @@ func (drv *Driver) DomainState(ctx context.Context, uuid string) (virt.State, in
 	if err != nil {
 		return 0, 0, err
 	}
-	drv.mu.Lock()
-	defer drv.mu.Unlock()
-	return d.state, d.reason, nil
+	d.Lock()
+	defer d.Unlock()
+	return d.State, d.Reason, nil
 }
 
 // DomainXML returns the live XML of a running domain (id, pty paths, VNC
@@ -467,12 +377,13 @@ func (drv *Driver) DomainXML(ctx context.Context, uuid string, inactive bool) (s
 	if err != nil {
 		return "", err
 	}
-	drv.mu.Lock()
-	defer drv.mu.Unlock()
-	if d.live != nil && (!inactive || d.persistent == nil) {
-		return d.live.marshal(d.id)
+	d.Lock()
+	defer d.Unlock()
+	if d.Live != nil && (!inactive || !d.IsPersistent()) {
+		// The ID is the instance's, given while it starts.
+		return d.Live.marshal(d.Priv.inst.rec.ID)
 	}
-	return d.persistent.marshal(0)
+	return d.Persistent.marshal(0)
 }
 
 // DomainAutostart reports whether the domain starts with the host.
@@ -481,9 +392,9 @@ func (drv *Driver) DomainAutostart(ctx context.Context, uuid string) (bool, erro
 	if err != nil {
 		return false, err
 	}
-	drv.mu.Lock()
-	defer drv.mu.Unlock()
-	return d.autostart, nil
+	d.Lock()
+	defer d.Unlock()
+	return d.Autostart, nil
 }
 
 // SetDomainAutostart marks a persistent domain to start once per host
@@ -493,17 +404,17 @@ func (drv *Driver) SetDomainAutostart(ctx context.Context, uuid string, on bool)
 	if err != nil {
 		return err
 	}
-	d.op.Lock()
-	defer d.op.Unlock()
-	drv.mu.Lock()
-	defer drv.mu.Unlock()
-	if d.persistent == nil {
-		return fmt.Errorf("domain '%s' is transient: it cannot autostart: %w", d.current().name(), virt.ErrFailedPrecondition)
+	d.Priv.op.Lock()
+	defer d.Priv.op.Unlock()
+	d.Lock()
+	defer d.Unlock()
+	if !d.IsPersistent() {
+		return fmt.Errorf("domain '%s' is transient: it cannot autostart: %w", d.Name(), virt.ErrFailedPrecondition)
 	}
-	if err := drv.setAutostartMark(d.persistent, on); err != nil {
+	if err := drv.setAutostartMark(d.Persistent, on); err != nil {
 		return err
 	}
-	d.autostart = on
+	d.Autostart = on
 	return nil
 }
 
@@ -523,14 +434,12 @@ func (drv *Driver) autostart() {
 		drv.log.Error("cannot record the autostart boot id", "error", err)
 		return
 	}
-	drv.mu.Lock()
 	var todo []string
-	for u, d := range drv.byUUID {
-		if d.autostart && d.inst == nil {
-			todo = append(todo, u)
+	drv.doms.Each(func(d *domain) {
+		if d.Autostart && d.Priv.inst == nil {
+			todo = append(todo, d.UUID())
 		}
-	}
-	drv.mu.Unlock()
+	})
 	for _, u := range todo {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*drv.cfg.StartTimeout)
 		if _, err := drv.StartDomain(ctx, u); err != nil {
@@ -544,13 +453,14 @@ func (drv *Driver) autostart() {
 
 // monitor returns the QMP monitor of a running domain.
 func (drv *Driver) monitor(d *domain) (*instance, *qmp.Monitor, error) {
-	drv.mu.Lock()
-	defer drv.mu.Unlock()
-	if d.inst == nil {
-		return nil, nil, fmt.Errorf("domain '%s' is not running: %w", d.current().name(), virt.ErrFailedPrecondition)
+	d.Lock()
+	defer d.Unlock()
+	inst := d.Priv.inst
+	if inst == nil {
+		return nil, nil, fmt.Errorf("domain '%s' is not running: %w", d.Name(), virt.ErrFailedPrecondition)
 	}
-	if d.inst.mon == nil {
-		return nil, nil, fmt.Errorf("domain '%s': no QMP connection to its QEMU: %w", d.current().name(), virt.ErrUnavailable)
+	if inst.mon == nil {
+		return nil, nil, fmt.Errorf("domain '%s': no QMP connection to its QEMU: %w", d.Name(), virt.ErrUnavailable)
 	}
-	return d.inst, d.inst.mon, nil
+	return inst, inst.mon, nil
 }

@@ -15,6 +15,6 @@ func (drv *Driver) WatchEvents(ctx context.Context) (<-chan virt.Event, error) {
 // drv.mu, so events keep the order of the changes. Sends never block: a
 // subscriber that fell too far behind is dropped.
 func (drv *Driver) emitLocked(d *domain, t virt.EventType, detail int32) {
-	drv.log.Debug("event", "domain", d.view().Name, "type", t.String(), "detail", virt.EventDetailString(t, detail))
-	drv.events.Emit(d.view(), t, detail)
+	drv.log.Debug("event", "domain", d.View().Name, "type", t.String(), "detail", virt.EventDetailString(t, detail))
+	drv.events.Emit(d.View(), t, detail)
 }

@@ -32,7 +32,7 @@ type instance struct {
 	procDone chan struct{}
 	exited   chan struct{}
 
-	// Guarded by Driver.mu.
+	// Guarded by the domain's lock.
 	starting   bool
 	destroying bool
 	shutdown   *shutdownInfo // QEMU's SHUTDOWN event, once seen
@@ -72,13 +72,13 @@ func (drv *Driver) checkHost(c *config, starting bool) error {
 	x := c.x
 	if x.OS.Type.Arch != "x86_64" && x.OS.Type.Arch != "i686" {
 		return fmt.Errorf("domain %q: architecture %q is not supported by the qemu driver (only x86_64 and i686): %w",
-			c.name(), x.OS.Type.Arch, virt.ErrNotSupported)
+			c.Name(), x.OS.Type.Arch, virt.ErrNotSupported)
 	}
 	if x.Devices.Emulator == "" {
 		p := drv.caps.find("qemu-system-" + x.OS.Type.Arch)
 		if p == "" {
 			return fmt.Errorf("domain %q: no emulator for arch %s: qemu-system-%s not found in %s: %w",
-				c.name(), x.OS.Type.Arch, x.OS.Type.Arch, drv.caps.searchPath(), virt.ErrNotFound)
+				c.Name(), x.OS.Type.Arch, x.OS.Type.Arch, drv.caps.searchPath(), virt.ErrNotFound)
 		}
 		x.Devices.Emulator = p
 	}
@@ -107,14 +107,14 @@ func (drv *Driver) checkHost(c *config, starting bool) error {
 
 func checkFile(c *config, what, path string, exe bool) error {
 	if !filepath.IsAbs(path) {
-		return fmt.Errorf("domain %q: %s path %q must be absolute: %w", c.name(), what, path, virt.ErrInvalidArgument)
+		return fmt.Errorf("domain %q: %s path %q must be absolute: %w", c.Name(), what, path, virt.ErrInvalidArgument)
 	}
 	st, err := os.Stat(path)
 	if err != nil {
-		return fmt.Errorf("domain %q: %s %s: %w", c.name(), what, path, errKind(err))
+		return fmt.Errorf("domain %q: %s %s: %w", c.Name(), what, path, errKind(err))
 	}
 	if exe && (st.IsDir() || st.Mode()&0o111 == 0) {
-		return fmt.Errorf("domain %q: %s %s is not an executable file: %w", c.name(), what, path, virt.ErrInvalidArgument)
+		return fmt.Errorf("domain %q: %s %s is not an executable file: %w", c.Name(), what, path, virt.ErrInvalidArgument)
 	}
 	return nil
 }
@@ -143,54 +143,53 @@ func (drv *Driver) StartDomain(ctx context.Context, uuid string) (*virt.Domain, 
 	if err != nil {
 		return nil, err
 	}
-	d.op.Lock()
-	defer d.op.Unlock()
+	d.Priv.op.Lock()
+	defer d.Priv.op.Unlock()
 	if err := drv.start(ctx, d); err != nil {
 		return nil, err
 	}
-	drv.mu.Lock()
-	defer drv.mu.Unlock()
-	v := d.view()
+	d.Lock()
+	defer d.Unlock()
+	v := d.View()
 	return &v, nil
 }
 
 func (drv *Driver) start(ctx context.Context, d *domain) error {
-	drv.mu.Lock()
-	if d.inst != nil {
-		name := d.current().name()
-		drv.mu.Unlock()
+	d.Lock()
+	if d.Priv.inst != nil {
+		name := d.Name()
+		d.Unlock()
 		return fmt.Errorf("domain '%s' is already running: %w", name, virt.ErrFailedPrecondition)
 	}
-	if d.persistent == nil {
-		drv.mu.Unlock()
+	if !d.IsPersistent() {
+		d.Unlock()
 		return fmt.Errorf("domain has no definition: %w", virt.ErrNotFound)
 	}
-	c := d.persistent.clone()
-	id := drv.nextID
-	drv.nextID++
-	drv.mu.Unlock()
+	c := d.Persistent.clone()
+	id := drv.lastID.Add(1)
+	d.Unlock()
 
 	if err := drv.checkHost(c, true); err != nil {
 		return err
 	}
 	began := time.Now()
 	rec := &record{
-		UUID: c.uuid(), Name: c.name(), ID: id,
-		QMP:        filepath.Join(drv.cfg.RunDir, c.uuid()+".qmp"),
-		PidFile:    filepath.Join(drv.cfg.RunDir, c.uuid()+".pid"),
-		Log:        filepath.Join(drv.cfg.LogDir, c.uuid()+".log"),
+		UUID: c.UUID(), Name: c.Name(), ID: id,
+		QMP:        filepath.Join(drv.cfg.RunDir, c.UUID()+".qmp"),
+		PidFile:    filepath.Join(drv.cfg.RunDir, c.UUID()+".pid"),
+		Log:        filepath.Join(drv.cfg.LogDir, c.UUID()+".log"),
 		Persistent: true,
 	}
 	if len(rec.QMP) >= 108 {
-		return fmt.Errorf("domain %q: QMP socket path %s is longer than a unix socket allows: %w", c.name(), rec.QMP, virt.ErrInvalidArgument)
+		return fmt.Errorf("domain %q: QMP socket path %s is longer than a unix socket allows: %w", c.Name(), rec.QMP, virt.ErrInvalidArgument)
 	}
-	inst, err := drv.launch(ctx, c, rec)
+	inst, err := drv.launch(ctx, d, c, rec)
 	if err != nil {
 		drv.removeRuntimeFiles(rec)
 		if errors.Is(err, virt.ErrInternal) {
-			drv.mu.Lock()
-			d.state, d.reason = virt.StateShutoff, virt.ShutoffFailed
-			drv.mu.Unlock()
+			d.Lock()
+			d.State, d.Reason = virt.StateShutoff, virt.ShutoffFailed
+			d.Unlock()
 		}
 		return err
 	}
@@ -201,13 +200,14 @@ func (drv *Driver) start(ctx context.Context, d *domain) error {
 		if inst.mon != nil {
 			inst.mon.Close()
 		}
-		drv.mu.Lock()
-		if d.inst == inst {
-			d.inst, d.live = nil, nil
-			d.state, d.reason = virt.StateShutoff, virt.ShutoffFailed
+		d.Lock()
+		if d.Priv.inst == inst {
+			d.Priv.inst, d.Live = nil, nil
+			d.SetID(-1)
+			d.State, d.Reason = virt.StateShutoff, virt.ShutoffFailed
 		}
-		drv.mu.Unlock()
-		return fmt.Errorf("domain %q: %w%s", c.name(), err, logTail(rec.Log))
+		d.Unlock()
+		return fmt.Errorf("domain %q: %w%s", c.Name(), err, logTail(rec.Log))
 	}
 
 	if err := drv.readLiveValues(ctx, inst.mon, c); err != nil {
@@ -220,32 +220,33 @@ func (drv *Driver) start(ctx context.Context, d *domain) error {
 	rec.XML = doc
 	rec.State, rec.Reason = virt.StateRunning, virt.RunningBooted
 
-	drv.mu.Lock()
-	d.inst, d.live, d.id = inst, c, id
-	rec.Persistent = d.persistent != nil
+	d.Lock()
+	d.Priv.inst, d.Live = inst, c
+	rec.Persistent = d.IsPersistent()
 	inst.expectLocked("RESUME", 1)
-	drv.mu.Unlock()
+	d.Unlock()
 	if err := drv.saveRecord(rec); err != nil {
 		return fail(fmt.Errorf("writing the runtime record: %v: %w", err, virt.ErrInternal))
 	}
 	if err := inst.mon.Execute(ctx, "cont", nil, nil); err != nil {
 		return fail(fmt.Errorf("resuming QEMU: %v: %w", err, virt.ErrInternal))
 	}
-	drv.mu.Lock()
+	d.Lock()
 	inst.starting = false
-	d.state, d.reason = virt.StateRunning, virt.RunningBooted
+	d.State, d.Reason = virt.StateRunning, virt.RunningBooted
+	d.SetID(id)
 	drv.emitLocked(d, virt.EventStarted, virt.StartedBooted)
-	drv.mu.Unlock()
+	d.Unlock()
 	go drv.watchExit(d, inst)
-	drv.log.Info("domain started", "name", c.name(), "pid", rec.Pid, "id", id, "took", time.Since(began).Round(time.Millisecond))
+	drv.log.Info("domain started", "name", c.Name(), "pid", rec.Pid, "id", id, "took", time.Since(began).Round(time.Millisecond))
 	return nil
 }
 
 // launch starts QEMU paused and connects its monitor. The QMP socket is
 // created by the driver and handed over as fd 3, so the driver can connect
 // at once, without polling for the socket to appear.
-func (drv *Driver) launch(ctx context.Context, c *config, rec *record) (*instance, error) {
-	name := c.name()
+func (drv *Driver) launch(ctx context.Context, d *domain, c *config, rec *record) (*instance, error) {
+	name := c.Name()
 	if err := drv.createTaps(c, rec); err != nil {
 		return nil, err
 	}
@@ -309,7 +310,7 @@ func (drv *Driver) launch(ctx context.Context, c *config, rec *record) (*instanc
 		case <-dctx.Done():
 		}
 	}()
-	mon, err := qmp.Dial(dctx, rec.QMP, func(ev qmp.Event) { drv.onEvent(inst, ev) })
+	mon, err := qmp.Dial(dctx, rec.QMP, func(ev qmp.Event) { drv.onEvent(d, inst, ev) })
 	if err != nil {
 		drv.killAndReap(inst)
 		drv.deleteTaps(rec.Taps)
@@ -406,9 +407,9 @@ func (drv *Driver) watchExit(d *domain, inst *instance) {
 		}
 		inst.mon.Close()
 	}
-	drv.mu.Lock()
-	if drv.closed {
-		drv.mu.Unlock()
+	d.Lock()
+	if drv.closed.Load() {
+		d.Unlock()
 		return
 	}
 	rec := inst.rec
@@ -416,7 +417,7 @@ func (drv *Driver) watchExit(d *domain, inst *instance) {
 	drv.removeRuntimeFiles(rec)
 	var reason int32
 	var restart bool
-	c := d.live
+	c := d.Live
 	switch {
 	case inst.destroying:
 		reason = virt.ShutoffDestroyed
@@ -434,25 +435,25 @@ func (drv *Driver) watchExit(d *domain, inst *instance) {
 		}
 		drv.emitLocked(d, virt.EventShutdown, detail)
 	}
-	d.inst, d.live = nil, nil
-	d.state, d.reason = virt.StateShutoff, reason
+	d.Priv.inst, d.Live = nil, nil
+	d.SetID(-1)
+	d.State, d.Reason = virt.StateShutoff, reason
 	detail := map[int32]int32{
 		virt.ShutoffDestroyed: virt.StoppedDestroyed,
 		virt.ShutoffShutdown:  virt.StoppedShutdown,
 		virt.ShutoffCrashed:   virt.StoppedCrashed,
 	}[reason]
 	// The event still shows the domain's identity, now shut off.
-	if c != nil && d.persistent == nil {
-		d.live = c
+	if c != nil && !d.IsPersistent() {
+		d.Live = c
 		drv.emitLocked(d, virt.EventStopped, detail)
-		d.live = nil
-		delete(drv.byUUID, c.uuid())
-		delete(drv.byName, c.name())
+		d.Live = nil
+		drv.doms.Remove(d)
 		restart = false
 	} else {
 		drv.emitLocked(d, virt.EventStopped, detail)
 	}
-	drv.mu.Unlock()
+	d.Unlock()
 
 	drv.deleteTaps(rec.Taps)
 	drv.log.Info("domain stopped", "name", rec.Name, "pid", rec.Pid, "reason", virt.ReasonString(virt.StateShutoff, reason))
@@ -468,13 +469,13 @@ func (drv *Driver) watchExit(d *domain, inst *instance) {
 	}
 }
 
-// onEvent turns QMP events into state changes and lifecycle events.
-// Changes the driver made itself (suspend, resume, start) are already in
-// the state when their events arrive, and are not reported twice.
-func (drv *Driver) onEvent(inst *instance, ev qmp.Event) {
-	drv.mu.Lock()
-	defer drv.mu.Unlock()
-	d := drv.byUUID[inst.rec.UUID]
+// onEvent turns QMP events from inst, d's QEMU, into state changes and
+// lifecycle events. Changes the driver made itself (suspend, resume,
+// start) are already in the state when their events arrive, and are not
+// reported twice.
+func (drv *Driver) onEvent(d *domain, inst *instance, ev qmp.Event) {
+	d.Lock()
+	defer d.Unlock()
 	drv.log.Debug("qmp event", "domain", inst.rec.Name, "event", ev.Name, "data", string(ev.Data))
 	switch ev.Name {
 	case "SHUTDOWN":
@@ -488,19 +489,19 @@ func (drv *Driver) onEvent(inst *instance, ev qmp.Event) {
 	if (ev.Name == "STOP" || ev.Name == "RESUME") && inst.expectedLocked(ev.Name) {
 		return
 	}
-	if d == nil || d.inst != inst || inst.starting || inst.destroying || inst.shutdown != nil {
+	if d.Priv.inst != inst || inst.starting || inst.destroying || inst.shutdown != nil {
 		return
 	}
 	switch ev.Name {
 	case "STOP":
-		if d.state == virt.StateRunning {
-			d.state, d.reason = virt.StatePaused, virt.PausedUnknown
+		if d.State == virt.StateRunning {
+			d.State, d.Reason = virt.StatePaused, virt.PausedUnknown
 			drv.saveRecordLocked(d)
 			drv.emitLocked(d, virt.EventSuspended, virt.SuspendedPaused)
 		}
 	case "RESUME":
-		if d.state == virt.StatePaused {
-			d.state, d.reason = virt.StateRunning, virt.RunningUnpaused
+		if d.State == virt.StatePaused {
+			d.State, d.Reason = virt.StateRunning, virt.RunningUnpaused
 			drv.saveRecordLocked(d)
 			drv.emitLocked(d, virt.EventResumed, virt.ResumedUnpaused)
 		}
@@ -509,11 +510,11 @@ func (drv *Driver) onEvent(inst *instance, ev qmp.Event) {
 
 // saveRecordLocked writes a running domain's state to its record.
 func (drv *Driver) saveRecordLocked(d *domain) {
-	if d.inst == nil {
+	if d.Priv.inst == nil {
 		return
 	}
-	r := d.inst.rec
-	r.State, r.Reason = d.state, d.reason
+	r := d.Priv.inst.rec
+	r.State, r.Reason = d.State, d.Reason
 	if err := drv.saveRecord(r); err != nil {
 		drv.log.Error("cannot write a runtime record", "name", r.Name, "error", err)
 	}
@@ -535,14 +536,14 @@ func (drv *Driver) command(ctx context.Context, uuid, cmd string) error {
 	if err != nil {
 		return err
 	}
-	d.op.Lock()
-	defer d.op.Unlock()
+	d.Priv.op.Lock()
+	defer d.Priv.op.Unlock()
 	_, mon, err := drv.monitor(d)
 	if err != nil {
 		return err
 	}
 	if err := mon.Execute(ctx, cmd, nil, nil); err != nil {
-		return fmt.Errorf("domain '%s': %v: %w", d.current().name(), err, virt.ErrInternal)
+		return fmt.Errorf("domain '%s': %v: %w", d.Name(), err, virt.ErrInternal)
 	}
 	return nil
 }
@@ -562,8 +563,8 @@ func (drv *Driver) pause(ctx context.Context, uuid string, pause bool) error {
 	if err != nil {
 		return err
 	}
-	d.op.Lock()
-	defer d.op.Unlock()
+	d.Priv.op.Lock()
+	defer d.Priv.op.Unlock()
 	_, mon, err := drv.monitor(d)
 	if err != nil {
 		return err
@@ -574,35 +575,35 @@ func (drv *Driver) pause(ctx context.Context, uuid string, pause bool) error {
 		from, to, reason, cmd = virt.StatePaused, virt.StateRunning, virt.RunningUnpaused, "cont"
 		evType, detail = virt.EventResumed, virt.ResumedUnpaused
 	}
-	drv.mu.Lock()
-	if d.state != from {
-		st, name := d.state, d.current().name()
-		drv.mu.Unlock()
+	d.Lock()
+	if d.State != from {
+		st, name := d.State, d.Name()
+		d.Unlock()
 		return fmt.Errorf("domain '%s' is %s, not %s: %w", name, st, from, virt.ErrFailedPrecondition)
 	}
-	oldReason := d.reason
-	d.state, d.reason = to, reason
+	oldReason := d.Reason
+	d.State, d.Reason = to, reason
 	qmpEvent := map[string]string{"stop": "STOP", "cont": "RESUME"}[cmd]
-	inst := d.inst
+	inst := d.Priv.inst
 	inst.expectLocked(qmpEvent, 1)
-	drv.mu.Unlock()
+	d.Unlock()
 	// Not the caller's ctx: once sent, QEMU acts whether or not the caller
 	// still waits, and the state must follow what QEMU did.
 	qctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	defer cancel()
 	if err := mon.Execute(qctx, cmd, nil, nil); err != nil {
-		drv.mu.Lock()
+		d.Lock()
 		inst.expectLocked(qmpEvent, -1)
-		if d.state == to {
-			d.state, d.reason = from, oldReason
+		if d.State == to {
+			d.State, d.Reason = from, oldReason
 		}
-		drv.mu.Unlock()
-		return fmt.Errorf("domain '%s': %v: %w", d.current().name(), err, virt.ErrInternal)
+		d.Unlock()
+		return fmt.Errorf("domain '%s': %v: %w", d.Name(), err, virt.ErrInternal)
 	}
-	drv.mu.Lock()
+	d.Lock()
 	drv.saveRecordLocked(d)
 	drv.emitLocked(d, evType, detail)
-	drv.mu.Unlock()
+	d.Unlock()
 	return nil
 }
 
@@ -613,17 +614,17 @@ func (drv *Driver) DestroyDomain(ctx context.Context, uuid string) error {
 	if err != nil {
 		return err
 	}
-	d.op.Lock()
-	defer d.op.Unlock()
-	drv.mu.Lock()
-	inst := d.inst
+	d.Priv.op.Lock()
+	defer d.Priv.op.Unlock()
+	d.Lock()
+	inst := d.Priv.inst
 	if inst == nil {
-		name := d.current().name()
-		drv.mu.Unlock()
+		name := d.Name()
+		d.Unlock()
 		return fmt.Errorf("domain '%s' is not running: %w", name, virt.ErrFailedPrecondition)
 	}
 	inst.destroying = true
-	drv.mu.Unlock()
+	d.Unlock()
 
 	signalProcess(inst, syscall.SIGTERM)
 	select {

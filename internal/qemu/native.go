@@ -10,7 +10,6 @@ import (
 	"golang.org/x/term"
 
 	"github.com/virtd/virtd/driver"
-	"github.com/virtd/virtd/driver/domutil"
 	"github.com/virtd/virtd/virt"
 )
 
@@ -43,17 +42,15 @@ func (drv *Driver) DomainXMLFromNative(_ context.Context, format, _ string) (str
 // OpenConsole attaches to a running guest's pty serial console: devName is
 // a serial or console alias ("serial0", "console0") or empty for the first.
 func (drv *Driver) OpenConsole(ctx context.Context, uuid, devName string) (io.ReadWriteCloser, error) {
-	drv.mu.Lock()
-	d, err := domutil.ByUUID(drv.byUUID, uuid)
+	d, err := drv.doms.Find(virt.ByUUID(uuid))
 	if err != nil {
-		drv.mu.Unlock()
 		return nil, err
 	}
-	if !d.state.Active() || d.live == nil {
-		drv.mu.Unlock()
-		return nil, fmt.Errorf("domain '%s' is not running: %w", d.current().name(), virt.ErrFailedPrecondition)
+	if !d.State.Active() || d.Live == nil {
+		d.Unlock()
+		return nil, fmt.Errorf("domain '%s' is not running: %w", d.Name(), virt.ErrFailedPrecondition)
 	}
-	x := d.live.x
+	x := d.Live.x
 	name := x.Name
 	var path string
 	for i, s := range x.Devices.Serials {
@@ -66,7 +63,7 @@ func (drv *Driver) OpenConsole(ctx context.Context, uuid, devName string) (io.Re
 			break
 		}
 	}
-	drv.mu.Unlock()
+	d.Unlock()
 	if path == "" {
 		what := "a pty serial console"
 		if devName != "" {

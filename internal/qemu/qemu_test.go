@@ -137,13 +137,15 @@ func define(t testing.TB, drv *Driver, doc string) *virt.Domain {
 
 func pidOf(t testing.TB, drv *Driver, uuid string) int {
 	t.Helper()
-	drv.mu.Lock()
-	defer drv.mu.Unlock()
-	d := drv.byUUID[uuid]
-	if d == nil || d.inst == nil {
+	d, err := drv.doms.Find(virt.ByUUID(uuid))
+	if err != nil {
+		t.Fatalf("domain %s: %v", uuid, err)
+	}
+	defer d.Unlock()
+	if d.Priv.inst == nil {
 		t.Fatalf("domain %s has no process", uuid)
 	}
-	return d.inst.rec.Pid
+	return d.Priv.inst.rec.Pid
 }
 
 func wantState(t testing.TB, drv *Driver, uuid string, state virt.State, reason int32) {

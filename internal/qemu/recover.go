@@ -25,50 +25,49 @@ func (drv *Driver) recoverOne(rec *record) {
 		drv.log.Warn("guest died while the driver was away", "name", rec.Name, "pid", rec.Pid)
 		drv.deleteTaps(rec.Taps)
 		drv.removeRuntimeFiles(rec)
-		drv.mu.Lock()
-		if d := drv.byUUID[rec.UUID]; d != nil {
-			d.state, d.reason = virt.StateShutoff, virt.ShutoffCrashed
+		if d, err := drv.doms.Find(virt.ByUUID(rec.UUID)); err == nil {
+			d.State, d.Reason = virt.StateShutoff, virt.ShutoffCrashed
+			d.Unlock()
 		}
-		drv.mu.Unlock()
 		return
 	}
 	live, err := parseConfig(rec.XML)
-	// The bookkeeping is under mu: the guests recovered before this one
-	// already have event and exit watchers that take it.
-	drv.mu.Lock()
-	d := drv.byUUID[rec.UUID]
+	// The bookkeeping is under the domain's lock: the guests recovered
+	// before this one already have event and exit watchers that take it.
+	d, findErr := drv.doms.Find(virt.ByUUID(rec.UUID))
 	if err != nil {
 		// Keep the guest counted and killable even without its XML.
 		drv.log.Error("live XML of a running guest does not parse", "name", rec.Name, "error", err)
-		if d == nil {
-			drv.mu.Unlock()
+		if findErr != nil {
 			return
 		}
-		live = d.persistent.clone()
+		live = d.Persistent.clone()
 	}
-	if d == nil {
-		d = &domain{}
-		drv.byUUID[live.uuid()] = d
-		drv.byName[live.name()] = d
+	if findErr != nil {
+		// A transient domain, or one undefined while the driver was away.
+		if d, err = drv.doms.Add(live.Name(), live.UUID()); err != nil {
+			// Only files edited by hand get here: leave it running.
+			drv.log.Error("running guest left unmanaged", "name", rec.Name, "pid", rec.Pid, "error", err)
+			return
+		}
 	}
 	inst := &instance{rec: rec, procDone: make(chan struct{}), exited: make(chan struct{})}
 	if err := pidfdWatch(inst); err != nil {
 		drv.log.Warn("cannot watch a recovered guest", "name", rec.Name, "pid", rec.Pid, "error", err)
 		close(inst.procDone)
 	}
-	d.inst, d.live, d.id = inst, live, rec.ID
-	d.state, d.reason = rec.State, rec.Reason
-	if !d.state.Active() {
-		d.state, d.reason = virt.StateRunning, virt.RunningUnknown
+	d.Priv.inst, d.Live = inst, live
+	d.SetID(rec.ID)
+	d.State, d.Reason = rec.State, rec.Reason
+	if !d.State.Active() {
+		d.State, d.Reason = virt.StateRunning, virt.RunningUnknown
 	}
-	if rec.ID >= drv.nextID {
-		drv.nextID = rec.ID + 1
-	}
-	drv.mu.Unlock()
+	drv.raiseLastID(rec.ID)
+	d.Unlock()
 
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	mon, err := qmp.Dial(ctx, rec.QMP, func(ev qmp.Event) { drv.onEvent(inst, ev) })
+	mon, err := qmp.Dial(ctx, rec.QMP, func(ev qmp.Event) { drv.onEvent(d, inst, ev) })
 	var st struct {
 		Running bool `json:"running"`
 	}
@@ -78,21 +77,32 @@ func (drv *Driver) recoverOne(rec *record) {
 	} else {
 		statusKnown = mon.Execute(ctx, "query-status", nil, &st) == nil
 	}
-	drv.mu.Lock()
+	d.Lock()
 	if mon != nil {
 		inst.mon = mon
 	}
 	switch {
 	case !statusKnown:
-	case st.Running && d.state != virt.StateRunning:
-		d.state, d.reason = virt.StateRunning, virt.RunningUnknown
-	case !st.Running && d.state != virt.StatePaused:
-		d.state, d.reason = virt.StatePaused, virt.PausedUnknown
+	case st.Running && d.State != virt.StateRunning:
+		d.State, d.Reason = virt.StateRunning, virt.RunningUnknown
+	case !st.Running && d.State != virt.StatePaused:
+		d.State, d.Reason = virt.StatePaused, virt.PausedUnknown
 	}
-	rec.Persistent = d.persistent != nil
+	rec.Persistent = d.IsPersistent()
 	drv.saveRecordLocked(d)
-	state := d.state
-	drv.mu.Unlock()
+	state := d.State
+	d.Unlock()
 	drv.log.Info("found a running guest again", "name", rec.Name, "pid", rec.Pid, "state", state.String())
 	go drv.watchExit(d, inst)
+}
+
+// raiseLastID makes the IDs given from now on greater than id, which a
+// guest found again already has.
+func (drv *Driver) raiseLastID(id int32) {
+	for {
+		last := drv.lastID.Load()
+		if id <= last || drv.lastID.CompareAndSwap(last, id) {
+			return
+		}
+	}
 }

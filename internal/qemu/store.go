@@ -69,50 +69,50 @@ func (drv *Driver) saveDefinition(c *config) error {
 	if err != nil {
 		return err
 	}
-	if err := atomicfile.WriteFile(drv.defPath(c.uuid()), []byte(doc+"\n"), 0o600); err != nil {
-		return fmt.Errorf("domain %q: saving the definition: %v: %w", c.name(), err, virt.ErrInternal)
+	if err := atomicfile.WriteFile(drv.defPath(c.UUID()), []byte(doc+"\n"), 0o600); err != nil {
+		return fmt.Errorf("domain %q: saving the definition: %v: %w", c.Name(), err, virt.ErrInternal)
 	}
 	return nil
 }
 
 func (drv *Driver) removeDefinition(c *config) error {
-	if err := os.Remove(drv.defPath(c.uuid())); err != nil && !errors.Is(err, os.ErrNotExist) {
-		return fmt.Errorf("domain %q: removing the definition: %v: %w", c.name(), err, virt.ErrInternal)
+	if err := os.Remove(drv.defPath(c.UUID())); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("domain %q: removing the definition: %v: %w", c.Name(), err, virt.ErrInternal)
 	}
-	_ = os.Remove(drv.autostartPath(c.uuid()))
+	_ = os.Remove(drv.autostartPath(c.UUID()))
 	return atomicfile.SyncDir(drv.cfg.ConfigDir)
 }
 
 func (drv *Driver) setAutostartMark(c *config, on bool) error {
-	p := drv.autostartPath(c.uuid())
+	p := drv.autostartPath(c.UUID())
 	if !on {
 		if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
-			return fmt.Errorf("domain %q: autostart: %v: %w", c.name(), err, virt.ErrInternal)
+			return fmt.Errorf("domain %q: autostart: %v: %w", c.Name(), err, virt.ErrInternal)
 		}
 		return nil
 	}
 	if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
-		return fmt.Errorf("domain %q: autostart: %v: %w", c.name(), err, virt.ErrInternal)
+		return fmt.Errorf("domain %q: autostart: %v: %w", c.Name(), err, virt.ErrInternal)
 	}
 	if err := atomicfile.WriteFile(p, nil, 0o600); err != nil {
-		return fmt.Errorf("domain %q: autostart: %v: %w", c.name(), err, virt.ErrInternal)
+		return fmt.Errorf("domain %q: autostart: %v: %w", c.Name(), err, virt.ErrInternal)
 	}
 	return nil
 }
 
 func (drv *Driver) hasAutostartMark(c *config) bool {
-	_, err := os.Stat(drv.autostartPath(c.uuid()))
+	_, err := os.Stat(drv.autostartPath(c.UUID()))
 	return err == nil
 }
 
 // renameLegacy moves a definition an earlier version wrote by name to the
 // files named by c's UUID, and reports whether it should be used.
 func (drv *Driver) renameLegacy(path string, b []byte, c *config) bool {
-	use, err := defdir.RenameLegacy(drv.cfg.ConfigDir, path, b, c.uuid(), nil)
+	use, err := defdir.RenameLegacy(drv.cfg.ConfigDir, path, b, c.UUID(), nil)
 	if err != nil {
 		drv.log.Error("cannot rename a definition to its UUID", "path", path, "error", err)
 	} else if use {
-		drv.log.Info("definition renamed to its UUID", "from", path, "to", drv.defPath(c.uuid()))
+		drv.log.Info("definition renamed to its UUID", "from", path, "to", drv.defPath(c.UUID()))
 	}
 	return use
 }
@@ -133,7 +133,7 @@ func (drv *Driver) loadDefinitions() []*config {
 			drv.log.Error("skipping a definition that does not parse", "path", p, "error", err)
 			continue
 		}
-		if strings.TrimSuffix(filepath.Base(p), ".xml") != c.uuid() && !drv.renameLegacy(p, b, c) {
+		if strings.TrimSuffix(filepath.Base(p), ".xml") != c.UUID() && !drv.renameLegacy(p, b, c) {
 			continue
 		}
 		out = append(out, c)

@@ -65,8 +65,8 @@ func TestDefinitionFillsGeneratedFields(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := domutil.ParseUUID(c.uuid()); err != nil {
-		t.Errorf("generated uuid %q: %v", c.uuid(), err)
+	if _, err := domutil.ParseUUID(c.UUID()); err != nil {
+		t.Errorf("generated uuid %q: %v", c.UUID(), err)
 	}
 	mac := c.x.Devices.Interfaces[0].MAC.Address
 	if !strings.HasPrefix(mac, "52:54:00:") || len(mac) != 17 {
@@ -85,7 +85,7 @@ func TestDefinitionFillsGeneratedFields(t *testing.T) {
 		}
 	}
 	c2, _ := parseConfig(`<domain type='qemu'><name>g</name><memory>65536</memory><devices><interface type='user'/></devices></domain>`)
-	if c2.uuid() == c.uuid() || c2.x.Devices.Interfaces[0].MAC.Address == mac {
+	if c2.UUID() == c.UUID() || c2.x.Devices.Interfaces[0].MAC.Address == mac {
 		t.Error("two definitions got the same generated uuid or MAC")
 	}
 }

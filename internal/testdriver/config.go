@@ -2,6 +2,7 @@ package testdriver
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 
 	"libvirt.org/go/libvirtxml"
@@ -114,18 +115,18 @@ func parseConfig(doc string) (*config, error) {
 			name, x.OS.Type.Type, virt.ErrInvalidArgument)
 	}
 	if x.OS.Type.Arch == "" {
-		x.OS.Type.Arch = guestArches[0].name
+		x.OS.Type.Arch = guestArches[0]
 	}
-	if !knownArch(x.OS.Type.Arch) {
+	if !slices.Contains(guestArches, x.OS.Type.Arch) {
 		return nil, fmt.Errorf("domain %q: architecture %q is not supported by the test driver: %w",
 			name, x.OS.Type.Arch, virt.ErrInvalidArgument)
 	}
 	return c, nil
 }
 
-// name and uuid of the definition.
-func (c *config) name() string { return c.xml.Name }
-func (c *config) uuid() string { return c.xml.UUID }
+// Name and UUID of the definition (domlist.Def).
+func (c *config) Name() string { return c.xml.Name }
+func (c *config) UUID() string { return c.xml.UUID }
 
 // marshal writes the definition, with id='N' when id > 0 (live XML).
 func (c *config) marshal(id int32) (string, error) {
@@ -136,7 +137,7 @@ func (c *config) marshal(id int32) (string, error) {
 	}
 	s, err := x.Marshal()
 	if err != nil {
-		return "", fmt.Errorf("domain %q: writing XML: %v: %w", c.name(), err, virt.ErrInternal)
+		return "", fmt.Errorf("domain %q: writing XML: %v: %w", c.Name(), err, virt.ErrInternal)
 	}
 	return s, nil
 }

@@ -14,7 +14,7 @@ import (
 func TestConformance(t *testing.T) {
 	drivertest.Run(t, drivertest.Config{
 		New: func(t *testing.T) driver.Driver {
-			return New(hclog.New(&hclog.LoggerOptions{Name: "testdriver", Output: hclog.DefaultOutput, Level: hclog.Warn}))
+			return New(driver.Env{Logger: hclog.New(&hclog.LoggerOptions{Name: "testdriver", Output: hclog.DefaultOutput, Level: hclog.Warn})})
 		},
 		DomainXML: func(name string) string {
 			return fmt.Sprintf(`<domain type='test'>
@@ -32,7 +32,7 @@ func TestConformance(t *testing.T) {
 // BenchmarkListDomains10kGRPC lists 10,000 domains through the gRPC shims,
 // as the daemon does.
 func BenchmarkListDomains10kGRPC(b *testing.B) {
-	impl := New(nil).(*Driver)
+	impl := New(driver.Env{}).(*Driver)
 	defineMany(b, impl, 10000)
 	drv := drivertest.Pair(b, impl)
 	for b.Loop() {

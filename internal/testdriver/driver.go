@@ -10,17 +10,16 @@ package testdriver
 import (
 	"context"
 	"fmt"
-	"net/url"
-	"os"
-	"strings"
-	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
 	"libvirt.org/go/libvirtxml"
 
 	"github.com/virtd/virtd/driver"
+	"github.com/virtd/virtd/driver/domlist"
 	"github.com/virtd/virtd/driver/domutil"
+	"github.com/virtd/virtd/driver/hostinfo"
 	"github.com/virtd/virtd/internal/version"
 	"github.com/virtd/virtd/virt"
 )
@@ -31,8 +30,6 @@ var Version = version.Version
 const (
 	driverName = "test"
 	domainType = "test"
-	// defaultURI is the only URI served.
-	defaultURI = "test:///default"
 	// hypervisorVersion is 2.0.0 in libvirt's encoding
 	// (major*1000000 + minor*1000 + micro), as libvirt's test driver reports.
 	hypervisorVersion = 2000000
@@ -62,104 +59,49 @@ var nodeInfo = virt.NodeInfo{
 
 // guestArches are the guest architectures the capabilities offer; the first
 // is the default for a definition without arch.
-var guestArches = []struct {
-	name     string
-	wordSize string
-}{
-	{"i686", "32"},
-	{"x86_64", "64"},
-}
-
-func knownArch(a string) bool {
-	for _, g := range guestArches {
-		if g.name == a {
-			return true
-		}
-	}
-	return false
-}
+var guestArches = []string{"i686", "x86_64"}
 
 // Driver is the test driver. It is safe for concurrent use.
 //
-// Lock order: mu only. Events are published while mu is held, with
-// non-blocking sends, so every subscriber sees them in Seq order.
+// Each domain has its own lock (package domlist). Events about a domain
+// are published while its lock is held, with non-blocking sends, so every
+// subscriber sees them in the order of its changes.
 type Driver struct {
 	log      hclog.Logger
-	hostname string
 	hostUUID string
 
-	mu     sync.Mutex
-	byUUID map[string]*domain
-	byName map[string]*domain
-	byID   map[int32]*domain
-	nextID int32
-	events domutil.Events // emitted under mu, so in the order of the changes
+	doms *domlist.List[*config, cpuUse]
+	// lastID is the ID last given to a started domain.
+	lastID atomic.Int32
+	events domutil.Events
 }
 
 var _ driver.Driver = (*Driver)(nil)
 
-// domain is one domain's state. Fields are guarded by Driver.mu.
-type domain struct {
-	// name and uuid never change (renaming is not supported).
-	name, uuid string
-	// persistent is the persistent definition; nil for a transient domain.
-	persistent *config
-	// live is the definition the running instance was started with; nil
-	// when inactive.
-	live      *config
-	id        int32
-	state     virt.State
-	reason    int32
-	autostart bool
+// domain is one domain; its fields are guarded by its lock.
+type domain = domlist.Object[*config, cpuUse]
+
+// cpuUse is what the test driver keeps about a domain besides its
+// definitions and state: the CPU time it has used.
+type cpuUse struct {
 	// cpuTime is the CPU time accumulated up to runningSince (zero when
 	// not running).
 	cpuTime      time.Duration
 	runningSince time.Time
 }
 
-// current is the definition that describes the domain now.
-func (d *domain) current() *config {
-	if d.live != nil {
-		return d.live
-	}
-	return d.persistent
-}
-
-func (d *domain) view() virt.Domain {
-	id := int32(-1)
-	if d.state.Active() {
-		id = d.id
-	}
-	return virt.Domain{
-		Name:       d.name,
-		UUID:       d.uuid,
-		ID:         id,
-		State:      d.state,
-		Reason:     d.reason,
-		Persistent: d.persistent != nil,
-		Autostart:  d.autostart,
-	}
-}
-
 // New returns a test driver holding libvirt's default domain "test",
-// running with ID 1. Its signature is what driver.Serve takes.
-func New(logger hclog.Logger) driver.Driver {
+// running with ID 1. It needs nothing of env but its logger. Its
+// signature is what driver.Serve takes.
+func New(env driver.Env) driver.Driver {
+	logger := env.Logger
 	if logger == nil {
 		logger = hclog.NewNullLogger()
 	}
-	host, err := os.Hostname()
-	if err != nil {
-		logger.Warn("cannot read hostname", "error", err)
-		host = "localhost"
-	}
 	drv := &Driver{
 		log:      logger,
-		hostname: host,
 		hostUUID: domutil.NewUUID(),
-		byUUID:   make(map[string]*domain),
-		byName:   make(map[string]*domain),
-		byID:     make(map[int32]*domain),
-		nextID:   1,
+		doms:     domlist.New[*config, cpuUse](),
 		events:   domutil.Events{Log: logger},
 	}
 	drv.addDefaultDomain()
@@ -187,10 +129,12 @@ func (drv *Driver) addDefaultDomain() {
 	if err != nil {
 		panic(fmt.Sprintf("testdriver: default domain: %v", err))
 	}
-	d := &domain{name: c.name(), uuid: c.uuid(), persistent: c}
-	drv.byUUID[c.uuid()] = d
-	drv.byName[c.name()] = d
+	d, _, err := drv.doms.Define(c, nil)
+	if err != nil {
+		panic(fmt.Sprintf("testdriver: default domain: %v", err))
+	}
 	drv.startLocked(d, time.Now())
+	d.Unlock()
 }
 
 // Info describes the driver.
@@ -214,36 +158,28 @@ func (drv *Driver) RunningGuests(ctx context.Context) (int, error) {
 	if err := ctx.Err(); err != nil {
 		return 0, err
 	}
-	drv.mu.Lock()
-	defer drv.mu.Unlock()
-	return len(drv.byID), nil
+	n := 0
+	drv.doms.Each(func(d *domain) {
+		if d.State.Active() {
+			n++
+		}
+	})
+	return n, nil
 }
+
+// uris are the URIs served: test:///default only.
+var uris = hostinfo.URIs{Driver: driverName, Scheme: "test", Paths: []string{"/default"}}
 
 // CheckURI accepts test:///default (also with a transport, as in
 // test+unix:///default, and with query parameters, which the daemon
 // consumes) and refuses every other URI.
 func (drv *Driver) CheckURI(ctx context.Context, uri string) error {
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	u, err := url.Parse(uri)
-	if err != nil {
-		return fmt.Errorf("URI %q: %v (the test driver serves only %s): %w", uri, err, defaultURI, virt.ErrInvalidArgument)
-	}
-	scheme, _, _ := strings.Cut(u.Scheme, "+")
-	if scheme != driverName || u.Host != "" || u.Path != "/default" || u.Opaque != "" {
-		return fmt.Errorf("URI %q is not served by the test driver: only %s is: %w",
-			uri, defaultURI, virt.ErrInvalidArgument)
-	}
-	return nil
+	return uris.Check(ctx, uri)
 }
 
 // Hostname returns the host's name.
 func (drv *Driver) Hostname(ctx context.Context) (string, error) {
-	if err := ctx.Err(); err != nil {
-		return "", err
-	}
-	return drv.hostname, nil
+	return hostinfo.Hostname(ctx)
 }
 
 // NodeInfo returns libvirt's test driver's fixed node.
@@ -261,35 +197,14 @@ func (drv *Driver) Capabilities(ctx context.Context) (string, error) {
 	if err := ctx.Err(); err != nil {
 		return "", err
 	}
-	caps := libvirtxml.Caps{
-		Host: libvirtxml.CapsHost{
-			UUID: drv.hostUUID,
-			CPU: &libvirtxml.CapsHostCPU{
-				Arch: nodeInfo.Model,
-				Topology: &libvirtxml.CapsHostCPUTopology{
-					Sockets: int(nodeInfo.Sockets),
-					Cores:   int(nodeInfo.Cores),
-					Threads: int(nodeInfo.Threads),
-				},
-			},
-		},
-	}
+	ni := nodeInfo
+	caps := hostinfo.Caps{HostUUID: drv.hostUUID, Arch: nodeInfo.Model, Topology: &ni}
 	for _, a := range guestArches {
-		caps.Guests = append(caps.Guests, libvirtxml.CapsGuest{
-			OSType: "hvm",
-			Arch: libvirtxml.CapsGuestArch{
-				Name:     a.name,
-				WordSize: a.wordSize,
-				Emulator: "/usr/bin/test-hv",
-				Domains:  []libvirtxml.CapsGuestDomain{{Type: domainType}},
-			},
+		caps.Guests = append(caps.Guests, hostinfo.Guest{
+			OSType: "hvm", Arch: a, Emulator: "/usr/bin/test-hv", DomainTypes: []string{domainType},
 		})
 	}
-	s, err := caps.Marshal()
-	if err != nil {
-		return "", fmt.Errorf("capabilities: %v: %w", err, virt.ErrInternal)
-	}
-	return s, nil
+	return caps.XML()
 }
 
 // ListDomains returns the domains that pass flags, the way `virsh list`
@@ -298,10 +213,7 @@ func (drv *Driver) ListDomains(ctx context.Context, flags virt.ListFlags) ([]vir
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	drv.mu.Lock()
-	all := domutil.Views(drv.byUUID, (*domain).view)
-	drv.mu.Unlock()
-	return domutil.Filter(all, flags), nil
+	return drv.doms.List(flags), nil
 }
 
 // LookupDomain finds a domain by name, UUID or (active domains only) ID.
@@ -309,29 +221,24 @@ func (drv *Driver) LookupDomain(ctx context.Context, key virt.Lookup) (*virt.Dom
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	drv.mu.Lock()
-	defer drv.mu.Unlock()
-	d, err := domutil.Lookup(key, drv.byName, drv.byUUID, func(id int32) (*domain, bool) {
-		d, ok := drv.byID[id]
-		return d, ok
-	})
+	d, err := drv.doms.Find(key)
 	if err != nil {
 		return nil, err
 	}
-	v := d.view()
+	defer d.Unlock()
+	v := d.View()
 	return &v, nil
 }
 
-// withDomain runs fn on the domain with that UUID, holding the lock.
+// withDomain runs fn on the domain with that UUID, holding its lock.
 func (drv *Driver) withDomain(ctx context.Context, uuid string, fn func(d *domain) error) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	drv.mu.Lock()
-	defer drv.mu.Unlock()
-	d, err := domutil.ByUUID(drv.byUUID, uuid)
+	d, err := drv.doms.Find(virt.ByUUID(uuid))
 	if err != nil {
 		return err
 	}
+	defer d.Unlock()
 	return fn(d)
 }

@@ -18,7 +18,7 @@ import (
 
 func newTest(t testing.TB) *Driver {
 	t.Helper()
-	return New(nil).(*Driver)
+	return New(driver.Env{}).(*Driver)
 }
 
 func domXML(name, extra string) string {
@@ -194,8 +194,8 @@ func TestParseConfig(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.name() != "a" || c.uuid() != defaultDomainUUID {
-		t.Errorf("name %q uuid %q", c.name(), c.uuid())
+	if c.Name() != "a" || c.UUID() != defaultDomainUUID {
+		t.Errorf("name %q uuid %q", c.Name(), c.UUID())
 	}
 	if c.maxMemKiB != 1048576 || c.memKiB != 1048576 || c.vcpus != 2 {
 		t.Errorf("config = %+v, want current memory clamped to 1 GiB, 2 vCPUs", c)
@@ -211,8 +211,8 @@ func TestParseConfig(t *testing.T) {
 		t.Errorf("an id in the input survives:\n%s", doc)
 	}
 	c, _ = parseConfig(domXML("b", ""))
-	if _, err := domutil.ParseUUID(c.uuid()); err != nil || c.uuid()[14] != '4' {
-		t.Errorf("generated UUID %q is not a v4 UUID", c.uuid())
+	if _, err := domutil.ParseUUID(c.UUID()); err != nil || c.UUID()[14] != '4' {
+		t.Errorf("generated UUID %q is not a v4 UUID", c.UUID())
 	}
 }
 

@@ -15,7 +15,8 @@ func (drv *Driver) WatchEvents(ctx context.Context) (<-chan virt.Event, error) {
 }
 
 // emitLocked publishes one event about d to every subscriber, without
-// blocking. Called under drv.mu, so events keep the order of the changes.
+// blocking. Called under d's lock, so events keep the order of its
+// changes.
 func (drv *Driver) emitLocked(d *domain, typ virt.EventType, detail int32) {
-	drv.events.Emit(d.view(), typ, detail)
+	drv.events.Emit(d.View(), typ, detail)
 }

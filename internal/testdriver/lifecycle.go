@@ -9,8 +9,9 @@ import (
 )
 
 // DefineDomain makes a persistent definition from domain XML, or replaces
-// the one with the same UUID. A running domain keeps the definition it was
-// started with until it stops; its inactive XML shows the new one at once.
+// the one with the same UUID, under the rules of package domlist. A
+// running domain keeps the definition it was started with until it stops;
+// its inactive XML shows the new one at once.
 func (drv *Driver) DefineDomain(ctx context.Context, xml string) (*virt.Domain, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
@@ -19,30 +20,14 @@ func (drv *Driver) DefineDomain(ctx context.Context, xml string) (*virt.Domain, 
 	if err != nil {
 		return nil, err
 	}
-	drv.mu.Lock()
-	defer drv.mu.Unlock()
-	name, uuid := c.name(), c.uuid()
-	if d := drv.byName[name]; d != nil && d.uuid != uuid {
-		return nil, fmt.Errorf("domain '%s' already exists with uuid %s: %w", name, d.uuid, virt.ErrAlreadyExists)
+	d, detail, err := drv.doms.Define(c, nil)
+	if err != nil {
+		return nil, err
 	}
-	d := drv.byUUID[uuid]
-	if d != nil && d.name != name {
-		return nil, fmt.Errorf("domain '%s' is already defined with uuid %s (renaming is not supported): %w",
-			d.name, uuid, virt.ErrAlreadyExists)
-	}
-	detail := virt.DefinedUpdated
-	if d == nil {
-		d = &domain{name: name, uuid: uuid, state: virt.StateShutoff, reason: virt.ShutoffUnknown, id: -1}
-		drv.byUUID[uuid] = d
-		drv.byName[name] = d
-	}
-	if d.persistent == nil {
-		detail = virt.DefinedAdded
-	}
-	d.persistent = c
-	drv.log.Info("domain defined", "name", name, "uuid", uuid, "detail", virt.EventDetailString(virt.EventDefined, detail))
+	defer d.Unlock()
+	drv.log.Info("domain defined", "name", d.Name(), "uuid", d.UUID(), "detail", virt.EventDetailString(virt.EventDefined, detail))
 	drv.emitLocked(d, virt.EventDefined, detail)
-	v := d.view()
+	v := d.View()
 	return &v, nil
 }
 
@@ -50,15 +35,15 @@ func (drv *Driver) DefineDomain(ctx context.Context, xml string) (*virt.Domain, 
 // gone; a running one becomes transient and vanishes when it stops.
 func (drv *Driver) UndefineDomain(ctx context.Context, uuid string) error {
 	return drv.withDomain(ctx, uuid, func(d *domain) error {
-		if d.persistent == nil {
-			return fmt.Errorf("domain '%s': cannot undefine a transient domain: %w", d.name, virt.ErrFailedPrecondition)
+		if !d.IsPersistent() {
+			return fmt.Errorf("domain '%s': cannot undefine a transient domain: %w", d.Name(), virt.ErrFailedPrecondition)
 		}
-		d.persistent = nil
-		d.autostart = false
-		drv.log.Info("domain undefined", "name", d.name, "uuid", d.uuid, "active", d.state.Active())
+		d.Persistent = nil
+		d.Autostart = false
+		drv.log.Info("domain undefined", "name", d.Name(), "uuid", d.UUID(), "active", d.State.Active())
 		drv.emitLocked(d, virt.EventUndefined, virt.UndefinedRemoved)
-		if !d.state.Active() {
-			drv.removeLocked(d)
+		if !d.State.Active() {
+			drv.doms.Remove(d)
 		}
 		return nil
 	})
@@ -68,13 +53,13 @@ func (drv *Driver) UndefineDomain(ctx context.Context, uuid string) error {
 func (drv *Driver) StartDomain(ctx context.Context, uuid string) (*virt.Domain, error) {
 	var v virt.Domain
 	err := drv.withDomain(ctx, uuid, func(d *domain) error {
-		if d.state.Active() {
-			return fmt.Errorf("domain '%s': domain is already running: %w", d.name, virt.ErrFailedPrecondition)
+		if d.State.Active() {
+			return fmt.Errorf("domain '%s': domain is already running: %w", d.Name(), virt.ErrFailedPrecondition)
 		}
 		drv.startLocked(d, time.Now())
-		drv.log.Info("domain started", "name", d.name, "uuid", d.uuid, "id", d.id)
+		drv.log.Info("domain started", "name", d.Name(), "uuid", d.UUID(), "id", d.ID())
 		drv.emitLocked(d, virt.EventStarted, virt.StartedBooted)
-		v = d.view()
+		v = d.View()
 		return nil
 	})
 	if err != nil {
@@ -89,10 +74,10 @@ func (drv *Driver) StartDomain(ctx context.Context, uuid string) (*virt.Domain, 
 // Stopped/Shutdown event.
 func (drv *Driver) ShutdownDomain(ctx context.Context, uuid string) error {
 	return drv.withDomain(ctx, uuid, func(d *domain) error {
-		if !d.state.Active() {
-			return fmt.Errorf("domain '%s': domain is not running: %w", d.name, virt.ErrFailedPrecondition)
+		if !d.State.Active() {
+			return fmt.Errorf("domain '%s': domain is not running: %w", d.Name(), virt.ErrFailedPrecondition)
 		}
-		drv.log.Info("domain shut down", "name", d.name, "uuid", d.uuid)
+		drv.log.Info("domain shut down", "name", d.Name(), "uuid", d.UUID())
 		drv.emitLocked(d, virt.EventShutdown, virt.ShutdownFinished)
 		drv.stopLocked(d, virt.ShutoffShutdown, virt.StoppedShutdown)
 		return nil
@@ -104,19 +89,19 @@ func (drv *Driver) ShutdownDomain(ctx context.Context, uuid string) error {
 // shuts off.
 func (drv *Driver) RebootDomain(ctx context.Context, uuid string) error {
 	return drv.withDomain(ctx, uuid, func(d *domain) error {
-		if !d.state.Active() {
-			return fmt.Errorf("domain '%s': domain is not running: %w", d.name, virt.ErrFailedPrecondition)
+		if !d.State.Active() {
+			return fmt.Errorf("domain '%s': domain is not running: %w", d.Name(), virt.ErrFailedPrecondition)
 		}
-		drv.log.Info("domain rebooted", "name", d.name, "uuid", d.uuid)
-		if d.live.xml.OnReboot == "destroy" {
+		drv.log.Info("domain rebooted", "name", d.Name(), "uuid", d.UUID())
+		if d.Live.xml.OnReboot == "destroy" {
 			drv.emitLocked(d, virt.EventShutdown, virt.ShutdownFinished)
 			drv.stopLocked(d, virt.ShutoffShutdown, virt.StoppedShutdown)
 			return nil
 		}
-		if d.state == virt.StatePaused {
-			d.runningSince = time.Now()
+		if d.State == virt.StatePaused {
+			d.Priv.runningSince = time.Now()
 		}
-		d.state, d.reason = virt.StateRunning, virt.RunningBooted
+		d.State, d.Reason = virt.StateRunning, virt.RunningBooted
 		return nil
 	})
 }
@@ -125,10 +110,10 @@ func (drv *Driver) RebootDomain(ctx context.Context, uuid string) error {
 // the definition stays (a transient domain vanishes).
 func (drv *Driver) DestroyDomain(ctx context.Context, uuid string) error {
 	return drv.withDomain(ctx, uuid, func(d *domain) error {
-		if !d.state.Active() {
-			return fmt.Errorf("domain '%s': domain is not running: %w", d.name, virt.ErrFailedPrecondition)
+		if !d.State.Active() {
+			return fmt.Errorf("domain '%s': domain is not running: %w", d.Name(), virt.ErrFailedPrecondition)
 		}
-		drv.log.Info("domain destroyed", "name", d.name, "uuid", d.uuid)
+		drv.log.Info("domain destroyed", "name", d.Name(), "uuid", d.UUID())
 		drv.stopLocked(d, virt.ShutoffDestroyed, virt.StoppedDestroyed)
 		return nil
 	})
@@ -137,12 +122,12 @@ func (drv *Driver) DestroyDomain(ctx context.Context, uuid string) error {
 // SuspendDomain pauses a running domain (paused, reason user).
 func (drv *Driver) SuspendDomain(ctx context.Context, uuid string) error {
 	return drv.withDomain(ctx, uuid, func(d *domain) error {
-		if d.state != virt.StateRunning {
-			return fmt.Errorf("domain '%s': domain is not running (%s): %w", d.name, d.state, virt.ErrFailedPrecondition)
+		if d.State != virt.StateRunning {
+			return fmt.Errorf("domain '%s': domain is not running (%s): %w", d.Name(), d.State, virt.ErrFailedPrecondition)
 		}
-		d.cpuTime += time.Since(d.runningSince)
-		d.state, d.reason = virt.StatePaused, virt.PausedUser
-		drv.log.Info("domain suspended", "name", d.name, "uuid", d.uuid)
+		d.Priv.cpuTime += time.Since(d.Priv.runningSince)
+		d.State, d.Reason = virt.StatePaused, virt.PausedUser
+		drv.log.Info("domain suspended", "name", d.Name(), "uuid", d.UUID())
 		drv.emitLocked(d, virt.EventSuspended, virt.SuspendedPaused)
 		return nil
 	})
@@ -151,12 +136,12 @@ func (drv *Driver) SuspendDomain(ctx context.Context, uuid string) error {
 // ResumeDomain resumes a paused domain (running, reason unpaused).
 func (drv *Driver) ResumeDomain(ctx context.Context, uuid string) error {
 	return drv.withDomain(ctx, uuid, func(d *domain) error {
-		if d.state != virt.StatePaused {
-			return fmt.Errorf("domain '%s': domain is not paused (%s): %w", d.name, d.state, virt.ErrFailedPrecondition)
+		if d.State != virt.StatePaused {
+			return fmt.Errorf("domain '%s': domain is not paused (%s): %w", d.Name(), d.State, virt.ErrFailedPrecondition)
 		}
-		d.runningSince = time.Now()
-		d.state, d.reason = virt.StateRunning, virt.RunningUnpaused
-		drv.log.Info("domain resumed", "name", d.name, "uuid", d.uuid)
+		d.Priv.runningSince = time.Now()
+		d.State, d.Reason = virt.StateRunning, virt.RunningUnpaused
+		drv.log.Info("domain resumed", "name", d.Name(), "uuid", d.UUID())
 		drv.emitLocked(d, virt.EventResumed, virt.ResumedUnpaused)
 		return nil
 	})
@@ -167,16 +152,16 @@ func (drv *Driver) ResumeDomain(ctx context.Context, uuid string) error {
 func (drv *Driver) DomainInfo(ctx context.Context, uuid string) (*virt.DomainInfo, error) {
 	var info virt.DomainInfo
 	err := drv.withDomain(ctx, uuid, func(d *domain) error {
-		c := d.current()
+		c := d.Current()
 		info = virt.DomainInfo{
-			State:        d.state,
+			State:        d.State,
 			MaxMemoryKiB: c.maxMemKiB,
 			MemoryKiB:    c.memKiB,
 			VCPUs:        c.vcpus,
-			CPUTime:      d.cpuTime,
+			CPUTime:      d.Priv.cpuTime,
 		}
-		if d.state == virt.StateRunning {
-			info.CPUTime += time.Since(d.runningSince)
+		if d.State == virt.StateRunning {
+			info.CPUTime += time.Since(d.Priv.runningSince)
 		}
 		return nil
 	})
@@ -191,7 +176,7 @@ func (drv *Driver) DomainState(ctx context.Context, uuid string) (virt.State, in
 	var st virt.State
 	var reason int32
 	err := drv.withDomain(ctx, uuid, func(d *domain) error {
-		st, reason = d.state, d.reason
+		st, reason = d.State, d.Reason
 		return nil
 	})
 	return st, reason, err
@@ -204,12 +189,12 @@ func (drv *Driver) DomainXML(ctx context.Context, uuid string, inactive bool) (s
 	var c *config
 	var id int32
 	err := drv.withDomain(ctx, uuid, func(d *domain) error {
-		c = d.current()
-		if inactive && d.persistent != nil {
-			c = d.persistent
+		c = d.Current()
+		if inactive && d.IsPersistent() {
+			c = d.Persistent
 		}
-		if !inactive && d.state.Active() {
-			id = d.id
+		if !inactive && d.State.Active() {
+			id = d.ID()
 		}
 		return nil
 	})
@@ -223,7 +208,7 @@ func (drv *Driver) DomainXML(ctx context.Context, uuid string, inactive bool) (s
 func (drv *Driver) DomainAutostart(ctx context.Context, uuid string) (bool, error) {
 	var a bool
 	err := drv.withDomain(ctx, uuid, func(d *domain) error {
-		a = d.autostart
+		a = d.Autostart
 		return nil
 	})
 	return a, err
@@ -233,42 +218,34 @@ func (drv *Driver) DomainAutostart(ctx context.Context, uuid string) (bool, erro
 // driver that starts empty, only shows in lists and dominfo).
 func (drv *Driver) SetDomainAutostart(ctx context.Context, uuid string, autostart bool) error {
 	return drv.withDomain(ctx, uuid, func(d *domain) error {
-		if d.persistent == nil {
-			return fmt.Errorf("domain '%s': cannot set autostart for a transient domain: %w", d.name, virt.ErrFailedPrecondition)
+		if !d.IsPersistent() {
+			return fmt.Errorf("domain '%s': cannot set autostart for a transient domain: %w", d.Name(), virt.ErrFailedPrecondition)
 		}
-		d.autostart = autostart
+		d.Autostart = autostart
 		return nil
 	})
 }
 
-// startLocked makes an inactive domain run its persistent definition.
+// startLocked makes an inactive domain run its persistent definition, with
+// the next ID.
 func (drv *Driver) startLocked(d *domain, now time.Time) {
-	d.live = d.persistent
-	d.id = drv.nextID
-	drv.nextID++
-	drv.byID[d.id] = d
-	d.state, d.reason = virt.StateRunning, virt.RunningBooted
-	d.cpuTime, d.runningSince = 0, now
+	d.Live = d.Persistent
+	d.SetID(drv.lastID.Add(1))
+	d.State, d.Reason = virt.StateRunning, virt.RunningBooted
+	d.Priv.cpuTime, d.Priv.runningSince = 0, now
 }
 
 // stopLocked shuts an active domain off with the given reason and emits
 // Stopped with detail. A transient domain is forgotten.
 func (drv *Driver) stopLocked(d *domain, reason, detail int32) {
-	delete(drv.byID, d.id)
-	d.id = -1
-	d.state, d.reason = virt.StateShutoff, reason
-	d.cpuTime, d.runningSince = 0, time.Time{}
-	if d.persistent == nil {
-		// Gone; live stays set so the Stopped event still describes it.
-		drv.removeLocked(d)
+	d.SetID(-1)
+	d.State, d.Reason = virt.StateShutoff, reason
+	d.Priv.cpuTime, d.Priv.runningSince = 0, time.Time{}
+	if !d.IsPersistent() {
+		// Gone; Live stays set so the Stopped event still describes it.
+		drv.doms.Remove(d)
 	} else {
-		d.live = nil
+		d.Live = nil
 	}
 	drv.emitLocked(d, virt.EventStopped, detail)
-}
-
-// removeLocked forgets a domain.
-func (drv *Driver) removeLocked(d *domain) {
-	delete(drv.byUUID, d.uuid)
-	delete(drv.byName, d.name)
 }

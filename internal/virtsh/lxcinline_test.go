@@ -57,7 +57,7 @@ func (r *nativeRecorder) sent() []string {
 // directory; fstab files) and sends their lines in their place, relative
 // paths taken from the naming file's directory.
 func TestFromNativeInlinesLXCFiles(t *testing.T) {
-	r := &nativeRecorder{Driver: testdriver.New(nil)}
+	r := &nativeRecorder{Driver: testdriver.New(driver.Env{})}
 	h := newHarness(t, r)
 	dir := t.TempDir()
 	writeFiles(t, dir, map[string]string{
@@ -110,7 +110,7 @@ lxc.console.path = none`
 // without end, fail in virtsh, naming the file and the line, and nothing
 // is sent.
 func TestFromNativeLXCFileErrors(t *testing.T) {
-	r := &nativeRecorder{Driver: testdriver.New(nil)}
+	r := &nativeRecorder{Driver: testdriver.New(driver.Env{})}
 	h := newHarness(t, r)
 	dir := t.TempDir()
 	writeFiles(t, dir, map[string]string{

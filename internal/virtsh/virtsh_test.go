@@ -71,7 +71,7 @@ func (h *harness) fails(args ...string) string {
 }
 
 func TestOutputs(t *testing.T) {
-	drv := testdriver.New(nil)
+	drv := testdriver.New(driver.Env{})
 	h := newHarness(t, drv)
 	ctx := context.Background()
 	hostname, _ := drv.Hostname(ctx)
@@ -270,7 +270,7 @@ func (w *watched) WatchEvents(ctx context.Context) (<-chan virt.Event, error) {
 }
 
 func TestEvent(t *testing.T) {
-	w := &watched{Driver: testdriver.New(nil), subscribed: make(chan struct{})}
+	w := &watched{Driver: testdriver.New(driver.Env{}), subscribed: make(chan struct{})}
 	h := newHarness(t, w)
 	type result struct {
 		out, errs string

@@ -7,117 +7,139 @@ import (
 
 	"libvirt.org/go/libvirtxml"
 
-	"github.com/virtd/virtd/driver/domutil"
+	"github.com/virtd/virtd/driver/domlist"
+	"github.com/virtd/virtd/driver/hostinfo"
 	"github.com/virtd/virtd/internal/xen/domconfig"
 	"github.com/virtd/virtd/internal/xen/libxl"
 	"github.com/virtd/virtd/virt"
 )
 
-// domainView is one domain as the driver sees it at one moment.
-type domainView struct {
-	uuid, name string
-	def        *definition
-	live       *liveDomain
-	// info is Xen's record when the domain runs.
+// domain is one domain: a definition of this driver, a domain it started,
+// or one Xen runs that it did not start (Domain-0, xl create). Its Live
+// definition is that of the instance this driver started (domid). Its
+// fields are guarded by its lock, taken under Driver.mu.
+type domain = domlist.Object[*definition, xenState]
+
+// xenState is what the driver knows of a domain besides its definitions.
+type xenState struct {
+	// info is Xen's record of the domain at the last look (syncLocked,
+	// refreshLocked); nil when Xen does not run it.
 	info *libxl.DomInfo
+	// domid is the instance this driver started (Live); destroying is set
+	// while the driver itself ends it, so that its death event reads as
+	// "destroyed".
+	domid      uint32
+	destroying bool
+	// stopped is why the domain last stopped (its shut off reason).
+	stopped int32
+	// runReason keeps the reason of a running state, which Xen does not
+	// record; -1 means paused by the user.
+	runReason int32
 }
 
-func (v *domainView) domain(d *Driver) virt.Domain {
-	out := virt.Domain{Name: v.name, UUID: v.uuid, ID: -1, Persistent: v.def != nil}
-	if v.def != nil {
-		out.Autostart = v.def.autostart
-	}
-	out.State, out.Reason = d.stateLocked(v)
-	if v.info != nil {
-		out.ID = int32(v.info.DomID)
-	}
-	return out
+// ours reports whether Xen runs the instance this driver started.
+func ours(o *domain) bool {
+	return o.Live != nil && o.Priv.info != nil && o.Priv.info.DomID == o.Priv.domid
 }
 
-// stateLocked maps Xen's flags to libvirt's state, with the reasons the
-// driver remembers.
-func (d *Driver) stateLocked(v *domainView) (virt.State, int32) {
-	i := v.info
+// setStateLocked maps Xen's flags to libvirt's state and the ID, with the
+// reasons the driver remembers.
+func setStateLocked(o *domain) {
+	i := o.Priv.info
 	switch {
 	case i == nil:
-		return virt.StateShutoff, d.stopped[v.uuid]
+		o.State, o.Reason = virt.StateShutoff, o.Priv.stopped
 	case i.Shutdown && i.ShutdownReason == libxl.ShutdownCrash:
-		return virt.StateCrashed, virt.CrashedUnknown
+		o.State, o.Reason = virt.StateCrashed, virt.CrashedUnknown
 	case i.Shutdown || i.Dying:
-		return virt.StateShutdown, virt.ShutdownUnknown
+		o.State, o.Reason = virt.StateShutdown, virt.ShutdownUnknown
+	case i.Paused && o.Priv.runReason == -1:
+		o.State, o.Reason = virt.StatePaused, virt.PausedUser
 	case i.Paused:
-		if d.runReason[v.uuid] == -1 {
-			return virt.StatePaused, virt.PausedUser
-		}
-		return virt.StatePaused, virt.PausedUnknown
+		o.State, o.Reason = virt.StatePaused, virt.PausedUnknown
+	default:
+		o.State, o.Reason = virt.StateRunning, max(o.Priv.runReason, virt.RunningUnknown)
 	}
-	r, ok := d.runReason[v.uuid]
-	if !ok || r < 0 {
-		r = virt.RunningUnknown
+	id := int32(-1)
+	if i != nil {
+		id = int32(i.DomID)
 	}
-	return virt.StateRunning, r
+	if o.ID() != id {
+		o.SetID(id)
+	}
 }
 
-// snapshotLocked joins the definitions, the live records and Xen's list.
-func (d *Driver) snapshotLocked() ([]*domainView, error) {
+// syncLocked brings the list in line with what Xen runs now: every domain
+// Xen runs is listed, with Xen's record, state and ID (one this driver
+// did not start as a transient domain); one it no longer runs is shut
+// off, or forgotten when it has no definition. Called under d.mu, with no
+// domain locked.
+func (d *Driver) syncLocked() error {
 	running, err := d.hv.List()
 	if err != nil {
-		return nil, fmt.Errorf("list Xen domains: %v: %w", err, virt.ErrInternal)
+		return fmt.Errorf("list Xen domains: %v: %w", err, virt.ErrInternal)
 	}
-	views := map[string]*domainView{}
-	for uuid, def := range d.defs {
-		views[uuid] = &domainView{uuid: uuid, name: def.cfg.Name, def: def}
-	}
+	seen := make(map[string]bool, len(running))
 	for i := range running {
 		r := &running[i]
-		v := views[r.UUID]
-		if v == nil {
-			v = &domainView{uuid: r.UUID, name: r.Name}
-			views[r.UUID] = v
+		o, err := d.doms.Find(virt.ByUUID(r.UUID))
+		if err != nil {
+			if o, err = d.doms.Add(r.Name, r.UUID); err != nil {
+				d.log.Warn("a domain Xen runs is not listed", "name", r.Name, "uuid", r.UUID, "error", err)
+				continue
+			}
 		}
-		v.info = r
-		if l := d.live[r.UUID]; l != nil && l.domid == r.DomID {
-			v.live = l
-			v.name = l.cfg.Name
+		seen[o.UUID()] = true
+		o.Priv.info = r
+		setStateLocked(o)
+		o.Unlock()
+	}
+	d.doms.Each(func(o *domain) {
+		if seen[o.UUID()] {
+			return
 		}
-	}
-	out := make([]*domainView, 0, len(views))
-	for _, v := range views {
-		out = append(out, v)
-	}
-	return out, nil
+		o.Priv.info = nil
+		setStateLocked(o)
+		if !o.IsPersistent() {
+			d.doms.Remove(o)
+		}
+	})
+	return nil
 }
 
-// findLocked finds the domain with uuid.
-func (d *Driver) findLocked(uuid string) (*domainView, error) {
-	u, err := domutil.ParseUUID(uuid)
+// refreshLocked updates the locked domain o from Xen's record of it.
+func (d *Driver) refreshLocked(o *domain) error {
+	running, err := d.hv.List()
 	if err != nil {
-		return nil, err
+		return fmt.Errorf("list Xen domains: %v: %w", err, virt.ErrInternal)
 	}
-	views, err := d.snapshotLocked()
-	if err != nil {
-		return nil, err
-	}
-	for _, v := range views {
-		if v.uuid == u {
-			return v, nil
+	o.Priv.info = nil
+	for i := range running {
+		if running[i].UUID == o.UUID() {
+			o.Priv.info = &running[i]
 		}
 	}
-	return nil, domutil.NotFound(virt.ByUUID(u))
+	setStateLocked(o)
+	return nil
 }
 
-// withDomain runs fn on the domain with uuid, holding the lock.
-func (d *Driver) withDomain(ctx context.Context, uuid string, fn func(v *domainView) error) error {
+// withDomain runs fn on the domain with uuid, holding the driver's lock
+// and the domain's, after a look at what Xen runs.
+func (d *Driver) withDomain(ctx context.Context, uuid string, fn func(o *domain) error) error {
 	if err := d.ready(ctx); err != nil {
 		return err
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	v, err := d.findLocked(uuid)
+	if err := d.syncLocked(); err != nil {
+		return err
+	}
+	o, err := d.doms.Find(virt.ByUUID(uuid))
 	if err != nil {
 		return err
 	}
-	return fn(v)
+	defer o.Unlock()
+	return fn(o)
 }
 
 // ListDomains lists running domains by ID, then inactive ones by name.
@@ -126,20 +148,11 @@ func (d *Driver) ListDomains(ctx context.Context, flags virt.ListFlags) ([]virt.
 		return nil, err
 	}
 	d.mu.Lock()
-	views, err := d.snapshotLocked()
-	var out []virt.Domain
-	for _, v := range views {
-		dom := v.domain(d)
-		if flags.Match(&dom) {
-			out = append(out, dom)
-		}
-	}
-	d.mu.Unlock()
-	if err != nil {
+	defer d.mu.Unlock()
+	if err := d.syncLocked(); err != nil {
 		return nil, err
 	}
-	domutil.SortDomains(out)
-	return out, nil
+	return d.doms.List(flags), nil
 }
 
 // LookupDomain finds a domain by name, UUID or (running only) ID.
@@ -149,32 +162,21 @@ func (d *Driver) LookupDomain(ctx context.Context, key virt.Lookup) (*virt.Domai
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if key.UUID != "" {
-		v, err := d.findLocked(key.UUID)
-		if err != nil {
-			return nil, err
-		}
-		dom := v.domain(d)
-		return &dom, nil
+	if err := d.syncLocked(); err != nil {
+		return nil, err
 	}
-	views, err := d.snapshotLocked()
+	o, err := d.doms.Find(key)
 	if err != nil {
 		return nil, err
 	}
-	for _, v := range views {
-		if key.Name != "" && v.name == key.Name || key.Name == "" && v.info != nil && int32(v.info.DomID) == key.ID {
-			dom := v.domain(d)
-			return &dom, nil
-		}
-	}
-	if key.Name != "" {
-		return nil, domutil.NotFound(key)
-	}
-	return nil, domutil.NotFound(key)
+	defer o.Unlock()
+	dom := o.View()
+	return &dom, nil
 }
 
 // DefineDomain stores a persistent definition, new or replacing the one
-// with the same UUID.
+// with the same UUID, under the rules of package domlist; the domains Xen
+// runs that this driver did not start count too.
 func (d *Driver) DefineDomain(ctx context.Context, doc string) (*virt.Domain, error) {
 	if err := d.ready(ctx); err != nil {
 		return nil, err
@@ -188,36 +190,15 @@ func (d *Driver) DefineDomain(ctx context.Context, doc string) (*virt.Domain, er
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	views, err := d.snapshotLocked()
+	if err := d.syncLocked(); err != nil {
+		return nil, err
+	}
+	o, detail, err := d.doms.Define(def, func(*domain) error { return d.saveDefinition(def) })
 	if err != nil {
 		return nil, err
 	}
-	uuid := def.cfg.UUID
-	for _, v := range views {
-		if v.name == def.cfg.Name && v.uuid != uuid {
-			return nil, fmt.Errorf("domain '%s' is already defined with uuid %s: %w", v.name, v.uuid, virt.ErrAlreadyExists)
-		}
-		if v.uuid == uuid && v.name != def.cfg.Name {
-			return nil, fmt.Errorf("domain '%s' already exists with uuid %s; renaming is not supported: %w", v.name, uuid, virt.ErrAlreadyExists)
-		}
-	}
-	old := d.defs[uuid]
-	if old != nil {
-		def.autostart = old.autostart
-	}
-	if err := d.saveDefinition(def); err != nil {
-		return nil, err
-	}
-	d.defs[uuid] = def
-	detail := virt.DefinedAdded
-	if old != nil {
-		detail = virt.DefinedUpdated
-	}
-	v, err := d.findLocked(uuid)
-	if err != nil {
-		return nil, err
-	}
-	dom := v.domain(d)
+	defer o.Unlock()
+	dom := o.View()
 	d.emitLocked(dom, virt.EventDefined, detail)
 	return &dom, nil
 }
@@ -225,20 +206,21 @@ func (d *Driver) DefineDomain(ctx context.Context, doc string) (*virt.Domain, er
 // UndefineDomain removes the definition; a running domain becomes
 // transient.
 func (d *Driver) UndefineDomain(ctx context.Context, uuid string) error {
-	return d.withDomain(ctx, uuid, func(v *domainView) error {
-		if v.def == nil {
-			return fmt.Errorf("domain '%s' is not persistent: %w", v.name, virt.ErrFailedPrecondition)
+	return d.withDomain(ctx, uuid, func(o *domain) error {
+		if !o.IsPersistent() {
+			return fmt.Errorf("domain '%s' is not persistent: %w", o.Name(), virt.ErrFailedPrecondition)
 		}
-		if err := os.Remove(d.defPath(v.uuid)); err != nil && !os.IsNotExist(err) {
-			return fmt.Errorf("undefine %q: %v: %w", v.name, err, virt.ErrInternal)
+		if err := os.Remove(d.defPath(o.UUID())); err != nil && !os.IsNotExist(err) {
+			return fmt.Errorf("undefine %q: %v: %w", o.Name(), err, virt.ErrInternal)
 		}
-		_ = d.setAutostartFile(v.uuid, false)
-		delete(d.defs, v.uuid)
-		v.def = nil
-		if v.info == nil {
-			delete(d.stopped, v.uuid)
+		_ = d.setAutostartFile(o.UUID(), false)
+		o.Persistent, o.Autostart = nil, false
+		if o.Priv.info == nil {
+			o.Priv.stopped = 0
+			setStateLocked(o)
+			d.doms.Remove(o)
 		}
-		d.emitLocked(v.domain(d), virt.EventUndefined, virt.UndefinedRemoved)
+		d.emitLocked(o.View(), virt.EventUndefined, virt.UndefinedRemoved)
 		return nil
 	})
 }
@@ -246,18 +228,17 @@ func (d *Driver) UndefineDomain(ctx context.Context, uuid string) error {
 // StartDomain creates the domain in Xen from its definition.
 func (d *Driver) StartDomain(ctx context.Context, uuid string) (*virt.Domain, error) {
 	var out virt.Domain
-	err := d.withDomain(ctx, uuid, func(v *domainView) error {
-		if v.info != nil {
-			return fmt.Errorf("domain '%s' is already running: %w", v.name, virt.ErrFailedPrecondition)
+	err := d.withDomain(ctx, uuid, func(o *domain) error {
+		if o.Priv.info != nil {
+			return fmt.Errorf("domain '%s' is already running: %w", o.Name(), virt.ErrFailedPrecondition)
 		}
-		if err := d.startLocked(v.def); err != nil {
+		if err := d.startLocked(o, o.Persistent); err != nil {
 			return err
 		}
-		nv, err := d.findLocked(v.uuid)
-		if err != nil {
+		if err := d.refreshLocked(o); err != nil {
 			return err
 		}
-		out = nv.domain(d)
+		out = o.View()
 		d.emitLocked(out, virt.EventStarted, virt.StartedBooted)
 		return nil
 	})
@@ -267,15 +248,15 @@ func (d *Driver) StartDomain(ctx context.Context, uuid string) (*virt.Domain, er
 	return &out, nil
 }
 
-func (d *Driver) startLocked(def *definition) error {
+// startLocked creates o in Xen from def, as the instance this driver runs.
+func (d *Driver) startLocked(o *domain, def *definition) error {
 	domid, err := d.hv.Create(def.cfg)
 	if err != nil {
 		return fmt.Errorf("start domain '%s': %v: %w", def.cfg.Name, err, virt.ErrFailedPrecondition)
 	}
-	l := &liveDomain{cfg: def.cfg, xml: def.xml, domid: domid}
-	d.live[def.cfg.UUID] = l
-	d.runReason[def.cfg.UUID] = virt.RunningBooted
-	if err := d.saveLive(l); err != nil {
+	o.Live = def
+	o.Priv.domid, o.Priv.destroying, o.Priv.runReason = domid, false, virt.RunningBooted
+	if err := d.saveLive(def, domid); err != nil {
 		d.log.Warn("cannot record the running domain", "name", def.cfg.Name, "error", err)
 	}
 	if err := d.hv.Watch(domid); err != nil {
@@ -286,106 +267,104 @@ func (d *Driver) startLocked(def *definition) error {
 }
 
 // running checks the domain runs and returns its domid.
-func running(v *domainView) (uint32, error) {
-	if v.info == nil {
-		return 0, fmt.Errorf("domain '%s' is not running: %w", v.name, virt.ErrFailedPrecondition)
+func running(o *domain) (uint32, error) {
+	if o.Priv.info == nil {
+		return 0, fmt.Errorf("domain '%s' is not running: %w", o.Name(), virt.ErrFailedPrecondition)
 	}
-	return v.info.DomID, nil
+	return o.Priv.info.DomID, nil
 }
 
 // ShutdownDomain asks the guest to power off; the shutdown event does the
 // rest (see handleEvents).
 func (d *Driver) ShutdownDomain(ctx context.Context, uuid string) error {
-	return d.withDomain(ctx, uuid, func(v *domainView) error {
-		domid, err := running(v)
+	return d.withDomain(ctx, uuid, func(o *domain) error {
+		domid, err := running(o)
 		if err != nil {
 			return err
 		}
-		return hvErr("shut down", v.name, d.hv.Shutdown(domid))
+		return hvErr("shut down", o.Name(), d.hv.Shutdown(domid))
 	})
 }
 
 // RebootDomain asks the guest to reboot.
 func (d *Driver) RebootDomain(ctx context.Context, uuid string) error {
-	return d.withDomain(ctx, uuid, func(v *domainView) error {
-		domid, err := running(v)
+	return d.withDomain(ctx, uuid, func(o *domain) error {
+		domid, err := running(o)
 		if err != nil {
 			return err
 		}
-		return hvErr("reboot", v.name, d.hv.Reboot(domid))
+		return hvErr("reboot", o.Name(), d.hv.Reboot(domid))
 	})
 }
 
 // DestroyDomain ends the domain at once; the definition stays.
 func (d *Driver) DestroyDomain(ctx context.Context, uuid string) error {
-	return d.withDomain(ctx, uuid, func(v *domainView) error {
-		domid, err := running(v)
+	return d.withDomain(ctx, uuid, func(o *domain) error {
+		domid, err := running(o)
 		if err != nil {
 			return err
 		}
-		if v.live != nil {
-			v.live.destroying = true
+		if ours(o) {
+			o.Priv.destroying = true
 		}
 		if err := d.hv.Destroy(domid); err != nil {
-			return hvErr("destroy", v.name, err)
+			return hvErr("destroy", o.Name(), err)
 		}
-		d.stoppedLocked(v, virt.ShutoffDestroyed, virt.StoppedDestroyed)
+		d.stoppedLocked(o, virt.ShutoffDestroyed, virt.StoppedDestroyed)
 		return nil
 	})
 }
 
 // stoppedLocked records that a domain is gone and tells the subscribers.
-func (d *Driver) stoppedLocked(v *domainView, reason, detail int32) {
-	delete(d.live, v.uuid)
-	delete(d.runReason, v.uuid)
-	_ = os.Remove(d.livePath(v.uuid))
-	v.info, v.live = nil, nil
-	dom := v.domain(d)
-	dom.State, dom.Reason, dom.ID = virt.StateShutoff, reason, -1
-	if v.def != nil {
-		d.stopped[v.uuid] = reason
-	} else {
-		delete(d.stopped, v.uuid)
-	}
-	d.emitLocked(dom, virt.EventStopped, detail)
+// A transient one leaves the list at the next look at Xen (syncLocked),
+// unless it is started again before.
+func (d *Driver) stoppedLocked(o *domain, reason, detail int32) {
+	_ = os.Remove(d.livePath(o.UUID()))
+	o.Live, o.Priv.info = nil, nil
+	o.Priv.domid, o.Priv.destroying, o.Priv.runReason = 0, false, 0
+	o.Priv.stopped = reason
+	setStateLocked(o)
+	d.emitLocked(o.View(), virt.EventStopped, detail)
 }
 
 // SuspendDomain pauses the domain's vCPUs.
 func (d *Driver) SuspendDomain(ctx context.Context, uuid string) error {
-	return d.withDomain(ctx, uuid, func(v *domainView) error {
-		domid, err := running(v)
+	return d.withDomain(ctx, uuid, func(o *domain) error {
+		domid, err := running(o)
 		if err != nil {
 			return err
 		}
-		if v.info.Paused {
-			return fmt.Errorf("domain '%s' is already paused: %w", v.name, virt.ErrFailedPrecondition)
+		if o.Priv.info.Paused {
+			return fmt.Errorf("domain '%s' is already paused: %w", o.Name(), virt.ErrFailedPrecondition)
 		}
 		if err := d.hv.Pause(domid); err != nil {
-			return hvErr("pause", v.name, err)
+			return hvErr("pause", o.Name(), err)
 		}
-		d.runReason[v.uuid] = -1 // paused by the user
-		v.info.Paused = true
-		d.emitLocked(v.domain(d), virt.EventSuspended, virt.SuspendedPaused)
+		o.Priv.runReason = -1 // paused by the user
+		o.Priv.info.Paused = true
+		setStateLocked(o)
+		d.emitLocked(o.View(), virt.EventSuspended, virt.SuspendedPaused)
 		return nil
 	})
 }
 
 // ResumeDomain unpauses the domain.
 func (d *Driver) ResumeDomain(ctx context.Context, uuid string) error {
-	return d.withDomain(ctx, uuid, func(v *domainView) error {
-		domid, err := running(v)
+	return d.withDomain(ctx, uuid, func(o *domain) error {
+		domid, err := running(o)
 		if err != nil {
 			return err
 		}
-		if !v.info.Paused {
-			return fmt.Errorf("domain '%s' is not paused: %w", v.name, virt.ErrFailedPrecondition)
+		if !o.Priv.info.Paused {
+			return fmt.Errorf("domain '%s' is not paused: %w", o.Name(), virt.ErrFailedPrecondition)
 		}
 		if err := d.hv.Unpause(domid); err != nil {
-			return hvErr("resume", v.name, err)
+			return hvErr("resume", o.Name(), err)
 		}
-		d.runReason[v.uuid] = virt.RunningUnpaused
-		v.info.Paused = false
-		d.emitLocked(v.domain(d), virt.EventResumed, virt.ResumedUnpaused)
+		o.Priv.runReason = virt.RunningUnpaused
+		o.Priv.info.Paused = false
+		setStateLocked(o)
+		d.emitLocked(o.View(), virt.EventResumed, virt.ResumedUnpaused)
 		return nil
 	})
 }
@@ -400,17 +379,16 @@ func hvErr(op, name string, err error) error {
 // DomainInfo reports memory, vCPUs and CPU time.
 func (d *Driver) DomainInfo(ctx context.Context, uuid string) (*virt.DomainInfo, error) {
 	var out *virt.DomainInfo
-	err := d.withDomain(ctx, uuid, func(v *domainView) error {
-		st, _ := d.stateLocked(v)
-		out = &virt.DomainInfo{State: st}
-		if i := v.info; i != nil {
+	err := d.withDomain(ctx, uuid, func(o *domain) error {
+		out = &virt.DomainInfo{State: o.State}
+		if i := o.Priv.info; i != nil {
 			out.MaxMemoryKiB, out.MemoryKiB = i.MaxMemKiB, i.CurrentMemKiB
 			out.VCPUs, out.CPUTime = i.VCPUsOnline, i.CPUTime
 			return nil
 		}
-		if v.def != nil {
-			out.MaxMemoryKiB, out.MemoryKiB = v.def.cfg.MaxMemKiB, v.def.cfg.MemKiB
-			out.VCPUs = uint32(v.def.cfg.VCPUs)
+		if def := o.Persistent; def != nil {
+			out.MaxMemoryKiB, out.MemoryKiB = def.cfg.MaxMemKiB, def.cfg.MemKiB
+			out.VCPUs = uint32(def.cfg.VCPUs)
 		}
 		return nil
 	})
@@ -421,8 +399,8 @@ func (d *Driver) DomainInfo(ctx context.Context, uuid string) (*virt.DomainInfo,
 func (d *Driver) DomainState(ctx context.Context, uuid string) (virt.State, int32, error) {
 	var st virt.State
 	var r int32
-	err := d.withDomain(ctx, uuid, func(v *domainView) error {
-		st, r = d.stateLocked(v)
+	err := d.withDomain(ctx, uuid, func(o *domain) error {
+		st, r = o.State, o.Reason
 		return nil
 	})
 	return st, r, err
@@ -432,20 +410,20 @@ func (d *Driver) DomainState(ctx context.Context, uuid string) (virt.State, int3
 // the definition.
 func (d *Driver) DomainXML(ctx context.Context, uuid string, inactive bool) (string, error) {
 	var out string
-	err := d.withDomain(ctx, uuid, func(v *domainView) error {
+	err := d.withDomain(ctx, uuid, func(o *domain) error {
 		var err error
 		switch {
-		case !inactive && v.live != nil:
-			out, err = marshal(v.live.xml, int32(v.info.DomID))
-		case v.def != nil:
-			out, err = marshal(v.def.xml, -1)
-		case v.live != nil:
-			out, err = marshal(v.live.xml, -1)
+		case !inactive && ours(o):
+			out, err = marshal(o.Live.xml, int32(o.Priv.info.DomID))
+		case o.IsPersistent():
+			out, err = marshal(o.Persistent.xml, -1)
+		case ours(o):
+			out, err = marshal(o.Live.xml, -1)
 		default:
 			// Started outside virtd (xl create): all we know.
-			x := &libvirtxml.Domain{Type: "xen", Name: v.name, UUID: v.uuid,
-				Memory: &libvirtxml.DomainMemory{Value: uint(v.info.MaxMemKiB), Unit: "KiB"}}
-			id := int32(v.info.DomID)
+			x := &libvirtxml.Domain{Type: "xen", Name: o.Name(), UUID: o.UUID(),
+				Memory: &libvirtxml.DomainMemory{Value: uint(o.Priv.info.MaxMemKiB), Unit: "KiB"}}
+			id := int32(o.Priv.info.DomID)
 			if inactive {
 				id = -1
 			}
@@ -459,8 +437,8 @@ func (d *Driver) DomainXML(ctx context.Context, uuid string, inactive bool) (str
 // DomainAutostart reports whether the domain starts with the driver.
 func (d *Driver) DomainAutostart(ctx context.Context, uuid string) (bool, error) {
 	var on bool
-	err := d.withDomain(ctx, uuid, func(v *domainView) error {
-		on = v.def != nil && v.def.autostart
+	err := d.withDomain(ctx, uuid, func(o *domain) error {
+		on = o.Autostart
 		return nil
 	})
 	return on, err
@@ -468,14 +446,14 @@ func (d *Driver) DomainAutostart(ctx context.Context, uuid string) (bool, error)
 
 // SetDomainAutostart marks a persistent domain to start with the driver.
 func (d *Driver) SetDomainAutostart(ctx context.Context, uuid string, on bool) error {
-	return d.withDomain(ctx, uuid, func(v *domainView) error {
-		if v.def == nil {
-			return fmt.Errorf("domain '%s' is transient; autostart needs a definition: %w", v.name, virt.ErrFailedPrecondition)
+	return d.withDomain(ctx, uuid, func(o *domain) error {
+		if !o.IsPersistent() {
+			return fmt.Errorf("domain '%s' is transient; autostart needs a definition: %w", o.Name(), virt.ErrFailedPrecondition)
 		}
-		if err := d.setAutostartFile(v.uuid, on); err != nil {
-			return fmt.Errorf("autostart of %q: %v: %w", v.name, err, virt.ErrInternal)
+		if err := d.setAutostartFile(o.UUID(), on); err != nil {
+			return fmt.Errorf("autostart of %q: %v: %w", o.Name(), err, virt.ErrInternal)
 		}
-		v.def.autostart = on
+		o.Autostart = on
 		return nil
 	})
 }
@@ -484,21 +462,26 @@ func (d *Driver) SetDomainAutostart(ctx context.Context, uuid string, on bool) e
 func (d *Driver) autostart() {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	views, err := d.snapshotLocked()
-	if err != nil {
+	if err := d.syncLocked(); err != nil {
 		return
 	}
-	for _, v := range views {
-		if v.def == nil || !v.def.autostart || v.info != nil {
+	var todo []string
+	d.doms.Each(func(o *domain) {
+		if o.IsPersistent() && o.Autostart && o.Priv.info == nil {
+			todo = append(todo, o.UUID())
+		}
+	})
+	for _, uuid := range todo {
+		o, err := d.doms.Find(virt.ByUUID(uuid))
+		if err != nil {
 			continue
 		}
-		if err := d.startLocked(v.def); err != nil {
-			d.log.Error("autostart failed", "name", v.name, "error", err)
-			continue
+		if err := d.startLocked(o, o.Persistent); err != nil {
+			d.log.Error("autostart failed", "name", o.Name(), "error", err)
+		} else if d.refreshLocked(o) == nil {
+			d.emitLocked(o.View(), virt.EventStarted, virt.StartedBooted)
 		}
-		if nv, err := d.findLocked(v.uuid); err == nil {
-			d.emitLocked(nv.domain(d), virt.EventStarted, virt.StartedBooted)
-		}
+		o.Unlock()
 	}
 }
 
@@ -513,26 +496,34 @@ func (d *Driver) handleEvents(events <-chan libxl.Event) {
 }
 
 func (d *Driver) handleEventLocked(ev libxl.Event) {
-	var l *liveDomain
-	for _, x := range d.live {
-		if x.domid == ev.DomID {
-			l = x
+	var uuid string
+	d.doms.Each(func(o *domain) {
+		if o.Live != nil && o.Priv.domid == ev.DomID {
+			uuid = o.UUID()
 		}
-	}
-	if l == nil {
+	})
+	if uuid == "" {
 		return // not ours, or already handled (destroyed by us)
 	}
-	v, err := d.findLocked(l.cfg.UUID)
+	if err := d.syncLocked(); err != nil {
+		return
+	}
+	o, err := d.doms.Find(virt.ByUUID(uuid))
 	if err != nil {
+		return
+	}
+	defer o.Unlock()
+	l := o.Live
+	if l == nil {
 		return
 	}
 	switch ev.Kind {
 	case libxl.EventDeath:
 		reason, detail := virt.ShutoffShutdown, virt.StoppedShutdown
-		if l.destroying {
+		if o.Priv.destroying {
 			reason, detail = virt.ShutoffDestroyed, virt.StoppedDestroyed
 		}
-		d.stoppedLocked(v, reason, detail)
+		d.stoppedLocked(o, reason, detail)
 	case libxl.EventShutdown:
 		action, reason, detail := l.cfg.OnPoweroff, virt.ShutoffShutdown, virt.StoppedShutdown
 		switch ev.Reason {
@@ -544,26 +535,25 @@ func (d *Driver) handleEventLocked(ev libxl.Event) {
 		if action == domconfig.ActionPreserve {
 			return
 		}
-		l.destroying = true
-		if err := d.hv.Destroy(l.domid); err != nil {
+		o.Priv.destroying = true
+		if err := d.hv.Destroy(o.Priv.domid); err != nil {
 			d.log.Error("cannot destroy a domain that shut down", "name", l.cfg.Name, "error", err)
 			return
 		}
 		if ev.Reason != libxl.ShutdownReboot {
-			d.stoppedLocked(v, reason, detail)
+			d.stoppedLocked(o, reason, detail)
 		} else {
-			delete(d.live, v.uuid)
+			o.Live = nil
 		}
 		switch action {
 		case domconfig.ActionRestart, domconfig.ActionRenameRestart, domconfig.ActionCoredumpRestart:
-			def := &definition{cfg: l.cfg, xml: l.xml}
-			if err := d.startLocked(def); err != nil {
+			if err := d.startLocked(o, l); err != nil {
 				d.log.Error("cannot restart domain", "name", l.cfg.Name, "error", err)
-				d.stoppedLocked(v, virt.ShutoffFailed, virt.StoppedFailed)
+				d.stoppedLocked(o, virt.ShutoffFailed, virt.StoppedFailed)
 				return
 			}
-			if nv, err := d.findLocked(v.uuid); err == nil {
-				d.emitLocked(nv.domain(d), virt.EventStarted, virt.StartedBooted)
+			if d.refreshLocked(o) == nil {
+				d.emitLocked(o.View(), virt.EventStarted, virt.StartedBooted)
 			}
 		}
 	}
@@ -584,18 +574,13 @@ func (d *Driver) emitLocked(dom virt.Domain, typ virt.EventType, detail int32) {
 }
 
 // capabilities is libvirt's capabilities XML for Xen on x86_64.
-func capabilities() string {
-	caps := libvirtxml.Caps{Host: libvirtxml.CapsHost{CPU: &libvirtxml.CapsHostCPU{Arch: "x86_64"}}}
+func capabilities() (string, error) {
+	caps := hostinfo.Caps{Arch: "x86_64"}
 	for _, g := range []struct{ osType, machine string }{{"xen", "xenpv"}, {"hvm", "xenfv"}, {"xenpvh", "xenpvh"}} {
-		caps.Guests = append(caps.Guests, libvirtxml.CapsGuest{
-			OSType: g.osType,
-			Arch: libvirtxml.CapsGuestArch{
-				Name: "x86_64", WordSize: "64",
-				Machines: []libvirtxml.CapsGuestMachine{{Name: g.machine}},
-				Domains:  []libvirtxml.CapsGuestDomain{{Type: "xen"}},
-			},
+		caps.Guests = append(caps.Guests, hostinfo.Guest{
+			OSType: g.osType, Arch: "x86_64",
+			Machines: []libvirtxml.CapsGuestMachine{{Name: g.machine}}, DomainTypes: []string{"xen"},
 		})
 	}
-	s, _ := caps.Marshal()
-	return s
+	return caps.XML()
 }

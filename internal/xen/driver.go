@@ -20,15 +20,14 @@ package xen
 import (
 	"context"
 	"fmt"
-	"net/url"
-	"os"
-	"strings"
 	"sync"
 
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/virtd/virtd/driver"
+	"github.com/virtd/virtd/driver/domlist"
 	"github.com/virtd/virtd/driver/domutil"
+	"github.com/virtd/virtd/driver/hostinfo"
 	"github.com/virtd/virtd/internal/version"
 	"github.com/virtd/virtd/internal/xen/libxl"
 	"github.com/virtd/virtd/internal/xen/xlconfig"
@@ -41,9 +40,12 @@ var Version = version.Version
 const driverName = "xen"
 
 // Driver is the Xen driver. It is safe for concurrent use.
+//
+// Lock order: mu, then a domain's lock (package domlist). mu is held for
+// every call that reads or changes domains: each first brings the list in
+// line with what Xen runs (syncLocked), then works on it.
 type Driver struct {
 	log       hclog.Logger
-	hostname  string
 	configDir string
 	runDir    string
 
@@ -51,17 +53,9 @@ type Driver struct {
 	hv     hypervisor
 	reason string
 
-	mu sync.Mutex
-	// defs are the persistent definitions, by UUID.
-	defs map[string]*definition
-	// live are the running domains this driver started, by UUID.
-	live map[string]*liveDomain
-	// stopped remembers why a domain last stopped (shut off reason).
-	stopped map[string]int32
-	// pausedBy and runReason keep the reason of a paused or running state,
-	// which Xen does not record.
-	runReason map[string]int32
-	events    domutil.Events
+	mu     sync.Mutex
+	doms   *domlist.List[*definition, xenState]
+	events domutil.Events
 }
 
 var (
@@ -69,10 +63,11 @@ var (
 	_ driver.NativeConverter = (*Driver)(nil)
 )
 
-// New opens libxl and returns the driver; its signature is what
-// driver.Serve takes. It never fails: without Xen the driver is
-// unavailable, with the reason in Info.
-func New(logger hclog.Logger) driver.Driver {
+// New opens libxl and returns the driver on the directories of env; its
+// signature is what driver.Serve takes. It never fails: without Xen the
+// driver is unavailable, with the reason in Info.
+func New(env driver.Env) driver.Driver {
+	logger := env.Logger
 	if logger == nil {
 		logger = hclog.NewNullLogger()
 	}
@@ -85,21 +80,15 @@ func New(logger hclog.Logger) driver.Driver {
 	} else {
 		hv = &libxlHypervisor{ctx: ctx}
 	}
-	return newDriver(logger, hv, reason, os.Getenv(driver.EnvConfigDir), os.Getenv(driver.EnvRunDir))
+	return newDriver(logger, hv, reason, env.ConfigDir, env.RunDir)
 }
 
 // newDriver builds a driver on hv (nil: unavailable for reason).
 func newDriver(logger hclog.Logger, hv hypervisor, reason, configDir, runDir string) *Driver {
-	host, err := os.Hostname()
-	if err != nil {
-		host = "localhost"
-	}
 	d := &Driver{
-		log: logger, hostname: host, configDir: configDir, runDir: runDir,
+		log: logger, configDir: configDir, runDir: runDir,
 		hv: hv, reason: reason,
-		defs: map[string]*definition{}, live: map[string]*liveDomain{},
-		stopped: map[string]int32{}, runReason: map[string]int32{},
-		events: domutil.Events{Log: logger},
+		doms: domlist.New[*definition, xenState](), events: domutil.Events{Log: logger},
 	}
 	if hv == nil {
 		return d
@@ -154,29 +143,18 @@ func (d *Driver) Info(ctx context.Context) (*driver.Info, error) {
 	return info, nil
 }
 
+// uris are the URIs served: xen:///system, also written xen:///.
+var uris = hostinfo.URIs{Driver: "Xen", Scheme: "xen", Paths: []string{"/system", "/", ""}}
+
 // CheckURI accepts xen:///system and xen:/// (with a transport, as in
 // xen+unix:///system), with or without a hypervisor.
 func (d *Driver) CheckURI(ctx context.Context, uri string) error {
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	u, err := url.Parse(uri)
-	if err != nil {
-		return fmt.Errorf("URI %q: %v: %w", uri, err, virt.ErrInvalidArgument)
-	}
-	scheme, _, _ := strings.Cut(u.Scheme, "+")
-	if scheme != driverName || u.Opaque != "" || (u.Path != "/system" && u.Path != "/" && u.Path != "") {
-		return fmt.Errorf("URI %q is not served by the Xen driver: use xen:///system: %w", uri, virt.ErrInvalidArgument)
-	}
-	return nil
+	return uris.Check(ctx, uri)
 }
 
 // Hostname returns the host's name.
 func (d *Driver) Hostname(ctx context.Context) (string, error) {
-	if err := ctx.Err(); err != nil {
-		return "", err
-	}
-	return d.hostname, nil
+	return hostinfo.Hostname(ctx)
 }
 
 // NodeInfo reads the host from Xen.
@@ -202,7 +180,7 @@ func (d *Driver) Capabilities(ctx context.Context) (string, error) {
 	if err := d.ready(ctx); err != nil {
 		return "", err
 	}
-	return capabilities(), nil
+	return capabilities()
 }
 
 // RunningGuests counts the domains Xen runs, domain 0 aside. Xen guests

@@ -48,7 +48,7 @@ func TestUnavailable(t *testing.T) {
 		ctx.Close()
 		t.Skip("a Xen hypervisor is usable here; the unavailable path cannot be shown")
 	}
-	d := New(hclog.NewNullLogger())
+	d := New(driver.Env{})
 	drv := drivertest.Pair(t, d)
 	ctx := t.Context()
 	info, err := drv.Info(ctx)
@@ -243,3 +243,57 @@ func (f *fakeHypervisor) Destroy(domid uint32) error {
 }
 
 var _ hypervisor = (*fakeHypervisor)(nil)
+
+// TestDomainsXenRuns: the domains Xen runs that the driver did not start
+// (Domain-0, one made with xl create) are listed as transient, with Xen's
+// IDs; their names and UUIDs are taken, under the list's rules; defining
+// one with its own name and UUID makes it persistent; one that stops is
+// shut off if defined, else gone.
+func TestDomainsXenRuns(t *testing.T) {
+	hv := newFake()
+	const xlUUID, tmpUUID = "5a1e0c3d-2b4f-4e6a-8c9d-0f1e2d3c4b5a", "6b2f1d4e-3c5a-4f7b-9d0e-1a2b3c4d5e6f"
+	hv.doms[7] = &libxl.DomInfo{DomID: 7, UUID: xlUUID, Name: "by-xl", Running: true, MaxMemKiB: 1 << 17}
+	hv.doms[8] = &libxl.DomInfo{DomID: 8, UUID: tmpUUID, Name: "tmp", Running: true, MaxMemKiB: 1 << 17}
+	d := newDriver(hclog.NewNullLogger(), hv, "", t.TempDir(), t.TempDir())
+	ctx := t.Context()
+	doms, err := d.ListDomains(ctx, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, x := range doms {
+		got = append(got, fmt.Sprintf("%s/%d/%s/persistent=%v", x.Name, x.ID, x.State, x.Persistent))
+	}
+	if want := "[Domain-0/0/running/persistent=false by-xl/7/running/persistent=false tmp/8/running/persistent=false]"; fmt.Sprint(got) != want {
+		t.Errorf("ListDomains = %v, want %s", got, want)
+	}
+	if dom0, err := d.LookupDomain(ctx, virt.ByID(0)); err != nil || dom0.Name != "Domain-0" {
+		t.Errorf("LookupDomain(ID 0) = %+v, %v", dom0, err)
+	}
+	_, err = d.DefineDomain(ctx, fmt.Sprintf(domainXML, "Domain-0"))
+	if !errors.Is(err, virt.ErrAlreadyExists) || !strings.Contains(err.Error(), "domain 'Domain-0' already exists with uuid 00000000-0000-0000-0000-000000000000") {
+		t.Errorf("define Domain-0 = %v, want already exists", err)
+	}
+	_, err = d.DefineDomain(ctx, strings.Replace(fmt.Sprintf(domainXML, "other"), "<name>", "<uuid>"+xlUUID+"</uuid><name>", 1))
+	if !errors.Is(err, virt.ErrAlreadyExists) || !strings.Contains(err.Error(), "domain 'by-xl' is already defined with uuid "+xlUUID) {
+		t.Errorf("define by-xl's UUID under another name = %v, want already exists", err)
+	}
+	def, err := d.DefineDomain(ctx, strings.Replace(fmt.Sprintf(domainXML, "by-xl"), "<name>", "<uuid>"+xlUUID+"</uuid><name>", 1))
+	if err != nil || !def.Persistent || def.ID != 7 || def.State != virt.StateRunning {
+		t.Fatalf("define by-xl with its UUID = %+v, %v; want persistent, running with ID 7", def, err)
+	}
+	// xl destroy, behind the driver's back.
+	hv.mu.Lock()
+	delete(hv.doms, 7)
+	delete(hv.doms, 8)
+	hv.mu.Unlock()
+	if x, err := d.LookupDomain(ctx, virt.ByName("by-xl")); err != nil || x.State != virt.StateShutoff || x.ID != -1 || !x.Persistent {
+		t.Errorf("by-xl after xl destroy = %+v, %v; want shut off, persistent", x, err)
+	}
+	if _, err := d.LookupDomain(ctx, virt.ByName("tmp")); !errors.Is(err, virt.ErrNotFound) {
+		t.Errorf("tmp after xl destroy: %v, want not found", err)
+	}
+	if _, err := d.LookupDomain(ctx, virt.ByID(8)); !errors.Is(err, virt.ErrNotFound) {
+		t.Errorf("ID 8 after xl destroy: %v, want not found", err)
+	}
+}

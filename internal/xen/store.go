@@ -15,23 +15,16 @@ import (
 	"github.com/virtd/virtd/virt"
 )
 
-// definition is one persistent domain: its model and the XML as stored.
+// definition is one domain definition, persistent or the one a running
+// instance was started with: its model and the XML as stored.
 type definition struct {
-	cfg       *domconfig.Config
-	xml       *libvirtxml.Domain
-	autostart bool
+	cfg *domconfig.Config
+	xml *libvirtxml.Domain
 }
 
-// liveDomain is a domain this driver started: the configuration it runs
-// with, and its domid.
-type liveDomain struct {
-	cfg   *domconfig.Config
-	xml   *libvirtxml.Domain
-	domid uint32
-	// destroying is set while the driver itself ends the domain, so that
-	// its death event reads as "destroyed".
-	destroying bool
-}
+// Name and UUID of the definition (domlist.Def).
+func (def *definition) Name() string { return def.cfg.Name }
+func (def *definition) UUID() string { return def.cfg.UUID }
 
 // parseDefinition reads domain XML, giving it a UUID when it has none.
 func parseDefinition(doc string) (*definition, error) {
@@ -79,15 +72,17 @@ func (d *Driver) saveDefinition(def *definition) error {
 	return nil
 }
 
-func (d *Driver) saveLive(l *liveDomain) error {
-	doc, err := marshal(l.xml, int32(l.domid))
+// saveLive records the definition a running instance (domid) was started
+// with, so that a restarted driver finds it again.
+func (d *Driver) saveLive(def *definition, domid uint32) error {
+	doc, err := marshal(def.xml, int32(domid))
 	if err != nil {
 		return err
 	}
 	if err := os.MkdirAll(d.runDir, 0o755); err != nil {
 		return err
 	}
-	return atomicfile.Replace(d.livePath(l.cfg.UUID), []byte(doc+"\n"), 0o600)
+	return atomicfile.Replace(d.livePath(def.cfg.UUID), []byte(doc+"\n"), 0o600)
 }
 
 // load reads the definitions, then the live records of the domains Xen
@@ -109,9 +104,19 @@ func (d *Driver) load() error {
 			d.log.Error("ignoring a definition that no longer parses", "file", f, "error", err)
 			continue
 		}
+		o, _, err := d.doms.Define(def, func(o *domain) error {
+			if o.IsPersistent() {
+				return fmt.Errorf("domain '%s' is defined twice: %w", o.Name(), virt.ErrAlreadyExists)
+			}
+			return nil
+		})
+		if err != nil {
+			d.log.Error("ignoring a definition", "file", f, "error", err)
+			continue
+		}
 		_, err = os.Stat(d.autoPath(def.cfg.UUID))
-		def.autostart = err == nil
-		d.defs[def.cfg.UUID] = def
+		o.Autostart = err == nil
+		o.Unlock()
 	}
 	running, err := d.hv.List()
 	if err != nil {
@@ -134,8 +139,16 @@ func (d *Driver) load() error {
 			_ = os.Remove(f)
 			continue
 		}
-		d.live[uuid] = &liveDomain{cfg: def.cfg, xml: def.xml, domid: domid}
-		d.runReason[uuid] = virt.RunningUnknown
+		o, err := d.doms.Find(virt.ByUUID(uuid))
+		if err != nil {
+			o, err = d.doms.Add(def.cfg.Name, uuid)
+		}
+		if err != nil {
+			d.log.Error("a running domain is left unmanaged", "name", def.cfg.Name, "domid", domid, "error", err)
+			continue
+		}
+		o.Live, o.Priv.domid = def, domid
+		o.Unlock()
 		if err := d.hv.Watch(domid); err != nil {
 			d.log.Warn("cannot watch domain", "name", def.cfg.Name, "domid", domid, "error", err)
 		}

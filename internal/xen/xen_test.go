@@ -24,9 +24,10 @@ func TestConformanceOnXen(t *testing.T) {
 	}
 	drivertest.Run(t, drivertest.Config{
 		New: func(t *testing.T) driver.Driver {
-			t.Setenv(driver.EnvConfigDir, t.TempDir())
-			t.Setenv(driver.EnvRunDir, t.TempDir())
-			d := New(hclog.New(&hclog.LoggerOptions{Name: "xen", Level: hclog.Info}))
+			d := New(driver.Env{
+				ConfigDir: t.TempDir(), RunDir: t.TempDir(),
+				Logger: hclog.New(&hclog.LoggerOptions{Name: "xen", Level: hclog.Info}),
+			})
 			if impl := d.(*Driver); impl.hv == nil {
 				t.Fatalf("Xen is not usable: %s", impl.reason)
 			}

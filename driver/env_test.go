@@ -1,0 +1,88 @@
+package driver
+
+import (
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/virtd/virtd/virt"
+)
+
+func TestParseEnv(t *testing.T) {
+	dirs := map[string]string{
+		EnvConfigDir: "/etc/virtd/qemu", EnvStateDir: "/var/lib/virtd/qemu",
+		EnvRunDir: "/run/virtd/qemu", EnvLogDir: "/var/log/virtd/qemu",
+	}
+	with := func(kv ...string) map[string]string {
+		m := map[string]string{}
+		for k, v := range dirs {
+			m[k] = v
+		}
+		for i := 0; i < len(kv); i += 2 {
+			m[kv[i]] = kv[i+1]
+		}
+		return m
+	}
+	base := Env{
+		ConfigDir: "/etc/virtd/qemu", StateDir: "/var/lib/virtd/qemu", RunDir: "/run/virtd/qemu", LogDir: "/var/log/virtd/qemu",
+		LogLevel: hclog.Info, MaxMessageSize: DefaultMaxMessageSize,
+	}
+	for _, tc := range []struct {
+		name string
+		vars map[string]string
+		want func(e *Env)
+		// wantErr are what the error must name; none for a success.
+		wantErr []string
+	}{
+		{name: "directories only: defaults", vars: with(), want: func(*Env) {}},
+		{name: "everything", vars: with(EnvLogFile, "/var/log/virtd/qemu.log", EnvLogLevel, "DEBUG",
+			EnvMaxMessageSize, "1048576", EnvOrphanTimeout, "2m30s"),
+			want: func(e *Env) {
+				e.LogFile, e.LogLevel, e.MaxMessageSize, e.OrphanTimeout = "/var/log/virtd/qemu.log", hclog.Debug, 1<<20, 150*time.Second
+			}},
+		{name: "no orphan timeout", vars: with(EnvOrphanTimeout, "0s"), want: func(*Env) {}},
+		{name: "log level off", vars: with(EnvLogLevel, "off"), want: func(e *Env) { e.LogLevel = hclog.Off }},
+		{name: "missing directory", vars: with(EnvRunDir, ""),
+			wantErr: []string{"VIRTD_DRIVER_RUN_DIR is not set"}},
+		{name: "no environment at all", vars: map[string]string{},
+			wantErr: []string{EnvConfigDir, EnvStateDir, EnvRunDir, EnvLogDir}},
+		{name: "bad orphan timeout", vars: with(EnvOrphanTimeout, "soon"),
+			wantErr: []string{`VIRTD_DRIVER_ORPHAN_TIMEOUT "soon" is not a duration`}},
+		{name: "negative orphan timeout", vars: with(EnvOrphanTimeout, "-1s"),
+			wantErr: []string{`VIRTD_DRIVER_ORPHAN_TIMEOUT "-1s"`}},
+		{name: "bad message size", vars: with(EnvMaxMessageSize, "4M"),
+			wantErr: []string{`VIRTD_DRIVER_MAX_MESSAGE_SIZE "4M" is not a positive number of bytes`}},
+		{name: "zero message size", vars: with(EnvMaxMessageSize, "0"),
+			wantErr: []string{`VIRTD_DRIVER_MAX_MESSAGE_SIZE "0"`}},
+		{name: "bad log level", vars: with(EnvLogLevel, "loud"),
+			wantErr: []string{`VIRTD_DRIVER_LOG_LEVEL "loud" is not a log level`}},
+		{name: "every bad variable named", vars: with(EnvLogLevel, "loud", EnvMaxMessageSize, "x", EnvLogDir, ""),
+			wantErr: []string{EnvLogLevel, EnvMaxMessageSize, EnvLogDir}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			env, err := ParseEnv(func(k string) string { return tc.vars[k] })
+			if len(tc.wantErr) > 0 {
+				if !errors.Is(err, virt.ErrInvalidArgument) {
+					t.Fatalf("ParseEnv = %+v, %v; want an invalid argument", env, err)
+				}
+				for _, w := range tc.wantErr {
+					if !strings.Contains(err.Error(), w) {
+						t.Errorf("error %q does not name %s", err, w)
+					}
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("ParseEnv: %v", err)
+			}
+			want := base
+			tc.want(&want)
+			if env != want {
+				t.Errorf("ParseEnv = %+v\nwant       %+v", env, want)
+			}
+		})
+	}
+}
