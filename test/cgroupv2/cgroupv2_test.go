@@ -1,10 +1,11 @@
-// Package cgroupv2 runs the LXC driver's own tests (internal/lxc) on cgroup
-// v2. Our machines mount every controller in cgroup v1, so the tests run
-// there inside a QEMU guest (TCG) whose kernel mounts only the unified
-// hierarchy: the Debian kernel and the busybox of test/qemu/setup.sh, the
-// container root filesystem of test/lxc/setup.sh, and the package's test
-// binary, built static. The guest's init runs the binary and reports its
-// exit status on the serial console.
+// Package cgroupv2 runs the LXC driver's own tests (internal/lxc) and its
+// cgroup package's (internal/lxc/cgroup) on cgroup v2. Our machines mount
+// every controller in cgroup v1, so the tests run there inside a QEMU
+// guest (TCG) whose kernel mounts only the unified hierarchy: the Debian
+// kernel and the busybox of test/qemu/setup.sh, the container root
+// filesystem of test/lxc/setup.sh, and the
+// packages' test binaries, built static. The guest's init runs the
+// binaries and reports their exit status on the serial console.
 package cgroupv2
 
 import (
@@ -48,6 +49,8 @@ for m in llc stp bridge veth; do insmod /lib/modules/$m.ko; done
 ip link set lo up
 echo "VIRTD-CGROUP-CONTROLLERS: $(cat /sys/fs/cgroup/cgroup.controllers)" >/dev/ttyS0
 cd /tmp
+VIRTD_TEST_CGROUP=v2 CI=$CI /cgroup.test -test.v -test.count=1 -test.timeout=3m >/dev/ttyS0 2>&1
+echo "VIRTD-CGROUP-TEST-EXIT: $?" >/dev/ttyS0
 VIRTD_TEST_CGROUP=v2 VIRTD_LXC_ROOTFS=/rootfs CI=$CI /lxc.test -test.v -test.count=1 -test.timeout=8m -test.skip TestDomainXMLFromNative >/dev/ttyS0 2>&1
 echo "VIRTD-TEST-EXIT: $?" >/dev/ttyS0
 poweroff -f
@@ -62,6 +65,9 @@ func buildInitramfs(t *testing.T, repo, modules, rootfs string) string {
 	// the guest), and the controller they start is this same binary.
 	guest.Run(t, repo, "go", "test", "-c", "-tags", "netgo,osusergo",
 		"-ldflags", "-linkmode external -extldflags -static", "-o", filepath.Join(r.Root, "lxc.test"), "./internal/lxc")
+	// The cgroup package's tests of the freezer and cgroup.kill.
+	guest.Run(t, repo, "go", "test", "-c",
+		"-ldflags", "-linkmode external -extldflags -static", "-o", filepath.Join(r.Root, "cgroup.test"), "./internal/lxc/cgroup")
 	for _, m := range []string{"llc", "stp", "bridge", "veth"} {
 		src := filepath.Join(modules, m+".ko")
 		if _, err := os.Stat(src); err != nil {
@@ -102,7 +108,8 @@ func TestLXCSuiteOnCgroupV2(t *testing.T) {
 	log := guest.Boot(ctx, t, "-m", "2048", "-smp", "2", "-kernel", kernel, "-initrd", initrd,
 		"-append", "console=ttyS0 quiet panic=-1 CI=1")
 	exit, controllers := guest.Field(log, "VIRTD-TEST-EXIT"), guest.Field(log, "VIRTD-CGROUP-CONTROLLERS")
-	if exit == "" {
+	cgroupExit := guest.Field(log, "VIRTD-CGROUP-TEST-EXIT")
+	if exit == "" || cgroupExit == "" {
 		t.Fatalf("the guest ended without the tests' exit status; console:\n%s", log)
 	}
 	t.Logf("guest cgroup v2 controllers: %s", controllers)
@@ -113,11 +120,12 @@ func TestLXCSuiteOnCgroupV2(t *testing.T) {
 	}
 	passed, failed := guest.TestResults(log)
 	t.Logf("in the guest: %d tests and subtests passed, %d failed", len(passed), len(failed))
-	if exit != "0" || len(failed) > 0 || len(passed) == 0 {
-		t.Fatalf("internal/lxc's tests on cgroup v2 exited %s:\n%s", exit, log)
+	if exit != "0" || cgroupExit != "0" || len(failed) > 0 || len(passed) == 0 {
+		t.Fatalf("on cgroup v2, internal/lxc's tests exited %s and internal/lxc/cgroup's %s:\n%s", exit, cgroupExit, log)
 	}
 	// The tests that prove the limits are enforced must have run there.
-	for _, name := range []string{"TestHostCgroups", "TestMemoryLimit", "TestPidsLimit", "TestSuspendFreezes", "TestDestroyLeavesNothing", "TestConformance"} {
+	for _, name := range []string{"TestHostCgroups", "TestMemoryLimit", "TestPidsLimit", "TestSuspendFreezes", "TestDestroyLeavesNothing", "TestConformance",
+		"TestFreezeV2", "TestKillV2UsesCgroupKill", "TestKillV2WithoutCgroupKill"} {
 		if !slices.Contains(passed, name) {
 			t.Errorf("%s did not pass in the guest", name)
 		}

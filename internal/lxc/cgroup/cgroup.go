@@ -13,7 +13,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 )
 
@@ -116,11 +115,16 @@ type Cgroup struct {
 	h *Hierarchy
 	// rel is parent/name.
 	rel string
+	// fs reads, writes and watches the control files: the kernel's,
+	// except in tests.
+	fs files
+	// retry bounds the freezer's waits.
+	retry retry
 }
 
 // Open returns the cgroup parent/name; it does not create it.
 func (h *Hierarchy) Open(parent, name string) *Cgroup {
-	return &Cgroup{h: h, rel: filepath.Join(parent, name)}
+	return &Cgroup{h: h, rel: filepath.Join(parent, name), fs: kernelFiles{}, retry: defaultRetry}
 }
 
 // Dirs returns every directory the cgroup has (or would have).
@@ -147,21 +151,6 @@ func (c *Cgroup) file(ctrl, name string) string {
 	return filepath.Join(c.h.Mounts[ctrl], c.rel, name)
 }
 
-func write(path, value string) error {
-	if err := os.WriteFile(path, []byte(value), 0); err != nil {
-		return fmt.Errorf("cgroup: write %q to %s: %w", value, path, err)
-	}
-	return nil
-}
-
-func read(path string) (string, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return "", fmt.Errorf("cgroup: %w", err)
-	}
-	return strings.TrimSpace(string(b)), nil
-}
-
 // Create makes the cgroup (and its parents) and applies lim.
 func (c *Cgroup) Create(lim Limits) error {
 	if c.h.V2 {
@@ -183,7 +172,7 @@ func (c *Cgroup) createV2() error {
 	dir := c.h.Root
 	parts := strings.Split(c.rel, string(filepath.Separator))
 	for i, p := range parts {
-		if err := write(filepath.Join(dir, "cgroup.subtree_control"), "+memory +pids +cpu"); err != nil {
+		if err := c.fs.write(filepath.Join(dir, "cgroup.subtree_control"), "+memory +pids +cpu"); err != nil {
 			return err
 		}
 		dir = filepath.Join(dir, p)
@@ -199,19 +188,19 @@ func (c *Cgroup) createV2() error {
 func (c *Cgroup) apply(lim Limits) error {
 	if c.h.V2 {
 		if lim.MemoryBytes > 0 {
-			if err := write(c.file("memory", "memory.max"), strconv.FormatUint(lim.MemoryBytes, 10)); err != nil {
+			if err := c.fs.write(c.file("memory", "memory.max"), strconv.FormatUint(lim.MemoryBytes, 10)); err != nil {
 				return err
 			}
-			_ = write(c.file("memory", "memory.swap.max"), "0")
+			_ = c.fs.write(c.file("memory", "memory.swap.max"), "0")
 		}
 		if lim.PidsMax > 0 {
-			if err := write(c.file("pids", "pids.max"), strconv.FormatInt(lim.PidsMax, 10)); err != nil {
+			if err := c.fs.write(c.file("pids", "pids.max"), strconv.FormatInt(lim.PidsMax, 10)); err != nil {
 				return err
 			}
 		}
 		if lim.CPUShares > 0 {
 			w := 1 + (clamp(lim.CPUShares, 2, 262144)-2)*9999/262142
-			if err := write(c.file("cpu", "cpu.weight"), strconv.FormatUint(w, 10)); err != nil {
+			if err := c.fs.write(c.file("cpu", "cpu.weight"), strconv.FormatUint(w, 10)); err != nil {
 				return err
 			}
 		}
@@ -223,41 +212,41 @@ func (c *Cgroup) apply(lim Limits) error {
 			if lim.CPUPeriod > 0 {
 				p = lim.CPUPeriod
 			}
-			if err := write(c.file("cpu", "cpu.max"), fmt.Sprintf("%s %d", q, p)); err != nil {
+			if err := c.fs.write(c.file("cpu", "cpu.max"), fmt.Sprintf("%s %d", q, p)); err != nil {
 				return err
 			}
 		}
 		return nil
 	}
 	if lim.MemoryBytes > 0 {
-		if err := write(c.file("memory", "memory.limit_in_bytes"), strconv.FormatUint(lim.MemoryBytes, 10)); err != nil {
+		if err := c.fs.write(c.file("memory", "memory.limit_in_bytes"), strconv.FormatUint(lim.MemoryBytes, 10)); err != nil {
 			return err
 		}
 		// With swap accounting, the same limit for memory and swap
 		// together: the container cannot escape its limit into swap.
 		if _, err := os.Stat(c.file("memory", "memory.memsw.limit_in_bytes")); err == nil {
-			if err := write(c.file("memory", "memory.memsw.limit_in_bytes"), strconv.FormatUint(lim.MemoryBytes, 10)); err != nil {
+			if err := c.fs.write(c.file("memory", "memory.memsw.limit_in_bytes"), strconv.FormatUint(lim.MemoryBytes, 10)); err != nil {
 				return err
 			}
 		}
 	}
 	if lim.PidsMax > 0 {
-		if err := write(c.file("pids", "pids.max"), strconv.FormatInt(lim.PidsMax, 10)); err != nil {
+		if err := c.fs.write(c.file("pids", "pids.max"), strconv.FormatInt(lim.PidsMax, 10)); err != nil {
 			return err
 		}
 	}
 	if lim.CPUShares > 0 {
-		if err := write(c.file("cpu", "cpu.shares"), strconv.FormatUint(lim.CPUShares, 10)); err != nil {
+		if err := c.fs.write(c.file("cpu", "cpu.shares"), strconv.FormatUint(lim.CPUShares, 10)); err != nil {
 			return err
 		}
 	}
 	if lim.CPUPeriod > 0 {
-		if err := write(c.file("cpu", "cpu.cfs_period_us"), strconv.FormatUint(lim.CPUPeriod, 10)); err != nil {
+		if err := c.fs.write(c.file("cpu", "cpu.cfs_period_us"), strconv.FormatUint(lim.CPUPeriod, 10)); err != nil {
 			return err
 		}
 	}
 	if lim.CPUQuota > 0 {
-		if err := write(c.file("cpu", "cpu.cfs_quota_us"), strconv.FormatInt(lim.CPUQuota, 10)); err != nil {
+		if err := c.fs.write(c.file("cpu", "cpu.cfs_quota_us"), strconv.FormatInt(lim.CPUQuota, 10)); err != nil {
 			return err
 		}
 	}
@@ -271,7 +260,7 @@ func clamp(v, lo, hi uint64) uint64 {
 // Add moves process pid into the cgroup (in every hierarchy).
 func (c *Cgroup) Add(pid int) error {
 	for _, d := range c.Dirs() {
-		if err := write(filepath.Join(d, "cgroup.procs"), strconv.Itoa(pid)); err != nil {
+		if err := c.fs.write(filepath.Join(d, "cgroup.procs"), strconv.Itoa(pid)); err != nil {
 			return err
 		}
 	}
@@ -280,7 +269,7 @@ func (c *Cgroup) Add(pid int) error {
 
 // Pids lists the processes in the cgroup.
 func (c *Cgroup) Pids() ([]int, error) {
-	s, err := read(c.file("pids", "cgroup.procs"))
+	s, err := c.fs.read(c.file("pids", "cgroup.procs"))
 	if err != nil {
 		return nil, err
 	}
@@ -303,54 +292,6 @@ func (c *Cgroup) Exists() bool {
 	return false
 }
 
-// Freeze stops every process in the cgroup and waits until they are.
-func (c *Cgroup) Freeze() error { return c.setFrozen(true) }
-
-// Thaw lets the processes of a frozen cgroup run again.
-func (c *Cgroup) Thaw() error { return c.setFrozen(false) }
-
-func (c *Cgroup) setFrozen(frozen bool) error {
-	var err error
-	if c.h.V2 {
-		err = write(c.file("", "cgroup.freeze"), map[bool]string{true: "1", false: "0"}[frozen])
-	} else {
-		err = write(c.file("freezer", "freezer.state"), map[bool]string{true: "FROZEN", false: "THAWED"}[frozen])
-	}
-	if err != nil {
-		return err
-	}
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		got, err := c.Frozen()
-		if err != nil {
-			return err
-		}
-		if got == frozen {
-			return nil
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("cgroup %s: freezer did not settle (frozen=%v)", c.rel, frozen)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
-}
-
-// Frozen reports whether the cgroup is frozen.
-func (c *Cgroup) Frozen() (bool, error) {
-	if c.h.V2 {
-		s, err := read(c.file("", "cgroup.events"))
-		if err != nil {
-			return false, err
-		}
-		return strings.Contains(s, "frozen 1"), nil
-	}
-	s, err := read(c.file("freezer", "freezer.state"))
-	if err != nil {
-		return false, err
-	}
-	return s == "FROZEN", nil
-}
-
 // MemoryUsage returns the memory the cgroup's processes use, in bytes.
 func (c *Cgroup) MemoryUsage() (uint64, error) {
 	return c.memoryValue("memory.usage_in_bytes", "memory.current")
@@ -368,7 +309,7 @@ func (c *Cgroup) memoryValue(v1, v2 string) (uint64, error) {
 	if c.h.V2 {
 		name = v2
 	}
-	s, err := read(c.file("memory", name))
+	s, err := c.fs.read(c.file("memory", name))
 	if err != nil || s == "max" {
 		return 0, err
 	}
@@ -382,7 +323,7 @@ func (c *Cgroup) OOMKills() (uint64, error) {
 	if c.h.V2 {
 		name = "memory.events"
 	}
-	s, err := read(c.file("memory", name))
+	s, err := c.fs.read(c.file("memory", name))
 	if err != nil {
 		return 0, err
 	}
@@ -397,7 +338,7 @@ func (c *Cgroup) OOMKills() (uint64, error) {
 // CPUUsage returns the CPU time the cgroup's processes used.
 func (c *Cgroup) CPUUsage() (time.Duration, error) {
 	if c.h.V2 {
-		s, err := read(c.file("cpu", "cpu.stat"))
+		s, err := c.fs.read(c.file("cpu", "cpu.stat"))
 		if err != nil {
 			return 0, err
 		}
@@ -409,7 +350,7 @@ func (c *Cgroup) CPUUsage() (time.Duration, error) {
 		}
 		return 0, fmt.Errorf("cgroup %s: no usage_usec in cpu.stat", c.rel)
 	}
-	s, err := read(c.file("cpuacct", "cpuacct.usage"))
+	s, err := c.fs.read(c.file("cpuacct", "cpuacct.usage"))
 	if err != nil {
 		return 0, err
 	}
@@ -419,38 +360,7 @@ func (c *Cgroup) CPUUsage() (time.Duration, error) {
 
 // Stat reads one counter file of a controller ("memory", "memory.failcnt").
 func (c *Cgroup) Stat(ctrl, name string) (string, error) {
-	return read(c.file(ctrl, name))
-}
-
-// Kill sends SIGKILL to every process in the cgroup, thawing it if frozen
-// (a frozen process dies only when thawed), and waits until it is empty.
-func (c *Cgroup) Kill(timeout time.Duration) error {
-	if !c.Exists() {
-		return nil
-	}
-	deadline := time.Now().Add(timeout)
-	for {
-		pids, err := c.Pids()
-		if err != nil {
-			if errors.Is(err, os.ErrNotExist) {
-				return nil
-			}
-			return err
-		}
-		if len(pids) == 0 {
-			return nil
-		}
-		for _, p := range pids {
-			_ = syscall.Kill(p, syscall.SIGKILL)
-		}
-		if f, _ := c.Frozen(); f {
-			_ = c.Thaw()
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("cgroup %s: %d processes still alive after %v", c.rel, len(pids), timeout)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	return c.fs.read(c.file(ctrl, name))
 }
 
 // Remove removes the (empty) cgroup from every hierarchy; a cgroup that
