@@ -3,9 +3,9 @@
 // every controller in cgroup v1, so the tests run there inside a QEMU
 // guest (TCG) whose kernel mounts only the unified hierarchy: the Debian
 // kernel and the busybox of test/qemu/setup.sh, the container root
-// filesystem of test/lxc/setup.sh, and the
-// packages' test binaries, built static. The guest's init runs the
-// binaries and reports their exit status on the serial console.
+// filesystem of test/lxc/setup.sh, and the packages' test binaries, built
+// static. The guest's init runs the binaries and reports their exit status
+// on the serial console.
 package cgroupv2
 
 import (
