@@ -228,7 +228,7 @@ func (p *Proc) Subscribe(ctx context.Context) (*Subscription, error) {
 	p.mu.Unlock()
 	if !pumping {
 		if err := p.pump(in); err != nil {
-			return nil, fmt.Errorf("driver %q: cannot watch its events: %v: %w", p.name, err, virt.ErrUnavailable)
+			return nil, virt.Errorf(virt.ErrUnavailable, "driver %q: cannot watch its events: %w", p.name, err)
 		}
 	}
 	h := p.h

@@ -121,11 +121,11 @@ func (l *launcher) mkdirs() error {
 // swapped in after the check is not run.
 func (l *launcher) launch(path string) (*instance, error) {
 	if err := l.mkdirs(); err != nil {
-		return nil, fmt.Errorf("driver %q: preparing directories: %v: %w", l.name, err, virt.ErrInternal)
+		return nil, virt.Errorf(virt.ErrInternal, "driver %q: preparing directories: %w", l.name, err)
 	}
 	exe, err := l.trust.open(l.name, path)
 	if err != nil {
-		return nil, brokenError{fmt.Errorf("driver %q (%s) refused: %v: %w", l.name, path, err, virt.ErrUnavailable)}
+		return nil, brokenError{virt.Errorf(virt.ErrUnavailable, "driver %q (%s) refused: %w", l.name, path, err)}
 	}
 	defer exe.Close()
 	if testHookChecked != nil {

@@ -93,7 +93,7 @@ func Hostname(ctx context.Context) (string, error) {
 	}
 	h, err := os.Hostname()
 	if err != nil {
-		return "", fmt.Errorf("hostname: %v: %w", err, virt.ErrInternal)
+		return "", virt.Errorf(virt.ErrInternal, "hostname: %w", err)
 	}
 	return h, nil
 }
@@ -230,7 +230,7 @@ func (c *Caps) XML() (string, error) {
 	}
 	s, err := caps.Marshal()
 	if err != nil {
-		return "", fmt.Errorf("capabilities: %v: %w", err, virt.ErrInternal)
+		return "", virt.Errorf(virt.ErrInternal, "capabilities: %w", err)
 	}
 	return s, nil
 }

@@ -37,7 +37,7 @@ func (drv *Driver) DefineDomain(ctx context.Context, xml string) (*virt.Domain, 
 			return err
 		}
 		if err := atomicfile.WriteFile(drv.configPath(d.UUID()), []byte(doc), 0o600); err != nil {
-			return fmt.Errorf("domain '%s': save definition: %v: %w", d.Name(), err, virt.ErrInternal)
+			return virt.Errorf(virt.ErrInternal, "domain '%s': save definition: %w", d.Name(), err)
 		}
 		return nil
 	})
@@ -59,7 +59,7 @@ func (drv *Driver) UndefineDomain(ctx context.Context, uuid string) error {
 			return fmt.Errorf("domain '%s': cannot undefine a transient domain: %w", d.Name(), virt.ErrFailedPrecondition)
 		}
 		if err := os.Remove(drv.configPath(d.UUID())); err != nil && !errors.Is(err, os.ErrNotExist) {
-			return fmt.Errorf("domain '%s': remove definition: %v: %w", d.Name(), err, virt.ErrInternal)
+			return virt.Errorf(virt.ErrInternal, "domain '%s': remove definition: %w", d.Name(), err)
 		}
 		_ = os.Remove(drv.autostartPath(d.UUID()))
 		d.Persistent, d.Autostart = nil, false
@@ -129,7 +129,7 @@ func (drv *Driver) activeRun(ctx context.Context, uuid string) (*domain, *run, e
 func (drv *Driver) call(ctx context.Context, d *domain, r *run, op string) (*controller.Response, error) {
 	conn, err := controller.Dial(ctx, r.sock)
 	if err != nil {
-		return nil, fmt.Errorf("domain '%s': controller unreachable: %v: %w", d.Name(), err, virt.ErrUnavailable)
+		return nil, virt.Errorf(virt.ErrUnavailable, "domain '%s': controller unreachable: %w", d.Name(), err)
 	}
 	defer conn.Close()
 	resp, err := conn.Call(ctx, op, controllerTimeout)
@@ -148,7 +148,7 @@ func remoteErr(err error) error {
 	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		return err
 	}
-	return fmt.Errorf("%v: %w", err, virt.ErrUnavailable)
+	return virt.Errorf(virt.ErrUnavailable, "%w", err)
 }
 
 // ShutdownDomain asks the container's init to power off (SIGTERM, as
@@ -326,7 +326,7 @@ func (drv *Driver) SetDomainAutostart(ctx context.Context, uuid string, autostar
 			err = nil
 		}
 		if err != nil {
-			return fmt.Errorf("domain '%s': autostart: %v: %w", d.Name(), err, virt.ErrInternal)
+			return virt.Errorf(virt.ErrInternal, "domain '%s': autostart: %w", d.Name(), err)
 		}
 		d.Autostart = autostart
 		return nil

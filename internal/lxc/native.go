@@ -27,7 +27,7 @@ func (drv *Driver) DomainXMLFromNative(ctx context.Context, format, config strin
 		return "", fmt.Errorf("%s configuration: %w", NativeFormat, err)
 	}
 	if err != nil {
-		return "", fmt.Errorf("%s configuration: %v: %w", NativeFormat, err, virt.ErrInvalidArgument)
+		return "", virt.Errorf(virt.ErrInvalidArgument, "%s configuration: %w", NativeFormat, err)
 	}
 	return doc, nil
 }

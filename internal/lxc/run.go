@@ -59,7 +59,7 @@ func (drv *Driver) spawn(ctx context.Context, c *config) (*run, error) {
 	}
 	specJSON, err := spec.Marshal()
 	if err != nil {
-		return nil, fmt.Errorf("spec: %v: %w", err, virt.ErrInternal)
+		return nil, virt.Errorf(virt.ErrInternal, "spec: %w", err)
 	}
 	drv.removeRunFiles(uuid)
 	fail := func(err error) (*run, error) {
@@ -67,10 +67,10 @@ func (drv *Driver) spawn(ctx context.Context, c *config) (*run, error) {
 		return nil, err
 	}
 	if err := atomicfile.Replace(drv.runPath(uuid, ".xml"), []byte(doc), 0o600); err != nil {
-		return fail(fmt.Errorf("live XML: %v: %w", err, virt.ErrInternal))
+		return fail(virt.Errorf(virt.ErrInternal, "live XML: %w", err))
 	}
 	if err := atomicfile.Replace(drv.runPath(uuid, ".spec"), specJSON, 0o600); err != nil {
-		return fail(fmt.Errorf("spec: %v: %w", err, virt.ErrInternal))
+		return fail(virt.Errorf(virt.ErrInternal, "spec: %w", err))
 	}
 	logPath := filepath.Join(drv.opts.LogDir, c.UUID()+".log")
 	ctl, warm, err := drv.takeController()
@@ -108,7 +108,7 @@ func (drv *Driver) spawn(ctx context.Context, c *config) (*run, error) {
 	if err := conn.Send(args); err != nil {
 		conn.Close()
 		abandon()
-		return fail(fmt.Errorf("the controller exited before it was told what to run: %v: %w", err, virt.ErrInternal))
+		return fail(virt.Errorf(virt.ErrInternal, "the controller exited before it was told what to run: %w", err))
 	}
 	_ = conn.SetDeadline(time.Now().Add(60 * time.Second))
 	resp, err := conn.ReadResponse()
@@ -124,7 +124,7 @@ func (drv *Driver) spawn(ctx context.Context, c *config) (*run, error) {
 	case err != nil:
 		conn.Close()
 		abandon()
-		return fail(fmt.Errorf("the controller exited before the container started (see %s): %v: %w", logPath, err, virt.ErrInternal))
+		return fail(virt.Errorf(virt.ErrInternal, "the controller exited before the container started (see %s): %w", logPath, err))
 	}
 	// The start connection goes on as the watch of the container.
 	st := resp.Status
@@ -139,12 +139,12 @@ func (drv *Driver) attach(ctx context.Context, uuid string) (*run, error) {
 	sock := drv.runPath(uuid, ".sock")
 	conn, err := controller.Dial(ctx, sock)
 	if err != nil {
-		return nil, fmt.Errorf("controller socket %s: %v: %w", sock, err, virt.ErrUnavailable)
+		return nil, virt.Errorf(virt.ErrUnavailable, "controller socket %s: %w", sock, err)
 	}
 	resp, err := conn.Call(ctx, controller.OpWatch, 5*time.Second)
 	if err != nil || resp.Status == nil {
 		conn.Close()
-		return nil, fmt.Errorf("controller socket %s: %v: %w", sock, err, virt.ErrUnavailable)
+		return nil, virt.Errorf(virt.ErrUnavailable, "controller socket %s: %w", sock, err)
 	}
 	st := resp.Status
 	return &run{uuid: uuid, ctlPID: st.ControllerPID, initPID: st.InitPID, sock: sock,
@@ -327,7 +327,7 @@ func (drv *Driver) OpenConsole(ctx context.Context, uuid, devName string) (io.Re
 	}
 	conn, err := controller.Dial(ctx, r.sock)
 	if err != nil {
-		return nil, fmt.Errorf("domain '%s': controller unreachable: %v: %w", d.Name(), err, virt.ErrUnavailable)
+		return nil, virt.Errorf(virt.ErrUnavailable, "domain '%s': controller unreachable: %w", d.Name(), err)
 	}
 	if _, err := conn.Call(ctx, controller.OpConsole, controllerTimeout); err != nil {
 		conn.Close()

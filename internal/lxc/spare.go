@@ -1,7 +1,6 @@
 package lxc
 
 import (
-	"fmt"
 	"os"
 	"os/exec"
 	"syscall"
@@ -33,7 +32,7 @@ type ctlProc struct {
 func (drv *Driver) startController() (*ctlProc, error) {
 	conn, ctlEnd, err := controller.Pair()
 	if err != nil {
-		return nil, fmt.Errorf("%v: %w", err, virt.ErrInternal)
+		return nil, virt.Errorf(virt.ErrInternal, "%w", err)
 	}
 	defer ctlEnd.Close()
 	argv := controller.Command(drv.opts.Executable)
@@ -44,7 +43,7 @@ func (drv *Driver) startController() (*ctlProc, error) {
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	if err := cmd.Start(); err != nil {
 		conn.Close()
-		return nil, fmt.Errorf("start controller %s: %v: %w", drv.opts.Executable, err, virt.ErrInternal)
+		return nil, virt.Errorf(virt.ErrInternal, "start controller %s: %w", drv.opts.Executable, err)
 	}
 	p := &ctlProc{cmd: cmd, conn: conn, exited: make(chan struct{})}
 	go func() { _ = cmd.Wait(); close(p.exited) }() // reap it whenever it exits

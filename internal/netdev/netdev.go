@@ -36,7 +36,7 @@ func Bridge(name string) (netlink.Link, error) {
 		if errors.As(err, &nf) {
 			return nil, fmt.Errorf("bridge %q does not exist: %w", name, virt.ErrNotFound)
 		}
-		return nil, fmt.Errorf("bridge %q: %v: %w", name, err, virt.ErrInternal)
+		return nil, virt.Errorf(virt.ErrInternal, "bridge %q: %w", name, err)
 	}
 	if _, ok := l.(*netlink.Bridge); !ok {
 		return nil, fmt.Errorf("interface %q is not a bridge (it is a %s): %w", name, l.Type(), virt.ErrInvalidArgument)
@@ -80,13 +80,13 @@ func AddTap(name, bridge string) (string, error) {
 		if _, lerr := netlink.LinkByName(name); lerr == nil {
 			return "", fmt.Errorf("tap %q: a network device of that name exists already: %w", name, virt.ErrAlreadyExists)
 		}
-		return "", fmt.Errorf("tap %q: %v: %w", name, err, virt.ErrInternal)
+		return "", virt.Errorf(virt.ErrInternal, "tap %q: %w", name, err)
 	}
 	// The kernel's name for it, the template filled in.
 	name = tap.Name
 	if err := netlink.LinkSetUp(tap); err != nil {
 		_ = netlink.LinkDel(tap)
-		return "", fmt.Errorf("tap %s: setting it up: %v: %w", name, err, virt.ErrInternal)
+		return "", virt.Errorf(virt.ErrInternal, "tap %s: setting it up: %w", name, err)
 	}
 	return name, nil
 }
@@ -116,11 +116,11 @@ func AddVeth(host, bridge, peer string, mac net.HardwareAddr, peerNS int) error 
 		if errors.Is(err, os.ErrExist) {
 			return fmt.Errorf("veth %q (peer %q): a network device of either name exists already: %w", host, peer, virt.ErrAlreadyExists)
 		}
-		return fmt.Errorf("veth %q (peer %q): %v: %w", host, peer, err, virt.ErrInternal)
+		return virt.Errorf(virt.ErrInternal, "veth %q (peer %q): %w", host, peer, err)
 	}
 	fail := func(what string, err error) error {
 		_ = netlink.LinkDel(v) // takes the peer with it
-		return fmt.Errorf("veth %s: %s: %v: %w", host, what, err, virt.ErrInternal)
+		return virt.Errorf(virt.ErrInternal, "veth %s: %s: %w", host, what, err)
 	}
 	if master != 0 {
 		if err := netlink.LinkSetMasterByIndex(v, master); err != nil {

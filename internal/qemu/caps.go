@@ -5,7 +5,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
-	"fmt"
 	"net"
 	"os"
 	"os/exec"
@@ -175,7 +174,7 @@ func probeQEMU(ctx context.Context, e emulator) (*probeResult, error) {
 	err = cmd.Start()
 	lnFile.Close()
 	if err != nil {
-		return nil, fmt.Errorf("probing %s: %v: %w", e.path, err, virt.ErrInternal)
+		return nil, virt.Errorf(virt.ErrInternal, "probing %s: %w", e.path, err)
 	}
 	defer func() {
 		_ = cmd.Process.Kill()
@@ -183,7 +182,7 @@ func probeQEMU(ctx context.Context, e emulator) (*probeResult, error) {
 	}()
 	mon, err := qmp.Dial(ctx, sock, nil)
 	if err != nil {
-		return nil, fmt.Errorf("probing %s: %v: %w", e.path, err, virt.ErrInternal)
+		return nil, virt.Errorf(virt.ErrInternal, "probing %s: %w", e.path, err)
 	}
 	defer mon.Close()
 	var ms []struct {
@@ -193,7 +192,7 @@ func probeQEMU(ctx context.Context, e emulator) (*probeResult, error) {
 		CPUMax    int    `json:"cpu-max"`
 	}
 	if err := mon.Execute(ctx, "query-machines", nil, &ms); err != nil {
-		return nil, fmt.Errorf("probing %s: %v: %w", e.path, err, virt.ErrInternal)
+		return nil, virt.Errorf(virt.ErrInternal, "probing %s: %w", e.path, err)
 	}
 	v := mon.Version()
 	p := &probeResult{Path: e.path, MTime: e.mtime, Version: uint64(v.Major)*1000000 + uint64(v.Minor)*1000 + uint64(v.Micro)}

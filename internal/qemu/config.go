@@ -53,7 +53,7 @@ func (c *config) marshal(id int32) (string, error) {
 	}
 	s, err := x.Marshal()
 	if err != nil {
-		return "", fmt.Errorf("domain %q: writing XML: %v: %w", c.Name(), err, virt.ErrInternal)
+		return "", virt.Errorf(virt.ErrInternal, "domain %q: writing XML: %w", c.Name(), err)
 	}
 	return s, nil
 }

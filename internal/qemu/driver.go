@@ -78,6 +78,9 @@ type Driver struct {
 	lastID atomic.Int32
 	events domutil.Events
 	closed atomic.Bool
+	// autostarted is closed when the autostart pass NewWithConfig began
+	// is over.
+	autostarted chan struct{}
 	// broken is why the driver cannot work on this host (its directories
 	// are unusable); Info reports it.
 	broken error
@@ -136,7 +139,7 @@ func NewWithConfig(logger hclog.Logger, cfg Config) (*Driver, error) {
 			return nil, fmt.Errorf("qemu driver: state, run and log directories must be set: %w", virt.ErrInvalidArgument)
 		}
 		if err := os.MkdirAll(dir, 0o700); err != nil {
-			return nil, fmt.Errorf("qemu driver: %v: %w", err, virt.ErrInternal)
+			return nil, virt.Errorf(virt.ErrInternal, "qemu driver: %w", err)
 		}
 	}
 	drv := &Driver{
@@ -145,6 +148,8 @@ func NewWithConfig(logger hclog.Logger, cfg Config) (*Driver, error) {
 		caps:   newCapsCache(cfg),
 		doms:   domlist.New[*config, guest](),
 		events: domutil.Events{Log: logger},
+
+		autostarted: make(chan struct{}),
 	}
 	for _, c := range drv.loadDefinitions() {
 		d, _, err := drv.doms.Define(c, func(d *domain) error {
@@ -420,6 +425,7 @@ func (drv *Driver) SetDomainAutostart(ctx context.Context, uuid string, on bool)
 
 // autostart starts the autostart domains once per host boot.
 func (drv *Driver) autostart() {
+	defer close(drv.autostarted)
 	b, err := os.ReadFile(drv.cfg.BootIDFile)
 	if err != nil {
 		drv.log.Warn("cannot read the boot id; autostart skipped", "error", err)

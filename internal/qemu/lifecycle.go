@@ -130,9 +130,9 @@ func errKind(err error) error {
 		return fmt.Errorf("no such file: %w", virt.ErrNotFound)
 	}
 	if errors.Is(err, os.ErrPermission) {
-		return fmt.Errorf("%v: %w", err, virt.ErrPermissionDenied)
+		return virt.Errorf(virt.ErrPermissionDenied, "%w", err)
 	}
-	return fmt.Errorf("%v: %w", err, virt.ErrInvalidArgument)
+	return virt.Errorf(virt.ErrInvalidArgument, "%w", err)
 }
 
 // StartDomain boots a defined domain: QEMU starts paused, detached in its
@@ -207,7 +207,11 @@ func (drv *Driver) start(ctx context.Context, d *domain) error {
 			d.State, d.Reason = virt.StateShutoff, virt.ShutoffFailed
 		}
 		d.Unlock()
-		return fmt.Errorf("domain %q: %w%s", c.Name(), err, logTail(rec.Log))
+		kind := virt.KindOf(err)
+		if kind == nil {
+			kind = virt.ErrInternal
+		}
+		return virt.Errorf(kind, "domain %q: %w%s", c.Name(), err, logTail(rec.Log))
 	}
 
 	if err := drv.readLiveValues(ctx, inst.mon, c); err != nil {
@@ -226,10 +230,10 @@ func (drv *Driver) start(ctx context.Context, d *domain) error {
 	inst.expectLocked("RESUME", 1)
 	d.Unlock()
 	if err := drv.saveRecord(rec); err != nil {
-		return fail(fmt.Errorf("writing the runtime record: %v: %w", err, virt.ErrInternal))
+		return fail(virt.Errorf(virt.ErrInternal, "writing the runtime record: %w", err))
 	}
 	if err := inst.mon.Execute(ctx, "cont", nil, nil); err != nil {
-		return fail(fmt.Errorf("resuming QEMU: %v: %w", err, virt.ErrInternal))
+		return fail(virt.Errorf(virt.ErrInternal, "resuming QEMU: %w", err))
 	}
 	d.Lock()
 	inst.starting = false
@@ -255,14 +259,14 @@ func (drv *Driver) launch(ctx context.Context, d *domain, c *config, rec *record
 	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: rec.QMP, Net: "unix"})
 	if err != nil {
 		drv.deleteTaps(rec.Taps)
-		return nil, fmt.Errorf("domain %q: QMP socket: %v: %w", name, err, virt.ErrInternal)
+		return nil, virt.Errorf(virt.ErrInternal, "domain %q: QMP socket: %w", name, err)
 	}
 	ln.SetUnlinkOnClose(false)
 	lnFile, err := ln.File()
 	ln.Close()
 	if err != nil {
 		drv.deleteTaps(rec.Taps)
-		return nil, fmt.Errorf("domain %q: QMP socket: %v: %w", name, err, virt.ErrInternal)
+		return nil, virt.Errorf(virt.ErrInternal, "domain %q: QMP socket: %w", name, err)
 	}
 	defer lnFile.Close()
 
@@ -274,7 +278,7 @@ func (drv *Driver) launch(ctx context.Context, d *domain, c *config, rec *record
 	logf, err := os.OpenFile(rec.Log, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
 	if err != nil {
 		drv.deleteTaps(rec.Taps)
-		return nil, fmt.Errorf("domain %q: log file: %v: %w", name, err, virt.ErrInternal)
+		return nil, virt.Errorf(virt.ErrInternal, "domain %q: log file: %w", name, err)
 	}
 	defer logf.Close()
 	fmt.Fprintf(logf, "%s: starting up\n%s\n", time.Now().Format(time.RFC3339Nano), shellQuote(argv))
@@ -289,7 +293,7 @@ func (drv *Driver) launch(ctx context.Context, d *domain, c *config, rec *record
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	if err := cmd.Start(); err != nil {
 		drv.deleteTaps(rec.Taps)
-		return nil, fmt.Errorf("domain %q: starting %s: %v: %w", name, argv[0], err, virt.ErrInternal)
+		return nil, virt.Errorf(virt.ErrInternal, "domain %q: starting %s: %w", name, argv[0], err)
 	}
 	inst := &instance{rec: rec, cmd: cmd, procDone: make(chan struct{}), exited: make(chan struct{}), starting: true}
 	go func() {
@@ -319,7 +323,7 @@ func (drv *Driver) launch(ctx context.Context, d *domain, c *config, rec *record
 			err = fmt.Errorf("QEMU exited at start (%s)", cmd.ProcessState)
 		default:
 		}
-		return nil, fmt.Errorf("domain %q: %v: %w%s", name, err, virt.ErrInternal, logTail(rec.Log))
+		return nil, virt.Errorf(virt.ErrInternal, "domain %q: %w%s", name, err, logTail(rec.Log))
 	}
 	inst.mon = mon
 	return inst, nil
@@ -333,7 +337,7 @@ func (drv *Driver) readLiveValues(ctx context.Context, mon *qmp.Monitor, c *conf
 		Filename string `json:"filename"`
 	}
 	if err := mon.Execute(ctx, "query-chardev", nil, &chardevs); err != nil {
-		return fmt.Errorf("query-chardev: %v: %w", err, virt.ErrInternal)
+		return virt.Errorf(virt.ErrInternal, "query-chardev: %w", err)
 	}
 	x := c.x
 	for i := range x.Devices.Serials {
@@ -362,7 +366,7 @@ func (drv *Driver) readLiveValues(ctx context.Context, mon *qmp.Monitor, c *conf
 			Service string `json:"service"`
 		}
 		if err := mon.Execute(ctx, "query-vnc", nil, &vnc); err != nil {
-			return fmt.Errorf("query-vnc: %v: %w", err, virt.ErrInternal)
+			return virt.Errorf(virt.ErrInternal, "query-vnc: %w", err)
 		}
 		if p, err := strconv.Atoi(vnc.Service); err == nil {
 			g.VNC.Port = p
@@ -543,7 +547,7 @@ func (drv *Driver) command(ctx context.Context, uuid, cmd string) error {
 		return err
 	}
 	if err := mon.Execute(ctx, cmd, nil, nil); err != nil {
-		return fmt.Errorf("domain '%s': %v: %w", d.Name(), err, virt.ErrInternal)
+		return virt.Errorf(virt.ErrInternal, "domain '%s': %w", d.Name(), err)
 	}
 	return nil
 }
@@ -598,7 +602,7 @@ func (drv *Driver) pause(ctx context.Context, uuid string, pause bool) error {
 			d.State, d.Reason = from, oldReason
 		}
 		d.Unlock()
-		return fmt.Errorf("domain '%s': %v: %w", d.Name(), err, virt.ErrInternal)
+		return virt.Errorf(virt.ErrInternal, "domain '%s': %w", d.Name(), err)
 	}
 	d.Lock()
 	drv.saveRecordLocked(d)

@@ -84,11 +84,11 @@ func (drv *Driver) OpenConsole(ctx context.Context, uuid, devName string) (io.Re
 func openConsolePTY(path string) (*os.File, error) {
 	f, err := os.OpenFile(path, os.O_RDWR|unix.O_NOCTTY, 0)
 	if err != nil {
-		return nil, fmt.Errorf("opening console %s: %v: %w", path, err, virt.ErrUnavailable)
+		return nil, virt.Errorf(virt.ErrUnavailable, "opening console %s: %w", path, err)
 	}
 	if _, err := term.MakeRaw(int(f.Fd())); err != nil {
 		f.Close()
-		return nil, fmt.Errorf("console %s: %v: %w", path, err, virt.ErrInternal)
+		return nil, virt.Errorf(virt.ErrInternal, "console %s: %w", path, err)
 	}
 	return f, nil
 }

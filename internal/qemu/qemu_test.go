@@ -1,15 +1,12 @@
 package qemu
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"reflect"
-	"runtime"
 	"strings"
 	"syscall"
 	"testing"
@@ -593,22 +590,6 @@ func TestCapabilitiesAndInfo(t *testing.T) {
 	}
 }
 
-// autostartRunning reports whether a goroutine of this process is in a
-// driver's autostart pass, the goroutine NewWithConfig starts: once none
-// is, what a pass would start has been started. (A goroutine that has not
-// run yet shows only who created it.)
-func autostartRunning() bool {
-	creator := runtime.FuncForPC(reflect.ValueOf(NewWithConfig).Pointer()).Name()
-	buf := make([]byte, 64<<10)
-	for {
-		n := runtime.Stack(buf, true)
-		if n < len(buf) {
-			return bytes.Contains(buf[:n], []byte("\ncreated by "+creator+" "))
-		}
-		buf = make([]byte, 2*len(buf))
-	}
-}
-
 func TestPersistenceAndAutostart(t *testing.T) {
 	needQEMU(t)
 	dir := t.TempDir()
@@ -629,11 +610,6 @@ func TestPersistenceAndAutostart(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { destroyAll(drv2) })
-	// The pass that starts a QEMU cannot be over yet: this shows that
-	// autostartRunning sees one.
-	if !autostartRunning() {
-		t.Fatal("autostartRunning sees no autostart pass right after a new driver began one")
-	}
 	waitState(t, drv2, d.UUID, virt.StateRunning, 30*time.Second)
 	if on, _ := drv2.DomainAutostart(ctx, d.UUID); !on {
 		t.Error("autostart mark lost")
@@ -648,17 +624,11 @@ func TestPersistenceAndAutostart(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { destroyAll(drv3) })
-	// Its autostart pass is over before the state is read. (runtime.Stack
-	// stops the world: a short ticker, not a spin.)
-	tick := time.NewTicker(5 * time.Millisecond)
-	defer tick.Stop()
-	timeout := time.After(30 * time.Second)
-	for autostartRunning() {
-		select {
-		case <-tick.C:
-		case <-timeout:
-			t.Fatal("the autostart pass did not end within 30s")
-		}
+	// Its autostart pass is over before the state is read.
+	select {
+	case <-drv3.autostarted:
+	case <-ctx.Done():
+		t.Fatal("the autostart pass did not end")
 	}
 	wantState(t, drv3, d.UUID, virt.StateShutoff, virt.ShutoffUnknown)
 	if err := drv3.UndefineDomain(ctx, d.UUID); err != nil {

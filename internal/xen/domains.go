@@ -77,7 +77,7 @@ func setStateLocked(o *domain) {
 func (d *Driver) syncLocked() error {
 	running, err := d.hv.List()
 	if err != nil {
-		return fmt.Errorf("list Xen domains: %v: %w", err, virt.ErrInternal)
+		return virt.Errorf(virt.ErrInternal, "list Xen domains: %w", err)
 	}
 	seen := make(map[string]bool, len(running))
 	for i := range running {
@@ -111,7 +111,7 @@ func (d *Driver) syncLocked() error {
 func (d *Driver) refreshLocked(o *domain) error {
 	running, err := d.hv.List()
 	if err != nil {
-		return fmt.Errorf("list Xen domains: %v: %w", err, virt.ErrInternal)
+		return virt.Errorf(virt.ErrInternal, "list Xen domains: %w", err)
 	}
 	o.Priv.info = nil
 	for i := range running {
@@ -211,7 +211,7 @@ func (d *Driver) UndefineDomain(ctx context.Context, uuid string) error {
 			return fmt.Errorf("domain '%s' is not persistent: %w", o.Name(), virt.ErrFailedPrecondition)
 		}
 		if err := os.Remove(d.defPath(o.UUID())); err != nil && !os.IsNotExist(err) {
-			return fmt.Errorf("undefine %q: %v: %w", o.Name(), err, virt.ErrInternal)
+			return virt.Errorf(virt.ErrInternal, "undefine %q: %w", o.Name(), err)
 		}
 		_ = d.setAutostartFile(o.UUID(), false)
 		o.Persistent, o.Autostart = nil, false
@@ -252,7 +252,7 @@ func (d *Driver) StartDomain(ctx context.Context, uuid string) (*virt.Domain, er
 func (d *Driver) startLocked(o *domain, def *definition) error {
 	domid, err := d.hv.Create(def.cfg)
 	if err != nil {
-		return fmt.Errorf("start domain '%s': %v: %w", def.cfg.Name, err, virt.ErrFailedPrecondition)
+		return virt.Errorf(virt.ErrFailedPrecondition, "start domain '%s': %w", def.cfg.Name, err)
 	}
 	o.Live = def
 	o.Priv.domid, o.Priv.destroying, o.Priv.runReason = domid, false, virt.RunningBooted
@@ -373,7 +373,7 @@ func hvErr(op, name string, err error) error {
 	if err == nil {
 		return nil
 	}
-	return fmt.Errorf("%s domain '%s': %v: %w", op, name, err, virt.ErrInternal)
+	return virt.Errorf(virt.ErrInternal, "%s domain '%s': %w", op, name, err)
 }
 
 // DomainInfo reports memory, vCPUs and CPU time.
@@ -451,7 +451,7 @@ func (d *Driver) SetDomainAutostart(ctx context.Context, uuid string, on bool) e
 			return fmt.Errorf("domain '%s' is transient; autostart needs a definition: %w", o.Name(), virt.ErrFailedPrecondition)
 		}
 		if err := d.setAutostartFile(o.UUID(), on); err != nil {
-			return fmt.Errorf("autostart of %q: %v: %w", o.Name(), err, virt.ErrInternal)
+			return virt.Errorf(virt.ErrInternal, "autostart of %q: %w", o.Name(), err)
 		}
 		o.Autostart = on
 		return nil

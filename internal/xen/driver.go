@@ -164,7 +164,7 @@ func (d *Driver) NodeInfo(ctx context.Context) (*virt.NodeInfo, error) {
 	}
 	p, err := d.hv.PhysInfo()
 	if err != nil {
-		return nil, fmt.Errorf("node info: %v: %w", err, virt.ErrInternal)
+		return nil, virt.Errorf(virt.ErrInternal, "node info: %w", err)
 	}
 	threads, cores := max(p.ThreadsPerCore, 1), max(p.CoresPerSocket, 1)
 	nodes := max(p.Nodes, 1)
@@ -195,7 +195,7 @@ func (d *Driver) RunningGuests(ctx context.Context) (int, error) {
 	}
 	doms, err := d.hv.List()
 	if err != nil {
-		return 0, fmt.Errorf("list Xen domains: %v: %w", err, virt.ErrInternal)
+		return 0, virt.Errorf(virt.ErrInternal, "list Xen domains: %w", err)
 	}
 	n := 0
 	for _, x := range doms {

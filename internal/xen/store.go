@@ -48,7 +48,7 @@ func marshal(x *libvirtxml.Domain, id int32) (string, error) {
 	}
 	s, err := c.Marshal()
 	if err != nil {
-		return "", fmt.Errorf("domain %q: writing XML: %v: %w", x.Name, err, virt.ErrInternal)
+		return "", virt.Errorf(virt.ErrInternal, "domain %q: writing XML: %w", x.Name, err)
 	}
 	return s, nil
 }
@@ -64,10 +64,10 @@ func (d *Driver) saveDefinition(def *definition) error {
 		return err
 	}
 	if err := os.MkdirAll(d.configDir, 0o755); err != nil {
-		return fmt.Errorf("save definition: %v: %w", err, virt.ErrInternal)
+		return virt.Errorf(virt.ErrInternal, "save definition: %w", err)
 	}
 	if err := atomicfile.WriteFile(d.defPath(def.cfg.UUID), []byte(doc+"\n"), 0o600); err != nil {
-		return fmt.Errorf("save definition of %q: %v: %w", def.cfg.Name, err, virt.ErrInternal)
+		return virt.Errorf(virt.ErrInternal, "save definition of %q: %w", def.cfg.Name, err)
 	}
 	return nil
 }

@@ -236,7 +236,7 @@ func buildInfo(bi *C.libxl_domain_build_info, m *domconfig.Config) error {
 	if m.CPUs != "" {
 		cpus, err := parseCPUSet(m.CPUs)
 		if err != nil {
-			return fmt.Errorf("domain %q: cpuset %q: %v: %w", m.Name, m.CPUs, err, virt.ErrInvalidArgument)
+			return virt.Errorf(virt.ErrInvalidArgument, "domain %q: cpuset %q: %w", m.Name, m.CPUs, err)
 		}
 		n := 0
 		for _, c := range cpus {

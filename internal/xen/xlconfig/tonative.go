@@ -39,7 +39,7 @@ func FromNative(cfg string) (string, error) {
 	}
 	out, err := domconfig.ToXML(c).Marshal()
 	if err != nil {
-		return "", fmt.Errorf("writing domain XML: %v: %w", err, virt.ErrInternal)
+		return "", virt.Errorf(virt.ErrInternal, "writing domain XML: %w", err)
 	}
 	return out + "\n", nil
 }
