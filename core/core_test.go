@@ -45,6 +45,17 @@ func newCore(t *testing.T, drivers ...driver.Driver) (*core.Core, *inproc.Driver
 	return core.New(core.Config{Drivers: ds, Version: "9.9.9"}), ds
 }
 
+// openConn opens test:///default on c with access, closed when t ends.
+func openConn(t *testing.T, c *core.Core, access core.Access) *core.Conn {
+	t.Helper()
+	conn, err := c.Open(ctxFor(t), "test:///default", access)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(conn.Close)
+	return conn
+}
+
 func ctxFor(t *testing.T) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	t.Cleanup(cancel)
@@ -97,16 +108,8 @@ func TestOpen(t *testing.T) {
 func TestReadOnly(t *testing.T) {
 	c, _ := newCore(t)
 	ctx := ctxFor(t)
-	ro, err := c.Open(ctx, "test:///default", core.ReadOnly)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ro.Close()
-	dom, err := ro.LookupDomain(ctx, virt.ByName("test"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	u := dom.UUID
+	ro := openConn(t, c, core.ReadOnly)
+	u := mustUUID(t, ro)
 	if _, err := ro.DomainXML(ctx, u, false); err != nil {
 		t.Errorf("read-only DomainXML: %v", err)
 	}
@@ -142,11 +145,7 @@ func TestReadOnly(t *testing.T) {
 func TestNameChecked(t *testing.T) {
 	c, _ := newCore(t)
 	ctx := ctxFor(t)
-	rw, err := c.Open(ctx, "test:///default", core.ReadWrite)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rw.Close()
+	rw := openConn(t, c, core.ReadWrite)
 	if _, err := rw.LookupDomain(ctx, virt.ByName("a/b")); !errors.Is(err, virt.ErrInvalidArgument) {
 		t.Errorf("lookup of a bad name: %v", err)
 	}
@@ -158,11 +157,7 @@ func TestNameChecked(t *testing.T) {
 func TestVersion(t *testing.T) {
 	c, _ := newCore(t)
 	ctx := ctxFor(t)
-	conn, err := c.Open(ctx, "test:///default", core.ReadOnly)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
+	conn := openConn(t, c, core.ReadOnly)
 	v, err := conn.Version(ctx)
 	if err != nil || v.Daemon != "9.9.9" || v.HypervisorType != "Test" || v.Driver == "" {
 		t.Errorf("Version = %+v, %v", v, err)
@@ -174,11 +169,7 @@ func TestVersion(t *testing.T) {
 func TestOptionalFeatures(t *testing.T) {
 	c, _ := newCore(t)
 	ctx := ctxFor(t)
-	conn, err := c.Open(ctx, "test:///default", core.ReadWrite)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
+	conn := openConn(t, c, core.ReadWrite)
 	if _, err := conn.DomainXMLToNative(ctx, "x", "<domain/>"); !errors.Is(err, virt.ErrNotSupported) || !strings.Contains(err.Error(), driver.FeatureToNative) {
 		t.Errorf("to-native: %v", err)
 	}
@@ -190,11 +181,7 @@ func TestOptionalFeatures(t *testing.T) {
 func TestEventsEndWhenCoreCloses(t *testing.T) {
 	c, _ := newCore(t)
 	ctx := ctxFor(t)
-	conn, err := c.Open(ctx, "test:///default", core.ReadWrite)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
+	conn := openConn(t, c, core.ReadWrite)
 	ev, err := conn.Events(ctx)
 	if err != nil {
 		t.Fatal(err)

@@ -178,6 +178,20 @@ func (l *List[D, P]) Define(def D, commit func(o *Object[D, P]) error) (*Object[
 	return o, detail, nil
 }
 
+// Load adds def, a persistent definition a driver read from its
+// directory when it starts, and returns its domain, locked. Define's rules
+// apply, and a second definition of the same domain is refused: only a
+// file edited by hand leads there.
+func (l *List[D, P]) Load(def D) (*Object[D, P], error) {
+	o, _, err := l.Define(def, func(o *Object[D, P]) error {
+		if o.IsPersistent() {
+			return fmt.Errorf("domain '%s' is defined twice: %w", o.Name(), virt.ErrAlreadyExists)
+		}
+		return nil
+	})
+	return o, err
+}
+
 // Add returns the domain with this name and UUID, locked, adding an
 // inactive transient one without definitions when there is none: a driver
 // that finds a running guest again (after a restart), or one its

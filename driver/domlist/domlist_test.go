@@ -410,3 +410,28 @@ func TestConcurrentDefine(t *testing.T) {
 		wg.Wait()
 	})
 }
+
+// TestLoad: a driver loading its directory gets each domain once; a
+// second file for the same domain, or another domain's name, is refused.
+func TestLoad(t *testing.T) {
+	l := New[*def, string]()
+	o, err := l.Load(&def{name: "a", uuid: uuidA, rev: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !o.IsPersistent() || o.Persistent.rev != 1 {
+		t.Errorf("loaded %+v", o.Persistent)
+	}
+	o.Unlock()
+	for _, d := range []*def{{name: "a", uuid: uuidA, rev: 2}, {name: "a", uuid: uuidB}} {
+		if _, err := l.Load(d); !errors.Is(err, virt.ErrAlreadyExists) {
+			t.Errorf("Load(%+v): %v, want already exists", d, err)
+		}
+	}
+	if o, err := l.Get(virt.ByName("a")); err != nil || o.Persistent.rev != 1 {
+		t.Errorf("after refusals: %+v, %v", o, err)
+	}
+	if doms := l.List(0); len(doms) != 1 {
+		t.Errorf("domains after refusals: %+v", doms)
+	}
+}

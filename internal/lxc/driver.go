@@ -201,12 +201,7 @@ func (drv *Driver) load() error {
 		if strings.TrimSuffix(filepath.Base(f), ".xml") != c.UUID() && !drv.renameLegacy(f, b, c) {
 			continue
 		}
-		d, _, err := drv.doms.Define(c, func(d *domain) error {
-			if d.IsPersistent() {
-				return fmt.Errorf("domain '%s' is defined twice: %w", d.Name(), virt.ErrAlreadyExists)
-			}
-			return nil
-		})
+		d, err := drv.doms.Load(c)
 		if err != nil {
 			drv.log.Error("definition ignored", "file", f, "error", err)
 			continue

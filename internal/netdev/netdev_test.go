@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"sort"
 	"sync"
 	"testing"
 
@@ -15,50 +14,12 @@ import (
 	"github.com/virtd/virtd/virt"
 )
 
-// addBridge makes a bridge, up, with the handle of a test namespace.
-func addBridge(t *testing.T, h *netlink.Handle, name string) *netlink.Bridge {
-	t.Helper()
-	br := &netlink.Bridge{LinkAttrs: netlink.NewLinkAttrs()}
-	br.Name = name
-	if err := h.LinkAdd(br); err != nil {
-		t.Fatalf("bridge %s: %v", name, err)
-	}
-	if err := h.LinkSetUp(br); err != nil {
-		t.Fatalf("bridge %s up: %v", name, err)
-	}
-	return br
-}
-
-// links returns the names of the devices of a test namespace.
-func links(t *testing.T, h *netlink.Handle) []string {
-	t.Helper()
-	ls, err := h.LinkList()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var names []string
-	for _, l := range ls {
-		names = append(names, l.Attrs().Name)
-	}
-	sort.Strings(names)
-	return names
-}
-
-func link(t *testing.T, h *netlink.Handle, name string) netlink.Link {
-	t.Helper()
-	l, err := h.LinkByName(name)
-	if err != nil {
-		t.Fatalf("%s: %v", name, err)
-	}
-	return l
-}
-
 // Starts at once all get a tap, each its own: the kernel names them, the
 // first free number each, so they are vnet0 to vnetN-1 and none is lost.
 func TestAddTapConcurrentNamesAreDistinct(t *testing.T) {
 	ns := netdevtest.NewNS(t)
 	h := netdevtest.Handle(t, ns)
-	br := addBridge(t, h, "br0")
+	br := netdevtest.AddBridge(t, h, "br0")
 	const n = 16
 	names := make([]string, n)
 	errs := make([]error, n)
@@ -92,7 +53,7 @@ func TestAddTapConcurrentNamesAreDistinct(t *testing.T) {
 			t.Errorf("AddTap %d made %q: not vnet0 to vnet%d, or twice", i, names[i], n-1)
 		}
 		delete(want, names[i])
-		l := link(t, h, names[i])
+		l := netdevtest.Link(t, h, names[i])
 		if l.Attrs().MasterIndex != br.Index || l.Attrs().Flags&net.FlagUp == 0 {
 			t.Errorf("%s: master %d, flags %v; want on br0 (%d) and up", names[i], l.Attrs().MasterIndex, l.Attrs().Flags, br.Index)
 		}
@@ -108,9 +69,9 @@ func TestAddTap(t *testing.T) {
 	if err != nil || name != "tapx" {
 		t.Fatalf("AddTap tapx = %q, %v", name, err)
 	}
-	tap, ok := link(t, h, "tapx").(*netlink.Tuntap)
+	tap, ok := netdevtest.Link(t, h, "tapx").(*netlink.Tuntap)
 	if !ok {
-		t.Fatalf("tapx is a %s, not a tap", link(t, h, "tapx").Type())
+		t.Fatalf("tapx is a %s, not a tap", netdevtest.Link(t, h, "tapx").Type())
 	}
 	if tap.Mode != netlink.TUNTAP_MODE_TAP || tap.Flags&netlink.TUNTAP_NO_PI == 0 || tap.Flags&netlink.TUNTAP_MULTI_QUEUE != 0 ||
 		tap.NonPersist || tap.Attrs().Flags&net.FlagUp == 0 {
@@ -149,10 +110,10 @@ func TestAddTap(t *testing.T) {
 			t.Errorf("AddTap %s again = %q, %v; want an already exists", taken, name, err)
 		}
 	}
-	if got := links(t, h); fmt.Sprint(got) != "[lo tapx]" {
+	if got := netdevtest.Links(t, h); fmt.Sprint(got) != "[lo tapx]" {
 		t.Errorf("devices after refused taps: %v", got)
 	}
-	if l := link(t, h, "lo"); l.Attrs().Flags&net.FlagUp == 0 {
+	if l := netdevtest.Link(t, h, "lo"); l.Attrs().Flags&net.FlagUp == 0 {
 		t.Errorf("lo went down")
 	}
 
@@ -164,7 +125,7 @@ func TestAddTap(t *testing.T) {
 	if err != nil {
 		t.Errorf("Delete tapx a second time: %v", err)
 	}
-	if got := links(t, h); fmt.Sprint(got) != "[lo]" {
+	if got := netdevtest.Links(t, h); fmt.Sprint(got) != "[lo]" {
 		t.Errorf("devices after Delete: %v", got)
 	}
 }
@@ -192,7 +153,7 @@ func TestBridgeErrors(t *testing.T) {
 				t.Errorf("%s on %s: %v; want %q", what, tc.bridge, err, tc.want)
 			}
 		}
-		if got := links(t, h); fmt.Sprint(got) != "[lo]" {
+		if got := netdevtest.Links(t, h); fmt.Sprint(got) != "[lo]" {
 			t.Errorf("devices after a refused bridge %s: %v", tc.bridge, got)
 		}
 	}
@@ -201,22 +162,22 @@ func TestBridgeErrors(t *testing.T) {
 func TestAddVeth(t *testing.T) {
 	hostNS, peerNS := netdevtest.NewNS(t), netdevtest.NewNS(t)
 	h, ph := netdevtest.Handle(t, hostNS), netdevtest.Handle(t, peerNS)
-	br := addBridge(t, h, "br0")
+	br := netdevtest.AddBridge(t, h, "br0")
 	mac, _ := net.ParseMAC("52:54:00:12:34:56")
 	var err error
 	netdevtest.Do(t, hostNS, func() { err = AddVeth("vh0", "br0", "eth0", mac, int(peerNS)) })
 	if err != nil {
 		t.Fatal(err)
 	}
-	host := link(t, h, "vh0")
+	host := netdevtest.Link(t, h, "vh0")
 	if host.Type() != "veth" || host.Attrs().MasterIndex != br.Index || host.Attrs().Flags&net.FlagUp == 0 {
 		t.Errorf("vh0: a %s, master %d, flags %v; want a veth on br0 (%d), up", host.Type(), host.Attrs().MasterIndex, host.Attrs().Flags, br.Index)
 	}
-	peer := link(t, ph, "eth0")
+	peer := netdevtest.Link(t, ph, "eth0")
 	if peer.Type() != "veth" || peer.Attrs().HardwareAddr.String() != mac.String() || peer.Attrs().Flags&net.FlagUp != 0 {
 		t.Errorf("peer eth0: a %s, address %s, flags %v; want a veth, %s, down", peer.Type(), peer.Attrs().HardwareAddr, peer.Attrs().Flags, mac)
 	}
-	if got := links(t, h); fmt.Sprint(got) != "[br0 lo vh0]" {
+	if got := netdevtest.Links(t, h); fmt.Sprint(got) != "[br0 lo vh0]" {
 		t.Errorf("devices in the host namespace: %v", got)
 	}
 
@@ -228,13 +189,13 @@ func TestAddVeth(t *testing.T) {
 			t.Errorf("AddVeth %s/%s: %v, want an already exists", tc.host, tc.peer, err)
 		}
 	}
-	if got := links(t, h); fmt.Sprint(got) != "[br0 lo vh0]" {
+	if got := netdevtest.Links(t, h); fmt.Sprint(got) != "[br0 lo vh0]" {
 		t.Errorf("devices in the host namespace after refused veths: %v", got)
 	}
-	if got := links(t, ph); fmt.Sprint(got) != "[eth0 lo]" {
+	if got := netdevtest.Links(t, ph); fmt.Sprint(got) != "[eth0 lo]" {
 		t.Errorf("devices in the peer namespace after refused veths: %v", got)
 	}
-	if l := link(t, h, "vh0"); l.Attrs().MasterIndex != br.Index {
+	if l := netdevtest.Link(t, h, "vh0"); l.Attrs().MasterIndex != br.Index {
 		t.Errorf("vh0 left br0")
 	}
 
@@ -242,10 +203,10 @@ func TestAddVeth(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := links(t, h); fmt.Sprint(got) != "[br0 lo]" {
+	if got := netdevtest.Links(t, h); fmt.Sprint(got) != "[br0 lo]" {
 		t.Errorf("devices in the host namespace after Delete: %v", got)
 	}
-	if got := links(t, ph); fmt.Sprint(got) != "[lo]" {
+	if got := netdevtest.Links(t, ph); fmt.Sprint(got) != "[lo]" {
 		t.Errorf("devices in the peer namespace after Delete: %v", got)
 	}
 }

@@ -152,12 +152,7 @@ func NewWithConfig(logger hclog.Logger, cfg Config) (*Driver, error) {
 		autostarted: make(chan struct{}),
 	}
 	for _, c := range drv.loadDefinitions() {
-		d, _, err := drv.doms.Define(c, func(d *domain) error {
-			if d.IsPersistent() {
-				return fmt.Errorf("domain '%s' is defined twice: %w", d.Name(), virt.ErrAlreadyExists)
-			}
-			return nil
-		})
+		d, err := drv.doms.Load(c)
 		if err != nil {
 			drv.log.Error("skipping a duplicate definition", "name", c.Name(), "uuid", c.UUID(), "error", err)
 			continue

@@ -6,11 +6,8 @@ import (
 	"net"
 	"os"
 	"path/filepath"
-	"sort"
 	"strings"
 	"testing"
-
-	"github.com/vishvananda/netlink"
 
 	"github.com/virtd/virtd/internal/netdev/netdevtest"
 	"github.com/virtd/virtd/virt"
@@ -74,7 +71,7 @@ func TestCreateTapsChecksNamesBeforeUse(t *testing.T) {
 	drv, _ := newTestDriver(t)
 	ns := netdevtest.NewNS(t)
 	h := netdevtest.Handle(t, ns)
-	addBridge(t, h, "br0")
+	netdevtest.AddBridge(t, h, "br0")
 	cases := []struct {
 		name, bridge, dev, path, ifname string
 	}{
@@ -104,7 +101,7 @@ func TestCreateTapsChecksNamesBeforeUse(t *testing.T) {
 			if len(rec.Taps) != 0 {
 				t.Errorf("taps recorded: %v", rec.Taps)
 			}
-			if got := linkNames(t, h); fmt.Sprint(got) != "[br0 lo]" {
+			if got := netdevtest.Links(t, h); fmt.Sprint(got) != "[br0 lo]" {
 				t.Errorf("devices after a refused start: %v", got)
 			}
 		})
@@ -119,7 +116,7 @@ func TestCreateTaps(t *testing.T) {
 	drv, _ := newTestDriver(t)
 	ns := netdevtest.NewNS(t)
 	h := netdevtest.Handle(t, ns)
-	br0, br1 := addBridge(t, h, "br0"), addBridge(t, h, "br1")
+	br0, br1 := netdevtest.AddBridge(t, h, "br0"), netdevtest.AddBridge(t, h, "br1")
 	c, err := parseConfig(interfacesXML("taps", `<interface type='bridge'><source bridge='br0'/></interface>
 <interface type='user'/>
 <interface type='bridge'><source bridge='br1'/><target dev='vnet7'/></interface>
@@ -168,7 +165,7 @@ func TestCreateTaps(t *testing.T) {
 	if !errors.Is(err, virt.ErrAlreadyExists) || !strings.Contains(err.Error(), `"mytap"`) {
 		t.Errorf("second createTaps: %v, want mytap already exists", err)
 	}
-	if got := linkNames(t, h); fmt.Sprint(got) != "[br0 br1 lo mytap vnet0 vnet1]" {
+	if got := netdevtest.Links(t, h); fmt.Sprint(got) != "[br0 br1 lo mytap vnet0 vnet1]" {
 		t.Errorf("devices after a failed start: %v", got)
 	}
 	// A bridge that is not there fails the start the same way.
@@ -179,39 +176,12 @@ func TestCreateTaps(t *testing.T) {
 	if !errors.Is(err, virt.ErrNotFound) || !strings.Contains(err.Error(), `bridge "br9" does not exist`) {
 		t.Errorf("createTaps with no br9: %v, want br9 not found", err)
 	}
-	if got := linkNames(t, h); fmt.Sprint(got) != "[br0 br1 lo mytap vnet0 vnet1]" {
+	if got := netdevtest.Links(t, h); fmt.Sprint(got) != "[br0 br1 lo mytap vnet0 vnet1]" {
 		t.Errorf("devices after a failed start: %v", got)
 	}
 
 	netdevtest.Do(t, ns, func() { drv.deleteTaps(rec.Taps) })
-	if got := linkNames(t, h); fmt.Sprint(got) != "[br0 br1 lo]" {
+	if got := netdevtest.Links(t, h); fmt.Sprint(got) != "[br0 br1 lo]" {
 		t.Errorf("devices after deleteTaps: %v", got)
 	}
-}
-
-func addBridge(t *testing.T, h *netlink.Handle, name string) *netlink.Bridge {
-	t.Helper()
-	br := &netlink.Bridge{LinkAttrs: netlink.NewLinkAttrs()}
-	br.Name = name
-	if err := h.LinkAdd(br); err != nil {
-		t.Fatalf("bridge %s: %v", name, err)
-	}
-	if err := h.LinkSetUp(br); err != nil {
-		t.Fatalf("bridge %s up: %v", name, err)
-	}
-	return br
-}
-
-func linkNames(t *testing.T, h *netlink.Handle) []string {
-	t.Helper()
-	ls, err := h.LinkList()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var names []string
-	for _, l := range ls {
-		names = append(names, l.Attrs().Name)
-	}
-	sort.Strings(names)
-	return names
 }

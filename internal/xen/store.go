@@ -104,12 +104,7 @@ func (d *Driver) load() error {
 			d.log.Error("ignoring a definition that no longer parses", "file", f, "error", err)
 			continue
 		}
-		o, _, err := d.doms.Define(def, func(o *domain) error {
-			if o.IsPersistent() {
-				return fmt.Errorf("domain '%s' is defined twice: %w", o.Name(), virt.ErrAlreadyExists)
-			}
-			return nil
-		})
+		o, err := d.doms.Load(def)
 		if err != nil {
 			d.log.Error("ignoring a definition", "file", f, "error", err)
 			continue

@@ -394,8 +394,16 @@ func TestReplacedDriverRestarts(t *testing.T) {
 // d's idle timeout has passed, and its idle check has run, since the call.
 func stoppedAsIdle(t *testing.T, d *daemon) {
 	t.Helper()
+	leaveIdle(t, d, "other")
+	eventually(t, 10*time.Second, "the idle driver other to stop", func() bool { return d.driverStatus("other").State == "stopped" })
+}
+
+// leaveIdle destroys the default guest of driver name and closes the
+// connection it took: the driver is left with nothing to do.
+func leaveIdle(t *testing.T, d *daemon, name string) {
+	t.Helper()
 	ctx := ctxT(t)
-	c := d.open("other:///default")
+	c := d.open(name + ":///default")
 	dom, err := c.LookupByName(ctx, "test")
 	if err != nil {
 		t.Fatal(err)
@@ -406,7 +414,6 @@ func stoppedAsIdle(t *testing.T, d *daemon) {
 	if err := c.Close(ctx); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 10*time.Second, "the idle driver other to stop", func() bool { return d.driverStatus("other").State == "stopped" })
 }
 
 func TestIdleDriverStopsAndStartsAgain(t *testing.T) {
@@ -434,17 +441,7 @@ func TestIdleDriverStopsAndStartsAgain(t *testing.T) {
 		t.Fatalf("driver stopped while its guest runs: %+v", st)
 	}
 	// ... and with none, the idle driver stops.
-	c = d.open("test:///default")
-	dom, err = c.LookupByName(ctx, "test")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := dom.Destroy(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if err := c.Close(ctx); err != nil {
-		t.Fatal(err)
-	}
+	leaveIdle(t, d, "test")
 	eventually(t, 10*time.Second, "the idle driver to stop", func() bool { return d.driverStatus("test").State == "stopped" })
 	if alive(int(pid)) {
 		t.Fatalf("idle driver process %d still runs", pid)

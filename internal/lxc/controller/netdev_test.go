@@ -34,29 +34,6 @@ func TestSetupChecksNamesFirst(t *testing.T) {
 	}
 }
 
-func linkNames(t *testing.T, h *netlink.Handle) []string {
-	t.Helper()
-	ls, err := h.LinkList()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var names []string
-	for _, l := range ls {
-		names = append(names, l.Attrs().Name)
-	}
-	sort.Strings(names)
-	return names
-}
-
-func linkByName(t *testing.T, h *netlink.Handle, name string) netlink.Link {
-	t.Helper()
-	l, err := h.LinkByName(name)
-	if err != nil {
-		t.Fatalf("%s: %v", name, err)
-	}
-	return l
-}
-
 // addNetworkAt makes the veths, host ends on their bridges and up, and
 // names, addresses and routes the container ends inside; deleteVeths
 // removes what it made. A failure returns what was made so far, and never
@@ -64,13 +41,9 @@ func linkByName(t *testing.T, h *netlink.Handle, name string) netlink.Link {
 func TestAddNetwork(t *testing.T) {
 	hostNS, ctNS := netdevtest.NewNS(t), netdevtest.NewNS(t)
 	h, ch := netdevtest.Handle(t, hostNS), netdevtest.Handle(t, ctNS)
-	br := &netlink.Bridge{LinkAttrs: netlink.NewLinkAttrs()}
-	br.Name = "br0"
-	if err := h.LinkAdd(br); err != nil {
-		t.Fatal(err)
-	}
+	br := netdevtest.AddBridge(t, h, "br0")
 	// The container's loopback starts down, as in a new namespace.
-	if err := ch.LinkSetDown(linkByName(t, ch, "lo")); err != nil {
+	if err := ch.LinkSetDown(netdevtest.Link(t, ch, "lo")); err != nil {
 		t.Fatal(err)
 	}
 	ifs := []Interface{
@@ -94,24 +67,24 @@ func TestAddNetwork(t *testing.T) {
 	if fmt.Sprint(made) != "[vh0 'vh#1.12345678]" {
 		t.Errorf("made %v, want [vh0 'vh#1.12345678]", made)
 	}
-	if got := linkNames(t, h); fmt.Sprint(got) != "['vh#1.12345678 br0 lo vh0]" {
+	if got := netdevtest.Links(t, h); fmt.Sprint(got) != "['vh#1.12345678 br0 lo vh0]" {
 		t.Errorf("host devices: %v", got)
 	}
-	if got := linkNames(t, ch); fmt.Sprint(got) != "[#net1 eth0 lo]" {
+	if got := netdevtest.Links(t, ch); fmt.Sprint(got) != "[#net1 eth0 lo]" {
 		t.Errorf("container devices: %v", got)
 	}
 	for name, master := range map[string]int{"vh0": br.Index, "'vh#1.12345678": 0} {
-		l := linkByName(t, h, name)
+		l := netdevtest.Link(t, h, name)
 		if l.Attrs().MasterIndex != master || l.Attrs().Flags&net.FlagUp == 0 {
 			t.Errorf("%s: master %d, flags %v; want master %d, up", name, l.Attrs().MasterIndex, l.Attrs().Flags, master)
 		}
 	}
 	for _, name := range []string{"lo", "eth0", "#net1"} {
-		if l := linkByName(t, ch, name); l.Attrs().Flags&net.FlagUp == 0 {
+		if l := netdevtest.Link(t, ch, name); l.Attrs().Flags&net.FlagUp == 0 {
 			t.Errorf("container's %s is down", name)
 		}
 	}
-	eth0 := linkByName(t, ch, "eth0")
+	eth0 := netdevtest.Link(t, ch, "eth0")
 	if a := eth0.Attrs().HardwareAddr.String(); a != "52:54:00:aa:bb:cc" {
 		t.Errorf("eth0 address %s, want 52:54:00:aa:bb:cc", a)
 	}
@@ -158,18 +131,18 @@ func TestAddNetwork(t *testing.T) {
 		t.Errorf("addNetworkAt with no br9: made %v, %v; want [vh2], br9 not found", made, err)
 	}
 	netdevtest.Do(t, hostNS, func() { deleteVeths(made) })
-	if got := linkNames(t, h); fmt.Sprint(got) != "['vh#1.12345678 br0 lo vh0]" {
+	if got := netdevtest.Links(t, h); fmt.Sprint(got) != "['vh#1.12345678 br0 lo vh0]" {
 		t.Errorf("host devices after the failures: %v", got)
 	}
-	if l := linkByName(t, h, "vh0"); l.Attrs().MasterIndex != br.Index {
+	if l := netdevtest.Link(t, h, "vh0"); l.Attrs().MasterIndex != br.Index {
 		t.Errorf("vh0 left br0")
 	}
 
 	netdevtest.Do(t, hostNS, func() { deleteVeths([]string{"vh0", "'vh#1.12345678", "vh9"}) })
-	if got := linkNames(t, h); fmt.Sprint(got) != "[br0 lo]" {
+	if got := netdevtest.Links(t, h); fmt.Sprint(got) != "[br0 lo]" {
 		t.Errorf("host devices after deleteVeths: %v", got)
 	}
-	if got := linkNames(t, ch); fmt.Sprint(got) != "[lo]" {
+	if got := netdevtest.Links(t, ch); fmt.Sprint(got) != "[lo]" {
 		t.Errorf("container devices after deleteVeths: %v", got)
 	}
 }

@@ -6,6 +6,7 @@ package netdevtest
 import (
 	"fmt"
 	"runtime"
+	"sort"
 	"testing"
 
 	"github.com/vishvananda/netlink"
@@ -89,4 +90,43 @@ func Handle(t testing.TB, ns netns.NsHandle) *netlink.Handle {
 	}
 	t.Cleanup(h.Close)
 	return h
+}
+
+// AddBridge makes a bridge, up, with h.
+func AddBridge(t testing.TB, h *netlink.Handle, name string) *netlink.Bridge {
+	t.Helper()
+	br := &netlink.Bridge{LinkAttrs: netlink.NewLinkAttrs()}
+	br.Name = name
+	if err := h.LinkAdd(br); err != nil {
+		t.Fatalf("bridge %s: %v", name, err)
+	}
+	if err := h.LinkSetUp(br); err != nil {
+		t.Fatalf("bridge %s up: %v", name, err)
+	}
+	return br
+}
+
+// Links returns the names of the devices h sees, sorted.
+func Links(t testing.TB, h *netlink.Handle) []string {
+	t.Helper()
+	ls, err := h.LinkList()
+	if err != nil {
+		t.Fatal(err)
+	}
+	names := make([]string, 0, len(ls))
+	for _, l := range ls {
+		names = append(names, l.Attrs().Name)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// Link returns the device name, which must exist.
+func Link(t testing.TB, h *netlink.Handle, name string) netlink.Link {
+	t.Helper()
+	l, err := h.LinkByName(name)
+	if err != nil {
+		t.Fatalf("%s: %v", name, err)
+	}
+	return l
 }
