@@ -304,6 +304,18 @@ func (l *List[D, P]) Find(key virt.Lookup) (*Object[D, P], error) {
 }
 
 // objects returns the objects listed now.
+// Lookup finds a domain as Find does and returns it as LookupDomain shows
+// it.
+func (l *List[D, P]) Lookup(key virt.Lookup) (*virt.Domain, error) {
+	o, err := l.Find(key)
+	if err != nil {
+		return nil, err
+	}
+	defer o.Unlock()
+	v := o.View()
+	return &v, nil
+}
+
 func (l *List[D, P]) objects() []*Object[D, P] {
 	l.mu.RLock()
 	defer l.mu.RUnlock()

@@ -189,17 +189,25 @@ func TestLookup(t *testing.T) {
 		{key: virt.ByID(1), wantErr: virt.ErrNotFound, errText: "no domain with matching id 1"},
 		{key: virt.ByUUID("xyz"), wantErr: virt.ErrInvalidArgument, errText: `invalid UUID "xyz"`},
 	} {
+		view, verr := l.Lookup(tc.key)
 		got, err := l.Find(tc.key)
 		if tc.want != "" {
 			if err != nil || got.Name() != tc.want {
 				t.Errorf("Find(%+v) = %v, %v; want %s", tc.key, got, err, tc.want)
 				continue
 			}
+			want := got.View()
 			got.Unlock()
+			if verr != nil || *view != want {
+				t.Errorf("Lookup(%+v) = %+v, %v; want %+v", tc.key, view, verr, want)
+			}
 			continue
 		}
 		if !errors.Is(err, tc.wantErr) || !strings.Contains(err.Error(), tc.errText) {
 			t.Errorf("Find(%+v) = %v; want %v with %q", tc.key, err, tc.wantErr, tc.errText)
+		}
+		if view != nil || verr == nil || verr.Error() != err.Error() {
+			t.Errorf("Lookup(%+v) = %+v, %v; want Find's error", tc.key, view, verr)
 		}
 	}
 }

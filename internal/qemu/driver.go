@@ -261,13 +261,7 @@ func (drv *Driver) LookupDomain(ctx context.Context, key virt.Lookup) (*virt.Dom
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	d, err := drv.doms.Find(key)
-	if err != nil {
-		return nil, err
-	}
-	defer d.Unlock()
-	v := d.View()
-	return &v, nil
+	return drv.doms.Lookup(key)
 }
 
 // lookup returns the domain with uuid, unlocked: an operation takes its

@@ -221,13 +221,7 @@ func (drv *Driver) LookupDomain(ctx context.Context, key virt.Lookup) (*virt.Dom
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	d, err := drv.doms.Find(key)
-	if err != nil {
-		return nil, err
-	}
-	defer d.Unlock()
-	v := d.View()
-	return &v, nil
+	return drv.doms.Lookup(key)
 }
 
 // withDomain runs fn on the domain with that UUID, holding its lock.

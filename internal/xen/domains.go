@@ -165,13 +165,7 @@ func (d *Driver) LookupDomain(ctx context.Context, key virt.Lookup) (*virt.Domai
 	if err := d.syncLocked(); err != nil {
 		return nil, err
 	}
-	o, err := d.doms.Find(key)
-	if err != nil {
-		return nil, err
-	}
-	defer o.Unlock()
-	dom := o.View()
-	return &dom, nil
+	return d.doms.Lookup(key)
 }
 
 // DefineDomain stores a persistent definition, new or replacing the one
