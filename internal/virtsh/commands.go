@@ -667,16 +667,7 @@ func cmdDrivers(sh *shell, p *parsed) error {
 		if err != nil {
 			return failed(err, "failed to rescan the driver directories")
 		}
-		for _, n := range r.Added {
-			sh.printf("Driver '%s' added\n", n)
-		}
-		for _, n := range r.Removed {
-			sh.printf("Driver '%s' removed\n", n)
-		}
-		if len(r.Added)+len(r.Removed) == 0 {
-			sh.printf("No driver added or removed\n")
-		}
-		sh.printf("\n")
+		sh.printRescan(r)
 	}
 	l, err := a.Drivers(sh.ctx)
 	if err != nil {
@@ -684,6 +675,20 @@ func cmdDrivers(sh *shell, p *parsed) error {
 	}
 	sh.printDrivers(l)
 	return nil
+}
+
+// printRescan says what a rescan found.
+func (sh *shell) printRescan(r *client.RescanResult) {
+	for _, n := range r.Added {
+		sh.printf("Driver '%s' added\n", n)
+	}
+	for _, n := range r.Removed {
+		sh.printf("Driver '%s' removed\n", n)
+	}
+	if len(r.Added)+len(r.Removed) == 0 {
+		sh.printf("No driver added or removed\n")
+	}
+	sh.printf("\n")
 }
 
 // printDrivers prints the table of drivers, the rejected files and the

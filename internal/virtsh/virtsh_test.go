@@ -402,6 +402,12 @@ func TestDriversTable(t *testing.T) {
 	if out.String() != want {
 		t.Errorf("got:\n%s\nwant:\n%s", out.String(), want)
 	}
+
+	out.Reset()
+	sh.printRescan(&client.RescanResult{Added: []string{"lxc"}, Removed: []string{"xen", "test"}})
+	if want := "Driver 'lxc' added\nDriver 'xen' removed\nDriver 'test' removed\n\n"; out.String() != want {
+		t.Errorf("rescan:\n%s\nwant:\n%s", out.String(), want)
+	}
 }
 
 // TestDrivers asks a daemon's admin socket, next to the socket of the URI
