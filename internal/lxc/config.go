@@ -82,7 +82,7 @@ func parseConfig(doc string) (*config, error) {
 		return nil, err
 	}
 	name := x.Name
-	where := fmt.Sprintf("domain %q", name)
+	where := fmt.Sprintf("domain '%s'", name)
 	if strings.TrimSpace(x.UUID) == "" {
 		x.UUID = domutil.NewUUID()
 	} else {
@@ -481,7 +481,7 @@ func (c *config) marshal(id int32, st *controller.Status) (string, error) {
 	}
 	s, err := x.Marshal()
 	if err != nil {
-		return "", virt.Errorf(virt.ErrInternal, "domain %q: writing XML: %w", c.Name(), err)
+		return "", virt.Errorf(virt.ErrInternal, "domain '%s': writing XML: %w", c.Name(), err)
 	}
 	return s, nil
 }

@@ -32,11 +32,11 @@ func (c *config) UUID() string { return c.x.UUID }
 func (c *config) clone() *config {
 	doc, err := c.x.Marshal()
 	if err != nil {
-		panic(fmt.Sprintf("qemu: cloning domain %q: %v", c.Name(), err))
+		panic(fmt.Sprintf("qemu: cloning domain '%s': %v", c.Name(), err))
 	}
 	var x libvirtxml.Domain
 	if err := x.Unmarshal(doc); err != nil {
-		panic(fmt.Sprintf("qemu: cloning domain %q: %v", c.Name(), err))
+		panic(fmt.Sprintf("qemu: cloning domain '%s': %v", c.Name(), err))
 	}
 	n := *c
 	n.x = &x
@@ -53,7 +53,7 @@ func (c *config) marshal(id int32) (string, error) {
 	}
 	s, err := x.Marshal()
 	if err != nil {
-		return "", virt.Errorf(virt.ErrInternal, "domain %q: writing XML: %w", c.Name(), err)
+		return "", virt.Errorf(virt.ErrInternal, "domain '%s': writing XML: %w", c.Name(), err)
 	}
 	return s, nil
 }
@@ -74,7 +74,7 @@ func parseConfig(doc string) (*config, error) {
 	}
 	name := x.Name
 	bad := func(format string, a ...any) error {
-		return fmt.Errorf("domain %q: %s: %w", name, fmt.Sprintf(format, a...), virt.ErrInvalidArgument)
+		return fmt.Errorf("domain '%s': %s: %w", name, fmt.Sprintf(format, a...), virt.ErrInvalidArgument)
 	}
 	if x.Type != "qemu" && x.Type != "kvm" {
 		return nil, bad("domain type %q is not served by the qemu driver (use type='qemu' or type='kvm')", x.Type)
@@ -84,7 +84,7 @@ func parseConfig(doc string) (*config, error) {
 	} else {
 		u, err := domutil.ParseUUID(x.UUID)
 		if err != nil {
-			return nil, fmt.Errorf("domain %q: %w", name, err)
+			return nil, fmt.Errorf("domain '%s': %w", name, err)
 		}
 		x.UUID = u
 	}
@@ -412,11 +412,11 @@ func checkInterfaceNames(x *libvirtxml.Domain, i int) error {
 	}
 	at := fmt.Sprintf("domain/devices/interface[%d]", i+1)
 	if err := domutil.CheckInterfaceName(n.Source.Bridge.Bridge); err != nil {
-		return fmt.Errorf("domain %q: %s/source/@bridge: %w", x.Name, at, err)
+		return fmt.Errorf("domain '%s': %s/source/@bridge: %w", x.Name, at, err)
 	}
 	if n.Target != nil && n.Target.Dev != "" {
 		if err := domutil.CheckInterfaceName(n.Target.Dev); err != nil {
-			return fmt.Errorf("domain %q: %s/target/@dev: %w", x.Name, at, err)
+			return fmt.Errorf("domain '%s': %s/target/@dev: %w", x.Name, at, err)
 		}
 	}
 	return nil

@@ -71,13 +71,13 @@ type shutdownInfo struct {
 func (drv *Driver) checkHost(c *config, starting bool) error {
 	x := c.x
 	if x.OS.Type.Arch != "x86_64" && x.OS.Type.Arch != "i686" {
-		return fmt.Errorf("domain %q: architecture %q is not supported by the qemu driver (only x86_64 and i686): %w",
+		return fmt.Errorf("domain '%s': architecture %q is not supported by the qemu driver (only x86_64 and i686): %w",
 			c.Name(), x.OS.Type.Arch, virt.ErrNotSupported)
 	}
 	if x.Devices.Emulator == "" {
 		p := drv.caps.find("qemu-system-" + x.OS.Type.Arch)
 		if p == "" {
-			return fmt.Errorf("domain %q: no emulator for arch %s: qemu-system-%s not found in %s: %w",
+			return fmt.Errorf("domain '%s': no emulator for arch %s: qemu-system-%s not found in %s: %w",
 				c.Name(), x.OS.Type.Arch, x.OS.Type.Arch, drv.caps.searchPath(), virt.ErrNotFound)
 		}
 		x.Devices.Emulator = p
@@ -107,14 +107,14 @@ func (drv *Driver) checkHost(c *config, starting bool) error {
 
 func checkFile(c *config, what, path string, exe bool) error {
 	if !filepath.IsAbs(path) {
-		return fmt.Errorf("domain %q: %s path %q must be absolute: %w", c.Name(), what, path, virt.ErrInvalidArgument)
+		return fmt.Errorf("domain '%s': %s path %q must be absolute: %w", c.Name(), what, path, virt.ErrInvalidArgument)
 	}
 	st, err := os.Stat(path)
 	if err != nil {
-		return fmt.Errorf("domain %q: %s %s: %w", c.Name(), what, path, errKind(err))
+		return fmt.Errorf("domain '%s': %s %s: %w", c.Name(), what, path, errKind(err))
 	}
 	if exe && (st.IsDir() || st.Mode()&0o111 == 0) {
-		return fmt.Errorf("domain %q: %s %s is not an executable file: %w", c.Name(), what, path, virt.ErrInvalidArgument)
+		return fmt.Errorf("domain '%s': %s %s is not an executable file: %w", c.Name(), what, path, virt.ErrInvalidArgument)
 	}
 	return nil
 }
@@ -181,7 +181,7 @@ func (drv *Driver) start(ctx context.Context, d *domain) error {
 		Persistent: true,
 	}
 	if len(rec.QMP) >= 108 {
-		return fmt.Errorf("domain %q: QMP socket path %s is longer than a unix socket allows: %w", c.Name(), rec.QMP, virt.ErrInvalidArgument)
+		return fmt.Errorf("domain '%s': QMP socket path %s is longer than a unix socket allows: %w", c.Name(), rec.QMP, virt.ErrInvalidArgument)
 	}
 	inst, err := drv.launch(ctx, d, c, rec)
 	if err != nil {
@@ -211,7 +211,7 @@ func (drv *Driver) start(ctx context.Context, d *domain) error {
 		if kind == nil {
 			kind = virt.ErrInternal
 		}
-		return virt.Errorf(kind, "domain %q: %w%s", c.Name(), err, logTail(rec.Log))
+		return virt.Errorf(kind, "domain '%s': %w%s", c.Name(), err, logTail(rec.Log))
 	}
 
 	if err := drv.readLiveValues(ctx, inst.mon, c); err != nil {
@@ -259,14 +259,14 @@ func (drv *Driver) launch(ctx context.Context, d *domain, c *config, rec *record
 	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: rec.QMP, Net: "unix"})
 	if err != nil {
 		drv.deleteTaps(rec.Taps)
-		return nil, virt.Errorf(virt.ErrInternal, "domain %q: QMP socket: %w", name, err)
+		return nil, virt.Errorf(virt.ErrInternal, "domain '%s': QMP socket: %w", name, err)
 	}
 	ln.SetUnlinkOnClose(false)
 	lnFile, err := ln.File()
 	ln.Close()
 	if err != nil {
 		drv.deleteTaps(rec.Taps)
-		return nil, virt.Errorf(virt.ErrInternal, "domain %q: QMP socket: %w", name, err)
+		return nil, virt.Errorf(virt.ErrInternal, "domain '%s': QMP socket: %w", name, err)
 	}
 	defer lnFile.Close()
 
@@ -278,7 +278,7 @@ func (drv *Driver) launch(ctx context.Context, d *domain, c *config, rec *record
 	logf, err := os.OpenFile(rec.Log, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
 	if err != nil {
 		drv.deleteTaps(rec.Taps)
-		return nil, virt.Errorf(virt.ErrInternal, "domain %q: log file: %w", name, err)
+		return nil, virt.Errorf(virt.ErrInternal, "domain '%s': log file: %w", name, err)
 	}
 	defer logf.Close()
 	fmt.Fprintf(logf, "%s: starting up\n%s\n", time.Now().Format(time.RFC3339Nano), shellQuote(argv))
@@ -293,7 +293,7 @@ func (drv *Driver) launch(ctx context.Context, d *domain, c *config, rec *record
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	if err := cmd.Start(); err != nil {
 		drv.deleteTaps(rec.Taps)
-		return nil, virt.Errorf(virt.ErrInternal, "domain %q: starting %s: %w", name, argv[0], err)
+		return nil, virt.Errorf(virt.ErrInternal, "domain '%s': starting %s: %w", name, argv[0], err)
 	}
 	inst := &instance{rec: rec, cmd: cmd, procDone: make(chan struct{}), exited: make(chan struct{}), starting: true}
 	go func() {
@@ -323,7 +323,7 @@ func (drv *Driver) launch(ctx context.Context, d *domain, c *config, rec *record
 			err = fmt.Errorf("QEMU exited at start (%s)", cmd.ProcessState)
 		default:
 		}
-		return nil, virt.Errorf(virt.ErrInternal, "domain %q: %w%s", name, err, logTail(rec.Log))
+		return nil, virt.Errorf(virt.ErrInternal, "domain '%s': %w%s", name, err, logTail(rec.Log))
 	}
 	inst.mon = mon
 	return inst, nil

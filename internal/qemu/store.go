@@ -69,14 +69,14 @@ func (drv *Driver) saveDefinition(c *config) error {
 		return err
 	}
 	if err := atomicfile.WriteFile(drv.defPath(c.UUID()), []byte(doc+"\n"), 0o600); err != nil {
-		return virt.Errorf(virt.ErrInternal, "domain %q: saving the definition: %w", c.Name(), err)
+		return virt.Errorf(virt.ErrInternal, "domain '%s': saving the definition: %w", c.Name(), err)
 	}
 	return nil
 }
 
 func (drv *Driver) removeDefinition(c *config) error {
 	if err := os.Remove(drv.defPath(c.UUID())); err != nil && !errors.Is(err, os.ErrNotExist) {
-		return virt.Errorf(virt.ErrInternal, "domain %q: removing the definition: %w", c.Name(), err)
+		return virt.Errorf(virt.ErrInternal, "domain '%s': removing the definition: %w", c.Name(), err)
 	}
 	_ = os.Remove(drv.autostartPath(c.UUID()))
 	return atomicfile.SyncDir(drv.cfg.ConfigDir)
@@ -86,15 +86,15 @@ func (drv *Driver) setAutostartMark(c *config, on bool) error {
 	p := drv.autostartPath(c.UUID())
 	if !on {
 		if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
-			return virt.Errorf(virt.ErrInternal, "domain %q: autostart: %w", c.Name(), err)
+			return virt.Errorf(virt.ErrInternal, "domain '%s': autostart: %w", c.Name(), err)
 		}
 		return nil
 	}
 	if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
-		return virt.Errorf(virt.ErrInternal, "domain %q: autostart: %w", c.Name(), err)
+		return virt.Errorf(virt.ErrInternal, "domain '%s': autostart: %w", c.Name(), err)
 	}
 	if err := atomicfile.WriteFile(p, nil, 0o600); err != nil {
-		return virt.Errorf(virt.ErrInternal, "domain %q: autostart: %w", c.Name(), err)
+		return virt.Errorf(virt.ErrInternal, "domain '%s': autostart: %w", c.Name(), err)
 	}
 	return nil
 }

@@ -42,7 +42,7 @@ func (drv *Driver) createTaps(c *config, rec *record) error {
 		name, err := netdev.AddTap(name, br)
 		if err != nil {
 			drv.deleteTaps(rec.Taps)
-			return fmt.Errorf("domain %q: interface %d: %w", c.Name(), i, err)
+			return fmt.Errorf("domain '%s': interface %d: %w", c.Name(), i, err)
 		}
 		rec.Taps = append(rec.Taps, name)
 		n.Target = &libvirtxml.DomainInterfaceTarget{Dev: name}

@@ -52,7 +52,7 @@ func parseConfig(doc string) (*config, error) {
 	} else {
 		u, err := domutil.ParseUUID(x.UUID)
 		if err != nil {
-			return nil, fmt.Errorf("domain %q: %w", name, err)
+			return nil, fmt.Errorf("domain '%s': %w", name, err)
 		}
 		x.UUID = u
 	}
@@ -60,19 +60,19 @@ func parseConfig(doc string) (*config, error) {
 
 	c := &config{xml: &x}
 	if x.Memory == nil {
-		return nil, fmt.Errorf("domain %q: memory size must be given with <memory>: %w", name, virt.ErrInvalidArgument)
+		return nil, fmt.Errorf("domain '%s': memory size must be given with <memory>: %w", name, virt.ErrInvalidArgument)
 	}
 	maxKiB, err := domutil.ScaleToKiB(uint64(x.Memory.Value), x.Memory.Unit)
 	if err != nil {
-		return nil, fmt.Errorf("domain %q: <memory>: %w", name, err)
+		return nil, fmt.Errorf("domain '%s': <memory>: %w", name, err)
 	}
 	if maxKiB == 0 {
-		return nil, fmt.Errorf("domain %q: <memory> must be greater than zero: %w", name, virt.ErrInvalidArgument)
+		return nil, fmt.Errorf("domain '%s': <memory> must be greater than zero: %w", name, virt.ErrInvalidArgument)
 	}
 	curKiB := maxKiB
 	if x.CurrentMemory != nil {
 		if curKiB, err = domutil.ScaleToKiB(uint64(x.CurrentMemory.Value), x.CurrentMemory.Unit); err != nil {
-			return nil, fmt.Errorf("domain %q: <currentMemory>: %w", name, err)
+			return nil, fmt.Errorf("domain '%s': <currentMemory>: %w", name, err)
 		}
 		// libvirt clamps a current memory above the maximum, and takes
 		// zero to mean "the maximum".
@@ -87,10 +87,10 @@ func parseConfig(doc string) (*config, error) {
 	c.vcpus = 1
 	if x.VCPU != nil {
 		if x.VCPU.Value == 0 {
-			return nil, fmt.Errorf("domain %q: <vcpu> must be at least 1: %w", name, virt.ErrInvalidArgument)
+			return nil, fmt.Errorf("domain '%s': <vcpu> must be at least 1: %w", name, virt.ErrInvalidArgument)
 		}
 		if x.VCPU.Current > x.VCPU.Value {
-			return nil, fmt.Errorf("domain %q: <vcpu current='%d'> exceeds the maximum %d: %w",
+			return nil, fmt.Errorf("domain '%s': <vcpu current='%d'> exceeds the maximum %d: %w",
 				name, x.VCPU.Current, x.VCPU.Value, virt.ErrInvalidArgument)
 		}
 		c.vcpus = uint32(x.VCPU.Value)
@@ -111,14 +111,14 @@ func parseConfig(doc string) (*config, error) {
 		x.OS.Type.Type = "hvm"
 	}
 	if x.OS.Type.Type != "hvm" {
-		return nil, fmt.Errorf("domain %q: os type %q is not supported by the test driver (only hvm): %w",
+		return nil, fmt.Errorf("domain '%s': os type %q is not supported by the test driver (only hvm): %w",
 			name, x.OS.Type.Type, virt.ErrInvalidArgument)
 	}
 	if x.OS.Type.Arch == "" {
 		x.OS.Type.Arch = guestArches[0]
 	}
 	if !slices.Contains(guestArches, x.OS.Type.Arch) {
-		return nil, fmt.Errorf("domain %q: architecture %q is not supported by the test driver: %w",
+		return nil, fmt.Errorf("domain '%s': architecture %q is not supported by the test driver: %w",
 			name, x.OS.Type.Arch, virt.ErrInvalidArgument)
 	}
 	return c, nil
@@ -137,7 +137,7 @@ func (c *config) marshal(id int32) (string, error) {
 	}
 	s, err := x.Marshal()
 	if err != nil {
-		return "", virt.Errorf(virt.ErrInternal, "domain %q: writing XML: %w", c.Name(), err)
+		return "", virt.Errorf(virt.ErrInternal, "domain '%s': writing XML: %w", c.Name(), err)
 	}
 	return s, nil
 }

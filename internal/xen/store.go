@@ -48,7 +48,7 @@ func marshal(x *libvirtxml.Domain, id int32) (string, error) {
 	}
 	s, err := c.Marshal()
 	if err != nil {
-		return "", virt.Errorf(virt.ErrInternal, "domain %q: writing XML: %w", x.Name, err)
+		return "", virt.Errorf(virt.ErrInternal, "domain '%s': writing XML: %w", x.Name, err)
 	}
 	return s, nil
 }

@@ -70,14 +70,14 @@ Devices.Hostdevs.Managed Devices.Hostdevs.SubsysUSB.Source.Address.Bus Devices.H
 func invalid(name, format string, args ...any) error {
 	msg := fmt.Sprintf(format, args...)
 	if name != "" {
-		msg = fmt.Sprintf("domain %q: %s", name, msg)
+		msg = fmt.Sprintf("domain '%s': %s", name, msg)
 	}
 	return fmt.Errorf("%s: %w", msg, virt.ErrInvalidArgument)
 }
 
 // unsupported builds a not-supported error naming an element.
 func unsupported(name, what string) error {
-	return fmt.Errorf("domain %q: %s is not supported by the Xen driver: %w", name, what, virt.ErrNotSupported)
+	return fmt.Errorf("domain '%s': %s is not supported by the Xen driver: %w", name, what, virt.ErrNotSupported)
 }
 
 // FromXML converts parsed domain XML to a Config. An element or value the
@@ -103,7 +103,7 @@ func FromXML(x *libvirtxml.Domain) (*Config, error) {
 	if strings.TrimSpace(x.UUID) != "" {
 		u, err := domutil.ParseUUID(x.UUID)
 		if err != nil {
-			return nil, fmt.Errorf("domain %q: %w", name, err)
+			return nil, fmt.Errorf("domain '%s': %w", name, err)
 		}
 		c.UUID = u
 	}
@@ -198,7 +198,7 @@ func memoryFromXML(c *Config, x *libvirtxml.Domain) error {
 	}
 	max, err := domutil.ScaleToKiB(uint64(x.Memory.Value), x.Memory.Unit)
 	if err != nil {
-		return fmt.Errorf("domain %q: <memory>: %w", c.Name, err)
+		return fmt.Errorf("domain '%s': <memory>: %w", c.Name, err)
 	}
 	if max == 0 {
 		return invalid(c.Name, "<memory> must be greater than zero")
@@ -206,7 +206,7 @@ func memoryFromXML(c *Config, x *libvirtxml.Domain) error {
 	cur := max
 	if x.CurrentMemory != nil {
 		if cur, err = domutil.ScaleToKiB(uint64(x.CurrentMemory.Value), x.CurrentMemory.Unit); err != nil {
-			return fmt.Errorf("domain %q: <currentMemory>: %w", c.Name, err)
+			return fmt.Errorf("domain '%s': <currentMemory>: %w", c.Name, err)
 		}
 		if cur == 0 || cur > max {
 			cur = max
@@ -440,12 +440,12 @@ func checkNICNames(name string, i int, nic NIC) error {
 	at := fmt.Sprintf("domain/devices/interface[%d]", i+1)
 	if nic.Bridge != "" {
 		if err := domutil.CheckInterfaceName(nic.Bridge); err != nil {
-			return fmt.Errorf("domain %q: %s/source/@bridge: %w", name, at, err)
+			return fmt.Errorf("domain '%s': %s/source/@bridge: %w", name, at, err)
 		}
 	}
 	if nic.IfName != "" {
 		if err := domutil.CheckInterfaceName(nic.IfName); err != nil {
-			return fmt.Errorf("domain %q: %s/target/@dev: %w", name, at, err)
+			return fmt.Errorf("domain '%s': %s/target/@dev: %w", name, at, err)
 		}
 	}
 	return nil

@@ -176,7 +176,7 @@ func Build(m *domconfig.Config) (cfg *DomainConfig, err error) {
 	case domconfig.PVH:
 		typ = C.LIBXL_DOMAIN_TYPE_PVH
 	default:
-		return nil, fmt.Errorf("domain %q: unknown guest type %q: %w", m.Name, m.Type, virt.ErrInvalidArgument)
+		return nil, fmt.Errorf("domain '%s': unknown guest type %q: %w", m.Name, m.Type, virt.ErrInvalidArgument)
 	}
 	ci := &dc.c_info
 	ci._type = typ
@@ -186,7 +186,7 @@ func Build(m *domconfig.Config) (cfg *DomainConfig, err error) {
 		rc := C.libxl_uuid_from_string(&ci.uuid, u)
 		C.free(unsafe.Pointer(u))
 		if rc != 0 {
-			return nil, fmt.Errorf("domain %q: invalid UUID %q: %w", m.Name, m.UUID, virt.ErrInvalidArgument)
+			return nil, fmt.Errorf("domain '%s': invalid UUID %q: %w", m.Name, m.UUID, virt.ErrInvalidArgument)
 		}
 	}
 	if m.HVM != nil {
@@ -236,7 +236,7 @@ func buildInfo(bi *C.libxl_domain_build_info, m *domconfig.Config) error {
 	if m.CPUs != "" {
 		cpus, err := parseCPUSet(m.CPUs)
 		if err != nil {
-			return virt.Errorf(virt.ErrInvalidArgument, "domain %q: cpuset %q: %w", m.Name, m.CPUs, err)
+			return virt.Errorf(virt.ErrInvalidArgument, "domain '%s': cpuset %q: %w", m.Name, m.CPUs, err)
 		}
 		n := 0
 		for _, c := range cpus {
@@ -369,7 +369,7 @@ func devices(dc *C.libxl_domain_config, m *domconfig.Config) error {
 			p := &unsafe.Slice(dc.disks, n)[i]
 			C.libxl_device_disk_init(p)
 			if err := disk(p, m.Disks[i]); err != nil {
-				return fmt.Errorf("domain %q: disk %s: %w", m.Name, m.Disks[i].Vdev, err)
+				return fmt.Errorf("domain '%s': disk %s: %w", m.Name, m.Disks[i].Vdev, err)
 			}
 		}
 	}
@@ -381,7 +381,7 @@ func devices(dc *C.libxl_domain_config, m *domconfig.Config) error {
 			C.libxl_device_nic_init(p)
 			p.devid = C.libxl_devid(i)
 			if err := nic(p, m.NICs[i]); err != nil {
-				return fmt.Errorf("domain %q: interface %d: %w", m.Name, i, err)
+				return fmt.Errorf("domain '%s': interface %d: %w", m.Name, i, err)
 			}
 		}
 	}
