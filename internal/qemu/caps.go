@@ -23,17 +23,19 @@ import (
 	"github.com/virtd/virtd/virt"
 )
 
-// emulator is one qemu-system-<arch> binary.
+// emulator is one qemu-system-<arch> binary. changed is when its file last
+// changed (its ctime: a write, a rename into place, a chmod; unlike the
+// mtime, no one can set it back), which names the probe it matches.
 type emulator struct {
-	path  string
-	arch  string
-	mtime time.Time
+	path    string
+	arch    string
+	changed time.Time
 }
 
 // probeResult is what a QEMU binary says about itself over QMP.
 type probeResult struct {
 	Path     string    `json:"path"`
-	MTime    time.Time `json:"mtime"`
+	Changed  time.Time `json:"changed"`
 	Version  uint64    `json:"version"` // libvirt's encoding: major*1e6+minor*1e3+micro
 	Machines []machine `json:"machines"`
 }
@@ -46,12 +48,65 @@ type machine struct {
 }
 
 // capsCache finds QEMU binaries and probes each once, keeping the result
-// (in memory and under the run directory) keyed by path and mtime, so an
-// upgraded QEMU is probed again.
+// (in memory and under the run directory) keyed by path and change time,
+// so an upgraded QEMU is probed again. The list of binaries is kept too,
+// and made again only when a directory of the search path or a binary
+// found changed: a call that wants it costs a stat of each, not a read of
+// every directory.
 type capsCache struct {
 	cfg    Config
 	mu     sync.Mutex
 	probes map[string]*probeResult
+
+	listMu sync.Mutex
+	list   *emulatorList
+}
+
+// emulatorList is the emulators found on a search path, with the stamps of
+// what the search read: each directory of the path (or its absence) and
+// each binary found.
+type emulatorList struct {
+	path   string
+	stamps []stamp
+	emus   []emulator
+	// racy: a stamp changed so shortly before the search that a later
+	// change could leave it the same (the kernel's file times are
+	// coarse); such a list is not kept.
+	racy bool
+}
+
+// racyWindow is how recent a change makes a search racy: much more than
+// the kernel's file time granularity (a scheduler tick).
+const racyWindow = time.Second
+
+// stamp is what stat says of a file that matters for a search: whether it
+// is there, and which file it is and when it last changed.
+type stamp struct {
+	name     string
+	exists   bool
+	dev, ino uint64
+	ctime    syscall.Timespec
+}
+
+func stampOf(name string) stamp {
+	var st syscall.Stat_t
+	if err := syscall.Stat(name, &st); err != nil {
+		return stamp{name: name}
+	}
+	return stamp{name: name, exists: true, dev: st.Dev, ino: st.Ino, ctime: st.Ctim}
+}
+
+// current reports whether nothing the list was made from has changed.
+func (l *emulatorList) current(path string) bool {
+	if l == nil || l.racy || l.path != path {
+		return false
+	}
+	for _, s := range l.stamps {
+		if stampOf(s.name) != s {
+			return false
+		}
+	}
+	return true
 }
 
 func newCapsCache(cfg Config) *capsCache {
@@ -68,24 +123,48 @@ func (cc *capsCache) searchPath() string {
 }
 
 // emulators lists the qemu-system-* binaries on the search path, one per
-// architecture (the first found), sorted by architecture.
+// architecture (the first found), sorted by architecture. The list is
+// searched again when it can have changed (see capsCache).
 func (cc *capsCache) emulators() []emulator {
+	path := cc.searchPath()
+	cc.listMu.Lock()
+	defer cc.listMu.Unlock()
+	if !cc.list.current(path) {
+		cc.list = searchEmulators(path)
+	}
+	return cc.list.emus
+}
+
+func searchEmulators(path string) *emulatorList {
+	l := &emulatorList{path: path}
+	start := time.Now()
 	seen := make(map[string]bool)
-	var out []emulator
-	for _, dir := range filepath.SplitList(cc.searchPath()) {
+	for _, dir := range filepath.SplitList(path) {
+		// Stamped before it is read: a change while it is read is seen
+		// by the next call.
+		l.stamps = append(l.stamps, stampOf(dir))
 		matches, _ := filepath.Glob(filepath.Join(dir, "qemu-system-*"))
 		for _, m := range matches {
+			// Every match is stamped, those skipped too: a chmod +x
+			// changes the file, not its directory.
+			s := stampOf(m)
+			l.stamps = append(l.stamps, s)
 			arch := strings.TrimPrefix(filepath.Base(m), "qemu-system-")
 			st, err := os.Stat(m)
 			if seen[arch] || err != nil || st.IsDir() || st.Mode()&0o111 == 0 {
 				continue
 			}
 			seen[arch] = true
-			out = append(out, emulator{path: m, arch: arch, mtime: st.ModTime()})
+			l.emus = append(l.emus, emulator{path: m, arch: arch, changed: time.Unix(s.ctime.Unix())})
 		}
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].arch < out[j].arch })
-	return out
+	for _, s := range l.stamps {
+		if s.exists && start.Sub(time.Unix(s.ctime.Unix())) < racyWindow {
+			l.racy = true
+		}
+	}
+	sort.Slice(l.emus, func(i, j int) bool { return l.emus[i].arch < l.emus[j].arch })
+	return l
 }
 
 // emulatorFor returns the path of the emulator for arch among the
@@ -118,17 +197,17 @@ func (cc *capsCache) cacheFile(path string) string {
 }
 
 // probe returns what the emulator reports, from the cache when its path
-// and mtime match.
+// and change time match.
 func (cc *capsCache) probe(ctx context.Context, e emulator) (*probeResult, error) {
 	cc.mu.Lock()
 	defer cc.mu.Unlock()
-	if p := cc.probes[e.path]; p != nil && p.MTime.Equal(e.mtime) {
+	if p := cc.probes[e.path]; p != nil && p.Changed.Equal(e.changed) {
 		return p, nil
 	}
 	file := cc.cacheFile(e.path)
 	if b, err := os.ReadFile(file); err == nil {
 		var p probeResult
-		if json.Unmarshal(b, &p) == nil && p.Path == e.path && p.MTime.Equal(e.mtime) {
+		if json.Unmarshal(b, &p) == nil && p.Path == e.path && p.Changed.Equal(e.changed) {
 			cc.probes[e.path] = &p
 			return &p, nil
 		}
@@ -195,7 +274,7 @@ func probeQEMU(ctx context.Context, e emulator) (*probeResult, error) {
 		return nil, virt.Errorf(virt.ErrInternal, "probing %s: %w", e.path, err)
 	}
 	v := mon.Version()
-	p := &probeResult{Path: e.path, MTime: e.mtime, Version: uint64(v.Major)*1000000 + uint64(v.Minor)*1000 + uint64(v.Micro)}
+	p := &probeResult{Path: e.path, Changed: e.changed, Version: uint64(v.Major)*1000000 + uint64(v.Minor)*1000 + uint64(v.Micro)}
 	for _, m := range ms {
 		p.Machines = append(p.Machines, machine{Name: m.Name, Alias: m.Alias, Default: m.IsDefault, CPUMax: m.CPUMax})
 	}
