@@ -8,8 +8,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/hashicorp/go-hclog"
-
 	"github.com/virtd/virtd/driver"
 )
 
@@ -20,13 +18,7 @@ func TestPathChangesReachInfo(t *testing.T) {
 	needQEMU(t)
 	real, _ := exec.LookPath("qemu-system-x86_64")
 	dir, bin := t.TempDir(), t.TempDir()
-	cfg := testConfig(dir)
-	cfg.Path = bin
-	drv, err := NewWithConfig(hclog.NewNullLogger(), cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer drv.Close()
+	drv := newDriverWithPath(t, dir, bin)
 	ctx := context.Background()
 	info := func() *driver.Info {
 		t.Helper()

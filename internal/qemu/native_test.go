@@ -9,8 +9,6 @@ import (
 	"testing"
 
 	"github.com/virtd/virtd/internal/noread"
-
-	"github.com/hashicorp/go-hclog"
 )
 
 // TestDomainXMLToNativeReadsNoPath: qemu-argv conversion, which read-only
@@ -29,13 +27,7 @@ func TestDomainXMLToNativeReadsNoPath(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(bin, "qemu-system-x86_64"), []byte("#!/bin/sh\nexit 1\n"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	cfg := testConfig(dir)
-	cfg.Path = bin
-	drv, err := NewWithConfig(hclog.NewNullLogger(), cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer drv.Close()
+	drv := newDriverWithPath(t, dir, bin)
 	ctx := context.Background()
 
 	for arch, want := range map[string]string{"x86_64": filepath.Join(bin, "qemu-system-x86_64") + " ", "i686": "qemu-system-i686 "} {

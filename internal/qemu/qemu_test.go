@@ -64,6 +64,20 @@ func testConfig(dir string) Config {
 	}
 }
 
+// newDriverWithPath builds a driver on dir that looks for QEMU binaries in
+// path only; it is closed when t ends.
+func newDriverWithPath(t testing.TB, dir, path string) *Driver {
+	t.Helper()
+	cfg := testConfig(dir)
+	cfg.Path = path
+	drv, err := NewWithConfig(hclog.NewNullLogger(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { drv.Close() })
+	return drv
+}
+
 // newTestDriver builds a driver on temporary directories; at the end of
 // the test every guest it still runs is destroyed.
 func newTestDriver(t testing.TB) (*Driver, string) {
