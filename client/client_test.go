@@ -342,6 +342,9 @@ func (r *recorder) LookupDomain(ctx context.Context, key virt.Lookup) (*virt.Dom
 
 // TestCallsMapToDaemon checks that each client call reaches the driver as
 // the call and arguments it stands for.
+// TestCallsMapToDaemon: a call that changes a domain reaches the driver as
+// that call; plain reads are answered from the core's view and reach no
+// driver, but for the info of a running domain, whose CPU time moves.
 func TestCallsMapToDaemon(t *testing.T) {
 	r := &recorder{Driver: testdriver.New(driver.Env{})}
 	s := start(t, r)
@@ -352,26 +355,35 @@ func TestCallsMapToDaemon(t *testing.T) {
 		t.Fatal(err)
 	}
 	u := d.UUID()
-	before := len(r.Calls())
-	d.XML(ctx, false)
-	d.XML(ctx, true)
-	d.Info(ctx)
-	d.Autostart(ctx)
-	d.Suspend(ctx)
-	d.Resume(ctx)
-	d.Shutdown(ctx)
-	c.LookupByID(ctx, 7)
-	c.LookupByUUID(ctx, u)
-	c.ListDomains(ctx, virt.ListInactive|virt.ListPersistent)
-	want := []string{
-		"DomainXML " + u + " inactive=false", "DomainXML " + u + " inactive=true", "DomainInfo " + u, "DomainAutostart " + u,
-		"SuspendDomain " + u, "ResumeDomain " + u, "ShutdownDomain " + u,
-		"LookupDomain id=7", "LookupDomain uuid=" + u,
-		fmt.Sprintf("ListDomains %d", virt.ListInactive|virt.ListPersistent),
+	// first returns the first driver call fn made ("" for none).
+	first := func(fn func()) string {
+		before := len(r.Calls())
+		fn()
+		if calls := r.Calls()[before:]; len(calls) > 0 {
+			return calls[0]
+		}
+		return ""
 	}
-	got := r.Calls()[before:]
-	if strings.Join(got, "\n") != strings.Join(want, "\n") {
-		t.Errorf("calls:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	for _, tt := range []struct {
+		name string
+		fn   func()
+		want string
+	}{
+		{"xml", func() { d.XML(ctx, false) }, ""},
+		{"xml --inactive", func() { d.XML(ctx, true) }, ""},
+		{"autostart", func() { d.Autostart(ctx) }, ""},
+		{"lookup by id", func() { c.LookupByID(ctx, 1) }, ""},
+		{"lookup by uuid", func() { c.LookupByUUID(ctx, u) }, ""},
+		{"list", func() { c.ListDomains(ctx, virt.ListInactive|virt.ListPersistent) }, ""},
+		{"info of a running domain", func() { d.Info(ctx) }, "DomainInfo " + u},
+		{"suspend", func() { d.Suspend(ctx) }, "SuspendDomain " + u},
+		{"resume", func() { d.Resume(ctx) }, "ResumeDomain " + u},
+		{"shutdown", func() { d.Shutdown(ctx) }, "ShutdownDomain " + u},
+		{"info of a stopped domain", func() { d.Info(ctx) }, ""},
+	} {
+		if got := first(tt.fn); got != tt.want {
+			t.Errorf("%s: the driver got %q first, want %q", tt.name, got, tt.want)
+		}
 	}
 }
 

@@ -5,8 +5,10 @@ import (
 	"fmt"
 	"io"
 	"sync/atomic"
+	"time"
 
 	"github.com/virtd/virtd/driver"
+	"github.com/virtd/virtd/driver/domutil"
 	"github.com/virtd/virtd/driver/domxml"
 	"github.com/virtd/virtd/virt"
 )
@@ -71,10 +73,85 @@ func do[T any](c *Conn, ctx context.Context, writeOp string, fn func(driver.Driv
 	return v, nil
 }
 
+// view returns the driver's view when it may answer now, else nil (see
+// Views). A closed connection gets none: do() refuses its calls.
+func (c *Conn) view() *view {
+	if c.core.views == nil || c.closed.Load() {
+		return nil
+	}
+	v := c.core.views.get(c.drv.Name())
+	if !v.usable(c.drv.Instance()) {
+		return nil
+	}
+	return v
+}
+
+// record returns what the view holds of the domain uuid, if it may answer:
+// found is false when the view cannot answer and the driver must.
+// A UUID the view does not know is not found, in the driver's words.
+func (c *Conn) record(uuid string) (r *driver.Record, found bool, err error) {
+	v := c.view()
+	if v == nil {
+		return nil, false, nil
+	}
+	canon, perr := domutil.ParseUUID(uuid)
+	if perr != nil {
+		return nil, false, nil // the driver's words for a bad UUID
+	}
+	if r = v.lookup(virt.ByUUID(canon)); r == nil {
+		return nil, true, domutil.NotFound(virt.ByUUID(uuid))
+	}
+	return r, true, nil
+}
+
+// facts returns the driver's host facts: those kept, while they hold,
+// else read from the driver (and kept, with a view).
+func (c *Conn) facts(ctx context.Context) (*driver.Facts, error) {
+	var v *view
+	var id uint64
+	if c.core.views != nil && !c.closed.Load() {
+		v = c.core.views.get(c.drv.Name())
+		id, _ = c.drv.Instance()
+		if f := v.cachedFacts(id); f != nil {
+			return f, nil
+		}
+	}
+	at := time.Now()
+	return read(c, ctx, func(d driver.Driver) (*driver.Facts, error) {
+		var f *driver.Facts
+		var err error
+		if fs, ok := d.(factsSource); ok {
+			f, err = fs.Facts(ctx)
+		} else {
+			f, err = driver.ReadFacts(ctx, d)
+		}
+		if err == nil && v != nil {
+			v.keepFacts(id, at, f)
+		}
+		return f, err
+	})
+}
+
+// factsSource is a driver that reads its facts in one call: the gRPC shim.
+type factsSource interface {
+	Facts(ctx context.Context) (*driver.Facts, error)
+}
+
 // act runs one of the calls that act on a domain and return nothing.
 func (c *Conn) act(ctx context.Context, op, uuid string, fn func(driver.Driver, context.Context, string) error) error {
-	_, err := write(c, ctx, op, func(d driver.Driver) (struct{}, error) { return struct{}{}, fn(d, ctx, uuid) })
+	_, err := write(c, ctx, op, func(d driver.Driver) (struct{}, error) {
+		defer c.changed(ctx, uuid)
+		return struct{}{}, fn(d, ctx, uuid)
+	})
 	return err
+}
+
+// changed tells a Recording backend that a call, done or failed, may have
+// changed the domain uuid.
+func (c *Conn) changed(ctx context.Context, uuid string) {
+	if r, ok := c.drv.(Recording); ok {
+		r.Changed(ctx, uuid)
+	}
 }
 
 // Version is what `virsh version` shows.
@@ -87,45 +164,70 @@ type Version struct {
 // Version returns the daemon's, the driver's and the hypervisor's
 // versions.
 func (c *Conn) Version(ctx context.Context) (*Version, error) {
-	return read(c, ctx, func(d driver.Driver) (*Version, error) {
-		info, err := d.Info(ctx)
-		if err != nil {
-			return nil, err
-		}
-		return &Version{Daemon: c.core.version, Driver: info.Version, HypervisorType: info.HypervisorType, HypervisorVersion: info.HypervisorVersion}, nil
-	})
+	f, err := c.facts(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return &Version{Daemon: c.core.version, Driver: f.Info.Version, HypervisorType: f.Info.HypervisorType, HypervisorVersion: f.Info.HypervisorVersion}, nil
 }
 
 // Hostname returns the host's name, as the driver sees it.
 func (c *Conn) Hostname(ctx context.Context) (string, error) {
-	return read(c, ctx, func(d driver.Driver) (string, error) { return d.Hostname(ctx) })
+	f, err := c.facts(ctx)
+	if err != nil || !f.Has(driver.FactHostname) {
+		return read(c, ctx, func(d driver.Driver) (string, error) { return d.Hostname(ctx) })
+	}
+	return f.Hostname, nil
 }
 
 // Capabilities returns libvirt's capabilities XML.
 func (c *Conn) Capabilities(ctx context.Context) (string, error) {
-	return read(c, ctx, func(d driver.Driver) (string, error) { return d.Capabilities(ctx) })
+	f, err := c.facts(ctx)
+	if err != nil || !f.Has(driver.FactCapabilities) {
+		return read(c, ctx, func(d driver.Driver) (string, error) { return d.Capabilities(ctx) })
+	}
+	return f.Capabilities, nil
 }
 
 // NodeInfo returns the host's processors and memory.
 func (c *Conn) NodeInfo(ctx context.Context) (*virt.NodeInfo, error) {
-	return read(c, ctx, func(d driver.Driver) (*virt.NodeInfo, error) { return d.NodeInfo(ctx) })
+	f, err := c.facts(ctx)
+	if err != nil || !f.Has(driver.FactNodeInfo) {
+		return read(c, ctx, func(d driver.Driver) (*virt.NodeInfo, error) { return d.NodeInfo(ctx) })
+	}
+	n := f.NodeInfo
+	return &n, nil
 }
 
 // ListDomains lists the domains that match libvirt's filter flags.
 func (c *Conn) ListDomains(ctx context.Context, flags virt.ListFlags) ([]virt.Domain, error) {
+	if v := c.view(); v != nil {
+		return v.list(flags), nil
+	}
 	return read(c, ctx, func(d driver.Driver) ([]virt.Domain, error) { return d.ListDomains(ctx, flags) })
 }
 
 // LookupDomain finds a domain by name, UUID or id.
 func (c *Conn) LookupDomain(ctx context.Context, key virt.Lookup) (*virt.Domain, error) {
-	return read(c, ctx, func(d driver.Driver) (*virt.Domain, error) {
-		if key.Name != "" {
-			if err := domxml.CheckName(key.Name); err != nil {
+	if key.Name != "" {
+		if err := domxml.CheckName(key.Name); err != nil {
+			return nil, err
+		}
+	}
+	if v := c.view(); v != nil {
+		if key.UUID != "" {
+			if _, err := domutil.ParseUUID(key.UUID); err != nil {
 				return nil, err
 			}
 		}
-		return d.LookupDomain(ctx, key)
-	})
+		r := v.lookup(key)
+		if r == nil {
+			return nil, domutil.NotFound(key)
+		}
+		d := r.Domain
+		return &d, nil
+	}
+	return read(c, ctx, func(d driver.Driver) (*virt.Domain, error) { return d.LookupDomain(ctx, key) })
 }
 
 // DefineDomain makes or updates a persistent definition from domain XML.
@@ -136,7 +238,11 @@ func (c *Conn) DefineDomain(ctx context.Context, xml string) (*virt.Domain, erro
 		if _, err := domxml.CheckDocName(xml); err != nil {
 			return nil, err
 		}
-		return d.DefineDomain(ctx, xml)
+		dom, err := d.DefineDomain(ctx, xml)
+		if err == nil {
+			c.changed(ctx, dom.UUID)
+		}
+		return dom, err
 	})
 }
 
@@ -147,7 +253,10 @@ func (c *Conn) UndefineDomain(ctx context.Context, uuid string) error {
 
 // StartDomain starts a defined domain and returns it running.
 func (c *Conn) StartDomain(ctx context.Context, uuid string) (*virt.Domain, error) {
-	return write(c, ctx, "start", func(d driver.Driver) (*virt.Domain, error) { return d.StartDomain(ctx, uuid) })
+	return write(c, ctx, "start", func(d driver.Driver) (*virt.Domain, error) {
+		defer c.changed(ctx, uuid)
+		return d.StartDomain(ctx, uuid)
+	})
 }
 
 // ShutdownDomain asks the guest to power off.
@@ -177,6 +286,13 @@ func (c *Conn) ResumeDomain(ctx context.Context, uuid string) error {
 
 // DomainInfo returns a domain's state, memory, processors and CPU time.
 func (c *Conn) DomainInfo(ctx context.Context, uuid string) (*virt.DomainInfo, error) {
+	if r, ok, err := c.record(uuid); ok && (err != nil || r.Info != nil) {
+		if err != nil {
+			return nil, err
+		}
+		i := *r.Info
+		return &i, nil
+	}
 	return read(c, ctx, func(d driver.Driver) (*virt.DomainInfo, error) { return d.DomainInfo(ctx, uuid) })
 }
 
@@ -188,6 +304,12 @@ type StateReason struct {
 
 // DomainState returns a domain's state and the reason for it.
 func (c *Conn) DomainState(ctx context.Context, uuid string) (virt.State, int32, error) {
+	if r, ok, err := c.record(uuid); ok {
+		if err != nil {
+			return 0, 0, err
+		}
+		return r.Domain.State, r.Domain.Reason, nil
+	}
 	sr, err := read(c, ctx, func(d driver.Driver) (StateReason, error) {
 		st, reason, err := d.DomainState(ctx, uuid)
 		return StateReason{st, reason}, err
@@ -198,17 +320,31 @@ func (c *Conn) DomainState(ctx context.Context, uuid string) (virt.State, int32,
 // DomainXML returns the live XML, or the persistent definition when
 // inactive is true.
 func (c *Conn) DomainXML(ctx context.Context, uuid string, inactive bool) (string, error) {
+	if r, ok, err := c.record(uuid); ok {
+		switch {
+		case err != nil:
+			return "", err
+		case !inactive || !r.Domain.Active():
+			return r.XML, nil
+		case r.InactiveXML != "":
+			return r.InactiveXML, nil
+		}
+	}
 	return read(c, ctx, func(d driver.Driver) (string, error) { return d.DomainXML(ctx, uuid, inactive) })
 }
 
 // DomainAutostart reports whether the domain starts with the host.
 func (c *Conn) DomainAutostart(ctx context.Context, uuid string) (bool, error) {
+	if r, ok, err := c.record(uuid); ok {
+		return r != nil && r.Domain.Autostart, err
+	}
 	return read(c, ctx, func(d driver.Driver) (bool, error) { return d.DomainAutostart(ctx, uuid) })
 }
 
 // SetDomainAutostart sets whether the domain starts with the host.
 func (c *Conn) SetDomainAutostart(ctx context.Context, uuid string, autostart bool) error {
 	_, err := write(c, ctx, "autostart", func(d driver.Driver) (struct{}, error) {
+		defer c.changed(ctx, uuid)
 		return struct{}{}, d.SetDomainAutostart(ctx, uuid, autostart)
 	})
 	return err

@@ -52,6 +52,16 @@ type Backend interface {
 	Do(ctx context.Context, read bool, fn func(driver.Driver) error) error
 	// Subscribe returns the driver's events from now on, until ctx ends.
 	Subscribe(ctx context.Context) (Events, error)
+	// Instance names the driver process calls go to now: id increases with
+	// each process; live is false while none runs.
+	Instance() (id uint64, live bool)
+}
+
+// Recording is a Backend whose driver's replies carry no records (see
+// Views): the core tells it which domain a call may have changed, before
+// the call returns, so that it can hand the view the domain's record.
+type Recording interface {
+	Changed(ctx context.Context, uuid string)
 }
 
 // Events is a subscription to a driver's lifecycle events.
@@ -80,6 +90,10 @@ const (
 // Config is what a Core is made of.
 type Config struct {
 	Drivers Drivers
+	// Views, when set, are the views the drivers' records go to (see
+	// Views); plain reads are answered from them. Nil: every read goes to
+	// the driver.
+	Views *Views
 	// Version is the daemon's version, as Conn.Version reports it.
 	Version string
 	Logger  hclog.Logger
@@ -88,6 +102,7 @@ type Config struct {
 // Core serves connections over a set of drivers.
 type Core struct {
 	drivers Drivers
+	views   *Views
 	version string
 	log     hclog.Logger
 
@@ -104,7 +119,7 @@ func New(cfg Config) *Core {
 	if cfg.Logger == nil {
 		cfg.Logger = hclog.NewNullLogger()
 	}
-	return &Core{drivers: cfg.Drivers, version: cfg.Version, log: cfg.Logger, closing: make(chan struct{}), conns: map[*Conn]struct{}{}}
+	return &Core{drivers: cfg.Drivers, views: cfg.Views, version: cfg.Version, log: cfg.Logger, closing: make(chan struct{}), conns: map[*Conn]struct{}{}}
 }
 
 // ErrShuttingDown is how event streams end when the core closes.

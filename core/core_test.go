@@ -38,11 +38,13 @@ func newCore(t *testing.T, drivers ...driver.Driver) (*core.Core, *inproc.Driver
 	if len(drivers) == 0 {
 		drivers = []driver.Driver{testdriver.New(driver.Env{})}
 	}
-	ds, err := inproc.New(context.Background(), drivers...)
+	views := core.NewViews()
+	ds, err := inproc.New(context.Background(), views, drivers...)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return core.New(core.Config{Drivers: ds, Version: "9.9.9"}), ds
+	t.Cleanup(ds.Close)
+	return core.New(core.Config{Drivers: ds, Views: views, Version: "9.9.9"}), ds
 }
 
 // openConn opens test:///default on c with access, closed when t ends.
@@ -223,7 +225,7 @@ func TestAdminView(t *testing.T) {
 	if len(l.Drivers) != 1 || l.Drivers[0].Name != "test" || l.Drivers[0].State != "running" || l.Drivers[0].Health != "available" {
 		t.Errorf("Drivers = %+v", l)
 	}
-	if _, err := inproc.New(context.Background(), testdriver.New(driver.Env{}), testdriver.New(driver.Env{})); !errors.Is(err, virt.ErrAlreadyExists) {
+	if _, err := inproc.New(context.Background(), nil, testdriver.New(driver.Env{}), testdriver.New(driver.Env{})); !errors.Is(err, virt.ErrAlreadyExists) {
 		t.Errorf("two drivers for one scheme: %v", err)
 	}
 }

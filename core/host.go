@@ -8,7 +8,8 @@ import (
 )
 
 // FromHost returns the drivers of h, the driver processes it supervises,
-// as the core's Drivers.
+// as the core's Drivers. For the core to keep views of them, h must have
+// been made with host.Config.Sinks set to the Views' Sink.
 func FromHost(h *host.Host) Drivers { return hostDrivers{h} }
 
 type hostDrivers struct{ *host.Host }

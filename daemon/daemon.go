@@ -60,20 +60,21 @@ func New(cfg Config) (*Daemon, error) {
 	if err != nil {
 		return nil, err
 	}
+	views := core.NewViews()
 	h, err := host.New(host.Config{
 		Dirs: cfg.DriverDirs, RunDir: cfg.RunDir, ConfigDir: cfg.ConfigDir,
 		StateDir: cfg.StateDir, LogDir: cfg.LogDir,
 		IdleTimeout: cfg.DriverIdleTimeout, StartTimeout: cfg.DriverStartTimeout,
 		HangTimeout: cfg.DriverHangTimeout, RestartWait: cfg.DriverRestartWait,
 		UID: os.Getuid(), SHA256: cfg.DriverSHA256,
-		MaxMessageSize: lim.l.MaxMessageSize, Events: lim.l.Events,
+		MaxMessageSize: lim.l.MaxMessageSize, Events: lim.l.Events, Sinks: views.Sink,
 		LogLevel: cfg.LogLevel, Logger: cfg.Logger.Named("driver"),
 	})
 	if err != nil {
 		lock.Close()
 		return nil, err
 	}
-	c := core.New(core.Config{Drivers: core.FromHost(h), Version: Version, Logger: cfg.Logger})
+	c := core.New(core.Config{Drivers: core.FromHost(h), Views: views, Version: Version, Logger: cfg.Logger})
 	return &Daemon{cfg: cfg, log: cfg.Logger, host: h, core: c, srv: newServer(c, lim), lock: lock}, nil
 }
 

@@ -5,6 +5,8 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"github.com/virtd/virtd/internal/rpcerr"
 	driverv1 "github.com/virtd/virtd/proto/virtd/driver/v1"
@@ -15,6 +17,8 @@ import (
 // gRPC to a driver process. Errors come back with their kind.
 type Client struct {
 	rpc driverv1.DriverServiceClient
+	// onRecord takes the records that replies carry.
+	onRecord func(Record)
 }
 
 var _ Driver = (*Client)(nil)
@@ -22,6 +26,30 @@ var _ Driver = (*Client)(nil)
 // NewClient returns a Client speaking on conn.
 func NewClient(conn grpc.ClientConnInterface) *Client {
 	return &Client{rpc: driverv1.NewDriverServiceClient(conn)}
+}
+
+// OnRecord makes every record a reply carries (see Record) go to fn, which
+// must not block: the call returns after fn. Set it before the first call.
+func (c *Client) OnRecord(fn func(Record)) { c.onRecord = fn }
+
+// took hands a reply's record to onRecord.
+func (c *Client) took(p *driverv1.Record) {
+	if p != nil && c.onRecord != nil {
+		c.onRecord(recordFromProto(p))
+	}
+}
+
+// failed is rpcerr.FromStatus for a call that changes a domain: the record
+// a failed call carries goes to onRecord first.
+func (c *Client) failed(err error) error {
+	if st, ok := status.FromError(err); ok {
+		for _, d := range st.Details() {
+			if p, ok := d.(*driverv1.Record); ok {
+				c.took(p)
+			}
+		}
+	}
+	return rpcerr.FromStatus(err)
 }
 
 // Identity is who a driver process says it is.
@@ -116,47 +144,73 @@ func (c *Client) LookupDomain(ctx context.Context, key virt.Lookup) (*virt.Domai
 func (c *Client) DefineDomain(ctx context.Context, xml string) (*virt.Domain, error) {
 	r, err := c.rpc.DefineDomain(ctx, &driverv1.DefineDomainRequest{Xml: xml})
 	if err != nil {
-		return nil, rpcerr.FromStatus(err)
+		return nil, c.failed(err)
 	}
+	c.took(r.GetRecord())
 	return domainFromProto(r.GetDomain()), nil
 }
 
 func (c *Client) UndefineDomain(ctx context.Context, uuid string) error {
-	_, err := c.rpc.UndefineDomain(ctx, &driverv1.UndefineDomainRequest{Uuid: uuid})
-	return rpcerr.FromStatus(err)
+	r, err := c.rpc.UndefineDomain(ctx, &driverv1.UndefineDomainRequest{Uuid: uuid})
+	if err != nil {
+		return c.failed(err)
+	}
+	c.took(r.GetRecord())
+	return nil
 }
 
 func (c *Client) StartDomain(ctx context.Context, uuid string) (*virt.Domain, error) {
 	r, err := c.rpc.StartDomain(ctx, &driverv1.StartDomainRequest{Uuid: uuid})
 	if err != nil {
-		return nil, rpcerr.FromStatus(err)
+		return nil, c.failed(err)
 	}
+	c.took(r.GetRecord())
 	return domainFromProto(r.GetDomain()), nil
 }
 
 func (c *Client) ShutdownDomain(ctx context.Context, uuid string) error {
-	_, err := c.rpc.ShutdownDomain(ctx, &driverv1.ShutdownDomainRequest{Uuid: uuid})
-	return rpcerr.FromStatus(err)
+	r, err := c.rpc.ShutdownDomain(ctx, &driverv1.ShutdownDomainRequest{Uuid: uuid})
+	if err != nil {
+		return c.failed(err)
+	}
+	c.took(r.GetRecord())
+	return nil
 }
 
 func (c *Client) RebootDomain(ctx context.Context, uuid string) error {
-	_, err := c.rpc.RebootDomain(ctx, &driverv1.RebootDomainRequest{Uuid: uuid})
-	return rpcerr.FromStatus(err)
+	r, err := c.rpc.RebootDomain(ctx, &driverv1.RebootDomainRequest{Uuid: uuid})
+	if err != nil {
+		return c.failed(err)
+	}
+	c.took(r.GetRecord())
+	return nil
 }
 
 func (c *Client) DestroyDomain(ctx context.Context, uuid string) error {
-	_, err := c.rpc.DestroyDomain(ctx, &driverv1.DestroyDomainRequest{Uuid: uuid})
-	return rpcerr.FromStatus(err)
+	r, err := c.rpc.DestroyDomain(ctx, &driverv1.DestroyDomainRequest{Uuid: uuid})
+	if err != nil {
+		return c.failed(err)
+	}
+	c.took(r.GetRecord())
+	return nil
 }
 
 func (c *Client) SuspendDomain(ctx context.Context, uuid string) error {
-	_, err := c.rpc.SuspendDomain(ctx, &driverv1.SuspendDomainRequest{Uuid: uuid})
-	return rpcerr.FromStatus(err)
+	r, err := c.rpc.SuspendDomain(ctx, &driverv1.SuspendDomainRequest{Uuid: uuid})
+	if err != nil {
+		return c.failed(err)
+	}
+	c.took(r.GetRecord())
+	return nil
 }
 
 func (c *Client) ResumeDomain(ctx context.Context, uuid string) error {
-	_, err := c.rpc.ResumeDomain(ctx, &driverv1.ResumeDomainRequest{Uuid: uuid})
-	return rpcerr.FromStatus(err)
+	r, err := c.rpc.ResumeDomain(ctx, &driverv1.ResumeDomainRequest{Uuid: uuid})
+	if err != nil {
+		return c.failed(err)
+	}
+	c.took(r.GetRecord())
+	return nil
 }
 
 func (c *Client) DomainInfo(ctx context.Context, uuid string) (*virt.DomainInfo, error) {
@@ -186,8 +240,12 @@ func (c *Client) DomainAutostart(ctx context.Context, uuid string) (bool, error)
 }
 
 func (c *Client) SetDomainAutostart(ctx context.Context, uuid string, autostart bool) error {
-	_, err := c.rpc.SetDomainAutostart(ctx, &driverv1.SetDomainAutostartRequest{Uuid: uuid, Autostart: autostart})
-	return rpcerr.FromStatus(err)
+	r, err := c.rpc.SetDomainAutostart(ctx, &driverv1.SetDomainAutostartRequest{Uuid: uuid, Autostart: autostart})
+	if err != nil {
+		return c.failed(err)
+	}
+	c.took(r.GetRecord())
+	return nil
 }
 
 // WatchEvents opens the driver's event stream. The channel closes when ctx
@@ -220,4 +278,78 @@ func (c *Client) WatchEvents(ctx context.Context) (<-chan virt.Event, error) {
 		}
 	}()
 	return out, nil
+}
+
+// WatchRecords opens the driver's record stream (FeatureRecords). It
+// returns once the driver has subscribed to its events, so no change made
+// afterwards is missed; the snapshot is the channel's first value (Change
+// with Snapshot set), the changes follow. The channel closes when ctx ends
+// or the stream breaks.
+func (c *Client) WatchRecords(ctx context.Context) (<-chan RecordMsg, error) {
+	stream, err := c.rpc.WatchRecords(ctx, &driverv1.WatchRecordsRequest{})
+	if err != nil {
+		return nil, rpcerr.FromStatus(err)
+	}
+	first, err := stream.Recv()
+	if err != nil {
+		return nil, rpcerr.FromStatus(err)
+	}
+	snap := &Snapshot{Gen: first.GetSnapshotGen(), Records: make([]Record, len(first.GetSnapshot()))}
+	for i, p := range first.GetSnapshot() {
+		snap.Records[i] = recordFromProto(p)
+	}
+	out := make(chan RecordMsg, 64)
+	out <- RecordMsg{Snapshot: snap}
+	go func() {
+		defer close(out)
+		for {
+			r, err := stream.Recv()
+			if err != nil {
+				return // as WatchEvents
+			}
+			m := RecordMsg{Change: Change{Event: eventFromProto(r.GetEvent()), Record: recordFromProto(r.GetRecord())}}
+			select {
+			case out <- m:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	return out, nil
+}
+
+// RecordMsg is one message of the record stream: the snapshot first, then
+// changes.
+type RecordMsg struct {
+	Snapshot *Snapshot
+	Change   Change
+}
+
+// Facts reads the driver's host facts in one call (FeatureRecords).
+func (c *Client) Facts(ctx context.Context) (*Facts, error) {
+	r, err := c.rpc.GetFacts(ctx, &driverv1.GetFactsRequest{})
+	if status.Code(err) == codes.Unimplemented && !rpcerr.FromPeer(rpcerr.FromStatus(err)) {
+		// A driver from before FeatureRecords: one call per fact, and
+		// nothing kept.
+		f, err := ReadFacts(ctx, c)
+		if f != nil {
+			f.Cacheable = false
+		}
+		return f, err
+	}
+	if err != nil {
+		return nil, rpcerr.FromStatus(err)
+	}
+	f := &Facts{
+		Hostname: r.GetHostname(), Capabilities: r.GetCapabilities(),
+		Stamps: stampsFromProto(r.GetStamps()), Cacheable: r.GetCacheable(),
+		Missing: r.GetMissing(),
+	}
+	if i := infoFromProto(r.GetInfo()); i != nil {
+		f.Info = *i
+	}
+	if n := nodeInfoFromProto(r.GetNodeInfo()); n != nil {
+		f.NodeInfo = *n
+	}
+	return f, nil
 }

@@ -134,3 +134,41 @@ func infoFromProto(p *driverv1.DriverInfo) *Info {
 		HypervisorVersion: p.GetHypervisorVersion(),
 	}
 }
+
+func recordToProto(r *Record) *driverv1.Record {
+	p := &driverv1.Record{Gen: r.Gen, Uuid: r.UUID, Removed: r.Removed, Unknown: r.Unknown, Xml: r.XML, InactiveXml: r.InactiveXML}
+	if !r.Removed && !r.Unknown {
+		p.Domain = domainToProto(&r.Domain)
+	}
+	if r.Info != nil {
+		p.Info = domainInfoToProto(r.Info)
+	}
+	return p
+}
+
+func recordFromProto(p *driverv1.Record) Record {
+	r := Record{Gen: p.GetGen(), UUID: p.GetUuid(), Removed: p.GetRemoved(), Unknown: p.GetUnknown(), XML: p.GetXml(), InactiveXML: p.GetInactiveXml()}
+	if d := domainFromProto(p.GetDomain()); d != nil {
+		r.Domain = *d
+	}
+	if p.GetInfo() != nil {
+		r.Info = domainInfoFromProto(p.GetInfo())
+	}
+	return r
+}
+
+func stampsToProto(ss []Stamp) []*driverv1.Stamp {
+	out := make([]*driverv1.Stamp, len(ss))
+	for i, s := range ss {
+		out[i] = &driverv1.Stamp{Path: s.Path, Exists: s.Exists, Dev: s.Dev, Ino: s.Ino, CtimeNs: s.Ctime}
+	}
+	return out
+}
+
+func stampsFromProto(ps []*driverv1.Stamp) []Stamp {
+	out := make([]Stamp, len(ps))
+	for i, p := range ps {
+		out[i] = Stamp{Path: p.GetPath(), Exists: p.GetExists(), Dev: p.GetDev(), Ino: p.GetIno(), Ctime: p.GetCtimeNs()}
+	}
+	return out
+}

@@ -69,7 +69,7 @@ func TestConsoleThroughShims(t *testing.T) {
 	}
 	con.Close()
 	info, err := d.Info(ctx)
-	if err != nil || strings.Join(info.Features, ",") != "domxml-to-native,domxml-from-native,console" {
+	if err != nil || strings.Join(info.Features, ",") != "domxml-to-native,domxml-from-native,console,records" {
 		t.Fatalf("features %v, %v: want the optional ones listed", info.Features, err)
 	}
 	if _, err := d.(driver.Consoler).OpenConsole(ctx, "00000000-0000-0000-0000-000000000000", ""); !errors.Is(err, virt.ErrNotFound) {

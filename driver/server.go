@@ -3,10 +3,12 @@ package driver
 import (
 	"context"
 	"os"
+	"slices"
 	"sync/atomic"
 	"time"
 
 	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
 
 	"github.com/virtd/virtd/internal/rpcerr"
 	driverv1 "github.com/virtd/virtd/proto/virtd/driver/v1"
@@ -18,6 +20,7 @@ import (
 type server struct {
 	driverv1.UnimplementedDriverServiceServer
 	impl       Driver
+	rec        *Recorder
 	instanceID string
 	// lastContact is the time of the last call, in Unix nanoseconds.
 	lastContact atomic.Int64
@@ -32,7 +35,7 @@ type server struct {
 var _ driverv1.DriverServiceServer = (*server)(nil)
 
 func newServer(impl Driver, instanceID string) *server {
-	s := &server{impl: impl, instanceID: instanceID}
+	s := &server{impl: impl, rec: NewRecorder(impl), instanceID: instanceID}
 	s.touch()
 	return s
 }
@@ -55,6 +58,9 @@ func (s *server) GetInfo(ctx context.Context, _ *driverv1.GetInfoRequest) (*driv
 	}
 	p := infoToProto(info)
 	p.Features = withOptionalFeatures(p.Features, s.impl)
+	if !slices.Contains(p.Features, FeatureRecords) {
+		p.Features = append(p.Features, FeatureRecords)
+	}
 	p.Pid = int64(os.Getpid())
 	p.InstanceId = s.instanceID
 	return &driverv1.GetInfoResponse{Info: p}, nil
@@ -135,46 +141,64 @@ func (s *server) DefineDomain(ctx context.Context, req *driverv1.DefineDomainReq
 	if err != nil {
 		return nil, rpcerr.ToStatus(err)
 	}
-	return &driverv1.DefineDomainResponse{Domain: domainToProto(d)}, nil
+	return &driverv1.DefineDomainResponse{Domain: domainToProto(d), Record: s.record(ctx, d.UUID)}, nil
 }
 
 func (s *server) UndefineDomain(ctx context.Context, req *driverv1.UndefineDomainRequest) (*driverv1.UndefineDomainResponse, error) {
 	s.touch()
-	return &driverv1.UndefineDomainResponse{}, rpcerr.ToStatus(s.impl.UndefineDomain(ctx, req.GetUuid()))
+	if err := s.impl.UndefineDomain(ctx, req.GetUuid()); err != nil {
+		return nil, s.failed(ctx, req.GetUuid(), err)
+	}
+	return &driverv1.UndefineDomainResponse{Record: s.record(ctx, req.GetUuid())}, nil
 }
 
 func (s *server) StartDomain(ctx context.Context, req *driverv1.StartDomainRequest) (*driverv1.StartDomainResponse, error) {
 	s.touch()
 	d, err := s.impl.StartDomain(ctx, req.GetUuid())
 	if err != nil {
-		return nil, rpcerr.ToStatus(err)
+		return nil, s.failed(ctx, req.GetUuid(), err)
 	}
-	return &driverv1.StartDomainResponse{Domain: domainToProto(d)}, nil
+	return &driverv1.StartDomainResponse{Domain: domainToProto(d), Record: s.record(ctx, d.UUID)}, nil
 }
 
 func (s *server) ShutdownDomain(ctx context.Context, req *driverv1.ShutdownDomainRequest) (*driverv1.ShutdownDomainResponse, error) {
 	s.touch()
-	return &driverv1.ShutdownDomainResponse{}, rpcerr.ToStatus(s.impl.ShutdownDomain(ctx, req.GetUuid()))
+	if err := s.impl.ShutdownDomain(ctx, req.GetUuid()); err != nil {
+		return nil, s.failed(ctx, req.GetUuid(), err)
+	}
+	return &driverv1.ShutdownDomainResponse{Record: s.record(ctx, req.GetUuid())}, nil
 }
 
 func (s *server) RebootDomain(ctx context.Context, req *driverv1.RebootDomainRequest) (*driverv1.RebootDomainResponse, error) {
 	s.touch()
-	return &driverv1.RebootDomainResponse{}, rpcerr.ToStatus(s.impl.RebootDomain(ctx, req.GetUuid()))
+	if err := s.impl.RebootDomain(ctx, req.GetUuid()); err != nil {
+		return nil, s.failed(ctx, req.GetUuid(), err)
+	}
+	return &driverv1.RebootDomainResponse{Record: s.record(ctx, req.GetUuid())}, nil
 }
 
 func (s *server) DestroyDomain(ctx context.Context, req *driverv1.DestroyDomainRequest) (*driverv1.DestroyDomainResponse, error) {
 	s.touch()
-	return &driverv1.DestroyDomainResponse{}, rpcerr.ToStatus(s.impl.DestroyDomain(ctx, req.GetUuid()))
+	if err := s.impl.DestroyDomain(ctx, req.GetUuid()); err != nil {
+		return nil, s.failed(ctx, req.GetUuid(), err)
+	}
+	return &driverv1.DestroyDomainResponse{Record: s.record(ctx, req.GetUuid())}, nil
 }
 
 func (s *server) SuspendDomain(ctx context.Context, req *driverv1.SuspendDomainRequest) (*driverv1.SuspendDomainResponse, error) {
 	s.touch()
-	return &driverv1.SuspendDomainResponse{}, rpcerr.ToStatus(s.impl.SuspendDomain(ctx, req.GetUuid()))
+	if err := s.impl.SuspendDomain(ctx, req.GetUuid()); err != nil {
+		return nil, s.failed(ctx, req.GetUuid(), err)
+	}
+	return &driverv1.SuspendDomainResponse{Record: s.record(ctx, req.GetUuid())}, nil
 }
 
 func (s *server) ResumeDomain(ctx context.Context, req *driverv1.ResumeDomainRequest) (*driverv1.ResumeDomainResponse, error) {
 	s.touch()
-	return &driverv1.ResumeDomainResponse{}, rpcerr.ToStatus(s.impl.ResumeDomain(ctx, req.GetUuid()))
+	if err := s.impl.ResumeDomain(ctx, req.GetUuid()); err != nil {
+		return nil, s.failed(ctx, req.GetUuid(), err)
+	}
+	return &driverv1.ResumeDomainResponse{Record: s.record(ctx, req.GetUuid())}, nil
 }
 
 func (s *server) GetDomainInfo(ctx context.Context, req *driverv1.GetDomainInfoRequest) (*driverv1.GetDomainInfoResponse, error) {
@@ -215,7 +239,10 @@ func (s *server) GetDomainAutostart(ctx context.Context, req *driverv1.GetDomain
 
 func (s *server) SetDomainAutostart(ctx context.Context, req *driverv1.SetDomainAutostartRequest) (*driverv1.SetDomainAutostartResponse, error) {
 	s.touch()
-	return &driverv1.SetDomainAutostartResponse{}, rpcerr.ToStatus(s.impl.SetDomainAutostart(ctx, req.GetUuid(), req.GetAutostart()))
+	if err := s.impl.SetDomainAutostart(ctx, req.GetUuid(), req.GetAutostart()); err != nil {
+		return nil, s.failed(ctx, req.GetUuid(), err)
+	}
+	return &driverv1.SetDomainAutostartResponse{Record: s.record(ctx, req.GetUuid())}, nil
 }
 
 func (s *server) WatchEvents(_ *driverv1.WatchEventsRequest, stream driverv1.DriverService_WatchEventsServer) error {
@@ -247,4 +274,61 @@ func (s *server) WatchEvents(_ *driverv1.WatchEventsRequest, stream driverv1.Dri
 			}
 		}
 	}
+}
+
+// record is the record of uuid after a call that may have changed it.
+func (s *server) record(ctx context.Context, uuid string) *driverv1.Record {
+	r := s.rec.Record(ctx, uuid)
+	return recordToProto(&r)
+}
+
+// failed is the status of a failed call on the domain uuid, carrying the
+// domain's record: a call that failed half way may still have changed it.
+func (s *server) failed(ctx context.Context, uuid string, err error) error {
+	err = rpcerr.ToStatus(err)
+	st, _ := status.FromError(err)
+	if withRec, derr := st.WithDetails(s.record(ctx, uuid)); derr == nil {
+		return withRec.Err()
+	}
+	return err
+}
+
+func (s *server) WatchRecords(_ *driverv1.WatchRecordsRequest, stream driverv1.DriverService_WatchRecordsServer) error {
+	s.touch()
+	s.watchers.Add(1)
+	defer func() {
+		s.touch()
+		s.watchers.Add(-1)
+	}()
+	ctx := stream.Context()
+	snap, changes, err := s.rec.Watch(ctx)
+	if err != nil {
+		return rpcerr.ToStatus(err)
+	}
+	first := &driverv1.WatchRecordsResponse{SnapshotGen: snap.Gen, Snapshot: make([]*driverv1.Record, len(snap.Records))}
+	for i := range snap.Records {
+		first.Snapshot[i] = recordToProto(&snap.Records[i])
+	}
+	if err := stream.Send(first); err != nil {
+		return err
+	}
+	for c := range changes {
+		if err := stream.Send(&driverv1.WatchRecordsResponse{Event: eventToProto(&c.Event), Record: recordToProto(&c.Record)}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (s *server) GetFacts(ctx context.Context, _ *driverv1.GetFactsRequest) (*driverv1.GetFactsResponse, error) {
+	s.touch()
+	f, err := ReadFacts(ctx, s.impl)
+	if err != nil {
+		return nil, rpcerr.ToStatus(err)
+	}
+	return &driverv1.GetFactsResponse{
+		Info: infoToProto(&f.Info), Hostname: f.Hostname, Capabilities: f.Capabilities,
+		NodeInfo: nodeInfoToProto(&f.NodeInfo), Stamps: stampsToProto(f.Stamps), Cacheable: f.Cacheable,
+		Missing: f.Missing,
+	}, nil
 }

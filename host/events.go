@@ -139,7 +139,7 @@ func (s *Subscription) backlog() int {
 // a call made afterwards is missed.
 func (p *Proc) pump(in *instance) error {
 	ctx := in.pumpCtx
-	events, err := in.drv.WatchEvents(ctx)
+	events, err := p.watch(in)
 	if err != nil {
 		return err
 	}
@@ -161,6 +161,38 @@ func (p *Proc) pump(in *instance) error {
 		}
 	}()
 	return nil
+}
+
+// watch opens in's event stream. From a driver with records, it is the
+// record stream: the snapshot resets the sink, and each event's record
+// reaches the sink before the event is published, so whoever got an event
+// reads nothing older from the view.
+func (p *Proc) watch(in *instance) (<-chan virt.Event, error) {
+	ctx := in.pumpCtx
+	if !in.records {
+		return in.drv.WatchEvents(ctx)
+	}
+	msgs, err := in.drv.WatchRecords(ctx)
+	if err != nil {
+		return nil, err
+	}
+	events := make(chan virt.Event)
+	go func() {
+		defer close(events)
+		for m := range msgs {
+			if m.Snapshot != nil {
+				p.sink.Reset(in.id, *m.Snapshot)
+				continue
+			}
+			p.sink.Apply(in.id, m.Change.Record)
+			select {
+			case events <- m.Change.Event:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	return events, nil
 }
 
 // publish queues one of p's events for each of p's subscribers, dropping

@@ -18,6 +18,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/virtd/virtd/driver"
 	"github.com/virtd/virtd/internal/atomicfile"
 	"github.com/virtd/virtd/virt"
 )
@@ -57,7 +58,10 @@ type Config struct {
 	// both ways.
 	MaxMessageSize int
 	// Events bound the events queued for subscribers.
-	Events   EventLimits
+	Events EventLimits
+	// Sinks, when set, gives each driver (by name) the sink its records
+	// go to: the core's view of its domains (see driver.Record).
+	Sinks    func(driver string) driver.RecordSink
 	LogLevel string
 	Logger   hclog.Logger
 }

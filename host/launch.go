@@ -41,6 +41,8 @@ type launcher struct {
 
 // instance is one driver process: launched by this host, or reattached.
 type instance struct {
+	// id names the process among the driver's processes, increasing.
+	id        uint64
 	rpc       plugin.ClientProtocol
 	drv       *driver.Client
 	ident     *driver.Identity
@@ -65,6 +67,9 @@ type instance struct {
 	pumpCtx  context.Context
 	pumpStop context.CancelFunc
 	pumping  bool // its event stream is open
+	// records: its event stream is the record stream, which feeds
+	// Proc.sink.
+	records bool
 }
 
 func newInstance(rpc plugin.ClientProtocol, pid, apiVer int, stderr *ring) *instance {

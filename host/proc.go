@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -25,24 +26,43 @@ import (
 type Proc struct {
 	launcher
 	h *Host
+	// sink takes the driver's records (nil: none kept).
+	sink driver.RecordSink
 
 	mu    sync.Mutex
 	path  string
 	m     machine
 	cur   *instance // the process calls go to, while m.state is running
 	ident *driver.Identity
+	insts uint64 // processes installed so far
 	// changed is closed, and replaced, at every change of the machine's
 	// state or of cur: whoever waits for one re-checks then.
 	changed chan struct{}
 }
 
 func newProc(h *Host, c Candidate) *Proc {
-	return &Proc{
+	p := &Proc{
 		launcher: launcher{name: c.Name, cfg: &h.cfg, trust: &h.trust, log: h.log.Named(c.Name)},
 		h:        h, path: c.Path,
 		m:       newMachine(&h.cfg, h.clock),
 		changed: make(chan struct{}),
 	}
+	if h.cfg.Sinks != nil {
+		p.sink = h.cfg.Sinks(c.Name)
+	}
+	return p
+}
+
+// Instance names the process calls go to now: id increases with each new
+// process; live is false while none runs (it crashed and is not back yet,
+// it is stopped, or it is being replaced).
+func (p *Proc) Instance() (id uint64, live bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.cur == nil {
+		return p.insts, false
+	}
+	return p.cur.id, p.m.state == StateRunning
 }
 
 // Name returns the driver's name.
@@ -270,6 +290,12 @@ func (p *Proc) reattach(rec *record) error {
 func (p *Proc) install(in *instance) {
 	in.pumpCtx, in.pumpStop = context.WithCancel(context.Background())
 	p.mu.Lock()
+	p.insts++
+	in.id = p.insts
+	if p.sink != nil && slices.Contains(in.ident.Features, driver.FeatureRecords) {
+		in.records = true
+		in.drv.OnRecord(func(r driver.Record) { p.sink.Apply(in.id, r) })
+	}
 	removed := p.m.started(in.launched)
 	p.cur, p.ident = in, in.ident
 	p.broadcastLocked()
@@ -324,15 +350,16 @@ func (p *Proc) exited(in *instance) {
 	close(in.dead)
 	p.mu.Unlock()
 
-	if !note.crashed {
+	if note.crashed {
+		p.log.Error("driver exited unexpectedly", "pid", in.pid, "status", status, "crashes", crashes, "state", state)
+		p.endSubscriptions(fmt.Errorf("driver %q %s: %w", p.name, note.report, virt.ErrUnavailable))
+	} else {
 		p.endSubscriptions(fmt.Errorf("driver %q was stopped: %w", p.name, virt.ErrUnavailable))
-		return
 	}
-	p.log.Error("driver exited unexpectedly", "pid", in.pid, "status", status, "crashes", crashes, "state", state)
-	p.endSubscriptions(fmt.Errorf("driver %q %s: %w", p.name, note.report, virt.ErrUnavailable))
 	if note.restart {
 		// Someone is using the driver: bring it back without waiting for
-		// their next call.
+		// their next call (reads may not make one: the core's view
+		// answers them).
 		time.AfterFunc(max(note.restartAt.Sub(now), 0), func() {
 			ctx, cancel := context.WithTimeout(context.Background(), p.h.cfg.StartTimeout+time.Second)
 			defer cancel()

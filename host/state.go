@@ -174,11 +174,17 @@ type exitNote struct {
 // immediate), and MaxCrashes in a row mark the driver broken. A process
 // that ran StableAfter or longer starts a new row.
 func (m *machine) exited(status, stderr string) exitNote {
+	now := m.clock.Now()
 	if m.stopping || m.removed {
 		m.state, m.crashes = StateStopped, 0
-		return exitNote{cause: fmt.Sprintf("was stopped during the call (%s)", m.stopWhy)}
+		// Stopped with connections open (its executable was replaced):
+		// the next process comes at once, as after a crash, so that it
+		// serves reads and events without waiting for a call.
+		return exitNote{
+			cause:   fmt.Sprintf("was stopped during the call (%s)", m.stopWhy),
+			restart: m.conns > 0 && !m.removed, restartAt: now,
+		}
 	}
-	now := m.clock.Now()
 	if now.Sub(m.startedAt) < m.cfg.StableAfter {
 		m.crashes++
 	} else {

@@ -22,29 +22,46 @@ import (
 type Drivers struct {
 	byScheme map[string]*backend
 	all      []*backend
+	stop     context.CancelFunc
 }
 
 var _ core.Drivers = (*Drivers)(nil)
 
 // New serves impls, each under the name and URI schemes its Info gives.
-func New(ctx context.Context, impls ...driver.Driver) (*Drivers, error) {
+// With views set, each driver's records go to its view there, as a
+// driver process's do (core.Views), until Close.
+func New(ctx context.Context, views *core.Views, impls ...driver.Driver) (*Drivers, error) {
 	ds := &Drivers{byScheme: map[string]*backend{}}
+	var pumpCtx context.Context
+	pumpCtx, ds.stop = context.WithCancel(context.WithoutCancel(ctx))
 	for _, impl := range impls {
 		info, err := impl.Info(ctx)
 		if err != nil {
+			ds.Close()
 			return nil, err
 		}
-		b := &backend{info: info, impl: impl}
+		b := &backend{info: info, impl: impl, rec: driver.NewRecorder(impl)}
 		for _, s := range append([]string{info.Name}, info.Schemes...) {
 			if other, ok := ds.byScheme[s]; ok && other != b {
+				ds.Close()
 				return nil, fmt.Errorf("drivers %q and %q both serve URI scheme %q: %w", other.info.Name, info.Name, s, virt.ErrAlreadyExists)
 			}
 			ds.byScheme[s] = b
+		}
+		if views != nil {
+			b.sink = views.Sink(info.Name)
+		}
+		if err := b.watch(pumpCtx); err != nil {
+			ds.Close()
+			return nil, err
 		}
 		ds.all = append(ds.all, b)
 	}
 	return ds, nil
 }
+
+// Close stops keeping the views.
+func (ds *Drivers) Close() { ds.stop() }
 
 // Lookup returns the driver that serves scheme.
 func (ds *Drivers) Lookup(scheme string) (core.Backend, error) {
@@ -94,8 +111,13 @@ func (ds *Drivers) Busy() bool {
 type backend struct {
 	info  *driver.Info
 	impl  driver.Driver
+	rec   *driver.Recorder
+	sink  driver.RecordSink // nil: no view
 	conns atomic.Int64
 }
+
+// inst is the one "process" an in-process driver has.
+const inst = 1
 
 func (b *backend) Name() string { return b.info.Name }
 
@@ -103,8 +125,29 @@ func (b *backend) Open(context.Context) error { b.conns.Add(1); return nil }
 
 func (b *backend) Release() { b.conns.Add(-1) }
 
+func (b *backend) Instance() (uint64, bool) { return inst, true }
+
 func (b *backend) Do(_ context.Context, _ bool, fn func(driver.Driver) error) error {
 	return fn(b.impl)
+}
+
+// watch keeps the view, if any, until ctx ends: the snapshot resets it,
+// and the record of each event is applied.
+func (b *backend) watch(ctx context.Context) error {
+	if b.sink == nil {
+		return nil
+	}
+	snap, changes, err := b.rec.Watch(ctx)
+	if err != nil {
+		return err
+	}
+	b.sink.Reset(inst, snap)
+	go func() {
+		for c := range changes {
+			b.sink.Apply(inst, c.Record)
+		}
+	}()
+	return nil
 }
 
 func (b *backend) Subscribe(ctx context.Context) (core.Events, error) {
@@ -113,11 +156,20 @@ func (b *backend) Subscribe(ctx context.Context) (core.Events, error) {
 		return nil, err
 	}
 	s := &events{ready: make(chan struct{}, 1), done: make(chan struct{})}
-	go s.pump(ch)
+	go s.pump(ctx, b, ch)
 	return s, nil
 }
 
-// events queues what the driver's channel delivers.
+// Changed hands the record of a domain a call may have changed to the
+// view, before the call returns: what the gRPC shims do with their
+// replies across processes (core.Recording).
+func (b *backend) Changed(ctx context.Context, uuid string) {
+	if b.sink != nil {
+		b.sink.Apply(inst, b.rec.Record(ctx, uuid))
+	}
+}
+
+// events queues the events of one subscription.
 type events struct {
 	mu    sync.Mutex
 	queue []virt.Event
@@ -125,8 +177,13 @@ type events struct {
 	done  chan struct{}
 }
 
-func (s *events) pump(ch <-chan virt.Event) {
+// pump queues what the driver's channel delivers. Each event's record
+// reaches the view first: whoever got the event reads nothing older.
+func (s *events) pump(ctx context.Context, b *backend, ch <-chan virt.Event) {
 	for e := range ch {
+		if b.sink != nil {
+			b.sink.Apply(inst, b.rec.Record(ctx, e.Domain.UUID))
+		}
 		s.mu.Lock()
 		s.queue = append(s.queue, e)
 		s.mu.Unlock()

@@ -43,11 +43,13 @@ func Start(t testing.TB, drivers ...driver.Driver) *Daemon {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { os.RemoveAll(dir) })
-	ds, err := inproc.New(context.Background(), drivers...)
+	views := core.NewViews()
+	ds, err := inproc.New(context.Background(), views, drivers...)
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := core.New(core.Config{Drivers: ds, Version: daemon.Version})
+	t.Cleanup(ds.Close)
+	c := core.New(core.Config{Drivers: ds, Views: views, Version: daemon.Version})
 	srv, err := daemon.NewServer(c, daemon.Limits{})
 	if err != nil {
 		t.Fatal(err)

@@ -17,6 +17,7 @@ import (
 
 	"libvirt.org/go/libvirtxml"
 
+	"github.com/virtd/virtd/driver"
 	"github.com/virtd/virtd/driver/hostinfo"
 	"github.com/virtd/virtd/internal/atomicfile"
 	"github.com/virtd/virtd/internal/qemu/qmp"
@@ -67,7 +68,7 @@ type capsCache struct {
 // each binary found.
 type emulatorList struct {
 	path   string
-	stamps []stamp
+	stamps []driver.Stamp
 	emus   []emulator
 	// racy: a stamp changed so shortly before the search that a later
 	// change could leave it the same (the kernel's file times are
@@ -79,30 +80,13 @@ type emulatorList struct {
 // the kernel's file time granularity (a scheduler tick).
 const racyWindow = time.Second
 
-// stamp is what stat says of a file that matters for a search: whether it
-// is there, and which file it is and when it last changed.
-type stamp struct {
-	name     string
-	exists   bool
-	dev, ino uint64
-	ctime    syscall.Timespec
-}
-
-func stampOf(name string) stamp {
-	var st syscall.Stat_t
-	if err := syscall.Stat(name, &st); err != nil {
-		return stamp{name: name}
-	}
-	return stamp{name: name, exists: true, dev: st.Dev, ino: st.Ino, ctime: st.Ctim}
-}
-
 // current reports whether nothing the list was made from has changed.
 func (l *emulatorList) current(path string) bool {
 	if l == nil || l.racy || l.path != path {
 		return false
 	}
 	for _, s := range l.stamps {
-		if stampOf(s.name) != s {
+		if !s.Current() {
 			return false
 		}
 	}
@@ -142,12 +126,12 @@ func searchEmulators(path string) *emulatorList {
 	for _, dir := range filepath.SplitList(path) {
 		// Stamped before it is read: a change while it is read is seen
 		// by the next call.
-		l.stamps = append(l.stamps, stampOf(dir))
+		l.stamps = append(l.stamps, driver.StampOf(dir))
 		matches, _ := filepath.Glob(filepath.Join(dir, "qemu-system-*"))
 		for _, m := range matches {
 			// Every match is stamped, those skipped too: a chmod +x
 			// changes the file, not its directory.
-			s := stampOf(m)
+			s := driver.StampOf(m)
 			l.stamps = append(l.stamps, s)
 			arch := strings.TrimPrefix(filepath.Base(m), "qemu-system-")
 			st, err := os.Stat(m)
@@ -155,16 +139,28 @@ func searchEmulators(path string) *emulatorList {
 				continue
 			}
 			seen[arch] = true
-			l.emus = append(l.emus, emulator{path: m, arch: arch, changed: time.Unix(s.ctime.Unix())})
+			l.emus = append(l.emus, emulator{path: m, arch: arch, changed: time.Unix(0, s.Ctime)})
 		}
 	}
 	for _, s := range l.stamps {
-		if s.exists && start.Sub(time.Unix(s.ctime.Unix())) < racyWindow {
+		if s.Exists && start.Sub(time.Unix(0, s.Ctime)) < racyWindow {
 			l.racy = true
 		}
 	}
 	sort.Slice(l.emus, func(i, j int) bool { return l.emus[i].arch < l.emus[j].arch })
 	return l
+}
+
+// FactStamps returns the stamps of what the emulator list was made from
+// (driver.FactFiles): the version and capabilities the driver reports
+// hold while they do. A list made too soon after a change is not
+// cacheable.
+func (drv *Driver) FactStamps() ([]driver.Stamp, bool) {
+	cc := drv.caps
+	cc.emulators()
+	cc.listMu.Lock()
+	defer cc.listMu.Unlock()
+	return cc.list.stamps, !cc.list.racy
 }
 
 // emulatorFor returns the path of the emulator for arch among the

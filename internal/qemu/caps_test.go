@@ -102,15 +102,15 @@ func TestEmulatorListKept(t *testing.T) {
 	}
 	for i, s := range l.stamps {
 		changed := *l
-		changed.stamps = append([]stamp(nil), l.stamps...)
-		changed.stamps[i].ctime.Nsec++
+		changed.stamps = append([]driver.Stamp(nil), l.stamps...)
+		changed.stamps[i].Ctime++
 		if changed.current(bin) {
-			t.Errorf("a change of %s is not seen", s.name)
+			t.Errorf("a change of %s is not seen", s.Path)
 		}
 		gone := changed
-		gone.stamps[i] = stamp{name: s.name}
+		gone.stamps[i] = driver.Stamp{Path: s.Path}
 		if gone.current(bin) {
-			t.Errorf("%s appearing is not seen", s.name)
+			t.Errorf("%s appearing is not seen", s.Path)
 		}
 	}
 	if len(l.stamps) != 2 {

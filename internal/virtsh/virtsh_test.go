@@ -256,8 +256,8 @@ func TestDefaultURIAndRunDir(t *testing.T) {
 	}
 }
 
-// watched is a driver that says when a client has subscribed to its
-// events.
+// watched is a driver that says when someone has subscribed to its
+// events: the core's view, as the harness starts, then each client.
 type watched struct {
 	driver.Driver
 	subscribed chan struct{}
@@ -270,8 +270,9 @@ func (w *watched) WatchEvents(ctx context.Context) (<-chan virt.Event, error) {
 }
 
 func TestEvent(t *testing.T) {
-	w := &watched{Driver: testdriver.New(driver.Env{}), subscribed: make(chan struct{})}
+	w := &watched{Driver: testdriver.New(driver.Env{}), subscribed: make(chan struct{}, 1)}
 	h := newHarness(t, w)
+	<-w.subscribed // the view's
 	type result struct {
 		out, errs string
 		code      int

@@ -104,11 +104,15 @@ func TestDriverKilledMidCall(t *testing.T) {
 		}
 	}
 	mu.Unlock()
-	// The next call works, on a new driver process.
-	eventually(t, 10*time.Second, "a call to succeed after the driver was killed", func() bool {
-		_, err := c.ListDomains(ctx, 0)
-		return err == nil
+	// A new driver process comes without waiting for a call (the callers
+	// are connected), and the next call works.
+	eventually(t, 10*time.Second, "the driver to be restarted", func() bool {
+		st := d.driverStatus("test")
+		return st.State == "running" && st.PID != int64(pid)
 	})
+	if _, err := c.ListDomains(ctx, 0); err != nil {
+		t.Fatal(err)
+	}
 	st := d.driverStatus("test")
 	if st.PID == int64(pid) || st.Restarts != 1 || !strings.Contains(st.LastError, "killed") {
 		t.Fatalf("after a SIGKILL the driver should be restarted once with the cause kept: %+v", st)

@@ -691,6 +691,194 @@ func (x *Event) GetTimeUnixNano() int64 {
 	return 0
 }
 
+// Record is one domain as the driver last saw it, for the host's view.
+type Record struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Increases with every record a driver process makes: of two records of
+	// one domain, the one with the higher gen is the newer.
+	Gen  uint64 `protobuf:"varint,1,opt,name=gen,proto3" json:"gen,omitempty"`
+	Uuid string `protobuf:"bytes,2,opt,name=uuid,proto3" json:"uuid,omitempty"`
+	// The domain no longer exists.
+	Removed bool `protobuf:"varint,3,opt,name=removed,proto3" json:"removed,omitempty"`
+	// The driver could not read the domain: the host must ask it.
+	Unknown bool    `protobuf:"varint,4,opt,name=unknown,proto3" json:"unknown,omitempty"`
+	Domain  *Domain `protobuf:"bytes,5,opt,name=domain,proto3" json:"domain,omitempty"`
+	// GetDomainInfo's answer, for an inactive domain only (a running one's
+	// figures move by themselves).
+	Info *DomainInfo `protobuf:"bytes,6,opt,name=info,proto3" json:"info,omitempty"`
+	// GetDomainXML's answer; inactive_xml is the persistent definition of an
+	// active domain, when it has one.
+	Xml           string `protobuf:"bytes,7,opt,name=xml,proto3" json:"xml,omitempty"`
+	InactiveXml   string `protobuf:"bytes,8,opt,name=inactive_xml,json=inactiveXml,proto3" json:"inactive_xml,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Record) Reset() {
+	*x = Record{}
+	mi := &file_virtd_driver_v1_driver_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Record) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Record) ProtoMessage() {}
+
+func (x *Record) ProtoReflect() protoreflect.Message {
+	mi := &file_virtd_driver_v1_driver_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Record.ProtoReflect.Descriptor instead.
+func (*Record) Descriptor() ([]byte, []int) {
+	return file_virtd_driver_v1_driver_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *Record) GetGen() uint64 {
+	if x != nil {
+		return x.Gen
+	}
+	return 0
+}
+
+func (x *Record) GetUuid() string {
+	if x != nil {
+		return x.Uuid
+	}
+	return ""
+}
+
+func (x *Record) GetRemoved() bool {
+	if x != nil {
+		return x.Removed
+	}
+	return false
+}
+
+func (x *Record) GetUnknown() bool {
+	if x != nil {
+		return x.Unknown
+	}
+	return false
+}
+
+func (x *Record) GetDomain() *Domain {
+	if x != nil {
+		return x.Domain
+	}
+	return nil
+}
+
+func (x *Record) GetInfo() *DomainInfo {
+	if x != nil {
+		return x.Info
+	}
+	return nil
+}
+
+func (x *Record) GetXml() string {
+	if x != nil {
+		return x.Xml
+	}
+	return ""
+}
+
+func (x *Record) GetInactiveXml() string {
+	if x != nil {
+		return x.InactiveXml
+	}
+	return ""
+}
+
+// Stamp is the identity of a file or directory at a moment: it changes
+// when the file is replaced, written, changes mode, or (a directory) gains
+// or loses an entry.
+type Stamp struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Path          string                 `protobuf:"bytes,1,opt,name=path,proto3" json:"path,omitempty"`
+	Exists        bool                   `protobuf:"varint,2,opt,name=exists,proto3" json:"exists,omitempty"`
+	Dev           uint64                 `protobuf:"varint,3,opt,name=dev,proto3" json:"dev,omitempty"`
+	Ino           uint64                 `protobuf:"varint,4,opt,name=ino,proto3" json:"ino,omitempty"`
+	CtimeNs       int64                  `protobuf:"varint,5,opt,name=ctime_ns,json=ctimeNs,proto3" json:"ctime_ns,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Stamp) Reset() {
+	*x = Stamp{}
+	mi := &file_virtd_driver_v1_driver_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Stamp) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Stamp) ProtoMessage() {}
+
+func (x *Stamp) ProtoReflect() protoreflect.Message {
+	mi := &file_virtd_driver_v1_driver_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Stamp.ProtoReflect.Descriptor instead.
+func (*Stamp) Descriptor() ([]byte, []int) {
+	return file_virtd_driver_v1_driver_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *Stamp) GetPath() string {
+	if x != nil {
+		return x.Path
+	}
+	return ""
+}
+
+func (x *Stamp) GetExists() bool {
+	if x != nil {
+		return x.Exists
+	}
+	return false
+}
+
+func (x *Stamp) GetDev() uint64 {
+	if x != nil {
+		return x.Dev
+	}
+	return 0
+}
+
+func (x *Stamp) GetIno() uint64 {
+	if x != nil {
+		return x.Ino
+	}
+	return 0
+}
+
+func (x *Stamp) GetCtimeNs() int64 {
+	if x != nil {
+		return x.CtimeNs
+	}
+	return 0
+}
+
 type GetInfoRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	unknownFields protoimpl.UnknownFields
@@ -699,7 +887,7 @@ type GetInfoRequest struct {
 
 func (x *GetInfoRequest) Reset() {
 	*x = GetInfoRequest{}
-	mi := &file_virtd_driver_v1_driver_proto_msgTypes[5]
+	mi := &file_virtd_driver_v1_driver_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -711,7 +899,7 @@ func (x *GetInfoRequest) String() string {
 func (*GetInfoRequest) ProtoMessage() {}
 
 func (x *GetInfoRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_virtd_driver_v1_driver_proto_msgTypes[5]
+	mi := &file_virtd_driver_v1_driver_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -724,7 +912,7 @@ func (x *GetInfoRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetInfoRequest.ProtoReflect.Descriptor instead.
 func (*GetInfoRequest) Descriptor() ([]byte, []int) {
-	return file_virtd_driver_v1_driver_proto_rawDescGZIP(), []int{5}
+	return file_virtd_driver_v1_driver_proto_rawDescGZIP(), []int{7}
 }
 
 type GetInfoResponse struct {
@@ -736,7 +924,7 @@ type GetInfoResponse struct {
 
 func (x *GetInfoResponse) Reset() {
 	*x = GetInfoResponse{}
-	mi := &file_virtd_driver_v1_driver_proto_msgTypes[6]
+	mi := &file_virtd_driver_v1_driver_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -748,7 +936,7 @@ func (x *GetInfoResponse) String() string {
 func (*GetInfoResponse) ProtoMessage() {}
 
 func (x *GetInfoResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_virtd_driver_v1_driver_proto_msgTypes[6]
+	mi := &file_virtd_driver_v1_driver_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -761,7 +949,7 @@ func (x *GetInfoResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetInfoResponse.ProtoReflect.Descriptor instead.
 func (*GetInfoResponse) Descriptor() ([]byte, []int) {
-	return file_virtd_driver_v1_driver_proto_rawDescGZIP(), []int{6}
+	return file_virtd_driver_v1_driver_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *GetInfoResponse) GetInfo() *DriverInfo {
@@ -782,7 +970,7 @@ type KeepAliveRequest struct {
 
 func (x *KeepAliveRequest) Reset() {
 	*x = KeepAliveRequest{}
-	mi := &file_virtd_driver_v1_driver_proto_msgTypes[7]
+	mi := &file_virtd_driver_v1_driver_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -794,7 +982,7 @@ func (x *KeepAliveRequest) String() string {
 func (*KeepAliveRequest) ProtoMessage() {}
 
 func (x *KeepAliveRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_virtd_driver_v1_driver_proto_msgTypes[7]
+	mi := &file_virtd_driver_v1_driver_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -807,7 +995,7 @@ func (x *KeepAliveRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KeepAliveRequest.ProtoReflect.Descriptor instead.
 func (*KeepAliveRequest) Descriptor() ([]byte, []int) {
-	return file_virtd_driver_v1_driver_proto_rawDescGZIP(), []int{7}
+	return file_virtd_driver_v1_driver_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *KeepAliveRequest) GetOrphanTimeoutMs() int64 {
@@ -830,7 +1018,7 @@ type KeepAliveResponse struct {
 
 func (x *KeepAliveResponse) Reset() {
 	*x = KeepAliveResponse{}
-	mi := &file_virtd_driver_v1_driver_proto_msgTypes[8]
+	mi := &file_virtd_driver_v1_driver_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -842,7 +1030,7 @@ func (x *KeepAliveResponse) String() string {
 func (*KeepAliveResponse) ProtoMessage() {}
 
 func (x *KeepAliveResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_virtd_driver_v1_driver_proto_msgTypes[8]
+	mi := &file_virtd_driver_v1_driver_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -855,7 +1043,7 @@ func (x *KeepAliveResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KeepAliveResponse.ProtoReflect.Descriptor instead.
 func (*KeepAliveResponse) Descriptor() ([]byte, []int) {
-	return file_virtd_driver_v1_driver_proto_rawDescGZIP(), []int{8}
+	return file_virtd_driver_v1_driver_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *KeepAliveResponse) GetGuestsInProcess() int32 {
@@ -881,7 +1069,7 @@ type CheckURIRequest struct {
 
 func (x *CheckURIRequest) Reset() {
 	*x = CheckURIRequest{}
-	mi := &file_virtd_driver_v1_driver_proto_msgTypes[9]
+	mi := &file_virtd_driver_v1_driver_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -893,7 +1081,7 @@ func (x *CheckURIRequest) String() string {
 func (*CheckURIRequest) ProtoMessage() {}
 
 func (x *CheckURIRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_virtd_driver_v1_driver_proto_msgTypes[9]
+	mi := &file_virtd_driver_v1_driver_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -906,7 +1094,7 @@ func (x *CheckURIRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CheckURIRequest.ProtoReflect.Descriptor instead.
 func (*CheckURIRequest) Descriptor() ([]byte, []int) {
-	return file_virtd_driver_v1_driver_proto_rawDescGZIP(), []int{9}
+	return file_virtd_driver_v1_driver_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *CheckURIRequest) GetUri() string {
@@ -924,7 +1112,7 @@ type CheckURIResponse struct {
 
 func (x *CheckURIResponse) Reset() {
 	*x = CheckURIResponse{}
-	mi := &file_virtd_driver_v1_driver_proto_msgTypes[10]
+	mi := &file_virtd_driver_v1_driver_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -936,7 +1124,7 @@ func (x *CheckURIResponse) String() string {
 func (*CheckURIResponse) ProtoMessage() {}
 
 func (x *CheckURIResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_virtd_driver_v1_driver_proto_msgTypes[10]
+	mi := &file_virtd_driver_v1_driver_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -949,7 +1137,7 @@ func (x *CheckURIResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CheckURIResponse.ProtoReflect.Descriptor instead.
 func (*CheckURIResponse) Descriptor() ([]byte, []int) {
-	return file_virtd_driver_v1_driver_proto_rawDescGZIP(), []int{10}
+	return file_virtd_driver_v1_driver_proto_rawDescGZIP(), []int{12}
 }
 
 type GetHostnameRequest struct {
@@ -960,7 +1148,7 @@ type GetHostnameRequest struct {
 
 func (x *GetHostnameRequest) Reset() {
 	*x = GetHostnameRequest{}
-	mi := &file_virtd_driver_v1_driver_proto_msgTypes[11]
+	mi := &file_virtd_driver_v1_driver_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -972,7 +1160,7 @@ func (x *GetHostnameRequest) String() string {
 func (*GetHostnameRequest) ProtoMessage() {}
 
 func (x *GetHostnameRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_virtd_driver_v1_driver_proto_msgTypes[11]
+	mi := &file_virtd_driver_v1_driver_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -985,7 +1173,7 @@ func (x *GetHostnameRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetHostnameRequest.ProtoReflect.Descriptor instead.
 func (*GetHostnameRequest) Descriptor() ([]byte, []int) {
-	return file_virtd_driver_v1_driver_proto_rawDescGZIP(), []int{11}
+	return file_virtd_driver_v1_driver_proto_rawDescGZIP(), []int{13}
 }
 
 type GetHostnameResponse struct {
@@ -997,7 +1185,7 @@ type GetHostnameResponse struct {
 
 func (x *GetHostnameResponse) Reset() {
 	*x = GetHostnameResponse{}
-	mi := &file_virtd_driver_v1_driver_proto_msgTypes[12]
+	mi := &file_virtd_driver_v1_driver_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1009,7 +1197,7 @@ func (x *GetHostnameResponse) String() string {
 func (*GetHostnameResponse) ProtoMessage() {}
 
 func (x *GetHostnameResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_virtd_driver_v1_driver_proto_msgTypes[12]
+	mi := &file_virtd_driver_v1_driver_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1022,7 +1210,7 @@ func (x *GetHostnameResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetHostnameResponse.ProtoReflect.Descriptor instead.
 func (*GetHostnameResponse) Descriptor() ([]byte, []int) {
-	return file_virtd_driver_v1_driver_proto_rawDescGZIP(), []int{12}
+	return file_virtd_driver_v1_driver_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *GetHostnameResponse) GetHostname() string {
@@ -1040,7 +1228,7 @@ type GetCapabilitiesRequest struct {
 
 func (x *GetCapabilitiesRequest) Reset() {
 	*x = GetCapabilitiesRequest{}
-	mi := &file_virtd_driver_v1_driver_proto_msgTypes[13]
+	mi := &file_virtd_driver_v1_driver_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1052,7 +1240,7 @@ func (x *GetCapabilitiesRequest) String() string {
 func (*GetCapabilitiesRequest) ProtoMessage() {}
 
 func (x *GetCapabilitiesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_virtd_driver_v1_driver_proto_msgTypes[13]
+	mi := &file_virtd_driver_v1_driver_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1065,7 +1253,7 @@ func (x *GetCapabilitiesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetCapabilitiesRequest.ProtoReflect.Descriptor instead.
 func (*GetCapabilitiesRequest) Descriptor() ([]byte, []int) {
-	return file_virtd_driver_v1_driver_proto_rawDescGZIP(), []int{13}
+	return file_virtd_driver_v1_driver_proto_rawDescGZIP(), []int{15}
 }
 
 type GetCapabilitiesResponse struct {
@@ -1077,7 +1265,7 @@ type GetCapabilitiesResponse struct {
 
 func (x *GetCapabilitiesResponse) Reset() {
 	*x = GetCapabilitiesResponse{}
-	mi := &file_virtd_driver_v1_driver_proto_msgTypes[14]
+	mi := &file_virtd_driver_v1_driver_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1089,7 +1277,7 @@ func (x *GetCapabilitiesResponse) String() string {
 func (*GetCapabilitiesResponse) ProtoMessage() {}
 
 func (x *GetCapabilitiesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_virtd_driver_v1_driver_proto_msgTypes[14]
+	mi := &file_virtd_driver_v1_driver_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1102,7 +1290,7 @@ func (x *GetCapabilitiesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetCapabilitiesResponse.ProtoReflect.Descriptor instead.
 func (*GetCapabilitiesResponse) Descriptor() ([]byte, []int) {
-	return file_virtd_driver_v1_driver_proto_rawDescGZIP(), []int{14}
+	return file_virtd_driver_v1_driver_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *GetCapabilitiesResponse) GetXml() string {
@@ -1120,7 +1308,7 @@ type GetNodeInfoRequest struct {
 
 func (x *GetNodeInfoRequest) Reset() {
 	*x = GetNodeInfoRequest{}
-	mi := &file_virtd_driver_v1_driver_proto_msgTypes[15]
+	mi := &file_virtd_driver_v1_driver_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1132,7 +1320,7 @@ func (x *GetNodeInfoRequest) String() string {
 func (*GetNodeInfoRequest) ProtoMessage() {}
 
 func (x *GetNodeInfoRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_virtd_driver_v1_driver_proto_msgTypes[15]
+	mi := &file_virtd_driver_v1_driver_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1145,7 +1333,7 @@ func (x *GetNodeInfoRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetNodeInfoRequest.ProtoReflect.Descriptor instead.
 func (*GetNodeInfoRequest) Descriptor() ([]byte, []int) {
-	return file_virtd_driver_v1_driver_proto_rawDescGZIP(), []int{15}
+	return file_virtd_driver_v1_driver_proto_rawDescGZIP(), []int{17}
 }
 
 type GetNodeInfoResponse struct {
@@ -1157,7 +1345,7 @@ type GetNodeInfoResponse struct {
 
 func (x *GetNodeInfoResponse) Reset() {
 	*x = GetNodeInfoResponse{}
-	mi := &file_virtd_driver_v1_driver_proto_msgTypes[16]
+	mi := &file_virtd_driver_v1_driver_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1169,7 +1357,7 @@ func (x *GetNodeInfoResponse) String() string {
 func (*GetNodeInfoResponse) ProtoMessage() {}
 
 func (x *GetNodeInfoResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_virtd_driver_v1_driver_proto_msgTypes[16]
+	mi := &file_virtd_driver_v1_driver_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1182,7 +1370,7 @@ func (x *GetNodeInfoResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetNodeInfoResponse.ProtoReflect.Descriptor instead.
 func (*GetNodeInfoResponse) Descriptor() ([]byte, []int) {
-	return file_virtd_driver_v1_driver_proto_rawDescGZIP(), []int{16}
+	return file_virtd_driver_v1_driver_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *GetNodeInfoResponse) GetInfo() *NodeInfo {
@@ -1202,7 +1390,7 @@ type ListDomainsRequest struct {
 
 func (x *ListDomainsRequest) Reset() {
 	*x = ListDomainsRequest{}
-	mi := &file_virtd_driver_v1_driver_proto_msgTypes[17]
+	mi := &file_virtd_driver_v1_driver_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1214,7 +1402,7 @@ func (x *ListDomainsRequest) String() string {
 func (*ListDomainsRequest) ProtoMessage() {}
 
 func (x *ListDomainsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_virtd_driver_v1_driver_proto_msgTypes[17]
+	mi := &file_virtd_driver_v1_driver_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1227,7 +1415,7 @@ func (x *ListDomainsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListDomainsRequest.ProtoReflect.Descriptor instead.
 func (*ListDomainsRequest) Descriptor() ([]byte, []int) {
-	return file_virtd_driver_v1_driver_proto_rawDescGZIP(), []int{17}
+	return file_virtd_driver_v1_driver_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *ListDomainsRequest) GetFlags() uint32 {
@@ -1246,7 +1434,7 @@ type ListDomainsResponse struct {
 
 func (x *ListDomainsResponse) Reset() {
 	*x = ListDomainsResponse{}
-	mi := &file_virtd_driver_v1_driver_proto_msgTypes[18]
+	mi := &file_virtd_driver_v1_driver_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1258,7 +1446,7 @@ func (x *ListDomainsResponse) String() string {
 func (*ListDomainsResponse) ProtoMessage() {}
 
 func (x *ListDomainsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_virtd_driver_v1_driver_proto_msgTypes[18]
+	mi := &file_virtd_driver_v1_driver_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1271,7 +1459,7 @@ func (x *ListDomainsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListDomainsResponse.ProtoReflect.Descriptor instead.
 func (*ListDomainsResponse) Descriptor() ([]byte, []int) {
-	return file_virtd_driver_v1_driver_proto_rawDescGZIP(), []int{18}
+	return file_virtd_driver_v1_driver_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *ListDomainsResponse) GetDomains() []*Domain {
@@ -1295,7 +1483,7 @@ type LookupDomainRequest struct {
 
 func (x *LookupDomainRequest) Reset() {
 	*x = LookupDomainRequest{}
-	mi := &file_virtd_driver_v1_driver_proto_msgTypes[19]
+	mi := &file_virtd_driver_v1_driver_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1307,7 +1495,7 @@ func (x *LookupDomainRequest) String() string {
 func (*LookupDomainRequest) ProtoMessage() {}
 
 func (x *LookupDomainRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_virtd_driver_v1_driver_proto_msgTypes[19]
+	mi := &file_virtd_driver_v1_driver_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1320,7 +1508,7 @@ func (x *LookupDomainRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LookupDomainRequest.ProtoReflect.Descriptor instead.
 func (*LookupDomainRequest) Descriptor() ([]byte, []int) {
-	return file_virtd_driver_v1_driver_proto_rawDescGZIP(), []int{19}
+	return file_virtd_driver_v1_driver_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *LookupDomainRequest) GetKey() isLookupDomainRequest_Key {
@@ -1388,7 +1576,7 @@ type LookupDomainResponse struct {
 
 func (x *LookupDomainResponse) Reset() {
 	*x = LookupDomainResponse{}
-	mi := &file_virtd_driver_v1_driver_proto_msgTypes[20]
+	mi := &file_virtd_driver_v1_driver_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1400,7 +1588,7 @@ func (x *LookupDomainResponse) String() string {
 func (*LookupDomainResponse) ProtoMessage() {}
 
 func (x *LookupDomainResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_virtd_driver_v1_driver_proto_msgTypes[20]
+	mi := &file_virtd_driver_v1_driver_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1413,7 +1601,7 @@ func (x *LookupDomainResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LookupDomainResponse.ProtoReflect.Descriptor instead.
 func (*LookupDomainResponse) Descriptor() ([]byte, []int) {
-	return file_virtd_driver_v1_driver_proto_rawDescGZIP(), []int{20}
+	return file_virtd_driver_v1_driver_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *LookupDomainResponse) GetDomain() *Domain {
@@ -1432,7 +1620,7 @@ type DefineDomainRequest struct {
 
 func (x *DefineDomainRequest) Reset() {
 	*x = DefineDomainRequest{}
-	mi := &file_virtd_driver_v1_driver_proto_msgTypes[21]
+	mi := &file_virtd_driver_v1_driver_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1444,7 +1632,7 @@ func (x *DefineDomainRequest) String() string {
 func (*DefineDomainRequest) ProtoMessage() {}
 
 func (x *DefineDomainRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_virtd_driver_v1_driver_proto_msgTypes[21]
+	mi := &file_virtd_driver_v1_driver_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1457,7 +1645,7 @@ func (x *DefineDomainRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DefineDomainRequest.ProtoReflect.Descriptor instead.
 func (*DefineDomainRequest) Descriptor() ([]byte, []int) {
-	return file_virtd_driver_v1_driver_proto_rawDescGZIP(), []int{21}
+	return file_virtd_driver_v1_driver_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *DefineDomainRequest) GetXml() string {
@@ -1470,13 +1658,14 @@ func (x *DefineDomainRequest) GetXml() string {
 type DefineDomainResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Domain        *Domain                `protobuf:"bytes,1,opt,name=domain,proto3" json:"domain,omitempty"`
+	Record        *Record                `protobuf:"bytes,2,opt,name=record,proto3" json:"record,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *DefineDomainResponse) Reset() {
 	*x = DefineDomainResponse{}
-	mi := &file_virtd_driver_v1_driver_proto_msgTypes[22]
+	mi := &file_virtd_driver_v1_driver_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1488,7 +1677,7 @@ func (x *DefineDomainResponse) String() string {
 func (*DefineDomainResponse) ProtoMessage() {}
 
 func (x *DefineDomainResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_virtd_driver_v1_driver_proto_msgTypes[22]
+	mi := &file_virtd_driver_v1_driver_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1501,12 +1690,19 @@ func (x *DefineDomainResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DefineDomainResponse.ProtoReflect.Descriptor instead.
 func (*DefineDomainResponse) Descriptor() ([]byte, []int) {
-	return file_virtd_driver_v1_driver_proto_rawDescGZIP(), []int{22}
+	return file_virtd_driver_v1_driver_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *DefineDomainResponse) GetDomain() *Domain {
 	if x != nil {
 		return x.Domain
+	}
+	return nil
+}
+
+func (x *DefineDomainResponse) GetRecord() *Record {
+	if x != nil {
+		return x.Record
 	}
 	return nil
 }
@@ -1520,7 +1716,7 @@ type UndefineDomainRequest struct {
 
 func (x *UndefineDomainRequest) Reset() {
 	*x = UndefineDomainRequest{}
-	mi := &file_virtd_driver_v1_driver_proto_msgTypes[23]
+	mi := &file_virtd_driver_v1_driver_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1532,7 +1728,7 @@ func (x *UndefineDomainRequest) String() string {
 func (*UndefineDomainRequest) ProtoMessage() {}
 
 func (x *UndefineDomainRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_virtd_driver_v1_driver_proto_msgTypes[23]
+	mi := &file_virtd_driver_v1_driver_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1545,7 +1741,7 @@ func (x *UndefineDomainRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UndefineDomainRequest.ProtoReflect.Descriptor instead.
 func (*UndefineDomainRequest) Descriptor() ([]byte, []int) {
-	return file_virtd_driver_v1_driver_proto_rawDescGZIP(), []int{23}
+	return file_virtd_driver_v1_driver_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *UndefineDomainRequest) GetUuid() string {
@@ -1557,13 +1753,14 @@ func (x *UndefineDomainRequest) GetUuid() string {
 
 type UndefineDomainResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
+	Record        *Record                `protobuf:"bytes,1,opt,name=record,proto3" json:"record,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *UndefineDomainResponse) Reset() {
 	*x = UndefineDomainResponse{}
-	mi := &file_virtd_driver_v1_driver_proto_msgTypes[24]
+	mi := &file_virtd_driver_v1_driver_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1575,7 +1772,7 @@ func (x *UndefineDomainResponse) String() string {
 func (*UndefineDomainResponse) ProtoMessage() {}
 
 func (x *UndefineDomainResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_virtd_driver_v1_driver_proto_msgTypes[24]
+	mi := &file_virtd_driver_v1_driver_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1588,7 +1785,14 @@ func (x *UndefineDomainResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UndefineDomainResponse.ProtoReflect.Descriptor instead.
 func (*UndefineDomainResponse) Descriptor() ([]byte, []int) {
-	return file_virtd_driver_v1_driver_proto_rawDescGZIP(), []int{24}
+	return file_virtd_driver_v1_driver_proto_rawDescGZIP(), []int{26}
+}
+
+func (x *UndefineDomainResponse) GetRecord() *Record {
+	if x != nil {
+		return x.Record
+	}
+	return nil
 }
 
 type StartDomainRequest struct {
@@ -1600,7 +1804,7 @@ type StartDomainRequest struct {
 
 func (x *StartDomainRequest) Reset() {
 	*x = StartDomainRequest{}
-	mi := &file_virtd_driver_v1_driver_proto_msgTypes[25]
+	mi := &file_virtd_driver_v1_driver_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1612,7 +1816,7 @@ func (x *StartDomainRequest) String() string {
 func (*StartDomainRequest) ProtoMessage() {}
 
 func (x *StartDomainRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_virtd_driver_v1_driver_proto_msgTypes[25]
+	mi := &file_virtd_driver_v1_driver_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1625,7 +1829,7 @@ func (x *StartDomainRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StartDomainRequest.ProtoReflect.Descriptor instead.
 func (*StartDomainRequest) Descriptor() ([]byte, []int) {
-	return file_virtd_driver_v1_driver_proto_rawDescGZIP(), []int{25}
+	return file_virtd_driver_v1_driver_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *StartDomainRequest) GetUuid() string {
@@ -1638,13 +1842,14 @@ func (x *StartDomainRequest) GetUuid() string {
 type StartDomainResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Domain        *Domain                `protobuf:"bytes,1,opt,name=domain,proto3" json:"domain,omitempty"`
+	Record        *Record                `protobuf:"bytes,2,opt,name=record,proto3" json:"record,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *StartDomainResponse) Reset() {
 	*x = StartDomainResponse{}
-	mi := &file_virtd_driver_v1_driver_proto_msgTypes[26]
+	mi := &file_virtd_driver_v1_driver_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1656,7 +1861,7 @@ func (x *StartDomainResponse) String() string {
 func (*StartDomainResponse) ProtoMessage() {}
 
 func (x *StartDomainResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_virtd_driver_v1_driver_proto_msgTypes[26]
+	mi := &file_virtd_driver_v1_driver_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1669,12 +1874,19 @@ func (x *StartDomainResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StartDomainResponse.ProtoReflect.Descriptor instead.
 func (*StartDomainResponse) Descriptor() ([]byte, []int) {
-	return file_virtd_driver_v1_driver_proto_rawDescGZIP(), []int{26}
+	return file_virtd_driver_v1_driver_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *StartDomainResponse) GetDomain() *Domain {
 	if x != nil {
 		return x.Domain
+	}
+	return nil
+}
+
+func (x *StartDomainResponse) GetRecord() *Record {
+	if x != nil {
+		return x.Record
 	}
 	return nil
 }
@@ -1688,7 +1900,7 @@ type ShutdownDomainRequest struct {
 
 func (x *ShutdownDomainRequest) Reset() {
 	*x = ShutdownDomainRequest{}
-	mi := &file_virtd_driver_v1_driver_proto_msgTypes[27]
+	mi := &file_virtd_driver_v1_driver_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1700,7 +1912,7 @@ func (x *ShutdownDomainRequest) String() string {
 func (*ShutdownDomainRequest) ProtoMessage() {}
 
 func (x *ShutdownDomainRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_virtd_driver_v1_driver_proto_msgTypes[27]
+	mi := &file_virtd_driver_v1_driver_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1713,7 +1925,7 @@ func (x *ShutdownDomainRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ShutdownDomainRequest.ProtoReflect.Descriptor instead.
 func (*ShutdownDomainRequest) Descriptor() ([]byte, []int) {
-	return file_virtd_driver_v1_driver_proto_rawDescGZIP(), []int{27}
+	return file_virtd_driver_v1_driver_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *ShutdownDomainRequest) GetUuid() string {
@@ -1725,13 +1937,14 @@ func (x *ShutdownDomainRequest) GetUuid() string {
 
 type ShutdownDomainResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
+	Record        *Record                `protobuf:"bytes,1,opt,name=record,proto3" json:"record,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ShutdownDomainResponse) Reset() {
 	*x = ShutdownDomainResponse{}
-	mi := &file_virtd_driver_v1_driver_proto_msgTypes[28]
+	mi := &file_virtd_driver_v1_driver_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1743,7 +1956,7 @@ func (x *ShutdownDomainResponse) String() string {
 func (*ShutdownDomainResponse) ProtoMessage() {}
 
 func (x *ShutdownDomainResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_virtd_driver_v1_driver_proto_msgTypes[28]
+	mi := &file_virtd_driver_v1_driver_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1756,7 +1969,14 @@ func (x *ShutdownDomainResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ShutdownDomainResponse.ProtoReflect.Descriptor instead.
 func (*ShutdownDomainResponse) Descriptor() ([]byte, []int) {
-	return file_virtd_driver_v1_driver_proto_rawDescGZIP(), []int{28}
+	return file_virtd_driver_v1_driver_proto_rawDescGZIP(), []int{30}
+}
+
+func (x *ShutdownDomainResponse) GetRecord() *Record {
+	if x != nil {
+		return x.Record
+	}
+	return nil
 }
 
 type RebootDomainRequest struct {
@@ -1768,7 +1988,7 @@ type RebootDomainRequest struct {
 
 func (x *RebootDomainRequest) Reset() {
 	*x = RebootDomainRequest{}
-	mi := &file_virtd_driver_v1_driver_proto_msgTypes[29]
+	mi := &file_virtd_driver_v1_driver_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1780,7 +2000,7 @@ func (x *RebootDomainRequest) String() string {
 func (*RebootDomainRequest) ProtoMessage() {}
 
 func (x *RebootDomainRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_virtd_driver_v1_driver_proto_msgTypes[29]
+	mi := &file_virtd_driver_v1_driver_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1793,7 +2013,7 @@ func (x *RebootDomainRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RebootDomainRequest.ProtoReflect.Descriptor instead.
 func (*RebootDomainRequest) Descriptor() ([]byte, []int) {
-	return file_virtd_driver_v1_driver_proto_rawDescGZIP(), []int{29}
+	return file_virtd_driver_v1_driver_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *RebootDomainRequest) GetUuid() string {
@@ -1805,13 +2025,14 @@ func (x *RebootDomainRequest) GetUuid() string {
 
 type RebootDomainResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
+	Record        *Record                `protobuf:"bytes,1,opt,name=record,proto3" json:"record,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *RebootDomainResponse) Reset() {
 	*x = RebootDomainResponse{}
-	mi := &file_virtd_driver_v1_driver_proto_msgTypes[30]
+	mi := &file_virtd_driver_v1_driver_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1823,7 +2044,7 @@ func (x *RebootDomainResponse) String() string {
 func (*RebootDomainResponse) ProtoMessage() {}
 
 func (x *RebootDomainResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_virtd_driver_v1_driver_proto_msgTypes[30]
+	mi := &file_virtd_driver_v1_driver_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1836,7 +2057,14 @@ func (x *RebootDomainResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RebootDomainResponse.ProtoReflect.Descriptor instead.
 func (*RebootDomainResponse) Descriptor() ([]byte, []int) {
-	return file_virtd_driver_v1_driver_proto_rawDescGZIP(), []int{30}
+	return file_virtd_driver_v1_driver_proto_rawDescGZIP(), []int{32}
+}
+
+func (x *RebootDomainResponse) GetRecord() *Record {
+	if x != nil {
+		return x.Record
+	}
+	return nil
 }
 
 type DestroyDomainRequest struct {
@@ -1848,7 +2076,7 @@ type DestroyDomainRequest struct {
 
 func (x *DestroyDomainRequest) Reset() {
 	*x = DestroyDomainRequest{}
-	mi := &file_virtd_driver_v1_driver_proto_msgTypes[31]
+	mi := &file_virtd_driver_v1_driver_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1860,7 +2088,7 @@ func (x *DestroyDomainRequest) String() string {
 func (*DestroyDomainRequest) ProtoMessage() {}
 
 func (x *DestroyDomainRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_virtd_driver_v1_driver_proto_msgTypes[31]
+	mi := &file_virtd_driver_v1_driver_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1873,7 +2101,7 @@ func (x *DestroyDomainRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DestroyDomainRequest.ProtoReflect.Descriptor instead.
 func (*DestroyDomainRequest) Descriptor() ([]byte, []int) {
-	return file_virtd_driver_v1_driver_proto_rawDescGZIP(), []int{31}
+	return file_virtd_driver_v1_driver_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *DestroyDomainRequest) GetUuid() string {
@@ -1885,13 +2113,14 @@ func (x *DestroyDomainRequest) GetUuid() string {
 
 type DestroyDomainResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
+	Record        *Record                `protobuf:"bytes,1,opt,name=record,proto3" json:"record,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *DestroyDomainResponse) Reset() {
 	*x = DestroyDomainResponse{}
-	mi := &file_virtd_driver_v1_driver_proto_msgTypes[32]
+	mi := &file_virtd_driver_v1_driver_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1903,7 +2132,7 @@ func (x *DestroyDomainResponse) String() string {
 func (*DestroyDomainResponse) ProtoMessage() {}
 
 func (x *DestroyDomainResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_virtd_driver_v1_driver_proto_msgTypes[32]
+	mi := &file_virtd_driver_v1_driver_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1916,7 +2145,14 @@ func (x *DestroyDomainResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DestroyDomainResponse.ProtoReflect.Descriptor instead.
 func (*DestroyDomainResponse) Descriptor() ([]byte, []int) {
-	return file_virtd_driver_v1_driver_proto_rawDescGZIP(), []int{32}
+	return file_virtd_driver_v1_driver_proto_rawDescGZIP(), []int{34}
+}
+
+func (x *DestroyDomainResponse) GetRecord() *Record {
+	if x != nil {
+		return x.Record
+	}
+	return nil
 }
 
 type SuspendDomainRequest struct {
@@ -1928,7 +2164,7 @@ type SuspendDomainRequest struct {
 
 func (x *SuspendDomainRequest) Reset() {
 	*x = SuspendDomainRequest{}
-	mi := &file_virtd_driver_v1_driver_proto_msgTypes[33]
+	mi := &file_virtd_driver_v1_driver_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1940,7 +2176,7 @@ func (x *SuspendDomainRequest) String() string {
 func (*SuspendDomainRequest) ProtoMessage() {}
 
 func (x *SuspendDomainRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_virtd_driver_v1_driver_proto_msgTypes[33]
+	mi := &file_virtd_driver_v1_driver_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1953,7 +2189,7 @@ func (x *SuspendDomainRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SuspendDomainRequest.ProtoReflect.Descriptor instead.
 func (*SuspendDomainRequest) Descriptor() ([]byte, []int) {
-	return file_virtd_driver_v1_driver_proto_rawDescGZIP(), []int{33}
+	return file_virtd_driver_v1_driver_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *SuspendDomainRequest) GetUuid() string {
@@ -1965,13 +2201,14 @@ func (x *SuspendDomainRequest) GetUuid() string {
 
 type SuspendDomainResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
+	Record        *Record                `protobuf:"bytes,1,opt,name=record,proto3" json:"record,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *SuspendDomainResponse) Reset() {
 	*x = SuspendDomainResponse{}
-	mi := &file_virtd_driver_v1_driver_proto_msgTypes[34]
+	mi := &file_virtd_driver_v1_driver_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1983,7 +2220,7 @@ func (x *SuspendDomainResponse) String() string {
 func (*SuspendDomainResponse) ProtoMessage() {}
 
 func (x *SuspendDomainResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_virtd_driver_v1_driver_proto_msgTypes[34]
+	mi := &file_virtd_driver_v1_driver_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1996,7 +2233,14 @@ func (x *SuspendDomainResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SuspendDomainResponse.ProtoReflect.Descriptor instead.
 func (*SuspendDomainResponse) Descriptor() ([]byte, []int) {
-	return file_virtd_driver_v1_driver_proto_rawDescGZIP(), []int{34}
+	return file_virtd_driver_v1_driver_proto_rawDescGZIP(), []int{36}
+}
+
+func (x *SuspendDomainResponse) GetRecord() *Record {
+	if x != nil {
+		return x.Record
+	}
+	return nil
 }
 
 type ResumeDomainRequest struct {
@@ -2008,7 +2252,7 @@ type ResumeDomainRequest struct {
 
 func (x *ResumeDomainRequest) Reset() {
 	*x = ResumeDomainRequest{}
-	mi := &file_virtd_driver_v1_driver_proto_msgTypes[35]
+	mi := &file_virtd_driver_v1_driver_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2020,7 +2264,7 @@ func (x *ResumeDomainRequest) String() string {
 func (*ResumeDomainRequest) ProtoMessage() {}
 
 func (x *ResumeDomainRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_virtd_driver_v1_driver_proto_msgTypes[35]
+	mi := &file_virtd_driver_v1_driver_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2033,7 +2277,7 @@ func (x *ResumeDomainRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResumeDomainRequest.ProtoReflect.Descriptor instead.
 func (*ResumeDomainRequest) Descriptor() ([]byte, []int) {
-	return file_virtd_driver_v1_driver_proto_rawDescGZIP(), []int{35}
+	return file_virtd_driver_v1_driver_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *ResumeDomainRequest) GetUuid() string {
@@ -2045,13 +2289,14 @@ func (x *ResumeDomainRequest) GetUuid() string {
 
 type ResumeDomainResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
+	Record        *Record                `protobuf:"bytes,1,opt,name=record,proto3" json:"record,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ResumeDomainResponse) Reset() {
 	*x = ResumeDomainResponse{}
-	mi := &file_virtd_driver_v1_driver_proto_msgTypes[36]
+	mi := &file_virtd_driver_v1_driver_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2063,7 +2308,7 @@ func (x *ResumeDomainResponse) String() string {
 func (*ResumeDomainResponse) ProtoMessage() {}
 
 func (x *ResumeDomainResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_virtd_driver_v1_driver_proto_msgTypes[36]
+	mi := &file_virtd_driver_v1_driver_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2076,7 +2321,14 @@ func (x *ResumeDomainResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResumeDomainResponse.ProtoReflect.Descriptor instead.
 func (*ResumeDomainResponse) Descriptor() ([]byte, []int) {
-	return file_virtd_driver_v1_driver_proto_rawDescGZIP(), []int{36}
+	return file_virtd_driver_v1_driver_proto_rawDescGZIP(), []int{38}
+}
+
+func (x *ResumeDomainResponse) GetRecord() *Record {
+	if x != nil {
+		return x.Record
+	}
+	return nil
 }
 
 type GetDomainInfoRequest struct {
@@ -2088,7 +2340,7 @@ type GetDomainInfoRequest struct {
 
 func (x *GetDomainInfoRequest) Reset() {
 	*x = GetDomainInfoRequest{}
-	mi := &file_virtd_driver_v1_driver_proto_msgTypes[37]
+	mi := &file_virtd_driver_v1_driver_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2100,7 +2352,7 @@ func (x *GetDomainInfoRequest) String() string {
 func (*GetDomainInfoRequest) ProtoMessage() {}
 
 func (x *GetDomainInfoRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_virtd_driver_v1_driver_proto_msgTypes[37]
+	mi := &file_virtd_driver_v1_driver_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2113,7 +2365,7 @@ func (x *GetDomainInfoRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetDomainInfoRequest.ProtoReflect.Descriptor instead.
 func (*GetDomainInfoRequest) Descriptor() ([]byte, []int) {
-	return file_virtd_driver_v1_driver_proto_rawDescGZIP(), []int{37}
+	return file_virtd_driver_v1_driver_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *GetDomainInfoRequest) GetUuid() string {
@@ -2132,7 +2384,7 @@ type GetDomainInfoResponse struct {
 
 func (x *GetDomainInfoResponse) Reset() {
 	*x = GetDomainInfoResponse{}
-	mi := &file_virtd_driver_v1_driver_proto_msgTypes[38]
+	mi := &file_virtd_driver_v1_driver_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2144,7 +2396,7 @@ func (x *GetDomainInfoResponse) String() string {
 func (*GetDomainInfoResponse) ProtoMessage() {}
 
 func (x *GetDomainInfoResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_virtd_driver_v1_driver_proto_msgTypes[38]
+	mi := &file_virtd_driver_v1_driver_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2157,7 +2409,7 @@ func (x *GetDomainInfoResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetDomainInfoResponse.ProtoReflect.Descriptor instead.
 func (*GetDomainInfoResponse) Descriptor() ([]byte, []int) {
-	return file_virtd_driver_v1_driver_proto_rawDescGZIP(), []int{38}
+	return file_virtd_driver_v1_driver_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *GetDomainInfoResponse) GetInfo() *DomainInfo {
@@ -2176,7 +2428,7 @@ type GetDomainStateRequest struct {
 
 func (x *GetDomainStateRequest) Reset() {
 	*x = GetDomainStateRequest{}
-	mi := &file_virtd_driver_v1_driver_proto_msgTypes[39]
+	mi := &file_virtd_driver_v1_driver_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2188,7 +2440,7 @@ func (x *GetDomainStateRequest) String() string {
 func (*GetDomainStateRequest) ProtoMessage() {}
 
 func (x *GetDomainStateRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_virtd_driver_v1_driver_proto_msgTypes[39]
+	mi := &file_virtd_driver_v1_driver_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2201,7 +2453,7 @@ func (x *GetDomainStateRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetDomainStateRequest.ProtoReflect.Descriptor instead.
 func (*GetDomainStateRequest) Descriptor() ([]byte, []int) {
-	return file_virtd_driver_v1_driver_proto_rawDescGZIP(), []int{39}
+	return file_virtd_driver_v1_driver_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *GetDomainStateRequest) GetUuid() string {
@@ -2221,7 +2473,7 @@ type GetDomainStateResponse struct {
 
 func (x *GetDomainStateResponse) Reset() {
 	*x = GetDomainStateResponse{}
-	mi := &file_virtd_driver_v1_driver_proto_msgTypes[40]
+	mi := &file_virtd_driver_v1_driver_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2233,7 +2485,7 @@ func (x *GetDomainStateResponse) String() string {
 func (*GetDomainStateResponse) ProtoMessage() {}
 
 func (x *GetDomainStateResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_virtd_driver_v1_driver_proto_msgTypes[40]
+	mi := &file_virtd_driver_v1_driver_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2246,7 +2498,7 @@ func (x *GetDomainStateResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetDomainStateResponse.ProtoReflect.Descriptor instead.
 func (*GetDomainStateResponse) Descriptor() ([]byte, []int) {
-	return file_virtd_driver_v1_driver_proto_rawDescGZIP(), []int{40}
+	return file_virtd_driver_v1_driver_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *GetDomainStateResponse) GetState() DomainState {
@@ -2274,7 +2526,7 @@ type GetDomainXMLRequest struct {
 
 func (x *GetDomainXMLRequest) Reset() {
 	*x = GetDomainXMLRequest{}
-	mi := &file_virtd_driver_v1_driver_proto_msgTypes[41]
+	mi := &file_virtd_driver_v1_driver_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2286,7 +2538,7 @@ func (x *GetDomainXMLRequest) String() string {
 func (*GetDomainXMLRequest) ProtoMessage() {}
 
 func (x *GetDomainXMLRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_virtd_driver_v1_driver_proto_msgTypes[41]
+	mi := &file_virtd_driver_v1_driver_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2299,7 +2551,7 @@ func (x *GetDomainXMLRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetDomainXMLRequest.ProtoReflect.Descriptor instead.
 func (*GetDomainXMLRequest) Descriptor() ([]byte, []int) {
-	return file_virtd_driver_v1_driver_proto_rawDescGZIP(), []int{41}
+	return file_virtd_driver_v1_driver_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *GetDomainXMLRequest) GetUuid() string {
@@ -2325,7 +2577,7 @@ type GetDomainXMLResponse struct {
 
 func (x *GetDomainXMLResponse) Reset() {
 	*x = GetDomainXMLResponse{}
-	mi := &file_virtd_driver_v1_driver_proto_msgTypes[42]
+	mi := &file_virtd_driver_v1_driver_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2337,7 +2589,7 @@ func (x *GetDomainXMLResponse) String() string {
 func (*GetDomainXMLResponse) ProtoMessage() {}
 
 func (x *GetDomainXMLResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_virtd_driver_v1_driver_proto_msgTypes[42]
+	mi := &file_virtd_driver_v1_driver_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2350,7 +2602,7 @@ func (x *GetDomainXMLResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetDomainXMLResponse.ProtoReflect.Descriptor instead.
 func (*GetDomainXMLResponse) Descriptor() ([]byte, []int) {
-	return file_virtd_driver_v1_driver_proto_rawDescGZIP(), []int{42}
+	return file_virtd_driver_v1_driver_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *GetDomainXMLResponse) GetXml() string {
@@ -2369,7 +2621,7 @@ type GetDomainAutostartRequest struct {
 
 func (x *GetDomainAutostartRequest) Reset() {
 	*x = GetDomainAutostartRequest{}
-	mi := &file_virtd_driver_v1_driver_proto_msgTypes[43]
+	mi := &file_virtd_driver_v1_driver_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2381,7 +2633,7 @@ func (x *GetDomainAutostartRequest) String() string {
 func (*GetDomainAutostartRequest) ProtoMessage() {}
 
 func (x *GetDomainAutostartRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_virtd_driver_v1_driver_proto_msgTypes[43]
+	mi := &file_virtd_driver_v1_driver_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2394,7 +2646,7 @@ func (x *GetDomainAutostartRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetDomainAutostartRequest.ProtoReflect.Descriptor instead.
 func (*GetDomainAutostartRequest) Descriptor() ([]byte, []int) {
-	return file_virtd_driver_v1_driver_proto_rawDescGZIP(), []int{43}
+	return file_virtd_driver_v1_driver_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *GetDomainAutostartRequest) GetUuid() string {
@@ -2413,7 +2665,7 @@ type GetDomainAutostartResponse struct {
 
 func (x *GetDomainAutostartResponse) Reset() {
 	*x = GetDomainAutostartResponse{}
-	mi := &file_virtd_driver_v1_driver_proto_msgTypes[44]
+	mi := &file_virtd_driver_v1_driver_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2425,7 +2677,7 @@ func (x *GetDomainAutostartResponse) String() string {
 func (*GetDomainAutostartResponse) ProtoMessage() {}
 
 func (x *GetDomainAutostartResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_virtd_driver_v1_driver_proto_msgTypes[44]
+	mi := &file_virtd_driver_v1_driver_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2438,7 +2690,7 @@ func (x *GetDomainAutostartResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetDomainAutostartResponse.ProtoReflect.Descriptor instead.
 func (*GetDomainAutostartResponse) Descriptor() ([]byte, []int) {
-	return file_virtd_driver_v1_driver_proto_rawDescGZIP(), []int{44}
+	return file_virtd_driver_v1_driver_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *GetDomainAutostartResponse) GetAutostart() bool {
@@ -2458,7 +2710,7 @@ type SetDomainAutostartRequest struct {
 
 func (x *SetDomainAutostartRequest) Reset() {
 	*x = SetDomainAutostartRequest{}
-	mi := &file_virtd_driver_v1_driver_proto_msgTypes[45]
+	mi := &file_virtd_driver_v1_driver_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2470,7 +2722,7 @@ func (x *SetDomainAutostartRequest) String() string {
 func (*SetDomainAutostartRequest) ProtoMessage() {}
 
 func (x *SetDomainAutostartRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_virtd_driver_v1_driver_proto_msgTypes[45]
+	mi := &file_virtd_driver_v1_driver_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2483,7 +2735,7 @@ func (x *SetDomainAutostartRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetDomainAutostartRequest.ProtoReflect.Descriptor instead.
 func (*SetDomainAutostartRequest) Descriptor() ([]byte, []int) {
-	return file_virtd_driver_v1_driver_proto_rawDescGZIP(), []int{45}
+	return file_virtd_driver_v1_driver_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *SetDomainAutostartRequest) GetUuid() string {
@@ -2502,13 +2754,14 @@ func (x *SetDomainAutostartRequest) GetAutostart() bool {
 
 type SetDomainAutostartResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
+	Record        *Record                `protobuf:"bytes,1,opt,name=record,proto3" json:"record,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *SetDomainAutostartResponse) Reset() {
 	*x = SetDomainAutostartResponse{}
-	mi := &file_virtd_driver_v1_driver_proto_msgTypes[46]
+	mi := &file_virtd_driver_v1_driver_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2520,7 +2773,7 @@ func (x *SetDomainAutostartResponse) String() string {
 func (*SetDomainAutostartResponse) ProtoMessage() {}
 
 func (x *SetDomainAutostartResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_virtd_driver_v1_driver_proto_msgTypes[46]
+	mi := &file_virtd_driver_v1_driver_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2533,7 +2786,14 @@ func (x *SetDomainAutostartResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetDomainAutostartResponse.ProtoReflect.Descriptor instead.
 func (*SetDomainAutostartResponse) Descriptor() ([]byte, []int) {
-	return file_virtd_driver_v1_driver_proto_rawDescGZIP(), []int{46}
+	return file_virtd_driver_v1_driver_proto_rawDescGZIP(), []int{48}
+}
+
+func (x *SetDomainAutostartResponse) GetRecord() *Record {
+	if x != nil {
+		return x.Record
+	}
+	return nil
 }
 
 type WatchEventsRequest struct {
@@ -2544,7 +2804,7 @@ type WatchEventsRequest struct {
 
 func (x *WatchEventsRequest) Reset() {
 	*x = WatchEventsRequest{}
-	mi := &file_virtd_driver_v1_driver_proto_msgTypes[47]
+	mi := &file_virtd_driver_v1_driver_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2556,7 +2816,7 @@ func (x *WatchEventsRequest) String() string {
 func (*WatchEventsRequest) ProtoMessage() {}
 
 func (x *WatchEventsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_virtd_driver_v1_driver_proto_msgTypes[47]
+	mi := &file_virtd_driver_v1_driver_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2569,7 +2829,7 @@ func (x *WatchEventsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchEventsRequest.ProtoReflect.Descriptor instead.
 func (*WatchEventsRequest) Descriptor() ([]byte, []int) {
-	return file_virtd_driver_v1_driver_proto_rawDescGZIP(), []int{47}
+	return file_virtd_driver_v1_driver_proto_rawDescGZIP(), []int{49}
 }
 
 type WatchEventsResponse struct {
@@ -2581,7 +2841,7 @@ type WatchEventsResponse struct {
 
 func (x *WatchEventsResponse) Reset() {
 	*x = WatchEventsResponse{}
-	mi := &file_virtd_driver_v1_driver_proto_msgTypes[48]
+	mi := &file_virtd_driver_v1_driver_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2593,7 +2853,7 @@ func (x *WatchEventsResponse) String() string {
 func (*WatchEventsResponse) ProtoMessage() {}
 
 func (x *WatchEventsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_virtd_driver_v1_driver_proto_msgTypes[48]
+	mi := &file_virtd_driver_v1_driver_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2606,7 +2866,7 @@ func (x *WatchEventsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchEventsResponse.ProtoReflect.Descriptor instead.
 func (*WatchEventsResponse) Descriptor() ([]byte, []int) {
-	return file_virtd_driver_v1_driver_proto_rawDescGZIP(), []int{48}
+	return file_virtd_driver_v1_driver_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *WatchEventsResponse) GetEvent() *Event {
@@ -2626,7 +2886,7 @@ type DomainXMLToNativeRequest struct {
 
 func (x *DomainXMLToNativeRequest) Reset() {
 	*x = DomainXMLToNativeRequest{}
-	mi := &file_virtd_driver_v1_driver_proto_msgTypes[49]
+	mi := &file_virtd_driver_v1_driver_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2638,7 +2898,7 @@ func (x *DomainXMLToNativeRequest) String() string {
 func (*DomainXMLToNativeRequest) ProtoMessage() {}
 
 func (x *DomainXMLToNativeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_virtd_driver_v1_driver_proto_msgTypes[49]
+	mi := &file_virtd_driver_v1_driver_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2651,7 +2911,7 @@ func (x *DomainXMLToNativeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DomainXMLToNativeRequest.ProtoReflect.Descriptor instead.
 func (*DomainXMLToNativeRequest) Descriptor() ([]byte, []int) {
-	return file_virtd_driver_v1_driver_proto_rawDescGZIP(), []int{49}
+	return file_virtd_driver_v1_driver_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *DomainXMLToNativeRequest) GetFormat() string {
@@ -2677,7 +2937,7 @@ type DomainXMLToNativeResponse struct {
 
 func (x *DomainXMLToNativeResponse) Reset() {
 	*x = DomainXMLToNativeResponse{}
-	mi := &file_virtd_driver_v1_driver_proto_msgTypes[50]
+	mi := &file_virtd_driver_v1_driver_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2689,7 +2949,7 @@ func (x *DomainXMLToNativeResponse) String() string {
 func (*DomainXMLToNativeResponse) ProtoMessage() {}
 
 func (x *DomainXMLToNativeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_virtd_driver_v1_driver_proto_msgTypes[50]
+	mi := &file_virtd_driver_v1_driver_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2702,7 +2962,7 @@ func (x *DomainXMLToNativeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DomainXMLToNativeResponse.ProtoReflect.Descriptor instead.
 func (*DomainXMLToNativeResponse) Descriptor() ([]byte, []int) {
-	return file_virtd_driver_v1_driver_proto_rawDescGZIP(), []int{50}
+	return file_virtd_driver_v1_driver_proto_rawDescGZIP(), []int{52}
 }
 
 func (x *DomainXMLToNativeResponse) GetConfig() string {
@@ -2722,7 +2982,7 @@ type DomainXMLFromNativeRequest struct {
 
 func (x *DomainXMLFromNativeRequest) Reset() {
 	*x = DomainXMLFromNativeRequest{}
-	mi := &file_virtd_driver_v1_driver_proto_msgTypes[51]
+	mi := &file_virtd_driver_v1_driver_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2734,7 +2994,7 @@ func (x *DomainXMLFromNativeRequest) String() string {
 func (*DomainXMLFromNativeRequest) ProtoMessage() {}
 
 func (x *DomainXMLFromNativeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_virtd_driver_v1_driver_proto_msgTypes[51]
+	mi := &file_virtd_driver_v1_driver_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2747,7 +3007,7 @@ func (x *DomainXMLFromNativeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DomainXMLFromNativeRequest.ProtoReflect.Descriptor instead.
 func (*DomainXMLFromNativeRequest) Descriptor() ([]byte, []int) {
-	return file_virtd_driver_v1_driver_proto_rawDescGZIP(), []int{51}
+	return file_virtd_driver_v1_driver_proto_rawDescGZIP(), []int{53}
 }
 
 func (x *DomainXMLFromNativeRequest) GetFormat() string {
@@ -2773,7 +3033,7 @@ type DomainXMLFromNativeResponse struct {
 
 func (x *DomainXMLFromNativeResponse) Reset() {
 	*x = DomainXMLFromNativeResponse{}
-	mi := &file_virtd_driver_v1_driver_proto_msgTypes[52]
+	mi := &file_virtd_driver_v1_driver_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2785,7 +3045,7 @@ func (x *DomainXMLFromNativeResponse) String() string {
 func (*DomainXMLFromNativeResponse) ProtoMessage() {}
 
 func (x *DomainXMLFromNativeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_virtd_driver_v1_driver_proto_msgTypes[52]
+	mi := &file_virtd_driver_v1_driver_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2798,7 +3058,7 @@ func (x *DomainXMLFromNativeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DomainXMLFromNativeResponse.ProtoReflect.Descriptor instead.
 func (*DomainXMLFromNativeResponse) Descriptor() ([]byte, []int) {
-	return file_virtd_driver_v1_driver_proto_rawDescGZIP(), []int{52}
+	return file_virtd_driver_v1_driver_proto_rawDescGZIP(), []int{54}
 }
 
 func (x *DomainXMLFromNativeResponse) GetXml() string {
@@ -2819,7 +3079,7 @@ type ConsoleTarget struct {
 
 func (x *ConsoleTarget) Reset() {
 	*x = ConsoleTarget{}
-	mi := &file_virtd_driver_v1_driver_proto_msgTypes[53]
+	mi := &file_virtd_driver_v1_driver_proto_msgTypes[55]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2831,7 +3091,7 @@ func (x *ConsoleTarget) String() string {
 func (*ConsoleTarget) ProtoMessage() {}
 
 func (x *ConsoleTarget) ProtoReflect() protoreflect.Message {
-	mi := &file_virtd_driver_v1_driver_proto_msgTypes[53]
+	mi := &file_virtd_driver_v1_driver_proto_msgTypes[55]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2844,7 +3104,7 @@ func (x *ConsoleTarget) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConsoleTarget.ProtoReflect.Descriptor instead.
 func (*ConsoleTarget) Descriptor() ([]byte, []int) {
-	return file_virtd_driver_v1_driver_proto_rawDescGZIP(), []int{53}
+	return file_virtd_driver_v1_driver_proto_rawDescGZIP(), []int{55}
 }
 
 func (x *ConsoleTarget) GetUuid() string {
@@ -2874,7 +3134,7 @@ type OpenConsoleRequest struct {
 
 func (x *OpenConsoleRequest) Reset() {
 	*x = OpenConsoleRequest{}
-	mi := &file_virtd_driver_v1_driver_proto_msgTypes[54]
+	mi := &file_virtd_driver_v1_driver_proto_msgTypes[56]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2886,7 +3146,7 @@ func (x *OpenConsoleRequest) String() string {
 func (*OpenConsoleRequest) ProtoMessage() {}
 
 func (x *OpenConsoleRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_virtd_driver_v1_driver_proto_msgTypes[54]
+	mi := &file_virtd_driver_v1_driver_proto_msgTypes[56]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2899,7 +3159,7 @@ func (x *OpenConsoleRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OpenConsoleRequest.ProtoReflect.Descriptor instead.
 func (*OpenConsoleRequest) Descriptor() ([]byte, []int) {
-	return file_virtd_driver_v1_driver_proto_rawDescGZIP(), []int{54}
+	return file_virtd_driver_v1_driver_proto_rawDescGZIP(), []int{56}
 }
 
 func (x *OpenConsoleRequest) GetMsg() isOpenConsoleRequest_Msg {
@@ -2952,7 +3212,7 @@ type OpenConsoleResponse struct {
 
 func (x *OpenConsoleResponse) Reset() {
 	*x = OpenConsoleResponse{}
-	mi := &file_virtd_driver_v1_driver_proto_msgTypes[55]
+	mi := &file_virtd_driver_v1_driver_proto_msgTypes[57]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2964,7 +3224,7 @@ func (x *OpenConsoleResponse) String() string {
 func (*OpenConsoleResponse) ProtoMessage() {}
 
 func (x *OpenConsoleResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_virtd_driver_v1_driver_proto_msgTypes[55]
+	mi := &file_virtd_driver_v1_driver_proto_msgTypes[57]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2977,12 +3237,252 @@ func (x *OpenConsoleResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OpenConsoleResponse.ProtoReflect.Descriptor instead.
 func (*OpenConsoleResponse) Descriptor() ([]byte, []int) {
-	return file_virtd_driver_v1_driver_proto_rawDescGZIP(), []int{55}
+	return file_virtd_driver_v1_driver_proto_rawDescGZIP(), []int{57}
 }
 
 func (x *OpenConsoleResponse) GetOutput() []byte {
 	if x != nil {
 		return x.Output
+	}
+	return nil
+}
+
+type WatchRecordsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WatchRecordsRequest) Reset() {
+	*x = WatchRecordsRequest{}
+	mi := &file_virtd_driver_v1_driver_proto_msgTypes[58]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WatchRecordsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WatchRecordsRequest) ProtoMessage() {}
+
+func (x *WatchRecordsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_virtd_driver_v1_driver_proto_msgTypes[58]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WatchRecordsRequest.ProtoReflect.Descriptor instead.
+func (*WatchRecordsRequest) Descriptor() ([]byte, []int) {
+	return file_virtd_driver_v1_driver_proto_rawDescGZIP(), []int{58}
+}
+
+type WatchRecordsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The first message only: every domain, and the gen taken before the
+	// listing began (a record of a domain not listed, with a gen at or below
+	// it, is older than the listing).
+	SnapshotGen uint64    `protobuf:"varint,1,opt,name=snapshot_gen,json=snapshotGen,proto3" json:"snapshot_gen,omitempty"`
+	Snapshot    []*Record `protobuf:"bytes,2,rep,name=snapshot,proto3" json:"snapshot,omitempty"`
+	// Every later message: an event and its domain's record after it.
+	Event         *Event  `protobuf:"bytes,3,opt,name=event,proto3" json:"event,omitempty"`
+	Record        *Record `protobuf:"bytes,4,opt,name=record,proto3" json:"record,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WatchRecordsResponse) Reset() {
+	*x = WatchRecordsResponse{}
+	mi := &file_virtd_driver_v1_driver_proto_msgTypes[59]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WatchRecordsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WatchRecordsResponse) ProtoMessage() {}
+
+func (x *WatchRecordsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_virtd_driver_v1_driver_proto_msgTypes[59]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WatchRecordsResponse.ProtoReflect.Descriptor instead.
+func (*WatchRecordsResponse) Descriptor() ([]byte, []int) {
+	return file_virtd_driver_v1_driver_proto_rawDescGZIP(), []int{59}
+}
+
+func (x *WatchRecordsResponse) GetSnapshotGen() uint64 {
+	if x != nil {
+		return x.SnapshotGen
+	}
+	return 0
+}
+
+func (x *WatchRecordsResponse) GetSnapshot() []*Record {
+	if x != nil {
+		return x.Snapshot
+	}
+	return nil
+}
+
+func (x *WatchRecordsResponse) GetEvent() *Event {
+	if x != nil {
+		return x.Event
+	}
+	return nil
+}
+
+func (x *WatchRecordsResponse) GetRecord() *Record {
+	if x != nil {
+		return x.Record
+	}
+	return nil
+}
+
+type GetFactsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetFactsRequest) Reset() {
+	*x = GetFactsRequest{}
+	mi := &file_virtd_driver_v1_driver_proto_msgTypes[60]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetFactsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetFactsRequest) ProtoMessage() {}
+
+func (x *GetFactsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_virtd_driver_v1_driver_proto_msgTypes[60]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetFactsRequest.ProtoReflect.Descriptor instead.
+func (*GetFactsRequest) Descriptor() ([]byte, []int) {
+	return file_virtd_driver_v1_driver_proto_rawDescGZIP(), []int{60}
+}
+
+type GetFactsResponse struct {
+	state        protoimpl.MessageState `protogen:"open.v1"`
+	Info         *DriverInfo            `protobuf:"bytes,1,opt,name=info,proto3" json:"info,omitempty"`
+	Hostname     string                 `protobuf:"bytes,2,opt,name=hostname,proto3" json:"hostname,omitempty"`
+	Capabilities string                 `protobuf:"bytes,3,opt,name=capabilities,proto3" json:"capabilities,omitempty"`
+	NodeInfo     *NodeInfo              `protobuf:"bytes,4,opt,name=node_info,json=nodeInfo,proto3" json:"node_info,omitempty"`
+	// The facts hold while these are unchanged (and for a short time bound).
+	Stamps []*Stamp `protobuf:"bytes,5,rep,name=stamps,proto3" json:"stamps,omitempty"`
+	// False when the driver cannot tell when its facts change: ask every time.
+	Cacheable bool `protobuf:"varint,6,opt,name=cacheable,proto3" json:"cacheable,omitempty"`
+	// The facts the driver failed to read ("hostname", "capabilities",
+	// "node_info"): ask for them one by one, to get the driver's error.
+	Missing       []string `protobuf:"bytes,7,rep,name=missing,proto3" json:"missing,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetFactsResponse) Reset() {
+	*x = GetFactsResponse{}
+	mi := &file_virtd_driver_v1_driver_proto_msgTypes[61]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetFactsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetFactsResponse) ProtoMessage() {}
+
+func (x *GetFactsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_virtd_driver_v1_driver_proto_msgTypes[61]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetFactsResponse.ProtoReflect.Descriptor instead.
+func (*GetFactsResponse) Descriptor() ([]byte, []int) {
+	return file_virtd_driver_v1_driver_proto_rawDescGZIP(), []int{61}
+}
+
+func (x *GetFactsResponse) GetInfo() *DriverInfo {
+	if x != nil {
+		return x.Info
+	}
+	return nil
+}
+
+func (x *GetFactsResponse) GetHostname() string {
+	if x != nil {
+		return x.Hostname
+	}
+	return ""
+}
+
+func (x *GetFactsResponse) GetCapabilities() string {
+	if x != nil {
+		return x.Capabilities
+	}
+	return ""
+}
+
+func (x *GetFactsResponse) GetNodeInfo() *NodeInfo {
+	if x != nil {
+		return x.NodeInfo
+	}
+	return nil
+}
+
+func (x *GetFactsResponse) GetStamps() []*Stamp {
+	if x != nil {
+		return x.Stamps
+	}
+	return nil
+}
+
+func (x *GetFactsResponse) GetCacheable() bool {
+	if x != nil {
+		return x.Cacheable
+	}
+	return false
+}
+
+func (x *GetFactsResponse) GetMissing() []string {
+	if x != nil {
+		return x.Missing
 	}
 	return nil
 }
@@ -3040,7 +3540,22 @@ const file_virtd_driver_v1_driver_proto_rawDesc = "" +
 	"\x04type\x18\x02 \x01(\x0e2\x1a.virtd.driver.v1.EventTypeR\x04type\x12\x16\n" +
 	"\x06detail\x18\x03 \x01(\x05R\x06detail\x12\x10\n" +
 	"\x03seq\x18\x04 \x01(\x04R\x03seq\x12$\n" +
-	"\x0etime_unix_nano\x18\x05 \x01(\x03R\ftimeUnixNano\"\x10\n" +
+	"\x0etime_unix_nano\x18\x05 \x01(\x03R\ftimeUnixNano\"\xf9\x01\n" +
+	"\x06Record\x12\x10\n" +
+	"\x03gen\x18\x01 \x01(\x04R\x03gen\x12\x12\n" +
+	"\x04uuid\x18\x02 \x01(\tR\x04uuid\x12\x18\n" +
+	"\aremoved\x18\x03 \x01(\bR\aremoved\x12\x18\n" +
+	"\aunknown\x18\x04 \x01(\bR\aunknown\x12/\n" +
+	"\x06domain\x18\x05 \x01(\v2\x17.virtd.driver.v1.DomainR\x06domain\x12/\n" +
+	"\x04info\x18\x06 \x01(\v2\x1b.virtd.driver.v1.DomainInfoR\x04info\x12\x10\n" +
+	"\x03xml\x18\a \x01(\tR\x03xml\x12!\n" +
+	"\finactive_xml\x18\b \x01(\tR\vinactiveXml\"r\n" +
+	"\x05Stamp\x12\x12\n" +
+	"\x04path\x18\x01 \x01(\tR\x04path\x12\x16\n" +
+	"\x06exists\x18\x02 \x01(\bR\x06exists\x12\x10\n" +
+	"\x03dev\x18\x03 \x01(\x04R\x03dev\x12\x10\n" +
+	"\x03ino\x18\x04 \x01(\x04R\x03ino\x12\x19\n" +
+	"\bctime_ns\x18\x05 \x01(\x03R\actimeNs\"\x10\n" +
 	"\x0eGetInfoRequest\"B\n" +
 	"\x0fGetInfoResponse\x12/\n" +
 	"\x04info\x18\x01 \x01(\v2\x1b.virtd.driver.v1.DriverInfoR\x04info\">\n" +
@@ -3073,31 +3588,39 @@ const file_virtd_driver_v1_driver_proto_rawDesc = "" +
 	"\x14LookupDomainResponse\x12/\n" +
 	"\x06domain\x18\x01 \x01(\v2\x17.virtd.driver.v1.DomainR\x06domain\"'\n" +
 	"\x13DefineDomainRequest\x12\x10\n" +
-	"\x03xml\x18\x01 \x01(\tR\x03xml\"G\n" +
+	"\x03xml\x18\x01 \x01(\tR\x03xml\"x\n" +
 	"\x14DefineDomainResponse\x12/\n" +
-	"\x06domain\x18\x01 \x01(\v2\x17.virtd.driver.v1.DomainR\x06domain\"+\n" +
+	"\x06domain\x18\x01 \x01(\v2\x17.virtd.driver.v1.DomainR\x06domain\x12/\n" +
+	"\x06record\x18\x02 \x01(\v2\x17.virtd.driver.v1.RecordR\x06record\"+\n" +
 	"\x15UndefineDomainRequest\x12\x12\n" +
-	"\x04uuid\x18\x01 \x01(\tR\x04uuid\"\x18\n" +
-	"\x16UndefineDomainResponse\"(\n" +
+	"\x04uuid\x18\x01 \x01(\tR\x04uuid\"I\n" +
+	"\x16UndefineDomainResponse\x12/\n" +
+	"\x06record\x18\x01 \x01(\v2\x17.virtd.driver.v1.RecordR\x06record\"(\n" +
 	"\x12StartDomainRequest\x12\x12\n" +
-	"\x04uuid\x18\x01 \x01(\tR\x04uuid\"F\n" +
+	"\x04uuid\x18\x01 \x01(\tR\x04uuid\"w\n" +
 	"\x13StartDomainResponse\x12/\n" +
-	"\x06domain\x18\x01 \x01(\v2\x17.virtd.driver.v1.DomainR\x06domain\"+\n" +
+	"\x06domain\x18\x01 \x01(\v2\x17.virtd.driver.v1.DomainR\x06domain\x12/\n" +
+	"\x06record\x18\x02 \x01(\v2\x17.virtd.driver.v1.RecordR\x06record\"+\n" +
 	"\x15ShutdownDomainRequest\x12\x12\n" +
-	"\x04uuid\x18\x01 \x01(\tR\x04uuid\"\x18\n" +
-	"\x16ShutdownDomainResponse\")\n" +
+	"\x04uuid\x18\x01 \x01(\tR\x04uuid\"I\n" +
+	"\x16ShutdownDomainResponse\x12/\n" +
+	"\x06record\x18\x01 \x01(\v2\x17.virtd.driver.v1.RecordR\x06record\")\n" +
 	"\x13RebootDomainRequest\x12\x12\n" +
-	"\x04uuid\x18\x01 \x01(\tR\x04uuid\"\x16\n" +
-	"\x14RebootDomainResponse\"*\n" +
+	"\x04uuid\x18\x01 \x01(\tR\x04uuid\"G\n" +
+	"\x14RebootDomainResponse\x12/\n" +
+	"\x06record\x18\x01 \x01(\v2\x17.virtd.driver.v1.RecordR\x06record\"*\n" +
 	"\x14DestroyDomainRequest\x12\x12\n" +
-	"\x04uuid\x18\x01 \x01(\tR\x04uuid\"\x17\n" +
-	"\x15DestroyDomainResponse\"*\n" +
+	"\x04uuid\x18\x01 \x01(\tR\x04uuid\"H\n" +
+	"\x15DestroyDomainResponse\x12/\n" +
+	"\x06record\x18\x01 \x01(\v2\x17.virtd.driver.v1.RecordR\x06record\"*\n" +
 	"\x14SuspendDomainRequest\x12\x12\n" +
-	"\x04uuid\x18\x01 \x01(\tR\x04uuid\"\x17\n" +
-	"\x15SuspendDomainResponse\")\n" +
+	"\x04uuid\x18\x01 \x01(\tR\x04uuid\"H\n" +
+	"\x15SuspendDomainResponse\x12/\n" +
+	"\x06record\x18\x01 \x01(\v2\x17.virtd.driver.v1.RecordR\x06record\")\n" +
 	"\x13ResumeDomainRequest\x12\x12\n" +
-	"\x04uuid\x18\x01 \x01(\tR\x04uuid\"\x16\n" +
-	"\x14ResumeDomainResponse\"*\n" +
+	"\x04uuid\x18\x01 \x01(\tR\x04uuid\"G\n" +
+	"\x14ResumeDomainResponse\x12/\n" +
+	"\x06record\x18\x01 \x01(\v2\x17.virtd.driver.v1.RecordR\x06record\"*\n" +
 	"\x14GetDomainInfoRequest\x12\x12\n" +
 	"\x04uuid\x18\x01 \x01(\tR\x04uuid\"H\n" +
 	"\x15GetDomainInfoResponse\x12/\n" +
@@ -3118,8 +3641,9 @@ const file_virtd_driver_v1_driver_proto_rawDesc = "" +
 	"\tautostart\x18\x01 \x01(\bR\tautostart\"M\n" +
 	"\x19SetDomainAutostartRequest\x12\x12\n" +
 	"\x04uuid\x18\x01 \x01(\tR\x04uuid\x12\x1c\n" +
-	"\tautostart\x18\x02 \x01(\bR\tautostart\"\x1c\n" +
-	"\x1aSetDomainAutostartResponse\"\x14\n" +
+	"\tautostart\x18\x02 \x01(\bR\tautostart\"M\n" +
+	"\x1aSetDomainAutostartResponse\x12/\n" +
+	"\x06record\x18\x01 \x01(\v2\x17.virtd.driver.v1.RecordR\x06record\"\x14\n" +
 	"\x12WatchEventsRequest\"C\n" +
 	"\x13WatchEventsResponse\x12,\n" +
 	"\x05event\x18\x01 \x01(\v2\x16.virtd.driver.v1.EventR\x05event\"D\n" +
@@ -3141,7 +3665,22 @@ const file_virtd_driver_v1_driver_proto_rawDesc = "" +
 	"\x05input\x18\x02 \x01(\fH\x00R\x05inputB\x05\n" +
 	"\x03msg\"-\n" +
 	"\x13OpenConsoleResponse\x12\x16\n" +
-	"\x06output\x18\x01 \x01(\fR\x06output*N\n" +
+	"\x06output\x18\x01 \x01(\fR\x06output\"\x15\n" +
+	"\x13WatchRecordsRequest\"\xcd\x01\n" +
+	"\x14WatchRecordsResponse\x12!\n" +
+	"\fsnapshot_gen\x18\x01 \x01(\x04R\vsnapshotGen\x123\n" +
+	"\bsnapshot\x18\x02 \x03(\v2\x17.virtd.driver.v1.RecordR\bsnapshot\x12,\n" +
+	"\x05event\x18\x03 \x01(\v2\x16.virtd.driver.v1.EventR\x05event\x12/\n" +
+	"\x06record\x18\x04 \x01(\v2\x17.virtd.driver.v1.RecordR\x06record\"\x11\n" +
+	"\x0fGetFactsRequest\"\xa3\x02\n" +
+	"\x10GetFactsResponse\x12/\n" +
+	"\x04info\x18\x01 \x01(\v2\x1b.virtd.driver.v1.DriverInfoR\x04info\x12\x1a\n" +
+	"\bhostname\x18\x02 \x01(\tR\bhostname\x12\"\n" +
+	"\fcapabilities\x18\x03 \x01(\tR\fcapabilities\x126\n" +
+	"\tnode_info\x18\x04 \x01(\v2\x19.virtd.driver.v1.NodeInfoR\bnodeInfo\x12.\n" +
+	"\x06stamps\x18\x05 \x03(\v2\x16.virtd.driver.v1.StampR\x06stamps\x12\x1c\n" +
+	"\tcacheable\x18\x06 \x01(\bR\tcacheable\x12\x18\n" +
+	"\amissing\x18\a \x03(\tR\amissing*N\n" +
 	"\x06Health\x12\x16\n" +
 	"\x12HEALTH_UNSPECIFIED\x10\x00\x12\x14\n" +
 	"\x10HEALTH_AVAILABLE\x10\x01\x12\x16\n" +
@@ -3165,7 +3704,7 @@ const file_virtd_driver_v1_driver_proto_rawDesc = "" +
 	"\x12EVENT_TYPE_STOPPED\x10\x06\x12\x17\n" +
 	"\x13EVENT_TYPE_SHUTDOWN\x10\a\x12\x1a\n" +
 	"\x16EVENT_TYPE_PMSUSPENDED\x10\b\x12\x16\n" +
-	"\x12EVENT_TYPE_CRASHED\x10\t2\xe0\x12\n" +
+	"\x12EVENT_TYPE_CRASHED\x10\t2\x90\x14\n" +
 	"\rDriverService\x12L\n" +
 	"\aGetInfo\x12\x1f.virtd.driver.v1.GetInfoRequest\x1a .virtd.driver.v1.GetInfoResponse\x12R\n" +
 	"\tKeepAlive\x12!.virtd.driver.v1.KeepAliveRequest\x1a\".virtd.driver.v1.KeepAliveResponse\x12O\n" +
@@ -3188,7 +3727,9 @@ const file_virtd_driver_v1_driver_proto_rawDesc = "" +
 	"\fGetDomainXML\x12$.virtd.driver.v1.GetDomainXMLRequest\x1a%.virtd.driver.v1.GetDomainXMLResponse\x12m\n" +
 	"\x12GetDomainAutostart\x12*.virtd.driver.v1.GetDomainAutostartRequest\x1a+.virtd.driver.v1.GetDomainAutostartResponse\x12m\n" +
 	"\x12SetDomainAutostart\x12*.virtd.driver.v1.SetDomainAutostartRequest\x1a+.virtd.driver.v1.SetDomainAutostartResponse\x12Z\n" +
-	"\vWatchEvents\x12#.virtd.driver.v1.WatchEventsRequest\x1a$.virtd.driver.v1.WatchEventsResponse0\x01\x12j\n" +
+	"\vWatchEvents\x12#.virtd.driver.v1.WatchEventsRequest\x1a$.virtd.driver.v1.WatchEventsResponse0\x01\x12]\n" +
+	"\fWatchRecords\x12$.virtd.driver.v1.WatchRecordsRequest\x1a%.virtd.driver.v1.WatchRecordsResponse0\x01\x12O\n" +
+	"\bGetFacts\x12 .virtd.driver.v1.GetFactsRequest\x1a!.virtd.driver.v1.GetFactsResponse\x12j\n" +
 	"\x11DomainXMLToNative\x12).virtd.driver.v1.DomainXMLToNativeRequest\x1a*.virtd.driver.v1.DomainXMLToNativeResponse\x12p\n" +
 	"\x13DomainXMLFromNative\x12+.virtd.driver.v1.DomainXMLFromNativeRequest\x1a,.virtd.driver.v1.DomainXMLFromNativeResponse\x12\\\n" +
 	"\vOpenConsole\x12#.virtd.driver.v1.OpenConsoleRequest\x1a$.virtd.driver.v1.OpenConsoleResponse(\x010\x01B7Z5github.com/virtd/virtd/proto/virtd/driver/v1;driverv1b\x06proto3"
@@ -3206,7 +3747,7 @@ func file_virtd_driver_v1_driver_proto_rawDescGZIP() []byte {
 }
 
 var file_virtd_driver_v1_driver_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_virtd_driver_v1_driver_proto_msgTypes = make([]protoimpl.MessageInfo, 56)
+var file_virtd_driver_v1_driver_proto_msgTypes = make([]protoimpl.MessageInfo, 62)
 var file_virtd_driver_v1_driver_proto_goTypes = []any{
 	(Health)(0),                         // 0: virtd.driver.v1.Health
 	(DomainState)(0),                    // 1: virtd.driver.v1.DomainState
@@ -3216,57 +3757,63 @@ var file_virtd_driver_v1_driver_proto_goTypes = []any{
 	(*DomainInfo)(nil),                  // 5: virtd.driver.v1.DomainInfo
 	(*NodeInfo)(nil),                    // 6: virtd.driver.v1.NodeInfo
 	(*Event)(nil),                       // 7: virtd.driver.v1.Event
-	(*GetInfoRequest)(nil),              // 8: virtd.driver.v1.GetInfoRequest
-	(*GetInfoResponse)(nil),             // 9: virtd.driver.v1.GetInfoResponse
-	(*KeepAliveRequest)(nil),            // 10: virtd.driver.v1.KeepAliveRequest
-	(*KeepAliveResponse)(nil),           // 11: virtd.driver.v1.KeepAliveResponse
-	(*CheckURIRequest)(nil),             // 12: virtd.driver.v1.CheckURIRequest
-	(*CheckURIResponse)(nil),            // 13: virtd.driver.v1.CheckURIResponse
-	(*GetHostnameRequest)(nil),          // 14: virtd.driver.v1.GetHostnameRequest
-	(*GetHostnameResponse)(nil),         // 15: virtd.driver.v1.GetHostnameResponse
-	(*GetCapabilitiesRequest)(nil),      // 16: virtd.driver.v1.GetCapabilitiesRequest
-	(*GetCapabilitiesResponse)(nil),     // 17: virtd.driver.v1.GetCapabilitiesResponse
-	(*GetNodeInfoRequest)(nil),          // 18: virtd.driver.v1.GetNodeInfoRequest
-	(*GetNodeInfoResponse)(nil),         // 19: virtd.driver.v1.GetNodeInfoResponse
-	(*ListDomainsRequest)(nil),          // 20: virtd.driver.v1.ListDomainsRequest
-	(*ListDomainsResponse)(nil),         // 21: virtd.driver.v1.ListDomainsResponse
-	(*LookupDomainRequest)(nil),         // 22: virtd.driver.v1.LookupDomainRequest
-	(*LookupDomainResponse)(nil),        // 23: virtd.driver.v1.LookupDomainResponse
-	(*DefineDomainRequest)(nil),         // 24: virtd.driver.v1.DefineDomainRequest
-	(*DefineDomainResponse)(nil),        // 25: virtd.driver.v1.DefineDomainResponse
-	(*UndefineDomainRequest)(nil),       // 26: virtd.driver.v1.UndefineDomainRequest
-	(*UndefineDomainResponse)(nil),      // 27: virtd.driver.v1.UndefineDomainResponse
-	(*StartDomainRequest)(nil),          // 28: virtd.driver.v1.StartDomainRequest
-	(*StartDomainResponse)(nil),         // 29: virtd.driver.v1.StartDomainResponse
-	(*ShutdownDomainRequest)(nil),       // 30: virtd.driver.v1.ShutdownDomainRequest
-	(*ShutdownDomainResponse)(nil),      // 31: virtd.driver.v1.ShutdownDomainResponse
-	(*RebootDomainRequest)(nil),         // 32: virtd.driver.v1.RebootDomainRequest
-	(*RebootDomainResponse)(nil),        // 33: virtd.driver.v1.RebootDomainResponse
-	(*DestroyDomainRequest)(nil),        // 34: virtd.driver.v1.DestroyDomainRequest
-	(*DestroyDomainResponse)(nil),       // 35: virtd.driver.v1.DestroyDomainResponse
-	(*SuspendDomainRequest)(nil),        // 36: virtd.driver.v1.SuspendDomainRequest
-	(*SuspendDomainResponse)(nil),       // 37: virtd.driver.v1.SuspendDomainResponse
-	(*ResumeDomainRequest)(nil),         // 38: virtd.driver.v1.ResumeDomainRequest
-	(*ResumeDomainResponse)(nil),        // 39: virtd.driver.v1.ResumeDomainResponse
-	(*GetDomainInfoRequest)(nil),        // 40: virtd.driver.v1.GetDomainInfoRequest
-	(*GetDomainInfoResponse)(nil),       // 41: virtd.driver.v1.GetDomainInfoResponse
-	(*GetDomainStateRequest)(nil),       // 42: virtd.driver.v1.GetDomainStateRequest
-	(*GetDomainStateResponse)(nil),      // 43: virtd.driver.v1.GetDomainStateResponse
-	(*GetDomainXMLRequest)(nil),         // 44: virtd.driver.v1.GetDomainXMLRequest
-	(*GetDomainXMLResponse)(nil),        // 45: virtd.driver.v1.GetDomainXMLResponse
-	(*GetDomainAutostartRequest)(nil),   // 46: virtd.driver.v1.GetDomainAutostartRequest
-	(*GetDomainAutostartResponse)(nil),  // 47: virtd.driver.v1.GetDomainAutostartResponse
-	(*SetDomainAutostartRequest)(nil),   // 48: virtd.driver.v1.SetDomainAutostartRequest
-	(*SetDomainAutostartResponse)(nil),  // 49: virtd.driver.v1.SetDomainAutostartResponse
-	(*WatchEventsRequest)(nil),          // 50: virtd.driver.v1.WatchEventsRequest
-	(*WatchEventsResponse)(nil),         // 51: virtd.driver.v1.WatchEventsResponse
-	(*DomainXMLToNativeRequest)(nil),    // 52: virtd.driver.v1.DomainXMLToNativeRequest
-	(*DomainXMLToNativeResponse)(nil),   // 53: virtd.driver.v1.DomainXMLToNativeResponse
-	(*DomainXMLFromNativeRequest)(nil),  // 54: virtd.driver.v1.DomainXMLFromNativeRequest
-	(*DomainXMLFromNativeResponse)(nil), // 55: virtd.driver.v1.DomainXMLFromNativeResponse
-	(*ConsoleTarget)(nil),               // 56: virtd.driver.v1.ConsoleTarget
-	(*OpenConsoleRequest)(nil),          // 57: virtd.driver.v1.OpenConsoleRequest
-	(*OpenConsoleResponse)(nil),         // 58: virtd.driver.v1.OpenConsoleResponse
+	(*Record)(nil),                      // 8: virtd.driver.v1.Record
+	(*Stamp)(nil),                       // 9: virtd.driver.v1.Stamp
+	(*GetInfoRequest)(nil),              // 10: virtd.driver.v1.GetInfoRequest
+	(*GetInfoResponse)(nil),             // 11: virtd.driver.v1.GetInfoResponse
+	(*KeepAliveRequest)(nil),            // 12: virtd.driver.v1.KeepAliveRequest
+	(*KeepAliveResponse)(nil),           // 13: virtd.driver.v1.KeepAliveResponse
+	(*CheckURIRequest)(nil),             // 14: virtd.driver.v1.CheckURIRequest
+	(*CheckURIResponse)(nil),            // 15: virtd.driver.v1.CheckURIResponse
+	(*GetHostnameRequest)(nil),          // 16: virtd.driver.v1.GetHostnameRequest
+	(*GetHostnameResponse)(nil),         // 17: virtd.driver.v1.GetHostnameResponse
+	(*GetCapabilitiesRequest)(nil),      // 18: virtd.driver.v1.GetCapabilitiesRequest
+	(*GetCapabilitiesResponse)(nil),     // 19: virtd.driver.v1.GetCapabilitiesResponse
+	(*GetNodeInfoRequest)(nil),          // 20: virtd.driver.v1.GetNodeInfoRequest
+	(*GetNodeInfoResponse)(nil),         // 21: virtd.driver.v1.GetNodeInfoResponse
+	(*ListDomainsRequest)(nil),          // 22: virtd.driver.v1.ListDomainsRequest
+	(*ListDomainsResponse)(nil),         // 23: virtd.driver.v1.ListDomainsResponse
+	(*LookupDomainRequest)(nil),         // 24: virtd.driver.v1.LookupDomainRequest
+	(*LookupDomainResponse)(nil),        // 25: virtd.driver.v1.LookupDomainResponse
+	(*DefineDomainRequest)(nil),         // 26: virtd.driver.v1.DefineDomainRequest
+	(*DefineDomainResponse)(nil),        // 27: virtd.driver.v1.DefineDomainResponse
+	(*UndefineDomainRequest)(nil),       // 28: virtd.driver.v1.UndefineDomainRequest
+	(*UndefineDomainResponse)(nil),      // 29: virtd.driver.v1.UndefineDomainResponse
+	(*StartDomainRequest)(nil),          // 30: virtd.driver.v1.StartDomainRequest
+	(*StartDomainResponse)(nil),         // 31: virtd.driver.v1.StartDomainResponse
+	(*ShutdownDomainRequest)(nil),       // 32: virtd.driver.v1.ShutdownDomainRequest
+	(*ShutdownDomainResponse)(nil),      // 33: virtd.driver.v1.ShutdownDomainResponse
+	(*RebootDomainRequest)(nil),         // 34: virtd.driver.v1.RebootDomainRequest
+	(*RebootDomainResponse)(nil),        // 35: virtd.driver.v1.RebootDomainResponse
+	(*DestroyDomainRequest)(nil),        // 36: virtd.driver.v1.DestroyDomainRequest
+	(*DestroyDomainResponse)(nil),       // 37: virtd.driver.v1.DestroyDomainResponse
+	(*SuspendDomainRequest)(nil),        // 38: virtd.driver.v1.SuspendDomainRequest
+	(*SuspendDomainResponse)(nil),       // 39: virtd.driver.v1.SuspendDomainResponse
+	(*ResumeDomainRequest)(nil),         // 40: virtd.driver.v1.ResumeDomainRequest
+	(*ResumeDomainResponse)(nil),        // 41: virtd.driver.v1.ResumeDomainResponse
+	(*GetDomainInfoRequest)(nil),        // 42: virtd.driver.v1.GetDomainInfoRequest
+	(*GetDomainInfoResponse)(nil),       // 43: virtd.driver.v1.GetDomainInfoResponse
+	(*GetDomainStateRequest)(nil),       // 44: virtd.driver.v1.GetDomainStateRequest
+	(*GetDomainStateResponse)(nil),      // 45: virtd.driver.v1.GetDomainStateResponse
+	(*GetDomainXMLRequest)(nil),         // 46: virtd.driver.v1.GetDomainXMLRequest
+	(*GetDomainXMLResponse)(nil),        // 47: virtd.driver.v1.GetDomainXMLResponse
+	(*GetDomainAutostartRequest)(nil),   // 48: virtd.driver.v1.GetDomainAutostartRequest
+	(*GetDomainAutostartResponse)(nil),  // 49: virtd.driver.v1.GetDomainAutostartResponse
+	(*SetDomainAutostartRequest)(nil),   // 50: virtd.driver.v1.SetDomainAutostartRequest
+	(*SetDomainAutostartResponse)(nil),  // 51: virtd.driver.v1.SetDomainAutostartResponse
+	(*WatchEventsRequest)(nil),          // 52: virtd.driver.v1.WatchEventsRequest
+	(*WatchEventsResponse)(nil),         // 53: virtd.driver.v1.WatchEventsResponse
+	(*DomainXMLToNativeRequest)(nil),    // 54: virtd.driver.v1.DomainXMLToNativeRequest
+	(*DomainXMLToNativeResponse)(nil),   // 55: virtd.driver.v1.DomainXMLToNativeResponse
+	(*DomainXMLFromNativeRequest)(nil),  // 56: virtd.driver.v1.DomainXMLFromNativeRequest
+	(*DomainXMLFromNativeResponse)(nil), // 57: virtd.driver.v1.DomainXMLFromNativeResponse
+	(*ConsoleTarget)(nil),               // 58: virtd.driver.v1.ConsoleTarget
+	(*OpenConsoleRequest)(nil),          // 59: virtd.driver.v1.OpenConsoleRequest
+	(*OpenConsoleResponse)(nil),         // 60: virtd.driver.v1.OpenConsoleResponse
+	(*WatchRecordsRequest)(nil),         // 61: virtd.driver.v1.WatchRecordsRequest
+	(*WatchRecordsResponse)(nil),        // 62: virtd.driver.v1.WatchRecordsResponse
+	(*GetFactsRequest)(nil),             // 63: virtd.driver.v1.GetFactsRequest
+	(*GetFactsResponse)(nil),            // 64: virtd.driver.v1.GetFactsResponse
 }
 var file_virtd_driver_v1_driver_proto_depIdxs = []int32{
 	0,  // 0: virtd.driver.v1.DriverInfo.health:type_name -> virtd.driver.v1.Health
@@ -3274,71 +3821,92 @@ var file_virtd_driver_v1_driver_proto_depIdxs = []int32{
 	1,  // 2: virtd.driver.v1.DomainInfo.state:type_name -> virtd.driver.v1.DomainState
 	4,  // 3: virtd.driver.v1.Event.domain:type_name -> virtd.driver.v1.Domain
 	2,  // 4: virtd.driver.v1.Event.type:type_name -> virtd.driver.v1.EventType
-	3,  // 5: virtd.driver.v1.GetInfoResponse.info:type_name -> virtd.driver.v1.DriverInfo
-	6,  // 6: virtd.driver.v1.GetNodeInfoResponse.info:type_name -> virtd.driver.v1.NodeInfo
-	4,  // 7: virtd.driver.v1.ListDomainsResponse.domains:type_name -> virtd.driver.v1.Domain
-	4,  // 8: virtd.driver.v1.LookupDomainResponse.domain:type_name -> virtd.driver.v1.Domain
-	4,  // 9: virtd.driver.v1.DefineDomainResponse.domain:type_name -> virtd.driver.v1.Domain
-	4,  // 10: virtd.driver.v1.StartDomainResponse.domain:type_name -> virtd.driver.v1.Domain
-	5,  // 11: virtd.driver.v1.GetDomainInfoResponse.info:type_name -> virtd.driver.v1.DomainInfo
-	1,  // 12: virtd.driver.v1.GetDomainStateResponse.state:type_name -> virtd.driver.v1.DomainState
-	7,  // 13: virtd.driver.v1.WatchEventsResponse.event:type_name -> virtd.driver.v1.Event
-	56, // 14: virtd.driver.v1.OpenConsoleRequest.open:type_name -> virtd.driver.v1.ConsoleTarget
-	8,  // 15: virtd.driver.v1.DriverService.GetInfo:input_type -> virtd.driver.v1.GetInfoRequest
-	10, // 16: virtd.driver.v1.DriverService.KeepAlive:input_type -> virtd.driver.v1.KeepAliveRequest
-	12, // 17: virtd.driver.v1.DriverService.CheckURI:input_type -> virtd.driver.v1.CheckURIRequest
-	14, // 18: virtd.driver.v1.DriverService.GetHostname:input_type -> virtd.driver.v1.GetHostnameRequest
-	16, // 19: virtd.driver.v1.DriverService.GetCapabilities:input_type -> virtd.driver.v1.GetCapabilitiesRequest
-	18, // 20: virtd.driver.v1.DriverService.GetNodeInfo:input_type -> virtd.driver.v1.GetNodeInfoRequest
-	20, // 21: virtd.driver.v1.DriverService.ListDomains:input_type -> virtd.driver.v1.ListDomainsRequest
-	22, // 22: virtd.driver.v1.DriverService.LookupDomain:input_type -> virtd.driver.v1.LookupDomainRequest
-	24, // 23: virtd.driver.v1.DriverService.DefineDomain:input_type -> virtd.driver.v1.DefineDomainRequest
-	26, // 24: virtd.driver.v1.DriverService.UndefineDomain:input_type -> virtd.driver.v1.UndefineDomainRequest
-	28, // 25: virtd.driver.v1.DriverService.StartDomain:input_type -> virtd.driver.v1.StartDomainRequest
-	30, // 26: virtd.driver.v1.DriverService.ShutdownDomain:input_type -> virtd.driver.v1.ShutdownDomainRequest
-	32, // 27: virtd.driver.v1.DriverService.RebootDomain:input_type -> virtd.driver.v1.RebootDomainRequest
-	34, // 28: virtd.driver.v1.DriverService.DestroyDomain:input_type -> virtd.driver.v1.DestroyDomainRequest
-	36, // 29: virtd.driver.v1.DriverService.SuspendDomain:input_type -> virtd.driver.v1.SuspendDomainRequest
-	38, // 30: virtd.driver.v1.DriverService.ResumeDomain:input_type -> virtd.driver.v1.ResumeDomainRequest
-	40, // 31: virtd.driver.v1.DriverService.GetDomainInfo:input_type -> virtd.driver.v1.GetDomainInfoRequest
-	42, // 32: virtd.driver.v1.DriverService.GetDomainState:input_type -> virtd.driver.v1.GetDomainStateRequest
-	44, // 33: virtd.driver.v1.DriverService.GetDomainXML:input_type -> virtd.driver.v1.GetDomainXMLRequest
-	46, // 34: virtd.driver.v1.DriverService.GetDomainAutostart:input_type -> virtd.driver.v1.GetDomainAutostartRequest
-	48, // 35: virtd.driver.v1.DriverService.SetDomainAutostart:input_type -> virtd.driver.v1.SetDomainAutostartRequest
-	50, // 36: virtd.driver.v1.DriverService.WatchEvents:input_type -> virtd.driver.v1.WatchEventsRequest
-	52, // 37: virtd.driver.v1.DriverService.DomainXMLToNative:input_type -> virtd.driver.v1.DomainXMLToNativeRequest
-	54, // 38: virtd.driver.v1.DriverService.DomainXMLFromNative:input_type -> virtd.driver.v1.DomainXMLFromNativeRequest
-	57, // 39: virtd.driver.v1.DriverService.OpenConsole:input_type -> virtd.driver.v1.OpenConsoleRequest
-	9,  // 40: virtd.driver.v1.DriverService.GetInfo:output_type -> virtd.driver.v1.GetInfoResponse
-	11, // 41: virtd.driver.v1.DriverService.KeepAlive:output_type -> virtd.driver.v1.KeepAliveResponse
-	13, // 42: virtd.driver.v1.DriverService.CheckURI:output_type -> virtd.driver.v1.CheckURIResponse
-	15, // 43: virtd.driver.v1.DriverService.GetHostname:output_type -> virtd.driver.v1.GetHostnameResponse
-	17, // 44: virtd.driver.v1.DriverService.GetCapabilities:output_type -> virtd.driver.v1.GetCapabilitiesResponse
-	19, // 45: virtd.driver.v1.DriverService.GetNodeInfo:output_type -> virtd.driver.v1.GetNodeInfoResponse
-	21, // 46: virtd.driver.v1.DriverService.ListDomains:output_type -> virtd.driver.v1.ListDomainsResponse
-	23, // 47: virtd.driver.v1.DriverService.LookupDomain:output_type -> virtd.driver.v1.LookupDomainResponse
-	25, // 48: virtd.driver.v1.DriverService.DefineDomain:output_type -> virtd.driver.v1.DefineDomainResponse
-	27, // 49: virtd.driver.v1.DriverService.UndefineDomain:output_type -> virtd.driver.v1.UndefineDomainResponse
-	29, // 50: virtd.driver.v1.DriverService.StartDomain:output_type -> virtd.driver.v1.StartDomainResponse
-	31, // 51: virtd.driver.v1.DriverService.ShutdownDomain:output_type -> virtd.driver.v1.ShutdownDomainResponse
-	33, // 52: virtd.driver.v1.DriverService.RebootDomain:output_type -> virtd.driver.v1.RebootDomainResponse
-	35, // 53: virtd.driver.v1.DriverService.DestroyDomain:output_type -> virtd.driver.v1.DestroyDomainResponse
-	37, // 54: virtd.driver.v1.DriverService.SuspendDomain:output_type -> virtd.driver.v1.SuspendDomainResponse
-	39, // 55: virtd.driver.v1.DriverService.ResumeDomain:output_type -> virtd.driver.v1.ResumeDomainResponse
-	41, // 56: virtd.driver.v1.DriverService.GetDomainInfo:output_type -> virtd.driver.v1.GetDomainInfoResponse
-	43, // 57: virtd.driver.v1.DriverService.GetDomainState:output_type -> virtd.driver.v1.GetDomainStateResponse
-	45, // 58: virtd.driver.v1.DriverService.GetDomainXML:output_type -> virtd.driver.v1.GetDomainXMLResponse
-	47, // 59: virtd.driver.v1.DriverService.GetDomainAutostart:output_type -> virtd.driver.v1.GetDomainAutostartResponse
-	49, // 60: virtd.driver.v1.DriverService.SetDomainAutostart:output_type -> virtd.driver.v1.SetDomainAutostartResponse
-	51, // 61: virtd.driver.v1.DriverService.WatchEvents:output_type -> virtd.driver.v1.WatchEventsResponse
-	53, // 62: virtd.driver.v1.DriverService.DomainXMLToNative:output_type -> virtd.driver.v1.DomainXMLToNativeResponse
-	55, // 63: virtd.driver.v1.DriverService.DomainXMLFromNative:output_type -> virtd.driver.v1.DomainXMLFromNativeResponse
-	58, // 64: virtd.driver.v1.DriverService.OpenConsole:output_type -> virtd.driver.v1.OpenConsoleResponse
-	40, // [40:65] is the sub-list for method output_type
-	15, // [15:40] is the sub-list for method input_type
-	15, // [15:15] is the sub-list for extension type_name
-	15, // [15:15] is the sub-list for extension extendee
-	0,  // [0:15] is the sub-list for field type_name
+	4,  // 5: virtd.driver.v1.Record.domain:type_name -> virtd.driver.v1.Domain
+	5,  // 6: virtd.driver.v1.Record.info:type_name -> virtd.driver.v1.DomainInfo
+	3,  // 7: virtd.driver.v1.GetInfoResponse.info:type_name -> virtd.driver.v1.DriverInfo
+	6,  // 8: virtd.driver.v1.GetNodeInfoResponse.info:type_name -> virtd.driver.v1.NodeInfo
+	4,  // 9: virtd.driver.v1.ListDomainsResponse.domains:type_name -> virtd.driver.v1.Domain
+	4,  // 10: virtd.driver.v1.LookupDomainResponse.domain:type_name -> virtd.driver.v1.Domain
+	4,  // 11: virtd.driver.v1.DefineDomainResponse.domain:type_name -> virtd.driver.v1.Domain
+	8,  // 12: virtd.driver.v1.DefineDomainResponse.record:type_name -> virtd.driver.v1.Record
+	8,  // 13: virtd.driver.v1.UndefineDomainResponse.record:type_name -> virtd.driver.v1.Record
+	4,  // 14: virtd.driver.v1.StartDomainResponse.domain:type_name -> virtd.driver.v1.Domain
+	8,  // 15: virtd.driver.v1.StartDomainResponse.record:type_name -> virtd.driver.v1.Record
+	8,  // 16: virtd.driver.v1.ShutdownDomainResponse.record:type_name -> virtd.driver.v1.Record
+	8,  // 17: virtd.driver.v1.RebootDomainResponse.record:type_name -> virtd.driver.v1.Record
+	8,  // 18: virtd.driver.v1.DestroyDomainResponse.record:type_name -> virtd.driver.v1.Record
+	8,  // 19: virtd.driver.v1.SuspendDomainResponse.record:type_name -> virtd.driver.v1.Record
+	8,  // 20: virtd.driver.v1.ResumeDomainResponse.record:type_name -> virtd.driver.v1.Record
+	5,  // 21: virtd.driver.v1.GetDomainInfoResponse.info:type_name -> virtd.driver.v1.DomainInfo
+	1,  // 22: virtd.driver.v1.GetDomainStateResponse.state:type_name -> virtd.driver.v1.DomainState
+	8,  // 23: virtd.driver.v1.SetDomainAutostartResponse.record:type_name -> virtd.driver.v1.Record
+	7,  // 24: virtd.driver.v1.WatchEventsResponse.event:type_name -> virtd.driver.v1.Event
+	58, // 25: virtd.driver.v1.OpenConsoleRequest.open:type_name -> virtd.driver.v1.ConsoleTarget
+	8,  // 26: virtd.driver.v1.WatchRecordsResponse.snapshot:type_name -> virtd.driver.v1.Record
+	7,  // 27: virtd.driver.v1.WatchRecordsResponse.event:type_name -> virtd.driver.v1.Event
+	8,  // 28: virtd.driver.v1.WatchRecordsResponse.record:type_name -> virtd.driver.v1.Record
+	3,  // 29: virtd.driver.v1.GetFactsResponse.info:type_name -> virtd.driver.v1.DriverInfo
+	6,  // 30: virtd.driver.v1.GetFactsResponse.node_info:type_name -> virtd.driver.v1.NodeInfo
+	9,  // 31: virtd.driver.v1.GetFactsResponse.stamps:type_name -> virtd.driver.v1.Stamp
+	10, // 32: virtd.driver.v1.DriverService.GetInfo:input_type -> virtd.driver.v1.GetInfoRequest
+	12, // 33: virtd.driver.v1.DriverService.KeepAlive:input_type -> virtd.driver.v1.KeepAliveRequest
+	14, // 34: virtd.driver.v1.DriverService.CheckURI:input_type -> virtd.driver.v1.CheckURIRequest
+	16, // 35: virtd.driver.v1.DriverService.GetHostname:input_type -> virtd.driver.v1.GetHostnameRequest
+	18, // 36: virtd.driver.v1.DriverService.GetCapabilities:input_type -> virtd.driver.v1.GetCapabilitiesRequest
+	20, // 37: virtd.driver.v1.DriverService.GetNodeInfo:input_type -> virtd.driver.v1.GetNodeInfoRequest
+	22, // 38: virtd.driver.v1.DriverService.ListDomains:input_type -> virtd.driver.v1.ListDomainsRequest
+	24, // 39: virtd.driver.v1.DriverService.LookupDomain:input_type -> virtd.driver.v1.LookupDomainRequest
+	26, // 40: virtd.driver.v1.DriverService.DefineDomain:input_type -> virtd.driver.v1.DefineDomainRequest
+	28, // 41: virtd.driver.v1.DriverService.UndefineDomain:input_type -> virtd.driver.v1.UndefineDomainRequest
+	30, // 42: virtd.driver.v1.DriverService.StartDomain:input_type -> virtd.driver.v1.StartDomainRequest
+	32, // 43: virtd.driver.v1.DriverService.ShutdownDomain:input_type -> virtd.driver.v1.ShutdownDomainRequest
+	34, // 44: virtd.driver.v1.DriverService.RebootDomain:input_type -> virtd.driver.v1.RebootDomainRequest
+	36, // 45: virtd.driver.v1.DriverService.DestroyDomain:input_type -> virtd.driver.v1.DestroyDomainRequest
+	38, // 46: virtd.driver.v1.DriverService.SuspendDomain:input_type -> virtd.driver.v1.SuspendDomainRequest
+	40, // 47: virtd.driver.v1.DriverService.ResumeDomain:input_type -> virtd.driver.v1.ResumeDomainRequest
+	42, // 48: virtd.driver.v1.DriverService.GetDomainInfo:input_type -> virtd.driver.v1.GetDomainInfoRequest
+	44, // 49: virtd.driver.v1.DriverService.GetDomainState:input_type -> virtd.driver.v1.GetDomainStateRequest
+	46, // 50: virtd.driver.v1.DriverService.GetDomainXML:input_type -> virtd.driver.v1.GetDomainXMLRequest
+	48, // 51: virtd.driver.v1.DriverService.GetDomainAutostart:input_type -> virtd.driver.v1.GetDomainAutostartRequest
+	50, // 52: virtd.driver.v1.DriverService.SetDomainAutostart:input_type -> virtd.driver.v1.SetDomainAutostartRequest
+	52, // 53: virtd.driver.v1.DriverService.WatchEvents:input_type -> virtd.driver.v1.WatchEventsRequest
+	61, // 54: virtd.driver.v1.DriverService.WatchRecords:input_type -> virtd.driver.v1.WatchRecordsRequest
+	63, // 55: virtd.driver.v1.DriverService.GetFacts:input_type -> virtd.driver.v1.GetFactsRequest
+	54, // 56: virtd.driver.v1.DriverService.DomainXMLToNative:input_type -> virtd.driver.v1.DomainXMLToNativeRequest
+	56, // 57: virtd.driver.v1.DriverService.DomainXMLFromNative:input_type -> virtd.driver.v1.DomainXMLFromNativeRequest
+	59, // 58: virtd.driver.v1.DriverService.OpenConsole:input_type -> virtd.driver.v1.OpenConsoleRequest
+	11, // 59: virtd.driver.v1.DriverService.GetInfo:output_type -> virtd.driver.v1.GetInfoResponse
+	13, // 60: virtd.driver.v1.DriverService.KeepAlive:output_type -> virtd.driver.v1.KeepAliveResponse
+	15, // 61: virtd.driver.v1.DriverService.CheckURI:output_type -> virtd.driver.v1.CheckURIResponse
+	17, // 62: virtd.driver.v1.DriverService.GetHostname:output_type -> virtd.driver.v1.GetHostnameResponse
+	19, // 63: virtd.driver.v1.DriverService.GetCapabilities:output_type -> virtd.driver.v1.GetCapabilitiesResponse
+	21, // 64: virtd.driver.v1.DriverService.GetNodeInfo:output_type -> virtd.driver.v1.GetNodeInfoResponse
+	23, // 65: virtd.driver.v1.DriverService.ListDomains:output_type -> virtd.driver.v1.ListDomainsResponse
+	25, // 66: virtd.driver.v1.DriverService.LookupDomain:output_type -> virtd.driver.v1.LookupDomainResponse
+	27, // 67: virtd.driver.v1.DriverService.DefineDomain:output_type -> virtd.driver.v1.DefineDomainResponse
+	29, // 68: virtd.driver.v1.DriverService.UndefineDomain:output_type -> virtd.driver.v1.UndefineDomainResponse
+	31, // 69: virtd.driver.v1.DriverService.StartDomain:output_type -> virtd.driver.v1.StartDomainResponse
+	33, // 70: virtd.driver.v1.DriverService.ShutdownDomain:output_type -> virtd.driver.v1.ShutdownDomainResponse
+	35, // 71: virtd.driver.v1.DriverService.RebootDomain:output_type -> virtd.driver.v1.RebootDomainResponse
+	37, // 72: virtd.driver.v1.DriverService.DestroyDomain:output_type -> virtd.driver.v1.DestroyDomainResponse
+	39, // 73: virtd.driver.v1.DriverService.SuspendDomain:output_type -> virtd.driver.v1.SuspendDomainResponse
+	41, // 74: virtd.driver.v1.DriverService.ResumeDomain:output_type -> virtd.driver.v1.ResumeDomainResponse
+	43, // 75: virtd.driver.v1.DriverService.GetDomainInfo:output_type -> virtd.driver.v1.GetDomainInfoResponse
+	45, // 76: virtd.driver.v1.DriverService.GetDomainState:output_type -> virtd.driver.v1.GetDomainStateResponse
+	47, // 77: virtd.driver.v1.DriverService.GetDomainXML:output_type -> virtd.driver.v1.GetDomainXMLResponse
+	49, // 78: virtd.driver.v1.DriverService.GetDomainAutostart:output_type -> virtd.driver.v1.GetDomainAutostartResponse
+	51, // 79: virtd.driver.v1.DriverService.SetDomainAutostart:output_type -> virtd.driver.v1.SetDomainAutostartResponse
+	53, // 80: virtd.driver.v1.DriverService.WatchEvents:output_type -> virtd.driver.v1.WatchEventsResponse
+	62, // 81: virtd.driver.v1.DriverService.WatchRecords:output_type -> virtd.driver.v1.WatchRecordsResponse
+	64, // 82: virtd.driver.v1.DriverService.GetFacts:output_type -> virtd.driver.v1.GetFactsResponse
+	55, // 83: virtd.driver.v1.DriverService.DomainXMLToNative:output_type -> virtd.driver.v1.DomainXMLToNativeResponse
+	57, // 84: virtd.driver.v1.DriverService.DomainXMLFromNative:output_type -> virtd.driver.v1.DomainXMLFromNativeResponse
+	60, // 85: virtd.driver.v1.DriverService.OpenConsole:output_type -> virtd.driver.v1.OpenConsoleResponse
+	59, // [59:86] is the sub-list for method output_type
+	32, // [32:59] is the sub-list for method input_type
+	32, // [32:32] is the sub-list for extension type_name
+	32, // [32:32] is the sub-list for extension extendee
+	0,  // [0:32] is the sub-list for field type_name
 }
 
 func init() { file_virtd_driver_v1_driver_proto_init() }
@@ -3346,12 +3914,12 @@ func file_virtd_driver_v1_driver_proto_init() {
 	if File_virtd_driver_v1_driver_proto != nil {
 		return
 	}
-	file_virtd_driver_v1_driver_proto_msgTypes[19].OneofWrappers = []any{
+	file_virtd_driver_v1_driver_proto_msgTypes[21].OneofWrappers = []any{
 		(*LookupDomainRequest_Name)(nil),
 		(*LookupDomainRequest_Uuid)(nil),
 		(*LookupDomainRequest_Id)(nil),
 	}
-	file_virtd_driver_v1_driver_proto_msgTypes[54].OneofWrappers = []any{
+	file_virtd_driver_v1_driver_proto_msgTypes[56].OneofWrappers = []any{
 		(*OpenConsoleRequest_Open)(nil),
 		(*OpenConsoleRequest_Input)(nil),
 	}
@@ -3361,7 +3929,7 @@ func file_virtd_driver_v1_driver_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_virtd_driver_v1_driver_proto_rawDesc), len(file_virtd_driver_v1_driver_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   56,
+			NumMessages:   62,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -46,6 +46,8 @@ const (
 	DriverService_GetDomainAutostart_FullMethodName  = "/virtd.driver.v1.DriverService/GetDomainAutostart"
 	DriverService_SetDomainAutostart_FullMethodName  = "/virtd.driver.v1.DriverService/SetDomainAutostart"
 	DriverService_WatchEvents_FullMethodName         = "/virtd.driver.v1.DriverService/WatchEvents"
+	DriverService_WatchRecords_FullMethodName        = "/virtd.driver.v1.DriverService/WatchRecords"
+	DriverService_GetFacts_FullMethodName            = "/virtd.driver.v1.DriverService/GetFacts"
 	DriverService_DomainXMLToNative_FullMethodName   = "/virtd.driver.v1.DriverService/DomainXMLToNative"
 	DriverService_DomainXMLFromNative_FullMethodName = "/virtd.driver.v1.DriverService/DomainXMLFromNative"
 	DriverService_OpenConsole_FullMethodName         = "/virtd.driver.v1.DriverService/OpenConsole"
@@ -86,6 +88,15 @@ type DriverServiceClient interface {
 	// WatchEvents streams lifecycle events, in the order they happened, until
 	// the caller goes away.
 	WatchEvents(ctx context.Context, in *WatchEventsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchEventsResponse], error)
+	// Records (feature "records"): what the host keeps of each domain to
+	// answer reads without calling the driver. WatchRecords sends a snapshot
+	// of every domain first, then each event with the record of its domain
+	// after it, in order. Every reply to a call that changes a domain carries
+	// the domain's record too.
+	WatchRecords(ctx context.Context, in *WatchRecordsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchRecordsResponse], error)
+	// GetFacts returns the host facts in one answer, with the files they
+	// depend on, so the host can keep them until those change.
+	GetFacts(ctx context.Context, in *GetFactsRequest, opts ...grpc.CallOption) (*GetFactsResponse, error)
 	// DomainXMLToNative turns domain XML into a native configuration, e.g.
 	// format "qemu-argv" or "xen-xl".
 	DomainXMLToNative(ctx context.Context, in *DomainXMLToNativeRequest, opts ...grpc.CallOption) (*DomainXMLToNativeResponse, error)
@@ -334,6 +345,35 @@ func (c *driverServiceClient) WatchEvents(ctx context.Context, in *WatchEventsRe
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type DriverService_WatchEventsClient = grpc.ServerStreamingClient[WatchEventsResponse]
 
+func (c *driverServiceClient) WatchRecords(ctx context.Context, in *WatchRecordsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchRecordsResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &DriverService_ServiceDesc.Streams[1], DriverService_WatchRecords_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[WatchRecordsRequest, WatchRecordsResponse]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type DriverService_WatchRecordsClient = grpc.ServerStreamingClient[WatchRecordsResponse]
+
+func (c *driverServiceClient) GetFacts(ctx context.Context, in *GetFactsRequest, opts ...grpc.CallOption) (*GetFactsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetFactsResponse)
+	err := c.cc.Invoke(ctx, DriverService_GetFacts_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *driverServiceClient) DomainXMLToNative(ctx context.Context, in *DomainXMLToNativeRequest, opts ...grpc.CallOption) (*DomainXMLToNativeResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(DomainXMLToNativeResponse)
@@ -356,7 +396,7 @@ func (c *driverServiceClient) DomainXMLFromNative(ctx context.Context, in *Domai
 
 func (c *driverServiceClient) OpenConsole(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[OpenConsoleRequest, OpenConsoleResponse], error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	stream, err := c.cc.NewStream(ctx, &DriverService_ServiceDesc.Streams[1], DriverService_OpenConsole_FullMethodName, cOpts...)
+	stream, err := c.cc.NewStream(ctx, &DriverService_ServiceDesc.Streams[2], DriverService_OpenConsole_FullMethodName, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -402,6 +442,15 @@ type DriverServiceServer interface {
 	// WatchEvents streams lifecycle events, in the order they happened, until
 	// the caller goes away.
 	WatchEvents(*WatchEventsRequest, grpc.ServerStreamingServer[WatchEventsResponse]) error
+	// Records (feature "records"): what the host keeps of each domain to
+	// answer reads without calling the driver. WatchRecords sends a snapshot
+	// of every domain first, then each event with the record of its domain
+	// after it, in order. Every reply to a call that changes a domain carries
+	// the domain's record too.
+	WatchRecords(*WatchRecordsRequest, grpc.ServerStreamingServer[WatchRecordsResponse]) error
+	// GetFacts returns the host facts in one answer, with the files they
+	// depend on, so the host can keep them until those change.
+	GetFacts(context.Context, *GetFactsRequest) (*GetFactsResponse, error)
 	// DomainXMLToNative turns domain XML into a native configuration, e.g.
 	// format "qemu-argv" or "xen-xl".
 	DomainXMLToNative(context.Context, *DomainXMLToNativeRequest) (*DomainXMLToNativeResponse, error)
@@ -486,6 +535,12 @@ func (UnimplementedDriverServiceServer) SetDomainAutostart(context.Context, *Set
 }
 func (UnimplementedDriverServiceServer) WatchEvents(*WatchEventsRequest, grpc.ServerStreamingServer[WatchEventsResponse]) error {
 	return status.Errorf(codes.Unimplemented, "method WatchEvents not implemented")
+}
+func (UnimplementedDriverServiceServer) WatchRecords(*WatchRecordsRequest, grpc.ServerStreamingServer[WatchRecordsResponse]) error {
+	return status.Errorf(codes.Unimplemented, "method WatchRecords not implemented")
+}
+func (UnimplementedDriverServiceServer) GetFacts(context.Context, *GetFactsRequest) (*GetFactsResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method GetFacts not implemented")
 }
 func (UnimplementedDriverServiceServer) DomainXMLToNative(context.Context, *DomainXMLToNativeRequest) (*DomainXMLToNativeResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method DomainXMLToNative not implemented")
@@ -906,6 +961,35 @@ func _DriverService_WatchEvents_Handler(srv interface{}, stream grpc.ServerStrea
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type DriverService_WatchEventsServer = grpc.ServerStreamingServer[WatchEventsResponse]
 
+func _DriverService_WatchRecords_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(WatchRecordsRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(DriverServiceServer).WatchRecords(m, &grpc.GenericServerStream[WatchRecordsRequest, WatchRecordsResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type DriverService_WatchRecordsServer = grpc.ServerStreamingServer[WatchRecordsResponse]
+
+func _DriverService_GetFacts_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetFactsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(DriverServiceServer).GetFacts(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: DriverService_GetFacts_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(DriverServiceServer).GetFacts(ctx, req.(*GetFactsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _DriverService_DomainXMLToNative_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(DomainXMLToNativeRequest)
 	if err := dec(in); err != nil {
@@ -1041,6 +1125,10 @@ var DriverService_ServiceDesc = grpc.ServiceDesc{
 			Handler:    _DriverService_SetDomainAutostart_Handler,
 		},
 		{
+			MethodName: "GetFacts",
+			Handler:    _DriverService_GetFacts_Handler,
+		},
+		{
 			MethodName: "DomainXMLToNative",
 			Handler:    _DriverService_DomainXMLToNative_Handler,
 		},
@@ -1053,6 +1141,11 @@ var DriverService_ServiceDesc = grpc.ServiceDesc{
 		{
 			StreamName:    "WatchEvents",
 			Handler:       _DriverService_WatchEvents_Handler,
+			ServerStreams: true,
+		},
+		{
+			StreamName:    "WatchRecords",
+			Handler:       _DriverService_WatchRecords_Handler,
 			ServerStreams: true,
 		},
 		{
