@@ -9,7 +9,7 @@ DRIVERS     := test qemu lxc xen
 TEST_FLAGS  ?= -count=1 -timeout 20m
 # The process-level tests that run again with virtd and the test driver
 # built with the race detector: supervision, concurrency, limits.
-RACE_E2E    := TestDriverKilledMidCall|TestKilledDriverGivesNoBareErrors|TestHungDriverIsKilled|TestCallWaitsForRestartingDriver|TestReplacedDriver|TestConcurrentClients|TestEvent|TestMax|TestDaemonKilledReattaches
+RACE_E2E    := TestDriverKilledMidCall|TestKilledDriverGivesNoBareErrors|TestHungDriverIsKilled|TestCallWaitsForRestartingDriver|TestReplacedDriver|TestConcurrentClients|TestEvent|TestMax|TestDaemonKilledReattaches|TestView
 APT_PACKAGES ?= git ca-certificates gcc libc6-dev pkg-config libxen-dev libyajl-dev systemd \
                 qemu-system-x86 qemu-utils busybox-static cpio \
                 debootstrap rpm dpkg-dev
@@ -47,7 +47,7 @@ test-assets: deps ## fetch and build what the tests boot: guest kernels, initram
 	@sh test/xen/setup.sh
 
 test: deps tools lint proto-check build test-assets ## set up, lint, and run every test
-	$(GO) test $(TEST_FLAGS) -race ./host/... ./daemon/... ./driver/...
+	$(GO) test $(TEST_FLAGS) -race ./host/... ./core/... ./daemon/... ./driver/...
 	VIRTD_E2E_RACE=1 $(GO) test $(TEST_FLAGS) -run '$(RACE_E2E)' ./test/e2e/
 	$(GO) test $(TEST_FLAGS) ./...
 
