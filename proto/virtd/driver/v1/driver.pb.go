@@ -2987,6 +2987,106 @@ func (x *OpenConsoleResponse) GetOutput() []byte {
 	return nil
 }
 
+type ProfileRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// "cpu", "heap", "allocs" or "goroutine".
+	Kind string `protobuf:"bytes,1,opt,name=kind,proto3" json:"kind,omitempty"`
+	// How long a CPU profile samples; zero for the other kinds.
+	DurationMs    int64 `protobuf:"varint,2,opt,name=duration_ms,json=durationMs,proto3" json:"duration_ms,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ProfileRequest) Reset() {
+	*x = ProfileRequest{}
+	mi := &file_virtd_driver_v1_driver_proto_msgTypes[56]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ProfileRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ProfileRequest) ProtoMessage() {}
+
+func (x *ProfileRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_virtd_driver_v1_driver_proto_msgTypes[56]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ProfileRequest.ProtoReflect.Descriptor instead.
+func (*ProfileRequest) Descriptor() ([]byte, []int) {
+	return file_virtd_driver_v1_driver_proto_rawDescGZIP(), []int{56}
+}
+
+func (x *ProfileRequest) GetKind() string {
+	if x != nil {
+		return x.Kind
+	}
+	return ""
+}
+
+func (x *ProfileRequest) GetDurationMs() int64 {
+	if x != nil {
+		return x.DurationMs
+	}
+	return 0
+}
+
+// ProfileResponse is one chunk of the profile; the chunks in order are the
+// whole file.
+type ProfileResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Data          []byte                 `protobuf:"bytes,1,opt,name=data,proto3" json:"data,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ProfileResponse) Reset() {
+	*x = ProfileResponse{}
+	mi := &file_virtd_driver_v1_driver_proto_msgTypes[57]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ProfileResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ProfileResponse) ProtoMessage() {}
+
+func (x *ProfileResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_virtd_driver_v1_driver_proto_msgTypes[57]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ProfileResponse.ProtoReflect.Descriptor instead.
+func (*ProfileResponse) Descriptor() ([]byte, []int) {
+	return file_virtd_driver_v1_driver_proto_rawDescGZIP(), []int{57}
+}
+
+func (x *ProfileResponse) GetData() []byte {
+	if x != nil {
+		return x.Data
+	}
+	return nil
+}
+
 var File_virtd_driver_v1_driver_proto protoreflect.FileDescriptor
 
 const file_virtd_driver_v1_driver_proto_rawDesc = "" +
@@ -3141,7 +3241,13 @@ const file_virtd_driver_v1_driver_proto_rawDesc = "" +
 	"\x05input\x18\x02 \x01(\fH\x00R\x05inputB\x05\n" +
 	"\x03msg\"-\n" +
 	"\x13OpenConsoleResponse\x12\x16\n" +
-	"\x06output\x18\x01 \x01(\fR\x06output*N\n" +
+	"\x06output\x18\x01 \x01(\fR\x06output\"E\n" +
+	"\x0eProfileRequest\x12\x12\n" +
+	"\x04kind\x18\x01 \x01(\tR\x04kind\x12\x1f\n" +
+	"\vduration_ms\x18\x02 \x01(\x03R\n" +
+	"durationMs\"%\n" +
+	"\x0fProfileResponse\x12\x12\n" +
+	"\x04data\x18\x01 \x01(\fR\x04data*N\n" +
 	"\x06Health\x12\x16\n" +
 	"\x12HEALTH_UNSPECIFIED\x10\x00\x12\x14\n" +
 	"\x10HEALTH_AVAILABLE\x10\x01\x12\x16\n" +
@@ -3165,7 +3271,7 @@ const file_virtd_driver_v1_driver_proto_rawDesc = "" +
 	"\x12EVENT_TYPE_STOPPED\x10\x06\x12\x17\n" +
 	"\x13EVENT_TYPE_SHUTDOWN\x10\a\x12\x1a\n" +
 	"\x16EVENT_TYPE_PMSUSPENDED\x10\b\x12\x16\n" +
-	"\x12EVENT_TYPE_CRASHED\x10\t2\xe0\x12\n" +
+	"\x12EVENT_TYPE_CRASHED\x10\t2\xb0\x13\n" +
 	"\rDriverService\x12L\n" +
 	"\aGetInfo\x12\x1f.virtd.driver.v1.GetInfoRequest\x1a .virtd.driver.v1.GetInfoResponse\x12R\n" +
 	"\tKeepAlive\x12!.virtd.driver.v1.KeepAliveRequest\x1a\".virtd.driver.v1.KeepAliveResponse\x12O\n" +
@@ -3191,7 +3297,8 @@ const file_virtd_driver_v1_driver_proto_rawDesc = "" +
 	"\vWatchEvents\x12#.virtd.driver.v1.WatchEventsRequest\x1a$.virtd.driver.v1.WatchEventsResponse0\x01\x12j\n" +
 	"\x11DomainXMLToNative\x12).virtd.driver.v1.DomainXMLToNativeRequest\x1a*.virtd.driver.v1.DomainXMLToNativeResponse\x12p\n" +
 	"\x13DomainXMLFromNative\x12+.virtd.driver.v1.DomainXMLFromNativeRequest\x1a,.virtd.driver.v1.DomainXMLFromNativeResponse\x12\\\n" +
-	"\vOpenConsole\x12#.virtd.driver.v1.OpenConsoleRequest\x1a$.virtd.driver.v1.OpenConsoleResponse(\x010\x01B7Z5github.com/virtd/virtd/proto/virtd/driver/v1;driverv1b\x06proto3"
+	"\vOpenConsole\x12#.virtd.driver.v1.OpenConsoleRequest\x1a$.virtd.driver.v1.OpenConsoleResponse(\x010\x01\x12N\n" +
+	"\aProfile\x12\x1f.virtd.driver.v1.ProfileRequest\x1a .virtd.driver.v1.ProfileResponse0\x01B7Z5github.com/virtd/virtd/proto/virtd/driver/v1;driverv1b\x06proto3"
 
 var (
 	file_virtd_driver_v1_driver_proto_rawDescOnce sync.Once
@@ -3206,7 +3313,7 @@ func file_virtd_driver_v1_driver_proto_rawDescGZIP() []byte {
 }
 
 var file_virtd_driver_v1_driver_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_virtd_driver_v1_driver_proto_msgTypes = make([]protoimpl.MessageInfo, 56)
+var file_virtd_driver_v1_driver_proto_msgTypes = make([]protoimpl.MessageInfo, 58)
 var file_virtd_driver_v1_driver_proto_goTypes = []any{
 	(Health)(0),                         // 0: virtd.driver.v1.Health
 	(DomainState)(0),                    // 1: virtd.driver.v1.DomainState
@@ -3267,6 +3374,8 @@ var file_virtd_driver_v1_driver_proto_goTypes = []any{
 	(*ConsoleTarget)(nil),               // 56: virtd.driver.v1.ConsoleTarget
 	(*OpenConsoleRequest)(nil),          // 57: virtd.driver.v1.OpenConsoleRequest
 	(*OpenConsoleResponse)(nil),         // 58: virtd.driver.v1.OpenConsoleResponse
+	(*ProfileRequest)(nil),              // 59: virtd.driver.v1.ProfileRequest
+	(*ProfileResponse)(nil),             // 60: virtd.driver.v1.ProfileResponse
 }
 var file_virtd_driver_v1_driver_proto_depIdxs = []int32{
 	0,  // 0: virtd.driver.v1.DriverInfo.health:type_name -> virtd.driver.v1.Health
@@ -3309,33 +3418,35 @@ var file_virtd_driver_v1_driver_proto_depIdxs = []int32{
 	52, // 37: virtd.driver.v1.DriverService.DomainXMLToNative:input_type -> virtd.driver.v1.DomainXMLToNativeRequest
 	54, // 38: virtd.driver.v1.DriverService.DomainXMLFromNative:input_type -> virtd.driver.v1.DomainXMLFromNativeRequest
 	57, // 39: virtd.driver.v1.DriverService.OpenConsole:input_type -> virtd.driver.v1.OpenConsoleRequest
-	9,  // 40: virtd.driver.v1.DriverService.GetInfo:output_type -> virtd.driver.v1.GetInfoResponse
-	11, // 41: virtd.driver.v1.DriverService.KeepAlive:output_type -> virtd.driver.v1.KeepAliveResponse
-	13, // 42: virtd.driver.v1.DriverService.CheckURI:output_type -> virtd.driver.v1.CheckURIResponse
-	15, // 43: virtd.driver.v1.DriverService.GetHostname:output_type -> virtd.driver.v1.GetHostnameResponse
-	17, // 44: virtd.driver.v1.DriverService.GetCapabilities:output_type -> virtd.driver.v1.GetCapabilitiesResponse
-	19, // 45: virtd.driver.v1.DriverService.GetNodeInfo:output_type -> virtd.driver.v1.GetNodeInfoResponse
-	21, // 46: virtd.driver.v1.DriverService.ListDomains:output_type -> virtd.driver.v1.ListDomainsResponse
-	23, // 47: virtd.driver.v1.DriverService.LookupDomain:output_type -> virtd.driver.v1.LookupDomainResponse
-	25, // 48: virtd.driver.v1.DriverService.DefineDomain:output_type -> virtd.driver.v1.DefineDomainResponse
-	27, // 49: virtd.driver.v1.DriverService.UndefineDomain:output_type -> virtd.driver.v1.UndefineDomainResponse
-	29, // 50: virtd.driver.v1.DriverService.StartDomain:output_type -> virtd.driver.v1.StartDomainResponse
-	31, // 51: virtd.driver.v1.DriverService.ShutdownDomain:output_type -> virtd.driver.v1.ShutdownDomainResponse
-	33, // 52: virtd.driver.v1.DriverService.RebootDomain:output_type -> virtd.driver.v1.RebootDomainResponse
-	35, // 53: virtd.driver.v1.DriverService.DestroyDomain:output_type -> virtd.driver.v1.DestroyDomainResponse
-	37, // 54: virtd.driver.v1.DriverService.SuspendDomain:output_type -> virtd.driver.v1.SuspendDomainResponse
-	39, // 55: virtd.driver.v1.DriverService.ResumeDomain:output_type -> virtd.driver.v1.ResumeDomainResponse
-	41, // 56: virtd.driver.v1.DriverService.GetDomainInfo:output_type -> virtd.driver.v1.GetDomainInfoResponse
-	43, // 57: virtd.driver.v1.DriverService.GetDomainState:output_type -> virtd.driver.v1.GetDomainStateResponse
-	45, // 58: virtd.driver.v1.DriverService.GetDomainXML:output_type -> virtd.driver.v1.GetDomainXMLResponse
-	47, // 59: virtd.driver.v1.DriverService.GetDomainAutostart:output_type -> virtd.driver.v1.GetDomainAutostartResponse
-	49, // 60: virtd.driver.v1.DriverService.SetDomainAutostart:output_type -> virtd.driver.v1.SetDomainAutostartResponse
-	51, // 61: virtd.driver.v1.DriverService.WatchEvents:output_type -> virtd.driver.v1.WatchEventsResponse
-	53, // 62: virtd.driver.v1.DriverService.DomainXMLToNative:output_type -> virtd.driver.v1.DomainXMLToNativeResponse
-	55, // 63: virtd.driver.v1.DriverService.DomainXMLFromNative:output_type -> virtd.driver.v1.DomainXMLFromNativeResponse
-	58, // 64: virtd.driver.v1.DriverService.OpenConsole:output_type -> virtd.driver.v1.OpenConsoleResponse
-	40, // [40:65] is the sub-list for method output_type
-	15, // [15:40] is the sub-list for method input_type
+	59, // 40: virtd.driver.v1.DriverService.Profile:input_type -> virtd.driver.v1.ProfileRequest
+	9,  // 41: virtd.driver.v1.DriverService.GetInfo:output_type -> virtd.driver.v1.GetInfoResponse
+	11, // 42: virtd.driver.v1.DriverService.KeepAlive:output_type -> virtd.driver.v1.KeepAliveResponse
+	13, // 43: virtd.driver.v1.DriverService.CheckURI:output_type -> virtd.driver.v1.CheckURIResponse
+	15, // 44: virtd.driver.v1.DriverService.GetHostname:output_type -> virtd.driver.v1.GetHostnameResponse
+	17, // 45: virtd.driver.v1.DriverService.GetCapabilities:output_type -> virtd.driver.v1.GetCapabilitiesResponse
+	19, // 46: virtd.driver.v1.DriverService.GetNodeInfo:output_type -> virtd.driver.v1.GetNodeInfoResponse
+	21, // 47: virtd.driver.v1.DriverService.ListDomains:output_type -> virtd.driver.v1.ListDomainsResponse
+	23, // 48: virtd.driver.v1.DriverService.LookupDomain:output_type -> virtd.driver.v1.LookupDomainResponse
+	25, // 49: virtd.driver.v1.DriverService.DefineDomain:output_type -> virtd.driver.v1.DefineDomainResponse
+	27, // 50: virtd.driver.v1.DriverService.UndefineDomain:output_type -> virtd.driver.v1.UndefineDomainResponse
+	29, // 51: virtd.driver.v1.DriverService.StartDomain:output_type -> virtd.driver.v1.StartDomainResponse
+	31, // 52: virtd.driver.v1.DriverService.ShutdownDomain:output_type -> virtd.driver.v1.ShutdownDomainResponse
+	33, // 53: virtd.driver.v1.DriverService.RebootDomain:output_type -> virtd.driver.v1.RebootDomainResponse
+	35, // 54: virtd.driver.v1.DriverService.DestroyDomain:output_type -> virtd.driver.v1.DestroyDomainResponse
+	37, // 55: virtd.driver.v1.DriverService.SuspendDomain:output_type -> virtd.driver.v1.SuspendDomainResponse
+	39, // 56: virtd.driver.v1.DriverService.ResumeDomain:output_type -> virtd.driver.v1.ResumeDomainResponse
+	41, // 57: virtd.driver.v1.DriverService.GetDomainInfo:output_type -> virtd.driver.v1.GetDomainInfoResponse
+	43, // 58: virtd.driver.v1.DriverService.GetDomainState:output_type -> virtd.driver.v1.GetDomainStateResponse
+	45, // 59: virtd.driver.v1.DriverService.GetDomainXML:output_type -> virtd.driver.v1.GetDomainXMLResponse
+	47, // 60: virtd.driver.v1.DriverService.GetDomainAutostart:output_type -> virtd.driver.v1.GetDomainAutostartResponse
+	49, // 61: virtd.driver.v1.DriverService.SetDomainAutostart:output_type -> virtd.driver.v1.SetDomainAutostartResponse
+	51, // 62: virtd.driver.v1.DriverService.WatchEvents:output_type -> virtd.driver.v1.WatchEventsResponse
+	53, // 63: virtd.driver.v1.DriverService.DomainXMLToNative:output_type -> virtd.driver.v1.DomainXMLToNativeResponse
+	55, // 64: virtd.driver.v1.DriverService.DomainXMLFromNative:output_type -> virtd.driver.v1.DomainXMLFromNativeResponse
+	58, // 65: virtd.driver.v1.DriverService.OpenConsole:output_type -> virtd.driver.v1.OpenConsoleResponse
+	60, // 66: virtd.driver.v1.DriverService.Profile:output_type -> virtd.driver.v1.ProfileResponse
+	41, // [41:67] is the sub-list for method output_type
+	15, // [15:41] is the sub-list for method input_type
 	15, // [15:15] is the sub-list for extension type_name
 	15, // [15:15] is the sub-list for extension extendee
 	0,  // [0:15] is the sub-list for field type_name
@@ -3361,7 +3472,7 @@ func file_virtd_driver_v1_driver_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_virtd_driver_v1_driver_proto_rawDesc), len(file_virtd_driver_v1_driver_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   56,
+			NumMessages:   58,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
