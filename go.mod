@@ -3,6 +3,7 @@ module github.com/virtd/virtd
 go 1.26.0
 
 require (
+	github.com/google/pprof v0.0.0-20261105003125-4bf881d7fb0b
 	github.com/hashicorp/go-hclog v1.6.3
 	github.com/hashicorp/go-plugin v1.8.0
 	github.com/vishvananda/netlink v1.3.1

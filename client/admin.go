@@ -2,6 +2,9 @@ package client
 
 import (
 	"context"
+	"fmt"
+	"io"
+	"math"
 
 	"google.golang.org/grpc"
 
@@ -10,7 +13,7 @@ import (
 )
 
 // Admin is a connection to the daemon's admin socket, which reports and
-// rescans the installed drivers.
+// rescans the installed drivers, and profiles virtd and its drivers.
 type Admin struct {
 	cc     *grpc.ClientConn
 	api    apiv1.AdminServiceClient
@@ -116,4 +119,62 @@ func fromProtoRejected(in []*apiv1.RejectedFile) []RejectedFile {
 		out = append(out, RejectedFile{Path: f.GetPath(), Reason: f.GetReason()})
 	}
 	return out
+}
+
+// The kinds of profile Admin.Profile takes.
+const (
+	// ProfileCPU samples where the process spends CPU time, for
+	// ProfileOptions.Seconds.
+	ProfileCPU = "cpu"
+	// ProfileHeap is the memory in use now, and allocated so far, by
+	// where it was allocated.
+	ProfileHeap = "heap"
+	// ProfileAllocs is ProfileHeap shown by default as allocations.
+	ProfileAllocs = "allocs"
+	// ProfileGoroutine is the stack of every goroutine now.
+	ProfileGoroutine = "goroutine"
+)
+
+// ProfileOptions says which profile Admin.Profile takes, and of which
+// process.
+type ProfileOptions struct {
+	// Driver names the driver (the <name> of virtd-driver-<name>) whose
+	// process to profile; empty for virtd itself.
+	Driver string
+	// Kind is one of ProfileCPU, ProfileHeap, ProfileAllocs and
+	// ProfileGoroutine.
+	Kind string
+	// Seconds is how long a CPU profile samples, 1 to 300; zero for the
+	// other kinds, which are snapshots.
+	Seconds int
+}
+
+// Profile takes a profile of virtd or of one of its drivers and writes it
+// to w, in pprof's format (`go tool pprof FILE` reads it). A CPU profile
+// arrives once its seconds have passed. Each process takes one CPU profile
+// at a time: another fails with ErrFailedPrecondition. A bad kind or
+// duration fails with ErrInvalidArgument, a driver not installed with
+// ErrNotFound.
+func (a *Admin) Profile(ctx context.Context, opts ProfileOptions, w io.Writer) error {
+	if opts.Seconds < math.MinInt32 || opts.Seconds > math.MaxInt32 {
+		return fmt.Errorf("a profile of %d seconds is out of range: %w", opts.Seconds, ErrInvalidArgument)
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	stream, err := a.api.Profile(ctx, &apiv1.ProfileRequest{Kind: opts.Kind, Seconds: int32(opts.Seconds), Driver: opts.Driver})
+	if err != nil {
+		return rpcerr.FromStatus(err)
+	}
+	for {
+		r, err := stream.Recv()
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return rpcerr.FromStatus(err)
+		}
+		if _, err := w.Write(r.GetData()); err != nil {
+			return err
+		}
+	}
 }

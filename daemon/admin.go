@@ -2,8 +2,11 @@ package daemon
 
 import (
 	"context"
+	"time"
 
 	"github.com/virtd/virtd/core"
+	"github.com/virtd/virtd/internal/rpcerr"
+	"github.com/virtd/virtd/internal/streamio"
 	apiv1 "github.com/virtd/virtd/proto/virtd/api/v1"
 )
 
@@ -37,4 +40,14 @@ func (a *admin) ListDrivers(context.Context, *apiv1.ListDriversRequest) (*apiv1.
 func (a *admin) Rescan(context.Context, *apiv1.RescanRequest) (*apiv1.RescanResponse, error) {
 	added, removed, rejected := a.core.Rescan()
 	return &apiv1.RescanResponse{Added: added, Removed: removed, Rejected: rejectedToAPI(rejected)}, nil
+}
+
+// Profile streams the core's profile of virtd or of a driver in chunks.
+func (a *admin) Profile(req *apiv1.ProfileRequest, stream apiv1.AdminService_ProfileServer) error {
+	w := streamio.NewWriter(func(b []byte) error { return stream.Send(&apiv1.ProfileResponse{Data: b}) })
+	d := time.Duration(req.GetSeconds()) * time.Second
+	if err := a.core.Profile(stream.Context(), req.GetDriver(), req.GetKind(), d, w); err != nil {
+		return rpcerr.ToStatus(err)
+	}
+	return rpcerr.ToStatus(w.Flush())
 }

@@ -94,6 +94,7 @@ func init() {
 		{name: "drivers", help: "list installed virtd drivers", desc: "List the drivers installed in virtd, through its admin socket, with the files it refused.", opts: []opt{
 			{name: "rescan", help: "rescan the driver directories first"},
 		}, run: cmdDrivers},
+		profileCommand,
 	}
 }
 

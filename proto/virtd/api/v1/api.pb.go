@@ -3403,6 +3403,115 @@ func (x *OpenConsoleResponse) GetOutput() []byte {
 	return nil
 }
 
+type ProfileRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// "cpu", "heap", "allocs" or "goroutine".
+	Kind string `protobuf:"bytes,1,opt,name=kind,proto3" json:"kind,omitempty"`
+	// How long a CPU profile samples, 1 to 300; zero for the other kinds.
+	Seconds int32 `protobuf:"varint,2,opt,name=seconds,proto3" json:"seconds,omitempty"`
+	// The driver whose process to profile, by name; empty for virtd itself.
+	Driver        string `protobuf:"bytes,3,opt,name=driver,proto3" json:"driver,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ProfileRequest) Reset() {
+	*x = ProfileRequest{}
+	mi := &file_virtd_api_v1_api_proto_msgTypes[61]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ProfileRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ProfileRequest) ProtoMessage() {}
+
+func (x *ProfileRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_virtd_api_v1_api_proto_msgTypes[61]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ProfileRequest.ProtoReflect.Descriptor instead.
+func (*ProfileRequest) Descriptor() ([]byte, []int) {
+	return file_virtd_api_v1_api_proto_rawDescGZIP(), []int{61}
+}
+
+func (x *ProfileRequest) GetKind() string {
+	if x != nil {
+		return x.Kind
+	}
+	return ""
+}
+
+func (x *ProfileRequest) GetSeconds() int32 {
+	if x != nil {
+		return x.Seconds
+	}
+	return 0
+}
+
+func (x *ProfileRequest) GetDriver() string {
+	if x != nil {
+		return x.Driver
+	}
+	return ""
+}
+
+// ProfileResponse is one chunk of the profile; the chunks in order are the
+// whole file.
+type ProfileResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Data          []byte                 `protobuf:"bytes,1,opt,name=data,proto3" json:"data,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ProfileResponse) Reset() {
+	*x = ProfileResponse{}
+	mi := &file_virtd_api_v1_api_proto_msgTypes[62]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ProfileResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ProfileResponse) ProtoMessage() {}
+
+func (x *ProfileResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_virtd_api_v1_api_proto_msgTypes[62]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ProfileResponse.ProtoReflect.Descriptor instead.
+func (*ProfileResponse) Descriptor() ([]byte, []int) {
+	return file_virtd_api_v1_api_proto_rawDescGZIP(), []int{62}
+}
+
+func (x *ProfileResponse) GetData() []byte {
+	if x != nil {
+		return x.Data
+	}
+	return nil
+}
+
 var File_virtd_api_v1_api_proto protoreflect.FileDescriptor
 
 const file_virtd_api_v1_api_proto_rawDesc = "" +
@@ -3649,7 +3758,13 @@ const file_virtd_api_v1_api_proto_rawDesc = "" +
 	"\x05input\x18\x02 \x01(\fH\x00R\x05inputB\x05\n" +
 	"\x03msg\"-\n" +
 	"\x13OpenConsoleResponse\x12\x16\n" +
-	"\x06output\x18\x01 \x01(\fR\x06output*\xe5\x01\n" +
+	"\x06output\x18\x01 \x01(\fR\x06output\"V\n" +
+	"\x0eProfileRequest\x12\x12\n" +
+	"\x04kind\x18\x01 \x01(\tR\x04kind\x12\x18\n" +
+	"\aseconds\x18\x02 \x01(\x05R\aseconds\x12\x16\n" +
+	"\x06driver\x18\x03 \x01(\tR\x06driver\"%\n" +
+	"\x0fProfileResponse\x12\x12\n" +
+	"\x04data\x18\x01 \x01(\fR\x04data*\xe5\x01\n" +
 	"\vDomainState\x12\x1c\n" +
 	"\x18DOMAIN_STATE_UNSPECIFIED\x10\x00\x12\x18\n" +
 	"\x14DOMAIN_STATE_RUNNING\x10\x01\x12\x18\n" +
@@ -3696,10 +3811,11 @@ const file_virtd_api_v1_api_proto_rawDesc = "" +
 	"\vWatchEvents\x12 .virtd.api.v1.WatchEventsRequest\x1a!.virtd.api.v1.WatchEventsResponse(\x010\x01\x12d\n" +
 	"\x11DomainXMLToNative\x12&.virtd.api.v1.DomainXMLToNativeRequest\x1a'.virtd.api.v1.DomainXMLToNativeResponse\x12j\n" +
 	"\x13DomainXMLFromNative\x12(.virtd.api.v1.DomainXMLFromNativeRequest\x1a).virtd.api.v1.DomainXMLFromNativeResponse\x12V\n" +
-	"\vOpenConsole\x12 .virtd.api.v1.OpenConsoleRequest\x1a!.virtd.api.v1.OpenConsoleResponse(\x010\x012\xa7\x01\n" +
+	"\vOpenConsole\x12 .virtd.api.v1.OpenConsoleRequest\x1a!.virtd.api.v1.OpenConsoleResponse(\x010\x012\xf1\x01\n" +
 	"\fAdminService\x12R\n" +
 	"\vListDrivers\x12 .virtd.api.v1.ListDriversRequest\x1a!.virtd.api.v1.ListDriversResponse\x12C\n" +
-	"\x06Rescan\x12\x1b.virtd.api.v1.RescanRequest\x1a\x1c.virtd.api.v1.RescanResponseB1Z/github.com/virtd/virtd/proto/virtd/api/v1;apiv1b\x06proto3"
+	"\x06Rescan\x12\x1b.virtd.api.v1.RescanRequest\x1a\x1c.virtd.api.v1.RescanResponse\x12H\n" +
+	"\aProfile\x12\x1c.virtd.api.v1.ProfileRequest\x1a\x1d.virtd.api.v1.ProfileResponse0\x01B1Z/github.com/virtd/virtd/proto/virtd/api/v1;apiv1b\x06proto3"
 
 var (
 	file_virtd_api_v1_api_proto_rawDescOnce sync.Once
@@ -3714,7 +3830,7 @@ func file_virtd_api_v1_api_proto_rawDescGZIP() []byte {
 }
 
 var file_virtd_api_v1_api_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_virtd_api_v1_api_proto_msgTypes = make([]protoimpl.MessageInfo, 61)
+var file_virtd_api_v1_api_proto_msgTypes = make([]protoimpl.MessageInfo, 63)
 var file_virtd_api_v1_api_proto_goTypes = []any{
 	(DomainState)(0),                    // 0: virtd.api.v1.DomainState
 	(EventType)(0),                      // 1: virtd.api.v1.EventType
@@ -3779,6 +3895,8 @@ var file_virtd_api_v1_api_proto_goTypes = []any{
 	(*ConsoleTarget)(nil),               // 60: virtd.api.v1.ConsoleTarget
 	(*OpenConsoleRequest)(nil),          // 61: virtd.api.v1.OpenConsoleRequest
 	(*OpenConsoleResponse)(nil),         // 62: virtd.api.v1.OpenConsoleResponse
+	(*ProfileRequest)(nil),              // 63: virtd.api.v1.ProfileRequest
+	(*ProfileResponse)(nil),             // 64: virtd.api.v1.ProfileResponse
 }
 var file_virtd_api_v1_api_proto_depIdxs = []int32{
 	0,  // 0: virtd.api.v1.Domain.state:type_name -> virtd.api.v1.DomainState
@@ -3824,35 +3942,37 @@ var file_virtd_api_v1_api_proto_depIdxs = []int32{
 	61, // 40: virtd.api.v1.VirtService.OpenConsole:input_type -> virtd.api.v1.OpenConsoleRequest
 	52, // 41: virtd.api.v1.AdminService.ListDrivers:input_type -> virtd.api.v1.ListDriversRequest
 	54, // 42: virtd.api.v1.AdminService.Rescan:input_type -> virtd.api.v1.RescanRequest
-	9,  // 43: virtd.api.v1.VirtService.Open:output_type -> virtd.api.v1.OpenResponse
-	11, // 44: virtd.api.v1.VirtService.Close:output_type -> virtd.api.v1.CloseResponse
-	13, // 45: virtd.api.v1.VirtService.GetVersion:output_type -> virtd.api.v1.GetVersionResponse
-	15, // 46: virtd.api.v1.VirtService.GetHostname:output_type -> virtd.api.v1.GetHostnameResponse
-	17, // 47: virtd.api.v1.VirtService.GetCapabilities:output_type -> virtd.api.v1.GetCapabilitiesResponse
-	19, // 48: virtd.api.v1.VirtService.GetNodeInfo:output_type -> virtd.api.v1.GetNodeInfoResponse
-	21, // 49: virtd.api.v1.VirtService.ListDomains:output_type -> virtd.api.v1.ListDomainsResponse
-	23, // 50: virtd.api.v1.VirtService.LookupDomain:output_type -> virtd.api.v1.LookupDomainResponse
-	25, // 51: virtd.api.v1.VirtService.DefineDomain:output_type -> virtd.api.v1.DefineDomainResponse
-	27, // 52: virtd.api.v1.VirtService.UndefineDomain:output_type -> virtd.api.v1.UndefineDomainResponse
-	29, // 53: virtd.api.v1.VirtService.StartDomain:output_type -> virtd.api.v1.StartDomainResponse
-	31, // 54: virtd.api.v1.VirtService.ShutdownDomain:output_type -> virtd.api.v1.ShutdownDomainResponse
-	33, // 55: virtd.api.v1.VirtService.RebootDomain:output_type -> virtd.api.v1.RebootDomainResponse
-	35, // 56: virtd.api.v1.VirtService.DestroyDomain:output_type -> virtd.api.v1.DestroyDomainResponse
-	37, // 57: virtd.api.v1.VirtService.SuspendDomain:output_type -> virtd.api.v1.SuspendDomainResponse
-	39, // 58: virtd.api.v1.VirtService.ResumeDomain:output_type -> virtd.api.v1.ResumeDomainResponse
-	41, // 59: virtd.api.v1.VirtService.GetDomainInfo:output_type -> virtd.api.v1.GetDomainInfoResponse
-	43, // 60: virtd.api.v1.VirtService.GetDomainState:output_type -> virtd.api.v1.GetDomainStateResponse
-	45, // 61: virtd.api.v1.VirtService.GetDomainXML:output_type -> virtd.api.v1.GetDomainXMLResponse
-	47, // 62: virtd.api.v1.VirtService.GetDomainAutostart:output_type -> virtd.api.v1.GetDomainAutostartResponse
-	49, // 63: virtd.api.v1.VirtService.SetDomainAutostart:output_type -> virtd.api.v1.SetDomainAutostartResponse
-	51, // 64: virtd.api.v1.VirtService.WatchEvents:output_type -> virtd.api.v1.WatchEventsResponse
-	57, // 65: virtd.api.v1.VirtService.DomainXMLToNative:output_type -> virtd.api.v1.DomainXMLToNativeResponse
-	59, // 66: virtd.api.v1.VirtService.DomainXMLFromNative:output_type -> virtd.api.v1.DomainXMLFromNativeResponse
-	62, // 67: virtd.api.v1.VirtService.OpenConsole:output_type -> virtd.api.v1.OpenConsoleResponse
-	53, // 68: virtd.api.v1.AdminService.ListDrivers:output_type -> virtd.api.v1.ListDriversResponse
-	55, // 69: virtd.api.v1.AdminService.Rescan:output_type -> virtd.api.v1.RescanResponse
-	43, // [43:70] is the sub-list for method output_type
-	16, // [16:43] is the sub-list for method input_type
+	63, // 43: virtd.api.v1.AdminService.Profile:input_type -> virtd.api.v1.ProfileRequest
+	9,  // 44: virtd.api.v1.VirtService.Open:output_type -> virtd.api.v1.OpenResponse
+	11, // 45: virtd.api.v1.VirtService.Close:output_type -> virtd.api.v1.CloseResponse
+	13, // 46: virtd.api.v1.VirtService.GetVersion:output_type -> virtd.api.v1.GetVersionResponse
+	15, // 47: virtd.api.v1.VirtService.GetHostname:output_type -> virtd.api.v1.GetHostnameResponse
+	17, // 48: virtd.api.v1.VirtService.GetCapabilities:output_type -> virtd.api.v1.GetCapabilitiesResponse
+	19, // 49: virtd.api.v1.VirtService.GetNodeInfo:output_type -> virtd.api.v1.GetNodeInfoResponse
+	21, // 50: virtd.api.v1.VirtService.ListDomains:output_type -> virtd.api.v1.ListDomainsResponse
+	23, // 51: virtd.api.v1.VirtService.LookupDomain:output_type -> virtd.api.v1.LookupDomainResponse
+	25, // 52: virtd.api.v1.VirtService.DefineDomain:output_type -> virtd.api.v1.DefineDomainResponse
+	27, // 53: virtd.api.v1.VirtService.UndefineDomain:output_type -> virtd.api.v1.UndefineDomainResponse
+	29, // 54: virtd.api.v1.VirtService.StartDomain:output_type -> virtd.api.v1.StartDomainResponse
+	31, // 55: virtd.api.v1.VirtService.ShutdownDomain:output_type -> virtd.api.v1.ShutdownDomainResponse
+	33, // 56: virtd.api.v1.VirtService.RebootDomain:output_type -> virtd.api.v1.RebootDomainResponse
+	35, // 57: virtd.api.v1.VirtService.DestroyDomain:output_type -> virtd.api.v1.DestroyDomainResponse
+	37, // 58: virtd.api.v1.VirtService.SuspendDomain:output_type -> virtd.api.v1.SuspendDomainResponse
+	39, // 59: virtd.api.v1.VirtService.ResumeDomain:output_type -> virtd.api.v1.ResumeDomainResponse
+	41, // 60: virtd.api.v1.VirtService.GetDomainInfo:output_type -> virtd.api.v1.GetDomainInfoResponse
+	43, // 61: virtd.api.v1.VirtService.GetDomainState:output_type -> virtd.api.v1.GetDomainStateResponse
+	45, // 62: virtd.api.v1.VirtService.GetDomainXML:output_type -> virtd.api.v1.GetDomainXMLResponse
+	47, // 63: virtd.api.v1.VirtService.GetDomainAutostart:output_type -> virtd.api.v1.GetDomainAutostartResponse
+	49, // 64: virtd.api.v1.VirtService.SetDomainAutostart:output_type -> virtd.api.v1.SetDomainAutostartResponse
+	51, // 65: virtd.api.v1.VirtService.WatchEvents:output_type -> virtd.api.v1.WatchEventsResponse
+	57, // 66: virtd.api.v1.VirtService.DomainXMLToNative:output_type -> virtd.api.v1.DomainXMLToNativeResponse
+	59, // 67: virtd.api.v1.VirtService.DomainXMLFromNative:output_type -> virtd.api.v1.DomainXMLFromNativeResponse
+	62, // 68: virtd.api.v1.VirtService.OpenConsole:output_type -> virtd.api.v1.OpenConsoleResponse
+	53, // 69: virtd.api.v1.AdminService.ListDrivers:output_type -> virtd.api.v1.ListDriversResponse
+	55, // 70: virtd.api.v1.AdminService.Rescan:output_type -> virtd.api.v1.RescanResponse
+	64, // 71: virtd.api.v1.AdminService.Profile:output_type -> virtd.api.v1.ProfileResponse
+	44, // [44:72] is the sub-list for method output_type
+	16, // [16:44] is the sub-list for method input_type
 	16, // [16:16] is the sub-list for extension type_name
 	16, // [16:16] is the sub-list for extension extendee
 	0,  // [0:16] is the sub-list for field type_name
@@ -3878,7 +3998,7 @@ func file_virtd_api_v1_api_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_virtd_api_v1_api_proto_rawDesc), len(file_virtd_api_v1_api_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   61,
+			NumMessages:   63,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

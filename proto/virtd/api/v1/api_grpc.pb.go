@@ -1066,6 +1066,7 @@ var VirtService_ServiceDesc = grpc.ServiceDesc{
 const (
 	AdminService_ListDrivers_FullMethodName = "/virtd.api.v1.AdminService/ListDrivers"
 	AdminService_Rescan_FullMethodName      = "/virtd.api.v1.AdminService/Rescan"
+	AdminService_Profile_FullMethodName     = "/virtd.api.v1.AdminService/Profile"
 )
 
 // AdminServiceClient is the client API for AdminService service.
@@ -1078,6 +1079,12 @@ type AdminServiceClient interface {
 	// Rescan reads the driver directories again: new drivers appear, removed
 	// ones go, and rejected files are reported.
 	Rescan(ctx context.Context, in *RescanRequest, opts ...grpc.CallOption) (*RescanResponse, error)
+	// Profile takes a profile of virtd itself or of one driver's process and
+	// streams it in pprof's format (gzipped protobuf, as `go tool pprof`
+	// reads it), in chunks. A CPU profile samples for the seconds asked; the
+	// other kinds are snapshots. One CPU profile runs at a time per process:
+	// another is refused with FAILED_PRECONDITION.
+	Profile(ctx context.Context, in *ProfileRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[ProfileResponse], error)
 }
 
 type adminServiceClient struct {
@@ -1108,6 +1115,25 @@ func (c *adminServiceClient) Rescan(ctx context.Context, in *RescanRequest, opts
 	return out, nil
 }
 
+func (c *adminServiceClient) Profile(ctx context.Context, in *ProfileRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[ProfileResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &AdminService_ServiceDesc.Streams[0], AdminService_Profile_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[ProfileRequest, ProfileResponse]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type AdminService_ProfileClient = grpc.ServerStreamingClient[ProfileResponse]
+
 // AdminServiceServer is the server API for AdminService service.
 // All implementations must embed UnimplementedAdminServiceServer
 // for forward compatibility.
@@ -1118,6 +1144,12 @@ type AdminServiceServer interface {
 	// Rescan reads the driver directories again: new drivers appear, removed
 	// ones go, and rejected files are reported.
 	Rescan(context.Context, *RescanRequest) (*RescanResponse, error)
+	// Profile takes a profile of virtd itself or of one driver's process and
+	// streams it in pprof's format (gzipped protobuf, as `go tool pprof`
+	// reads it), in chunks. A CPU profile samples for the seconds asked; the
+	// other kinds are snapshots. One CPU profile runs at a time per process:
+	// another is refused with FAILED_PRECONDITION.
+	Profile(*ProfileRequest, grpc.ServerStreamingServer[ProfileResponse]) error
 	mustEmbedUnimplementedAdminServiceServer()
 }
 
@@ -1133,6 +1165,9 @@ func (UnimplementedAdminServiceServer) ListDrivers(context.Context, *ListDrivers
 }
 func (UnimplementedAdminServiceServer) Rescan(context.Context, *RescanRequest) (*RescanResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method Rescan not implemented")
+}
+func (UnimplementedAdminServiceServer) Profile(*ProfileRequest, grpc.ServerStreamingServer[ProfileResponse]) error {
+	return status.Errorf(codes.Unimplemented, "method Profile not implemented")
 }
 func (UnimplementedAdminServiceServer) mustEmbedUnimplementedAdminServiceServer() {}
 func (UnimplementedAdminServiceServer) testEmbeddedByValue()                      {}
@@ -1191,6 +1226,17 @@ func _AdminService_Rescan_Handler(srv interface{}, ctx context.Context, dec func
 	return interceptor(ctx, in, info, handler)
 }
 
+func _AdminService_Profile_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(ProfileRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(AdminServiceServer).Profile(m, &grpc.GenericServerStream[ProfileRequest, ProfileResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type AdminService_ProfileServer = grpc.ServerStreamingServer[ProfileResponse]
+
 // AdminService_ServiceDesc is the grpc.ServiceDesc for AdminService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -1207,6 +1253,12 @@ var AdminService_ServiceDesc = grpc.ServiceDesc{
 			Handler:    _AdminService_Rescan_Handler,
 		},
 	},
-	Streams:  []grpc.StreamDesc{},
+	Streams: []grpc.StreamDesc{
+		{
+			StreamName:    "Profile",
+			Handler:       _AdminService_Profile_Handler,
+			ServerStreams: true,
+		},
+	},
 	Metadata: "virtd/api/v1/api.proto",
 }

@@ -3487,6 +3487,106 @@ func (x *GetFactsResponse) GetMissing() []string {
 	return nil
 }
 
+type ProfileRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// "cpu", "heap", "allocs" or "goroutine".
+	Kind string `protobuf:"bytes,1,opt,name=kind,proto3" json:"kind,omitempty"`
+	// How long a CPU profile samples; zero for the other kinds.
+	DurationMs    int64 `protobuf:"varint,2,opt,name=duration_ms,json=durationMs,proto3" json:"duration_ms,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ProfileRequest) Reset() {
+	*x = ProfileRequest{}
+	mi := &file_virtd_driver_v1_driver_proto_msgTypes[62]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ProfileRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ProfileRequest) ProtoMessage() {}
+
+func (x *ProfileRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_virtd_driver_v1_driver_proto_msgTypes[62]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ProfileRequest.ProtoReflect.Descriptor instead.
+func (*ProfileRequest) Descriptor() ([]byte, []int) {
+	return file_virtd_driver_v1_driver_proto_rawDescGZIP(), []int{62}
+}
+
+func (x *ProfileRequest) GetKind() string {
+	if x != nil {
+		return x.Kind
+	}
+	return ""
+}
+
+func (x *ProfileRequest) GetDurationMs() int64 {
+	if x != nil {
+		return x.DurationMs
+	}
+	return 0
+}
+
+// ProfileResponse is one chunk of the profile; the chunks in order are the
+// whole file.
+type ProfileResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Data          []byte                 `protobuf:"bytes,1,opt,name=data,proto3" json:"data,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ProfileResponse) Reset() {
+	*x = ProfileResponse{}
+	mi := &file_virtd_driver_v1_driver_proto_msgTypes[63]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ProfileResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ProfileResponse) ProtoMessage() {}
+
+func (x *ProfileResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_virtd_driver_v1_driver_proto_msgTypes[63]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ProfileResponse.ProtoReflect.Descriptor instead.
+func (*ProfileResponse) Descriptor() ([]byte, []int) {
+	return file_virtd_driver_v1_driver_proto_rawDescGZIP(), []int{63}
+}
+
+func (x *ProfileResponse) GetData() []byte {
+	if x != nil {
+		return x.Data
+	}
+	return nil
+}
+
 var File_virtd_driver_v1_driver_proto protoreflect.FileDescriptor
 
 const file_virtd_driver_v1_driver_proto_rawDesc = "" +
@@ -3680,7 +3780,13 @@ const file_virtd_driver_v1_driver_proto_rawDesc = "" +
 	"\tnode_info\x18\x04 \x01(\v2\x19.virtd.driver.v1.NodeInfoR\bnodeInfo\x12.\n" +
 	"\x06stamps\x18\x05 \x03(\v2\x16.virtd.driver.v1.StampR\x06stamps\x12\x1c\n" +
 	"\tcacheable\x18\x06 \x01(\bR\tcacheable\x12\x18\n" +
-	"\amissing\x18\a \x03(\tR\amissing*N\n" +
+	"\amissing\x18\a \x03(\tR\amissing\"E\n" +
+	"\x0eProfileRequest\x12\x12\n" +
+	"\x04kind\x18\x01 \x01(\tR\x04kind\x12\x1f\n" +
+	"\vduration_ms\x18\x02 \x01(\x03R\n" +
+	"durationMs\"%\n" +
+	"\x0fProfileResponse\x12\x12\n" +
+	"\x04data\x18\x01 \x01(\fR\x04data*N\n" +
 	"\x06Health\x12\x16\n" +
 	"\x12HEALTH_UNSPECIFIED\x10\x00\x12\x14\n" +
 	"\x10HEALTH_AVAILABLE\x10\x01\x12\x16\n" +
@@ -3704,7 +3810,7 @@ const file_virtd_driver_v1_driver_proto_rawDesc = "" +
 	"\x12EVENT_TYPE_STOPPED\x10\x06\x12\x17\n" +
 	"\x13EVENT_TYPE_SHUTDOWN\x10\a\x12\x1a\n" +
 	"\x16EVENT_TYPE_PMSUSPENDED\x10\b\x12\x16\n" +
-	"\x12EVENT_TYPE_CRASHED\x10\t2\x90\x14\n" +
+	"\x12EVENT_TYPE_CRASHED\x10\t2\xe0\x14\n" +
 	"\rDriverService\x12L\n" +
 	"\aGetInfo\x12\x1f.virtd.driver.v1.GetInfoRequest\x1a .virtd.driver.v1.GetInfoResponse\x12R\n" +
 	"\tKeepAlive\x12!.virtd.driver.v1.KeepAliveRequest\x1a\".virtd.driver.v1.KeepAliveResponse\x12O\n" +
@@ -3732,7 +3838,8 @@ const file_virtd_driver_v1_driver_proto_rawDesc = "" +
 	"\bGetFacts\x12 .virtd.driver.v1.GetFactsRequest\x1a!.virtd.driver.v1.GetFactsResponse\x12j\n" +
 	"\x11DomainXMLToNative\x12).virtd.driver.v1.DomainXMLToNativeRequest\x1a*.virtd.driver.v1.DomainXMLToNativeResponse\x12p\n" +
 	"\x13DomainXMLFromNative\x12+.virtd.driver.v1.DomainXMLFromNativeRequest\x1a,.virtd.driver.v1.DomainXMLFromNativeResponse\x12\\\n" +
-	"\vOpenConsole\x12#.virtd.driver.v1.OpenConsoleRequest\x1a$.virtd.driver.v1.OpenConsoleResponse(\x010\x01B7Z5github.com/virtd/virtd/proto/virtd/driver/v1;driverv1b\x06proto3"
+	"\vOpenConsole\x12#.virtd.driver.v1.OpenConsoleRequest\x1a$.virtd.driver.v1.OpenConsoleResponse(\x010\x01\x12N\n" +
+	"\aProfile\x12\x1f.virtd.driver.v1.ProfileRequest\x1a .virtd.driver.v1.ProfileResponse0\x01B7Z5github.com/virtd/virtd/proto/virtd/driver/v1;driverv1b\x06proto3"
 
 var (
 	file_virtd_driver_v1_driver_proto_rawDescOnce sync.Once
@@ -3747,7 +3854,7 @@ func file_virtd_driver_v1_driver_proto_rawDescGZIP() []byte {
 }
 
 var file_virtd_driver_v1_driver_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_virtd_driver_v1_driver_proto_msgTypes = make([]protoimpl.MessageInfo, 62)
+var file_virtd_driver_v1_driver_proto_msgTypes = make([]protoimpl.MessageInfo, 64)
 var file_virtd_driver_v1_driver_proto_goTypes = []any{
 	(Health)(0),                         // 0: virtd.driver.v1.Health
 	(DomainState)(0),                    // 1: virtd.driver.v1.DomainState
@@ -3814,6 +3921,8 @@ var file_virtd_driver_v1_driver_proto_goTypes = []any{
 	(*WatchRecordsResponse)(nil),        // 62: virtd.driver.v1.WatchRecordsResponse
 	(*GetFactsRequest)(nil),             // 63: virtd.driver.v1.GetFactsRequest
 	(*GetFactsResponse)(nil),            // 64: virtd.driver.v1.GetFactsResponse
+	(*ProfileRequest)(nil),              // 65: virtd.driver.v1.ProfileRequest
+	(*ProfileResponse)(nil),             // 66: virtd.driver.v1.ProfileResponse
 }
 var file_virtd_driver_v1_driver_proto_depIdxs = []int32{
 	0,  // 0: virtd.driver.v1.DriverInfo.health:type_name -> virtd.driver.v1.Health
@@ -3875,35 +3984,37 @@ var file_virtd_driver_v1_driver_proto_depIdxs = []int32{
 	54, // 56: virtd.driver.v1.DriverService.DomainXMLToNative:input_type -> virtd.driver.v1.DomainXMLToNativeRequest
 	56, // 57: virtd.driver.v1.DriverService.DomainXMLFromNative:input_type -> virtd.driver.v1.DomainXMLFromNativeRequest
 	59, // 58: virtd.driver.v1.DriverService.OpenConsole:input_type -> virtd.driver.v1.OpenConsoleRequest
-	11, // 59: virtd.driver.v1.DriverService.GetInfo:output_type -> virtd.driver.v1.GetInfoResponse
-	13, // 60: virtd.driver.v1.DriverService.KeepAlive:output_type -> virtd.driver.v1.KeepAliveResponse
-	15, // 61: virtd.driver.v1.DriverService.CheckURI:output_type -> virtd.driver.v1.CheckURIResponse
-	17, // 62: virtd.driver.v1.DriverService.GetHostname:output_type -> virtd.driver.v1.GetHostnameResponse
-	19, // 63: virtd.driver.v1.DriverService.GetCapabilities:output_type -> virtd.driver.v1.GetCapabilitiesResponse
-	21, // 64: virtd.driver.v1.DriverService.GetNodeInfo:output_type -> virtd.driver.v1.GetNodeInfoResponse
-	23, // 65: virtd.driver.v1.DriverService.ListDomains:output_type -> virtd.driver.v1.ListDomainsResponse
-	25, // 66: virtd.driver.v1.DriverService.LookupDomain:output_type -> virtd.driver.v1.LookupDomainResponse
-	27, // 67: virtd.driver.v1.DriverService.DefineDomain:output_type -> virtd.driver.v1.DefineDomainResponse
-	29, // 68: virtd.driver.v1.DriverService.UndefineDomain:output_type -> virtd.driver.v1.UndefineDomainResponse
-	31, // 69: virtd.driver.v1.DriverService.StartDomain:output_type -> virtd.driver.v1.StartDomainResponse
-	33, // 70: virtd.driver.v1.DriverService.ShutdownDomain:output_type -> virtd.driver.v1.ShutdownDomainResponse
-	35, // 71: virtd.driver.v1.DriverService.RebootDomain:output_type -> virtd.driver.v1.RebootDomainResponse
-	37, // 72: virtd.driver.v1.DriverService.DestroyDomain:output_type -> virtd.driver.v1.DestroyDomainResponse
-	39, // 73: virtd.driver.v1.DriverService.SuspendDomain:output_type -> virtd.driver.v1.SuspendDomainResponse
-	41, // 74: virtd.driver.v1.DriverService.ResumeDomain:output_type -> virtd.driver.v1.ResumeDomainResponse
-	43, // 75: virtd.driver.v1.DriverService.GetDomainInfo:output_type -> virtd.driver.v1.GetDomainInfoResponse
-	45, // 76: virtd.driver.v1.DriverService.GetDomainState:output_type -> virtd.driver.v1.GetDomainStateResponse
-	47, // 77: virtd.driver.v1.DriverService.GetDomainXML:output_type -> virtd.driver.v1.GetDomainXMLResponse
-	49, // 78: virtd.driver.v1.DriverService.GetDomainAutostart:output_type -> virtd.driver.v1.GetDomainAutostartResponse
-	51, // 79: virtd.driver.v1.DriverService.SetDomainAutostart:output_type -> virtd.driver.v1.SetDomainAutostartResponse
-	53, // 80: virtd.driver.v1.DriverService.WatchEvents:output_type -> virtd.driver.v1.WatchEventsResponse
-	62, // 81: virtd.driver.v1.DriverService.WatchRecords:output_type -> virtd.driver.v1.WatchRecordsResponse
-	64, // 82: virtd.driver.v1.DriverService.GetFacts:output_type -> virtd.driver.v1.GetFactsResponse
-	55, // 83: virtd.driver.v1.DriverService.DomainXMLToNative:output_type -> virtd.driver.v1.DomainXMLToNativeResponse
-	57, // 84: virtd.driver.v1.DriverService.DomainXMLFromNative:output_type -> virtd.driver.v1.DomainXMLFromNativeResponse
-	60, // 85: virtd.driver.v1.DriverService.OpenConsole:output_type -> virtd.driver.v1.OpenConsoleResponse
-	59, // [59:86] is the sub-list for method output_type
-	32, // [32:59] is the sub-list for method input_type
+	65, // 59: virtd.driver.v1.DriverService.Profile:input_type -> virtd.driver.v1.ProfileRequest
+	11, // 60: virtd.driver.v1.DriverService.GetInfo:output_type -> virtd.driver.v1.GetInfoResponse
+	13, // 61: virtd.driver.v1.DriverService.KeepAlive:output_type -> virtd.driver.v1.KeepAliveResponse
+	15, // 62: virtd.driver.v1.DriverService.CheckURI:output_type -> virtd.driver.v1.CheckURIResponse
+	17, // 63: virtd.driver.v1.DriverService.GetHostname:output_type -> virtd.driver.v1.GetHostnameResponse
+	19, // 64: virtd.driver.v1.DriverService.GetCapabilities:output_type -> virtd.driver.v1.GetCapabilitiesResponse
+	21, // 65: virtd.driver.v1.DriverService.GetNodeInfo:output_type -> virtd.driver.v1.GetNodeInfoResponse
+	23, // 66: virtd.driver.v1.DriverService.ListDomains:output_type -> virtd.driver.v1.ListDomainsResponse
+	25, // 67: virtd.driver.v1.DriverService.LookupDomain:output_type -> virtd.driver.v1.LookupDomainResponse
+	27, // 68: virtd.driver.v1.DriverService.DefineDomain:output_type -> virtd.driver.v1.DefineDomainResponse
+	29, // 69: virtd.driver.v1.DriverService.UndefineDomain:output_type -> virtd.driver.v1.UndefineDomainResponse
+	31, // 70: virtd.driver.v1.DriverService.StartDomain:output_type -> virtd.driver.v1.StartDomainResponse
+	33, // 71: virtd.driver.v1.DriverService.ShutdownDomain:output_type -> virtd.driver.v1.ShutdownDomainResponse
+	35, // 72: virtd.driver.v1.DriverService.RebootDomain:output_type -> virtd.driver.v1.RebootDomainResponse
+	37, // 73: virtd.driver.v1.DriverService.DestroyDomain:output_type -> virtd.driver.v1.DestroyDomainResponse
+	39, // 74: virtd.driver.v1.DriverService.SuspendDomain:output_type -> virtd.driver.v1.SuspendDomainResponse
+	41, // 75: virtd.driver.v1.DriverService.ResumeDomain:output_type -> virtd.driver.v1.ResumeDomainResponse
+	43, // 76: virtd.driver.v1.DriverService.GetDomainInfo:output_type -> virtd.driver.v1.GetDomainInfoResponse
+	45, // 77: virtd.driver.v1.DriverService.GetDomainState:output_type -> virtd.driver.v1.GetDomainStateResponse
+	47, // 78: virtd.driver.v1.DriverService.GetDomainXML:output_type -> virtd.driver.v1.GetDomainXMLResponse
+	49, // 79: virtd.driver.v1.DriverService.GetDomainAutostart:output_type -> virtd.driver.v1.GetDomainAutostartResponse
+	51, // 80: virtd.driver.v1.DriverService.SetDomainAutostart:output_type -> virtd.driver.v1.SetDomainAutostartResponse
+	53, // 81: virtd.driver.v1.DriverService.WatchEvents:output_type -> virtd.driver.v1.WatchEventsResponse
+	62, // 82: virtd.driver.v1.DriverService.WatchRecords:output_type -> virtd.driver.v1.WatchRecordsResponse
+	64, // 83: virtd.driver.v1.DriverService.GetFacts:output_type -> virtd.driver.v1.GetFactsResponse
+	55, // 84: virtd.driver.v1.DriverService.DomainXMLToNative:output_type -> virtd.driver.v1.DomainXMLToNativeResponse
+	57, // 85: virtd.driver.v1.DriverService.DomainXMLFromNative:output_type -> virtd.driver.v1.DomainXMLFromNativeResponse
+	60, // 86: virtd.driver.v1.DriverService.OpenConsole:output_type -> virtd.driver.v1.OpenConsoleResponse
+	66, // 87: virtd.driver.v1.DriverService.Profile:output_type -> virtd.driver.v1.ProfileResponse
+	60, // [60:88] is the sub-list for method output_type
+	32, // [32:60] is the sub-list for method input_type
 	32, // [32:32] is the sub-list for extension type_name
 	32, // [32:32] is the sub-list for extension extendee
 	0,  // [0:32] is the sub-list for field type_name
@@ -3929,7 +4040,7 @@ func file_virtd_driver_v1_driver_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_virtd_driver_v1_driver_proto_rawDesc), len(file_virtd_driver_v1_driver_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   62,
+			NumMessages:   64,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -51,6 +51,7 @@ const (
 	DriverService_DomainXMLToNative_FullMethodName   = "/virtd.driver.v1.DriverService/DomainXMLToNative"
 	DriverService_DomainXMLFromNative_FullMethodName = "/virtd.driver.v1.DriverService/DomainXMLFromNative"
 	DriverService_OpenConsole_FullMethodName         = "/virtd.driver.v1.DriverService/OpenConsole"
+	DriverService_Profile_FullMethodName             = "/virtd.driver.v1.DriverService/Profile"
 )
 
 // DriverServiceClient is the client API for DriverService service.
@@ -106,6 +107,10 @@ type DriverServiceClient interface {
 	// OpenConsole attaches to a domain's console: the first request names the
 	// domain, later ones carry input; responses carry output.
 	OpenConsole(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[OpenConsoleRequest, OpenConsoleResponse], error)
+	// Profile takes a profile of the driver process, in pprof's format, and
+	// streams it in chunks. Package driver serves it for every driver; a
+	// driver built before it answers UNIMPLEMENTED.
+	Profile(ctx context.Context, in *ProfileRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[ProfileResponse], error)
 }
 
 type driverServiceClient struct {
@@ -407,6 +412,25 @@ func (c *driverServiceClient) OpenConsole(ctx context.Context, opts ...grpc.Call
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type DriverService_OpenConsoleClient = grpc.BidiStreamingClient[OpenConsoleRequest, OpenConsoleResponse]
 
+func (c *driverServiceClient) Profile(ctx context.Context, in *ProfileRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[ProfileResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &DriverService_ServiceDesc.Streams[3], DriverService_Profile_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[ProfileRequest, ProfileResponse]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type DriverService_ProfileClient = grpc.ServerStreamingClient[ProfileResponse]
+
 // DriverServiceServer is the server API for DriverService service.
 // All implementations must embed UnimplementedDriverServiceServer
 // for forward compatibility.
@@ -460,6 +484,10 @@ type DriverServiceServer interface {
 	// OpenConsole attaches to a domain's console: the first request names the
 	// domain, later ones carry input; responses carry output.
 	OpenConsole(grpc.BidiStreamingServer[OpenConsoleRequest, OpenConsoleResponse]) error
+	// Profile takes a profile of the driver process, in pprof's format, and
+	// streams it in chunks. Package driver serves it for every driver; a
+	// driver built before it answers UNIMPLEMENTED.
+	Profile(*ProfileRequest, grpc.ServerStreamingServer[ProfileResponse]) error
 	mustEmbedUnimplementedDriverServiceServer()
 }
 
@@ -550,6 +578,9 @@ func (UnimplementedDriverServiceServer) DomainXMLFromNative(context.Context, *Do
 }
 func (UnimplementedDriverServiceServer) OpenConsole(grpc.BidiStreamingServer[OpenConsoleRequest, OpenConsoleResponse]) error {
 	return status.Errorf(codes.Unimplemented, "method OpenConsole not implemented")
+}
+func (UnimplementedDriverServiceServer) Profile(*ProfileRequest, grpc.ServerStreamingServer[ProfileResponse]) error {
+	return status.Errorf(codes.Unimplemented, "method Profile not implemented")
 }
 func (UnimplementedDriverServiceServer) mustEmbedUnimplementedDriverServiceServer() {}
 func (UnimplementedDriverServiceServer) testEmbeddedByValue()                       {}
@@ -1033,6 +1064,17 @@ func _DriverService_OpenConsole_Handler(srv interface{}, stream grpc.ServerStrea
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type DriverService_OpenConsoleServer = grpc.BidiStreamingServer[OpenConsoleRequest, OpenConsoleResponse]
 
+func _DriverService_Profile_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(ProfileRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(DriverServiceServer).Profile(m, &grpc.GenericServerStream[ProfileRequest, ProfileResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type DriverService_ProfileServer = grpc.ServerStreamingServer[ProfileResponse]
+
 // DriverService_ServiceDesc is the grpc.ServiceDesc for DriverService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -1153,6 +1195,11 @@ var DriverService_ServiceDesc = grpc.ServiceDesc{
 			Handler:       _DriverService_OpenConsole_Handler,
 			ServerStreams: true,
 			ClientStreams: true,
+		},
+		{
+			StreamName:    "Profile",
+			Handler:       _DriverService_Profile_Handler,
+			ServerStreams: true,
 		},
 	},
 	Metadata: "virtd/driver/v1/driver.proto",
