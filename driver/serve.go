@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime"
 	"syscall"
 	"time"
 
@@ -81,7 +82,9 @@ func Serve(newDriver func(Env) Driver) {
 			return grpc.NewServer(append(opts,
 				// Fixed windows: no bandwidth-delay probing on a local socket.
 				grpc.InitialWindowSize(1<<20), grpc.InitialConnWindowSize(1<<20),
-				grpc.MaxRecvMsgSize(env.MaxMessageSize), grpc.MaxSendMsgSize(env.MaxMessageSize))...)
+				grpc.MaxRecvMsgSize(env.MaxMessageSize), grpc.MaxSendMsgSize(env.MaxMessageSize),
+				// Calls run on workers whose stacks have grown once.
+				grpc.NumStreamWorkers(uint32(runtime.GOMAXPROCS(0))))...)
 		},
 		Logger: logger,
 	})

@@ -9,7 +9,7 @@ import (
 )
 
 func TestWriteFileReplacesAndLeavesNoTemp(t *testing.T) {
-	for name, write := range map[string]func(string, []byte, os.FileMode) error{"WriteFile": WriteFile, "Replace": Replace} {
+	for name, write := range map[string]func(string, []byte, os.FileMode) error{"WriteFile": WriteFile, "Rewrite": Rewrite, "Replace": Replace} {
 		t.Run(name, func(t *testing.T) { testReplaces(t, write) })
 	}
 }

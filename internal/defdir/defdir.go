@@ -27,12 +27,12 @@ func RenameLegacy(dir, path string, doc []byte, uuid string, mark []byte) (use b
 	if _, err := os.Stat(def); err == nil {
 		return false, os.Remove(path)
 	}
-	if err := atomicfile.WriteFile(def, doc, 0o600); err != nil {
+	if err := atomicfile.Rewrite(def, doc, 0o600); err != nil {
 		return true, fmt.Errorf("renaming %s to %s: %w", path, def, err)
 	}
 	oldMark := filepath.Join(dir, "autostart", legacy)
 	if _, err := os.Stat(oldMark); err == nil {
-		if err := atomicfile.WriteFile(filepath.Join(dir, "autostart", uuid), mark, 0o600); err != nil {
+		if err := atomicfile.Rewrite(filepath.Join(dir, "autostart", uuid), mark, 0o600); err != nil {
 			return true, fmt.Errorf("renaming %s: %w", oldMark, err)
 		}
 		if err := os.Remove(oldMark); err != nil && !errors.Is(err, fs.ErrNotExist) {

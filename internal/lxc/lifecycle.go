@@ -36,7 +36,7 @@ func (drv *Driver) DefineDomain(ctx context.Context, xml string) (*virt.Domain, 
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		if err := atomicfile.WriteFile(drv.configPath(d.UUID()), []byte(doc), 0o600); err != nil {
+		if err := atomicfile.Rewrite(drv.configPath(d.UUID()), []byte(doc), 0o600); err != nil {
 			return virt.Errorf(virt.ErrInternal, "domain '%s': save definition: %w", d.Name(), err)
 		}
 		return nil

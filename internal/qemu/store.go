@@ -68,7 +68,7 @@ func (drv *Driver) saveDefinition(c *config) error {
 	if err != nil {
 		return err
 	}
-	if err := atomicfile.WriteFile(drv.defPath(c.UUID()), []byte(doc+"\n"), 0o600); err != nil {
+	if err := atomicfile.Rewrite(drv.defPath(c.UUID()), []byte(doc+"\n"), 0o600); err != nil {
 		return virt.Errorf(virt.ErrInternal, "domain '%s': saving the definition: %w", c.Name(), err)
 	}
 	return nil
@@ -79,7 +79,7 @@ func (drv *Driver) removeDefinition(c *config) error {
 		return virt.Errorf(virt.ErrInternal, "domain '%s': removing the definition: %w", c.Name(), err)
 	}
 	_ = os.Remove(drv.autostartPath(c.UUID()))
-	return atomicfile.SyncDir(drv.cfg.ConfigDir)
+	return nil
 }
 
 func (drv *Driver) setAutostartMark(c *config, on bool) error {
@@ -93,7 +93,7 @@ func (drv *Driver) setAutostartMark(c *config, on bool) error {
 	if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
 		return virt.Errorf(virt.ErrInternal, "domain '%s': autostart: %w", c.Name(), err)
 	}
-	if err := atomicfile.WriteFile(p, nil, 0o600); err != nil {
+	if err := atomicfile.Rewrite(p, nil, 0o600); err != nil {
 		return virt.Errorf(virt.ErrInternal, "domain '%s': autostart: %w", c.Name(), err)
 	}
 	return nil

@@ -66,7 +66,7 @@ func (d *Driver) saveDefinition(def *definition) error {
 	if err := os.MkdirAll(d.configDir, 0o755); err != nil {
 		return virt.Errorf(virt.ErrInternal, "save definition: %w", err)
 	}
-	if err := atomicfile.WriteFile(d.defPath(def.cfg.UUID), []byte(doc+"\n"), 0o600); err != nil {
+	if err := atomicfile.Rewrite(d.defPath(def.cfg.UUID), []byte(doc+"\n"), 0o600); err != nil {
 		return virt.Errorf(virt.ErrInternal, "save definition of %q: %w", def.cfg.Name, err)
 	}
 	return nil
@@ -155,7 +155,7 @@ func (d *Driver) load() error {
 func (d *Driver) setAutostartFile(uuid string, on bool) error {
 	p := d.autoPath(uuid)
 	if on {
-		return atomicfile.WriteFile(p, nil, 0o600)
+		return atomicfile.Rewrite(p, nil, 0o600)
 	}
 	if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return err
