@@ -43,3 +43,42 @@ func BenchmarkStartDiskless(b *testing.B) {
 		b.ReportMetric(float64(took[n*9/10].Microseconds())/1000, "p90-ms")
 	}
 }
+
+// BenchmarkSuspendEvent measures, in the driver's process, a suspend or a
+// resume from the call to its lifecycle event: QEMU's stop or cont over
+// QMP and the driver's own work, without the daemon's hops. One op is a
+// suspend and a resume.
+func BenchmarkSuspendEvent(b *testing.B) {
+	needQEMU(b)
+	drv, _ := newTestDriver(b)
+	ctx := context.Background()
+	d, err := drv.DefineDomain(ctx, disklessXML("bench-suspend"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	if _, err := drv.StartDomain(ctx, d.UUID); err != nil {
+		b.Fatal(err)
+	}
+	evctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	events, err := drv.WatchEvents(evctx)
+	if err != nil {
+		b.Fatal(err)
+	}
+	var took []time.Duration
+	for b.Loop() {
+		for _, op := range []func(context.Context, string) error{drv.SuspendDomain, drv.ResumeDomain} {
+			began := time.Now()
+			if err := op(ctx, d.UUID); err != nil {
+				b.Fatal(err)
+			}
+			<-events
+			took = append(took, time.Since(began))
+		}
+	}
+	slices.Sort(took)
+	if n := len(took); n > 0 {
+		b.ReportMetric(float64(took[n/2].Microseconds()), "median-us")
+		b.ReportMetric(float64(took[n*9/10].Microseconds()), "p90-us")
+	}
+}

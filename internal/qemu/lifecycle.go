@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -36,28 +37,55 @@ type instance struct {
 	starting   bool
 	destroying bool
 	shutdown   *shutdownInfo // QEMU's SHUTDOWN event, once seen
-	// expect counts the STOP and RESUME events that the driver's own stop
+	// expect holds the STOP and RESUME events that the driver's own stop
 	// and cont commands will cause. QMP may deliver them after the
 	// command's reply, even after the next command: they are not news.
-	expect map[string]int
+	expect map[string][]*expected
 }
 
-// expectLocked notes that the driver's own command will cause event name.
-func (inst *instance) expectLocked(name string, n int) {
+// expected is a QMP event the driver's own command will cause, and the
+// lifecycle event to emit when QEMU has done it: at the QMP event or at
+// the command's reply, whichever comes first (QEMU sends STOP before it
+// has finished the stop command).
+type expected struct {
+	emit    func()
+	emitted bool
+}
+
+// expectLocked notes that the driver's own command will cause event name;
+// emit, if not nil, reports it done.
+func (inst *instance) expectLocked(name string, emit func()) *expected {
 	if inst.expect == nil {
-		inst.expect = map[string]int{}
+		inst.expect = map[string][]*expected{}
 	}
-	inst.expect[name] += n
+	e := &expected{emit: emit}
+	inst.expect[name] = append(inst.expect[name], e)
+	return e
+}
+
+// doneLocked emits e's lifecycle event, once.
+func (e *expected) doneLocked() {
+	if !e.emitted && e.emit != nil {
+		e.emit()
+	}
+	e.emitted = true
+}
+
+// unexpectLocked forgets e: its command failed.
+func (inst *instance) unexpectLocked(name string, e *expected) {
+	inst.expect[name] = slices.DeleteFunc(inst.expect[name], func(x *expected) bool { return x == e })
 }
 
 // expectedLocked consumes one expected event, reporting whether there was
-// one.
+// one, and emits its lifecycle event if its command's reply has not yet.
 func (inst *instance) expectedLocked(name string) bool {
-	if inst.expect[name] > 0 {
-		inst.expect[name]--
-		return true
+	q := inst.expect[name]
+	if len(q) == 0 {
+		return false
 	}
-	return false
+	q[0].doneLocked()
+	inst.expect[name] = q[1:]
+	return true
 }
 
 type shutdownInfo struct {
@@ -227,7 +255,7 @@ func (drv *Driver) start(ctx context.Context, d *domain) error {
 	d.Lock()
 	d.Priv.inst, d.Live = inst, c
 	rec.Persistent = d.IsPersistent()
-	inst.expectLocked("RESUME", 1)
+	inst.expectLocked("RESUME", nil)
 	d.Unlock()
 	if err := drv.saveRecord(rec); err != nil {
 		return fail(virt.Errorf(virt.ErrInternal, "writing the runtime record: %w", err))
@@ -589,7 +617,7 @@ func (drv *Driver) pause(ctx context.Context, uuid string, pause bool) error {
 	d.State, d.Reason = to, reason
 	qmpEvent := map[string]string{"stop": "STOP", "cont": "RESUME"}[cmd]
 	inst := d.Priv.inst
-	inst.expectLocked(qmpEvent, 1)
+	exp := inst.expectLocked(qmpEvent, func() { drv.emitLocked(d, evType, detail) })
 	d.Unlock()
 	// Not the caller's ctx: once sent, QEMU acts whether or not the caller
 	// still waits, and the state must follow what QEMU did.
@@ -597,16 +625,21 @@ func (drv *Driver) pause(ctx context.Context, uuid string, pause bool) error {
 	defer cancel()
 	if err := mon.Execute(qctx, cmd, nil, nil); err != nil {
 		d.Lock()
-		inst.expectLocked(qmpEvent, -1)
+		defer d.Unlock()
+		if exp.emitted {
+			// QEMU said it did it: the state stays.
+			drv.saveRecordLocked(d)
+			return virt.Errorf(virt.ErrInternal, "domain '%s': %w", d.Name(), err)
+		}
+		inst.unexpectLocked(qmpEvent, exp)
 		if d.State == to {
 			d.State, d.Reason = from, oldReason
 		}
-		d.Unlock()
 		return virt.Errorf(virt.ErrInternal, "domain '%s': %w", d.Name(), err)
 	}
 	d.Lock()
+	exp.doneLocked()
 	drv.saveRecordLocked(d)
-	drv.emitLocked(d, evType, detail)
 	d.Unlock()
 	return nil
 }
