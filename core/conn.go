@@ -20,6 +20,7 @@ type Conn struct {
 	uri    string
 	access Access
 	drv    Backend
+	v      *view // the driver's view; nil without views
 	closed atomic.Bool
 }
 
@@ -76,14 +77,10 @@ func do[T any](c *Conn, ctx context.Context, writeOp string, fn func(driver.Driv
 // view returns the driver's view when it may answer now, else nil (see
 // Views). A closed connection gets none: do() refuses its calls.
 func (c *Conn) view() *view {
-	if c.core.views == nil || c.closed.Load() {
+	if c.v == nil || c.closed.Load() || !c.v.usable(c.drv.Instance()) {
 		return nil
 	}
-	v := c.core.views.get(c.drv.Name())
-	if !v.usable(c.drv.Instance()) {
-		return nil
-	}
-	return v
+	return c.v
 }
 
 // record returns what the view holds of the domain uuid, if it may answer:
@@ -107,10 +104,9 @@ func (c *Conn) record(uuid string) (r *driver.Record, found bool, err error) {
 // facts returns the driver's host facts: those kept, while they hold,
 // else read from the driver (and kept, with a view).
 func (c *Conn) facts(ctx context.Context) (*driver.Facts, error) {
-	var v *view
+	v := c.v
 	var id uint64
-	if c.core.views != nil && !c.closed.Load() {
-		v = c.core.views.get(c.drv.Name())
+	if v != nil && !c.closed.Load() {
 		id, _ = c.drv.Instance()
 		if f := v.cachedFacts(id); f != nil {
 			return f, nil

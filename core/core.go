@@ -173,6 +173,9 @@ func (c *Core) Open(ctx context.Context, uri string, access Access) (*Conn, erro
 		return nil, err
 	}
 	conn := &Conn{core: c, uri: uri, access: access, drv: b}
+	if c.views != nil {
+		conn.v = c.views.get(b.Name())
+	}
 	c.mu.Lock()
 	c.conns[conn] = struct{}{}
 	c.mu.Unlock()

@@ -28,7 +28,7 @@ type registry struct {
 	// transports counts the socket connections served.
 	transports atomic.Int64
 
-	mu    sync.Mutex
+	mu    sync.RWMutex // read on every call
 	conns map[string]conn
 }
 
@@ -49,9 +49,9 @@ func (r *registry) add(transport uint64, c *core.Conn) string {
 // get returns the connection id, if it was opened on the caller's socket
 // connection.
 func (r *registry) get(ctx context.Context, id string) (*core.Conn, error) {
-	r.mu.Lock()
+	r.mu.RLock()
 	c, ok := r.conns[id]
-	r.mu.Unlock()
+	r.mu.RUnlock()
 	if !ok || c.transport != clientOf(ctx).id {
 		return nil, fmt.Errorf("no open connection %q (open one first): %w", id, virt.ErrInvalidArgument)
 	}
