@@ -88,6 +88,7 @@ type view struct {
 	// snapshot (a reply to a call made meanwhile).
 	pendingInst uint64
 	pending     []driver.Record
+	pendingLost bool // more than maxPending came: some were dropped
 
 	facts atomic.Pointer[factsEntry]
 	now   func() time.Time
@@ -130,13 +131,14 @@ func (v *view) Reset(inst uint64, s driver.Snapshot) {
 		for _, r := range v.pending {
 			v.applyLocked(r)
 		}
+		v.degraded = v.degraded || v.pendingLost
 	}
-	v.pending, v.pendingInst = nil, 0
+	v.pending, v.pendingInst, v.pendingLost = nil, 0, false
 }
 
 // maxPending bounds the records kept for a process whose snapshot has not
 // come: past it, the view gives up on that process (reads go to the
-// driver) until a snapshot of a later one.
+// driver) until the snapshot of a later one.
 const maxPending = 4096
 
 // Apply takes one record of process inst.
@@ -148,10 +150,12 @@ func (v *view) Apply(inst uint64, r driver.Record) {
 		v.applyLocked(r)
 	case inst > v.inst:
 		if v.pendingInst != inst {
-			v.pending, v.pendingInst = v.pending[:0], inst
+			v.pending, v.pendingInst, v.pendingLost = v.pending[:0], inst, false
 		}
 		if len(v.pending) < maxPending {
 			v.pending = append(v.pending, r)
+		} else {
+			v.pendingLost = true
 		}
 	}
 }

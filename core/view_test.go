@@ -94,6 +94,20 @@ func TestViewPendingBeforeSnapshot(t *testing.T) {
 	}
 }
 
+// TestViewPendingOverflow: a view that had to drop records of a process
+// before its snapshot does not answer for that process.
+func TestViewPendingOverflow(t *testing.T) {
+	v := newView()
+	v.Reset(1, driver.Snapshot{Gen: 1})
+	for i := range maxPending + 1 {
+		v.Apply(2, rec(uint64(10+i), u1, "a", virt.StateShutoff))
+	}
+	v.Reset(2, driver.Snapshot{Gen: 5})
+	if v.usable(2, true) {
+		t.Error("usable after dropping records")
+	}
+}
+
 // TestViewUsable: the view answers for the process it has the snapshot
 // of, or while none runs; not for a newer process, nor once degraded.
 func TestViewUsable(t *testing.T) {
