@@ -245,13 +245,19 @@ func (s *server) SetDomainAutostart(ctx context.Context, req *driverv1.SetDomain
 	return &driverv1.SetDomainAutostartResponse{Record: s.record(ctx, req.GetUuid())}, nil
 }
 
-func (s *server) WatchEvents(_ *driverv1.WatchEventsRequest, stream driverv1.DriverService_WatchEventsServer) error {
+// watching counts an open stream as a host in contact, until the function
+// it returns is called.
+func (s *server) watching() (done func()) {
 	s.touch()
 	s.watchers.Add(1)
-	defer func() {
+	return func() {
 		s.touch()
 		s.watchers.Add(-1)
-	}()
+	}
+}
+
+func (s *server) WatchEvents(_ *driverv1.WatchEventsRequest, stream driverv1.DriverService_WatchEventsServer) error {
+	defer s.watching()()
 	ctx := stream.Context()
 	events, err := s.impl.WatchEvents(ctx)
 	if err != nil {
@@ -294,12 +300,7 @@ func (s *server) failed(ctx context.Context, uuid string, err error) error {
 }
 
 func (s *server) WatchRecords(_ *driverv1.WatchRecordsRequest, stream driverv1.DriverService_WatchRecordsServer) error {
-	s.touch()
-	s.watchers.Add(1)
-	defer func() {
-		s.touch()
-		s.watchers.Add(-1)
-	}()
+	defer s.watching()()
 	ctx := stream.Context()
 	snap, changes, err := s.rec.Watch(ctx)
 	if err != nil {
