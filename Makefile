@@ -58,9 +58,10 @@ run: build ## build, then run virtd in the foreground on a private root
 	$(BIN)/virtd --root $(RUN_ROOT) --driver-dir $(BIN)
 
 bench: build test-assets ## run the benchmarks and print a table
-	@$(GO) test -run '^$$' -bench 'DomainInfo' -benchtime 5000x ./test/e2e/ > .bench.out
-	@$(GO) test -run '^$$' -bench 'List10000|ColdDriver' -benchtime 20x ./test/e2e/ >> .bench.out
-	@$(GO) test -run '^$$' -bench 'QEMU20Guests' -benchtime 1x ./test/e2e/ >> .bench.out
+	@$(GO) test -run '^$$' -bench 'DomainInfo|GetVersion|GetHostname' -benchtime 5000x ./test/e2e/ > .bench.out
+	@$(GO) test -run '^$$' -bench 'Domains1000/.*/(define|lookup-info|dumpxml|undefine)' -benchtime 1x ./test/e2e/ >> .bench.out
+	@$(GO) test -run '^$$' -bench 'List10000|ColdDriver|Domains1000/.*/list' -benchtime 20x ./test/e2e/ >> .bench.out
+	@$(GO) test -run '^$$' -bench 'RSS|QEMU20Guests' -benchtime 1x ./test/e2e/ >> .bench.out
 	@$(GO) test -run '^$$' -bench 'StartDiskless' -benchtime 20x ./internal/qemu/ >> .bench.out
 	@$(GO) test -run '^$$' -bench 'Containers' -benchtime 1x ./internal/lxc/ >> .bench.out
 	@$(GO) test -run '^$$' -bench 'Hostile' -benchtime 1x ./test/e2e/ >> .bench.out
