@@ -66,7 +66,7 @@ func New(cfg Config) (*Daemon, error) {
 		IdleTimeout: cfg.DriverIdleTimeout, StartTimeout: cfg.DriverStartTimeout,
 		HangTimeout: cfg.DriverHangTimeout, RestartWait: cfg.DriverRestartWait,
 		UID: os.Getuid(), SHA256: cfg.DriverSHA256,
-		MaxMessageSize: lim.l.MaxMessageSize, Events: lim.l.Events,
+		MaxMessageSize: lim.l.MaxMessageSize, Events: lim.l.Events, GCPercent: cfg.DriverGCPercent,
 		LogLevel: cfg.LogLevel, Logger: cfg.Logger.Named("driver"),
 	})
 	if err != nil {
