@@ -87,6 +87,10 @@ type Config struct {
 	// DriverSHA256 pins drivers, by name, to the SHA-256 of their
 	// executable: another file is refused.
 	DriverSHA256 map[string]string
+	// DriverGCPercent is Go's garbage collection percent (what GOGC sets)
+	// in the driver processes, which see none of the daemon's
+	// environment; zero means driver.DefaultGCPercent.
+	DriverGCPercent int
 	// Limits bound what clients can make the daemon hold; zero values
 	// take DefaultLimits'.
 	Limits Limits

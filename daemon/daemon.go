@@ -68,7 +68,8 @@ func New(cfg Config) (*Daemon, error) {
 		HangTimeout: cfg.DriverHangTimeout, RestartWait: cfg.DriverRestartWait,
 		UID: os.Getuid(), SHA256: cfg.DriverSHA256,
 		MaxMessageSize: lim.l.MaxMessageSize, Events: lim.l.Events, Sinks: views.Sink,
-		LogLevel: cfg.LogLevel, Logger: cfg.Logger.Named("driver"),
+		GCPercent: cfg.DriverGCPercent,
+		LogLevel:  cfg.LogLevel, Logger: cfg.Logger.Named("driver"),
 	})
 	if err != nil {
 		lock.Close()

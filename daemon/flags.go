@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/virtd/virtd/driver"
 	"github.com/virtd/virtd/host"
 )
 
@@ -28,6 +29,8 @@ func Main(ctx context.Context, args []string, stderr io.Writer) int {
 	start := fs.Duration("driver-start-timeout", 10*time.Second, "how long a driver may take to complete its handshake")
 	hang := fs.Duration("driver-hang-timeout", 15*time.Second, "kill a running driver that leaves a keep-alive unanswered this long (calls waiting on it fail)")
 	restartWait := fs.Duration("driver-restart-wait", 5*time.Second, "how long a call waits for a driver that is starting, restarting or being replaced")
+	driverGC := driver.DefaultGCPercent
+	fs.Var((*percentFlag)(&driverGC), "driver-gc-percent", "Go's garbage collection percent (what GOGC sets) in the drivers, which see none of virtd's environment: a driver's heap grows by this much of its live size between collections")
 	pins := pinFlag{}
 	fs.Var(pins, "driver-sha256", "pin a driver to the SHA-256 of its executable, `NAME=HEX` (repeat for several; in virtd.conf, one driver_sha256 line each)")
 	lim := DefaultLimits
@@ -83,6 +86,7 @@ func Main(ctx context.Context, args []string, stderr io.Writer) int {
 		DriverStartTimeout: *start,
 		DriverHangTimeout:  *hang,
 		DriverRestartWait:  *restartWait,
+		DriverGCPercent:    driverGC,
 		DriverSHA256:       pins,
 		Limits:             lim,
 		MemoryLimit:        memLimit,
@@ -118,6 +122,20 @@ func (f pinFlag) Set(s string) error {
 		return err
 	}
 	f[name] = sum
+	return nil
+}
+
+// percentFlag is a positive percentage.
+type percentFlag int
+
+func (f *percentFlag) String() string { return strconv.Itoa(int(*f)) }
+
+func (f *percentFlag) Set(s string) error {
+	n, err := strconv.Atoi(strings.TrimSpace(s))
+	if err != nil || n <= 0 {
+		return fmt.Errorf("%q is not a positive percentage", s)
+	}
+	*f = percentFlag(n)
 	return nil
 }
 

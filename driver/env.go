@@ -33,15 +33,19 @@ type Env struct {
 	// OrphanTimeout is how long the driver lives on with no host in
 	// contact and no running guest; zero for ever (EnvOrphanTimeout).
 	OrphanTimeout time.Duration
+	// GCPercent is Go's garbage collection percent for the driver
+	// process (EnvGCPercent), which Serve sets.
+	GCPercent int
 }
 
 // ParseEnv reads the Env a host gives through getenv (os.Getenv in
 // Serve), leaving Logger nil. The directories must be set; the log file
 // may be empty; the log level defaults to info, the message size to
-// DefaultMaxMessageSize and the orphan timeout to none. Each missing or
-// invalid variable is named in the error, an invalid argument.
+// DefaultMaxMessageSize, the GC percent to DefaultGCPercent and the
+// orphan timeout to none. Each missing or invalid variable is named in the
+// error, an invalid argument.
 func ParseEnv(getenv func(string) string) (Env, error) {
-	env := Env{LogLevel: hclog.Info, MaxMessageSize: DefaultMaxMessageSize, LogFile: getenv(EnvLogFile)}
+	env := Env{LogLevel: hclog.Info, MaxMessageSize: DefaultMaxMessageSize, GCPercent: DefaultGCPercent, LogFile: getenv(EnvLogFile)}
 	var errs []error
 	bad := func(name, format string, args ...any) {
 		errs = append(errs, fmt.Errorf("%s %s: %w", name, fmt.Sprintf(format, args...), virt.ErrInvalidArgument))
@@ -68,6 +72,13 @@ func ParseEnv(getenv func(string) string) (Env, error) {
 			bad(EnvMaxMessageSize, "%q is not a positive number of bytes", v)
 		}
 		env.MaxMessageSize = n
+	}
+	if v := getenv(EnvGCPercent); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n <= 0 {
+			bad(EnvGCPercent, "%q is not a positive percentage", v)
+		}
+		env.GCPercent = n
 	}
 	if v := getenv(EnvOrphanTimeout); v != "" {
 		d, err := time.ParseDuration(v)

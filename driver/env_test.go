@@ -28,7 +28,7 @@ func TestParseEnv(t *testing.T) {
 	}
 	base := Env{
 		ConfigDir: "/etc/virtd/qemu", StateDir: "/var/lib/virtd/qemu", RunDir: "/run/virtd/qemu", LogDir: "/var/log/virtd/qemu",
-		LogLevel: hclog.Info, MaxMessageSize: DefaultMaxMessageSize,
+		LogLevel: hclog.Info, MaxMessageSize: DefaultMaxMessageSize, GCPercent: DefaultGCPercent,
 	}
 	for _, tc := range []struct {
 		name string
@@ -39,9 +39,10 @@ func TestParseEnv(t *testing.T) {
 	}{
 		{name: "directories only: defaults", vars: with(), want: func(*Env) {}},
 		{name: "everything", vars: with(EnvLogFile, "/var/log/virtd/qemu.log", EnvLogLevel, "DEBUG",
-			EnvMaxMessageSize, "1048576", EnvOrphanTimeout, "2m30s"),
+			EnvMaxMessageSize, "1048576", EnvOrphanTimeout, "2m30s", EnvGCPercent, "100"),
 			want: func(e *Env) {
 				e.LogFile, e.LogLevel, e.MaxMessageSize, e.OrphanTimeout = "/var/log/virtd/qemu.log", hclog.Debug, 1<<20, 150*time.Second
+				e.GCPercent = 100
 			}},
 		{name: "no orphan timeout", vars: with(EnvOrphanTimeout, "0s"), want: func(*Env) {}},
 		{name: "log level off", vars: with(EnvLogLevel, "off"), want: func(e *Env) { e.LogLevel = hclog.Off }},
@@ -57,6 +58,10 @@ func TestParseEnv(t *testing.T) {
 			wantErr: []string{`VIRTD_DRIVER_MAX_MESSAGE_SIZE "4M" is not a positive number of bytes`}},
 		{name: "zero message size", vars: with(EnvMaxMessageSize, "0"),
 			wantErr: []string{`VIRTD_DRIVER_MAX_MESSAGE_SIZE "0"`}},
+		{name: "bad GC percent", vars: with(EnvGCPercent, "off"),
+			wantErr: []string{`VIRTD_DRIVER_GC_PERCENT "off" is not a positive percentage`}},
+		{name: "zero GC percent", vars: with(EnvGCPercent, "0"),
+			wantErr: []string{`VIRTD_DRIVER_GC_PERCENT "0"`}},
 		{name: "bad log level", vars: with(EnvLogLevel, "loud"),
 			wantErr: []string{`VIRTD_DRIVER_LOG_LEVEL "loud" is not a log level`}},
 		{name: "every bad variable named", vars: with(EnvLogLevel, "loud", EnvMaxMessageSize, "x", EnvLogDir, ""),

@@ -57,6 +57,9 @@ type Config struct {
 	// MaxMessageSize bounds every message between the host and a driver,
 	// both ways.
 	MaxMessageSize int
+	// GCPercent is Go's garbage collection percent in the driver
+	// processes (driver.EnvGCPercent); zero means driver.DefaultGCPercent.
+	GCPercent int
 	// Events bound the events queued for subscribers.
 	Events EventLimits
 	// Sinks, when set, gives each driver (by name) the sink its records
@@ -81,6 +84,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.MaxMessageSize <= 0 {
 		c.MaxMessageSize = 4 << 20
+	}
+	if c.GCPercent <= 0 {
+		c.GCPercent = driver.DefaultGCPercent
 	}
 	c.Events.setDefaults()
 	if c.StableAfter <= 0 {

@@ -101,6 +101,7 @@ func (l *launcher) env() []string {
 		driver.EnvOrphanTimeout + "=" + c.IdleTimeout.String(),
 		driver.EnvLogLevel + "=" + c.LogLevel,
 		driver.EnvMaxMessageSize + "=" + strconv.Itoa(c.MaxMessageSize),
+		driver.EnvGCPercent + "=" + strconv.Itoa(c.GCPercent),
 	}
 }
 

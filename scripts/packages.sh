@@ -35,16 +35,18 @@ trap 'rm -rf "$STAGE"' EXIT
 # Every binary but the Xen driver is static, so its package needs no
 # library: built without cgo, or, for the LXC driver (whose container
 # helper is C), with cgo linked statically. The Xen driver links
-# libxenlight (cgo).
+# libxenlight (cgo). Every binary leaves gRPC's x/net/trace out
+# (grpcnotrace; the Makefile says why).
 ldflags="-s -w -X github.com/virtd/virtd/internal/version.Version=$VERSION"
+tags=grpcnotrace
 build() { # cgo output package [extra go build flags...]
 	echo "packages: building $2 $VERSION"
 	cgo=$1 out=$2 pkg=$3
 	shift 3
-	CGO_ENABLED=$cgo $GO build -trimpath "$@" -ldflags "$ldflags" -o "$STAGE/$out" "$pkg"
+	CGO_ENABLED=$cgo $GO build -trimpath -tags "$tags" "$@" -ldflags "$ldflags" -o "$STAGE/$out" "$pkg"
 }
 static_cgo() {
-	ldflags="$ldflags -linkmode external -extldflags -static" build 1 "$@" -tags netgo,osusergo
+	ldflags="$ldflags -linkmode external -extldflags -static" tags="$tags,netgo,osusergo" build 1 "$@"
 }
 build 0 virtd ./cmd/virtd
 build 0 virtsh ./cmd/virtsh
