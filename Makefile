@@ -70,7 +70,7 @@ bench: build test-assets ## run the benchmarks and print a table
 	@$(GO) test -run '^$$' -bench 'Domains1000/.*/(define|lookup-info|dumpxml|undefine)' -benchtime 1x ./test/e2e/ >> .bench.out
 	@$(GO) test -run '^$$' -bench 'List10000|ColdDriver|Domains1000/.*/list' -benchtime 20x ./test/e2e/ >> .bench.out
 	@$(GO) test -run '^$$' -bench 'RSS|QEMU20Guests' -benchtime 1x ./test/e2e/ >> .bench.out
-	@$(GO) test -run '^$$' -bench 'StartDiskless' -benchtime 20x ./internal/qemu/ >> .bench.out
+	@$(GO) test -run '^$$' -bench 'StartDiskless|SuspendEvent' -benchtime 20x ./internal/qemu/ >> .bench.out
 	@$(GO) test -run '^$$' -bench 'Containers' -benchtime 1x ./internal/lxc/ >> .bench.out
 	@$(GO) test -run '^$$' -bench 'Hostile' -benchtime 1x ./test/e2e/ >> .bench.out
 	@awk '/^Benchmark/ { line = sprintf("%-40s", $$1); for (i = 3; i < NF; i += 2) line = line sprintf("  %12s %-8s", $$i, $$(i+1)); print line } /^(FAIL|--- FAIL)/ { print; bad = 1 } END { exit bad }' .bench.out
