@@ -11,6 +11,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/hashicorp/go-hclog"
 
@@ -137,6 +138,7 @@ func TestFactsAreKept(t *testing.T) {
 	ctx := ctxFor(t)
 	conn := openConn(t, c, core.ReadOnly)
 	before := drv.facts.Load()
+	began := time.Now()
 	for range 10 {
 		if _, err := conn.Version(ctx); err != nil {
 			t.Fatal(err)
@@ -148,8 +150,10 @@ func TestFactsAreKept(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if n := drv.facts.Load() - before; n != 1 {
-		t.Errorf("40 reads of host facts made %d calls to the driver, want 1", n)
+	// Kept facts are read again once a second: a loop slowed past that
+	// (a loaded machine, the race detector) may read them once more.
+	if n, most := drv.facts.Load()-before, 1+int32(time.Since(began)/time.Second); n < 1 || n > most {
+		t.Errorf("30 reads of host facts made %d calls to the driver, want 1 (at most %d)", n, most)
 	}
 }
 
