@@ -39,6 +39,9 @@ type DriverStatus struct {
 	PID       int64
 	Restarts  int32
 	LastError string
+	// ViewReady: plain reads (list, lookups, state, XML) of this driver's
+	// domains are answered by virtd itself, from what the driver told it.
+	ViewReady bool
 }
 
 // RejectedFile is a file in a driver directory that the daemon refused,
@@ -97,7 +100,7 @@ func (a *Admin) Drivers(ctx context.Context) (*DriverList, error) {
 		out.Drivers = append(out.Drivers, DriverStatus{
 			Name: d.GetName(), Path: d.GetPath(), Version: d.GetVersion(), APIVersion: d.GetApiVersion(),
 			Schemes: d.GetSchemes(), State: d.GetState(), Health: d.GetHealth(), HealthReason: d.GetHealthReason(),
-			PID: d.GetPid(), Restarts: d.GetRestarts(), LastError: d.GetLastError(),
+			PID: d.GetPid(), Restarts: d.GetRestarts(), LastError: d.GetLastError(), ViewReady: d.GetViewReady(),
 		})
 	}
 	return out, nil

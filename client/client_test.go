@@ -498,10 +498,10 @@ func TestAdmin(t *testing.T) {
 		t.Fatal(err)
 	}
 	// What the core knows of its in-process driver, which has one
-	// connection (c).
+	// connection (c), and whose reads its view answers.
 	want := client.DriverStatus{
 		Name: "test", Version: testdriver.Version, APIVersion: driver.APIVersion, Schemes: []string{"test"},
-		State: "running", Health: "available", PID: int64(os.Getpid()),
+		State: "running", Health: "available", PID: int64(os.Getpid()), ViewReady: true,
 	}
 	if len(l.Drivers) != 1 {
 		t.Fatalf("Drivers = %+v", l.Drivers)

@@ -195,7 +195,13 @@ func (c *Core) Conns() int {
 func (c *Core) Busy() bool { return c.Conns() > 0 || c.drivers.Busy() }
 
 // DriverStatus is what the admin API shows of one driver.
-type DriverStatus = host.Status
+type DriverStatus struct {
+	host.Status
+	// ViewReady: plain reads of this driver's domains are answered from
+	// the core's view (it holds the running process's snapshot), not by
+	// the driver.
+	ViewReady bool
+}
 
 // Rejected is a driver file a scan refused, and why.
 type Rejected = host.Rejected
@@ -210,7 +216,16 @@ type DriverList struct {
 // Drivers describes every driver, the files refused and the directories
 // searched.
 func (c *Core) Drivers() DriverList {
-	return DriverList{Drivers: c.drivers.Status(), Rejected: c.drivers.Rejected(), Directories: c.drivers.Dirs()}
+	l := DriverList{Rejected: c.drivers.Rejected(), Directories: c.drivers.Dirs()}
+	for _, s := range c.drivers.Status() {
+		st := DriverStatus{Status: s}
+		if b, err := c.drivers.Lookup(s.Name); err == nil && c.views != nil {
+			id, live := b.Instance()
+			st.ViewReady = live && c.views.get(s.Name).usable(id, true)
+		}
+		l.Drivers = append(l.Drivers, st)
+	}
+	return l
 }
 
 // Rescan reads the driver directories again.

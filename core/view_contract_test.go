@@ -16,6 +16,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/virtd/virtd/core"
+	"github.com/virtd/virtd/core/inproc"
 	"github.com/virtd/virtd/driver"
 	"github.com/virtd/virtd/internal/qemu"
 	"github.com/virtd/virtd/internal/testdriver"
@@ -216,4 +217,21 @@ func TestPathChangesReachVersion(t *testing.T) {
 
 func containsArch(caps, arch string) bool {
 	return strings.Contains(caps, "<arch>"+arch+"</arch>")
+}
+
+// TestDriversShowViewReady: the admin view of the drivers says whether
+// reads are answered from the view.
+func TestDriversShowViewReady(t *testing.T) {
+	c, _ := newCore(t)
+	if l := c.Drivers(); len(l.Drivers) != 1 || !l.Drivers[0].ViewReady {
+		t.Errorf("with views: %+v", l.Drivers)
+	}
+	ds, err := inproc.New(context.Background(), nil, testdriver.New(driver.Env{}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(ds.Close)
+	if l := core.New(core.Config{Drivers: ds}).Drivers(); len(l.Drivers) != 1 || l.Drivers[0].ViewReady {
+		t.Errorf("without views: %+v", l.Drivers)
+	}
 }

@@ -31,7 +31,7 @@ func (a *admin) ListDrivers(context.Context, *apiv1.ListDriversRequest) (*apiv1.
 		resp.Drivers = append(resp.Drivers, &apiv1.DriverStatus{
 			Name: s.Name, Path: s.Path, Version: s.Version, ApiVersion: int32(s.APIVersion),
 			Schemes: s.Schemes, State: string(s.State), Health: s.Health, HealthReason: s.HealthReason,
-			Pid: int64(s.PID), Restarts: int32(s.Restarts), LastError: s.LastError,
+			Pid: int64(s.PID), Restarts: int32(s.Restarts), LastError: s.LastError, ViewReady: s.ViewReady,
 		})
 	}
 	return resp, nil

@@ -282,32 +282,34 @@ func (c *Client) WatchEvents(ctx context.Context) (<-chan virt.Event, error) {
 
 // WatchRecords opens the driver's record stream (FeatureRecords). It
 // returns once the driver has subscribed to its events, so no change made
-// afterwards is missed; the snapshot is the channel's first value (Change
-// with Snapshot set), the changes follow. The channel closes when ctx ends
-// or the stream breaks.
+// afterwards is missed; the snapshot is the channel's first message, the
+// changes follow. The channel closes when ctx ends or the stream breaks.
 func (c *Client) WatchRecords(ctx context.Context) (<-chan RecordMsg, error) {
 	stream, err := c.rpc.WatchRecords(ctx, &driverv1.WatchRecordsRequest{})
 	if err != nil {
 		return nil, rpcerr.FromStatus(err)
 	}
-	first, err := stream.Recv()
-	if err != nil {
-		return nil, rpcerr.FromStatus(err)
-	}
-	snap := &Snapshot{Gen: first.GetSnapshotGen(), Records: make([]Record, len(first.GetSnapshot()))}
-	for i, p := range first.GetSnapshot() {
-		snap.Records[i] = recordFromProto(p)
+	if err := rpcerr.Subscribed(stream); err != nil {
+		return nil, err
 	}
 	out := make(chan RecordMsg, 64)
-	out <- RecordMsg{Snapshot: snap}
 	go func() {
 		defer close(out)
-		for {
+		for first := true; ; first = false {
 			r, err := stream.Recv()
 			if err != nil {
 				return // as WatchEvents
 			}
-			m := RecordMsg{Change: Change{Event: eventFromProto(r.GetEvent()), Record: recordFromProto(r.GetRecord())}}
+			var m RecordMsg
+			if first {
+				snap := &Snapshot{Gen: r.GetSnapshotGen(), Records: make([]Record, len(r.GetSnapshot()))}
+				for i, p := range r.GetSnapshot() {
+					snap.Records[i] = recordFromProto(p)
+				}
+				m.Snapshot = snap
+			} else {
+				m.Change = Change{Event: eventFromProto(r.GetEvent()), Record: recordFromProto(r.GetRecord())}
+			}
 			select {
 			case out <- m:
 			case <-ctx.Done():
@@ -316,13 +318,6 @@ func (c *Client) WatchRecords(ctx context.Context) (<-chan RecordMsg, error) {
 		}
 	}()
 	return out, nil
-}
-
-// RecordMsg is one message of the record stream: the snapshot first, then
-// changes.
-type RecordMsg struct {
-	Snapshot *Snapshot
-	Change   Change
 }
 
 // Facts reads the driver's host facts in one call (FeatureRecords).

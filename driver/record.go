@@ -134,30 +134,45 @@ func (r *Recorder) Snapshot(ctx context.Context) (Snapshot, error) {
 	return s, nil
 }
 
-// Watch returns the driver's events from now on, each with its domain's
-// record made after it, and the snapshot taken once the events were
-// subscribed (so no change is missed between them).
-func (r *Recorder) Watch(ctx context.Context) (Snapshot, <-chan Change, error) {
+// RecordMsg is one message of the record stream: the snapshot first, then
+// changes.
+type RecordMsg struct {
+	Snapshot *Snapshot
+	Change   Change
+}
+
+// Watch subscribes to the driver's events and returns the record stream:
+// the snapshot, taken once the events were subscribed (so no change is
+// missed between them), then each event with its domain's record made
+// after it. It returns once subscribed; the snapshot is made meanwhile.
+// A snapshot that fails ends the stream.
+func (r *Recorder) Watch(ctx context.Context) (<-chan RecordMsg, error) {
 	events, err := r.d.WatchEvents(ctx)
 	if err != nil {
-		return Snapshot{}, nil, err
+		return nil, err
 	}
-	snap, err := r.Snapshot(ctx)
-	if err != nil {
-		return Snapshot{}, nil, err
-	}
-	out := make(chan Change, 16)
+	out := make(chan RecordMsg, 16)
 	go func() {
 		defer close(out)
-		for e := range events {
+		snap, err := r.Snapshot(ctx)
+		if err != nil {
+			return
+		}
+		m := RecordMsg{Snapshot: &snap}
+		for {
 			select {
-			case out <- Change{Event: e, Record: r.Record(ctx, e.Domain.UUID)}:
+			case out <- m:
 			case <-ctx.Done():
 				return
 			}
+			e, ok := <-events
+			if !ok {
+				return
+			}
+			m = RecordMsg{Change: Change{Event: e, Record: r.Record(ctx, e.Domain.UUID)}}
 		}
 	}()
-	return snap, out, nil
+	return out, nil
 }
 
 // Facts are a driver's host facts, in one answer, and what they depend on.

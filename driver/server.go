@@ -302,19 +302,26 @@ func (s *server) failed(ctx context.Context, uuid string, err error) error {
 func (s *server) WatchRecords(_ *driverv1.WatchRecordsRequest, stream driverv1.DriverService_WatchRecordsServer) error {
 	defer s.watching()()
 	ctx := stream.Context()
-	snap, changes, err := s.rec.Watch(ctx)
+	msgs, err := s.rec.Watch(ctx)
 	if err != nil {
 		return rpcerr.ToStatus(err)
 	}
-	first := &driverv1.WatchRecordsResponse{SnapshotGen: snap.Gen, Snapshot: make([]*driverv1.Record, len(snap.Records))}
-	for i := range snap.Records {
-		first.Snapshot[i] = recordToProto(&snap.Records[i])
-	}
-	if err := stream.Send(first); err != nil {
+	// Tell the caller it is subscribed (see Client.WatchRecords); the
+	// snapshot follows.
+	if err := stream.SendHeader(metadata.MD{}); err != nil {
 		return err
 	}
-	for c := range changes {
-		if err := stream.Send(&driverv1.WatchRecordsResponse{Event: eventToProto(&c.Event), Record: recordToProto(&c.Record)}); err != nil {
+	for m := range msgs {
+		var r *driverv1.WatchRecordsResponse
+		if snap := m.Snapshot; snap != nil {
+			r = &driverv1.WatchRecordsResponse{SnapshotGen: snap.Gen, Snapshot: make([]*driverv1.Record, len(snap.Records))}
+			for i := range snap.Records {
+				r.Snapshot[i] = recordToProto(&snap.Records[i])
+			}
+		} else {
+			r = &driverv1.WatchRecordsResponse{Event: eventToProto(&m.Change.Event), Record: recordToProto(&m.Change.Record)}
+		}
+		if err := stream.Send(r); err != nil {
 			return err
 		}
 	}

@@ -137,14 +137,20 @@ func (b *backend) watch(ctx context.Context) error {
 	if b.sink == nil {
 		return nil
 	}
-	snap, changes, err := b.rec.Watch(ctx)
+	msgs, err := b.rec.Watch(ctx)
 	if err != nil {
 		return err
 	}
-	b.sink.Reset(inst, snap)
+	// The snapshot before New returns: in one process, the view answers
+	// from the first call on.
+	first, ok := <-msgs
+	if !ok || first.Snapshot == nil {
+		return fmt.Errorf("driver %q: no snapshot of its domains: %w", b.info.Name, virt.ErrInternal)
+	}
+	b.sink.Reset(inst, *first.Snapshot)
 	go func() {
-		for c := range changes {
-			b.sink.Apply(inst, c.Record)
+		for m := range msgs {
+			b.sink.Apply(inst, m.Change.Record)
 		}
 	}()
 	return nil

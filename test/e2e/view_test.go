@@ -108,6 +108,9 @@ func TestViewServesReadsWhileDriverStopped(t *testing.T) {
 	if _, err := c.DefineXML(ctx, domXML("still")); err != nil {
 		t.Fatal(err)
 	}
+	// The view has the driver's snapshot (it comes just after the driver
+	// starts; until then reads go to the driver).
+	eventually(t, 10*time.Second, "the view of the test driver to be ready", func() bool { return d.driverStatus("test").ViewReady })
 	pid := int(d.driverStatus("test").PID)
 	if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
 		t.Fatal(err)
@@ -290,6 +293,7 @@ func TestViewRebuiltFromNewDriverProcess(t *testing.T) {
 	if got := listed(t, c); !slices.Equal(got, []string{"a", "b"}) {
 		t.Fatalf("listed %v", got)
 	}
+	eventually(t, 10*time.Second, "the view of the QEMU driver to be ready", func() bool { return d.driverStatus("qemu").ViewReady })
 	pid := int(d.driverStatus("qemu").PID)
 	if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
 		t.Fatal(err)
@@ -313,9 +317,9 @@ func TestViewRebuiltFromNewDriverProcess(t *testing.T) {
 	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 20*time.Second, "a new QEMU driver process", func() bool {
+	eventually(t, 20*time.Second, "a new QEMU driver process, and its snapshot in the view", func() bool {
 		st := d.driverStatus("qemu")
-		return st.State == "running" && int(st.PID) != pid
+		return st.State == "running" && int(st.PID) != pid && st.ViewReady
 	})
 	if got := listed(t, c); !slices.Equal(got, []string{"a", "c"}) {
 		t.Fatalf("after the new process: listed %v, want [a c]", got)

@@ -517,11 +517,14 @@ type DriverStatus struct {
 	// "stopped", "starting", "running", "broken".
 	State string `protobuf:"bytes,6,opt,name=state,proto3" json:"state,omitempty"`
 	// "available", "unavailable" or empty when unknown.
-	Health        string `protobuf:"bytes,7,opt,name=health,proto3" json:"health,omitempty"`
-	HealthReason  string `protobuf:"bytes,8,opt,name=health_reason,json=healthReason,proto3" json:"health_reason,omitempty"`
-	Pid           int64  `protobuf:"varint,9,opt,name=pid,proto3" json:"pid,omitempty"`
-	Restarts      int32  `protobuf:"varint,10,opt,name=restarts,proto3" json:"restarts,omitempty"`
-	LastError     string `protobuf:"bytes,11,opt,name=last_error,json=lastError,proto3" json:"last_error,omitempty"`
+	Health       string `protobuf:"bytes,7,opt,name=health,proto3" json:"health,omitempty"`
+	HealthReason string `protobuf:"bytes,8,opt,name=health_reason,json=healthReason,proto3" json:"health_reason,omitempty"`
+	Pid          int64  `protobuf:"varint,9,opt,name=pid,proto3" json:"pid,omitempty"`
+	Restarts     int32  `protobuf:"varint,10,opt,name=restarts,proto3" json:"restarts,omitempty"`
+	LastError    string `protobuf:"bytes,11,opt,name=last_error,json=lastError,proto3" json:"last_error,omitempty"`
+	// Plain reads of this driver's domains are answered by virtd from its
+	// view, not by the driver.
+	ViewReady     bool `protobuf:"varint,12,opt,name=view_ready,json=viewReady,proto3" json:"view_ready,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -631,6 +634,13 @@ func (x *DriverStatus) GetLastError() string {
 		return x.LastError
 	}
 	return ""
+}
+
+func (x *DriverStatus) GetViewReady() bool {
+	if x != nil {
+		return x.ViewReady
+	}
+	return false
 }
 
 type RejectedFile struct {
@@ -3550,7 +3560,7 @@ const file_virtd_api_v1_api_proto_rawDesc = "" +
 	"\x04type\x18\x02 \x01(\x0e2\x17.virtd.api.v1.EventTypeR\x04type\x12\x16\n" +
 	"\x06detail\x18\x03 \x01(\x05R\x06detail\x12\x10\n" +
 	"\x03seq\x18\x04 \x01(\x04R\x03seq\x12$\n" +
-	"\x0etime_unix_nano\x18\x05 \x01(\x03R\ftimeUnixNano\"\xab\x02\n" +
+	"\x0etime_unix_nano\x18\x05 \x01(\x03R\ftimeUnixNano\"\xca\x02\n" +
 	"\fDriverStatus\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
 	"\x04path\x18\x02 \x01(\tR\x04path\x12\x18\n" +
@@ -3565,7 +3575,9 @@ const file_virtd_api_v1_api_proto_rawDesc = "" +
 	"\brestarts\x18\n" +
 	" \x01(\x05R\brestarts\x12\x1d\n" +
 	"\n" +
-	"last_error\x18\v \x01(\tR\tlastError\":\n" +
+	"last_error\x18\v \x01(\tR\tlastError\x12\x1d\n" +
+	"\n" +
+	"view_ready\x18\f \x01(\bR\tviewReady\":\n" +
 	"\fRejectedFile\x12\x12\n" +
 	"\x04path\x18\x01 \x01(\tR\x04path\x12\x16\n" +
 	"\x06reason\x18\x02 \x01(\tR\x06reason\"<\n" +
