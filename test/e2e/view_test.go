@@ -352,6 +352,8 @@ func TestViewSeesGuestPowerOffByItself(t *testing.T) {
 	if err := dom.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
+	// A guest that did not power off is not left running.
+	t.Cleanup(func() { _ = dom.Destroy(ctxT(t)) })
 	for {
 		select {
 		case ev, ok := <-stream.Events():
