@@ -96,15 +96,25 @@ type Config struct {
 	Views *Views
 	// Version is the daemon's version, as Conn.Version reports it.
 	Version string
-	Logger  hclog.Logger
+	// DefaultURI is the URI of a connection opened with none (libvirt's
+	// uri_default); empty: the first of DefaultURIs whose driver is
+	// installed and can run guests here.
+	DefaultURI string
+	Logger     hclog.Logger
 }
+
+// DefaultURIs are the URIs a connection opened with no URI tries, in
+// this order, when no default is configured: as libvirt probes its
+// hypervisor drivers (the test driver never).
+var DefaultURIs = []string{"qemu:///system", "xen:///system", "lxc:///system"}
 
 // Core serves connections over a set of drivers.
 type Core struct {
-	drivers Drivers
-	views   *Views
-	version string
-	log     hclog.Logger
+	drivers    Drivers
+	views      *Views
+	version    string
+	defaultURI string
+	log        hclog.Logger
 
 	// closing is closed by Close: event streams end then.
 	closing   chan struct{}
@@ -119,7 +129,7 @@ func New(cfg Config) *Core {
 	if cfg.Logger == nil {
 		cfg.Logger = hclog.NewNullLogger()
 	}
-	return &Core{drivers: cfg.Drivers, views: cfg.Views, version: cfg.Version, log: cfg.Logger, closing: make(chan struct{}), conns: map[*Conn]struct{}{}}
+	return &Core{drivers: cfg.Drivers, views: cfg.Views, version: cfg.Version, defaultURI: cfg.DefaultURI, log: cfg.Logger, closing: make(chan struct{}), conns: map[*Conn]struct{}{}}
 }
 
 // ErrShuttingDown is how event streams end when the core closes.
@@ -156,7 +166,13 @@ func ParseURI(raw string) (scheme string, err error) {
 // Open opens a connection on uri with the given access: it finds the
 // driver that serves the URI's scheme, starts it if needed, and asks it
 // whether it serves this URI.
+//
+// An empty uri opens the configured default, else the first of
+// DefaultURIs whose driver is installed and available.
 func (c *Core) Open(ctx context.Context, uri string, access Access) (*Conn, error) {
+	if uri == "" {
+		return c.openDefault(ctx, access)
+	}
 	scheme, err := ParseURI(uri)
 	if err != nil {
 		return nil, err
@@ -181,6 +197,38 @@ func (c *Core) Open(ctx context.Context, uri string, access Access) (*Conn, erro
 	c.mu.Unlock()
 	c.log.Debug("connection opened", "uri", uri, "driver", b.Name(), "read_only", access == ReadOnly)
 	return conn, nil
+}
+
+func (c *Core) openDefault(ctx context.Context, access Access) (*Conn, error) {
+	if c.defaultURI != "" {
+		return c.Open(ctx, c.defaultURI, access)
+	}
+	var tried []string
+	for _, uri := range DefaultURIs {
+		scheme, _ := ParseURI(uri)
+		if _, err := c.drivers.Lookup(scheme); err != nil {
+			continue
+		}
+		conn, err := c.Open(ctx, uri, access)
+		if err == nil {
+			var info *driver.Info
+			err = conn.drv.Do(ctx, true, func(d driver.Driver) (err error) {
+				info, err = d.Info(ctx)
+				return err
+			})
+			if err == nil && info.Health == driver.HealthAvailable {
+				return conn, nil
+			}
+			conn.Close()
+		}
+		tried = append(tried, uri)
+	}
+	if len(tried) == 0 {
+		return nil, fmt.Errorf("no URI given, no default configured (uri_default), and no hypervisor driver (%s) installed: %w",
+			strings.Join(DefaultURIs, ", "), virt.ErrNotFound)
+	}
+	return nil, fmt.Errorf("no URI given, no default configured (uri_default), and no hypervisor driver can run guests here (tried %s): %w",
+		strings.Join(tried, ", "), virt.ErrNotFound)
 }
 
 // Conns returns how many connections are open.

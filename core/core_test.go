@@ -3,6 +3,7 @@ package core_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -47,6 +48,77 @@ func newCore(t *testing.T, drivers ...driver.Driver) (*core.Core, *inproc.Driver
 	return core.New(core.Config{Drivers: ds, Views: views, Version: "9.9.9"}), ds
 }
 
+// posing is a test driver that serves another scheme, available or not.
+type posing struct {
+	driver.Driver
+	scheme    string
+	available bool
+}
+
+func (p posing) Info(ctx context.Context) (*driver.Info, error) {
+	i, err := p.Driver.Info(ctx)
+	if err != nil {
+		return nil, err
+	}
+	i.Name, i.Schemes, i.Health = p.scheme, []string{p.scheme}, driver.HealthUnavailable
+	if p.available {
+		i.Health = driver.HealthAvailable
+	}
+	return i, nil
+}
+
+func (p posing) CheckURI(_ context.Context, uri string) error {
+	if uri != p.scheme+":///system" {
+		return fmt.Errorf("%s serves %s:///system only: %w", p.scheme, p.scheme, virt.ErrInvalidArgument)
+	}
+	return nil
+}
+
+func TestOpenWithNoURI(t *testing.T) {
+	ctx := ctxFor(t)
+	drivers := []driver.Driver{
+		testdriver.New(driver.Env{}),
+		posing{testdriver.New(driver.Env{}), "xen", false},
+		posing{testdriver.New(driver.Env{}), "lxc", true},
+	}
+	views := core.NewViews()
+	ds, err := inproc.New(ctx, views, drivers...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(ds.Close)
+	// No qemu driver, xen cannot run guests: the first of the order that
+	// can is lxc.
+	c := core.New(core.Config{Drivers: ds, Views: views})
+	conn, err := c.Open(ctx, "", core.ReadOnly)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if conn.URI() != "lxc:///system" || conn.Driver() != "lxc" || !conn.ReadOnly() {
+		t.Errorf("no URI opened %s on %s (read-only %v), want lxc:///system", conn.URI(), conn.Driver(), conn.ReadOnly())
+	}
+	conn.Close()
+	if n := c.Conns(); n != 0 {
+		t.Errorf("%d connections left open by the probe", n)
+	}
+	// A configured default wins.
+	c = core.New(core.Config{Drivers: ds, Views: views, DefaultURI: "test:///default"})
+	if conn, err = c.Open(ctx, "", core.ReadWrite); err != nil || conn.URI() != "test:///default" {
+		t.Fatalf("with uri_default: %v, %v", conn, err)
+	}
+	conn.Close()
+	// None that can run guests: the error says which were tried.
+	ds2, err := inproc.New(ctx, nil, posing{testdriver.New(driver.Env{}), "xen", false})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(ds2.Close)
+	_, err = core.New(core.Config{Drivers: ds2}).Open(ctx, "", core.ReadWrite)
+	if !errors.Is(err, virt.ErrNotFound) || !strings.Contains(err.Error(), "tried xen:///system") {
+		t.Errorf("no available driver: %v", err)
+	}
+}
+
 // openConn opens test:///default on c with access, closed when t ends.
 func openConn(t *testing.T, c *core.Core, access core.Access) *core.Conn {
 	t.Helper()
@@ -71,7 +143,7 @@ func TestOpen(t *testing.T) {
 		uri, want string
 		kind      error
 	}{
-		{"", "empty connection URI", virt.ErrInvalidArgument},
+		{"", "no hypervisor driver (qemu:///system, xen:///system, lxc:///system) installed", virt.ErrNotFound},
 		{"test:default", `malformed URI "test:default"`, virt.ErrInvalidArgument},
 		{"qemu:///system", `cannot open qemu:///system: no driver in this process serves URI scheme "qemu"`, virt.ErrNotFound},
 		{"test:///nowhere", `test:///nowhere`, virt.ErrInvalidArgument},

@@ -64,13 +64,34 @@ const (
 	SocketRW    = "virtd-sock"
 	SocketRO    = "virtd-sock-ro"
 	SocketAdmin = "virtd-admin-sock"
+	// libvirt's RPC protocol, for virsh and the libvirt bindings.
+	SocketLibvirt   = "libvirt-sock"
+	SocketLibvirtRO = "libvirt-sock-ro"
 )
+
+// LibvirtStandardSockets are where libvirt's clients look with no
+// ?socket= in their URI; the virtd-libvirt-compat package serves there.
+const (
+	LibvirtStandardSocket   = "/run/libvirt/libvirt-sock"
+	LibvirtStandardSocketRO = "/run/libvirt/libvirt-sock-ro"
+)
+
+// NoSocket as a socket path turns that socket off.
+const NoSocket = "none"
 
 // Config is the daemon's configuration.
 type Config struct {
 	Paths
-	// UnixGroup, when set, may use the read-write socket (mode 0660).
+	// UnixGroup, when set, may use the read-write sockets (mode 0660).
 	UnixGroup string
+	// LibvirtSocket and LibvirtSocketRO are the paths of the sockets that
+	// speak libvirt's RPC protocol (read-write, read-only); empty: in the
+	// run directory; NoSocket: not served.
+	LibvirtSocket, LibvirtSocketRO string
+	// DefaultURI is the URI of a connection opened with none (libvirt's
+	// uri_default); empty: the first hypervisor driver that can run guests
+	// here, in the order of core.DefaultURIs.
+	DefaultURI string
 	// Timeout, when positive, makes the daemon exit after that long with
 	// no client and nothing running, like libvirtd --timeout.
 	Timeout time.Duration

@@ -16,6 +16,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/virtd/virtd/core"
+	"github.com/virtd/virtd/daemon/libvirtrpc"
 	"github.com/virtd/virtd/host"
 )
 
@@ -27,9 +28,11 @@ type Daemon struct {
 	host *host.Host
 	core *core.Core
 	srv  *Server
+	lv   *libvirtrpc.Server
 	lock *os.File
 	// ownSockets are the socket files virtd created (not socket-activated).
 	ownSockets []string
+	lvErr      chan error
 }
 
 // New prepares the daemon: it takes the run directory's lock, scans the
@@ -75,8 +78,15 @@ func New(cfg Config) (*Daemon, error) {
 		lock.Close()
 		return nil, err
 	}
-	c := core.New(core.Config{Drivers: core.FromHost(h), Views: views, Version: Version, Logger: cfg.Logger})
-	return &Daemon{cfg: cfg, log: cfg.Logger, host: h, core: c, srv: newServer(c, lim), lock: lock}, nil
+	c := core.New(core.Config{Drivers: core.FromHost(h), Views: views, Version: Version, DefaultURI: cfg.DefaultURI, Logger: cfg.Logger})
+	if cfg.LibvirtSocket == "" {
+		cfg.LibvirtSocket = filepath.Join(cfg.RunDir, SocketLibvirt)
+	}
+	if cfg.LibvirtSocketRO == "" {
+		cfg.LibvirtSocketRO = filepath.Join(cfg.RunDir, SocketLibvirtRO)
+	}
+	lv := libvirtrpc.New(libvirtrpc.Config{Core: c, Limits: lim.libvirt(), Logger: cfg.Logger.Named("libvirt")})
+	return &Daemon{cfg: cfg, log: cfg.Logger, host: h, core: c, srv: newServer(c, lim), lv: lv, lock: lock, lvErr: make(chan error, 2)}, nil
 }
 
 // lockRunDir makes sure one daemon at a time uses a run directory.
@@ -162,8 +172,14 @@ func (d *Daemon) Run(ctx context.Context) error {
 		d.shutdown()
 		return err
 	}
+	// libvirt's sockets first: once virtd's read-write socket is in
+	// place, every socket is.
+	if err := d.serveLibvirt(activated, rwMode); err != nil {
+		d.shutdown()
+		return err
+	}
 	ls, own, err := listenAll(d.cfg.RunDir, activated, rwMode, d.cfg.UnixGroup)
-	d.ownSockets = own
+	d.ownSockets = append(d.ownSockets, own...)
 	if err != nil {
 		d.shutdown()
 		return err
@@ -197,11 +213,14 @@ func (d *Daemon) Run(ctx context.Context) error {
 		case err := <-d.srv.Err():
 			d.shutdown()
 			return err
+		case err := <-d.lvErr:
+			d.shutdown()
+			return err
 		case <-tick.C:
 			if d.cfg.Timeout <= 0 {
 				continue
 			}
-			if d.srv.Transports() > 0 || d.core.Busy() {
+			if d.srv.Transports() > 0 || d.lv.Conns() > 0 || d.core.Busy() {
 				idleSince = time.Now()
 			} else if time.Since(idleSince) >= d.cfg.Timeout {
 				d.log.Info("exiting after idle timeout", "timeout", d.cfg.Timeout)
@@ -216,10 +235,46 @@ func (d *Daemon) Run(ctx context.Context) error {
 // flight, and detaches from the drivers without stopping them.
 func (d *Daemon) shutdown() {
 	notify("STOPPING=1")
+	d.lv.Close()
 	d.srv.Stop(d.cfg.ShutdownGrace)
 	// Sockets systemd passed stay: they are its to remove.
 	for _, path := range d.ownSockets {
 		_ = os.Remove(path)
 	}
 	d.host.Close()
+}
+
+// serveLibvirt serves libvirt's RPC protocol on its two sockets, those
+// systemd passed (by name) or at their configured paths.
+func (d *Daemon) serveLibvirt(activated map[string]net.Listener, rwMode os.FileMode) error {
+	for _, sk := range []struct {
+		name, path string
+		mode       os.FileMode
+		group      string
+		readOnly   bool
+	}{
+		{SocketLibvirtRO, d.cfg.LibvirtSocketRO, 0o666, "", true},
+		{SocketLibvirt, d.cfg.LibvirtSocket, rwMode, d.cfg.UnixGroup, false},
+	} {
+		l, ok := activated[sk.name]
+		if !ok {
+			if sk.path == NoSocket {
+				continue
+			}
+			if err := os.MkdirAll(filepath.Dir(sk.path), 0o755); err != nil {
+				return err
+			}
+			var err error
+			if l, err = listen(sk.path, sk.mode, sk.group); err != nil {
+				return fmt.Errorf("listening on %s: %w", sk.path, err)
+			}
+			d.ownSockets = append(d.ownSockets, sk.path)
+		}
+		go func() {
+			if err := d.lv.Serve(l, sk.readOnly); err != nil {
+				d.lvErr <- err
+			}
+		}()
+	}
+	return nil
 }

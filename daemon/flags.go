@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/virtd/virtd/core"
 	"github.com/virtd/virtd/driver"
 	"github.com/virtd/virtd/host"
 )
@@ -24,6 +25,9 @@ func Main(ctx context.Context, args []string, stderr io.Writer) int {
 	root := fs.String("root", "", "derive every path (run, config, state, log, driver directory) from `DIR` instead of /")
 	driverDirs := fs.String("driver-dir", "", "colon-separated driver `directories` (default: $VIRTD_DRIVER_DIR, else <root>"+DefaultDriverDir+")")
 	group := fs.String("unix-group", "", "`group` allowed on the read-write socket (mode 0660)")
+	lvSock := fs.String("libvirt-sock", "", "`path` of the read-write socket that speaks libvirt's RPC protocol (default <run dir>/"+SocketLibvirt+"; \""+NoSocket+"\": off)")
+	lvSockRO := fs.String("libvirt-sock-ro", "", "`path` of the read-only socket that speaks libvirt's RPC protocol (default <run dir>/"+SocketLibvirtRO+"; \""+NoSocket+"\": off)")
+	uriDefault := fs.String("uri-default", "", "`URI` of a libvirt connection opened with none (default: the first of "+strings.Join(core.DefaultURIs, ", ")+" whose driver can run guests here)")
 	timeout := fs.Int("timeout", 0, "exit after `N` seconds with no client and nothing running (0: never)")
 	idle := fs.Duration("driver-idle-timeout", 120*time.Second, "stop a driver after this long with no connection and no running guest")
 	start := fs.Duration("driver-start-timeout", 10*time.Second, "how long a driver may take to complete its handshake")
@@ -81,6 +85,9 @@ func Main(ctx context.Context, args []string, stderr io.Writer) int {
 	cfg := Config{
 		Paths:              PathsFor(*root, dirs),
 		UnixGroup:          *group,
+		LibvirtSocket:      *lvSock,
+		LibvirtSocketRO:    *lvSockRO,
+		DefaultURI:         *uriDefault,
 		Timeout:            time.Duration(*timeout) * time.Second,
 		DriverIdleTimeout:  *idle,
 		DriverStartTimeout: *start,

@@ -14,6 +14,7 @@ import (
 	"google.golang.org/grpc/peer"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/virtd/virtd/daemon/libvirtrpc"
 	"github.com/virtd/virtd/host"
 	"github.com/virtd/virtd/internal/rpcerr"
 	"github.com/virtd/virtd/virt"
@@ -172,9 +173,29 @@ func (lim *limiter) end(c *client) {
 }
 
 // refusedErr is what a connection over max_clients gets.
-func (lim *limiter) refusedErr() error {
-	return rpcerr.ToStatus(fmt.Errorf("virtd already serves %d client connections (max_clients = %d); close some or raise max_clients: %w",
-		lim.l.MaxClients, lim.l.MaxClients, virt.ErrResourceExhausted))
+func (lim *limiter) refusedErr() error { return rpcerr.ToStatus(lim.overClients()) }
+
+func (lim *limiter) overClients() error {
+	return fmt.Errorf("virtd already serves %d client connections (max_clients = %d); close some or raise max_clients: %w",
+		lim.l.MaxClients, lim.l.MaxClients, virt.ErrResourceExhausted)
+}
+
+// libvirt returns the limits as the libvirt front end applies them:
+// connections count against the same max_clients, packets against the
+// same max_inflight_bytes.
+func (lim *limiter) libvirt() libvirtrpc.Limits {
+	return libvirtrpc.Limits{
+		MaxClientRequests: lim.l.MaxClientRequests,
+		MaxClientStreams:  lim.l.MaxClientStreams,
+		Admit: func() (func(), error) {
+			if lim.clients.Add(1) > int64(lim.l.MaxClients) {
+				lim.clients.Add(-1)
+				return nil, lim.overClients()
+			}
+			return func() { lim.clients.Add(-1) }, nil
+		},
+		Reserve: lim.reserve,
+	}
 }
 
 // reserve takes n bytes of max_inflight_bytes for a request, or says why

@@ -1,5 +1,6 @@
-// Package daemontest serves virtd's real core and gRPC front end on the
-// three sockets in a temporary directory, with drivers in this process
+// Package daemontest serves virtd's real core and both front ends (gRPC on
+// the three sockets of virtd, libvirt's RPC protocol on its two) in a
+// temporary directory, with drivers in this process
 // (package core/inproc), for the tests of the client library, of virtsh and
 // of whatever else speaks to virtd's sockets. Only the driver processes
 // are left out: supervision has its own tests (package host and test/e2e).
@@ -7,6 +8,7 @@ package daemontest
 
 import (
 	"context"
+	"net"
 	"os"
 	"path/filepath"
 	"testing"
@@ -15,6 +17,7 @@ import (
 	"github.com/virtd/virtd/core"
 	"github.com/virtd/virtd/core/inproc"
 	"github.com/virtd/virtd/daemon"
+	"github.com/virtd/virtd/daemon/libvirtrpc"
 	"github.com/virtd/virtd/driver"
 	"github.com/virtd/virtd/internal/testdriver"
 )
@@ -24,9 +27,12 @@ type Daemon struct {
 	// Dir holds the sockets, under their usual names.
 	Dir                           string
 	Socket, ROSocket, AdminSocket string
-	Core                          *core.Core
-	srv                           *daemon.Server
-	stopped                       bool
+	// LibvirtSocket and LibvirtROSocket speak libvirt's RPC protocol.
+	LibvirtSocket, LibvirtROSocket string
+	Core                           *core.Core
+	srv                            *daemon.Server
+	lv                             *libvirtrpc.Server
+	stopped                        bool
 }
 
 // Start serves drivers, or a fresh test driver when none is given, until
@@ -62,6 +68,18 @@ func Start(t testing.TB, drivers ...driver.Driver) *Daemon {
 	d := &Daemon{
 		Dir: dir, Socket: filepath.Join(dir, daemon.SocketRW), ROSocket: filepath.Join(dir, daemon.SocketRO),
 		AdminSocket: filepath.Join(dir, daemon.SocketAdmin), Core: c, srv: srv,
+		LibvirtSocket: filepath.Join(dir, daemon.SocketLibvirt), LibvirtROSocket: filepath.Join(dir, daemon.SocketLibvirtRO),
+		lv: libvirtrpc.New(libvirtrpc.Config{Core: c}),
+	}
+	for _, s := range []struct {
+		path     string
+		readOnly bool
+	}{{d.LibvirtSocket, false}, {d.LibvirtROSocket, true}} {
+		l, err := net.Listen("unix", s.path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		go func() { _ = d.lv.Serve(l, s.readOnly) }()
 	}
 	t.Cleanup(d.Stop)
 	return d
@@ -74,8 +92,9 @@ func (d *Daemon) Stop() {
 		return
 	}
 	d.stopped = true
+	d.lv.Close()
 	d.srv.Stop(2 * time.Second)
-	for _, p := range []string{d.Socket, d.ROSocket, d.AdminSocket} {
+	for _, p := range []string{d.Socket, d.ROSocket, d.AdminSocket, d.LibvirtSocket, d.LibvirtROSocket} {
 		os.Remove(p)
 	}
 }
