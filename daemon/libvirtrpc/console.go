@@ -18,10 +18,10 @@ const consoleFlags = 1 | 2
 // stream is a console: STREAM packets with the serial of the call that
 // opened it carry its bytes both ways.
 type stream struct {
-	c      *client
-	h      header
-	rw     io.ReadWriteCloser
-	once   sync.Once
+	c    *client
+	h    header
+	rw   io.ReadWriteCloser
+	once sync.Once
 }
 
 func openConsole(ctx context.Context, c *call) error {
