@@ -379,10 +379,14 @@ func isSecure(_ context.Context, c *call) error {
 	return nil
 }
 
-// cString writes a char<> as libvirt does: the bytes and a NUL.
+// cString writes a char<> as libvirt does: each char an XDR int, the
+// string's bytes and a NUL.
 func (c *call) cString(s string) {
 	c.e.Uint32(uint32(len(s) + 1))
-	c.e.Fixed(append([]byte(s), 0))
+	for i := 0; i < len(s); i++ {
+		c.e.Int32(int32(int8(s[i])))
+	}
+	c.e.Int32(0)
 }
 
 func securityModel(_ context.Context, c *call) error {
