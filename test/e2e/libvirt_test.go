@@ -270,3 +270,24 @@ func openPTY(t *testing.T) (master, slave *os.File) {
 	t.Cleanup(func() { m.Close(); s.Close() })
 	return m, s
 }
+
+// TestPythonLibvirt: python3-libvirt's lifecycle with callbacks on its
+// default event loop, and the calls management tools make.
+func TestPythonLibvirt(t *testing.T) {
+	const python = "/usr/bin/python3" // the bindings live in the system interpreter
+	if err := exec.Command(python, "-c", "import libvirt").Run(); err != nil {
+		testenv.Missing(t, "python3-libvirt not installed: apt-get install --no-install-recommends python3-libvirt")
+	}
+	d := newDaemon(t, []string{"test"})
+	xmlPath := filepath.Join(t.TempDir(), "py.xml")
+	if err := writeFile(xmlPath, `<domain type='test'><name>py</name><memory unit='MiB'>64</memory><vcpu>1</vcpu><os><type>hvm</type></os></domain>`); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(python, "testdata/libvirt_client.py", d.lvURI("test:///default"), xmlPath)
+	cmd.Env = virshEnv(t)
+	out, err := cmd.CombinedOutput()
+	if err != nil || !strings.HasSuffix(strings.TrimSpace(string(out)), "OK") {
+		t.Fatalf("python3-libvirt: %v\n%s", err, out)
+	}
+	t.Logf("%s", out)
+}
