@@ -8,10 +8,14 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
 
+	golibvirt "github.com/digitalocean/go-libvirt"
+	"github.com/digitalocean/go-libvirt/socket/dialers"
 	"golang.org/x/sys/unix"
 
 	"github.com/virtd/virtd/internal/testenv"
@@ -290,4 +294,131 @@ func TestPythonLibvirt(t *testing.T) {
 		t.Fatalf("python3-libvirt: %v\n%s", err, out)
 	}
 	t.Logf("%s", out)
+}
+
+// lvDial connects go-libvirt to virtd's libvirt socket on uri.
+func (d *daemon) lvDial(t *testing.T, uri string) *golibvirt.Libvirt {
+	t.Helper()
+	l := golibvirt.NewWithDialer(dialers.NewLocal(dialers.WithSocket(d.libvirtSock()), dialers.WithLocalTimeout(5*time.Second)))
+	if err := l.ConnectToURI(golibvirt.ConnectURI(uri)); err != nil {
+		t.Fatalf("go-libvirt connect %s: %v", uri, err)
+	}
+	t.Cleanup(func() { _ = l.Disconnect() })
+	return l
+}
+
+// TestLibvirtClientsThroughDriverKill: go-libvirt clients keep calling
+// while the driver is killed: a call in flight gets a libvirt error, never
+// a dropped connection, and the same connections go on once the driver is
+// back.
+func TestLibvirtClientsThroughDriverKill(t *testing.T) {
+	d := newDaemon(t, []string{"test"})
+	uri := "test:///default"
+	const clients = 16
+	conns := make([]*golibvirt.Libvirt, clients)
+	for i := range conns {
+		conns[i] = d.lvDial(t, uri)
+	}
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	var calls, ok, failed atomic.Int64
+	var firstErr atomic.Value
+	bad := make(chan error, clients)
+	for i, l := range conns {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				// Info of a running domain asks the driver itself: the
+				// test driver's own domain "test", which runs again in
+				// a new driver process.
+				dom, err := l.DomainLookupByName("test")
+				if err == nil {
+					_, _, _, _, _, err = l.DomainGetInfo(dom)
+				}
+				calls.Add(1)
+				if err == nil {
+					ok.Add(1)
+				} else {
+					failed.Add(1)
+					firstErr.CompareAndSwap(nil, err.Error())
+					var le golibvirt.Error
+					if !errors.As(err, &le) {
+						bad <- fmt.Errorf("client %d: not a libvirt error: %v", i, err)
+						return
+					}
+				}
+			}
+		}()
+	}
+	eventually(t, 10*time.Second, "calls flowing", func() bool { return calls.Load() > 200 })
+	pid := int(d.driverStatus("test").PID)
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 30*time.Second, "the driver restarted", func() bool {
+		st := d.driverStatus("test")
+		return st.State == "running" && st.PID != int64(pid)
+	})
+	before := ok.Load()
+	eventually(t, 10*time.Second, "calls answered after the restart", func() bool { return ok.Load() > before+200 })
+	close(stop)
+	wg.Wait()
+	close(bad)
+	for err := range bad {
+		t.Error(err)
+	}
+	// Every connection still answers.
+	for i, l := range conns {
+		if _, err := l.ConnectGetHostname(); err != nil {
+			t.Errorf("client %d after the kill: %v", i, err)
+		}
+	}
+	t.Logf("%d calls, %d failed with libvirt errors while the driver was down (the first: %v)", calls.Load(), failed.Load(), firstErr.Load())
+}
+
+// TestLibvirtClientsThroughDaemonRestart: a virtd restart ends the
+// clients' connections with an error; a new connection sees every domain
+// as it was.
+func TestLibvirtClientsThroughDaemonRestart(t *testing.T) {
+	d := newDaemon(t, []string{"test"})
+	uri := "test:///default"
+	l := d.lvDial(t, uri)
+	dom, err := l.DomainDefineXML(`<domain type='test'><name>r1</name><memory unit='MiB'>64</memory><vcpu>1</vcpu><os><type>hvm</type></os></domain>`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := l.DomainCreate(dom); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.DomainDefineXML(`<domain type='test'><name>r2</name><memory unit='MiB'>64</memory><vcpu>1</vcpu><os><type>hvm</type></os></domain>`); err != nil {
+		t.Fatal(err)
+	}
+	d.kill()
+	select {
+	case <-l.Disconnected():
+	case <-time.After(10 * time.Second):
+		t.Fatal("the client's connection did not end with the daemon")
+	}
+	if _, err := l.ConnectGetHostname(); err == nil {
+		t.Error("a call on the dead connection succeeded")
+	}
+	d.start()
+	l2 := d.lvDial(t, uri)
+	st, _, err := l2.DomainGetState(dom, 0)
+	if err != nil || st != int32(golibvirt.DomainRunning) {
+		t.Errorf("r1 after the restart: state %d, %v; want running", st, err)
+	}
+	r2, err := l2.DomainLookupByName("r2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st, _, err := l2.DomainGetState(r2, 0); err != nil || st != int32(golibvirt.DomainShutoff) {
+		t.Errorf("r2 after the restart: state %d, %v; want shut off", st, err)
+	}
 }
