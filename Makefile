@@ -70,6 +70,7 @@ bench: build test-assets ## run the benchmarks and print a table
 	@$(GO) test -run '^$$' -bench 'Domains1000/.*/(define|lookup-info|dumpxml|undefine)' -benchtime 1x ./test/e2e/ >> .bench.out
 	@$(GO) test -run '^$$' -bench 'List10000|ColdDriver|Domains1000/.*/list' -benchtime 20x ./test/e2e/ >> .bench.out
 	@$(GO) test -run '^$$' -bench 'RSS|QEMU20Guests' -benchtime 1x ./test/e2e/ >> .bench.out
+	@$(GO) test -run '^$$' -bench 'FrontEnds' -benchtime 2000x ./test/e2e/ >> .bench.out
 	@$(GO) test -run '^$$' -bench 'StartDiskless|SuspendEvent' -benchtime 20x ./internal/qemu/ >> .bench.out
 	@$(GO) test -run '^$$' -bench 'Containers' -benchtime 1x ./internal/lxc/ >> .bench.out
 	@$(GO) test -run '^$$' -bench 'Hostile' -benchtime 1x ./test/e2e/ >> .bench.out
