@@ -422,3 +422,38 @@ func TestLibvirtClientsThroughDaemonRestart(t *testing.T) {
 		t.Errorf("r2 after the restart: state %d, %v; want shut off", st, err)
 	}
 }
+
+// TestLibvirtSockets: where libvirt's sockets are, with what modes, how a
+// path is moved or a socket turned off, and which URI a connection with
+// none gets.
+func TestLibvirtSockets(t *testing.T) {
+	d := newDaemon(t, []string{"test"})
+	for name, mode := range map[string]os.FileMode{"libvirt-sock": 0o600, "libvirt-sock-ro": 0o666} {
+		fi, err := os.Stat(filepath.Join(d.runDir, name))
+		if err != nil || fi.Mode()&os.ModeSocket == 0 || fi.Mode().Perm() != mode {
+			t.Errorf("%s: %v, %v; want a socket of mode %o", name, fi.Mode(), err, mode)
+		}
+	}
+	// No drivers that can run guests, no default: the error says so.
+	l := golibvirt.NewWithDialer(dialers.NewLocal(dialers.WithSocket(d.libvirtSock())))
+	err := l.ConnectToURI("")
+	var le golibvirt.Error
+	if !errors.As(err, &le) || le.Code != uint32(golibvirt.ErrNoConnect) || !strings.Contains(le.Message, "uri_default") {
+		t.Errorf("open with no URI and no hypervisor driver: %v", err)
+	}
+	d.stop()
+
+	moved := filepath.Join(d.root, "elsewhere", "lv.sock")
+	d2 := newDaemon(t, []string{"test"}, withArgs("--libvirt-sock", moved, "--libvirt-sock-ro", "none", "--uri-default", "test:///default"))
+	if _, err := os.Stat(filepath.Join(d2.runDir, "libvirt-sock-ro")); !os.IsNotExist(err) {
+		t.Errorf("libvirt-sock-ro turned off, but: %v", err)
+	}
+	l2 := golibvirt.NewWithDialer(dialers.NewLocal(dialers.WithSocket(moved)))
+	if err := l2.ConnectToURI(""); err != nil {
+		t.Fatal(err)
+	}
+	defer l2.Disconnect()
+	if uri, err := l2.ConnectGetUri(); err != nil || uri != "test:///default" {
+		t.Errorf("GET_URI with uri_default: %q, %v", uri, err)
+	}
+}
