@@ -380,9 +380,14 @@ func isSecure(_ context.Context, c *call) error {
 }
 
 // cString writes a char<> as libvirt does: the bytes and a NUL.
+// cString encodes s as libvirt's `char x<N>`: a C string with its NUL,
+// each char an XDR int of its own (rpcgen's xdr_char), not opaque bytes.
 func (c *call) cString(s string) {
 	c.e.Uint32(uint32(len(s) + 1))
-	c.e.Fixed(append([]byte(s), 0))
+	for _, b := range []byte(s) {
+		c.e.Int32(int32(int8(b)))
+	}
+	c.e.Int32(0)
 }
 
 func securityModel(_ context.Context, c *call) error {
