@@ -113,6 +113,11 @@ func TestDebianRoot(t *testing.T) {
 		t.Errorf("virtd listens on /run/virtd/%s besides the passed socket", daemon.SocketLibvirt)
 	}
 	r.wantVirshDomain("with virtd-libvirt-compat", "pkgtest")
+	// A connection with no URI opens the first hypervisor whose driver
+	// can run guests here: QEMU's.
+	if out := strings.TrimSpace(r.sh("virsh uri")); out != "qemu:///system" {
+		t.Errorf("virsh uri with no URI given: %q, want qemu:///system", out)
+	}
 	if out := r.sh("virsh -c qemu:///system version --daemon"); !strings.Contains(out, "Running against daemon: 9.0.0") {
 		t.Errorf("virsh version --daemon:\n%s\nwant libvirt's level, 9.0.0", out)
 	}
