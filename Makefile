@@ -14,12 +14,14 @@ DRIVERS     := test qemu lxc xen
 GO_TAGS     := grpcnotrace
 CGO_DRIVERS := lxc xen
 TEST_FLAGS  ?= -count=1 -timeout 20m
+# How long `make fuzz` runs each fuzz target.
+FUZZTIME    ?= 30s
 # The process-level tests that run again with virtd and the test driver
 # built with the race detector: supervision, concurrency, limits.
 RACE_E2E    := TestDriverKilledMidCall|TestKilledDriverGivesNoBareErrors|TestHungDriverIsKilled|TestCallWaitsForRestartingDriver|TestReplacedDriver|TestConcurrentClients|TestEvent|TestMax|TestDaemonKilledReattaches|TestView
 APT_PACKAGES ?= git ca-certificates gcc libc6-dev pkg-config libxen-dev libyajl-dev systemd \
                 qemu-system-x86 qemu-utils busybox-static cpio \
-                debootstrap rpm dpkg-dev
+                debootstrap rpm dpkg-dev libvirt-clients python3-libvirt
 
 BUF_VERSION               := v1.75.0
 PROTOC_GEN_GO_VERSION     := v1.36.12
@@ -28,7 +30,7 @@ NFPM_VERSION               := v2.45.2
 # staticcheck's release 2026.2.2 is the module version v0.8.2.
 STATICCHECK_VERSION        := v0.8.2
 
-.PHONY: all build test test-assets run bench packages proto proto-check lint tools deps clean help
+.PHONY: all build test test-assets run bench fuzz packages proto proto-check lint tools deps clean help
 
 all: build
 
@@ -75,6 +77,20 @@ bench: build test-assets ## run the benchmarks and print a table
 	@$(GO) test -run '^$$' -bench 'Containers' -benchtime 1x ./internal/lxc/ >> .bench.out
 	@$(GO) test -run '^$$' -bench 'Hostile' -benchtime 1x ./test/e2e/ >> .bench.out
 	@awk '/^Benchmark/ { line = sprintf("%-40s", $$1); for (i = 3; i < NF; i += 2) line = line sprintf("  %12s %-8s", $$i, $$(i+1)); print line } /^(FAIL|--- FAIL)/ { print; bad = 1 } END { exit bad }' .bench.out
+
+# Every fuzz target, found afresh on each run: a func FuzzXxx(*testing.F) in a
+# _test.go file of a package (not under testdata, nor a directory Go ignores).
+fuzz: ## run every fuzz target for FUZZTIME each (default 30s)
+	@set -- $$(grep -rn --include='*_test.go' --exclude-dir='.*' --exclude-dir='_*' --exclude-dir=testdata '^func Fuzz' | \
+		sed -nE 's|^(.*/)?[^/]*_test\.go:[0-9]+:func (Fuzz[A-Za-z0-9_]*)\([A-Za-z_][A-Za-z0-9_]* \*testing\.F\).*|./\1 \2|p' | sort -u); \
+	if [ $$# -eq 0 ]; then echo "fuzz: no fuzz targets (func FuzzXxx(f *testing.F) in a _test.go file)"; exit 0; fi; \
+	failed=; \
+	while [ $$# -gt 0 ]; do \
+		pkg=$$1 name=$$2; shift 2; \
+		echo "fuzz: $$name in $$pkg for $(FUZZTIME)"; \
+		$(GO) test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) $$pkg || failed="$$failed $$pkg:$$name"; \
+	done; \
+	if [ -n "$$failed" ]; then echo "fuzz: failed:$$failed (the failing inputs are under testdata/fuzz/ in each package)" >&2; exit 1; fi
 
 tools: ## install buf, the protoc plugins, nfpm and staticcheck into bin/ (pinned)
 	@mkdir -p $(BIN)

@@ -11,9 +11,10 @@ import (
 
 // activatedListeners returns the sockets systemd passed by socket
 // activation (LISTEN_PID, LISTEN_FDS, LISTEN_FDNAMES), by name. Names are
-// the socket file names (virtd-sock, virtd-sock-ro, virtd-admin-sock), as
-// the units' FileDescriptorName= set them; without names, three sockets
-// are taken in that order. It returns nil when virtd was not activated.
+// the socket file names (virtd-sock, virtd-sock-ro, virtd-admin-sock, and
+// libvirt's libvirt-sock and libvirt-sock-ro), as the units'
+// FileDescriptorName= set them; without names, three sockets are taken as
+// virtd's own in that order. It returns nil when virtd was not activated.
 func activatedListeners() (map[string]net.Listener, error) {
 	defer func() {
 		for _, v := range []string{"LISTEN_PID", "LISTEN_FDS", "LISTEN_FDNAMES"} {
@@ -48,11 +49,15 @@ func activatedListeners() (map[string]net.Listener, error) {
 			return nil, fmt.Errorf("activated socket %d (%s): %v", fd, names[i], err)
 		}
 		switch names[i] {
-		case SocketRW, SocketRO, SocketAdmin:
+		case SocketRW, SocketRO, SocketAdmin, SocketLibvirt, SocketLibvirtRO:
+			if _, dup := out[names[i]]; dup {
+				l.Close()
+				return nil, fmt.Errorf("socket activation passed two sockets named %q", names[i])
+			}
 			out[names[i]] = l
 		default:
 			l.Close()
-			return nil, fmt.Errorf("activated socket named %q: want %s, %s or %s", names[i], SocketRW, SocketRO, SocketAdmin)
+			return nil, fmt.Errorf("activated socket named %q: want %s, %s, %s, %s or %s", names[i], SocketRW, SocketRO, SocketAdmin, SocketLibvirt, SocketLibvirtRO)
 		}
 	}
 	return out, nil

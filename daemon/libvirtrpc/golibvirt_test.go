@@ -35,6 +35,18 @@ func wantCode(t *testing.T, what string, err error, code libvirt.ErrorNumber, ms
 	}
 }
 
+// cString reads libvirt's `char x<N>` up to its NUL.
+func cString(b []int8) string {
+	var s []byte
+	for _, c := range b {
+		if c == 0 {
+			break
+		}
+		s = append(s, byte(c))
+	}
+	return string(s)
+}
+
 func domXML(name string) string {
 	return fmt.Sprintf(`<domain type='test'><name>%s</name><memory unit='KiB'>65536</memory><vcpu>1</vcpu><os><type>hvm</type></os></domain>`, name)
 }
@@ -116,6 +128,13 @@ func TestGoLibvirtLifecycle(t *testing.T) {
 	}
 	if p, err := l.DomainIsPersistent(running); err != nil || p != 1 {
 		t.Errorf("is persistent %d, %v", p, err)
+	}
+	// char arrays: what virsh dominfo reads last.
+	if model, doi, err := l.NodeGetSecurityModel(); err != nil || cString(model) != "none" || cString(doi) != "0" {
+		t.Errorf("security model %q doi %q, %v", cString(model), cString(doi), err)
+	}
+	if label, enforcing, err := l.DomainGetSecurityLabel(running); err != nil || cString(label) != "" || enforcing != 0 {
+		t.Errorf("security label %q enforcing %d, %v", cString(label), enforcing, err)
 	}
 	if os, err := l.DomainGetOsType(running); err != nil || os != "hvm" {
 		t.Errorf("os type %q, %v", os, err)

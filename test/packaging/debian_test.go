@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -15,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/virtd/virtd/daemon"
 	"github.com/virtd/virtd/internal/testenv"
 )
 
@@ -24,7 +26,10 @@ const suite = "bookworm"
 // TestDebianRoot installs, changes, upgrades and purges the .deb packages
 // in a clean Debian 12 root (debootstrap, minbase), with dist/ served as a
 // local package directory and Debian's archive reached the way this
-// machine's apt reaches it.
+// machine's apt reaches it. virtd runs first as an init system without
+// socket activation starts it, then, once virtd-libvirt-compat is
+// installed, as systemd would from the installed socket units, and
+// Debian's own virsh reaches it with no ?socket= in its URI.
 func TestDebianRoot(t *testing.T) {
 	testenv.Need(t, os.Geteuid() == 0, "the Debian root test needs root (debootstrap, chroot, mount)")
 	needTools(t, "apt-get install debootstrap dpkg-dev", "debootstrap", "dpkg-scanpackages", "chroot", "mount", "umount", "tar")
@@ -55,7 +60,7 @@ func TestDebianRoot(t *testing.T) {
 
 	// virtd sees the QEMU driver alone; driver packages come and go while
 	// it runs, and the maintainer scripts make it rescan.
-	d := r.startVirtd()
+	d := r.startVirtd(nil)
 	r.waitDrivers("installed with virtd-daemon-kvm", "qemu")
 	r.apt("install", "virtd-driver-lxc")
 	r.waitDrivers("after installing virtd-driver-lxc", "lxc", "qemu")
@@ -74,6 +79,49 @@ func TestDebianRoot(t *testing.T) {
 	r.sh("virtsh -c qemu:///system define /root/pkgtest.xml")
 	r.wantDomain("before the upgrade", "pkgtest")
 
+	// virtd-libvirt-compat and libvirt's daemon packages: dpkg installs
+	// neither next to the other.
+	compat := "/srv/virtd/" + filepath.Base(debFile(dist1, "virtd-libvirt-compat", v1))
+	libvirtDaemons := []string{"libvirt-daemon", "libvirt-daemon-system"}
+	for _, name := range libvirtDaemons {
+		fake := r.fakeDeb(name, "9.0.0-4+deb12u2")
+		r.sh("dpkg -i " + fake)
+		r.wantRefused("dpkg -i "+compat, "conflicting packages - not installing virtd-libvirt-compat")
+		r.sh("dpkg --purge " + name)
+	}
+	// Installed with Debian's virsh (no libvirt daemon comes with it), it
+	// puts libvirt's socket units in place, and a systemd starting virtd
+	// from them has virtd serve libvirt's protocol at libvirt's paths.
+	r.apt("install", "virtd-libvirt-compat", "libvirt-clients")
+	for _, name := range libvirtDaemons {
+		r.wantRefused("dpkg -i "+r.fakeDeb(name, "9.0.0-4+deb12u2"), "conflicting packages - not installing "+name)
+	}
+	for _, f := range []string{"virtd-libvirt.socket", "virtd-libvirt-ro.socket", "virtd.service.d/libvirt-compat.conf"} {
+		if _, err := os.Stat(r.path("/usr/lib/systemd/system/" + f)); err != nil {
+			t.Errorf("virtd-libvirt-compat installed no %s: %v", f, err)
+		}
+	}
+	d.stop(t)
+	sockets := r.systemdSockets()
+	d = r.startVirtd(sockets)
+	for path, mode := range map[string]os.FileMode{daemon.LibvirtStandardSocket: 0o600, daemon.LibvirtStandardSocketRO: 0o666} {
+		if st, err := os.Stat(r.path(path)); err != nil || st.Mode().Type() != os.ModeSocket || st.Mode().Perm() != mode {
+			t.Errorf("%s: %v, %v; want a socket of mode %v", path, st.Mode(), err, mode)
+		}
+	}
+	if _, err := os.Stat(r.path("/run/virtd/" + daemon.SocketLibvirt)); err == nil {
+		t.Errorf("virtd listens on /run/virtd/%s besides the passed socket", daemon.SocketLibvirt)
+	}
+	r.wantVirshDomain("with virtd-libvirt-compat", "pkgtest")
+	// A connection with no URI opens the first hypervisor whose driver
+	// can run guests here: QEMU's.
+	if out := strings.TrimSpace(r.sh("virsh uri")); out != "qemu:///system" {
+		t.Errorf("virsh uri with no URI given: %q, want qemu:///system", out)
+	}
+	if out := r.sh("virsh -c qemu:///system version --daemon"); !strings.Contains(out, "Running against daemon: 9.0.0") {
+		t.Errorf("virsh version --daemon:\n%s\nwant libvirt's level, 9.0.0", out)
+	}
+
 	dist2 := buildPackages(t, v2)
 	r.publish(dist2, v2)
 	var ours []string
@@ -88,11 +136,18 @@ func TestDebianRoot(t *testing.T) {
 			t.Errorf("%s is at %s after the upgrade, want %s", name, p.version, v2)
 		}
 	}
-	// Without systemd nothing restarts virtd: do what the unit's restart does.
+	// Without systemd nothing restarts virtd: do what the unit's restart
+	// does. The sockets stay with systemd while virtd is away.
 	d.stop(t)
-	d = r.startVirtd()
+	for _, path := range []string{daemon.LibvirtStandardSocket, daemon.LibvirtStandardSocketRO} {
+		if _, err := os.Stat(r.path(path)); err != nil {
+			t.Errorf("virtd removed the socket systemd passed it: %v", err)
+		}
+	}
+	d = r.startVirtd(sockets)
 	r.waitDrivers("after the upgrade", "lxc", "qemu", "test", "xen")
 	r.wantDomain("after the upgrade", "pkgtest")
+	r.wantVirshDomain("after the upgrade", "pkgtest")
 	if out := r.sh("virtsh -c qemu:///system version --daemon"); !strings.Contains(out, "Running against daemon: "+v2) {
 		t.Errorf("virtsh version --daemon after the upgrade:\n%s\nwant %s", out, v2)
 	}
@@ -122,6 +177,9 @@ func TestDebianRoot(t *testing.T) {
 	})
 	if len(left) > 0 {
 		t.Errorf("left after the purge: %q", left)
+	}
+	if _, err := os.Stat(r.path("/usr/lib/systemd/system/virtd.service.d")); err == nil {
+		t.Errorf("/usr/lib/systemd/system/virtd.service.d is left after the purge")
 	}
 
 	// Figures for the packager's notes.
@@ -389,8 +447,13 @@ func (r *root) publish(dist, v string) {
 // command builds a command that runs in the root with a clean environment.
 func (r *root) command(args ...string) *exec.Cmd {
 	cmd := exec.Command("chroot", append([]string{r.root}, args...)...)
-	cmd.Env = []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "HOME=/root", "LC_ALL=C", "DEBIAN_FRONTEND=noninteractive"}
+	cmd.Env = r.env()
 	return cmd
+}
+
+// env is the clean environment of what runs in the root.
+func (r *root) env() []string {
+	return []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "HOME=/root", "LC_ALL=C", "DEBIAN_FRONTEND=noninteractive"}
 }
 
 // sh runs a shell command in the root and returns its output.
@@ -434,38 +497,183 @@ func (r *root) installed() map[string]pkgState {
 	return m
 }
 
-// virtdProc is a virtd running in the root, started the way an init system
-// without socket activation would: in the foreground, as root.
+// virtdProc is a virtd running in the root, in the foreground, as root.
 type virtdProc struct {
 	cmd  *exec.Cmd
 	done chan struct{}
 }
 
-func (r *root) startVirtd() *virtdProc {
+// startVirtd starts virtd in the root. With sockets nil, the way an init
+// system without socket activation would: virtd binds its sockets itself.
+// Otherwise the way systemd starts a Type=notify service its sockets
+// trigger: it passes them (LISTEN_FDS, LISTEN_FDNAMES, LISTEN_PID) and
+// waits for READY=1 on NOTIFY_SOCKET.
+func (r *root) startVirtd(sockets *systemdSockets) *virtdProc {
 	r.t.Helper()
 	log, err := os.OpenFile(r.log, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		r.t.Fatal(err)
 	}
-	cmd := r.command("/usr/sbin/virtd", "--driver-idle-timeout", "10m")
+	args := []string{"/usr/sbin/virtd", "--driver-idle-timeout", "10m"}
+	cmd := r.command(args...)
+	var notify *net.UnixConn
+	if sockets != nil {
+		// LISTEN_PID is virtd's pid: sh's, which exec keeps through
+		// chroot to virtd. The notification socket is abstract, so the
+		// chroot does not hide it.
+		cmd = exec.Command("sh", append([]string{"-c", `LISTEN_PID=$$; export LISTEN_PID; exec chroot "$0" "$@"`, r.root}, args...)...)
+		cmd.Env = r.env()
+		name := fmt.Sprintf("@virtd-pkgtest-notify-%d", os.Getpid())
+		if notify, err = net.ListenUnixgram("unixgram", &net.UnixAddr{Name: name, Net: "unixgram"}); err != nil {
+			r.t.Fatal(err)
+		}
+		defer notify.Close()
+		cmd.Env = append(cmd.Env, fmt.Sprintf("LISTEN_FDS=%d", len(sockets.files)),
+			"LISTEN_FDNAMES="+strings.Join(sockets.names, ":"), "NOTIFY_SOCKET="+name)
+		cmd.ExtraFiles = sockets.files
+	}
 	cmd.Stdout, cmd.Stderr = log, log
 	if err := cmd.Start(); err != nil {
 		r.t.Fatal(err)
 	}
 	d := &virtdProc{cmd: cmd, done: make(chan struct{})}
 	go func() { _ = cmd.Wait(); log.Close(); close(d.done) }()
+	ready := make(chan struct{})
+	if notify != nil {
+		go func() {
+			buf := make([]byte, 4096)
+			for {
+				n, err := notify.Read(buf)
+				if err != nil {
+					return
+				}
+				if slices.Contains(strings.Split(string(buf[:n]), "\n"), "READY=1") {
+					close(ready)
+					return
+				}
+			}
+		}()
+	}
 	deadline := time.Now().Add(15 * time.Second)
 	for {
-		if _, err := os.Stat(r.path("/run/virtd/virtd-admin-sock")); err == nil {
-			return d
+		if notify == nil {
+			if _, err := os.Stat(r.path("/run/virtd/virtd-admin-sock")); err == nil {
+				return d
+			}
 		}
 		select {
+		case <-ready:
+			return d
 		case <-d.done:
 			r.t.Fatalf("virtd exited at start:\n%s", r.virtdLog())
 		case <-time.After(100 * time.Millisecond):
 		}
 		if time.Now().After(deadline) {
-			r.t.Fatalf("virtd did not open its sockets in 15s:\n%s", r.virtdLog())
+			r.t.Fatalf("virtd did not get ready in 15s:\n%s", r.virtdLog())
+		}
+	}
+}
+
+// systemdSockets are the sockets systemd would hold for virtd.service in
+// the root: one for each installed socket unit whose Service= is
+// virtd.service, bound at its ListenStream= with its SocketMode= and
+// DirectoryMode=, named by its FileDescriptorName=. Like systemd, the test
+// keeps them while virtd stops and starts, and closes them at its end.
+type systemdSockets struct {
+	names []string
+	files []*os.File
+}
+
+func (r *root) systemdSockets() *systemdSockets {
+	r.t.Helper()
+	units, _ := filepath.Glob(r.path("/usr/lib/systemd/system/*.socket"))
+	s := &systemdSockets{}
+	for _, unit := range units {
+		sock := parseUnit(r.t, unit)["Socket"]
+		if !slices.Equal(sock["Service"], []string{"virtd.service"}) {
+			continue
+		}
+		if len(sock["ListenStream"]) != 1 || len(sock["FileDescriptorName"]) != 1 {
+			r.t.Fatalf("%s: want one ListenStream= and one FileDescriptorName=: %q", unit, sock)
+		}
+		mode := func(key string, def os.FileMode) os.FileMode {
+			if v := sock[key]; len(v) > 0 {
+				m, err := strconv.ParseUint(v[0], 8, 32)
+				if err != nil {
+					r.t.Fatalf("%s: %s=%q", unit, key, v[0])
+				}
+				return os.FileMode(m)
+			}
+			return def
+		}
+		path := r.path(sock["ListenStream"][0])
+		if err := os.MkdirAll(filepath.Dir(path), mode("DirectoryMode", 0o755)); err != nil {
+			r.t.Fatal(err)
+		}
+		l, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
+		if err != nil {
+			r.t.Fatalf("%s: %v", unit, err)
+		}
+		if err := os.Chmod(path, mode("SocketMode", 0o666)); err != nil {
+			r.t.Fatal(err)
+		}
+		f, err := l.File()
+		l.SetUnlinkOnClose(false) // the file stays listening
+		l.Close()
+		if err != nil {
+			r.t.Fatal(err)
+		}
+		s.names = append(s.names, sock["FileDescriptorName"][0])
+		s.files = append(s.files, f)
+	}
+	if len(s.files) == 0 {
+		r.t.Fatal("no installed socket unit starts virtd.service")
+	}
+	r.t.Cleanup(func() {
+		for _, f := range s.files {
+			f.Close()
+		}
+	})
+	return s
+}
+
+// fakeDeb builds an empty package of that name and version, with no
+// dependencies, into the root and returns its path there.
+func (r *root) fakeDeb(name, v string) string {
+	r.t.Helper()
+	dir := r.t.TempDir()
+	control := fmt.Sprintf("Package: %s\nVersion: %s\nArchitecture: all\nMaintainer: virtd tests <tests@example.org>\nDescription: a stand-in for %s\n", name, v, name)
+	if err := os.MkdirAll(filepath.Join(dir, "DEBIAN"), 0o755); err != nil {
+		r.t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "DEBIAN/control"), []byte(control), 0o644); err != nil {
+		r.t.Fatal(err)
+	}
+	deb := "/root/fake/" + name + ".deb"
+	if err := os.MkdirAll(r.path("/root/fake"), 0o755); err != nil {
+		r.t.Fatal(err)
+	}
+	run(r.t, "dpkg-deb", "--root-owner-group", "--build", dir, r.path(deb))
+	return deb
+}
+
+// wantRefused runs a shell command in the root that must fail saying want.
+func (r *root) wantRefused(script, want string) {
+	r.t.Helper()
+	out, err := r.command("sh", "-c", script).CombinedOutput()
+	if err == nil || !strings.Contains(string(out), want) {
+		r.t.Errorf("%s: %v, want a refusal saying %q:\n%s", script, err, want, out)
+	}
+}
+
+// wantVirshDomain checks that Debian's virsh, given libvirt's URI with no
+// socket, lists the domain on both of libvirt's sockets.
+func (r *root) wantVirshDomain(when, name string) {
+	r.t.Helper()
+	for _, ro := range []string{"", "-r "} {
+		out := r.sh("virsh " + ro + "-c qemu:///system list --all --name")
+		if !slices.Contains(lines(out), name) {
+			r.t.Errorf("%s: virsh %slist --all --name does not list %s:\n%s", when, ro, name, out)
 		}
 	}
 }

@@ -11,7 +11,8 @@ import (
 )
 
 // TestRPMPackages checks every .rpm file's name, version, requirements,
-// file list, configuration files and scripts with rpm itself.
+// conflicts, what it provides, file list, configuration files and scripts
+// with rpm itself.
 func TestRPMPackages(t *testing.T) {
 	needTools(t, "apt-get install rpm", "rpm")
 	dist := buildPackages(t, version)
@@ -41,6 +42,15 @@ func TestRPMPackages(t *testing.T) {
 			if !sameSet(reqs, p.rpmReqs) {
 				t.Errorf("rpm -qpR: %q, want %q", sorted(reqs), sorted(p.rpmReqs))
 			}
+			if conflicts := lines(run(t, "rpm", "-qp", "--conflicts", f)); !sameSet(conflicts, p.rpmConflicts) {
+				t.Errorf("rpm -qp --conflicts: %q, want %q", sorted(conflicts), sorted(p.rpmConflicts))
+			}
+			// A package provides itself and nothing else.
+			for _, prov := range lines(run(t, "rpm", "-qp", "--provides", f)) {
+				if name := strings.Fields(prov)[0]; name != p.name {
+					t.Errorf("rpm -qp --provides: %q, not the package itself", prov)
+				}
+			}
 			var files []string
 			for _, l := range lines(run(t, "rpm", "-qpl", f)) {
 				if l != "(contains no files)" {
@@ -67,8 +77,8 @@ func TestRPMPackages(t *testing.T) {
 						t.Errorf("scripts lack %q:\n%s", s, scripts)
 					}
 				}
-			case p.name == "virtd-daemon":
-				for _, s := range []string{"postinstall scriptlet", "preuninstall scriptlet", "systemctl"} {
+			case p.scripts != "":
+				for _, s := range []string{"postinstall scriptlet", "preuninstall scriptlet", p.scripts} {
 					if !strings.Contains(scripts, s) {
 						t.Errorf("scripts lack %q:\n%s", s, scripts)
 					}
@@ -80,7 +90,8 @@ func TestRPMPackages(t *testing.T) {
 	}
 }
 
-// TestDebPackages checks every .deb file's control fields, that each
+// TestDebPackages checks every .deb file's control fields (Depends,
+// Conflicts, and no Provides), that each
 // binary is where its package says and static unless it is the Xen driver,
 // and that the Xen driver's Depends name exactly the Debian packages of the
 // libraries its ELF header needs (what dpkg-shlibdeps would find).
@@ -94,6 +105,13 @@ func TestDebPackages(t *testing.T) {
 			want := p.name + "|" + version + "|" + debArch() + "|" + strings.Join(p.debDeps, ", ")
 			if got := strings.TrimSpace(fields); !sameSet(strings.Split(got, ", "), strings.Split(want, ", ")) {
 				t.Errorf("control: %q\nwant     %q", got, want)
+			}
+			conflicts := strings.TrimSpace(run(t, "dpkg-deb", "--showformat", "${Conflicts}", "--show", f))
+			if got := strings.Split(conflicts, ", "); conflicts == "" && len(p.debConflicts) > 0 || conflicts != "" && !sameSet(got, p.debConflicts) {
+				t.Errorf("Conflicts: %q, want %q", conflicts, strings.Join(p.debConflicts, ", "))
+			}
+			if provides := strings.TrimSpace(run(t, "dpkg-deb", "--showformat", "${Provides}", "--show", f)); provides != "" {
+				t.Errorf("Provides: %q, want none", provides)
 			}
 			dir := t.TempDir()
 			run(t, "dpkg-deb", "-x", f, dir)

@@ -100,12 +100,15 @@ func nextVersion(v string) string {
 
 // pkg is what one package must be.
 type pkg struct {
-	name    string
-	debDeps []string // Depends of the .deb, as written there
-	rpmReqs []string // Requires of the .rpm, as rpm -qpR prints them
-	files   []string // regular files and directories it holds
-	config  []string // configuration files
-	driver  bool     // carries the driver maintainer scripts
+	name         string
+	debDeps      []string // Depends of the .deb, as written there
+	rpmReqs      []string // Requires of the .rpm, as rpm -qpR prints them
+	debConflicts []string // Conflicts of the .deb
+	rpmConflicts []string // Conflicts of the .rpm, as rpm -qp --conflicts prints them
+	files        []string // regular files and directories it holds
+	config       []string // configuration files
+	driver       bool     // carries the driver maintainer scripts
+	scripts      string   // a command its maintainer scripts run, when it has scripts but is no driver
 }
 
 // expected lists every package at version v.
@@ -131,7 +134,8 @@ func expected(v string) []pkg {
 				"/usr/lib/tmpfiles.d/virtd.conf", "/usr/libexec/virtd/drivers", "/usr/sbin/virtd",
 				"/usr/share/doc/virtd-daemon/README.md", "/var/lib/virtd", "/var/log/virtd",
 			},
-			config: []string{"/etc/virtd/virtd.conf"},
+			config:  []string{"/etc/virtd/virtd.conf"},
+			scripts: "systemctl",
 		},
 		{name: "virtd-client", files: []string{"/usr/bin/virtsh"}},
 		driver("qemu", nil, nil),
@@ -159,6 +163,18 @@ func expected(v string) []pkg {
 			name:    "virtd-daemon-lxc",
 			debDeps: []string{eq("virtd-daemon"), eq("virtd-driver-lxc")},
 			rpmReqs: []string{req("virtd-daemon"), req("virtd-driver-lxc")},
+		},
+		{
+			name:         "virtd-libvirt-compat",
+			debDeps:      []string{eq("virtd-daemon")},
+			rpmReqs:      []string{req("virtd-daemon")},
+			debConflicts: []string{"libvirt-daemon", "libvirt-daemon-system"},
+			rpmConflicts: []string{"libvirt-daemon", "libvirt-daemon-proxy"},
+			files: []string{
+				"/usr/lib/systemd/system/virtd-libvirt.socket", "/usr/lib/systemd/system/virtd-libvirt-ro.socket",
+				"/usr/lib/systemd/system/virtd.service.d", "/usr/lib/systemd/system/virtd.service.d/libvirt-compat.conf",
+			},
+			scripts: "systemctl",
 		},
 		{
 			name: "virtd",
