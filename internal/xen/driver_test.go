@@ -79,6 +79,7 @@ func TestUnavailable(t *testing.T) {
 		"LookupDomain": func() error { _, err := drv.LookupDomain(ctx, virt.ByName("x")); return err },
 		"DefineDomain": func() error { _, err := drv.DefineDomain(ctx, fmt.Sprintf(domainXML, "x")); return err },
 		"StartDomain":  func() error { _, err := drv.StartDomain(ctx, uuid); return err },
+		"CreateDomain": func() error { _, err := drv.CreateDomain(ctx, fmt.Sprintf(domainXML, "x")); return err },
 		"Shutdown":     func() error { return drv.ShutdownDomain(ctx, uuid) },
 		"Destroy":      func() error { return drv.DestroyDomain(ctx, uuid) },
 		"Suspend":      func() error { return drv.SuspendDomain(ctx, uuid) },
