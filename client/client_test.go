@@ -274,6 +274,82 @@ func TestDomainLifecycle(t *testing.T) {
 	}
 }
 
+// TestCreateXML: a domain created from XML runs, is transient, and is
+// gone once destroyed, with a Started and a Stopped event and no
+// Undefined one; names in use, autostart and a read-only connection are
+// refused with their kinds.
+func TestCreateXML(t *testing.T) {
+	s := start(t)
+	c := openTest(t, s)
+	ctx := testCtx(t)
+	stream, err := c.WatchEvents(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	d, err := c.CreateXML(ctx, webXML)
+	if err != nil {
+		t.Fatal(err)
+	}
+	snap := d.Snapshot()
+	if d.Name() != "web" || d.UUID() != "aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee" || d.ID() < 1 || snap.Persistent || snap.State != virt.StateRunning {
+		t.Fatalf("created %+v, want web running and transient", snap)
+	}
+	transient, err := c.ListDomains(ctx, virt.ListTransient)
+	if err != nil || len(transient) != 1 || transient[0].UUID() != d.UUID() {
+		t.Errorf("ListDomains(transient) = %v, %v", transient, err)
+	}
+	if _, err := c.CreateXML(ctx, webXML); !errors.Is(err, client.ErrFailedPrecondition) || !strings.Contains(err.Error(), "domain 'web' is already active") {
+		t.Errorf("create of a running domain's name and UUID: %v", err)
+	}
+	if _, err := c.CreateXML(ctx, strings.Replace(webXML, "aaaaaaaa", "ffffffff", 1)); !errors.Is(err, client.ErrAlreadyExists) {
+		t.Errorf("create with a running domain's name: %v", err)
+	}
+	if err := d.SetAutostart(ctx, true); !errors.Is(err, client.ErrFailedPrecondition) {
+		t.Errorf("autostart of a transient domain: %v", err)
+	}
+	ro, err := client.OpenReadOnly(ctx, "test:///default", client.WithSocket(s.ROSocket))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ro.Close(ctx)
+	if _, err := ro.CreateXML(ctx, strings.Replace(webXML, "web", "ro", 1)); !errors.Is(err, client.ErrPermissionDenied) {
+		t.Errorf("create on a read-only connection: %v", err)
+	}
+
+	if err := d.Destroy(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.LookupByName(ctx, "web"); !errors.Is(err, client.ErrNotFound) {
+		t.Errorf("lookup after destroy: %v", err)
+	}
+	if _, err := d.Refresh(ctx); !errors.Is(err, client.ErrNotFound) {
+		t.Errorf("Refresh after destroy: %v", err)
+	}
+	// The next events of web: Started, Stopped, then those of a domain
+	// defined afterwards; nothing else (no Undefined).
+	fence, err := c.DefineXML(ctx, `<domain type='test'><name>fence</name><memory>1024</memory></domain>`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for done := false; !done; {
+		select {
+		case ev := <-stream.Events():
+			if ev.Domain.UUID == fence.UUID() {
+				done = true
+			} else {
+				got = append(got, ev.Type.String()+" "+virt.EventDetailString(ev.Type, ev.Detail))
+			}
+		case <-ctx.Done():
+			t.Fatalf("no event of the fence domain; got %v", got)
+		}
+	}
+	if want := "[Started Booted Stopped Destroyed]"; fmt.Sprint(got) != want {
+		t.Errorf("events of web: %v, want %s", got, want)
+	}
+}
+
 // recorder is a driver that records the domain calls it gets.
 type recorder struct {
 	driver.Driver

@@ -243,6 +243,21 @@ func (c *Conn) DefineXML(ctx context.Context, xml string) (*Domain, error) {
 	return c.handle(r.GetDomain()), nil
 }
 
+// CreateXML starts a domain from libvirt domain XML without defining it
+// (libvirt's virDomainCreateXML, virsh create): the domain is transient,
+// and vanishes when it stops, for whatever reason. The name and UUID of
+// an inactive persistent domain start that domain with this XML as its
+// live definition. A name or UUID another domain holds is refused with
+// ErrAlreadyExists; the name and UUID of a running domain with
+// ErrFailedPrecondition.
+func (c *Conn) CreateXML(ctx context.Context, xml string) (*Domain, error) {
+	r, err := c.api.CreateDomain(ctx, &apiv1.CreateDomainRequest{Connection: c.id, Xml: xml})
+	if err != nil {
+		return nil, rpcerr.FromStatus(err)
+	}
+	return c.handle(r.GetDomain()), nil
+}
+
 func fromProtoDomain(d *apiv1.Domain) virt.Domain {
 	return virt.Domain{
 		Name: d.GetName(), UUID: d.GetUuid(), ID: d.GetId(),

@@ -255,6 +255,34 @@ func (c *Conn) StartDomain(ctx context.Context, uuid string) (*virt.Domain, erro
 	})
 }
 
+// CreateDomain starts a domain from domain XML without a persistent
+// definition (virsh create): the domain is transient, and vanishes when
+// it stops. The name and UUID of an inactive persistent domain start that
+// domain, with the XML as its live definition.
+func (c *Conn) CreateDomain(ctx context.Context, xml string) (*virt.Domain, error) {
+	return write(c, ctx, "create", func(d driver.Driver) (*virt.Domain, error) {
+		name, err := domxml.CheckDocName(xml)
+		if err != nil {
+			return nil, err
+		}
+		dom, err := d.CreateDomain(ctx, xml)
+		if err != nil {
+			// A create that failed half way may have changed the domain
+			// of its name (an inactive persistent one it was starting).
+			// A process driver's reply carries its record; a Recording
+			// backend is told.
+			if _, ok := c.drv.(Recording); ok {
+				if x, lerr := d.LookupDomain(context.WithoutCancel(ctx), virt.ByName(name)); lerr == nil {
+					c.changed(ctx, x.UUID)
+				}
+			}
+			return nil, err
+		}
+		c.changed(ctx, dom.UUID)
+		return dom, nil
+	})
+}
+
 // ShutdownDomain asks the guest to power off.
 func (c *Conn) ShutdownDomain(ctx context.Context, uuid string) error {
 	return c.act(ctx, "shutdown", uuid, driver.Driver.ShutdownDomain)

@@ -192,6 +192,10 @@ func TestReadOnly(t *testing.T) {
 			_, err := ro.DefineDomain(ctx, "<domain type='test'><name>x</name><memory>1</memory></domain>")
 			return err
 		},
+		"create": func() error {
+			_, err := ro.CreateDomain(ctx, "<domain type='test'><name>x</name><memory>1</memory></domain>")
+			return err
+		},
 		"undefine":  func() error { return ro.UndefineDomain(ctx, u) },
 		"start":     func() error { _, err := ro.StartDomain(ctx, u); return err },
 		"shutdown":  func() error { return ro.ShutdownDomain(ctx, u) },
@@ -225,6 +229,9 @@ func TestNameChecked(t *testing.T) {
 	}
 	if _, err := rw.DefineDomain(ctx, "<domain type='test'><name>a/b</name><memory>1</memory></domain>"); !errors.Is(err, virt.ErrInvalidArgument) {
 		t.Errorf("define of a bad name: %v", err)
+	}
+	if _, err := rw.CreateDomain(ctx, "<domain type='test'><name>a/b</name><memory>1</memory></domain>"); !errors.Is(err, virt.ErrInvalidArgument) {
+		t.Errorf("create of a bad name: %v", err)
 	}
 }
 

@@ -2,6 +2,7 @@ package core_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -98,6 +99,75 @@ func TestReadYourWrites(t *testing.T) {
 	stop.Store(true)
 	wg.Wait()
 	agree(t, reader, drv)
+}
+
+// TestCreateReadYourWrites: a domain created on one connection is seen
+// at once, running and transient, on another, and is gone there at once
+// when it is destroyed; a create that fails after it changed a domain
+// (a start that failed half way) shows that change too.
+func TestCreateReadYourWrites(t *testing.T) {
+	drv := &failingCreate{Driver: testdriver.New(driver.Env{})}
+	c, _ := newCore(t, drv)
+	ctx := ctxFor(t)
+	conn := openConn(t, c, core.ReadWrite)
+	reader := openConn(t, c, core.ReadOnly)
+	for i := range 20 {
+		name := fmt.Sprintf("tr-%d", i)
+		d, err := conn.CreateDomain(ctx, fmt.Sprintf("<domain type='test'><name>%s</name><memory>1024</memory></domain>", name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d.Persistent || d.State != virt.StateRunning {
+			t.Fatalf("CreateDomain = %+v, want running and transient", d)
+		}
+		got, err := reader.LookupDomain(ctx, virt.ByName(name))
+		if err != nil || got.UUID != d.UUID || got.Persistent || got.State != virt.StateRunning || got.ID != d.ID {
+			t.Fatalf("after create: lookup %s = %+v, %v; want %+v", name, got, err, d)
+		}
+		if x, err := reader.DomainXML(ctx, d.UUID, false); err != nil || !strings.Contains(x, fmt.Sprintf(`id="%d"`, d.ID)) {
+			t.Fatalf("after create: live XML %v\n%s", err, x)
+		}
+		if err := conn.DestroyDomain(ctx, d.UUID); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := reader.LookupDomain(ctx, virt.ByName(name)); !isNotFound(err) {
+			t.Fatalf("after destroy: lookup %s: %v, want not found", name, err)
+		}
+	}
+	def, err := conn.DefineDomain(ctx, "<domain type='test'><name>p</name><memory>1024</memory></domain>")
+	if err != nil {
+		t.Fatal(err)
+	}
+	drv.fail.Store(true)
+	if _, err := conn.CreateDomain(ctx, "<domain type='test'><name>p</name><memory>1024</memory></domain>"); !errors.Is(err, virt.ErrInternal) {
+		t.Fatalf("failing create: %v", err)
+	}
+	if a, err := reader.DomainAutostart(ctx, def.UUID); err != nil || !a {
+		t.Errorf("after a failed create that changed the domain: autostart %v, %v; want true", a, err)
+	}
+	agree(t, reader, drv)
+}
+
+// failingCreate fails CreateDomain, once fail is set, after it changed the
+// domain of the name (marked it autostart), as a start that failed half
+// way may leave a domain.
+type failingCreate struct {
+	driver.Driver
+	fail atomic.Bool
+}
+
+func (f *failingCreate) CreateDomain(ctx context.Context, xml string) (*virt.Domain, error) {
+	if !f.fail.Load() {
+		return f.Driver.CreateDomain(ctx, xml)
+	}
+	d, err := f.LookupDomain(ctx, virt.ByName("p"))
+	if err != nil {
+		return nil, err
+	}
+	if err := f.SetDomainAutostart(ctx, d.UUID, true); err != nil {
+		return nil, err
+	}
+	return nil, fmt.Errorf("the emulator died: %w", virt.ErrInternal)
 }
 
 func isNotFound(err error) bool { return err != nil && virt.KindOf(err) == virt.ErrNotFound }

@@ -167,6 +167,16 @@ func (s *service) StartDomain(ctx context.Context, req *apiv1.StartDomainRequest
 	})
 }
 
+func (s *service) CreateDomain(ctx context.Context, req *apiv1.CreateDomainRequest) (*apiv1.CreateDomainResponse, error) {
+	return with(s, ctx, req.GetConnection(), func(c *core.Conn) (*apiv1.CreateDomainResponse, error) {
+		dom, err := c.CreateDomain(ctx, req.GetXml())
+		if err != nil {
+			return nil, err
+		}
+		return &apiv1.CreateDomainResponse{Domain: domainToAPI(dom)}, nil
+	})
+}
+
 func (s *service) ShutdownDomain(ctx context.Context, req *apiv1.ShutdownDomainRequest) (*apiv1.ShutdownDomainResponse, error) {
 	return domainOp(s, ctx, req.GetConnection(), req.GetUuid(), (*core.Conn).ShutdownDomain, &apiv1.ShutdownDomainResponse{})
 }

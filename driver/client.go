@@ -2,6 +2,8 @@ package driver
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"time"
 
 	"google.golang.org/grpc"
@@ -163,6 +165,21 @@ func (c *Client) StartDomain(ctx context.Context, uuid string) (*virt.Domain, er
 	r, err := c.rpc.StartDomain(ctx, &driverv1.StartDomainRequest{Uuid: uuid})
 	if err != nil {
 		return nil, c.failed(err)
+	}
+	c.took(r.GetRecord())
+	return domainFromProto(r.GetDomain()), nil
+}
+
+func (c *Client) CreateDomain(ctx context.Context, xml string) (*virt.Domain, error) {
+	r, err := c.rpc.CreateDomain(ctx, &driverv1.CreateDomainRequest{Xml: xml})
+	if err != nil {
+		err = c.failed(err)
+		if errors.Is(err, virt.ErrNotSupported) && !rpcerr.FromPeer(err) {
+			// gRPC's own answer, not the driver's: the driver's API
+			// predates the call.
+			return nil, fmt.Errorf("the driver was built without CreateDomain (its driver API predates it): %w", virt.ErrNotSupported)
+		}
+		return nil, err
 	}
 	c.took(r.GetRecord())
 	return domainFromProto(r.GetDomain()), nil

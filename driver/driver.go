@@ -87,6 +87,17 @@ type Driver interface {
 	// becomes transient and vanishes when it stops.
 	UndefineDomain(ctx context.Context, uuid string) error
 	StartDomain(ctx context.Context, uuid string) (*virt.Domain, error)
+	// CreateDomain starts a domain from libvirt domain XML without making
+	// a persistent definition (libvirt's virDomainCreateXML, virsh
+	// create): the domain is transient, running (or paused) while it
+	// exists, and vanishes when it stops for any reason, with a Stopped
+	// event and no Undefined one. It emits Started (booted). The name and
+	// UUID rules are package domlist's (Create): the name and UUID of an
+	// inactive persistent domain start that domain with xml as its live
+	// definition; those of an active one are refused as
+	// virt.ErrFailedPrecondition; a name or UUID another domain holds, as
+	// virt.ErrAlreadyExists.
+	CreateDomain(ctx context.Context, xml string) (*virt.Domain, error)
 	// ShutdownDomain asks the guest to power off (ACPI) and returns at once;
 	// DestroyDomain pulls the plug. Both keep the definition.
 	ShutdownDomain(ctx context.Context, uuid string) error

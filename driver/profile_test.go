@@ -98,24 +98,32 @@ func hasFunction(p *profile.Profile, name string) bool {
 	return false
 }
 
-// oldDriver serves the driver API as a driver built before Profile did.
+// oldDriver serves the driver API as a driver built before Profile and
+// CreateDomain did.
 type oldDriver struct {
 	driverv1.UnimplementedDriverServiceServer
 }
 
-func TestProfileOfOlderDriver(t *testing.T) {
+// oldDriverClient returns the host side of a driver built before the
+// calls it lacks, served on an in-memory connection until t ends.
+func oldDriverClient(t *testing.T) *driver.Client {
+	t.Helper()
 	l := bufconn.Listen(1 << 20)
 	s := grpc.NewServer()
 	driverv1.RegisterDriverServiceServer(s, oldDriver{})
 	go s.Serve(l)
-	defer s.Stop()
+	t.Cleanup(s.Stop)
 	cc, err := grpc.NewClient("passthrough:///old", grpc.WithTransportCredentials(insecure.NewCredentials()),
 		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return l.DialContext(ctx) }))
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer cc.Close()
-	err = driver.NewClient(cc).Profile(context.Background(), "heap", 0, &bytes.Buffer{})
+	t.Cleanup(func() { cc.Close() })
+	return driver.NewClient(cc)
+}
+
+func TestProfileOfOlderDriver(t *testing.T) {
+	err := oldDriverClient(t).Profile(context.Background(), "heap", 0, &bytes.Buffer{})
 	if !errors.Is(err, virt.ErrNotSupported) || !strings.Contains(err.Error(), "built without profiling") {
 		t.Errorf("Profile of a driver without it: %v, want not supported, saying why", err)
 	}

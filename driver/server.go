@@ -10,6 +10,7 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
+	"github.com/virtd/virtd/driver/domxml"
 	"github.com/virtd/virtd/internal/rpcerr"
 	driverv1 "github.com/virtd/virtd/proto/virtd/driver/v1"
 	"github.com/virtd/virtd/virt"
@@ -159,6 +160,32 @@ func (s *server) StartDomain(ctx context.Context, req *driverv1.StartDomainReque
 		return nil, s.failed(ctx, req.GetUuid(), err)
 	}
 	return &driverv1.StartDomainResponse{Domain: domainToProto(d), Record: s.record(ctx, d.UUID)}, nil
+}
+
+func (s *server) CreateDomain(ctx context.Context, req *driverv1.CreateDomainRequest) (*driverv1.CreateDomainResponse, error) {
+	s.touch()
+	d, err := s.impl.CreateDomain(ctx, req.GetXml())
+	if err != nil {
+		return nil, s.createFailed(ctx, req.GetXml(), err)
+	}
+	return &driverv1.CreateDomainResponse{Domain: domainToProto(d), Record: s.record(ctx, d.UUID)}, nil
+}
+
+// createFailed is the status of a failed CreateDomain. A create that
+// failed half way may have changed the domain of its name (an inactive
+// persistent domain it was starting): the status carries that domain's
+// record, if there is one. (A new domain that failed to start was never
+// shown: there is nothing to record of it.)
+func (s *server) createFailed(ctx context.Context, xml string, err error) error {
+	name, perr := domxml.PeekName(xml)
+	if perr != nil || name == "" {
+		return rpcerr.ToStatus(err)
+	}
+	d, lerr := s.impl.LookupDomain(context.WithoutCancel(ctx), virt.ByName(name))
+	if lerr != nil {
+		return rpcerr.ToStatus(err)
+	}
+	return s.failed(ctx, d.UUID, err)
 }
 
 func (s *server) ShutdownDomain(ctx context.Context, req *driverv1.ShutdownDomainRequest) (*driverv1.ShutdownDomainResponse, error) {

@@ -18,6 +18,20 @@
 // Both refusals are virt.ErrAlreadyExists. The UUID is checked first, as
 // libvirt does.
 //
+// Create (libvirt's virDomainCreateXML, virsh create) claims a name and a
+// UUID under the same two rules, and then:
+//
+//   - the same name and UUID as an inactive persistent domain start that
+//     domain with the new definition as its live one; the persistent
+//     definition stays, for the next boot;
+//   - the same name and UUID as an active domain, or as one that is being
+//     started, are refused as virt.ErrFailedPrecondition ("domain 'a' is
+//     already active"), as libvirt refuses them (VIR_ERR_OPERATION_INVALID);
+//   - otherwise a new transient domain is added, hidden until its driver
+//     has started it (Show): lookups and lists do not find it, a failed
+//     start leaves nothing anyone saw, and its name and UUID are taken
+//     meanwhile ("domain 'a' is being started").
+//
 // Locking: each object has its own lock, which guards its exported fields
 // and which a driver holds while it reads or changes the domain; the list
 // has a read-write lock of its own. An object's lock is taken before the
@@ -69,9 +83,11 @@ type Object[D Def, P any] struct {
 	list *List[D, P]
 	name string
 	uuid string
-	// removed and id are also changed under the list's lock.
+	// removed, hidden and id are also changed under the list's lock.
 	removed bool
-	id      int32
+	// hidden: added by Create and not yet shown (Show).
+	hidden bool
+	id     int32
 
 	// Persistent is the persistent definition; zero for a transient
 	// domain.
@@ -157,7 +173,7 @@ func (o *Object[D, P]) View() virt.Domain {
 // locked and before it changes: a driver saves the definition there. If
 // it fails, Define returns its error and the list is as it was.
 func (l *List[D, P]) Define(def D, commit func(o *Object[D, P]) error) (*Object[D, P], int32, error) {
-	o, added, err := l.add(def.Name(), def.UUID())
+	o, added, err := l.add(def.Name(), def.UUID(), false)
 	if err != nil {
 		return nil, 0, err
 	}
@@ -192,18 +208,60 @@ func (l *List[D, P]) Load(def D) (*Object[D, P], error) {
 	return o, err
 }
 
+// Create claims def's name and UUID for a domain about to start from def,
+// under the rules of the package doc, and returns the domain, locked. For
+// an inactive persistent domain of that name and UUID it returns that
+// domain, unchanged: the driver starts it with def as its live
+// definition. Otherwise it adds a new transient domain, hidden, without
+// definitions (added is true): the driver starts it from def, sets Live
+// and calls Show before it emits the Started event, or Removes it when
+// the start fails.
+//
+// Between Create and Show the object may be unlocked (a driver that waits
+// for its hypervisor unlocks it): nobody else finds it meanwhile.
+func (l *List[D, P]) Create(def D) (o *Object[D, P], added bool, err error) {
+	o, added, err = l.add(def.Name(), def.UUID(), true)
+	if err != nil {
+		return nil, false, err
+	}
+	if added {
+		return o, true, nil
+	}
+	switch {
+	case o.State.Active():
+		err = fmt.Errorf("domain '%s' is already active: %w", o.name, virt.ErrFailedPrecondition)
+	case !o.IsPersistent():
+		err = fmt.Errorf("domain '%s' is already being started: %w", o.name, virt.ErrFailedPrecondition)
+	}
+	if err != nil {
+		o.Unlock()
+		return nil, false, err
+	}
+	return o, false, nil
+}
+
+// Show makes the locked domain o, which Create added, visible: lookups
+// and lists find it from now on. It does nothing for a domain already
+// visible, so a driver's start path may call it whatever started it.
+func (l *List[D, P]) Show(o *Object[D, P]) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	o.hidden = false
+}
+
 // Add returns the domain with this name and UUID, locked, adding an
 // inactive transient one without definitions when there is none: a driver
 // that finds a running guest again (after a restart), or one its
 // hypervisor runs, fills it in before it unlocks it. The name and UUID
 // rules are those of Define.
 func (l *List[D, P]) Add(name, uuid string) (*Object[D, P], error) {
-	o, _, err := l.add(name, uuid)
+	o, _, err := l.add(name, uuid, false)
 	return o, err
 }
 
-// add finds or adds the object of name and uuid and returns it locked.
-func (l *List[D, P]) add(name, uuid string) (*Object[D, P], bool, error) {
+// add finds or adds the object of name and uuid and returns it locked; a
+// new one is hidden if asked (Create).
+func (l *List[D, P]) add(name, uuid string, hidden bool) (*Object[D, P], bool, error) {
 	for {
 		l.mu.Lock()
 		if o := l.byUUID[uuid]; o != nil {
@@ -215,17 +273,21 @@ func (l *List[D, P]) add(name, uuid string) (*Object[D, P], bool, error) {
 			// The object's lock comes before the list's: take it with
 			// the list unlocked, then check the object is still listed.
 			o.mu.Lock()
-			if !o.removed {
-				return o, false, nil
+			switch {
+			case o.removed:
+				o.mu.Unlock()
+				continue
+			case o.hidden:
+				o.mu.Unlock()
+				return nil, false, fmt.Errorf("domain '%s' is being started: %w", name, virt.ErrFailedPrecondition)
 			}
-			o.mu.Unlock()
-			continue
+			return o, false, nil
 		}
 		if o := l.byName[name]; o != nil {
 			l.mu.Unlock()
 			return nil, false, fmt.Errorf("domain '%s' already exists with uuid %s: %w", name, o.uuid, virt.ErrAlreadyExists)
 		}
-		o := &Object[D, P]{list: l, name: name, uuid: uuid, id: -1, State: virt.StateShutoff, Reason: virt.ShutoffUnknown}
+		o := &Object[D, P]{list: l, name: name, uuid: uuid, id: -1, hidden: hidden, State: virt.StateShutoff, Reason: virt.ShutoffUnknown}
 		o.mu.Lock() // nobody else can see it yet: this never waits
 		l.byUUID[uuid] = o
 		l.byName[name] = o
@@ -260,27 +322,29 @@ func (l *List[D, P]) Remove(o *Object[D, P]) {
 // first. A miss is domutil.NotFound(key); a malformed UUID is an
 // invalid argument.
 func (l *List[D, P]) Get(key virt.Lookup) (*Object[D, P], error) {
-	var o *Object[D, P]
+	var m map[string]*Object[D, P]
+	k := key.Name
 	switch {
 	case key.Name != "":
-		l.mu.RLock()
-		o = l.byName[key.Name]
-		l.mu.RUnlock()
+		m = l.byName
 	case key.UUID != "":
 		u, err := domutil.ParseUUID(key.UUID)
 		if err != nil {
 			return nil, err
 		}
 		key = virt.ByUUID(u)
-		l.mu.RLock()
-		o = l.byUUID[u]
-		l.mu.RUnlock()
-	default:
-		l.mu.RLock()
-		o = l.byID[key.ID]
-		l.mu.RUnlock()
+		m, k = l.byUUID, u
 	}
-	if o == nil {
+	l.mu.RLock()
+	var o *Object[D, P]
+	if m != nil {
+		o = m[k]
+	} else {
+		o = l.byID[key.ID]
+	}
+	found := o != nil && !o.hidden
+	l.mu.RUnlock()
+	if !found {
 		return nil, domutil.NotFound(key)
 	}
 	return o, nil
@@ -321,17 +385,20 @@ func (l *List[D, P]) objects() []*Object[D, P] {
 	defer l.mu.RUnlock()
 	out := make([]*Object[D, P], 0, len(l.byUUID))
 	for _, o := range l.byUUID {
-		out = append(out, o)
+		if !o.hidden {
+			out = append(out, o)
+		}
 	}
 	return out
 }
 
 // Each calls fn on every domain, locking each in turn (in no particular
-// order). Domains added meanwhile may be missed; removed ones are skipped.
+// order). Domains added meanwhile may be missed; removed ones and those
+// Create hides are skipped.
 func (l *List[D, P]) Each(fn func(o *Object[D, P])) {
 	for _, o := range l.objects() {
 		o.mu.Lock()
-		if !o.removed {
+		if !o.removed && !o.hidden {
 			fn(o)
 		}
 		o.mu.Unlock()

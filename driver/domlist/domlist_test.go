@@ -171,6 +171,151 @@ func TestDefineCommit(t *testing.T) {
 	})
 }
 
+func TestCreateRules(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		have   []domain
+		create *def
+		// wantKind and wantErr describe a refusal; wantKind nil for a
+		// success.
+		wantKind error
+		wantErr  string
+		// wantAdded: a new, hidden, transient domain; otherwise the
+		// existing one, unchanged.
+		wantAdded bool
+	}{
+		{name: "new domain", create: &def{"a", uuidA, 2}, wantAdded: true},
+		{name: "inactive persistent domain of that name and UUID",
+			have: []domain{{"a", uuidA, true, false}}, create: &def{"a", uuidA, 2}},
+		{name: "running persistent domain",
+			have: []domain{{"a", uuidA, true, true}}, create: &def{"a", uuidA, 2},
+			wantKind: virt.ErrFailedPrecondition, wantErr: "domain 'a' is already active"},
+		{name: "running transient domain",
+			have: []domain{{"a", uuidA, false, true}}, create: &def{"a", uuidA, 2},
+			wantKind: virt.ErrFailedPrecondition, wantErr: "domain 'a' is already active"},
+		{name: "transient domain being filled in",
+			have: []domain{{"a", uuidA, false, false}}, create: &def{"a", uuidA, 2},
+			wantKind: virt.ErrFailedPrecondition, wantErr: "domain 'a' is already being started"},
+		{name: "name taken by another UUID",
+			have: []domain{{"a", uuidA, false, true}}, create: &def{"a", uuidB, 2},
+			wantKind: virt.ErrAlreadyExists, wantErr: "domain 'a' already exists with uuid " + uuidA},
+		{name: "UUID taken by another name",
+			have: []domain{{"a", uuidA, true, false}}, create: &def{"b", uuidA, 2},
+			wantKind: virt.ErrAlreadyExists, wantErr: "domain 'a' is already defined with uuid " + uuidA},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			l := build(t, tc.have...)
+			before := l.List(0)
+			o, added, err := l.Create(tc.create)
+			if tc.wantKind != nil {
+				if !errors.Is(err, tc.wantKind) || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("Create = %v, want %v: %q", err, tc.wantKind, tc.wantErr)
+				}
+				if after := l.List(0); fmt.Sprint(after) != fmt.Sprint(before) {
+					t.Errorf("a refused create changed the list: %v, was %v", after, before)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("Create: %v", err)
+			}
+			if o.mu.TryLock() {
+				t.Error("Create returned the object unlocked")
+			}
+			if added != tc.wantAdded {
+				t.Errorf("added = %v, want %v", added, tc.wantAdded)
+			}
+			if o.Live != nil || o.State.Active() {
+				t.Errorf("Create changed the domain: Live %+v, state %s", o.Live, o.State)
+			}
+			if tc.wantAdded && (o.IsPersistent() || o.Name() != tc.create.name || o.UUID() != tc.create.uuid) {
+				t.Errorf("new domain %s (%s), persistent %v; want %s (%s), transient",
+					o.Name(), o.UUID(), o.IsPersistent(), tc.create.name, tc.create.uuid)
+			}
+			if !tc.wantAdded && (o.Persistent == nil || o.Persistent.rev != 1) {
+				t.Errorf("Persistent = %+v, want the old definition (rev 1)", o.Persistent)
+			}
+			o.Unlock()
+			if _, err := l.Get(virt.ByName(tc.create.name)); (err == nil) == tc.wantAdded {
+				t.Errorf("after Create, Get by name = %v; want found: %v", err, !tc.wantAdded)
+			}
+		})
+	}
+}
+
+// TestCreateHides: a domain Create adds is nobody else's until it is
+// shown, yet its name and UUID are taken; once removed they are free.
+func TestCreateHides(t *testing.T) {
+	l := build(t, domain{"b", uuidB, true, false})
+	o, added, err := l.Create(&def{"a", uuidA, 1})
+	if err != nil || !added {
+		t.Fatalf("Create = %v, added %v", err, added)
+	}
+	o.State = virt.StateRunning
+	o.SetID(5)
+	o.Unlock()
+	for _, key := range []virt.Lookup{virt.ByName("a"), virt.ByUUID(uuidA), virt.ByID(5)} {
+		if _, err := l.Get(key); !errors.Is(err, virt.ErrNotFound) {
+			t.Errorf("Get(%+v) of a hidden domain = %v, want not found", key, err)
+		}
+		if _, err := l.Find(key); !errors.Is(err, virt.ErrNotFound) {
+			t.Errorf("Find(%+v) of a hidden domain = %v, want not found", key, err)
+		}
+	}
+	var names []string
+	l.Each(func(o *object) { names = append(names, o.Name()) })
+	if fmt.Sprint(names) != "[b]" {
+		t.Errorf("Each visits %v, want [b]", names)
+	}
+	if got := l.List(0); len(got) != 1 || got[0].Name != "b" {
+		t.Errorf("List = %v, want b only", got)
+	}
+	for _, tc := range []struct {
+		what string
+		do   func() error
+		kind error
+		text string
+	}{
+		{"define its name and UUID", func() error { _, _, err := l.Define(&def{"a", uuidA, 2}, nil); return err },
+			virt.ErrFailedPrecondition, "domain 'a' is being started"},
+		{"create its name and UUID", func() error { _, _, err := l.Create(&def{"a", uuidA, 2}); return err },
+			virt.ErrFailedPrecondition, "domain 'a' is being started"},
+		{"define its name", func() error { _, _, err := l.Define(&def{"a", domutil.NewUUID(), 2}, nil); return err },
+			virt.ErrAlreadyExists, "domain 'a' already exists with uuid " + uuidA},
+		{"add its UUID under another name", func() error { _, err := l.Add("c", uuidA); return err },
+			virt.ErrAlreadyExists, "domain 'a' is already defined with uuid " + uuidA},
+	} {
+		if err := tc.do(); !errors.Is(err, tc.kind) || !strings.Contains(err.Error(), tc.text) {
+			t.Errorf("%s while it is hidden: %v, want %v: %q", tc.what, err, tc.kind, tc.text)
+		}
+	}
+
+	o.Lock()
+	l.Show(o)
+	o.Unlock()
+	for _, key := range []virt.Lookup{virt.ByName("a"), virt.ByUUID(uuidA), virt.ByID(5)} {
+		if got, err := l.Get(key); err != nil || got != o {
+			t.Errorf("Get(%+v) once shown = %p, %v; want %p", key, got, err, o)
+		}
+	}
+	if got := l.List(virt.ListTransient); len(got) != 1 || got[0].Name != "a" || got[0].Persistent {
+		t.Errorf("List(transient) once shown = %v, want a", got)
+	}
+
+	// A failed start: the domain goes, and its name and UUID are free.
+	o2, added, err := l.Create(&def{"c", domutil.NewUUID(), 1})
+	if err != nil || !added {
+		t.Fatalf("Create(c) = %v, added %v", err, added)
+	}
+	l.Remove(o2)
+	o2.Unlock()
+	o3, added, err := l.Create(&def{"c", domutil.NewUUID(), 1})
+	if err != nil || !added {
+		t.Fatalf("Create(c) after a removed one = %v, added %v", err, added)
+	}
+	o3.Unlock()
+}
+
 func TestLookup(t *testing.T) {
 	l := build(t, domain{"a", uuidA, true, false}, domain{"b", uuidB, true, true})
 	for _, tc := range []struct {

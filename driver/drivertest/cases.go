@@ -53,6 +53,14 @@ var cases = []suiteCase{
 	{name: "Undefine", needs: []Op{OpUndefine}, run: testUndefine},
 	{name: "UndefineRunning", needs: []Op{OpStart, OpUndefine, OpDestroy}, run: testUndefineRunning},
 	{name: "Events", needs: []Op{OpEvents, OpStart, OpSuspend, OpResume, OpDestroy, OpUndefine}, run: testEvents},
+	{name: "Create", needs: []Op{OpCreate}, run: testCreate},
+	{name: "CreateDestroy", needs: []Op{OpCreate, OpDestroy}, run: testCreateDestroy},
+	{name: "CreateShutdown", needs: []Op{OpCreate, OpShutdown}, run: testCreateShutdown},
+	{name: "DefineCreated", needs: []Op{OpCreate}, run: testDefineCreated},
+	{name: "CreateDefined", needs: []Op{OpCreate}, run: testCreateDefined},
+	{name: "CreateInUse", needs: []Op{OpCreate, OpStart}, run: testCreateInUse},
+	{name: "CreateMalformedXML", needs: []Op{OpCreate}, run: testCreateMalformedXML},
+	{name: "CreateAutostart", needs: []Op{OpCreate, OpAutostart}, run: testCreateAutostart},
 	{name: "CancelledContext", run: testCancelledContext},
 	{name: "Concurrent", run: testConcurrent},
 }
@@ -852,6 +860,8 @@ func checkUnsupported(t *testing.T, h *harness, op Op) {
 	switch op {
 	case OpStart:
 		_, err = h.drv.StartDomain(h.ctx, d.UUID)
+	case OpCreate:
+		_, err = h.drv.CreateDomain(h.ctx, h.xml(h.name("created"), ""))
 	case OpShutdown, OpReboot, OpDestroy, OpSuspend, OpResume:
 		if h.cfg.supports(OpStart) {
 			h.start(d.UUID)

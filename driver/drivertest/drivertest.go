@@ -1,7 +1,7 @@
 // Package drivertest is the conformance suite every virtd driver passes. Run
 // drives a table of behaviours (define, lookup, list, lifecycle with
-// libvirt's states and reasons, XML, autostart, events, error kinds,
-// cancellation, concurrency, the rules of package domxml for names and
+// libvirt's states and reasons, transient domains made by create, XML,
+// autostart, events, error kinds, cancellation, concurrency, the rules of package domxml for names and
 // unknown XML) against a driver through the real gRPC shims
 // of package driver, as the daemon would reach it, so that what the daemon
 // relies on is checked once for all drivers.
@@ -34,6 +34,7 @@ type Op string
 // listing and the driver's Info are never optional.
 const (
 	OpStart        Op = "start"
+	OpCreate       Op = "create" // CreateDomain
 	OpShutdown     Op = "shutdown"
 	OpReboot       Op = "reboot"
 	OpDestroy      Op = "destroy"
@@ -48,7 +49,7 @@ const (
 
 // AllOps lists every Op, in the order the suite checks declared refusals.
 var AllOps = []Op{
-	OpStart, OpShutdown, OpReboot, OpDestroy, OpSuspend, OpResume,
+	OpStart, OpCreate, OpShutdown, OpReboot, OpDestroy, OpSuspend, OpResume,
 	OpUndefine, OpAutostart, OpEvents, OpNodeInfo, OpCapabilities,
 }
 

@@ -489,6 +489,65 @@ func TestRecovery(t *testing.T) {
 	}
 }
 
+// TestRecoveryOfCreated: a container created from XML (transient) is
+// found again by a new driver, still transient and holding its name, and
+// vanishes when it stops, with a Stopped event and no Undefined one.
+func TestRecoveryOfCreated(t *testing.T) {
+	rootfs := testRootFS(t)
+	drv1, td := newTestDriver(t)
+	ctx := context.Background()
+	doc := domainXML(rootfs, "ct-created", domOpts{})
+	d, err := drv1.CreateDomain(ctx, doc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.Persistent || d.State != virt.StateRunning {
+		t.Fatalf("CreateDomain = %+v, want running and transient", d)
+	}
+	init := initPID(t, drv1, d.UUID)
+	drv1.Close() // as if the driver died: the controller goes on
+
+	drv2 := openTestDriver(t, td)
+	got, err := drv2.LookupDomain(ctx, virt.ByUUID(d.UUID))
+	if err != nil || got.Persistent || got.State != virt.StateRunning || got.ID != d.ID || initPID(t, drv2, d.UUID) != init {
+		t.Fatalf("after the restart: %+v, %v; want running, transient, ID %d", got, err, d.ID)
+	}
+	if _, err := drv2.CreateDomain(ctx, doc); !errors.Is(err, virt.ErrAlreadyExists) {
+		t.Errorf("create with the name of the container found again: %v, want already exists", err)
+	}
+	events, _ := drv2.WatchEvents(ctx)
+	if err := drv2.DestroyDomain(ctx, d.UUID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := drv2.LookupDomain(ctx, virt.ByUUID(d.UUID)); !errors.Is(err, virt.ErrNotFound) {
+		t.Errorf("after destroy: %v, want not found", err)
+	}
+	fence, err := drv2.DefineDomain(ctx, domainXML(rootfs, "ct-fence", domOpts{}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var seen []string
+	timeout := time.After(15 * time.Second)
+	for done := false; !done; {
+		select {
+		case ev := <-events:
+			if ev.Domain.UUID == fence.UUID {
+				done = true
+			} else {
+				seen = append(seen, ev.Type.String()+"/"+virt.EventDetailString(ev.Type, ev.Detail))
+			}
+		case <-timeout:
+			t.Fatalf("no event of the fence domain; events so far: %v", seen)
+		}
+	}
+	if fmt.Sprint(seen) != "[Stopped/Destroyed]" {
+		t.Errorf("events of the destroy: %v, want [Stopped/Destroyed]", seen)
+	}
+	if files, _ := filepath.Glob(filepath.Join(td.root, "run", d.UUID+".*")); len(files) != 0 {
+		t.Errorf("run files left: %v", files)
+	}
+}
+
 // TestHostCgroups logs the hierarchy the driver uses. $VIRTD_TEST_CGROUP
 // ("v1" or "v2"), when set, is the one it must be: the cgroup v2 run of
 // this package (test/cgroupv2) sets it.

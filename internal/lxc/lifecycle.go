@@ -80,8 +80,8 @@ func (drv *Driver) StartDomain(ctx context.Context, uuid string) (*virt.Domain, 
 		if dd.State.Active() || dd.Priv.starting {
 			return fmt.Errorf("domain '%s': domain is already running: %w", dd.Name(), virt.ErrFailedPrecondition)
 		}
-		if drv.hier == nil || drv.health != driver.HealthAvailable {
-			return fmt.Errorf("domain '%s': cannot start containers on this host: %s: %w", dd.Name(), drv.healthWhy, virt.ErrUnavailable)
+		if err := drv.canStart(dd); err != nil {
+			return err
 		}
 		dd.Priv.starting = true
 		d, c = dd, dd.Persistent
@@ -90,6 +90,55 @@ func (drv *Driver) StartDomain(ctx context.Context, uuid string) (*virt.Domain, 
 	if err != nil {
 		return nil, err
 	}
+	return drv.start(ctx, d, c)
+}
+
+// CreateDomain starts a container from XML without a persistent
+// definition, under the rules of package domlist (Create): a new
+// transient domain, which vanishes when it stops, or an inactive
+// persistent domain of that name and UUID, started with the XML as its
+// live definition. It returns once the container's init runs.
+func (drv *Driver) CreateDomain(ctx context.Context, xml string) (*virt.Domain, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	c, err := parseConfig(xml)
+	if err != nil {
+		return nil, err
+	}
+	d, added, err := drv.doms.Create(c)
+	if err != nil {
+		return nil, err
+	}
+	if d.Priv.starting {
+		err = fmt.Errorf("domain '%s': domain is already running: %w", d.Name(), virt.ErrFailedPrecondition)
+	} else {
+		err = drv.canStart(d)
+	}
+	if err != nil {
+		if added {
+			drv.doms.Remove(d)
+		}
+		d.Unlock()
+		return nil, err
+	}
+	d.Priv.starting = true
+	d.Unlock()
+	return drv.start(ctx, d, c)
+}
+
+// canStart refuses to start the locked domain d where containers cannot
+// run.
+func (drv *Driver) canStart(d *domain) error {
+	if drv.hier == nil || drv.health != driver.HealthAvailable {
+		return fmt.Errorf("domain '%s': cannot start containers on this host: %s: %w", d.Name(), drv.healthWhy, virt.ErrUnavailable)
+	}
+	return nil
+}
+
+// start runs d, marked starting, from c, and returns it running. A
+// transient domain whose start fails is gone.
+func (drv *Driver) start(ctx context.Context, d *domain, c *config) (*virt.Domain, error) {
 	start := time.Now()
 	r, err := drv.spawn(ctx, c)
 	d.Lock()
@@ -104,6 +153,7 @@ func (drv *Driver) StartDomain(ctx context.Context, uuid string) (*virt.Domain, 
 	d.Live, d.Priv.run = c, r
 	d.State, d.Reason = virt.StateRunning, virt.RunningBooted
 	d.SetID(int32(r.ctlPID))
+	drv.doms.Show(d)
 	drv.log.Info("domain started", "name", d.Name(), "uuid", d.UUID(), "id", r.ctlPID, "init_pid", r.initPID, "took", time.Since(start))
 	drv.emitLocked(d, virt.EventStarted, virt.StartedBooted)
 	go drv.watchRun(d, r)

@@ -173,7 +173,7 @@ func (drv *Driver) StartDomain(ctx context.Context, uuid string) (*virt.Domain, 
 	}
 	d.Priv.op.Lock()
 	defer d.Priv.op.Unlock()
-	if err := drv.start(ctx, d); err != nil {
+	if err := drv.start(ctx, d, nil); err != nil {
 		return nil, err
 	}
 	d.Lock()
@@ -182,18 +182,73 @@ func (drv *Driver) StartDomain(ctx context.Context, uuid string) (*virt.Domain, 
 	return &v, nil
 }
 
-func (drv *Driver) start(ctx context.Context, d *domain) error {
+// CreateDomain starts a domain from XML without a persistent definition,
+// under the rules of package domlist (Create): a new transient domain,
+// which vanishes when its QEMU exits, or an inactive persistent domain
+// of that name and UUID, started with the XML as its live definition.
+// It returns, as StartDomain does, once the guest runs.
+func (drv *Driver) CreateDomain(ctx context.Context, doc string) (*virt.Domain, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	c, err := parseConfig(doc)
+	if err != nil {
+		return nil, err
+	}
+	if err := drv.checkHost(c, false); err != nil {
+		return nil, err
+	}
+	var d *domain
+	var added bool
+	for {
+		if d, added, err = drv.doms.Create(c); err != nil {
+			return nil, err
+		}
+		// The op lock comes first: let go of the domain's lock to take it
+		// (nobody else finds a domain Create added), then check that an
+		// existing domain is still inactive and listed.
+		d.Unlock()
+		d.Priv.op.Lock()
+		d.Lock()
+		if added || !d.Removed() && d.Priv.inst == nil {
+			d.Unlock()
+			break
+		}
+		d.Unlock()
+		d.Priv.op.Unlock()
+	}
+	defer d.Priv.op.Unlock()
+	if err := drv.start(ctx, d, c); err != nil {
+		if added {
+			d.Lock()
+			drv.doms.Remove(d)
+			d.Unlock()
+		}
+		return nil, err
+	}
+	d.Lock()
+	defer d.Unlock()
+	v := d.View()
+	return &v, nil
+}
+
+// start boots the inactive domain d from live, or from its persistent
+// definition when live is nil. The caller holds d's op lock.
+func (drv *Driver) start(ctx context.Context, d *domain, live *config) error {
 	d.Lock()
 	if d.Priv.inst != nil {
 		name := d.Name()
 		d.Unlock()
 		return fmt.Errorf("domain '%s' is already running: %w", name, virt.ErrFailedPrecondition)
 	}
-	if !d.IsPersistent() {
-		d.Unlock()
-		return fmt.Errorf("domain has no definition: %w", virt.ErrNotFound)
+	c := live
+	if c == nil {
+		if !d.IsPersistent() {
+			d.Unlock()
+			return fmt.Errorf("domain has no definition: %w", virt.ErrNotFound)
+		}
+		c = d.Persistent.clone()
 	}
-	c := d.Persistent.clone()
 	id := drv.lastID.Add(1)
 	d.Unlock()
 
@@ -267,6 +322,7 @@ func (drv *Driver) start(ctx context.Context, d *domain) error {
 	inst.starting = false
 	d.State, d.Reason = virt.StateRunning, virt.RunningBooted
 	d.SetID(id)
+	drv.doms.Show(d)
 	drv.emitLocked(d, virt.EventStarted, virt.StartedBooted)
 	d.Unlock()
 	go drv.watchExit(d, inst)
@@ -475,8 +531,9 @@ func (drv *Driver) watchExit(d *domain, inst *instance) {
 		virt.ShutoffShutdown:  virt.StoppedShutdown,
 		virt.ShutoffCrashed:   virt.StoppedCrashed,
 	}[reason]
-	// The event still shows the domain's identity, now shut off.
-	if c != nil && !d.IsPersistent() {
+	// A transient domain vanishes: the event still shows its identity,
+	// now shut off, and no Undefined event follows (as in libvirt).
+	if !d.IsPersistent() {
 		d.Live = c
 		drv.emitLocked(d, virt.EventStopped, detail)
 		d.Live = nil

@@ -424,6 +424,92 @@ func TestRecoveryAfterDriverRestart(t *testing.T) {
 	}
 }
 
+// TestCreatedAfterDriverRestart: guests created from XML (transient) are
+// found again by a new driver process, still transient, and still vanish
+// when they stop: destroyed, or killed from outside; one that died while
+// no driver ran is gone, files and all.
+func TestCreatedAfterDriverRestart(t *testing.T) {
+	needQEMU(t)
+	drv1, dir := newTestDriver(t)
+	ctx := ctxT(t)
+	created := map[string]*virt.Domain{}
+	for _, name := range []string{"destroyed", "killed", "dies-unseen"} {
+		d, err := drv1.CreateDomain(ctx, disklessXML(name))
+		if err != nil {
+			t.Fatalf("CreateDomain(%s): %v", name, err)
+		}
+		if d.Persistent || d.State != virt.StateRunning {
+			t.Fatalf("CreateDomain(%s) = %+v, want running and transient", name, d)
+		}
+		created[name] = d
+	}
+	unseen := created["dies-unseen"]
+	pidUnseen := pidOf(t, drv1, unseen.UUID)
+	drv1.Close() // the driver goes away; the guests stay
+	if err := syscall.Kill(pidUnseen, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	for !processGone(pidUnseen) {
+		time.Sleep(10 * time.Millisecond)
+	}
+
+	drv2 := newDriverOn(t, dir)
+	for _, name := range []string{"destroyed", "killed"} {
+		want := created[name]
+		got := mustLookup(t, drv2, want.UUID)
+		if got.Persistent || got.State != virt.StateRunning || got.ID != want.ID || got.Name != name {
+			t.Errorf("%s after the restart: %+v, want running and transient with ID %d", name, got, want.ID)
+		}
+	}
+	if _, err := drv2.LookupDomain(ctx, virt.ByUUID(unseen.UUID)); !errors.Is(err, virt.ErrNotFound) {
+		t.Errorf("a transient guest that died while the driver was away: %v, want not found", err)
+	}
+	if doms, _ := drv2.ListDomains(ctx, virt.ListTransient); len(doms) != 2 {
+		t.Errorf("transient domains after the restart: %+v, want 2", doms)
+	}
+	// Its name is in use still.
+	if _, err := drv2.CreateDomain(ctx, disklessXML("killed")); !errors.Is(err, virt.ErrAlreadyExists) {
+		t.Errorf("create with the name of a transient domain found again: %v, want already exists", err)
+	}
+
+	events, _ := drv2.WatchEvents(ctx)
+	if err := drv2.DestroyDomain(ctx, created["destroyed"].UUID); err != nil {
+		t.Fatal(err)
+	}
+	wantEvent(t, events, created["destroyed"].UUID, virt.EventStopped, virt.StoppedDestroyed)
+	killed := created["killed"]
+	if err := syscall.Kill(pidOf(t, drv2, killed.UUID), syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	wantEvent(t, events, killed.UUID, virt.EventStopped, virt.StoppedCrashed)
+	for _, d := range created {
+		if _, err := drv2.LookupDomain(ctx, virt.ByUUID(d.UUID)); !errors.Is(err, virt.ErrNotFound) {
+			t.Errorf("%s after it stopped: %v, want not found", d.Name, err)
+		}
+	}
+	if doms, _ := drv2.ListDomains(ctx, 0); len(doms) != 0 {
+		t.Errorf("domains left: %+v", doms)
+	}
+	if left := runFiles(t, dir); len(left) != 0 {
+		t.Errorf("stale runtime files: %v", left)
+	}
+	// No Undefined event followed the stops: the next event is that of
+	// a domain defined now.
+	fence := define(t, drv2, disklessXML("fence"))
+	timeout := time.After(30 * time.Second)
+	for {
+		select {
+		case ev := <-events:
+			if ev.Domain.UUID == fence.UUID {
+				return
+			}
+			t.Errorf("event %s/%s of %s after it stopped", ev.Type, virt.EventDetailString(ev.Type, ev.Detail), ev.Domain.Name)
+		case <-timeout:
+			t.Fatal("no event of the fence domain within 30s")
+		}
+	}
+}
+
 func mustLookup(t testing.TB, drv *Driver, uuid string) *virt.Domain {
 	t.Helper()
 	d, err := drv.LookupDomain(ctxT(t), virt.ByUUID(uuid))

@@ -133,7 +133,7 @@ func (drv *Driver) addDefaultDomain() {
 	if err != nil {
 		panic(fmt.Sprintf("testdriver: default domain: %v", err))
 	}
-	drv.startLocked(d, time.Now())
+	drv.startLocked(d, d.Persistent, time.Now())
 	d.Unlock()
 }
 

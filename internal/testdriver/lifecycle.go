@@ -56,7 +56,7 @@ func (drv *Driver) StartDomain(ctx context.Context, uuid string) (*virt.Domain, 
 		if d.State.Active() {
 			return fmt.Errorf("domain '%s': domain is already running: %w", d.Name(), virt.ErrFailedPrecondition)
 		}
-		drv.startLocked(d, time.Now())
+		drv.startLocked(d, d.Persistent, time.Now())
 		drv.log.Info("domain started", "name", d.Name(), "uuid", d.UUID(), "id", d.ID())
 		drv.emitLocked(d, virt.EventStarted, virt.StartedBooted)
 		v = d.View()
@@ -65,6 +65,30 @@ func (drv *Driver) StartDomain(ctx context.Context, uuid string) (*virt.Domain, 
 	if err != nil {
 		return nil, err
 	}
+	return &v, nil
+}
+
+// CreateDomain starts a domain from XML without a persistent definition,
+// under the rules of package domlist (Create): a new transient domain, or
+// an inactive persistent one started with the XML as its live definition.
+func (drv *Driver) CreateDomain(ctx context.Context, xml string) (*virt.Domain, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	c, err := parseConfig(xml)
+	if err != nil {
+		return nil, err
+	}
+	d, _, err := drv.doms.Create(c)
+	if err != nil {
+		return nil, err
+	}
+	defer d.Unlock()
+	drv.startLocked(d, c, time.Now())
+	drv.doms.Show(d)
+	drv.log.Info("domain created", "name", d.Name(), "uuid", d.UUID(), "id", d.ID(), "persistent", d.IsPersistent())
+	drv.emitLocked(d, virt.EventStarted, virt.StartedBooted)
+	v := d.View()
 	return &v, nil
 }
 
@@ -226,10 +250,10 @@ func (drv *Driver) SetDomainAutostart(ctx context.Context, uuid string, autostar
 	})
 }
 
-// startLocked makes an inactive domain run its persistent definition, with
-// the next ID.
-func (drv *Driver) startLocked(d *domain, now time.Time) {
-	d.Live = d.Persistent
+// startLocked makes an inactive domain run the definition c (its
+// persistent one, or the one CreateDomain was given), with the next ID.
+func (drv *Driver) startLocked(d *domain, c *config, now time.Time) {
+	d.Live = c
 	d.SetID(drv.lastID.Add(1))
 	d.State, d.Reason = virt.StateRunning, virt.RunningBooted
 	d.Priv.cpuTime, d.Priv.runningSince = 0, now

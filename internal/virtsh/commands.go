@@ -61,6 +61,7 @@ func init() {
 		{name: "domname", help: "convert a domain id or UUID to domain name", opts: []opt{domainOpt}, run: cmdDomname},
 		{name: "domuuid", help: "convert a domain name or id to domain UUID", opts: []opt{domainOpt}, run: cmdDomuuid},
 		{name: "dumpxml", help: "domain information in XML", opts: []opt{domainOpt, {name: "inactive", help: "show inactive defined XML"}}, run: cmdDumpxml},
+		{name: "create", help: "create a domain from an XML file", desc: "Create and start a domain from an XML file without defining it: the domain is transient, and vanishes when it stops. See define.", opts: []opt{{name: "file", kind: optString, help: "file containing an XML domain description", positional: true, required: true}}, run: cmdCreate},
 		{name: "define", help: "define (but don't start) a domain from an XML file", opts: []opt{{name: "file", kind: optString, help: "file containing an XML domain description", positional: true, required: true}}, run: cmdDefine},
 		{name: "undefine", help: "undefine a domain", desc: "Undefine an inactive domain, or convert a running domain to transient.", opts: []opt{domainOpt}, run: cmdUndefine},
 		{name: "start", help: "start a (previously defined) inactive domain", opts: []opt{domainOpt}, run: domainAction("Failed to start domain '%s'", "Domain '%s' started", (*client.Domain).Start)},
@@ -510,6 +511,24 @@ func cmdDefine(sh *shell, p *parsed) error {
 		return failed(err, "Failed to define domain from %s", file)
 	}
 	sh.extra("Domain '%s' defined from %s\n", d.Name(), file)
+	return nil
+}
+
+func cmdCreate(sh *shell, p *parsed) error {
+	file := p.str("file")
+	data, err := os.ReadFile(file)
+	if err != nil {
+		return usagef("Failed to read file '%s' to create domain: %v", file, unwrapPath(err))
+	}
+	c, err := sh.connect()
+	if err != nil {
+		return err
+	}
+	d, err := c.CreateXML(sh.ctx, string(data))
+	if err != nil {
+		return failed(err, "Failed to create domain from %s", file)
+	}
+	sh.extra("Domain '%s' created from %s\n", d.Name(), file)
 	return nil
 }
 

@@ -184,9 +184,50 @@ func TestDomainLifecycle(t *testing.T) {
 	}
 }
 
+// TestCreate: virsh create's words; the domain runs, is transient, and
+// is gone once destroyed.
+func TestCreate(t *testing.T) {
+	h := newHarness(t)
+	file := writeFile(t, "<domain type='test'><name>web</name><uuid>aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee</uuid><memory>1024</memory><vcpu>1</vcpu></domain>")
+	steps := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"create", file}, "Domain 'web' created from " + file + "\n\n"},
+		{[]string{"list"}, " Id   Name   State\n----------------------\n 1    test   running\n 2    web    running\n\n"},
+		{[]string{"list", "--all", "--transient", "--name"}, "web\n\n"},
+		{[]string{"list", "--all", "--persistent", "--name"}, "test\n\n"},
+		{[]string{"domstate", "--reason", "web"}, "running (booted)\n\n"},
+		{[]string{"destroy", "web"}, "Domain 'web' destroyed\n\n"},
+		{[]string{"list", "--all", "--name"}, "test\n\n"},
+		{[]string{"-q", "create", "--file", file}, ""},
+	}
+	for _, s := range steps {
+		if got := h.ok(s.args...); got != s.want {
+			t.Errorf("virtsh %s:\n%s\nwant:\n%s", strings.Join(s.args, " "), got, s.want)
+		}
+	}
+	if got := h.ok("dominfo", "web"); !strings.Contains(got, "Persistent:     no\n") {
+		t.Errorf("dominfo of a created domain:\n%s", got)
+	}
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"create", file}, "error: Failed to create domain from " + file + "\nerror: domain 'web' is already active: operation not valid\n"},
+		{[]string{"autostart", "web"}, "error: Failed to mark domain 'web' as autostarted\nerror: domain 'web': cannot set autostart for a transient domain: operation not valid\n"},
+		{[]string{"undefine", "web"}, "error: Failed to undefine domain 'web'\nerror: domain 'web': cannot undefine a transient domain: operation not valid\n"},
+	} {
+		if got := h.fails(tc.args...); got != tc.want {
+			t.Errorf("virtsh %s: stderr:\n%s\nwant:\n%s", strings.Join(tc.args, " "), got, tc.want)
+		}
+	}
+}
+
 func TestErrors(t *testing.T) {
 	h := newHarness(t)
 	missing := filepath.Join(h.s.Dir, "nope")
+	roFile := writeFile(t, "<domain type='test'><name>ro</name><memory>1024</memory></domain>")
 	tests := []struct {
 		name string
 		args []string
@@ -211,6 +252,9 @@ func TestErrors(t *testing.T) {
 		{"bad timeout", []string{"-c", h.uri, "event", "--all", "--timeout", "x"}, "error: numeric value 'x' for <timeout> option is malformed or out of range\n"},
 		{"event needs a type", []string{"-c", h.uri, "event"}, "error: one of --list, --all, or --event <type> is required\n"},
 		{"define missing file", []string{"-c", h.uri, "define", missing}, "error: Failed to read file '" + missing + "' to define domain: no such file or directory\n"},
+		{"create missing file", []string{"-c", h.uri, "create", missing}, "error: Failed to read file '" + missing + "' to create domain: no such file or directory\n"},
+		{"read-only create", []string{"-r", "-c", h.uri, "create", roFile},
+			"error: Failed to create domain from " + roFile + "\nerror: create refused: the connection is read-only: permission denied\n"},
 		{"no command", []string{"-c", h.uri}, "error: no command given (try 'virtsh help')\n"},
 		{"bad global option", []string{"--frob", "list"}, "error: unsupported option '--frob'. See --help.\n"},
 		{"help unknown", []string{"help", "frob"}, "error: command 'frob' doesn't exist\n"},

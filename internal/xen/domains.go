@@ -242,6 +242,47 @@ func (d *Driver) StartDomain(ctx context.Context, uuid string) (*virt.Domain, er
 	return &out, nil
 }
 
+// CreateDomain creates a domain in Xen from XML without a persistent
+// definition, under the rules of package domlist (Create), the domains
+// Xen runs that this driver did not start counting too: a new transient
+// domain, which vanishes when it stops, or an inactive persistent domain
+// of that name and UUID, started with the XML as its live definition.
+func (d *Driver) CreateDomain(ctx context.Context, doc string) (*virt.Domain, error) {
+	if err := d.ready(ctx); err != nil {
+		return nil, err
+	}
+	def, err := parseDefinition(doc)
+	if err != nil {
+		return nil, err
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if err := d.syncLocked(); err != nil {
+		return nil, err
+	}
+	o, added, err := d.doms.Create(def)
+	if err != nil {
+		return nil, err
+	}
+	defer o.Unlock()
+	if err := d.startLocked(o, def); err != nil {
+		if added {
+			d.doms.Remove(o)
+		}
+		return nil, err
+	}
+	d.doms.Show(o)
+	if err := d.refreshLocked(o); err != nil {
+		return nil, err
+	}
+	out := o.View()
+	d.emitLocked(out, virt.EventStarted, virt.StartedBooted)
+	return &out, nil
+}
+
 // startLocked creates o in Xen from def, as the instance this driver runs.
 func (d *Driver) startLocked(o *domain, def *definition) error {
 	domid, err := d.hv.Create(def.cfg)

@@ -79,6 +79,7 @@ func TestUnavailable(t *testing.T) {
 		"LookupDomain": func() error { _, err := drv.LookupDomain(ctx, virt.ByName("x")); return err },
 		"DefineDomain": func() error { _, err := drv.DefineDomain(ctx, fmt.Sprintf(domainXML, "x")); return err },
 		"StartDomain":  func() error { _, err := drv.StartDomain(ctx, uuid); return err },
+		"CreateDomain": func() error { _, err := drv.CreateDomain(ctx, fmt.Sprintf(domainXML, "x")); return err },
 		"Shutdown":     func() error { return drv.ShutdownDomain(ctx, uuid) },
 		"Destroy":      func() error { return drv.DestroyDomain(ctx, uuid) },
 		"Suspend":      func() error { return drv.SuspendDomain(ctx, uuid) },
@@ -150,6 +151,37 @@ func TestRestartFindsDomains(t *testing.T) {
 	x, err := d2.DomainXML(ctx, dom.UUID, false)
 	if err != nil || !strings.Contains(x, fmt.Sprintf("id=\"%d\"", started.ID)) {
 		t.Fatalf("live XML after restart: %v\n%s", err, x)
+	}
+}
+
+// TestRestartFindsCreated: a domain created from XML (transient) is found
+// again by a new driver process, transient, and vanishes when it stops.
+func TestRestartFindsCreated(t *testing.T) {
+	hv := newFake()
+	cfgDir, runDir := t.TempDir(), t.TempDir()
+	ctx := t.Context()
+	d1 := newDriver(hclog.NewNullLogger(), hv, "", cfgDir, runDir)
+	created, err := d1.CreateDomain(ctx, fmt.Sprintf(domainXML, "passing"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if created.Persistent || created.State != virt.StateRunning {
+		t.Fatalf("CreateDomain = %+v, want running and transient", created)
+	}
+	d2 := newDriver(hclog.NewNullLogger(), hv, "", cfgDir, runDir)
+	got, err := d2.LookupDomain(ctx, virt.ByName("passing"))
+	if err != nil || got.ID != created.ID || got.State != virt.StateRunning || got.Persistent {
+		t.Fatalf("after restart: %+v, %v; want running and transient with ID %d", got, err, created.ID)
+	}
+	x, err := d2.DomainXML(ctx, created.UUID, false)
+	if err != nil || !strings.Contains(x, fmt.Sprintf("id=\"%d\"", created.ID)) || !strings.Contains(x, "/boot/vmlinuz") {
+		t.Fatalf("live XML after restart: %v\n%s", err, x)
+	}
+	if err := d2.DestroyDomain(ctx, created.UUID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d2.LookupDomain(ctx, virt.ByUUID(created.UUID)); !errors.Is(err, virt.ErrNotFound) {
+		t.Errorf("after destroy: %v, want not found", err)
 	}
 }
 

@@ -161,6 +161,100 @@ func TestQEMUGuestsSurviveDriverAndDaemonKills(t *testing.T) {
 	}
 }
 
+// TestQEMUCreateTransient: virtsh create boots a real guest from a file
+// without defining it: it runs, is listed transient, is found again
+// transient by a driver killed and restarted under it, and is gone, QEMU
+// and all, once destroyed, with a Stopped event and no Undefined one.
+func TestQEMUCreateTransient(t *testing.T) {
+	d := newDaemon(t, []string{"qemu"})
+	c := []string{"-c", "qemu:///system"}
+	serial := filepath.Join(t.TempDir(), "tr.serial")
+	file := guestXML(t, "tr", serial)
+	t.Cleanup(func() {
+		if pid := qemuPID(t, "tr"); pid > 0 {
+			syscall.Kill(pid, syscall.SIGKILL)
+		}
+	})
+	if out := d.mustVirtsh(append(c, "create", file)...); out != "Domain 'tr' created from "+file+"\n\n" {
+		t.Fatalf("virtsh create: %q", out)
+	}
+	waitMarker(t, serial, "VIRTD-GUEST-UP")
+	pid := qemuPID(t, "tr")
+	if pid == 0 {
+		t.Fatal("no QEMU process for the created guest")
+	}
+	transient := func(when string) {
+		t.Helper()
+		if out := d.mustVirtsh(append(c, "list", "--transient")...); !regexpMatch(`(?m)^\s*\d+\s+tr\s+running\s*$`, out) {
+			t.Fatalf("%s: tr is not listed running and transient:\n%s", when, out)
+		}
+		if out := d.mustVirtsh(append(c, "list", "--all", "--persistent", "--name")...); strings.Contains(out, "tr") {
+			t.Fatalf("%s: tr is listed persistent:\n%s", when, out)
+		}
+		if out := d.mustVirtsh(append(c, "dominfo", "tr")...); !strings.Contains(out, "Persistent:     no\n") || !strings.Contains(out, "State:          running\n") {
+			t.Fatalf("%s: dominfo tr:\n%s", when, out)
+		}
+	}
+	transient("after create")
+	if _, errs, code := d.virtsh(append(c, "create", file)...); code == 0 || !strings.Contains(errs, "domain 'tr' already exists") {
+		t.Errorf("a second create of tr: exit %d, %q; want already exists", code, errs)
+	}
+
+	// kill -9 the driver: the new one finds the guest again, transient.
+	// (A connection is open, so the driver comes back without a call.)
+	conn := d.open("qemu:///system")
+	drvPID := d.driverStatus("qemu").PID
+	if err := syscall.Kill(int(drvPID), syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 20*time.Second, "the QEMU driver to come back", func() bool {
+		st := d.driverStatus("qemu")
+		return st.PID != drvPID && st.State == "running"
+	})
+	transient("after a driver restart")
+	if now := qemuPID(t, "tr"); now != pid {
+		t.Fatalf("QEMU pid %d became %d across the driver restart", pid, now)
+	}
+
+	ctx := ctxT(t)
+	events, err := conn.Events(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out := d.mustVirtsh(append(c, "destroy", "tr")...); out != "Domain 'tr' destroyed\n\n" {
+		t.Fatalf("virtsh destroy: %q", out)
+	}
+	if out := d.mustVirtsh(append(c, "list", "--all", "--name")...); strings.Contains(out, "tr") {
+		t.Fatalf("tr is still listed after destroy:\n%s", out)
+	}
+	if _, errs, code := d.virtsh(append(c, "domstate", "tr")...); code != 1 || !strings.Contains(errs, "no domain with matching name 'tr'") {
+		t.Errorf("domstate tr after destroy: exit %d, %q", code, errs)
+	}
+	if alive(pid) {
+		t.Errorf("QEMU %d still runs after destroy", pid)
+	}
+	// Stopped (destroyed), then nothing of tr before the Defined event of
+	// a domain defined afterwards.
+	fence := d.mustVirtsh(append(c, "define", guestXML(t, "fence", ""))...)
+	var got []string
+	timeout := time.After(30 * time.Second)
+	for done := false; !done; {
+		select {
+		case e := <-events:
+			if e.Domain.Name == "fence" {
+				done = true
+			} else {
+				got = append(got, e.Domain.Name+" "+e.Type.String()+" "+virt.EventDetailString(e.Type, e.Detail))
+			}
+		case <-timeout:
+			t.Fatalf("no event of the fence domain (%q); events so far: %v", fence, got)
+		}
+	}
+	if fmt.Sprint(got) != "[tr Stopped Destroyed]" {
+		t.Errorf("events: %v, want [tr Stopped Destroyed]", got)
+	}
+}
+
 func TestQEMUConsoleAndCrash(t *testing.T) {
 	d := newDaemon(t, []string{"qemu"})
 	conn := d.open("qemu:///system")

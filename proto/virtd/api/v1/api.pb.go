@@ -1791,6 +1791,102 @@ func (x *StartDomainResponse) GetDomain() *Domain {
 	return nil
 }
 
+type CreateDomainRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Connection    string                 `protobuf:"bytes,1,opt,name=connection,proto3" json:"connection,omitempty"`
+	Xml           string                 `protobuf:"bytes,2,opt,name=xml,proto3" json:"xml,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateDomainRequest) Reset() {
+	*x = CreateDomainRequest{}
+	mi := &file_virtd_api_v1_api_proto_msgTypes[28]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateDomainRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateDomainRequest) ProtoMessage() {}
+
+func (x *CreateDomainRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_virtd_api_v1_api_proto_msgTypes[28]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateDomainRequest.ProtoReflect.Descriptor instead.
+func (*CreateDomainRequest) Descriptor() ([]byte, []int) {
+	return file_virtd_api_v1_api_proto_rawDescGZIP(), []int{28}
+}
+
+func (x *CreateDomainRequest) GetConnection() string {
+	if x != nil {
+		return x.Connection
+	}
+	return ""
+}
+
+func (x *CreateDomainRequest) GetXml() string {
+	if x != nil {
+		return x.Xml
+	}
+	return ""
+}
+
+type CreateDomainResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Domain        *Domain                `protobuf:"bytes,1,opt,name=domain,proto3" json:"domain,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateDomainResponse) Reset() {
+	*x = CreateDomainResponse{}
+	mi := &file_virtd_api_v1_api_proto_msgTypes[29]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateDomainResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateDomainResponse) ProtoMessage() {}
+
+func (x *CreateDomainResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_virtd_api_v1_api_proto_msgTypes[29]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateDomainResponse.ProtoReflect.Descriptor instead.
+func (*CreateDomainResponse) Descriptor() ([]byte, []int) {
+	return file_virtd_api_v1_api_proto_rawDescGZIP(), []int{29}
+}
+
+func (x *CreateDomainResponse) GetDomain() *Domain {
+	if x != nil {
+		return x.Domain
+	}
+	return nil
+}
+
 type ShutdownDomainRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Connection    string                 `protobuf:"bytes,1,opt,name=connection,proto3" json:"connection,omitempty"`
@@ -1801,7 +1897,7 @@ type ShutdownDomainRequest struct {
 
 func (x *ShutdownDomainRequest) Reset() {
 	*x = ShutdownDomainRequest{}
-	mi := &file_virtd_api_v1_api_proto_msgTypes[28]
+	mi := &file_virtd_api_v1_api_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1813,7 +1909,7 @@ func (x *ShutdownDomainRequest) String() string {
 func (*ShutdownDomainRequest) ProtoMessage() {}
 
 func (x *ShutdownDomainRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_virtd_api_v1_api_proto_msgTypes[28]
+	mi := &file_virtd_api_v1_api_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1826,7 +1922,7 @@ func (x *ShutdownDomainRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ShutdownDomainRequest.ProtoReflect.Descriptor instead.
 func (*ShutdownDomainRequest) Descriptor() ([]byte, []int) {
-	return file_virtd_api_v1_api_proto_rawDescGZIP(), []int{28}
+	return file_virtd_api_v1_api_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *ShutdownDomainRequest) GetConnection() string {
@@ -1851,7 +1947,7 @@ type ShutdownDomainResponse struct {
 
 func (x *ShutdownDomainResponse) Reset() {
 	*x = ShutdownDomainResponse{}
-	mi := &file_virtd_api_v1_api_proto_msgTypes[29]
+	mi := &file_virtd_api_v1_api_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1863,7 +1959,7 @@ func (x *ShutdownDomainResponse) String() string {
 func (*ShutdownDomainResponse) ProtoMessage() {}
 
 func (x *ShutdownDomainResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_virtd_api_v1_api_proto_msgTypes[29]
+	mi := &file_virtd_api_v1_api_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1876,7 +1972,7 @@ func (x *ShutdownDomainResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ShutdownDomainResponse.ProtoReflect.Descriptor instead.
 func (*ShutdownDomainResponse) Descriptor() ([]byte, []int) {
-	return file_virtd_api_v1_api_proto_rawDescGZIP(), []int{29}
+	return file_virtd_api_v1_api_proto_rawDescGZIP(), []int{31}
 }
 
 type RebootDomainRequest struct {
@@ -1889,7 +1985,7 @@ type RebootDomainRequest struct {
 
 func (x *RebootDomainRequest) Reset() {
 	*x = RebootDomainRequest{}
-	mi := &file_virtd_api_v1_api_proto_msgTypes[30]
+	mi := &file_virtd_api_v1_api_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1901,7 +1997,7 @@ func (x *RebootDomainRequest) String() string {
 func (*RebootDomainRequest) ProtoMessage() {}
 
 func (x *RebootDomainRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_virtd_api_v1_api_proto_msgTypes[30]
+	mi := &file_virtd_api_v1_api_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1914,7 +2010,7 @@ func (x *RebootDomainRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RebootDomainRequest.ProtoReflect.Descriptor instead.
 func (*RebootDomainRequest) Descriptor() ([]byte, []int) {
-	return file_virtd_api_v1_api_proto_rawDescGZIP(), []int{30}
+	return file_virtd_api_v1_api_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *RebootDomainRequest) GetConnection() string {
@@ -1939,7 +2035,7 @@ type RebootDomainResponse struct {
 
 func (x *RebootDomainResponse) Reset() {
 	*x = RebootDomainResponse{}
-	mi := &file_virtd_api_v1_api_proto_msgTypes[31]
+	mi := &file_virtd_api_v1_api_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1951,7 +2047,7 @@ func (x *RebootDomainResponse) String() string {
 func (*RebootDomainResponse) ProtoMessage() {}
 
 func (x *RebootDomainResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_virtd_api_v1_api_proto_msgTypes[31]
+	mi := &file_virtd_api_v1_api_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1964,7 +2060,7 @@ func (x *RebootDomainResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RebootDomainResponse.ProtoReflect.Descriptor instead.
 func (*RebootDomainResponse) Descriptor() ([]byte, []int) {
-	return file_virtd_api_v1_api_proto_rawDescGZIP(), []int{31}
+	return file_virtd_api_v1_api_proto_rawDescGZIP(), []int{33}
 }
 
 type DestroyDomainRequest struct {
@@ -1977,7 +2073,7 @@ type DestroyDomainRequest struct {
 
 func (x *DestroyDomainRequest) Reset() {
 	*x = DestroyDomainRequest{}
-	mi := &file_virtd_api_v1_api_proto_msgTypes[32]
+	mi := &file_virtd_api_v1_api_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1989,7 +2085,7 @@ func (x *DestroyDomainRequest) String() string {
 func (*DestroyDomainRequest) ProtoMessage() {}
 
 func (x *DestroyDomainRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_virtd_api_v1_api_proto_msgTypes[32]
+	mi := &file_virtd_api_v1_api_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2002,7 +2098,7 @@ func (x *DestroyDomainRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DestroyDomainRequest.ProtoReflect.Descriptor instead.
 func (*DestroyDomainRequest) Descriptor() ([]byte, []int) {
-	return file_virtd_api_v1_api_proto_rawDescGZIP(), []int{32}
+	return file_virtd_api_v1_api_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *DestroyDomainRequest) GetConnection() string {
@@ -2027,7 +2123,7 @@ type DestroyDomainResponse struct {
 
 func (x *DestroyDomainResponse) Reset() {
 	*x = DestroyDomainResponse{}
-	mi := &file_virtd_api_v1_api_proto_msgTypes[33]
+	mi := &file_virtd_api_v1_api_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2039,7 +2135,7 @@ func (x *DestroyDomainResponse) String() string {
 func (*DestroyDomainResponse) ProtoMessage() {}
 
 func (x *DestroyDomainResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_virtd_api_v1_api_proto_msgTypes[33]
+	mi := &file_virtd_api_v1_api_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2052,7 +2148,7 @@ func (x *DestroyDomainResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DestroyDomainResponse.ProtoReflect.Descriptor instead.
 func (*DestroyDomainResponse) Descriptor() ([]byte, []int) {
-	return file_virtd_api_v1_api_proto_rawDescGZIP(), []int{33}
+	return file_virtd_api_v1_api_proto_rawDescGZIP(), []int{35}
 }
 
 type SuspendDomainRequest struct {
@@ -2065,7 +2161,7 @@ type SuspendDomainRequest struct {
 
 func (x *SuspendDomainRequest) Reset() {
 	*x = SuspendDomainRequest{}
-	mi := &file_virtd_api_v1_api_proto_msgTypes[34]
+	mi := &file_virtd_api_v1_api_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2077,7 +2173,7 @@ func (x *SuspendDomainRequest) String() string {
 func (*SuspendDomainRequest) ProtoMessage() {}
 
 func (x *SuspendDomainRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_virtd_api_v1_api_proto_msgTypes[34]
+	mi := &file_virtd_api_v1_api_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2090,7 +2186,7 @@ func (x *SuspendDomainRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SuspendDomainRequest.ProtoReflect.Descriptor instead.
 func (*SuspendDomainRequest) Descriptor() ([]byte, []int) {
-	return file_virtd_api_v1_api_proto_rawDescGZIP(), []int{34}
+	return file_virtd_api_v1_api_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *SuspendDomainRequest) GetConnection() string {
@@ -2115,7 +2211,7 @@ type SuspendDomainResponse struct {
 
 func (x *SuspendDomainResponse) Reset() {
 	*x = SuspendDomainResponse{}
-	mi := &file_virtd_api_v1_api_proto_msgTypes[35]
+	mi := &file_virtd_api_v1_api_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2127,7 +2223,7 @@ func (x *SuspendDomainResponse) String() string {
 func (*SuspendDomainResponse) ProtoMessage() {}
 
 func (x *SuspendDomainResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_virtd_api_v1_api_proto_msgTypes[35]
+	mi := &file_virtd_api_v1_api_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2140,7 +2236,7 @@ func (x *SuspendDomainResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SuspendDomainResponse.ProtoReflect.Descriptor instead.
 func (*SuspendDomainResponse) Descriptor() ([]byte, []int) {
-	return file_virtd_api_v1_api_proto_rawDescGZIP(), []int{35}
+	return file_virtd_api_v1_api_proto_rawDescGZIP(), []int{37}
 }
 
 type ResumeDomainRequest struct {
@@ -2153,7 +2249,7 @@ type ResumeDomainRequest struct {
 
 func (x *ResumeDomainRequest) Reset() {
 	*x = ResumeDomainRequest{}
-	mi := &file_virtd_api_v1_api_proto_msgTypes[36]
+	mi := &file_virtd_api_v1_api_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2165,7 +2261,7 @@ func (x *ResumeDomainRequest) String() string {
 func (*ResumeDomainRequest) ProtoMessage() {}
 
 func (x *ResumeDomainRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_virtd_api_v1_api_proto_msgTypes[36]
+	mi := &file_virtd_api_v1_api_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2178,7 +2274,7 @@ func (x *ResumeDomainRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResumeDomainRequest.ProtoReflect.Descriptor instead.
 func (*ResumeDomainRequest) Descriptor() ([]byte, []int) {
-	return file_virtd_api_v1_api_proto_rawDescGZIP(), []int{36}
+	return file_virtd_api_v1_api_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *ResumeDomainRequest) GetConnection() string {
@@ -2203,7 +2299,7 @@ type ResumeDomainResponse struct {
 
 func (x *ResumeDomainResponse) Reset() {
 	*x = ResumeDomainResponse{}
-	mi := &file_virtd_api_v1_api_proto_msgTypes[37]
+	mi := &file_virtd_api_v1_api_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2215,7 +2311,7 @@ func (x *ResumeDomainResponse) String() string {
 func (*ResumeDomainResponse) ProtoMessage() {}
 
 func (x *ResumeDomainResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_virtd_api_v1_api_proto_msgTypes[37]
+	mi := &file_virtd_api_v1_api_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2228,7 +2324,7 @@ func (x *ResumeDomainResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResumeDomainResponse.ProtoReflect.Descriptor instead.
 func (*ResumeDomainResponse) Descriptor() ([]byte, []int) {
-	return file_virtd_api_v1_api_proto_rawDescGZIP(), []int{37}
+	return file_virtd_api_v1_api_proto_rawDescGZIP(), []int{39}
 }
 
 type GetDomainInfoRequest struct {
@@ -2241,7 +2337,7 @@ type GetDomainInfoRequest struct {
 
 func (x *GetDomainInfoRequest) Reset() {
 	*x = GetDomainInfoRequest{}
-	mi := &file_virtd_api_v1_api_proto_msgTypes[38]
+	mi := &file_virtd_api_v1_api_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2253,7 +2349,7 @@ func (x *GetDomainInfoRequest) String() string {
 func (*GetDomainInfoRequest) ProtoMessage() {}
 
 func (x *GetDomainInfoRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_virtd_api_v1_api_proto_msgTypes[38]
+	mi := &file_virtd_api_v1_api_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2266,7 +2362,7 @@ func (x *GetDomainInfoRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetDomainInfoRequest.ProtoReflect.Descriptor instead.
 func (*GetDomainInfoRequest) Descriptor() ([]byte, []int) {
-	return file_virtd_api_v1_api_proto_rawDescGZIP(), []int{38}
+	return file_virtd_api_v1_api_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *GetDomainInfoRequest) GetConnection() string {
@@ -2292,7 +2388,7 @@ type GetDomainInfoResponse struct {
 
 func (x *GetDomainInfoResponse) Reset() {
 	*x = GetDomainInfoResponse{}
-	mi := &file_virtd_api_v1_api_proto_msgTypes[39]
+	mi := &file_virtd_api_v1_api_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2304,7 +2400,7 @@ func (x *GetDomainInfoResponse) String() string {
 func (*GetDomainInfoResponse) ProtoMessage() {}
 
 func (x *GetDomainInfoResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_virtd_api_v1_api_proto_msgTypes[39]
+	mi := &file_virtd_api_v1_api_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2317,7 +2413,7 @@ func (x *GetDomainInfoResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetDomainInfoResponse.ProtoReflect.Descriptor instead.
 func (*GetDomainInfoResponse) Descriptor() ([]byte, []int) {
-	return file_virtd_api_v1_api_proto_rawDescGZIP(), []int{39}
+	return file_virtd_api_v1_api_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *GetDomainInfoResponse) GetInfo() *DomainInfo {
@@ -2337,7 +2433,7 @@ type GetDomainStateRequest struct {
 
 func (x *GetDomainStateRequest) Reset() {
 	*x = GetDomainStateRequest{}
-	mi := &file_virtd_api_v1_api_proto_msgTypes[40]
+	mi := &file_virtd_api_v1_api_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2349,7 +2445,7 @@ func (x *GetDomainStateRequest) String() string {
 func (*GetDomainStateRequest) ProtoMessage() {}
 
 func (x *GetDomainStateRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_virtd_api_v1_api_proto_msgTypes[40]
+	mi := &file_virtd_api_v1_api_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2362,7 +2458,7 @@ func (x *GetDomainStateRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetDomainStateRequest.ProtoReflect.Descriptor instead.
 func (*GetDomainStateRequest) Descriptor() ([]byte, []int) {
-	return file_virtd_api_v1_api_proto_rawDescGZIP(), []int{40}
+	return file_virtd_api_v1_api_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *GetDomainStateRequest) GetConnection() string {
@@ -2389,7 +2485,7 @@ type GetDomainStateResponse struct {
 
 func (x *GetDomainStateResponse) Reset() {
 	*x = GetDomainStateResponse{}
-	mi := &file_virtd_api_v1_api_proto_msgTypes[41]
+	mi := &file_virtd_api_v1_api_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2401,7 +2497,7 @@ func (x *GetDomainStateResponse) String() string {
 func (*GetDomainStateResponse) ProtoMessage() {}
 
 func (x *GetDomainStateResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_virtd_api_v1_api_proto_msgTypes[41]
+	mi := &file_virtd_api_v1_api_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2414,7 +2510,7 @@ func (x *GetDomainStateResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetDomainStateResponse.ProtoReflect.Descriptor instead.
 func (*GetDomainStateResponse) Descriptor() ([]byte, []int) {
-	return file_virtd_api_v1_api_proto_rawDescGZIP(), []int{41}
+	return file_virtd_api_v1_api_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *GetDomainStateResponse) GetState() DomainState {
@@ -2442,7 +2538,7 @@ type GetDomainXMLRequest struct {
 
 func (x *GetDomainXMLRequest) Reset() {
 	*x = GetDomainXMLRequest{}
-	mi := &file_virtd_api_v1_api_proto_msgTypes[42]
+	mi := &file_virtd_api_v1_api_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2454,7 +2550,7 @@ func (x *GetDomainXMLRequest) String() string {
 func (*GetDomainXMLRequest) ProtoMessage() {}
 
 func (x *GetDomainXMLRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_virtd_api_v1_api_proto_msgTypes[42]
+	mi := &file_virtd_api_v1_api_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2467,7 +2563,7 @@ func (x *GetDomainXMLRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetDomainXMLRequest.ProtoReflect.Descriptor instead.
 func (*GetDomainXMLRequest) Descriptor() ([]byte, []int) {
-	return file_virtd_api_v1_api_proto_rawDescGZIP(), []int{42}
+	return file_virtd_api_v1_api_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *GetDomainXMLRequest) GetConnection() string {
@@ -2500,7 +2596,7 @@ type GetDomainXMLResponse struct {
 
 func (x *GetDomainXMLResponse) Reset() {
 	*x = GetDomainXMLResponse{}
-	mi := &file_virtd_api_v1_api_proto_msgTypes[43]
+	mi := &file_virtd_api_v1_api_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2512,7 +2608,7 @@ func (x *GetDomainXMLResponse) String() string {
 func (*GetDomainXMLResponse) ProtoMessage() {}
 
 func (x *GetDomainXMLResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_virtd_api_v1_api_proto_msgTypes[43]
+	mi := &file_virtd_api_v1_api_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2525,7 +2621,7 @@ func (x *GetDomainXMLResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetDomainXMLResponse.ProtoReflect.Descriptor instead.
 func (*GetDomainXMLResponse) Descriptor() ([]byte, []int) {
-	return file_virtd_api_v1_api_proto_rawDescGZIP(), []int{43}
+	return file_virtd_api_v1_api_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *GetDomainXMLResponse) GetXml() string {
@@ -2545,7 +2641,7 @@ type GetDomainAutostartRequest struct {
 
 func (x *GetDomainAutostartRequest) Reset() {
 	*x = GetDomainAutostartRequest{}
-	mi := &file_virtd_api_v1_api_proto_msgTypes[44]
+	mi := &file_virtd_api_v1_api_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2557,7 +2653,7 @@ func (x *GetDomainAutostartRequest) String() string {
 func (*GetDomainAutostartRequest) ProtoMessage() {}
 
 func (x *GetDomainAutostartRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_virtd_api_v1_api_proto_msgTypes[44]
+	mi := &file_virtd_api_v1_api_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2570,7 +2666,7 @@ func (x *GetDomainAutostartRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetDomainAutostartRequest.ProtoReflect.Descriptor instead.
 func (*GetDomainAutostartRequest) Descriptor() ([]byte, []int) {
-	return file_virtd_api_v1_api_proto_rawDescGZIP(), []int{44}
+	return file_virtd_api_v1_api_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *GetDomainAutostartRequest) GetConnection() string {
@@ -2596,7 +2692,7 @@ type GetDomainAutostartResponse struct {
 
 func (x *GetDomainAutostartResponse) Reset() {
 	*x = GetDomainAutostartResponse{}
-	mi := &file_virtd_api_v1_api_proto_msgTypes[45]
+	mi := &file_virtd_api_v1_api_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2608,7 +2704,7 @@ func (x *GetDomainAutostartResponse) String() string {
 func (*GetDomainAutostartResponse) ProtoMessage() {}
 
 func (x *GetDomainAutostartResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_virtd_api_v1_api_proto_msgTypes[45]
+	mi := &file_virtd_api_v1_api_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2621,7 +2717,7 @@ func (x *GetDomainAutostartResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetDomainAutostartResponse.ProtoReflect.Descriptor instead.
 func (*GetDomainAutostartResponse) Descriptor() ([]byte, []int) {
-	return file_virtd_api_v1_api_proto_rawDescGZIP(), []int{45}
+	return file_virtd_api_v1_api_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *GetDomainAutostartResponse) GetAutostart() bool {
@@ -2642,7 +2738,7 @@ type SetDomainAutostartRequest struct {
 
 func (x *SetDomainAutostartRequest) Reset() {
 	*x = SetDomainAutostartRequest{}
-	mi := &file_virtd_api_v1_api_proto_msgTypes[46]
+	mi := &file_virtd_api_v1_api_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2654,7 +2750,7 @@ func (x *SetDomainAutostartRequest) String() string {
 func (*SetDomainAutostartRequest) ProtoMessage() {}
 
 func (x *SetDomainAutostartRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_virtd_api_v1_api_proto_msgTypes[46]
+	mi := &file_virtd_api_v1_api_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2667,7 +2763,7 @@ func (x *SetDomainAutostartRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetDomainAutostartRequest.ProtoReflect.Descriptor instead.
 func (*SetDomainAutostartRequest) Descriptor() ([]byte, []int) {
-	return file_virtd_api_v1_api_proto_rawDescGZIP(), []int{46}
+	return file_virtd_api_v1_api_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *SetDomainAutostartRequest) GetConnection() string {
@@ -2699,7 +2795,7 @@ type SetDomainAutostartResponse struct {
 
 func (x *SetDomainAutostartResponse) Reset() {
 	*x = SetDomainAutostartResponse{}
-	mi := &file_virtd_api_v1_api_proto_msgTypes[47]
+	mi := &file_virtd_api_v1_api_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2711,7 +2807,7 @@ func (x *SetDomainAutostartResponse) String() string {
 func (*SetDomainAutostartResponse) ProtoMessage() {}
 
 func (x *SetDomainAutostartResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_virtd_api_v1_api_proto_msgTypes[47]
+	mi := &file_virtd_api_v1_api_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2724,7 +2820,7 @@ func (x *SetDomainAutostartResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetDomainAutostartResponse.ProtoReflect.Descriptor instead.
 func (*SetDomainAutostartResponse) Descriptor() ([]byte, []int) {
-	return file_virtd_api_v1_api_proto_rawDescGZIP(), []int{47}
+	return file_virtd_api_v1_api_proto_rawDescGZIP(), []int{49}
 }
 
 type WatchEventsRequest struct {
@@ -2739,7 +2835,7 @@ type WatchEventsRequest struct {
 
 func (x *WatchEventsRequest) Reset() {
 	*x = WatchEventsRequest{}
-	mi := &file_virtd_api_v1_api_proto_msgTypes[48]
+	mi := &file_virtd_api_v1_api_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2751,7 +2847,7 @@ func (x *WatchEventsRequest) String() string {
 func (*WatchEventsRequest) ProtoMessage() {}
 
 func (x *WatchEventsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_virtd_api_v1_api_proto_msgTypes[48]
+	mi := &file_virtd_api_v1_api_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2764,7 +2860,7 @@ func (x *WatchEventsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchEventsRequest.ProtoReflect.Descriptor instead.
 func (*WatchEventsRequest) Descriptor() ([]byte, []int) {
-	return file_virtd_api_v1_api_proto_rawDescGZIP(), []int{48}
+	return file_virtd_api_v1_api_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *WatchEventsRequest) GetConnection() string {
@@ -2790,7 +2886,7 @@ type WatchEventsResponse struct {
 
 func (x *WatchEventsResponse) Reset() {
 	*x = WatchEventsResponse{}
-	mi := &file_virtd_api_v1_api_proto_msgTypes[49]
+	mi := &file_virtd_api_v1_api_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2802,7 +2898,7 @@ func (x *WatchEventsResponse) String() string {
 func (*WatchEventsResponse) ProtoMessage() {}
 
 func (x *WatchEventsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_virtd_api_v1_api_proto_msgTypes[49]
+	mi := &file_virtd_api_v1_api_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2815,7 +2911,7 @@ func (x *WatchEventsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchEventsResponse.ProtoReflect.Descriptor instead.
 func (*WatchEventsResponse) Descriptor() ([]byte, []int) {
-	return file_virtd_api_v1_api_proto_rawDescGZIP(), []int{49}
+	return file_virtd_api_v1_api_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *WatchEventsResponse) GetEvent() *Event {
@@ -2833,7 +2929,7 @@ type ListDriversRequest struct {
 
 func (x *ListDriversRequest) Reset() {
 	*x = ListDriversRequest{}
-	mi := &file_virtd_api_v1_api_proto_msgTypes[50]
+	mi := &file_virtd_api_v1_api_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2845,7 +2941,7 @@ func (x *ListDriversRequest) String() string {
 func (*ListDriversRequest) ProtoMessage() {}
 
 func (x *ListDriversRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_virtd_api_v1_api_proto_msgTypes[50]
+	mi := &file_virtd_api_v1_api_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2858,7 +2954,7 @@ func (x *ListDriversRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListDriversRequest.ProtoReflect.Descriptor instead.
 func (*ListDriversRequest) Descriptor() ([]byte, []int) {
-	return file_virtd_api_v1_api_proto_rawDescGZIP(), []int{50}
+	return file_virtd_api_v1_api_proto_rawDescGZIP(), []int{52}
 }
 
 type ListDriversResponse struct {
@@ -2873,7 +2969,7 @@ type ListDriversResponse struct {
 
 func (x *ListDriversResponse) Reset() {
 	*x = ListDriversResponse{}
-	mi := &file_virtd_api_v1_api_proto_msgTypes[51]
+	mi := &file_virtd_api_v1_api_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2885,7 +2981,7 @@ func (x *ListDriversResponse) String() string {
 func (*ListDriversResponse) ProtoMessage() {}
 
 func (x *ListDriversResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_virtd_api_v1_api_proto_msgTypes[51]
+	mi := &file_virtd_api_v1_api_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2898,7 +2994,7 @@ func (x *ListDriversResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListDriversResponse.ProtoReflect.Descriptor instead.
 func (*ListDriversResponse) Descriptor() ([]byte, []int) {
-	return file_virtd_api_v1_api_proto_rawDescGZIP(), []int{51}
+	return file_virtd_api_v1_api_proto_rawDescGZIP(), []int{53}
 }
 
 func (x *ListDriversResponse) GetDrivers() []*DriverStatus {
@@ -2930,7 +3026,7 @@ type RescanRequest struct {
 
 func (x *RescanRequest) Reset() {
 	*x = RescanRequest{}
-	mi := &file_virtd_api_v1_api_proto_msgTypes[52]
+	mi := &file_virtd_api_v1_api_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2942,7 +3038,7 @@ func (x *RescanRequest) String() string {
 func (*RescanRequest) ProtoMessage() {}
 
 func (x *RescanRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_virtd_api_v1_api_proto_msgTypes[52]
+	mi := &file_virtd_api_v1_api_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2955,7 +3051,7 @@ func (x *RescanRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RescanRequest.ProtoReflect.Descriptor instead.
 func (*RescanRequest) Descriptor() ([]byte, []int) {
-	return file_virtd_api_v1_api_proto_rawDescGZIP(), []int{52}
+	return file_virtd_api_v1_api_proto_rawDescGZIP(), []int{54}
 }
 
 type RescanResponse struct {
@@ -2969,7 +3065,7 @@ type RescanResponse struct {
 
 func (x *RescanResponse) Reset() {
 	*x = RescanResponse{}
-	mi := &file_virtd_api_v1_api_proto_msgTypes[53]
+	mi := &file_virtd_api_v1_api_proto_msgTypes[55]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2981,7 +3077,7 @@ func (x *RescanResponse) String() string {
 func (*RescanResponse) ProtoMessage() {}
 
 func (x *RescanResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_virtd_api_v1_api_proto_msgTypes[53]
+	mi := &file_virtd_api_v1_api_proto_msgTypes[55]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2994,7 +3090,7 @@ func (x *RescanResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RescanResponse.ProtoReflect.Descriptor instead.
 func (*RescanResponse) Descriptor() ([]byte, []int) {
-	return file_virtd_api_v1_api_proto_rawDescGZIP(), []int{53}
+	return file_virtd_api_v1_api_proto_rawDescGZIP(), []int{55}
 }
 
 func (x *RescanResponse) GetAdded() []string {
@@ -3029,7 +3125,7 @@ type DomainXMLToNativeRequest struct {
 
 func (x *DomainXMLToNativeRequest) Reset() {
 	*x = DomainXMLToNativeRequest{}
-	mi := &file_virtd_api_v1_api_proto_msgTypes[54]
+	mi := &file_virtd_api_v1_api_proto_msgTypes[56]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3041,7 +3137,7 @@ func (x *DomainXMLToNativeRequest) String() string {
 func (*DomainXMLToNativeRequest) ProtoMessage() {}
 
 func (x *DomainXMLToNativeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_virtd_api_v1_api_proto_msgTypes[54]
+	mi := &file_virtd_api_v1_api_proto_msgTypes[56]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3054,7 +3150,7 @@ func (x *DomainXMLToNativeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DomainXMLToNativeRequest.ProtoReflect.Descriptor instead.
 func (*DomainXMLToNativeRequest) Descriptor() ([]byte, []int) {
-	return file_virtd_api_v1_api_proto_rawDescGZIP(), []int{54}
+	return file_virtd_api_v1_api_proto_rawDescGZIP(), []int{56}
 }
 
 func (x *DomainXMLToNativeRequest) GetConnection() string {
@@ -3087,7 +3183,7 @@ type DomainXMLToNativeResponse struct {
 
 func (x *DomainXMLToNativeResponse) Reset() {
 	*x = DomainXMLToNativeResponse{}
-	mi := &file_virtd_api_v1_api_proto_msgTypes[55]
+	mi := &file_virtd_api_v1_api_proto_msgTypes[57]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3099,7 +3195,7 @@ func (x *DomainXMLToNativeResponse) String() string {
 func (*DomainXMLToNativeResponse) ProtoMessage() {}
 
 func (x *DomainXMLToNativeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_virtd_api_v1_api_proto_msgTypes[55]
+	mi := &file_virtd_api_v1_api_proto_msgTypes[57]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3112,7 +3208,7 @@ func (x *DomainXMLToNativeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DomainXMLToNativeResponse.ProtoReflect.Descriptor instead.
 func (*DomainXMLToNativeResponse) Descriptor() ([]byte, []int) {
-	return file_virtd_api_v1_api_proto_rawDescGZIP(), []int{55}
+	return file_virtd_api_v1_api_proto_rawDescGZIP(), []int{57}
 }
 
 func (x *DomainXMLToNativeResponse) GetConfig() string {
@@ -3133,7 +3229,7 @@ type DomainXMLFromNativeRequest struct {
 
 func (x *DomainXMLFromNativeRequest) Reset() {
 	*x = DomainXMLFromNativeRequest{}
-	mi := &file_virtd_api_v1_api_proto_msgTypes[56]
+	mi := &file_virtd_api_v1_api_proto_msgTypes[58]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3145,7 +3241,7 @@ func (x *DomainXMLFromNativeRequest) String() string {
 func (*DomainXMLFromNativeRequest) ProtoMessage() {}
 
 func (x *DomainXMLFromNativeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_virtd_api_v1_api_proto_msgTypes[56]
+	mi := &file_virtd_api_v1_api_proto_msgTypes[58]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3158,7 +3254,7 @@ func (x *DomainXMLFromNativeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DomainXMLFromNativeRequest.ProtoReflect.Descriptor instead.
 func (*DomainXMLFromNativeRequest) Descriptor() ([]byte, []int) {
-	return file_virtd_api_v1_api_proto_rawDescGZIP(), []int{56}
+	return file_virtd_api_v1_api_proto_rawDescGZIP(), []int{58}
 }
 
 func (x *DomainXMLFromNativeRequest) GetConnection() string {
@@ -3191,7 +3287,7 @@ type DomainXMLFromNativeResponse struct {
 
 func (x *DomainXMLFromNativeResponse) Reset() {
 	*x = DomainXMLFromNativeResponse{}
-	mi := &file_virtd_api_v1_api_proto_msgTypes[57]
+	mi := &file_virtd_api_v1_api_proto_msgTypes[59]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3203,7 +3299,7 @@ func (x *DomainXMLFromNativeResponse) String() string {
 func (*DomainXMLFromNativeResponse) ProtoMessage() {}
 
 func (x *DomainXMLFromNativeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_virtd_api_v1_api_proto_msgTypes[57]
+	mi := &file_virtd_api_v1_api_proto_msgTypes[59]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3216,7 +3312,7 @@ func (x *DomainXMLFromNativeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DomainXMLFromNativeResponse.ProtoReflect.Descriptor instead.
 func (*DomainXMLFromNativeResponse) Descriptor() ([]byte, []int) {
-	return file_virtd_api_v1_api_proto_rawDescGZIP(), []int{57}
+	return file_virtd_api_v1_api_proto_rawDescGZIP(), []int{59}
 }
 
 func (x *DomainXMLFromNativeResponse) GetXml() string {
@@ -3238,7 +3334,7 @@ type ConsoleTarget struct {
 
 func (x *ConsoleTarget) Reset() {
 	*x = ConsoleTarget{}
-	mi := &file_virtd_api_v1_api_proto_msgTypes[58]
+	mi := &file_virtd_api_v1_api_proto_msgTypes[60]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3250,7 +3346,7 @@ func (x *ConsoleTarget) String() string {
 func (*ConsoleTarget) ProtoMessage() {}
 
 func (x *ConsoleTarget) ProtoReflect() protoreflect.Message {
-	mi := &file_virtd_api_v1_api_proto_msgTypes[58]
+	mi := &file_virtd_api_v1_api_proto_msgTypes[60]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3263,7 +3359,7 @@ func (x *ConsoleTarget) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConsoleTarget.ProtoReflect.Descriptor instead.
 func (*ConsoleTarget) Descriptor() ([]byte, []int) {
-	return file_virtd_api_v1_api_proto_rawDescGZIP(), []int{58}
+	return file_virtd_api_v1_api_proto_rawDescGZIP(), []int{60}
 }
 
 func (x *ConsoleTarget) GetConnection() string {
@@ -3300,7 +3396,7 @@ type OpenConsoleRequest struct {
 
 func (x *OpenConsoleRequest) Reset() {
 	*x = OpenConsoleRequest{}
-	mi := &file_virtd_api_v1_api_proto_msgTypes[59]
+	mi := &file_virtd_api_v1_api_proto_msgTypes[61]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3312,7 +3408,7 @@ func (x *OpenConsoleRequest) String() string {
 func (*OpenConsoleRequest) ProtoMessage() {}
 
 func (x *OpenConsoleRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_virtd_api_v1_api_proto_msgTypes[59]
+	mi := &file_virtd_api_v1_api_proto_msgTypes[61]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3325,7 +3421,7 @@ func (x *OpenConsoleRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OpenConsoleRequest.ProtoReflect.Descriptor instead.
 func (*OpenConsoleRequest) Descriptor() ([]byte, []int) {
-	return file_virtd_api_v1_api_proto_rawDescGZIP(), []int{59}
+	return file_virtd_api_v1_api_proto_rawDescGZIP(), []int{61}
 }
 
 func (x *OpenConsoleRequest) GetMsg() isOpenConsoleRequest_Msg {
@@ -3378,7 +3474,7 @@ type OpenConsoleResponse struct {
 
 func (x *OpenConsoleResponse) Reset() {
 	*x = OpenConsoleResponse{}
-	mi := &file_virtd_api_v1_api_proto_msgTypes[60]
+	mi := &file_virtd_api_v1_api_proto_msgTypes[62]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3390,7 +3486,7 @@ func (x *OpenConsoleResponse) String() string {
 func (*OpenConsoleResponse) ProtoMessage() {}
 
 func (x *OpenConsoleResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_virtd_api_v1_api_proto_msgTypes[60]
+	mi := &file_virtd_api_v1_api_proto_msgTypes[62]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3403,7 +3499,7 @@ func (x *OpenConsoleResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OpenConsoleResponse.ProtoReflect.Descriptor instead.
 func (*OpenConsoleResponse) Descriptor() ([]byte, []int) {
-	return file_virtd_api_v1_api_proto_rawDescGZIP(), []int{60}
+	return file_virtd_api_v1_api_proto_rawDescGZIP(), []int{62}
 }
 
 func (x *OpenConsoleResponse) GetOutput() []byte {
@@ -3427,7 +3523,7 @@ type ProfileRequest struct {
 
 func (x *ProfileRequest) Reset() {
 	*x = ProfileRequest{}
-	mi := &file_virtd_api_v1_api_proto_msgTypes[61]
+	mi := &file_virtd_api_v1_api_proto_msgTypes[63]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3439,7 +3535,7 @@ func (x *ProfileRequest) String() string {
 func (*ProfileRequest) ProtoMessage() {}
 
 func (x *ProfileRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_virtd_api_v1_api_proto_msgTypes[61]
+	mi := &file_virtd_api_v1_api_proto_msgTypes[63]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3452,7 +3548,7 @@ func (x *ProfileRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProfileRequest.ProtoReflect.Descriptor instead.
 func (*ProfileRequest) Descriptor() ([]byte, []int) {
-	return file_virtd_api_v1_api_proto_rawDescGZIP(), []int{61}
+	return file_virtd_api_v1_api_proto_rawDescGZIP(), []int{63}
 }
 
 func (x *ProfileRequest) GetKind() string {
@@ -3487,7 +3583,7 @@ type ProfileResponse struct {
 
 func (x *ProfileResponse) Reset() {
 	*x = ProfileResponse{}
-	mi := &file_virtd_api_v1_api_proto_msgTypes[62]
+	mi := &file_virtd_api_v1_api_proto_msgTypes[64]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3499,7 +3595,7 @@ func (x *ProfileResponse) String() string {
 func (*ProfileResponse) ProtoMessage() {}
 
 func (x *ProfileResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_virtd_api_v1_api_proto_msgTypes[62]
+	mi := &file_virtd_api_v1_api_proto_msgTypes[64]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3512,7 +3608,7 @@ func (x *ProfileResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProfileResponse.ProtoReflect.Descriptor instead.
 func (*ProfileResponse) Descriptor() ([]byte, []int) {
-	return file_virtd_api_v1_api_proto_rawDescGZIP(), []int{62}
+	return file_virtd_api_v1_api_proto_rawDescGZIP(), []int{64}
 }
 
 func (x *ProfileResponse) GetData() []byte {
@@ -3658,6 +3754,13 @@ const file_virtd_api_v1_api_proto_rawDesc = "" +
 	"connection\x12\x12\n" +
 	"\x04uuid\x18\x02 \x01(\tR\x04uuid\"C\n" +
 	"\x13StartDomainResponse\x12,\n" +
+	"\x06domain\x18\x01 \x01(\v2\x14.virtd.api.v1.DomainR\x06domain\"G\n" +
+	"\x13CreateDomainRequest\x12\x1e\n" +
+	"\n" +
+	"connection\x18\x01 \x01(\tR\n" +
+	"connection\x12\x10\n" +
+	"\x03xml\x18\x02 \x01(\tR\x03xml\"D\n" +
+	"\x14CreateDomainResponse\x12,\n" +
 	"\x06domain\x18\x01 \x01(\v2\x14.virtd.api.v1.DomainR\x06domain\"K\n" +
 	"\x15ShutdownDomainRequest\x12\x1e\n" +
 	"\n" +
@@ -3796,7 +3899,7 @@ const file_virtd_api_v1_api_proto_rawDesc = "" +
 	"\x12EVENT_TYPE_STOPPED\x10\x06\x12\x17\n" +
 	"\x13EVENT_TYPE_SHUTDOWN\x10\a\x12\x1a\n" +
 	"\x16EVENT_TYPE_PMSUSPENDED\x10\b\x12\x16\n" +
-	"\x12EVENT_TYPE_CRASHED\x10\t2\xbb\x11\n" +
+	"\x12EVENT_TYPE_CRASHED\x10\t2\x92\x12\n" +
 	"\vVirtService\x12=\n" +
 	"\x04Open\x12\x19.virtd.api.v1.OpenRequest\x1a\x1a.virtd.api.v1.OpenResponse\x12@\n" +
 	"\x05Close\x12\x1a.virtd.api.v1.CloseRequest\x1a\x1b.virtd.api.v1.CloseResponse\x12O\n" +
@@ -3809,7 +3912,8 @@ const file_virtd_api_v1_api_proto_rawDesc = "" +
 	"\fLookupDomain\x12!.virtd.api.v1.LookupDomainRequest\x1a\".virtd.api.v1.LookupDomainResponse\x12U\n" +
 	"\fDefineDomain\x12!.virtd.api.v1.DefineDomainRequest\x1a\".virtd.api.v1.DefineDomainResponse\x12[\n" +
 	"\x0eUndefineDomain\x12#.virtd.api.v1.UndefineDomainRequest\x1a$.virtd.api.v1.UndefineDomainResponse\x12R\n" +
-	"\vStartDomain\x12 .virtd.api.v1.StartDomainRequest\x1a!.virtd.api.v1.StartDomainResponse\x12[\n" +
+	"\vStartDomain\x12 .virtd.api.v1.StartDomainRequest\x1a!.virtd.api.v1.StartDomainResponse\x12U\n" +
+	"\fCreateDomain\x12!.virtd.api.v1.CreateDomainRequest\x1a\".virtd.api.v1.CreateDomainResponse\x12[\n" +
 	"\x0eShutdownDomain\x12#.virtd.api.v1.ShutdownDomainRequest\x1a$.virtd.api.v1.ShutdownDomainResponse\x12U\n" +
 	"\fRebootDomain\x12!.virtd.api.v1.RebootDomainRequest\x1a\".virtd.api.v1.RebootDomainResponse\x12X\n" +
 	"\rDestroyDomain\x12\".virtd.api.v1.DestroyDomainRequest\x1a#.virtd.api.v1.DestroyDomainResponse\x12X\n" +
@@ -3842,7 +3946,7 @@ func file_virtd_api_v1_api_proto_rawDescGZIP() []byte {
 }
 
 var file_virtd_api_v1_api_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_virtd_api_v1_api_proto_msgTypes = make([]protoimpl.MessageInfo, 63)
+var file_virtd_api_v1_api_proto_msgTypes = make([]protoimpl.MessageInfo, 65)
 var file_virtd_api_v1_api_proto_goTypes = []any{
 	(DomainState)(0),                    // 0: virtd.api.v1.DomainState
 	(EventType)(0),                      // 1: virtd.api.v1.EventType
@@ -3874,41 +3978,43 @@ var file_virtd_api_v1_api_proto_goTypes = []any{
 	(*UndefineDomainResponse)(nil),      // 27: virtd.api.v1.UndefineDomainResponse
 	(*StartDomainRequest)(nil),          // 28: virtd.api.v1.StartDomainRequest
 	(*StartDomainResponse)(nil),         // 29: virtd.api.v1.StartDomainResponse
-	(*ShutdownDomainRequest)(nil),       // 30: virtd.api.v1.ShutdownDomainRequest
-	(*ShutdownDomainResponse)(nil),      // 31: virtd.api.v1.ShutdownDomainResponse
-	(*RebootDomainRequest)(nil),         // 32: virtd.api.v1.RebootDomainRequest
-	(*RebootDomainResponse)(nil),        // 33: virtd.api.v1.RebootDomainResponse
-	(*DestroyDomainRequest)(nil),        // 34: virtd.api.v1.DestroyDomainRequest
-	(*DestroyDomainResponse)(nil),       // 35: virtd.api.v1.DestroyDomainResponse
-	(*SuspendDomainRequest)(nil),        // 36: virtd.api.v1.SuspendDomainRequest
-	(*SuspendDomainResponse)(nil),       // 37: virtd.api.v1.SuspendDomainResponse
-	(*ResumeDomainRequest)(nil),         // 38: virtd.api.v1.ResumeDomainRequest
-	(*ResumeDomainResponse)(nil),        // 39: virtd.api.v1.ResumeDomainResponse
-	(*GetDomainInfoRequest)(nil),        // 40: virtd.api.v1.GetDomainInfoRequest
-	(*GetDomainInfoResponse)(nil),       // 41: virtd.api.v1.GetDomainInfoResponse
-	(*GetDomainStateRequest)(nil),       // 42: virtd.api.v1.GetDomainStateRequest
-	(*GetDomainStateResponse)(nil),      // 43: virtd.api.v1.GetDomainStateResponse
-	(*GetDomainXMLRequest)(nil),         // 44: virtd.api.v1.GetDomainXMLRequest
-	(*GetDomainXMLResponse)(nil),        // 45: virtd.api.v1.GetDomainXMLResponse
-	(*GetDomainAutostartRequest)(nil),   // 46: virtd.api.v1.GetDomainAutostartRequest
-	(*GetDomainAutostartResponse)(nil),  // 47: virtd.api.v1.GetDomainAutostartResponse
-	(*SetDomainAutostartRequest)(nil),   // 48: virtd.api.v1.SetDomainAutostartRequest
-	(*SetDomainAutostartResponse)(nil),  // 49: virtd.api.v1.SetDomainAutostartResponse
-	(*WatchEventsRequest)(nil),          // 50: virtd.api.v1.WatchEventsRequest
-	(*WatchEventsResponse)(nil),         // 51: virtd.api.v1.WatchEventsResponse
-	(*ListDriversRequest)(nil),          // 52: virtd.api.v1.ListDriversRequest
-	(*ListDriversResponse)(nil),         // 53: virtd.api.v1.ListDriversResponse
-	(*RescanRequest)(nil),               // 54: virtd.api.v1.RescanRequest
-	(*RescanResponse)(nil),              // 55: virtd.api.v1.RescanResponse
-	(*DomainXMLToNativeRequest)(nil),    // 56: virtd.api.v1.DomainXMLToNativeRequest
-	(*DomainXMLToNativeResponse)(nil),   // 57: virtd.api.v1.DomainXMLToNativeResponse
-	(*DomainXMLFromNativeRequest)(nil),  // 58: virtd.api.v1.DomainXMLFromNativeRequest
-	(*DomainXMLFromNativeResponse)(nil), // 59: virtd.api.v1.DomainXMLFromNativeResponse
-	(*ConsoleTarget)(nil),               // 60: virtd.api.v1.ConsoleTarget
-	(*OpenConsoleRequest)(nil),          // 61: virtd.api.v1.OpenConsoleRequest
-	(*OpenConsoleResponse)(nil),         // 62: virtd.api.v1.OpenConsoleResponse
-	(*ProfileRequest)(nil),              // 63: virtd.api.v1.ProfileRequest
-	(*ProfileResponse)(nil),             // 64: virtd.api.v1.ProfileResponse
+	(*CreateDomainRequest)(nil),         // 30: virtd.api.v1.CreateDomainRequest
+	(*CreateDomainResponse)(nil),        // 31: virtd.api.v1.CreateDomainResponse
+	(*ShutdownDomainRequest)(nil),       // 32: virtd.api.v1.ShutdownDomainRequest
+	(*ShutdownDomainResponse)(nil),      // 33: virtd.api.v1.ShutdownDomainResponse
+	(*RebootDomainRequest)(nil),         // 34: virtd.api.v1.RebootDomainRequest
+	(*RebootDomainResponse)(nil),        // 35: virtd.api.v1.RebootDomainResponse
+	(*DestroyDomainRequest)(nil),        // 36: virtd.api.v1.DestroyDomainRequest
+	(*DestroyDomainResponse)(nil),       // 37: virtd.api.v1.DestroyDomainResponse
+	(*SuspendDomainRequest)(nil),        // 38: virtd.api.v1.SuspendDomainRequest
+	(*SuspendDomainResponse)(nil),       // 39: virtd.api.v1.SuspendDomainResponse
+	(*ResumeDomainRequest)(nil),         // 40: virtd.api.v1.ResumeDomainRequest
+	(*ResumeDomainResponse)(nil),        // 41: virtd.api.v1.ResumeDomainResponse
+	(*GetDomainInfoRequest)(nil),        // 42: virtd.api.v1.GetDomainInfoRequest
+	(*GetDomainInfoResponse)(nil),       // 43: virtd.api.v1.GetDomainInfoResponse
+	(*GetDomainStateRequest)(nil),       // 44: virtd.api.v1.GetDomainStateRequest
+	(*GetDomainStateResponse)(nil),      // 45: virtd.api.v1.GetDomainStateResponse
+	(*GetDomainXMLRequest)(nil),         // 46: virtd.api.v1.GetDomainXMLRequest
+	(*GetDomainXMLResponse)(nil),        // 47: virtd.api.v1.GetDomainXMLResponse
+	(*GetDomainAutostartRequest)(nil),   // 48: virtd.api.v1.GetDomainAutostartRequest
+	(*GetDomainAutostartResponse)(nil),  // 49: virtd.api.v1.GetDomainAutostartResponse
+	(*SetDomainAutostartRequest)(nil),   // 50: virtd.api.v1.SetDomainAutostartRequest
+	(*SetDomainAutostartResponse)(nil),  // 51: virtd.api.v1.SetDomainAutostartResponse
+	(*WatchEventsRequest)(nil),          // 52: virtd.api.v1.WatchEventsRequest
+	(*WatchEventsResponse)(nil),         // 53: virtd.api.v1.WatchEventsResponse
+	(*ListDriversRequest)(nil),          // 54: virtd.api.v1.ListDriversRequest
+	(*ListDriversResponse)(nil),         // 55: virtd.api.v1.ListDriversResponse
+	(*RescanRequest)(nil),               // 56: virtd.api.v1.RescanRequest
+	(*RescanResponse)(nil),              // 57: virtd.api.v1.RescanResponse
+	(*DomainXMLToNativeRequest)(nil),    // 58: virtd.api.v1.DomainXMLToNativeRequest
+	(*DomainXMLToNativeResponse)(nil),   // 59: virtd.api.v1.DomainXMLToNativeResponse
+	(*DomainXMLFromNativeRequest)(nil),  // 60: virtd.api.v1.DomainXMLFromNativeRequest
+	(*DomainXMLFromNativeResponse)(nil), // 61: virtd.api.v1.DomainXMLFromNativeResponse
+	(*ConsoleTarget)(nil),               // 62: virtd.api.v1.ConsoleTarget
+	(*OpenConsoleRequest)(nil),          // 63: virtd.api.v1.OpenConsoleRequest
+	(*OpenConsoleResponse)(nil),         // 64: virtd.api.v1.OpenConsoleResponse
+	(*ProfileRequest)(nil),              // 65: virtd.api.v1.ProfileRequest
+	(*ProfileResponse)(nil),             // 66: virtd.api.v1.ProfileResponse
 }
 var file_virtd_api_v1_api_proto_depIdxs = []int32{
 	0,  // 0: virtd.api.v1.Domain.state:type_name -> virtd.api.v1.DomainState
@@ -3920,74 +4026,77 @@ var file_virtd_api_v1_api_proto_depIdxs = []int32{
 	2,  // 6: virtd.api.v1.LookupDomainResponse.domain:type_name -> virtd.api.v1.Domain
 	2,  // 7: virtd.api.v1.DefineDomainResponse.domain:type_name -> virtd.api.v1.Domain
 	2,  // 8: virtd.api.v1.StartDomainResponse.domain:type_name -> virtd.api.v1.Domain
-	3,  // 9: virtd.api.v1.GetDomainInfoResponse.info:type_name -> virtd.api.v1.DomainInfo
-	0,  // 10: virtd.api.v1.GetDomainStateResponse.state:type_name -> virtd.api.v1.DomainState
-	5,  // 11: virtd.api.v1.WatchEventsResponse.event:type_name -> virtd.api.v1.Event
-	6,  // 12: virtd.api.v1.ListDriversResponse.drivers:type_name -> virtd.api.v1.DriverStatus
-	7,  // 13: virtd.api.v1.ListDriversResponse.rejected:type_name -> virtd.api.v1.RejectedFile
-	7,  // 14: virtd.api.v1.RescanResponse.rejected:type_name -> virtd.api.v1.RejectedFile
-	60, // 15: virtd.api.v1.OpenConsoleRequest.open:type_name -> virtd.api.v1.ConsoleTarget
-	8,  // 16: virtd.api.v1.VirtService.Open:input_type -> virtd.api.v1.OpenRequest
-	10, // 17: virtd.api.v1.VirtService.Close:input_type -> virtd.api.v1.CloseRequest
-	12, // 18: virtd.api.v1.VirtService.GetVersion:input_type -> virtd.api.v1.GetVersionRequest
-	14, // 19: virtd.api.v1.VirtService.GetHostname:input_type -> virtd.api.v1.GetHostnameRequest
-	16, // 20: virtd.api.v1.VirtService.GetCapabilities:input_type -> virtd.api.v1.GetCapabilitiesRequest
-	18, // 21: virtd.api.v1.VirtService.GetNodeInfo:input_type -> virtd.api.v1.GetNodeInfoRequest
-	20, // 22: virtd.api.v1.VirtService.ListDomains:input_type -> virtd.api.v1.ListDomainsRequest
-	22, // 23: virtd.api.v1.VirtService.LookupDomain:input_type -> virtd.api.v1.LookupDomainRequest
-	24, // 24: virtd.api.v1.VirtService.DefineDomain:input_type -> virtd.api.v1.DefineDomainRequest
-	26, // 25: virtd.api.v1.VirtService.UndefineDomain:input_type -> virtd.api.v1.UndefineDomainRequest
-	28, // 26: virtd.api.v1.VirtService.StartDomain:input_type -> virtd.api.v1.StartDomainRequest
-	30, // 27: virtd.api.v1.VirtService.ShutdownDomain:input_type -> virtd.api.v1.ShutdownDomainRequest
-	32, // 28: virtd.api.v1.VirtService.RebootDomain:input_type -> virtd.api.v1.RebootDomainRequest
-	34, // 29: virtd.api.v1.VirtService.DestroyDomain:input_type -> virtd.api.v1.DestroyDomainRequest
-	36, // 30: virtd.api.v1.VirtService.SuspendDomain:input_type -> virtd.api.v1.SuspendDomainRequest
-	38, // 31: virtd.api.v1.VirtService.ResumeDomain:input_type -> virtd.api.v1.ResumeDomainRequest
-	40, // 32: virtd.api.v1.VirtService.GetDomainInfo:input_type -> virtd.api.v1.GetDomainInfoRequest
-	42, // 33: virtd.api.v1.VirtService.GetDomainState:input_type -> virtd.api.v1.GetDomainStateRequest
-	44, // 34: virtd.api.v1.VirtService.GetDomainXML:input_type -> virtd.api.v1.GetDomainXMLRequest
-	46, // 35: virtd.api.v1.VirtService.GetDomainAutostart:input_type -> virtd.api.v1.GetDomainAutostartRequest
-	48, // 36: virtd.api.v1.VirtService.SetDomainAutostart:input_type -> virtd.api.v1.SetDomainAutostartRequest
-	50, // 37: virtd.api.v1.VirtService.WatchEvents:input_type -> virtd.api.v1.WatchEventsRequest
-	56, // 38: virtd.api.v1.VirtService.DomainXMLToNative:input_type -> virtd.api.v1.DomainXMLToNativeRequest
-	58, // 39: virtd.api.v1.VirtService.DomainXMLFromNative:input_type -> virtd.api.v1.DomainXMLFromNativeRequest
-	61, // 40: virtd.api.v1.VirtService.OpenConsole:input_type -> virtd.api.v1.OpenConsoleRequest
-	52, // 41: virtd.api.v1.AdminService.ListDrivers:input_type -> virtd.api.v1.ListDriversRequest
-	54, // 42: virtd.api.v1.AdminService.Rescan:input_type -> virtd.api.v1.RescanRequest
-	63, // 43: virtd.api.v1.AdminService.Profile:input_type -> virtd.api.v1.ProfileRequest
-	9,  // 44: virtd.api.v1.VirtService.Open:output_type -> virtd.api.v1.OpenResponse
-	11, // 45: virtd.api.v1.VirtService.Close:output_type -> virtd.api.v1.CloseResponse
-	13, // 46: virtd.api.v1.VirtService.GetVersion:output_type -> virtd.api.v1.GetVersionResponse
-	15, // 47: virtd.api.v1.VirtService.GetHostname:output_type -> virtd.api.v1.GetHostnameResponse
-	17, // 48: virtd.api.v1.VirtService.GetCapabilities:output_type -> virtd.api.v1.GetCapabilitiesResponse
-	19, // 49: virtd.api.v1.VirtService.GetNodeInfo:output_type -> virtd.api.v1.GetNodeInfoResponse
-	21, // 50: virtd.api.v1.VirtService.ListDomains:output_type -> virtd.api.v1.ListDomainsResponse
-	23, // 51: virtd.api.v1.VirtService.LookupDomain:output_type -> virtd.api.v1.LookupDomainResponse
-	25, // 52: virtd.api.v1.VirtService.DefineDomain:output_type -> virtd.api.v1.DefineDomainResponse
-	27, // 53: virtd.api.v1.VirtService.UndefineDomain:output_type -> virtd.api.v1.UndefineDomainResponse
-	29, // 54: virtd.api.v1.VirtService.StartDomain:output_type -> virtd.api.v1.StartDomainResponse
-	31, // 55: virtd.api.v1.VirtService.ShutdownDomain:output_type -> virtd.api.v1.ShutdownDomainResponse
-	33, // 56: virtd.api.v1.VirtService.RebootDomain:output_type -> virtd.api.v1.RebootDomainResponse
-	35, // 57: virtd.api.v1.VirtService.DestroyDomain:output_type -> virtd.api.v1.DestroyDomainResponse
-	37, // 58: virtd.api.v1.VirtService.SuspendDomain:output_type -> virtd.api.v1.SuspendDomainResponse
-	39, // 59: virtd.api.v1.VirtService.ResumeDomain:output_type -> virtd.api.v1.ResumeDomainResponse
-	41, // 60: virtd.api.v1.VirtService.GetDomainInfo:output_type -> virtd.api.v1.GetDomainInfoResponse
-	43, // 61: virtd.api.v1.VirtService.GetDomainState:output_type -> virtd.api.v1.GetDomainStateResponse
-	45, // 62: virtd.api.v1.VirtService.GetDomainXML:output_type -> virtd.api.v1.GetDomainXMLResponse
-	47, // 63: virtd.api.v1.VirtService.GetDomainAutostart:output_type -> virtd.api.v1.GetDomainAutostartResponse
-	49, // 64: virtd.api.v1.VirtService.SetDomainAutostart:output_type -> virtd.api.v1.SetDomainAutostartResponse
-	51, // 65: virtd.api.v1.VirtService.WatchEvents:output_type -> virtd.api.v1.WatchEventsResponse
-	57, // 66: virtd.api.v1.VirtService.DomainXMLToNative:output_type -> virtd.api.v1.DomainXMLToNativeResponse
-	59, // 67: virtd.api.v1.VirtService.DomainXMLFromNative:output_type -> virtd.api.v1.DomainXMLFromNativeResponse
-	62, // 68: virtd.api.v1.VirtService.OpenConsole:output_type -> virtd.api.v1.OpenConsoleResponse
-	53, // 69: virtd.api.v1.AdminService.ListDrivers:output_type -> virtd.api.v1.ListDriversResponse
-	55, // 70: virtd.api.v1.AdminService.Rescan:output_type -> virtd.api.v1.RescanResponse
-	64, // 71: virtd.api.v1.AdminService.Profile:output_type -> virtd.api.v1.ProfileResponse
-	44, // [44:72] is the sub-list for method output_type
-	16, // [16:44] is the sub-list for method input_type
-	16, // [16:16] is the sub-list for extension type_name
-	16, // [16:16] is the sub-list for extension extendee
-	0,  // [0:16] is the sub-list for field type_name
+	2,  // 9: virtd.api.v1.CreateDomainResponse.domain:type_name -> virtd.api.v1.Domain
+	3,  // 10: virtd.api.v1.GetDomainInfoResponse.info:type_name -> virtd.api.v1.DomainInfo
+	0,  // 11: virtd.api.v1.GetDomainStateResponse.state:type_name -> virtd.api.v1.DomainState
+	5,  // 12: virtd.api.v1.WatchEventsResponse.event:type_name -> virtd.api.v1.Event
+	6,  // 13: virtd.api.v1.ListDriversResponse.drivers:type_name -> virtd.api.v1.DriverStatus
+	7,  // 14: virtd.api.v1.ListDriversResponse.rejected:type_name -> virtd.api.v1.RejectedFile
+	7,  // 15: virtd.api.v1.RescanResponse.rejected:type_name -> virtd.api.v1.RejectedFile
+	62, // 16: virtd.api.v1.OpenConsoleRequest.open:type_name -> virtd.api.v1.ConsoleTarget
+	8,  // 17: virtd.api.v1.VirtService.Open:input_type -> virtd.api.v1.OpenRequest
+	10, // 18: virtd.api.v1.VirtService.Close:input_type -> virtd.api.v1.CloseRequest
+	12, // 19: virtd.api.v1.VirtService.GetVersion:input_type -> virtd.api.v1.GetVersionRequest
+	14, // 20: virtd.api.v1.VirtService.GetHostname:input_type -> virtd.api.v1.GetHostnameRequest
+	16, // 21: virtd.api.v1.VirtService.GetCapabilities:input_type -> virtd.api.v1.GetCapabilitiesRequest
+	18, // 22: virtd.api.v1.VirtService.GetNodeInfo:input_type -> virtd.api.v1.GetNodeInfoRequest
+	20, // 23: virtd.api.v1.VirtService.ListDomains:input_type -> virtd.api.v1.ListDomainsRequest
+	22, // 24: virtd.api.v1.VirtService.LookupDomain:input_type -> virtd.api.v1.LookupDomainRequest
+	24, // 25: virtd.api.v1.VirtService.DefineDomain:input_type -> virtd.api.v1.DefineDomainRequest
+	26, // 26: virtd.api.v1.VirtService.UndefineDomain:input_type -> virtd.api.v1.UndefineDomainRequest
+	28, // 27: virtd.api.v1.VirtService.StartDomain:input_type -> virtd.api.v1.StartDomainRequest
+	30, // 28: virtd.api.v1.VirtService.CreateDomain:input_type -> virtd.api.v1.CreateDomainRequest
+	32, // 29: virtd.api.v1.VirtService.ShutdownDomain:input_type -> virtd.api.v1.ShutdownDomainRequest
+	34, // 30: virtd.api.v1.VirtService.RebootDomain:input_type -> virtd.api.v1.RebootDomainRequest
+	36, // 31: virtd.api.v1.VirtService.DestroyDomain:input_type -> virtd.api.v1.DestroyDomainRequest
+	38, // 32: virtd.api.v1.VirtService.SuspendDomain:input_type -> virtd.api.v1.SuspendDomainRequest
+	40, // 33: virtd.api.v1.VirtService.ResumeDomain:input_type -> virtd.api.v1.ResumeDomainRequest
+	42, // 34: virtd.api.v1.VirtService.GetDomainInfo:input_type -> virtd.api.v1.GetDomainInfoRequest
+	44, // 35: virtd.api.v1.VirtService.GetDomainState:input_type -> virtd.api.v1.GetDomainStateRequest
+	46, // 36: virtd.api.v1.VirtService.GetDomainXML:input_type -> virtd.api.v1.GetDomainXMLRequest
+	48, // 37: virtd.api.v1.VirtService.GetDomainAutostart:input_type -> virtd.api.v1.GetDomainAutostartRequest
+	50, // 38: virtd.api.v1.VirtService.SetDomainAutostart:input_type -> virtd.api.v1.SetDomainAutostartRequest
+	52, // 39: virtd.api.v1.VirtService.WatchEvents:input_type -> virtd.api.v1.WatchEventsRequest
+	58, // 40: virtd.api.v1.VirtService.DomainXMLToNative:input_type -> virtd.api.v1.DomainXMLToNativeRequest
+	60, // 41: virtd.api.v1.VirtService.DomainXMLFromNative:input_type -> virtd.api.v1.DomainXMLFromNativeRequest
+	63, // 42: virtd.api.v1.VirtService.OpenConsole:input_type -> virtd.api.v1.OpenConsoleRequest
+	54, // 43: virtd.api.v1.AdminService.ListDrivers:input_type -> virtd.api.v1.ListDriversRequest
+	56, // 44: virtd.api.v1.AdminService.Rescan:input_type -> virtd.api.v1.RescanRequest
+	65, // 45: virtd.api.v1.AdminService.Profile:input_type -> virtd.api.v1.ProfileRequest
+	9,  // 46: virtd.api.v1.VirtService.Open:output_type -> virtd.api.v1.OpenResponse
+	11, // 47: virtd.api.v1.VirtService.Close:output_type -> virtd.api.v1.CloseResponse
+	13, // 48: virtd.api.v1.VirtService.GetVersion:output_type -> virtd.api.v1.GetVersionResponse
+	15, // 49: virtd.api.v1.VirtService.GetHostname:output_type -> virtd.api.v1.GetHostnameResponse
+	17, // 50: virtd.api.v1.VirtService.GetCapabilities:output_type -> virtd.api.v1.GetCapabilitiesResponse
+	19, // 51: virtd.api.v1.VirtService.GetNodeInfo:output_type -> virtd.api.v1.GetNodeInfoResponse
+	21, // 52: virtd.api.v1.VirtService.ListDomains:output_type -> virtd.api.v1.ListDomainsResponse
+	23, // 53: virtd.api.v1.VirtService.LookupDomain:output_type -> virtd.api.v1.LookupDomainResponse
+	25, // 54: virtd.api.v1.VirtService.DefineDomain:output_type -> virtd.api.v1.DefineDomainResponse
+	27, // 55: virtd.api.v1.VirtService.UndefineDomain:output_type -> virtd.api.v1.UndefineDomainResponse
+	29, // 56: virtd.api.v1.VirtService.StartDomain:output_type -> virtd.api.v1.StartDomainResponse
+	31, // 57: virtd.api.v1.VirtService.CreateDomain:output_type -> virtd.api.v1.CreateDomainResponse
+	33, // 58: virtd.api.v1.VirtService.ShutdownDomain:output_type -> virtd.api.v1.ShutdownDomainResponse
+	35, // 59: virtd.api.v1.VirtService.RebootDomain:output_type -> virtd.api.v1.RebootDomainResponse
+	37, // 60: virtd.api.v1.VirtService.DestroyDomain:output_type -> virtd.api.v1.DestroyDomainResponse
+	39, // 61: virtd.api.v1.VirtService.SuspendDomain:output_type -> virtd.api.v1.SuspendDomainResponse
+	41, // 62: virtd.api.v1.VirtService.ResumeDomain:output_type -> virtd.api.v1.ResumeDomainResponse
+	43, // 63: virtd.api.v1.VirtService.GetDomainInfo:output_type -> virtd.api.v1.GetDomainInfoResponse
+	45, // 64: virtd.api.v1.VirtService.GetDomainState:output_type -> virtd.api.v1.GetDomainStateResponse
+	47, // 65: virtd.api.v1.VirtService.GetDomainXML:output_type -> virtd.api.v1.GetDomainXMLResponse
+	49, // 66: virtd.api.v1.VirtService.GetDomainAutostart:output_type -> virtd.api.v1.GetDomainAutostartResponse
+	51, // 67: virtd.api.v1.VirtService.SetDomainAutostart:output_type -> virtd.api.v1.SetDomainAutostartResponse
+	53, // 68: virtd.api.v1.VirtService.WatchEvents:output_type -> virtd.api.v1.WatchEventsResponse
+	59, // 69: virtd.api.v1.VirtService.DomainXMLToNative:output_type -> virtd.api.v1.DomainXMLToNativeResponse
+	61, // 70: virtd.api.v1.VirtService.DomainXMLFromNative:output_type -> virtd.api.v1.DomainXMLFromNativeResponse
+	64, // 71: virtd.api.v1.VirtService.OpenConsole:output_type -> virtd.api.v1.OpenConsoleResponse
+	55, // 72: virtd.api.v1.AdminService.ListDrivers:output_type -> virtd.api.v1.ListDriversResponse
+	57, // 73: virtd.api.v1.AdminService.Rescan:output_type -> virtd.api.v1.RescanResponse
+	66, // 74: virtd.api.v1.AdminService.Profile:output_type -> virtd.api.v1.ProfileResponse
+	46, // [46:75] is the sub-list for method output_type
+	17, // [17:46] is the sub-list for method input_type
+	17, // [17:17] is the sub-list for extension type_name
+	17, // [17:17] is the sub-list for extension extendee
+	0,  // [0:17] is the sub-list for field type_name
 }
 
 func init() { file_virtd_api_v1_api_proto_init() }
@@ -4000,7 +4109,7 @@ func file_virtd_api_v1_api_proto_init() {
 		(*LookupDomainRequest_Uuid)(nil),
 		(*LookupDomainRequest_Id)(nil),
 	}
-	file_virtd_api_v1_api_proto_msgTypes[59].OneofWrappers = []any{
+	file_virtd_api_v1_api_proto_msgTypes[61].OneofWrappers = []any{
 		(*OpenConsoleRequest_Open)(nil),
 		(*OpenConsoleRequest_Input)(nil),
 	}
@@ -4010,7 +4119,7 @@ func file_virtd_api_v1_api_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_virtd_api_v1_api_proto_rawDesc), len(file_virtd_api_v1_api_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   63,
+			NumMessages:   65,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

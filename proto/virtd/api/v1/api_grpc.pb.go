@@ -34,6 +34,7 @@ const (
 	VirtService_DefineDomain_FullMethodName        = "/virtd.api.v1.VirtService/DefineDomain"
 	VirtService_UndefineDomain_FullMethodName      = "/virtd.api.v1.VirtService/UndefineDomain"
 	VirtService_StartDomain_FullMethodName         = "/virtd.api.v1.VirtService/StartDomain"
+	VirtService_CreateDomain_FullMethodName        = "/virtd.api.v1.VirtService/CreateDomain"
 	VirtService_ShutdownDomain_FullMethodName      = "/virtd.api.v1.VirtService/ShutdownDomain"
 	VirtService_RebootDomain_FullMethodName        = "/virtd.api.v1.VirtService/RebootDomain"
 	VirtService_DestroyDomain_FullMethodName       = "/virtd.api.v1.VirtService/DestroyDomain"
@@ -71,6 +72,9 @@ type VirtServiceClient interface {
 	DefineDomain(ctx context.Context, in *DefineDomainRequest, opts ...grpc.CallOption) (*DefineDomainResponse, error)
 	UndefineDomain(ctx context.Context, in *UndefineDomainRequest, opts ...grpc.CallOption) (*UndefineDomainResponse, error)
 	StartDomain(ctx context.Context, in *StartDomainRequest, opts ...grpc.CallOption) (*StartDomainResponse, error)
+	// CreateDomain starts a domain from XML without a persistent definition
+	// (virsh create): the domain is transient and vanishes when it stops.
+	CreateDomain(ctx context.Context, in *CreateDomainRequest, opts ...grpc.CallOption) (*CreateDomainResponse, error)
 	ShutdownDomain(ctx context.Context, in *ShutdownDomainRequest, opts ...grpc.CallOption) (*ShutdownDomainResponse, error)
 	RebootDomain(ctx context.Context, in *RebootDomainRequest, opts ...grpc.CallOption) (*RebootDomainResponse, error)
 	DestroyDomain(ctx context.Context, in *DestroyDomainRequest, opts ...grpc.CallOption) (*DestroyDomainResponse, error)
@@ -212,6 +216,16 @@ func (c *virtServiceClient) StartDomain(ctx context.Context, in *StartDomainRequ
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(StartDomainResponse)
 	err := c.cc.Invoke(ctx, VirtService_StartDomain_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *virtServiceClient) CreateDomain(ctx context.Context, in *CreateDomainRequest, opts ...grpc.CallOption) (*CreateDomainResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(CreateDomainResponse)
+	err := c.cc.Invoke(ctx, VirtService_CreateDomain_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -385,6 +399,9 @@ type VirtServiceServer interface {
 	DefineDomain(context.Context, *DefineDomainRequest) (*DefineDomainResponse, error)
 	UndefineDomain(context.Context, *UndefineDomainRequest) (*UndefineDomainResponse, error)
 	StartDomain(context.Context, *StartDomainRequest) (*StartDomainResponse, error)
+	// CreateDomain starts a domain from XML without a persistent definition
+	// (virsh create): the domain is transient and vanishes when it stops.
+	CreateDomain(context.Context, *CreateDomainRequest) (*CreateDomainResponse, error)
 	ShutdownDomain(context.Context, *ShutdownDomainRequest) (*ShutdownDomainResponse, error)
 	RebootDomain(context.Context, *RebootDomainRequest) (*RebootDomainResponse, error)
 	DestroyDomain(context.Context, *DestroyDomainRequest) (*DestroyDomainResponse, error)
@@ -454,6 +471,9 @@ func (UnimplementedVirtServiceServer) UndefineDomain(context.Context, *UndefineD
 }
 func (UnimplementedVirtServiceServer) StartDomain(context.Context, *StartDomainRequest) (*StartDomainResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method StartDomain not implemented")
+}
+func (UnimplementedVirtServiceServer) CreateDomain(context.Context, *CreateDomainRequest) (*CreateDomainResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method CreateDomain not implemented")
 }
 func (UnimplementedVirtServiceServer) ShutdownDomain(context.Context, *ShutdownDomainRequest) (*ShutdownDomainResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method ShutdownDomain not implemented")
@@ -712,6 +732,24 @@ func _VirtService_StartDomain_Handler(srv interface{}, ctx context.Context, dec 
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
 		return srv.(VirtServiceServer).StartDomain(ctx, req.(*StartDomainRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _VirtService_CreateDomain_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CreateDomainRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(VirtServiceServer).CreateDomain(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: VirtService_CreateDomain_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(VirtServiceServer).CreateDomain(ctx, req.(*CreateDomainRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
@@ -996,6 +1034,10 @@ var VirtService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "StartDomain",
 			Handler:    _VirtService_StartDomain_Handler,
+		},
+		{
+			MethodName: "CreateDomain",
+			Handler:    _VirtService_CreateDomain_Handler,
 		},
 		{
 			MethodName: "ShutdownDomain",

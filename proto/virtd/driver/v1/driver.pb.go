@@ -1891,6 +1891,102 @@ func (x *StartDomainResponse) GetRecord() *Record {
 	return nil
 }
 
+type CreateDomainRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Xml           string                 `protobuf:"bytes,1,opt,name=xml,proto3" json:"xml,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateDomainRequest) Reset() {
+	*x = CreateDomainRequest{}
+	mi := &file_virtd_driver_v1_driver_proto_msgTypes[29]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateDomainRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateDomainRequest) ProtoMessage() {}
+
+func (x *CreateDomainRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_virtd_driver_v1_driver_proto_msgTypes[29]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateDomainRequest.ProtoReflect.Descriptor instead.
+func (*CreateDomainRequest) Descriptor() ([]byte, []int) {
+	return file_virtd_driver_v1_driver_proto_rawDescGZIP(), []int{29}
+}
+
+func (x *CreateDomainRequest) GetXml() string {
+	if x != nil {
+		return x.Xml
+	}
+	return ""
+}
+
+type CreateDomainResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Domain        *Domain                `protobuf:"bytes,1,opt,name=domain,proto3" json:"domain,omitempty"`
+	Record        *Record                `protobuf:"bytes,2,opt,name=record,proto3" json:"record,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateDomainResponse) Reset() {
+	*x = CreateDomainResponse{}
+	mi := &file_virtd_driver_v1_driver_proto_msgTypes[30]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateDomainResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateDomainResponse) ProtoMessage() {}
+
+func (x *CreateDomainResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_virtd_driver_v1_driver_proto_msgTypes[30]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateDomainResponse.ProtoReflect.Descriptor instead.
+func (*CreateDomainResponse) Descriptor() ([]byte, []int) {
+	return file_virtd_driver_v1_driver_proto_rawDescGZIP(), []int{30}
+}
+
+func (x *CreateDomainResponse) GetDomain() *Domain {
+	if x != nil {
+		return x.Domain
+	}
+	return nil
+}
+
+func (x *CreateDomainResponse) GetRecord() *Record {
+	if x != nil {
+		return x.Record
+	}
+	return nil
+}
+
 type ShutdownDomainRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Uuid          string                 `protobuf:"bytes,1,opt,name=uuid,proto3" json:"uuid,omitempty"`
@@ -1900,7 +1996,7 @@ type ShutdownDomainRequest struct {
 
 func (x *ShutdownDomainRequest) Reset() {
 	*x = ShutdownDomainRequest{}
-	mi := &file_virtd_driver_v1_driver_proto_msgTypes[29]
+	mi := &file_virtd_driver_v1_driver_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1912,7 +2008,7 @@ func (x *ShutdownDomainRequest) String() string {
 func (*ShutdownDomainRequest) ProtoMessage() {}
 
 func (x *ShutdownDomainRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_virtd_driver_v1_driver_proto_msgTypes[29]
+	mi := &file_virtd_driver_v1_driver_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1925,7 +2021,7 @@ func (x *ShutdownDomainRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ShutdownDomainRequest.ProtoReflect.Descriptor instead.
 func (*ShutdownDomainRequest) Descriptor() ([]byte, []int) {
-	return file_virtd_driver_v1_driver_proto_rawDescGZIP(), []int{29}
+	return file_virtd_driver_v1_driver_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *ShutdownDomainRequest) GetUuid() string {
@@ -1944,7 +2040,7 @@ type ShutdownDomainResponse struct {
 
 func (x *ShutdownDomainResponse) Reset() {
 	*x = ShutdownDomainResponse{}
-	mi := &file_virtd_driver_v1_driver_proto_msgTypes[30]
+	mi := &file_virtd_driver_v1_driver_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1956,7 +2052,7 @@ func (x *ShutdownDomainResponse) String() string {
 func (*ShutdownDomainResponse) ProtoMessage() {}
 
 func (x *ShutdownDomainResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_virtd_driver_v1_driver_proto_msgTypes[30]
+	mi := &file_virtd_driver_v1_driver_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1969,7 +2065,7 @@ func (x *ShutdownDomainResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ShutdownDomainResponse.ProtoReflect.Descriptor instead.
 func (*ShutdownDomainResponse) Descriptor() ([]byte, []int) {
-	return file_virtd_driver_v1_driver_proto_rawDescGZIP(), []int{30}
+	return file_virtd_driver_v1_driver_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *ShutdownDomainResponse) GetRecord() *Record {
@@ -1988,7 +2084,7 @@ type RebootDomainRequest struct {
 
 func (x *RebootDomainRequest) Reset() {
 	*x = RebootDomainRequest{}
-	mi := &file_virtd_driver_v1_driver_proto_msgTypes[31]
+	mi := &file_virtd_driver_v1_driver_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2000,7 +2096,7 @@ func (x *RebootDomainRequest) String() string {
 func (*RebootDomainRequest) ProtoMessage() {}
 
 func (x *RebootDomainRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_virtd_driver_v1_driver_proto_msgTypes[31]
+	mi := &file_virtd_driver_v1_driver_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2013,7 +2109,7 @@ func (x *RebootDomainRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RebootDomainRequest.ProtoReflect.Descriptor instead.
 func (*RebootDomainRequest) Descriptor() ([]byte, []int) {
-	return file_virtd_driver_v1_driver_proto_rawDescGZIP(), []int{31}
+	return file_virtd_driver_v1_driver_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *RebootDomainRequest) GetUuid() string {
@@ -2032,7 +2128,7 @@ type RebootDomainResponse struct {
 
 func (x *RebootDomainResponse) Reset() {
 	*x = RebootDomainResponse{}
-	mi := &file_virtd_driver_v1_driver_proto_msgTypes[32]
+	mi := &file_virtd_driver_v1_driver_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2044,7 +2140,7 @@ func (x *RebootDomainResponse) String() string {
 func (*RebootDomainResponse) ProtoMessage() {}
 
 func (x *RebootDomainResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_virtd_driver_v1_driver_proto_msgTypes[32]
+	mi := &file_virtd_driver_v1_driver_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2057,7 +2153,7 @@ func (x *RebootDomainResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RebootDomainResponse.ProtoReflect.Descriptor instead.
 func (*RebootDomainResponse) Descriptor() ([]byte, []int) {
-	return file_virtd_driver_v1_driver_proto_rawDescGZIP(), []int{32}
+	return file_virtd_driver_v1_driver_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *RebootDomainResponse) GetRecord() *Record {
@@ -2076,7 +2172,7 @@ type DestroyDomainRequest struct {
 
 func (x *DestroyDomainRequest) Reset() {
 	*x = DestroyDomainRequest{}
-	mi := &file_virtd_driver_v1_driver_proto_msgTypes[33]
+	mi := &file_virtd_driver_v1_driver_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2088,7 +2184,7 @@ func (x *DestroyDomainRequest) String() string {
 func (*DestroyDomainRequest) ProtoMessage() {}
 
 func (x *DestroyDomainRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_virtd_driver_v1_driver_proto_msgTypes[33]
+	mi := &file_virtd_driver_v1_driver_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2101,7 +2197,7 @@ func (x *DestroyDomainRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DestroyDomainRequest.ProtoReflect.Descriptor instead.
 func (*DestroyDomainRequest) Descriptor() ([]byte, []int) {
-	return file_virtd_driver_v1_driver_proto_rawDescGZIP(), []int{33}
+	return file_virtd_driver_v1_driver_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *DestroyDomainRequest) GetUuid() string {
@@ -2120,7 +2216,7 @@ type DestroyDomainResponse struct {
 
 func (x *DestroyDomainResponse) Reset() {
 	*x = DestroyDomainResponse{}
-	mi := &file_virtd_driver_v1_driver_proto_msgTypes[34]
+	mi := &file_virtd_driver_v1_driver_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2132,7 +2228,7 @@ func (x *DestroyDomainResponse) String() string {
 func (*DestroyDomainResponse) ProtoMessage() {}
 
 func (x *DestroyDomainResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_virtd_driver_v1_driver_proto_msgTypes[34]
+	mi := &file_virtd_driver_v1_driver_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2145,7 +2241,7 @@ func (x *DestroyDomainResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DestroyDomainResponse.ProtoReflect.Descriptor instead.
 func (*DestroyDomainResponse) Descriptor() ([]byte, []int) {
-	return file_virtd_driver_v1_driver_proto_rawDescGZIP(), []int{34}
+	return file_virtd_driver_v1_driver_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *DestroyDomainResponse) GetRecord() *Record {
@@ -2164,7 +2260,7 @@ type SuspendDomainRequest struct {
 
 func (x *SuspendDomainRequest) Reset() {
 	*x = SuspendDomainRequest{}
-	mi := &file_virtd_driver_v1_driver_proto_msgTypes[35]
+	mi := &file_virtd_driver_v1_driver_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2176,7 +2272,7 @@ func (x *SuspendDomainRequest) String() string {
 func (*SuspendDomainRequest) ProtoMessage() {}
 
 func (x *SuspendDomainRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_virtd_driver_v1_driver_proto_msgTypes[35]
+	mi := &file_virtd_driver_v1_driver_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2189,7 +2285,7 @@ func (x *SuspendDomainRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SuspendDomainRequest.ProtoReflect.Descriptor instead.
 func (*SuspendDomainRequest) Descriptor() ([]byte, []int) {
-	return file_virtd_driver_v1_driver_proto_rawDescGZIP(), []int{35}
+	return file_virtd_driver_v1_driver_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *SuspendDomainRequest) GetUuid() string {
@@ -2208,7 +2304,7 @@ type SuspendDomainResponse struct {
 
 func (x *SuspendDomainResponse) Reset() {
 	*x = SuspendDomainResponse{}
-	mi := &file_virtd_driver_v1_driver_proto_msgTypes[36]
+	mi := &file_virtd_driver_v1_driver_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2220,7 +2316,7 @@ func (x *SuspendDomainResponse) String() string {
 func (*SuspendDomainResponse) ProtoMessage() {}
 
 func (x *SuspendDomainResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_virtd_driver_v1_driver_proto_msgTypes[36]
+	mi := &file_virtd_driver_v1_driver_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2233,7 +2329,7 @@ func (x *SuspendDomainResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SuspendDomainResponse.ProtoReflect.Descriptor instead.
 func (*SuspendDomainResponse) Descriptor() ([]byte, []int) {
-	return file_virtd_driver_v1_driver_proto_rawDescGZIP(), []int{36}
+	return file_virtd_driver_v1_driver_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *SuspendDomainResponse) GetRecord() *Record {
@@ -2252,7 +2348,7 @@ type ResumeDomainRequest struct {
 
 func (x *ResumeDomainRequest) Reset() {
 	*x = ResumeDomainRequest{}
-	mi := &file_virtd_driver_v1_driver_proto_msgTypes[37]
+	mi := &file_virtd_driver_v1_driver_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2264,7 +2360,7 @@ func (x *ResumeDomainRequest) String() string {
 func (*ResumeDomainRequest) ProtoMessage() {}
 
 func (x *ResumeDomainRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_virtd_driver_v1_driver_proto_msgTypes[37]
+	mi := &file_virtd_driver_v1_driver_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2277,7 +2373,7 @@ func (x *ResumeDomainRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResumeDomainRequest.ProtoReflect.Descriptor instead.
 func (*ResumeDomainRequest) Descriptor() ([]byte, []int) {
-	return file_virtd_driver_v1_driver_proto_rawDescGZIP(), []int{37}
+	return file_virtd_driver_v1_driver_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *ResumeDomainRequest) GetUuid() string {
@@ -2296,7 +2392,7 @@ type ResumeDomainResponse struct {
 
 func (x *ResumeDomainResponse) Reset() {
 	*x = ResumeDomainResponse{}
-	mi := &file_virtd_driver_v1_driver_proto_msgTypes[38]
+	mi := &file_virtd_driver_v1_driver_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2308,7 +2404,7 @@ func (x *ResumeDomainResponse) String() string {
 func (*ResumeDomainResponse) ProtoMessage() {}
 
 func (x *ResumeDomainResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_virtd_driver_v1_driver_proto_msgTypes[38]
+	mi := &file_virtd_driver_v1_driver_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2321,7 +2417,7 @@ func (x *ResumeDomainResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResumeDomainResponse.ProtoReflect.Descriptor instead.
 func (*ResumeDomainResponse) Descriptor() ([]byte, []int) {
-	return file_virtd_driver_v1_driver_proto_rawDescGZIP(), []int{38}
+	return file_virtd_driver_v1_driver_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *ResumeDomainResponse) GetRecord() *Record {
@@ -2340,7 +2436,7 @@ type GetDomainInfoRequest struct {
 
 func (x *GetDomainInfoRequest) Reset() {
 	*x = GetDomainInfoRequest{}
-	mi := &file_virtd_driver_v1_driver_proto_msgTypes[39]
+	mi := &file_virtd_driver_v1_driver_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2352,7 +2448,7 @@ func (x *GetDomainInfoRequest) String() string {
 func (*GetDomainInfoRequest) ProtoMessage() {}
 
 func (x *GetDomainInfoRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_virtd_driver_v1_driver_proto_msgTypes[39]
+	mi := &file_virtd_driver_v1_driver_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2365,7 +2461,7 @@ func (x *GetDomainInfoRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetDomainInfoRequest.ProtoReflect.Descriptor instead.
 func (*GetDomainInfoRequest) Descriptor() ([]byte, []int) {
-	return file_virtd_driver_v1_driver_proto_rawDescGZIP(), []int{39}
+	return file_virtd_driver_v1_driver_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *GetDomainInfoRequest) GetUuid() string {
@@ -2384,7 +2480,7 @@ type GetDomainInfoResponse struct {
 
 func (x *GetDomainInfoResponse) Reset() {
 	*x = GetDomainInfoResponse{}
-	mi := &file_virtd_driver_v1_driver_proto_msgTypes[40]
+	mi := &file_virtd_driver_v1_driver_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2396,7 +2492,7 @@ func (x *GetDomainInfoResponse) String() string {
 func (*GetDomainInfoResponse) ProtoMessage() {}
 
 func (x *GetDomainInfoResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_virtd_driver_v1_driver_proto_msgTypes[40]
+	mi := &file_virtd_driver_v1_driver_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2409,7 +2505,7 @@ func (x *GetDomainInfoResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetDomainInfoResponse.ProtoReflect.Descriptor instead.
 func (*GetDomainInfoResponse) Descriptor() ([]byte, []int) {
-	return file_virtd_driver_v1_driver_proto_rawDescGZIP(), []int{40}
+	return file_virtd_driver_v1_driver_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *GetDomainInfoResponse) GetInfo() *DomainInfo {
@@ -2428,7 +2524,7 @@ type GetDomainStateRequest struct {
 
 func (x *GetDomainStateRequest) Reset() {
 	*x = GetDomainStateRequest{}
-	mi := &file_virtd_driver_v1_driver_proto_msgTypes[41]
+	mi := &file_virtd_driver_v1_driver_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2440,7 +2536,7 @@ func (x *GetDomainStateRequest) String() string {
 func (*GetDomainStateRequest) ProtoMessage() {}
 
 func (x *GetDomainStateRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_virtd_driver_v1_driver_proto_msgTypes[41]
+	mi := &file_virtd_driver_v1_driver_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2453,7 +2549,7 @@ func (x *GetDomainStateRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetDomainStateRequest.ProtoReflect.Descriptor instead.
 func (*GetDomainStateRequest) Descriptor() ([]byte, []int) {
-	return file_virtd_driver_v1_driver_proto_rawDescGZIP(), []int{41}
+	return file_virtd_driver_v1_driver_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *GetDomainStateRequest) GetUuid() string {
@@ -2473,7 +2569,7 @@ type GetDomainStateResponse struct {
 
 func (x *GetDomainStateResponse) Reset() {
 	*x = GetDomainStateResponse{}
-	mi := &file_virtd_driver_v1_driver_proto_msgTypes[42]
+	mi := &file_virtd_driver_v1_driver_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2485,7 +2581,7 @@ func (x *GetDomainStateResponse) String() string {
 func (*GetDomainStateResponse) ProtoMessage() {}
 
 func (x *GetDomainStateResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_virtd_driver_v1_driver_proto_msgTypes[42]
+	mi := &file_virtd_driver_v1_driver_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2498,7 +2594,7 @@ func (x *GetDomainStateResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetDomainStateResponse.ProtoReflect.Descriptor instead.
 func (*GetDomainStateResponse) Descriptor() ([]byte, []int) {
-	return file_virtd_driver_v1_driver_proto_rawDescGZIP(), []int{42}
+	return file_virtd_driver_v1_driver_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *GetDomainStateResponse) GetState() DomainState {
@@ -2526,7 +2622,7 @@ type GetDomainXMLRequest struct {
 
 func (x *GetDomainXMLRequest) Reset() {
 	*x = GetDomainXMLRequest{}
-	mi := &file_virtd_driver_v1_driver_proto_msgTypes[43]
+	mi := &file_virtd_driver_v1_driver_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2538,7 +2634,7 @@ func (x *GetDomainXMLRequest) String() string {
 func (*GetDomainXMLRequest) ProtoMessage() {}
 
 func (x *GetDomainXMLRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_virtd_driver_v1_driver_proto_msgTypes[43]
+	mi := &file_virtd_driver_v1_driver_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2551,7 +2647,7 @@ func (x *GetDomainXMLRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetDomainXMLRequest.ProtoReflect.Descriptor instead.
 func (*GetDomainXMLRequest) Descriptor() ([]byte, []int) {
-	return file_virtd_driver_v1_driver_proto_rawDescGZIP(), []int{43}
+	return file_virtd_driver_v1_driver_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *GetDomainXMLRequest) GetUuid() string {
@@ -2577,7 +2673,7 @@ type GetDomainXMLResponse struct {
 
 func (x *GetDomainXMLResponse) Reset() {
 	*x = GetDomainXMLResponse{}
-	mi := &file_virtd_driver_v1_driver_proto_msgTypes[44]
+	mi := &file_virtd_driver_v1_driver_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2589,7 +2685,7 @@ func (x *GetDomainXMLResponse) String() string {
 func (*GetDomainXMLResponse) ProtoMessage() {}
 
 func (x *GetDomainXMLResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_virtd_driver_v1_driver_proto_msgTypes[44]
+	mi := &file_virtd_driver_v1_driver_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2602,7 +2698,7 @@ func (x *GetDomainXMLResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetDomainXMLResponse.ProtoReflect.Descriptor instead.
 func (*GetDomainXMLResponse) Descriptor() ([]byte, []int) {
-	return file_virtd_driver_v1_driver_proto_rawDescGZIP(), []int{44}
+	return file_virtd_driver_v1_driver_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *GetDomainXMLResponse) GetXml() string {
@@ -2621,7 +2717,7 @@ type GetDomainAutostartRequest struct {
 
 func (x *GetDomainAutostartRequest) Reset() {
 	*x = GetDomainAutostartRequest{}
-	mi := &file_virtd_driver_v1_driver_proto_msgTypes[45]
+	mi := &file_virtd_driver_v1_driver_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2633,7 +2729,7 @@ func (x *GetDomainAutostartRequest) String() string {
 func (*GetDomainAutostartRequest) ProtoMessage() {}
 
 func (x *GetDomainAutostartRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_virtd_driver_v1_driver_proto_msgTypes[45]
+	mi := &file_virtd_driver_v1_driver_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2646,7 +2742,7 @@ func (x *GetDomainAutostartRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetDomainAutostartRequest.ProtoReflect.Descriptor instead.
 func (*GetDomainAutostartRequest) Descriptor() ([]byte, []int) {
-	return file_virtd_driver_v1_driver_proto_rawDescGZIP(), []int{45}
+	return file_virtd_driver_v1_driver_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *GetDomainAutostartRequest) GetUuid() string {
@@ -2665,7 +2761,7 @@ type GetDomainAutostartResponse struct {
 
 func (x *GetDomainAutostartResponse) Reset() {
 	*x = GetDomainAutostartResponse{}
-	mi := &file_virtd_driver_v1_driver_proto_msgTypes[46]
+	mi := &file_virtd_driver_v1_driver_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2677,7 +2773,7 @@ func (x *GetDomainAutostartResponse) String() string {
 func (*GetDomainAutostartResponse) ProtoMessage() {}
 
 func (x *GetDomainAutostartResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_virtd_driver_v1_driver_proto_msgTypes[46]
+	mi := &file_virtd_driver_v1_driver_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2690,7 +2786,7 @@ func (x *GetDomainAutostartResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetDomainAutostartResponse.ProtoReflect.Descriptor instead.
 func (*GetDomainAutostartResponse) Descriptor() ([]byte, []int) {
-	return file_virtd_driver_v1_driver_proto_rawDescGZIP(), []int{46}
+	return file_virtd_driver_v1_driver_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *GetDomainAutostartResponse) GetAutostart() bool {
@@ -2710,7 +2806,7 @@ type SetDomainAutostartRequest struct {
 
 func (x *SetDomainAutostartRequest) Reset() {
 	*x = SetDomainAutostartRequest{}
-	mi := &file_virtd_driver_v1_driver_proto_msgTypes[47]
+	mi := &file_virtd_driver_v1_driver_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2722,7 +2818,7 @@ func (x *SetDomainAutostartRequest) String() string {
 func (*SetDomainAutostartRequest) ProtoMessage() {}
 
 func (x *SetDomainAutostartRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_virtd_driver_v1_driver_proto_msgTypes[47]
+	mi := &file_virtd_driver_v1_driver_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2735,7 +2831,7 @@ func (x *SetDomainAutostartRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetDomainAutostartRequest.ProtoReflect.Descriptor instead.
 func (*SetDomainAutostartRequest) Descriptor() ([]byte, []int) {
-	return file_virtd_driver_v1_driver_proto_rawDescGZIP(), []int{47}
+	return file_virtd_driver_v1_driver_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *SetDomainAutostartRequest) GetUuid() string {
@@ -2761,7 +2857,7 @@ type SetDomainAutostartResponse struct {
 
 func (x *SetDomainAutostartResponse) Reset() {
 	*x = SetDomainAutostartResponse{}
-	mi := &file_virtd_driver_v1_driver_proto_msgTypes[48]
+	mi := &file_virtd_driver_v1_driver_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2773,7 +2869,7 @@ func (x *SetDomainAutostartResponse) String() string {
 func (*SetDomainAutostartResponse) ProtoMessage() {}
 
 func (x *SetDomainAutostartResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_virtd_driver_v1_driver_proto_msgTypes[48]
+	mi := &file_virtd_driver_v1_driver_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2786,7 +2882,7 @@ func (x *SetDomainAutostartResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetDomainAutostartResponse.ProtoReflect.Descriptor instead.
 func (*SetDomainAutostartResponse) Descriptor() ([]byte, []int) {
-	return file_virtd_driver_v1_driver_proto_rawDescGZIP(), []int{48}
+	return file_virtd_driver_v1_driver_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *SetDomainAutostartResponse) GetRecord() *Record {
@@ -2804,7 +2900,7 @@ type WatchEventsRequest struct {
 
 func (x *WatchEventsRequest) Reset() {
 	*x = WatchEventsRequest{}
-	mi := &file_virtd_driver_v1_driver_proto_msgTypes[49]
+	mi := &file_virtd_driver_v1_driver_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2816,7 +2912,7 @@ func (x *WatchEventsRequest) String() string {
 func (*WatchEventsRequest) ProtoMessage() {}
 
 func (x *WatchEventsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_virtd_driver_v1_driver_proto_msgTypes[49]
+	mi := &file_virtd_driver_v1_driver_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2829,7 +2925,7 @@ func (x *WatchEventsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchEventsRequest.ProtoReflect.Descriptor instead.
 func (*WatchEventsRequest) Descriptor() ([]byte, []int) {
-	return file_virtd_driver_v1_driver_proto_rawDescGZIP(), []int{49}
+	return file_virtd_driver_v1_driver_proto_rawDescGZIP(), []int{51}
 }
 
 type WatchEventsResponse struct {
@@ -2841,7 +2937,7 @@ type WatchEventsResponse struct {
 
 func (x *WatchEventsResponse) Reset() {
 	*x = WatchEventsResponse{}
-	mi := &file_virtd_driver_v1_driver_proto_msgTypes[50]
+	mi := &file_virtd_driver_v1_driver_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2853,7 +2949,7 @@ func (x *WatchEventsResponse) String() string {
 func (*WatchEventsResponse) ProtoMessage() {}
 
 func (x *WatchEventsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_virtd_driver_v1_driver_proto_msgTypes[50]
+	mi := &file_virtd_driver_v1_driver_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2866,7 +2962,7 @@ func (x *WatchEventsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchEventsResponse.ProtoReflect.Descriptor instead.
 func (*WatchEventsResponse) Descriptor() ([]byte, []int) {
-	return file_virtd_driver_v1_driver_proto_rawDescGZIP(), []int{50}
+	return file_virtd_driver_v1_driver_proto_rawDescGZIP(), []int{52}
 }
 
 func (x *WatchEventsResponse) GetEvent() *Event {
@@ -2886,7 +2982,7 @@ type DomainXMLToNativeRequest struct {
 
 func (x *DomainXMLToNativeRequest) Reset() {
 	*x = DomainXMLToNativeRequest{}
-	mi := &file_virtd_driver_v1_driver_proto_msgTypes[51]
+	mi := &file_virtd_driver_v1_driver_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2898,7 +2994,7 @@ func (x *DomainXMLToNativeRequest) String() string {
 func (*DomainXMLToNativeRequest) ProtoMessage() {}
 
 func (x *DomainXMLToNativeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_virtd_driver_v1_driver_proto_msgTypes[51]
+	mi := &file_virtd_driver_v1_driver_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2911,7 +3007,7 @@ func (x *DomainXMLToNativeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DomainXMLToNativeRequest.ProtoReflect.Descriptor instead.
 func (*DomainXMLToNativeRequest) Descriptor() ([]byte, []int) {
-	return file_virtd_driver_v1_driver_proto_rawDescGZIP(), []int{51}
+	return file_virtd_driver_v1_driver_proto_rawDescGZIP(), []int{53}
 }
 
 func (x *DomainXMLToNativeRequest) GetFormat() string {
@@ -2937,7 +3033,7 @@ type DomainXMLToNativeResponse struct {
 
 func (x *DomainXMLToNativeResponse) Reset() {
 	*x = DomainXMLToNativeResponse{}
-	mi := &file_virtd_driver_v1_driver_proto_msgTypes[52]
+	mi := &file_virtd_driver_v1_driver_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2949,7 +3045,7 @@ func (x *DomainXMLToNativeResponse) String() string {
 func (*DomainXMLToNativeResponse) ProtoMessage() {}
 
 func (x *DomainXMLToNativeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_virtd_driver_v1_driver_proto_msgTypes[52]
+	mi := &file_virtd_driver_v1_driver_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2962,7 +3058,7 @@ func (x *DomainXMLToNativeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DomainXMLToNativeResponse.ProtoReflect.Descriptor instead.
 func (*DomainXMLToNativeResponse) Descriptor() ([]byte, []int) {
-	return file_virtd_driver_v1_driver_proto_rawDescGZIP(), []int{52}
+	return file_virtd_driver_v1_driver_proto_rawDescGZIP(), []int{54}
 }
 
 func (x *DomainXMLToNativeResponse) GetConfig() string {
@@ -2982,7 +3078,7 @@ type DomainXMLFromNativeRequest struct {
 
 func (x *DomainXMLFromNativeRequest) Reset() {
 	*x = DomainXMLFromNativeRequest{}
-	mi := &file_virtd_driver_v1_driver_proto_msgTypes[53]
+	mi := &file_virtd_driver_v1_driver_proto_msgTypes[55]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2994,7 +3090,7 @@ func (x *DomainXMLFromNativeRequest) String() string {
 func (*DomainXMLFromNativeRequest) ProtoMessage() {}
 
 func (x *DomainXMLFromNativeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_virtd_driver_v1_driver_proto_msgTypes[53]
+	mi := &file_virtd_driver_v1_driver_proto_msgTypes[55]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3007,7 +3103,7 @@ func (x *DomainXMLFromNativeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DomainXMLFromNativeRequest.ProtoReflect.Descriptor instead.
 func (*DomainXMLFromNativeRequest) Descriptor() ([]byte, []int) {
-	return file_virtd_driver_v1_driver_proto_rawDescGZIP(), []int{53}
+	return file_virtd_driver_v1_driver_proto_rawDescGZIP(), []int{55}
 }
 
 func (x *DomainXMLFromNativeRequest) GetFormat() string {
@@ -3033,7 +3129,7 @@ type DomainXMLFromNativeResponse struct {
 
 func (x *DomainXMLFromNativeResponse) Reset() {
 	*x = DomainXMLFromNativeResponse{}
-	mi := &file_virtd_driver_v1_driver_proto_msgTypes[54]
+	mi := &file_virtd_driver_v1_driver_proto_msgTypes[56]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3045,7 +3141,7 @@ func (x *DomainXMLFromNativeResponse) String() string {
 func (*DomainXMLFromNativeResponse) ProtoMessage() {}
 
 func (x *DomainXMLFromNativeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_virtd_driver_v1_driver_proto_msgTypes[54]
+	mi := &file_virtd_driver_v1_driver_proto_msgTypes[56]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3058,7 +3154,7 @@ func (x *DomainXMLFromNativeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DomainXMLFromNativeResponse.ProtoReflect.Descriptor instead.
 func (*DomainXMLFromNativeResponse) Descriptor() ([]byte, []int) {
-	return file_virtd_driver_v1_driver_proto_rawDescGZIP(), []int{54}
+	return file_virtd_driver_v1_driver_proto_rawDescGZIP(), []int{56}
 }
 
 func (x *DomainXMLFromNativeResponse) GetXml() string {
@@ -3079,7 +3175,7 @@ type ConsoleTarget struct {
 
 func (x *ConsoleTarget) Reset() {
 	*x = ConsoleTarget{}
-	mi := &file_virtd_driver_v1_driver_proto_msgTypes[55]
+	mi := &file_virtd_driver_v1_driver_proto_msgTypes[57]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3091,7 +3187,7 @@ func (x *ConsoleTarget) String() string {
 func (*ConsoleTarget) ProtoMessage() {}
 
 func (x *ConsoleTarget) ProtoReflect() protoreflect.Message {
-	mi := &file_virtd_driver_v1_driver_proto_msgTypes[55]
+	mi := &file_virtd_driver_v1_driver_proto_msgTypes[57]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3104,7 +3200,7 @@ func (x *ConsoleTarget) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConsoleTarget.ProtoReflect.Descriptor instead.
 func (*ConsoleTarget) Descriptor() ([]byte, []int) {
-	return file_virtd_driver_v1_driver_proto_rawDescGZIP(), []int{55}
+	return file_virtd_driver_v1_driver_proto_rawDescGZIP(), []int{57}
 }
 
 func (x *ConsoleTarget) GetUuid() string {
@@ -3134,7 +3230,7 @@ type OpenConsoleRequest struct {
 
 func (x *OpenConsoleRequest) Reset() {
 	*x = OpenConsoleRequest{}
-	mi := &file_virtd_driver_v1_driver_proto_msgTypes[56]
+	mi := &file_virtd_driver_v1_driver_proto_msgTypes[58]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3146,7 +3242,7 @@ func (x *OpenConsoleRequest) String() string {
 func (*OpenConsoleRequest) ProtoMessage() {}
 
 func (x *OpenConsoleRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_virtd_driver_v1_driver_proto_msgTypes[56]
+	mi := &file_virtd_driver_v1_driver_proto_msgTypes[58]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3159,7 +3255,7 @@ func (x *OpenConsoleRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OpenConsoleRequest.ProtoReflect.Descriptor instead.
 func (*OpenConsoleRequest) Descriptor() ([]byte, []int) {
-	return file_virtd_driver_v1_driver_proto_rawDescGZIP(), []int{56}
+	return file_virtd_driver_v1_driver_proto_rawDescGZIP(), []int{58}
 }
 
 func (x *OpenConsoleRequest) GetMsg() isOpenConsoleRequest_Msg {
@@ -3212,7 +3308,7 @@ type OpenConsoleResponse struct {
 
 func (x *OpenConsoleResponse) Reset() {
 	*x = OpenConsoleResponse{}
-	mi := &file_virtd_driver_v1_driver_proto_msgTypes[57]
+	mi := &file_virtd_driver_v1_driver_proto_msgTypes[59]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3224,7 +3320,7 @@ func (x *OpenConsoleResponse) String() string {
 func (*OpenConsoleResponse) ProtoMessage() {}
 
 func (x *OpenConsoleResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_virtd_driver_v1_driver_proto_msgTypes[57]
+	mi := &file_virtd_driver_v1_driver_proto_msgTypes[59]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3237,7 +3333,7 @@ func (x *OpenConsoleResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OpenConsoleResponse.ProtoReflect.Descriptor instead.
 func (*OpenConsoleResponse) Descriptor() ([]byte, []int) {
-	return file_virtd_driver_v1_driver_proto_rawDescGZIP(), []int{57}
+	return file_virtd_driver_v1_driver_proto_rawDescGZIP(), []int{59}
 }
 
 func (x *OpenConsoleResponse) GetOutput() []byte {
@@ -3255,7 +3351,7 @@ type WatchRecordsRequest struct {
 
 func (x *WatchRecordsRequest) Reset() {
 	*x = WatchRecordsRequest{}
-	mi := &file_virtd_driver_v1_driver_proto_msgTypes[58]
+	mi := &file_virtd_driver_v1_driver_proto_msgTypes[60]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3267,7 +3363,7 @@ func (x *WatchRecordsRequest) String() string {
 func (*WatchRecordsRequest) ProtoMessage() {}
 
 func (x *WatchRecordsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_virtd_driver_v1_driver_proto_msgTypes[58]
+	mi := &file_virtd_driver_v1_driver_proto_msgTypes[60]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3280,7 +3376,7 @@ func (x *WatchRecordsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchRecordsRequest.ProtoReflect.Descriptor instead.
 func (*WatchRecordsRequest) Descriptor() ([]byte, []int) {
-	return file_virtd_driver_v1_driver_proto_rawDescGZIP(), []int{58}
+	return file_virtd_driver_v1_driver_proto_rawDescGZIP(), []int{60}
 }
 
 type WatchRecordsResponse struct {
@@ -3299,7 +3395,7 @@ type WatchRecordsResponse struct {
 
 func (x *WatchRecordsResponse) Reset() {
 	*x = WatchRecordsResponse{}
-	mi := &file_virtd_driver_v1_driver_proto_msgTypes[59]
+	mi := &file_virtd_driver_v1_driver_proto_msgTypes[61]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3311,7 +3407,7 @@ func (x *WatchRecordsResponse) String() string {
 func (*WatchRecordsResponse) ProtoMessage() {}
 
 func (x *WatchRecordsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_virtd_driver_v1_driver_proto_msgTypes[59]
+	mi := &file_virtd_driver_v1_driver_proto_msgTypes[61]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3324,7 +3420,7 @@ func (x *WatchRecordsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchRecordsResponse.ProtoReflect.Descriptor instead.
 func (*WatchRecordsResponse) Descriptor() ([]byte, []int) {
-	return file_virtd_driver_v1_driver_proto_rawDescGZIP(), []int{59}
+	return file_virtd_driver_v1_driver_proto_rawDescGZIP(), []int{61}
 }
 
 func (x *WatchRecordsResponse) GetSnapshotGen() uint64 {
@@ -3363,7 +3459,7 @@ type GetFactsRequest struct {
 
 func (x *GetFactsRequest) Reset() {
 	*x = GetFactsRequest{}
-	mi := &file_virtd_driver_v1_driver_proto_msgTypes[60]
+	mi := &file_virtd_driver_v1_driver_proto_msgTypes[62]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3375,7 +3471,7 @@ func (x *GetFactsRequest) String() string {
 func (*GetFactsRequest) ProtoMessage() {}
 
 func (x *GetFactsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_virtd_driver_v1_driver_proto_msgTypes[60]
+	mi := &file_virtd_driver_v1_driver_proto_msgTypes[62]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3388,7 +3484,7 @@ func (x *GetFactsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetFactsRequest.ProtoReflect.Descriptor instead.
 func (*GetFactsRequest) Descriptor() ([]byte, []int) {
-	return file_virtd_driver_v1_driver_proto_rawDescGZIP(), []int{60}
+	return file_virtd_driver_v1_driver_proto_rawDescGZIP(), []int{62}
 }
 
 type GetFactsResponse struct {
@@ -3410,7 +3506,7 @@ type GetFactsResponse struct {
 
 func (x *GetFactsResponse) Reset() {
 	*x = GetFactsResponse{}
-	mi := &file_virtd_driver_v1_driver_proto_msgTypes[61]
+	mi := &file_virtd_driver_v1_driver_proto_msgTypes[63]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3422,7 +3518,7 @@ func (x *GetFactsResponse) String() string {
 func (*GetFactsResponse) ProtoMessage() {}
 
 func (x *GetFactsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_virtd_driver_v1_driver_proto_msgTypes[61]
+	mi := &file_virtd_driver_v1_driver_proto_msgTypes[63]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3435,7 +3531,7 @@ func (x *GetFactsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetFactsResponse.ProtoReflect.Descriptor instead.
 func (*GetFactsResponse) Descriptor() ([]byte, []int) {
-	return file_virtd_driver_v1_driver_proto_rawDescGZIP(), []int{61}
+	return file_virtd_driver_v1_driver_proto_rawDescGZIP(), []int{63}
 }
 
 func (x *GetFactsResponse) GetInfo() *DriverInfo {
@@ -3499,7 +3595,7 @@ type ProfileRequest struct {
 
 func (x *ProfileRequest) Reset() {
 	*x = ProfileRequest{}
-	mi := &file_virtd_driver_v1_driver_proto_msgTypes[62]
+	mi := &file_virtd_driver_v1_driver_proto_msgTypes[64]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3511,7 +3607,7 @@ func (x *ProfileRequest) String() string {
 func (*ProfileRequest) ProtoMessage() {}
 
 func (x *ProfileRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_virtd_driver_v1_driver_proto_msgTypes[62]
+	mi := &file_virtd_driver_v1_driver_proto_msgTypes[64]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3524,7 +3620,7 @@ func (x *ProfileRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProfileRequest.ProtoReflect.Descriptor instead.
 func (*ProfileRequest) Descriptor() ([]byte, []int) {
-	return file_virtd_driver_v1_driver_proto_rawDescGZIP(), []int{62}
+	return file_virtd_driver_v1_driver_proto_rawDescGZIP(), []int{64}
 }
 
 func (x *ProfileRequest) GetKind() string {
@@ -3552,7 +3648,7 @@ type ProfileResponse struct {
 
 func (x *ProfileResponse) Reset() {
 	*x = ProfileResponse{}
-	mi := &file_virtd_driver_v1_driver_proto_msgTypes[63]
+	mi := &file_virtd_driver_v1_driver_proto_msgTypes[65]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3564,7 +3660,7 @@ func (x *ProfileResponse) String() string {
 func (*ProfileResponse) ProtoMessage() {}
 
 func (x *ProfileResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_virtd_driver_v1_driver_proto_msgTypes[63]
+	mi := &file_virtd_driver_v1_driver_proto_msgTypes[65]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3577,7 +3673,7 @@ func (x *ProfileResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProfileResponse.ProtoReflect.Descriptor instead.
 func (*ProfileResponse) Descriptor() ([]byte, []int) {
-	return file_virtd_driver_v1_driver_proto_rawDescGZIP(), []int{63}
+	return file_virtd_driver_v1_driver_proto_rawDescGZIP(), []int{65}
 }
 
 func (x *ProfileResponse) GetData() []byte {
@@ -3700,6 +3796,11 @@ const file_virtd_driver_v1_driver_proto_rawDesc = "" +
 	"\x04uuid\x18\x01 \x01(\tR\x04uuid\"w\n" +
 	"\x13StartDomainResponse\x12/\n" +
 	"\x06domain\x18\x01 \x01(\v2\x17.virtd.driver.v1.DomainR\x06domain\x12/\n" +
+	"\x06record\x18\x02 \x01(\v2\x17.virtd.driver.v1.RecordR\x06record\"'\n" +
+	"\x13CreateDomainRequest\x12\x10\n" +
+	"\x03xml\x18\x01 \x01(\tR\x03xml\"x\n" +
+	"\x14CreateDomainResponse\x12/\n" +
+	"\x06domain\x18\x01 \x01(\v2\x17.virtd.driver.v1.DomainR\x06domain\x12/\n" +
 	"\x06record\x18\x02 \x01(\v2\x17.virtd.driver.v1.RecordR\x06record\"+\n" +
 	"\x15ShutdownDomainRequest\x12\x12\n" +
 	"\x04uuid\x18\x01 \x01(\tR\x04uuid\"I\n" +
@@ -3810,7 +3911,7 @@ const file_virtd_driver_v1_driver_proto_rawDesc = "" +
 	"\x12EVENT_TYPE_STOPPED\x10\x06\x12\x17\n" +
 	"\x13EVENT_TYPE_SHUTDOWN\x10\a\x12\x1a\n" +
 	"\x16EVENT_TYPE_PMSUSPENDED\x10\b\x12\x16\n" +
-	"\x12EVENT_TYPE_CRASHED\x10\t2\xe0\x14\n" +
+	"\x12EVENT_TYPE_CRASHED\x10\t2\xbd\x15\n" +
 	"\rDriverService\x12L\n" +
 	"\aGetInfo\x12\x1f.virtd.driver.v1.GetInfoRequest\x1a .virtd.driver.v1.GetInfoResponse\x12R\n" +
 	"\tKeepAlive\x12!.virtd.driver.v1.KeepAliveRequest\x1a\".virtd.driver.v1.KeepAliveResponse\x12O\n" +
@@ -3822,7 +3923,8 @@ const file_virtd_driver_v1_driver_proto_rawDesc = "" +
 	"\fLookupDomain\x12$.virtd.driver.v1.LookupDomainRequest\x1a%.virtd.driver.v1.LookupDomainResponse\x12[\n" +
 	"\fDefineDomain\x12$.virtd.driver.v1.DefineDomainRequest\x1a%.virtd.driver.v1.DefineDomainResponse\x12a\n" +
 	"\x0eUndefineDomain\x12&.virtd.driver.v1.UndefineDomainRequest\x1a'.virtd.driver.v1.UndefineDomainResponse\x12X\n" +
-	"\vStartDomain\x12#.virtd.driver.v1.StartDomainRequest\x1a$.virtd.driver.v1.StartDomainResponse\x12a\n" +
+	"\vStartDomain\x12#.virtd.driver.v1.StartDomainRequest\x1a$.virtd.driver.v1.StartDomainResponse\x12[\n" +
+	"\fCreateDomain\x12$.virtd.driver.v1.CreateDomainRequest\x1a%.virtd.driver.v1.CreateDomainResponse\x12a\n" +
 	"\x0eShutdownDomain\x12&.virtd.driver.v1.ShutdownDomainRequest\x1a'.virtd.driver.v1.ShutdownDomainResponse\x12[\n" +
 	"\fRebootDomain\x12$.virtd.driver.v1.RebootDomainRequest\x1a%.virtd.driver.v1.RebootDomainResponse\x12^\n" +
 	"\rDestroyDomain\x12%.virtd.driver.v1.DestroyDomainRequest\x1a&.virtd.driver.v1.DestroyDomainResponse\x12^\n" +
@@ -3854,7 +3956,7 @@ func file_virtd_driver_v1_driver_proto_rawDescGZIP() []byte {
 }
 
 var file_virtd_driver_v1_driver_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_virtd_driver_v1_driver_proto_msgTypes = make([]protoimpl.MessageInfo, 64)
+var file_virtd_driver_v1_driver_proto_msgTypes = make([]protoimpl.MessageInfo, 66)
 var file_virtd_driver_v1_driver_proto_goTypes = []any{
 	(Health)(0),                         // 0: virtd.driver.v1.Health
 	(DomainState)(0),                    // 1: virtd.driver.v1.DomainState
@@ -3888,41 +3990,43 @@ var file_virtd_driver_v1_driver_proto_goTypes = []any{
 	(*UndefineDomainResponse)(nil),      // 29: virtd.driver.v1.UndefineDomainResponse
 	(*StartDomainRequest)(nil),          // 30: virtd.driver.v1.StartDomainRequest
 	(*StartDomainResponse)(nil),         // 31: virtd.driver.v1.StartDomainResponse
-	(*ShutdownDomainRequest)(nil),       // 32: virtd.driver.v1.ShutdownDomainRequest
-	(*ShutdownDomainResponse)(nil),      // 33: virtd.driver.v1.ShutdownDomainResponse
-	(*RebootDomainRequest)(nil),         // 34: virtd.driver.v1.RebootDomainRequest
-	(*RebootDomainResponse)(nil),        // 35: virtd.driver.v1.RebootDomainResponse
-	(*DestroyDomainRequest)(nil),        // 36: virtd.driver.v1.DestroyDomainRequest
-	(*DestroyDomainResponse)(nil),       // 37: virtd.driver.v1.DestroyDomainResponse
-	(*SuspendDomainRequest)(nil),        // 38: virtd.driver.v1.SuspendDomainRequest
-	(*SuspendDomainResponse)(nil),       // 39: virtd.driver.v1.SuspendDomainResponse
-	(*ResumeDomainRequest)(nil),         // 40: virtd.driver.v1.ResumeDomainRequest
-	(*ResumeDomainResponse)(nil),        // 41: virtd.driver.v1.ResumeDomainResponse
-	(*GetDomainInfoRequest)(nil),        // 42: virtd.driver.v1.GetDomainInfoRequest
-	(*GetDomainInfoResponse)(nil),       // 43: virtd.driver.v1.GetDomainInfoResponse
-	(*GetDomainStateRequest)(nil),       // 44: virtd.driver.v1.GetDomainStateRequest
-	(*GetDomainStateResponse)(nil),      // 45: virtd.driver.v1.GetDomainStateResponse
-	(*GetDomainXMLRequest)(nil),         // 46: virtd.driver.v1.GetDomainXMLRequest
-	(*GetDomainXMLResponse)(nil),        // 47: virtd.driver.v1.GetDomainXMLResponse
-	(*GetDomainAutostartRequest)(nil),   // 48: virtd.driver.v1.GetDomainAutostartRequest
-	(*GetDomainAutostartResponse)(nil),  // 49: virtd.driver.v1.GetDomainAutostartResponse
-	(*SetDomainAutostartRequest)(nil),   // 50: virtd.driver.v1.SetDomainAutostartRequest
-	(*SetDomainAutostartResponse)(nil),  // 51: virtd.driver.v1.SetDomainAutostartResponse
-	(*WatchEventsRequest)(nil),          // 52: virtd.driver.v1.WatchEventsRequest
-	(*WatchEventsResponse)(nil),         // 53: virtd.driver.v1.WatchEventsResponse
-	(*DomainXMLToNativeRequest)(nil),    // 54: virtd.driver.v1.DomainXMLToNativeRequest
-	(*DomainXMLToNativeResponse)(nil),   // 55: virtd.driver.v1.DomainXMLToNativeResponse
-	(*DomainXMLFromNativeRequest)(nil),  // 56: virtd.driver.v1.DomainXMLFromNativeRequest
-	(*DomainXMLFromNativeResponse)(nil), // 57: virtd.driver.v1.DomainXMLFromNativeResponse
-	(*ConsoleTarget)(nil),               // 58: virtd.driver.v1.ConsoleTarget
-	(*OpenConsoleRequest)(nil),          // 59: virtd.driver.v1.OpenConsoleRequest
-	(*OpenConsoleResponse)(nil),         // 60: virtd.driver.v1.OpenConsoleResponse
-	(*WatchRecordsRequest)(nil),         // 61: virtd.driver.v1.WatchRecordsRequest
-	(*WatchRecordsResponse)(nil),        // 62: virtd.driver.v1.WatchRecordsResponse
-	(*GetFactsRequest)(nil),             // 63: virtd.driver.v1.GetFactsRequest
-	(*GetFactsResponse)(nil),            // 64: virtd.driver.v1.GetFactsResponse
-	(*ProfileRequest)(nil),              // 65: virtd.driver.v1.ProfileRequest
-	(*ProfileResponse)(nil),             // 66: virtd.driver.v1.ProfileResponse
+	(*CreateDomainRequest)(nil),         // 32: virtd.driver.v1.CreateDomainRequest
+	(*CreateDomainResponse)(nil),        // 33: virtd.driver.v1.CreateDomainResponse
+	(*ShutdownDomainRequest)(nil),       // 34: virtd.driver.v1.ShutdownDomainRequest
+	(*ShutdownDomainResponse)(nil),      // 35: virtd.driver.v1.ShutdownDomainResponse
+	(*RebootDomainRequest)(nil),         // 36: virtd.driver.v1.RebootDomainRequest
+	(*RebootDomainResponse)(nil),        // 37: virtd.driver.v1.RebootDomainResponse
+	(*DestroyDomainRequest)(nil),        // 38: virtd.driver.v1.DestroyDomainRequest
+	(*DestroyDomainResponse)(nil),       // 39: virtd.driver.v1.DestroyDomainResponse
+	(*SuspendDomainRequest)(nil),        // 40: virtd.driver.v1.SuspendDomainRequest
+	(*SuspendDomainResponse)(nil),       // 41: virtd.driver.v1.SuspendDomainResponse
+	(*ResumeDomainRequest)(nil),         // 42: virtd.driver.v1.ResumeDomainRequest
+	(*ResumeDomainResponse)(nil),        // 43: virtd.driver.v1.ResumeDomainResponse
+	(*GetDomainInfoRequest)(nil),        // 44: virtd.driver.v1.GetDomainInfoRequest
+	(*GetDomainInfoResponse)(nil),       // 45: virtd.driver.v1.GetDomainInfoResponse
+	(*GetDomainStateRequest)(nil),       // 46: virtd.driver.v1.GetDomainStateRequest
+	(*GetDomainStateResponse)(nil),      // 47: virtd.driver.v1.GetDomainStateResponse
+	(*GetDomainXMLRequest)(nil),         // 48: virtd.driver.v1.GetDomainXMLRequest
+	(*GetDomainXMLResponse)(nil),        // 49: virtd.driver.v1.GetDomainXMLResponse
+	(*GetDomainAutostartRequest)(nil),   // 50: virtd.driver.v1.GetDomainAutostartRequest
+	(*GetDomainAutostartResponse)(nil),  // 51: virtd.driver.v1.GetDomainAutostartResponse
+	(*SetDomainAutostartRequest)(nil),   // 52: virtd.driver.v1.SetDomainAutostartRequest
+	(*SetDomainAutostartResponse)(nil),  // 53: virtd.driver.v1.SetDomainAutostartResponse
+	(*WatchEventsRequest)(nil),          // 54: virtd.driver.v1.WatchEventsRequest
+	(*WatchEventsResponse)(nil),         // 55: virtd.driver.v1.WatchEventsResponse
+	(*DomainXMLToNativeRequest)(nil),    // 56: virtd.driver.v1.DomainXMLToNativeRequest
+	(*DomainXMLToNativeResponse)(nil),   // 57: virtd.driver.v1.DomainXMLToNativeResponse
+	(*DomainXMLFromNativeRequest)(nil),  // 58: virtd.driver.v1.DomainXMLFromNativeRequest
+	(*DomainXMLFromNativeResponse)(nil), // 59: virtd.driver.v1.DomainXMLFromNativeResponse
+	(*ConsoleTarget)(nil),               // 60: virtd.driver.v1.ConsoleTarget
+	(*OpenConsoleRequest)(nil),          // 61: virtd.driver.v1.OpenConsoleRequest
+	(*OpenConsoleResponse)(nil),         // 62: virtd.driver.v1.OpenConsoleResponse
+	(*WatchRecordsRequest)(nil),         // 63: virtd.driver.v1.WatchRecordsRequest
+	(*WatchRecordsResponse)(nil),        // 64: virtd.driver.v1.WatchRecordsResponse
+	(*GetFactsRequest)(nil),             // 65: virtd.driver.v1.GetFactsRequest
+	(*GetFactsResponse)(nil),            // 66: virtd.driver.v1.GetFactsResponse
+	(*ProfileRequest)(nil),              // 67: virtd.driver.v1.ProfileRequest
+	(*ProfileResponse)(nil),             // 68: virtd.driver.v1.ProfileResponse
 }
 var file_virtd_driver_v1_driver_proto_depIdxs = []int32{
 	0,  // 0: virtd.driver.v1.DriverInfo.health:type_name -> virtd.driver.v1.Health
@@ -3941,83 +4045,87 @@ var file_virtd_driver_v1_driver_proto_depIdxs = []int32{
 	8,  // 13: virtd.driver.v1.UndefineDomainResponse.record:type_name -> virtd.driver.v1.Record
 	4,  // 14: virtd.driver.v1.StartDomainResponse.domain:type_name -> virtd.driver.v1.Domain
 	8,  // 15: virtd.driver.v1.StartDomainResponse.record:type_name -> virtd.driver.v1.Record
-	8,  // 16: virtd.driver.v1.ShutdownDomainResponse.record:type_name -> virtd.driver.v1.Record
-	8,  // 17: virtd.driver.v1.RebootDomainResponse.record:type_name -> virtd.driver.v1.Record
-	8,  // 18: virtd.driver.v1.DestroyDomainResponse.record:type_name -> virtd.driver.v1.Record
-	8,  // 19: virtd.driver.v1.SuspendDomainResponse.record:type_name -> virtd.driver.v1.Record
-	8,  // 20: virtd.driver.v1.ResumeDomainResponse.record:type_name -> virtd.driver.v1.Record
-	5,  // 21: virtd.driver.v1.GetDomainInfoResponse.info:type_name -> virtd.driver.v1.DomainInfo
-	1,  // 22: virtd.driver.v1.GetDomainStateResponse.state:type_name -> virtd.driver.v1.DomainState
-	8,  // 23: virtd.driver.v1.SetDomainAutostartResponse.record:type_name -> virtd.driver.v1.Record
-	7,  // 24: virtd.driver.v1.WatchEventsResponse.event:type_name -> virtd.driver.v1.Event
-	58, // 25: virtd.driver.v1.OpenConsoleRequest.open:type_name -> virtd.driver.v1.ConsoleTarget
-	8,  // 26: virtd.driver.v1.WatchRecordsResponse.snapshot:type_name -> virtd.driver.v1.Record
-	7,  // 27: virtd.driver.v1.WatchRecordsResponse.event:type_name -> virtd.driver.v1.Event
-	8,  // 28: virtd.driver.v1.WatchRecordsResponse.record:type_name -> virtd.driver.v1.Record
-	3,  // 29: virtd.driver.v1.GetFactsResponse.info:type_name -> virtd.driver.v1.DriverInfo
-	6,  // 30: virtd.driver.v1.GetFactsResponse.node_info:type_name -> virtd.driver.v1.NodeInfo
-	9,  // 31: virtd.driver.v1.GetFactsResponse.stamps:type_name -> virtd.driver.v1.Stamp
-	10, // 32: virtd.driver.v1.DriverService.GetInfo:input_type -> virtd.driver.v1.GetInfoRequest
-	12, // 33: virtd.driver.v1.DriverService.KeepAlive:input_type -> virtd.driver.v1.KeepAliveRequest
-	14, // 34: virtd.driver.v1.DriverService.CheckURI:input_type -> virtd.driver.v1.CheckURIRequest
-	16, // 35: virtd.driver.v1.DriverService.GetHostname:input_type -> virtd.driver.v1.GetHostnameRequest
-	18, // 36: virtd.driver.v1.DriverService.GetCapabilities:input_type -> virtd.driver.v1.GetCapabilitiesRequest
-	20, // 37: virtd.driver.v1.DriverService.GetNodeInfo:input_type -> virtd.driver.v1.GetNodeInfoRequest
-	22, // 38: virtd.driver.v1.DriverService.ListDomains:input_type -> virtd.driver.v1.ListDomainsRequest
-	24, // 39: virtd.driver.v1.DriverService.LookupDomain:input_type -> virtd.driver.v1.LookupDomainRequest
-	26, // 40: virtd.driver.v1.DriverService.DefineDomain:input_type -> virtd.driver.v1.DefineDomainRequest
-	28, // 41: virtd.driver.v1.DriverService.UndefineDomain:input_type -> virtd.driver.v1.UndefineDomainRequest
-	30, // 42: virtd.driver.v1.DriverService.StartDomain:input_type -> virtd.driver.v1.StartDomainRequest
-	32, // 43: virtd.driver.v1.DriverService.ShutdownDomain:input_type -> virtd.driver.v1.ShutdownDomainRequest
-	34, // 44: virtd.driver.v1.DriverService.RebootDomain:input_type -> virtd.driver.v1.RebootDomainRequest
-	36, // 45: virtd.driver.v1.DriverService.DestroyDomain:input_type -> virtd.driver.v1.DestroyDomainRequest
-	38, // 46: virtd.driver.v1.DriverService.SuspendDomain:input_type -> virtd.driver.v1.SuspendDomainRequest
-	40, // 47: virtd.driver.v1.DriverService.ResumeDomain:input_type -> virtd.driver.v1.ResumeDomainRequest
-	42, // 48: virtd.driver.v1.DriverService.GetDomainInfo:input_type -> virtd.driver.v1.GetDomainInfoRequest
-	44, // 49: virtd.driver.v1.DriverService.GetDomainState:input_type -> virtd.driver.v1.GetDomainStateRequest
-	46, // 50: virtd.driver.v1.DriverService.GetDomainXML:input_type -> virtd.driver.v1.GetDomainXMLRequest
-	48, // 51: virtd.driver.v1.DriverService.GetDomainAutostart:input_type -> virtd.driver.v1.GetDomainAutostartRequest
-	50, // 52: virtd.driver.v1.DriverService.SetDomainAutostart:input_type -> virtd.driver.v1.SetDomainAutostartRequest
-	52, // 53: virtd.driver.v1.DriverService.WatchEvents:input_type -> virtd.driver.v1.WatchEventsRequest
-	61, // 54: virtd.driver.v1.DriverService.WatchRecords:input_type -> virtd.driver.v1.WatchRecordsRequest
-	63, // 55: virtd.driver.v1.DriverService.GetFacts:input_type -> virtd.driver.v1.GetFactsRequest
-	54, // 56: virtd.driver.v1.DriverService.DomainXMLToNative:input_type -> virtd.driver.v1.DomainXMLToNativeRequest
-	56, // 57: virtd.driver.v1.DriverService.DomainXMLFromNative:input_type -> virtd.driver.v1.DomainXMLFromNativeRequest
-	59, // 58: virtd.driver.v1.DriverService.OpenConsole:input_type -> virtd.driver.v1.OpenConsoleRequest
-	65, // 59: virtd.driver.v1.DriverService.Profile:input_type -> virtd.driver.v1.ProfileRequest
-	11, // 60: virtd.driver.v1.DriverService.GetInfo:output_type -> virtd.driver.v1.GetInfoResponse
-	13, // 61: virtd.driver.v1.DriverService.KeepAlive:output_type -> virtd.driver.v1.KeepAliveResponse
-	15, // 62: virtd.driver.v1.DriverService.CheckURI:output_type -> virtd.driver.v1.CheckURIResponse
-	17, // 63: virtd.driver.v1.DriverService.GetHostname:output_type -> virtd.driver.v1.GetHostnameResponse
-	19, // 64: virtd.driver.v1.DriverService.GetCapabilities:output_type -> virtd.driver.v1.GetCapabilitiesResponse
-	21, // 65: virtd.driver.v1.DriverService.GetNodeInfo:output_type -> virtd.driver.v1.GetNodeInfoResponse
-	23, // 66: virtd.driver.v1.DriverService.ListDomains:output_type -> virtd.driver.v1.ListDomainsResponse
-	25, // 67: virtd.driver.v1.DriverService.LookupDomain:output_type -> virtd.driver.v1.LookupDomainResponse
-	27, // 68: virtd.driver.v1.DriverService.DefineDomain:output_type -> virtd.driver.v1.DefineDomainResponse
-	29, // 69: virtd.driver.v1.DriverService.UndefineDomain:output_type -> virtd.driver.v1.UndefineDomainResponse
-	31, // 70: virtd.driver.v1.DriverService.StartDomain:output_type -> virtd.driver.v1.StartDomainResponse
-	33, // 71: virtd.driver.v1.DriverService.ShutdownDomain:output_type -> virtd.driver.v1.ShutdownDomainResponse
-	35, // 72: virtd.driver.v1.DriverService.RebootDomain:output_type -> virtd.driver.v1.RebootDomainResponse
-	37, // 73: virtd.driver.v1.DriverService.DestroyDomain:output_type -> virtd.driver.v1.DestroyDomainResponse
-	39, // 74: virtd.driver.v1.DriverService.SuspendDomain:output_type -> virtd.driver.v1.SuspendDomainResponse
-	41, // 75: virtd.driver.v1.DriverService.ResumeDomain:output_type -> virtd.driver.v1.ResumeDomainResponse
-	43, // 76: virtd.driver.v1.DriverService.GetDomainInfo:output_type -> virtd.driver.v1.GetDomainInfoResponse
-	45, // 77: virtd.driver.v1.DriverService.GetDomainState:output_type -> virtd.driver.v1.GetDomainStateResponse
-	47, // 78: virtd.driver.v1.DriverService.GetDomainXML:output_type -> virtd.driver.v1.GetDomainXMLResponse
-	49, // 79: virtd.driver.v1.DriverService.GetDomainAutostart:output_type -> virtd.driver.v1.GetDomainAutostartResponse
-	51, // 80: virtd.driver.v1.DriverService.SetDomainAutostart:output_type -> virtd.driver.v1.SetDomainAutostartResponse
-	53, // 81: virtd.driver.v1.DriverService.WatchEvents:output_type -> virtd.driver.v1.WatchEventsResponse
-	62, // 82: virtd.driver.v1.DriverService.WatchRecords:output_type -> virtd.driver.v1.WatchRecordsResponse
-	64, // 83: virtd.driver.v1.DriverService.GetFacts:output_type -> virtd.driver.v1.GetFactsResponse
-	55, // 84: virtd.driver.v1.DriverService.DomainXMLToNative:output_type -> virtd.driver.v1.DomainXMLToNativeResponse
-	57, // 85: virtd.driver.v1.DriverService.DomainXMLFromNative:output_type -> virtd.driver.v1.DomainXMLFromNativeResponse
-	60, // 86: virtd.driver.v1.DriverService.OpenConsole:output_type -> virtd.driver.v1.OpenConsoleResponse
-	66, // 87: virtd.driver.v1.DriverService.Profile:output_type -> virtd.driver.v1.ProfileResponse
-	60, // [60:88] is the sub-list for method output_type
-	32, // [32:60] is the sub-list for method input_type
-	32, // [32:32] is the sub-list for extension type_name
-	32, // [32:32] is the sub-list for extension extendee
-	0,  // [0:32] is the sub-list for field type_name
+	4,  // 16: virtd.driver.v1.CreateDomainResponse.domain:type_name -> virtd.driver.v1.Domain
+	8,  // 17: virtd.driver.v1.CreateDomainResponse.record:type_name -> virtd.driver.v1.Record
+	8,  // 18: virtd.driver.v1.ShutdownDomainResponse.record:type_name -> virtd.driver.v1.Record
+	8,  // 19: virtd.driver.v1.RebootDomainResponse.record:type_name -> virtd.driver.v1.Record
+	8,  // 20: virtd.driver.v1.DestroyDomainResponse.record:type_name -> virtd.driver.v1.Record
+	8,  // 21: virtd.driver.v1.SuspendDomainResponse.record:type_name -> virtd.driver.v1.Record
+	8,  // 22: virtd.driver.v1.ResumeDomainResponse.record:type_name -> virtd.driver.v1.Record
+	5,  // 23: virtd.driver.v1.GetDomainInfoResponse.info:type_name -> virtd.driver.v1.DomainInfo
+	1,  // 24: virtd.driver.v1.GetDomainStateResponse.state:type_name -> virtd.driver.v1.DomainState
+	8,  // 25: virtd.driver.v1.SetDomainAutostartResponse.record:type_name -> virtd.driver.v1.Record
+	7,  // 26: virtd.driver.v1.WatchEventsResponse.event:type_name -> virtd.driver.v1.Event
+	60, // 27: virtd.driver.v1.OpenConsoleRequest.open:type_name -> virtd.driver.v1.ConsoleTarget
+	8,  // 28: virtd.driver.v1.WatchRecordsResponse.snapshot:type_name -> virtd.driver.v1.Record
+	7,  // 29: virtd.driver.v1.WatchRecordsResponse.event:type_name -> virtd.driver.v1.Event
+	8,  // 30: virtd.driver.v1.WatchRecordsResponse.record:type_name -> virtd.driver.v1.Record
+	3,  // 31: virtd.driver.v1.GetFactsResponse.info:type_name -> virtd.driver.v1.DriverInfo
+	6,  // 32: virtd.driver.v1.GetFactsResponse.node_info:type_name -> virtd.driver.v1.NodeInfo
+	9,  // 33: virtd.driver.v1.GetFactsResponse.stamps:type_name -> virtd.driver.v1.Stamp
+	10, // 34: virtd.driver.v1.DriverService.GetInfo:input_type -> virtd.driver.v1.GetInfoRequest
+	12, // 35: virtd.driver.v1.DriverService.KeepAlive:input_type -> virtd.driver.v1.KeepAliveRequest
+	14, // 36: virtd.driver.v1.DriverService.CheckURI:input_type -> virtd.driver.v1.CheckURIRequest
+	16, // 37: virtd.driver.v1.DriverService.GetHostname:input_type -> virtd.driver.v1.GetHostnameRequest
+	18, // 38: virtd.driver.v1.DriverService.GetCapabilities:input_type -> virtd.driver.v1.GetCapabilitiesRequest
+	20, // 39: virtd.driver.v1.DriverService.GetNodeInfo:input_type -> virtd.driver.v1.GetNodeInfoRequest
+	22, // 40: virtd.driver.v1.DriverService.ListDomains:input_type -> virtd.driver.v1.ListDomainsRequest
+	24, // 41: virtd.driver.v1.DriverService.LookupDomain:input_type -> virtd.driver.v1.LookupDomainRequest
+	26, // 42: virtd.driver.v1.DriverService.DefineDomain:input_type -> virtd.driver.v1.DefineDomainRequest
+	28, // 43: virtd.driver.v1.DriverService.UndefineDomain:input_type -> virtd.driver.v1.UndefineDomainRequest
+	30, // 44: virtd.driver.v1.DriverService.StartDomain:input_type -> virtd.driver.v1.StartDomainRequest
+	32, // 45: virtd.driver.v1.DriverService.CreateDomain:input_type -> virtd.driver.v1.CreateDomainRequest
+	34, // 46: virtd.driver.v1.DriverService.ShutdownDomain:input_type -> virtd.driver.v1.ShutdownDomainRequest
+	36, // 47: virtd.driver.v1.DriverService.RebootDomain:input_type -> virtd.driver.v1.RebootDomainRequest
+	38, // 48: virtd.driver.v1.DriverService.DestroyDomain:input_type -> virtd.driver.v1.DestroyDomainRequest
+	40, // 49: virtd.driver.v1.DriverService.SuspendDomain:input_type -> virtd.driver.v1.SuspendDomainRequest
+	42, // 50: virtd.driver.v1.DriverService.ResumeDomain:input_type -> virtd.driver.v1.ResumeDomainRequest
+	44, // 51: virtd.driver.v1.DriverService.GetDomainInfo:input_type -> virtd.driver.v1.GetDomainInfoRequest
+	46, // 52: virtd.driver.v1.DriverService.GetDomainState:input_type -> virtd.driver.v1.GetDomainStateRequest
+	48, // 53: virtd.driver.v1.DriverService.GetDomainXML:input_type -> virtd.driver.v1.GetDomainXMLRequest
+	50, // 54: virtd.driver.v1.DriverService.GetDomainAutostart:input_type -> virtd.driver.v1.GetDomainAutostartRequest
+	52, // 55: virtd.driver.v1.DriverService.SetDomainAutostart:input_type -> virtd.driver.v1.SetDomainAutostartRequest
+	54, // 56: virtd.driver.v1.DriverService.WatchEvents:input_type -> virtd.driver.v1.WatchEventsRequest
+	63, // 57: virtd.driver.v1.DriverService.WatchRecords:input_type -> virtd.driver.v1.WatchRecordsRequest
+	65, // 58: virtd.driver.v1.DriverService.GetFacts:input_type -> virtd.driver.v1.GetFactsRequest
+	56, // 59: virtd.driver.v1.DriverService.DomainXMLToNative:input_type -> virtd.driver.v1.DomainXMLToNativeRequest
+	58, // 60: virtd.driver.v1.DriverService.DomainXMLFromNative:input_type -> virtd.driver.v1.DomainXMLFromNativeRequest
+	61, // 61: virtd.driver.v1.DriverService.OpenConsole:input_type -> virtd.driver.v1.OpenConsoleRequest
+	67, // 62: virtd.driver.v1.DriverService.Profile:input_type -> virtd.driver.v1.ProfileRequest
+	11, // 63: virtd.driver.v1.DriverService.GetInfo:output_type -> virtd.driver.v1.GetInfoResponse
+	13, // 64: virtd.driver.v1.DriverService.KeepAlive:output_type -> virtd.driver.v1.KeepAliveResponse
+	15, // 65: virtd.driver.v1.DriverService.CheckURI:output_type -> virtd.driver.v1.CheckURIResponse
+	17, // 66: virtd.driver.v1.DriverService.GetHostname:output_type -> virtd.driver.v1.GetHostnameResponse
+	19, // 67: virtd.driver.v1.DriverService.GetCapabilities:output_type -> virtd.driver.v1.GetCapabilitiesResponse
+	21, // 68: virtd.driver.v1.DriverService.GetNodeInfo:output_type -> virtd.driver.v1.GetNodeInfoResponse
+	23, // 69: virtd.driver.v1.DriverService.ListDomains:output_type -> virtd.driver.v1.ListDomainsResponse
+	25, // 70: virtd.driver.v1.DriverService.LookupDomain:output_type -> virtd.driver.v1.LookupDomainResponse
+	27, // 71: virtd.driver.v1.DriverService.DefineDomain:output_type -> virtd.driver.v1.DefineDomainResponse
+	29, // 72: virtd.driver.v1.DriverService.UndefineDomain:output_type -> virtd.driver.v1.UndefineDomainResponse
+	31, // 73: virtd.driver.v1.DriverService.StartDomain:output_type -> virtd.driver.v1.StartDomainResponse
+	33, // 74: virtd.driver.v1.DriverService.CreateDomain:output_type -> virtd.driver.v1.CreateDomainResponse
+	35, // 75: virtd.driver.v1.DriverService.ShutdownDomain:output_type -> virtd.driver.v1.ShutdownDomainResponse
+	37, // 76: virtd.driver.v1.DriverService.RebootDomain:output_type -> virtd.driver.v1.RebootDomainResponse
+	39, // 77: virtd.driver.v1.DriverService.DestroyDomain:output_type -> virtd.driver.v1.DestroyDomainResponse
+	41, // 78: virtd.driver.v1.DriverService.SuspendDomain:output_type -> virtd.driver.v1.SuspendDomainResponse
+	43, // 79: virtd.driver.v1.DriverService.ResumeDomain:output_type -> virtd.driver.v1.ResumeDomainResponse
+	45, // 80: virtd.driver.v1.DriverService.GetDomainInfo:output_type -> virtd.driver.v1.GetDomainInfoResponse
+	47, // 81: virtd.driver.v1.DriverService.GetDomainState:output_type -> virtd.driver.v1.GetDomainStateResponse
+	49, // 82: virtd.driver.v1.DriverService.GetDomainXML:output_type -> virtd.driver.v1.GetDomainXMLResponse
+	51, // 83: virtd.driver.v1.DriverService.GetDomainAutostart:output_type -> virtd.driver.v1.GetDomainAutostartResponse
+	53, // 84: virtd.driver.v1.DriverService.SetDomainAutostart:output_type -> virtd.driver.v1.SetDomainAutostartResponse
+	55, // 85: virtd.driver.v1.DriverService.WatchEvents:output_type -> virtd.driver.v1.WatchEventsResponse
+	64, // 86: virtd.driver.v1.DriverService.WatchRecords:output_type -> virtd.driver.v1.WatchRecordsResponse
+	66, // 87: virtd.driver.v1.DriverService.GetFacts:output_type -> virtd.driver.v1.GetFactsResponse
+	57, // 88: virtd.driver.v1.DriverService.DomainXMLToNative:output_type -> virtd.driver.v1.DomainXMLToNativeResponse
+	59, // 89: virtd.driver.v1.DriverService.DomainXMLFromNative:output_type -> virtd.driver.v1.DomainXMLFromNativeResponse
+	62, // 90: virtd.driver.v1.DriverService.OpenConsole:output_type -> virtd.driver.v1.OpenConsoleResponse
+	68, // 91: virtd.driver.v1.DriverService.Profile:output_type -> virtd.driver.v1.ProfileResponse
+	63, // [63:92] is the sub-list for method output_type
+	34, // [34:63] is the sub-list for method input_type
+	34, // [34:34] is the sub-list for extension type_name
+	34, // [34:34] is the sub-list for extension extendee
+	0,  // [0:34] is the sub-list for field type_name
 }
 
 func init() { file_virtd_driver_v1_driver_proto_init() }
@@ -4030,7 +4138,7 @@ func file_virtd_driver_v1_driver_proto_init() {
 		(*LookupDomainRequest_Uuid)(nil),
 		(*LookupDomainRequest_Id)(nil),
 	}
-	file_virtd_driver_v1_driver_proto_msgTypes[56].OneofWrappers = []any{
+	file_virtd_driver_v1_driver_proto_msgTypes[58].OneofWrappers = []any{
 		(*OpenConsoleRequest_Open)(nil),
 		(*OpenConsoleRequest_Input)(nil),
 	}
@@ -4040,7 +4148,7 @@ func file_virtd_driver_v1_driver_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_virtd_driver_v1_driver_proto_rawDesc), len(file_virtd_driver_v1_driver_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   64,
+			NumMessages:   66,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

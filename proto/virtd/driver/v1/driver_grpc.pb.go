@@ -35,6 +35,7 @@ const (
 	DriverService_DefineDomain_FullMethodName        = "/virtd.driver.v1.DriverService/DefineDomain"
 	DriverService_UndefineDomain_FullMethodName      = "/virtd.driver.v1.DriverService/UndefineDomain"
 	DriverService_StartDomain_FullMethodName         = "/virtd.driver.v1.DriverService/StartDomain"
+	DriverService_CreateDomain_FullMethodName        = "/virtd.driver.v1.DriverService/CreateDomain"
 	DriverService_ShutdownDomain_FullMethodName      = "/virtd.driver.v1.DriverService/ShutdownDomain"
 	DriverService_RebootDomain_FullMethodName        = "/virtd.driver.v1.DriverService/RebootDomain"
 	DriverService_DestroyDomain_FullMethodName       = "/virtd.driver.v1.DriverService/DestroyDomain"
@@ -76,6 +77,10 @@ type DriverServiceClient interface {
 	DefineDomain(ctx context.Context, in *DefineDomainRequest, opts ...grpc.CallOption) (*DefineDomainResponse, error)
 	UndefineDomain(ctx context.Context, in *UndefineDomainRequest, opts ...grpc.CallOption) (*UndefineDomainResponse, error)
 	StartDomain(ctx context.Context, in *StartDomainRequest, opts ...grpc.CallOption) (*StartDomainResponse, error)
+	// CreateDomain starts a domain from XML without a persistent definition
+	// (libvirt's virDomainCreateXML): a transient domain, which vanishes when
+	// it stops. A driver built before it answers UNIMPLEMENTED.
+	CreateDomain(ctx context.Context, in *CreateDomainRequest, opts ...grpc.CallOption) (*CreateDomainResponse, error)
 	ShutdownDomain(ctx context.Context, in *ShutdownDomainRequest, opts ...grpc.CallOption) (*ShutdownDomainResponse, error)
 	RebootDomain(ctx context.Context, in *RebootDomainRequest, opts ...grpc.CallOption) (*RebootDomainResponse, error)
 	DestroyDomain(ctx context.Context, in *DestroyDomainRequest, opts ...grpc.CallOption) (*DestroyDomainResponse, error)
@@ -225,6 +230,16 @@ func (c *driverServiceClient) StartDomain(ctx context.Context, in *StartDomainRe
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(StartDomainResponse)
 	err := c.cc.Invoke(ctx, DriverService_StartDomain_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *driverServiceClient) CreateDomain(ctx context.Context, in *CreateDomainRequest, opts ...grpc.CallOption) (*CreateDomainResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(CreateDomainResponse)
+	err := c.cc.Invoke(ctx, DriverService_CreateDomain_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -453,6 +468,10 @@ type DriverServiceServer interface {
 	DefineDomain(context.Context, *DefineDomainRequest) (*DefineDomainResponse, error)
 	UndefineDomain(context.Context, *UndefineDomainRequest) (*UndefineDomainResponse, error)
 	StartDomain(context.Context, *StartDomainRequest) (*StartDomainResponse, error)
+	// CreateDomain starts a domain from XML without a persistent definition
+	// (libvirt's virDomainCreateXML): a transient domain, which vanishes when
+	// it stops. A driver built before it answers UNIMPLEMENTED.
+	CreateDomain(context.Context, *CreateDomainRequest) (*CreateDomainResponse, error)
 	ShutdownDomain(context.Context, *ShutdownDomainRequest) (*ShutdownDomainResponse, error)
 	RebootDomain(context.Context, *RebootDomainRequest) (*RebootDomainResponse, error)
 	DestroyDomain(context.Context, *DestroyDomainRequest) (*DestroyDomainResponse, error)
@@ -530,6 +549,9 @@ func (UnimplementedDriverServiceServer) UndefineDomain(context.Context, *Undefin
 }
 func (UnimplementedDriverServiceServer) StartDomain(context.Context, *StartDomainRequest) (*StartDomainResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method StartDomain not implemented")
+}
+func (UnimplementedDriverServiceServer) CreateDomain(context.Context, *CreateDomainRequest) (*CreateDomainResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method CreateDomain not implemented")
 }
 func (UnimplementedDriverServiceServer) ShutdownDomain(context.Context, *ShutdownDomainRequest) (*ShutdownDomainResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method ShutdownDomain not implemented")
@@ -797,6 +819,24 @@ func _DriverService_StartDomain_Handler(srv interface{}, ctx context.Context, de
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
 		return srv.(DriverServiceServer).StartDomain(ctx, req.(*StartDomainRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _DriverService_CreateDomain_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CreateDomainRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(DriverServiceServer).CreateDomain(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: DriverService_CreateDomain_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(DriverServiceServer).CreateDomain(ctx, req.(*CreateDomainRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
@@ -1125,6 +1165,10 @@ var DriverService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "StartDomain",
 			Handler:    _DriverService_StartDomain_Handler,
+		},
+		{
+			MethodName: "CreateDomain",
+			Handler:    _DriverService_CreateDomain_Handler,
 		},
 		{
 			MethodName: "ShutdownDomain",
