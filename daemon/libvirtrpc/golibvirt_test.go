@@ -173,6 +173,21 @@ func TestGoLibvirtLifecycle(t *testing.T) {
 		t.Errorf("lookup after undefine: %v, want not found", err)
 	}
 
+	// A transient domain runs until it stops, then is gone.
+	tr, err := l.DomainCreateXML(domXML("golv-t"), 0)
+	if err != nil || tr.ID <= 0 {
+		t.Fatalf("create transient: %+v, %v", tr, err)
+	}
+	if p, err := l.DomainIsPersistent(tr); err != nil || p != 0 {
+		t.Errorf("transient is persistent %d, %v", p, err)
+	}
+	if err := l.DomainDestroy(tr); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.DomainLookupByName("golv-t"); !libvirt.IsNotFound(err) {
+		t.Errorf("transient after destroy: %v, want not found", err)
+	}
+
 	// The events of all of it, in order, with libvirt's numbers.
 	want := []struct {
 		event  libvirt.DomainEventType

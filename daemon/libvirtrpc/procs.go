@@ -25,6 +25,7 @@ const (
 	procNodeGetInfo                       = 6
 	procConnectGetCapabilities            = 7
 	procDomainCreate                      = 9
+	procDomainCreateXML                   = 10
 	procDomainDefineXML                   = 11
 	procDomainDestroy                     = 12
 	procDomainGetXMLDesc                  = 14
@@ -132,6 +133,7 @@ func init() {
 	serve(procDomainUndefineFlags, "DOMAIN_UNDEFINE_FLAGS", proc{needConn: true, fn: act((*core.Conn).UndefineDomain, true, 0x7f)})
 	serve(procDomainCreate, "DOMAIN_CREATE", proc{needConn: true, fn: create(false)})
 	serve(procDomainCreateWithFlags, "DOMAIN_CREATE_WITH_FLAGS", proc{needConn: true, fn: create(true)})
+	serve(procDomainCreateXML, "DOMAIN_CREATE_XML", proc{needConn: true, errs: errXMLProc, fn: createXML})
 	serve(procDomainShutdown, "DOMAIN_SHUTDOWN", proc{needConn: true, fn: act((*core.Conn).ShutdownDomain, false, 0)})
 	// Shutdown and reboot flags choose a method; 0 and ACPI (1) are
 	// what virtd's drivers do.
@@ -548,6 +550,26 @@ func defineXML(withFlags bool) func(context.Context, *call) error {
 		putDomain(c.e, d)
 		return nil
 	}
+}
+
+// CREATE_XML flags: VALIDATE (4); virtd's drivers always check the XML.
+const createXMLValidate = 4
+
+func createXML(ctx context.Context, c *call) error {
+	doc := c.d.String(maxString)
+	flags := c.d.Uint32()
+	if err := c.args(); err != nil {
+		return err
+	}
+	if err := checkFlags("DOMAIN_CREATE_XML", flags, createXMLValidate); err != nil {
+		return err
+	}
+	d, err := c.conn.CreateDomain(ctx, doc)
+	if err != nil {
+		return err
+	}
+	putDomain(c.e, d)
+	return nil
 }
 
 // act serves a call on a domain that returns nothing: with a flags word

@@ -130,6 +130,25 @@ func virshLifecycle(t *testing.T, d *daemon, uri, name, xmlPath, hvType string, 
 	if code == 0 || !strings.Contains(errs, fmt.Sprintf("failed to get domain '%s'", name)) {
 		t.Errorf("dominfo of an undefined domain: exit %d\n%s%s", code, out, errs)
 	}
+
+	// A transient domain: it runs, and is gone once it stops.
+	doc, err := os.ReadFile(xmlPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tname := name + "-t"
+	tpath := filepath.Join(t.TempDir(), tname+".xml")
+	if err := writeFile(tpath, strings.Replace(string(doc), "<name>"+name+"</name>", "<name>"+tname+"</name>", 1)); err != nil {
+		t.Fatal(err)
+	}
+	d.wantVirsh(t, uri, []string{"create", tpath}, fmt.Sprintf("Domain '%s' created from %s", tname, tpath))
+	d.wantVirsh(t, uri, []string{"dominfo", tname}, "State:          running", "Persistent:     no")
+	d.wantVirsh(t, uri, []string{"list", "--transient"}, tname)
+	d.wantVirsh(t, uri, []string{"destroy", tname}, fmt.Sprintf("Domain '%s' destroyed", tname))
+	out, errs, code = d.virsh(t, uri, "dominfo", tname)
+	if code == 0 || !strings.Contains(errs, fmt.Sprintf("failed to get domain '%s'", tname)) {
+		t.Errorf("dominfo of a transient domain after destroy: exit %d\n%s%s", code, out, errs)
+	}
 }
 
 func TestVirshTestDriver(t *testing.T) {
