@@ -53,7 +53,7 @@ func TestReadYourWrites(t *testing.T) {
 		go func() {
 			defer writers.Done()
 			conn := openConn(t, c, core.ReadWrite)
-			for i := range 40 {
+			for i := range 10 {
 				name := fmt.Sprintf("w%d-%d", w, i)
 				d, err := conn.DefineDomain(ctx, fmt.Sprintf("<domain type='test'><name>%s</name><memory>1024</memory></domain>", name))
 				if err != nil {
