@@ -37,11 +37,6 @@ func TestConformance(t *testing.T) {
 		},
 		URI:           "qemu:///system",
 		SettleTimeout: 60 * time.Second,
-		// Statistics and domain capabilities come in their own commit.
-		Unsupported: map[drivertest.Op]bool{
-			drivertest.OpDomainStats: true, drivertest.OpBlockStats: true, drivertest.OpInterfaceStats: true,
-			drivertest.OpMemoryStats: true, drivertest.OpNodeStats: true, drivertest.OpDomainCapabilities: true,
-		},
 	})
 }
 
