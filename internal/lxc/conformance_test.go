@@ -18,10 +18,5 @@ func TestConformance(t *testing.T) {
 		DomainXML:     func(name string) string { return domainXML(rootfs, name, domOpts{}) },
 		URI:           "lxc:///system",
 		SettleTimeout: 20 * time.Second,
-		// Statistics and domain capabilities come in their own commit.
-		Unsupported: map[drivertest.Op]bool{
-			drivertest.OpDomainStats: true, drivertest.OpBlockStats: true, drivertest.OpInterfaceStats: true,
-			drivertest.OpMemoryStats: true, drivertest.OpNodeStats: true, drivertest.OpDomainCapabilities: true,
-		},
 	})
 }
