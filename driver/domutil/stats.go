@@ -52,6 +52,12 @@ func (b *StatsBuilder) CPU(total, user, system time.Duration) {
 	b.add("cpu.system", nanos(system))
 }
 
+// CPUTime writes cpu.time alone, for a hypervisor that does not split it
+// into user and system time.
+func (b *StatsBuilder) CPUTime(total time.Duration) {
+	b.add("cpu.time", nanos(total))
+}
+
 // Balloon writes balloon.current and balloon.maximum, in KiB.
 func (b *StatsBuilder) Balloon(currentKiB, maximumKiB uint64) {
 	b.add("balloon.current", currentKiB)

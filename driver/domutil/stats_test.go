@@ -36,6 +36,7 @@ func TestStatsBuilder(t *testing.T) {
 	var b StatsBuilder
 	b.State(virt.StateRunning, virt.RunningBooted)
 	b.CPU(3*time.Second, 2*time.Second, time.Second)
+	b.CPUTime(-1)
 	b.Balloon(1024, 2048)
 	b.BalloonMemory([]virt.MemoryStat{{Tag: virt.MemoryActualBalloon, Value: 1024}, {Tag: virt.MemoryRSS, Value: 512}, {Tag: virt.MemoryLastUpdate, Value: 9}})
 	b.VCPUs(1, 2)
@@ -50,7 +51,7 @@ func TestStatsBuilder(t *testing.T) {
 	for _, p := range b.Params {
 		got = append(got, fmt.Sprintf("%s=%s(%d)", p.Name, p.Format(), p.Type()))
 	}
-	want := "[state.state=1(1) state.reason=1(1) cpu.time=3000000000(4) cpu.user=2000000000(4) cpu.system=1000000000(4) " +
+	want := "[state.state=1(1) state.reason=1(1) cpu.time=3000000000(4) cpu.user=2000000000(4) cpu.system=1000000000(4) cpu.time=0(4) " +
 		"balloon.current=1024(4) balloon.maximum=2048(4) balloon.rss=512(4) balloon.last-update=9(4) " +
 		"vcpu.current=1(2) vcpu.maximum=2(2) vcpu.0.state=1(1) vcpu.0.time=1000000000(4) " +
 		"net.count=2(2) net.1.name=vnet0(7) net.1.rx.bytes=10(4) net.1.rx.pkts=1(4) net.1.rx.drop=0(4) " +
