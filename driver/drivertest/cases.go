@@ -63,6 +63,12 @@ var cases = []suiteCase{
 	{name: "CreateAutostart", needs: []Op{OpCreate, OpAutostart}, run: testCreateAutostart},
 	{name: "CancelledContext", run: testCancelledContext},
 	{name: "Concurrent", run: testConcurrent},
+	{name: "DomainStats", needs: []Op{OpDomainStats, OpStart}, run: testDomainStats},
+	{name: "DomainStatsFilter", needs: []Op{OpDomainStats, OpStart}, run: testDomainStatsFilter},
+	{name: "DeviceStats", needs: []Op{OpBlockStats, OpInterfaceStats, OpStart}, run: testDeviceStats},
+	{name: "MemoryStats", needs: []Op{OpMemoryStats, OpStart}, run: testMemoryStats},
+	{name: "NodeStats", needs: []Op{OpNodeStats}, run: testNodeStats},
+	{name: "DomainCapabilities", needs: []Op{OpDomainCapabilities}, run: testDomainCapabilities},
 }
 
 func testInfo(t *testing.T, h *harness) {
@@ -891,6 +897,9 @@ func checkUnsupported(t *testing.T, h *harness, op Op) {
 		_, err = h.drv.Capabilities(h.ctx)
 	case OpEvents:
 		checkEventsUnsupported(t, h)
+		return
+	case OpDomainStats, OpBlockStats, OpInterfaceStats, OpMemoryStats, OpNodeStats, OpDomainCapabilities:
+		checkStatsUnsupported(t, h, d.UUID, op)
 		return
 	default:
 		t.Fatalf("unknown Op %q", op)

@@ -1,10 +1,11 @@
 // Package drivertest is the conformance suite every virtd driver passes. Run
 // drives a table of behaviours (define, lookup, list, lifecycle with
 // libvirt's states and reasons, transient domains made by create, XML,
-// autostart, events, error kinds, cancellation, concurrency, the rules of package domxml for names and
-// unknown XML) against a driver through the real gRPC shims
-// of package driver, as the daemon would reach it, so that what the daemon
-// relies on is checked once for all drivers.
+// autostart, events, error kinds, cancellation, concurrency, the rules of
+// package domxml for names and unknown XML, statistics and domain
+// capabilities) against a driver through the real gRPC shims of package
+// driver, as the daemon would reach it, so that what the daemon relies on
+// is checked once for all drivers.
 //
 // A driver's test calls it:
 //
@@ -45,12 +46,20 @@ const (
 	OpEvents       Op = "events"    // WatchEvents
 	OpNodeInfo     Op = "nodeinfo"
 	OpCapabilities Op = "capabilities"
+	// The optional calls of driver.Stats and driver.DomainCapabilities.
+	OpDomainStats        Op = "domstats"
+	OpBlockStats         Op = "domblkstat"
+	OpInterfaceStats     Op = "domifstat"
+	OpMemoryStats        Op = "dommemstat"
+	OpNodeStats          Op = "nodestats" // NodeCPUStats and NodeMemoryStats
+	OpDomainCapabilities Op = "domcapabilities"
 )
 
 // AllOps lists every Op, in the order the suite checks declared refusals.
 var AllOps = []Op{
 	OpStart, OpCreate, OpShutdown, OpReboot, OpDestroy, OpSuspend, OpResume,
 	OpUndefine, OpAutostart, OpEvents, OpNodeInfo, OpCapabilities,
+	OpDomainStats, OpBlockStats, OpInterfaceStats, OpMemoryStats, OpNodeStats, OpDomainCapabilities,
 }
 
 // Config describes the driver under test.

@@ -149,3 +149,27 @@ func Delete(name string) error {
 	}
 	return nil
 }
+
+// GuestCounters returns the counters of the host device called name (a
+// QEMU guest's tap, a container's host end of a veth) as the guest sees
+// them: what the host end sent, the guest received, so receive and
+// transmit are swapped, as libvirt swaps them for these devices. A device
+// that does not exist is an error of kind virt.ErrNotFound.
+func GuestCounters(name string) (*virt.InterfaceStats, error) {
+	l, err := netlink.LinkByName(name)
+	if err != nil {
+		var nf netlink.LinkNotFoundError
+		if errors.As(err, &nf) {
+			return nil, fmt.Errorf("network device %q does not exist: %w", name, virt.ErrNotFound)
+		}
+		return nil, virt.Errorf(virt.ErrInternal, "network device %q: %w", name, err)
+	}
+	s := l.Attrs().Statistics
+	if s == nil {
+		return nil, fmt.Errorf("network device %q: the kernel gave no counters: %w", name, virt.ErrInternal)
+	}
+	return &virt.InterfaceStats{
+		RxBytes: int64(s.TxBytes), RxPackets: int64(s.TxPackets), RxErrs: int64(s.TxErrors), RxDrop: int64(s.TxDropped),
+		TxBytes: int64(s.RxBytes), TxPackets: int64(s.RxPackets), TxErrs: int64(s.RxErrors), TxDrop: int64(s.RxDropped),
+	}, nil
+}

@@ -21,12 +21,25 @@ type Stat struct {
 	State     byte          // R, S, D, Z, ...
 	PPID      int           // the parent's pid
 	CPU       time.Duration // utime + stime
+	User      time.Duration // utime
+	System    time.Duration // stime
 	StartTime uint64        // field 22, in clock ticks since boot
+	RSS       uint64        // resident set, in bytes
 }
 
-// ReadStat reads /proc/<pid>/stat.
+// ReadStat reads /proc/<pid>/stat: the figures of the whole process.
 func ReadStat(pid int) (Stat, error) {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	return readStat("/proc/" + strconv.Itoa(pid) + "/stat")
+}
+
+// ReadThreadStat reads /proc/<pid>/task/<tid>/stat: the figures of one
+// thread of the process pid.
+func ReadThreadStat(pid, tid int) (Stat, error) {
+	return readStat("/proc/" + strconv.Itoa(pid) + "/task/" + strconv.Itoa(tid) + "/stat")
+}
+
+func readStat(path string) (Stat, error) {
+	b, err := os.ReadFile(path)
 	if err != nil {
 		return Stat{}, err
 	}
@@ -34,22 +47,26 @@ func ReadStat(pid int) (Stat, error) {
 	// fields are counted from the last ')'.
 	i := bytes.LastIndexByte(b, ')')
 	if i < 0 {
-		return Stat{}, fmt.Errorf("/proc/%d/stat: malformed", pid)
+		return Stat{}, fmt.Errorf("%s: malformed", path)
 	}
 	f := bytes.Fields(b[i+1:])
 	// f[0] is field 3 (state); field n is f[n-3].
-	if len(f) < 20 {
-		return Stat{}, fmt.Errorf("/proc/%d/stat: malformed", pid)
+	if len(f) < 22 {
+		return Stat{}, fmt.Errorf("%s: malformed", path)
 	}
 	num := func(n int) uint64 {
 		v, _ := strconv.ParseUint(string(f[n-3]), 10, 64)
 		return v
 	}
+	ticks := func(n uint64) time.Duration { return time.Duration(n) * time.Second / clockTicks }
 	return Stat{
 		State:     f[0][0],
 		PPID:      int(num(4)),
-		CPU:       time.Duration(num(14)+num(15)) * time.Second / clockTicks,
+		CPU:       ticks(num(14) + num(15)),
+		User:      ticks(num(14)),
+		System:    ticks(num(15)),
 		StartTime: num(22),
+		RSS:       num(24) * uint64(os.Getpagesize()),
 	}, nil
 }
 

@@ -129,3 +129,20 @@ func TestExitKill(t *testing.T) {
 		t.Fatalf("killing a process that is gone: %v", err)
 	}
 }
+
+func TestThreadsAndFigures(t *testing.T) {
+	// Burn some CPU so the figures are not all zero.
+	for end := time.Now().Add(30 * time.Millisecond); time.Now().Before(end); {
+	}
+	st, err := ReadStat(os.Getpid())
+	if err != nil || st.CPU != st.User+st.System || st.RSS == 0 {
+		t.Fatalf("own stat %+v, %v: want CPU = User + System, and a resident set", st, err)
+	}
+	th, err := ReadThreadStat(os.Getpid(), os.Getpid())
+	if err != nil || th.StartTime != st.StartTime || th.CPU > st.CPU+time.Second/clockTicks {
+		t.Fatalf("main thread's stat %+v, %v; the process's %+v", th, err, st)
+	}
+	if _, err := ReadThreadStat(os.Getpid(), 1); err == nil {
+		t.Fatal("pid 1 is no thread of this process")
+	}
+}

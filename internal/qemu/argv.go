@@ -160,20 +160,18 @@ func diskArgs(a *args, x *libvirtxml.Domain) error {
 			sata = true
 		}
 		idx, _ := diskIndex(d.Target.Dev)
-		var id, dev string
+		id := diskID(&d)
+		var dev string
 		kind := "hd"
 		if d.Device == "cdrom" {
 			kind = "cd"
 		}
 		switch d.Target.Bus {
 		case "virtio":
-			id = fmt.Sprintf("virtio-disk%d", idx)
 			dev = "virtio-blk-pci"
 		case "ide":
-			id = fmt.Sprintf("ide0-%d-%d", idx/2, idx%2)
 			dev = fmt.Sprintf("ide-%s,bus=ide.%d,unit=%d", kind, idx/2, idx%2)
 		case "sata":
-			id = fmt.Sprintf("sata0-0-%d", idx)
 			dev = fmt.Sprintf("ide-%s,bus=sata0.%d", kind, idx)
 		}
 		drive := []string{}
@@ -192,6 +190,21 @@ func diskArgs(a *args, x *libvirtxml.Domain) error {
 		a.add("-device", dev)
 	}
 	return nil
+}
+
+// diskID is the QEMU device id of a checked disk, libvirt's alias
+// ("virtio-disk0", "ide0-0-1", "sata0-0-2"); its drive is "drive-" + id.
+func diskID(d *libvirtxml.DomainDisk) string {
+	idx, _ := diskIndex(d.Target.Dev)
+	switch d.Target.Bus {
+	case "virtio":
+		return fmt.Sprintf("virtio-disk%d", idx)
+	case "ide":
+		return fmt.Sprintf("ide0-%d-%d", idx/2, idx%2)
+	case "sata":
+		return fmt.Sprintf("sata0-0-%d", idx)
+	}
+	return ""
 }
 
 func chardev(id string, src *libvirtxml.DomainChardevSource) string {

@@ -69,6 +69,9 @@ var guestArches = []string{"i686", "x86_64"}
 type Driver struct {
 	log      hclog.Logger
 	hostUUID string
+	// started is when the driver started: the test node's CPU times
+	// count from it.
+	started time.Time
 
 	doms *domlist.List[*config, cpuUse]
 	// lastID is the ID last given to a started domain.
@@ -101,6 +104,7 @@ func New(env driver.Env) driver.Driver {
 	drv := &Driver{
 		log:      logger,
 		hostUUID: domutil.NewUUID(),
+		started:  time.Now(),
 		doms:     domlist.New[*config, cpuUse](),
 		events:   domutil.Events{Log: logger},
 	}

@@ -97,6 +97,7 @@ func init() {
 		}, run: cmdDrivers},
 		profileCommand,
 	}
+	commands = append(commands, statsCommands...)
 }
 
 func lookupCommand(name string) *command {
@@ -156,6 +157,9 @@ func cmdHelp(sh *shell, p *parsed) error {
 			s = "[--" + o.name + "] <" + o.name + ">"
 		case o.kind != optBool:
 			s += " <" + o.name + ">"
+		}
+		if o.kind == optArgv {
+			s += "..."
 		}
 		if !o.required {
 			s = "[" + s + "]"

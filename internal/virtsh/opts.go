@@ -11,6 +11,9 @@ const (
 	optBool optKind = iota
 	optString
 	optInt
+	// optArgv takes every value given (virsh's VSH_OT_ARGV): a positional
+	// one takes every positional argument left.
+	optArgv
 )
 
 // opt is one option of a command. A positional option may also be given
@@ -28,18 +31,23 @@ type parsed struct {
 	bools map[string]bool
 	strs  map[string]string
 	ints  map[string]int
+	lists map[string][]string
 }
 
 func (p *parsed) flag(name string) bool  { return p.bools[name] }
 func (p *parsed) str(name string) string { return p.strs[name] }
 
+// list returns the values of an optArgv option.
+func (p *parsed) list(name string) []string { return p.lists[name] }
+
 func (p *parsed) has(name string) bool {
 	_, ok := p.strs[name]
-	return ok
+	_, many := p.lists[name]
+	return ok || many
 }
 
 func (c *command) parse(args []string) (*parsed, error) {
-	p := &parsed{bools: map[string]bool{}, strs: map[string]string{}, ints: map[string]int{}}
+	p := &parsed{bools: map[string]bool{}, strs: map[string]string{}, ints: map[string]int{}, lists: map[string][]string{}}
 	find := func(name string) *opt {
 		for i := range c.opts {
 			if c.opts[i].name == name {
@@ -49,6 +57,10 @@ func (c *command) parse(args []string) (*parsed, error) {
 		return nil
 	}
 	setValue := func(o *opt, v string) error {
+		if o.kind == optArgv {
+			p.lists[o.name] = append(p.lists[o.name], v)
+			return nil
+		}
 		if _, dup := p.strs[o.name]; dup {
 			return usagef("option --%s already seen", o.name)
 		}
@@ -96,7 +108,7 @@ func (c *command) parse(args []string) (*parsed, error) {
 		}
 		var target *opt
 		for j := range c.opts {
-			if o := &c.opts[j]; o.positional && !p.has(o.name) {
+			if o := &c.opts[j]; o.positional && (o.kind == optArgv || !p.has(o.name)) {
 				target = o
 				break
 			}

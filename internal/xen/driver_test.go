@@ -24,6 +24,14 @@ const domainXML = `<domain type='xen'>
   <os><type>linux</type><kernel>/boot/vmlinuz</kernel></os>
 </domain>`
 
+// unsupported are the optional calls the driver does not have: of the
+// statistics, what libxl's domain list gives makes DomainStats, and the
+// others are not read.
+var unsupported = map[drivertest.Op]bool{
+	drivertest.OpBlockStats: true, drivertest.OpInterfaceStats: true, drivertest.OpMemoryStats: true,
+	drivertest.OpNodeStats: true, drivertest.OpDomainCapabilities: true,
+}
+
 // TestConformance runs the conformance suite against the driver's own
 // logic (definitions on disk, states and reasons, events, on_poweroff)
 // over fakeHypervisor, an in-memory stand-in for libxl. What it does not
@@ -37,6 +45,7 @@ func TestConformance(t *testing.T) {
 		URI:           "xen:///system",
 		SettleTimeout: 5 * time.Second,
 		RebootNewID:   true,
+		Unsupported:   unsupported,
 	})
 }
 
@@ -86,6 +95,7 @@ func TestUnavailable(t *testing.T) {
 		"DomainXML":    func() error { _, err := drv.DomainXML(ctx, uuid, false); return err },
 		"NodeInfo":     func() error { _, err := drv.NodeInfo(ctx); return err },
 		"Capabilities": func() error { _, err := drv.Capabilities(ctx); return err },
+		"DomainStats":  func() error { _, err := drv.(driver.Stats).DomainStats(ctx, nil, 0, 0); return err },
 	}
 	for name, call := range calls {
 		start := time.Now()
@@ -189,18 +199,32 @@ func TestRestartFindsCreated(t *testing.T) {
 // shutdown and death events libxl would report. A guest powers off 20 ms
 // after a shutdown request, and goes down for a reboot 20 ms after a
 // reboot request, as a Linux guest on Xen does: the toolstack (the driver)
-// must make the domain again.
+// must make the domain again. A guest that runs uses all of its CPU time.
 type fakeHypervisor struct {
 	mu     sync.Mutex
 	next   uint32
 	doms   map[uint32]*libxl.DomInfo
 	events chan libxl.Event
+	// counted is when each domain's CPU time was last counted.
+	counted map[uint32]time.Time
 }
 
 func newFake() *fakeHypervisor {
 	return &fakeHypervisor{next: 1, doms: map[uint32]*libxl.DomInfo{
 		0: {DomID: 0, UUID: "00000000-0000-0000-0000-000000000000", Name: "Domain-0", Running: true, MaxMemKiB: 1 << 20, CurrentMemKiB: 1 << 20, VCPUsOnline: 2},
-	}, events: make(chan libxl.Event, 1024)}
+	}, events: make(chan libxl.Event, 1024), counted: map[uint32]time.Time{}}
+}
+
+// countLocked adds to each running domain's CPU time the time since it
+// was last counted.
+func (f *fakeHypervisor) countLocked() {
+	now := time.Now()
+	for id, d := range f.doms {
+		if last, ok := f.counted[id]; ok && d.Running && !d.Paused {
+			d.CPUTime += now.Sub(last)
+		}
+		f.counted[id] = now
+	}
 }
 
 func (f *fakeHypervisor) Version() uint64 { return 4017000 }
@@ -213,6 +237,7 @@ func (f *fakeHypervisor) Watch(uint32) error         { return nil }
 func (f *fakeHypervisor) List() ([]libxl.DomInfo, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	f.countLocked()
 	out := make([]libxl.DomInfo, 0, len(f.doms))
 	for _, d := range f.doms {
 		out = append(out, *d)
@@ -236,6 +261,7 @@ func (f *fakeHypervisor) Create(c *domconfig.Config) (uint32, error) {
 func (f *fakeHypervisor) with(domid uint32, fn func(d *libxl.DomInfo)) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	f.countLocked()
 	d := f.doms[domid]
 	if d == nil {
 		return &libxl.Error{Op: "fake", Code: -21}

@@ -44,5 +44,6 @@ func TestConformanceOnXen(t *testing.T) {
 		URI:           "xen:///system",
 		SettleTimeout: 2 * time.Minute,
 		RebootNewID:   true,
+		Unsupported:   unsupported,
 	})
 }

@@ -358,6 +358,37 @@ func (c *Cgroup) CPUUsage() (time.Duration, error) {
 	return time.Duration(n), err
 }
 
+// CPUSplit returns the CPU time the cgroup's processes spent in user space
+// and in the kernel (cpuacct.stat in USER_HZ ticks on v1, cpu.stat's
+// user_usec and system_usec on v2).
+func (c *Cgroup) CPUSplit() (user, system time.Duration, err error) {
+	ctrl, name, userKey, sysKey, unit := "cpuacct", "cpuacct.stat", "user ", "system ", time.Second/100
+	if c.h.V2 {
+		ctrl, name, userKey, sysKey, unit = "cpu", "cpu.stat", "user_usec ", "system_usec ", time.Microsecond
+	}
+	s, err := c.fs.read(c.file(ctrl, name))
+	if err != nil {
+		return 0, 0, err
+	}
+	found := 0
+	for _, line := range strings.Split(s, "\n") {
+		for key, d := range map[string]*time.Duration{userKey: &user, sysKey: &system} {
+			if v, ok := strings.CutPrefix(line, key); ok {
+				n, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+				if err != nil {
+					return 0, 0, fmt.Errorf("cgroup %s: %s: %w", c.rel, name, err)
+				}
+				*d = time.Duration(n) * unit
+				found++
+			}
+		}
+	}
+	if found != 2 {
+		return 0, 0, fmt.Errorf("cgroup %s: no user and system times in %s", c.rel, name)
+	}
+	return user, system, nil
+}
+
 // Stat reads one counter file of a controller ("memory", "memory.failcnt").
 func (c *Cgroup) Stat(ctrl, name string) (string, error) {
 	return c.fs.read(c.file(ctrl, name))

@@ -537,3 +537,26 @@ func TestEventValue(t *testing.T) {
 		}
 	}
 }
+
+func TestCPUSplit(t *testing.T) {
+	v1 := &Hierarchy{Mounts: map[string]string{"cpuacct": "/fake/cpuacct"}}
+	v2 := &Hierarchy{V2: true, Root: "/fake"}
+	for _, tc := range []struct {
+		h            *Hierarchy
+		files        map[string]string
+		user, system time.Duration
+		ok           bool
+	}{
+		{v1, map[string]string{"cpuacct.stat": "user 150\nsystem 25"}, 1500 * time.Millisecond, 250 * time.Millisecond, true},
+		{v2, map[string]string{"cpu.stat": "usage_usec 2000\nuser_usec 1500\nsystem_usec 500\nnr_periods 0"}, 1500 * time.Microsecond, 500 * time.Microsecond, true},
+		{v1, map[string]string{"cpuacct.stat": "user 150"}, 0, 0, false},
+		{v2, map[string]string{}, 0, 0, false},
+	} {
+		c := tc.h.Open(testParent, "fake")
+		c.fs = &fakeKernel{files: tc.files}
+		user, system, err := c.CPUSplit()
+		if user != tc.user || system != tc.system || (err == nil) != tc.ok {
+			t.Errorf("%v: CPUSplit = %v, %v, %v; want %v, %v, ok %v", tc.files, user, system, err, tc.user, tc.system, tc.ok)
+		}
+	}
+}

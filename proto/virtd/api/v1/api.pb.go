@@ -3618,6 +3618,1342 @@ func (x *ProfileResponse) GetData() []byte {
 	return nil
 }
 
+// TypedParam is libvirt's virTypedParameter: a named value of one kind.
+type TypedParam struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Name  string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// Types that are valid to be assigned to Value:
+	//
+	//	*TypedParam_IntValue
+	//	*TypedParam_UintValue
+	//	*TypedParam_LlongValue
+	//	*TypedParam_UllongValue
+	//	*TypedParam_DoubleValue
+	//	*TypedParam_BooleanValue
+	//	*TypedParam_StringValue
+	Value         isTypedParam_Value `protobuf_oneof:"value"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TypedParam) Reset() {
+	*x = TypedParam{}
+	mi := &file_virtd_api_v1_api_proto_msgTypes[65]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TypedParam) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TypedParam) ProtoMessage() {}
+
+func (x *TypedParam) ProtoReflect() protoreflect.Message {
+	mi := &file_virtd_api_v1_api_proto_msgTypes[65]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TypedParam.ProtoReflect.Descriptor instead.
+func (*TypedParam) Descriptor() ([]byte, []int) {
+	return file_virtd_api_v1_api_proto_rawDescGZIP(), []int{65}
+}
+
+func (x *TypedParam) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *TypedParam) GetValue() isTypedParam_Value {
+	if x != nil {
+		return x.Value
+	}
+	return nil
+}
+
+func (x *TypedParam) GetIntValue() int32 {
+	if x != nil {
+		if x, ok := x.Value.(*TypedParam_IntValue); ok {
+			return x.IntValue
+		}
+	}
+	return 0
+}
+
+func (x *TypedParam) GetUintValue() uint32 {
+	if x != nil {
+		if x, ok := x.Value.(*TypedParam_UintValue); ok {
+			return x.UintValue
+		}
+	}
+	return 0
+}
+
+func (x *TypedParam) GetLlongValue() int64 {
+	if x != nil {
+		if x, ok := x.Value.(*TypedParam_LlongValue); ok {
+			return x.LlongValue
+		}
+	}
+	return 0
+}
+
+func (x *TypedParam) GetUllongValue() uint64 {
+	if x != nil {
+		if x, ok := x.Value.(*TypedParam_UllongValue); ok {
+			return x.UllongValue
+		}
+	}
+	return 0
+}
+
+func (x *TypedParam) GetDoubleValue() float64 {
+	if x != nil {
+		if x, ok := x.Value.(*TypedParam_DoubleValue); ok {
+			return x.DoubleValue
+		}
+	}
+	return 0
+}
+
+func (x *TypedParam) GetBooleanValue() bool {
+	if x != nil {
+		if x, ok := x.Value.(*TypedParam_BooleanValue); ok {
+			return x.BooleanValue
+		}
+	}
+	return false
+}
+
+func (x *TypedParam) GetStringValue() string {
+	if x != nil {
+		if x, ok := x.Value.(*TypedParam_StringValue); ok {
+			return x.StringValue
+		}
+	}
+	return ""
+}
+
+type isTypedParam_Value interface {
+	isTypedParam_Value()
+}
+
+type TypedParam_IntValue struct {
+	IntValue int32 `protobuf:"varint,2,opt,name=int_value,json=intValue,proto3,oneof"` // VIR_TYPED_PARAM_INT
+}
+
+type TypedParam_UintValue struct {
+	UintValue uint32 `protobuf:"varint,3,opt,name=uint_value,json=uintValue,proto3,oneof"` // VIR_TYPED_PARAM_UINT
+}
+
+type TypedParam_LlongValue struct {
+	LlongValue int64 `protobuf:"varint,4,opt,name=llong_value,json=llongValue,proto3,oneof"` // VIR_TYPED_PARAM_LLONG
+}
+
+type TypedParam_UllongValue struct {
+	UllongValue uint64 `protobuf:"varint,5,opt,name=ullong_value,json=ullongValue,proto3,oneof"` // VIR_TYPED_PARAM_ULLONG
+}
+
+type TypedParam_DoubleValue struct {
+	DoubleValue float64 `protobuf:"fixed64,6,opt,name=double_value,json=doubleValue,proto3,oneof"` // VIR_TYPED_PARAM_DOUBLE
+}
+
+type TypedParam_BooleanValue struct {
+	BooleanValue bool `protobuf:"varint,7,opt,name=boolean_value,json=booleanValue,proto3,oneof"` // VIR_TYPED_PARAM_BOOLEAN
+}
+
+type TypedParam_StringValue struct {
+	StringValue string `protobuf:"bytes,8,opt,name=string_value,json=stringValue,proto3,oneof"` // VIR_TYPED_PARAM_STRING
+}
+
+func (*TypedParam_IntValue) isTypedParam_Value() {}
+
+func (*TypedParam_UintValue) isTypedParam_Value() {}
+
+func (*TypedParam_LlongValue) isTypedParam_Value() {}
+
+func (*TypedParam_UllongValue) isTypedParam_Value() {}
+
+func (*TypedParam_DoubleValue) isTypedParam_Value() {}
+
+func (*TypedParam_BooleanValue) isTypedParam_Value() {}
+
+func (*TypedParam_StringValue) isTypedParam_Value() {}
+
+// DomainStats is one domain's record: the domain as it was when its
+// figures were read, and the figures under libvirt's names ("state.state",
+// "cpu.time", "block.0.rd.reqs", ...).
+type DomainStats struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Domain        *Domain                `protobuf:"bytes,1,opt,name=domain,proto3" json:"domain,omitempty"`
+	Params        []*TypedParam          `protobuf:"bytes,2,rep,name=params,proto3" json:"params,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DomainStats) Reset() {
+	*x = DomainStats{}
+	mi := &file_virtd_api_v1_api_proto_msgTypes[66]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DomainStats) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DomainStats) ProtoMessage() {}
+
+func (x *DomainStats) ProtoReflect() protoreflect.Message {
+	mi := &file_virtd_api_v1_api_proto_msgTypes[66]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DomainStats.ProtoReflect.Descriptor instead.
+func (*DomainStats) Descriptor() ([]byte, []int) {
+	return file_virtd_api_v1_api_proto_rawDescGZIP(), []int{66}
+}
+
+func (x *DomainStats) GetDomain() *Domain {
+	if x != nil {
+		return x.Domain
+	}
+	return nil
+}
+
+func (x *DomainStats) GetParams() []*TypedParam {
+	if x != nil {
+		return x.Params
+	}
+	return nil
+}
+
+type GetDomainStatsRequest struct {
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	Connection string                 `protobuf:"bytes,1,opt,name=connection,proto3" json:"connection,omitempty"`
+	// The domains, by UUID, in the order of the records; none: every domain
+	// that passes flags. A UUID that names no domain is skipped.
+	Uuids []string `protobuf:"bytes,2,rep,name=uuids,proto3" json:"uuids,omitempty"`
+	// libvirt's virDomainStatsTypes bits; zero: every group the driver has.
+	Groups uint32 `protobuf:"varint,3,opt,name=groups,proto3" json:"groups,omitempty"`
+	// libvirt's virConnectGetAllDomainStatsFlags bits: the domain filter, and
+	// ENFORCE_STATS.
+	Flags         uint32 `protobuf:"varint,4,opt,name=flags,proto3" json:"flags,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetDomainStatsRequest) Reset() {
+	*x = GetDomainStatsRequest{}
+	mi := &file_virtd_api_v1_api_proto_msgTypes[67]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetDomainStatsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetDomainStatsRequest) ProtoMessage() {}
+
+func (x *GetDomainStatsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_virtd_api_v1_api_proto_msgTypes[67]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetDomainStatsRequest.ProtoReflect.Descriptor instead.
+func (*GetDomainStatsRequest) Descriptor() ([]byte, []int) {
+	return file_virtd_api_v1_api_proto_rawDescGZIP(), []int{67}
+}
+
+func (x *GetDomainStatsRequest) GetConnection() string {
+	if x != nil {
+		return x.Connection
+	}
+	return ""
+}
+
+func (x *GetDomainStatsRequest) GetUuids() []string {
+	if x != nil {
+		return x.Uuids
+	}
+	return nil
+}
+
+func (x *GetDomainStatsRequest) GetGroups() uint32 {
+	if x != nil {
+		return x.Groups
+	}
+	return 0
+}
+
+func (x *GetDomainStatsRequest) GetFlags() uint32 {
+	if x != nil {
+		return x.Flags
+	}
+	return 0
+}
+
+type GetDomainStatsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Stats         []*DomainStats         `protobuf:"bytes,1,rep,name=stats,proto3" json:"stats,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetDomainStatsResponse) Reset() {
+	*x = GetDomainStatsResponse{}
+	mi := &file_virtd_api_v1_api_proto_msgTypes[68]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetDomainStatsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetDomainStatsResponse) ProtoMessage() {}
+
+func (x *GetDomainStatsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_virtd_api_v1_api_proto_msgTypes[68]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetDomainStatsResponse.ProtoReflect.Descriptor instead.
+func (*GetDomainStatsResponse) Descriptor() ([]byte, []int) {
+	return file_virtd_api_v1_api_proto_rawDescGZIP(), []int{68}
+}
+
+func (x *GetDomainStatsResponse) GetStats() []*DomainStats {
+	if x != nil {
+		return x.Stats
+	}
+	return nil
+}
+
+// BlockStats is libvirt's virDomainBlockStatsStruct; -1: not known.
+type BlockStats struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	RdReq         int64                  `protobuf:"varint,1,opt,name=rd_req,json=rdReq,proto3" json:"rd_req,omitempty"`
+	RdBytes       int64                  `protobuf:"varint,2,opt,name=rd_bytes,json=rdBytes,proto3" json:"rd_bytes,omitempty"`
+	WrReq         int64                  `protobuf:"varint,3,opt,name=wr_req,json=wrReq,proto3" json:"wr_req,omitempty"`
+	WrBytes       int64                  `protobuf:"varint,4,opt,name=wr_bytes,json=wrBytes,proto3" json:"wr_bytes,omitempty"`
+	Errs          int64                  `protobuf:"varint,5,opt,name=errs,proto3" json:"errs,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BlockStats) Reset() {
+	*x = BlockStats{}
+	mi := &file_virtd_api_v1_api_proto_msgTypes[69]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BlockStats) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BlockStats) ProtoMessage() {}
+
+func (x *BlockStats) ProtoReflect() protoreflect.Message {
+	mi := &file_virtd_api_v1_api_proto_msgTypes[69]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BlockStats.ProtoReflect.Descriptor instead.
+func (*BlockStats) Descriptor() ([]byte, []int) {
+	return file_virtd_api_v1_api_proto_rawDescGZIP(), []int{69}
+}
+
+func (x *BlockStats) GetRdReq() int64 {
+	if x != nil {
+		return x.RdReq
+	}
+	return 0
+}
+
+func (x *BlockStats) GetRdBytes() int64 {
+	if x != nil {
+		return x.RdBytes
+	}
+	return 0
+}
+
+func (x *BlockStats) GetWrReq() int64 {
+	if x != nil {
+		return x.WrReq
+	}
+	return 0
+}
+
+func (x *BlockStats) GetWrBytes() int64 {
+	if x != nil {
+		return x.WrBytes
+	}
+	return 0
+}
+
+func (x *BlockStats) GetErrs() int64 {
+	if x != nil {
+		return x.Errs
+	}
+	return 0
+}
+
+type GetBlockStatsRequest struct {
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	Connection string                 `protobuf:"bytes,1,opt,name=connection,proto3" json:"connection,omitempty"`
+	Uuid       string                 `protobuf:"bytes,2,opt,name=uuid,proto3" json:"uuid,omitempty"`
+	// The disk's target ("vda") or source path; empty: every disk, summed.
+	Disk          string `protobuf:"bytes,3,opt,name=disk,proto3" json:"disk,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetBlockStatsRequest) Reset() {
+	*x = GetBlockStatsRequest{}
+	mi := &file_virtd_api_v1_api_proto_msgTypes[70]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetBlockStatsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetBlockStatsRequest) ProtoMessage() {}
+
+func (x *GetBlockStatsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_virtd_api_v1_api_proto_msgTypes[70]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetBlockStatsRequest.ProtoReflect.Descriptor instead.
+func (*GetBlockStatsRequest) Descriptor() ([]byte, []int) {
+	return file_virtd_api_v1_api_proto_rawDescGZIP(), []int{70}
+}
+
+func (x *GetBlockStatsRequest) GetConnection() string {
+	if x != nil {
+		return x.Connection
+	}
+	return ""
+}
+
+func (x *GetBlockStatsRequest) GetUuid() string {
+	if x != nil {
+		return x.Uuid
+	}
+	return ""
+}
+
+func (x *GetBlockStatsRequest) GetDisk() string {
+	if x != nil {
+		return x.Disk
+	}
+	return ""
+}
+
+type GetBlockStatsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Stats         *BlockStats            `protobuf:"bytes,1,opt,name=stats,proto3" json:"stats,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetBlockStatsResponse) Reset() {
+	*x = GetBlockStatsResponse{}
+	mi := &file_virtd_api_v1_api_proto_msgTypes[71]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetBlockStatsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetBlockStatsResponse) ProtoMessage() {}
+
+func (x *GetBlockStatsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_virtd_api_v1_api_proto_msgTypes[71]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetBlockStatsResponse.ProtoReflect.Descriptor instead.
+func (*GetBlockStatsResponse) Descriptor() ([]byte, []int) {
+	return file_virtd_api_v1_api_proto_rawDescGZIP(), []int{71}
+}
+
+func (x *GetBlockStatsResponse) GetStats() *BlockStats {
+	if x != nil {
+		return x.Stats
+	}
+	return nil
+}
+
+// InterfaceStats is libvirt's virDomainInterfaceStatsStruct, as the guest
+// sees it; -1: not known.
+type InterfaceStats struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	RxBytes       int64                  `protobuf:"varint,1,opt,name=rx_bytes,json=rxBytes,proto3" json:"rx_bytes,omitempty"`
+	RxPackets     int64                  `protobuf:"varint,2,opt,name=rx_packets,json=rxPackets,proto3" json:"rx_packets,omitempty"`
+	RxErrs        int64                  `protobuf:"varint,3,opt,name=rx_errs,json=rxErrs,proto3" json:"rx_errs,omitempty"`
+	RxDrop        int64                  `protobuf:"varint,4,opt,name=rx_drop,json=rxDrop,proto3" json:"rx_drop,omitempty"`
+	TxBytes       int64                  `protobuf:"varint,5,opt,name=tx_bytes,json=txBytes,proto3" json:"tx_bytes,omitempty"`
+	TxPackets     int64                  `protobuf:"varint,6,opt,name=tx_packets,json=txPackets,proto3" json:"tx_packets,omitempty"`
+	TxErrs        int64                  `protobuf:"varint,7,opt,name=tx_errs,json=txErrs,proto3" json:"tx_errs,omitempty"`
+	TxDrop        int64                  `protobuf:"varint,8,opt,name=tx_drop,json=txDrop,proto3" json:"tx_drop,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *InterfaceStats) Reset() {
+	*x = InterfaceStats{}
+	mi := &file_virtd_api_v1_api_proto_msgTypes[72]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *InterfaceStats) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*InterfaceStats) ProtoMessage() {}
+
+func (x *InterfaceStats) ProtoReflect() protoreflect.Message {
+	mi := &file_virtd_api_v1_api_proto_msgTypes[72]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use InterfaceStats.ProtoReflect.Descriptor instead.
+func (*InterfaceStats) Descriptor() ([]byte, []int) {
+	return file_virtd_api_v1_api_proto_rawDescGZIP(), []int{72}
+}
+
+func (x *InterfaceStats) GetRxBytes() int64 {
+	if x != nil {
+		return x.RxBytes
+	}
+	return 0
+}
+
+func (x *InterfaceStats) GetRxPackets() int64 {
+	if x != nil {
+		return x.RxPackets
+	}
+	return 0
+}
+
+func (x *InterfaceStats) GetRxErrs() int64 {
+	if x != nil {
+		return x.RxErrs
+	}
+	return 0
+}
+
+func (x *InterfaceStats) GetRxDrop() int64 {
+	if x != nil {
+		return x.RxDrop
+	}
+	return 0
+}
+
+func (x *InterfaceStats) GetTxBytes() int64 {
+	if x != nil {
+		return x.TxBytes
+	}
+	return 0
+}
+
+func (x *InterfaceStats) GetTxPackets() int64 {
+	if x != nil {
+		return x.TxPackets
+	}
+	return 0
+}
+
+func (x *InterfaceStats) GetTxErrs() int64 {
+	if x != nil {
+		return x.TxErrs
+	}
+	return 0
+}
+
+func (x *InterfaceStats) GetTxDrop() int64 {
+	if x != nil {
+		return x.TxDrop
+	}
+	return 0
+}
+
+type GetInterfaceStatsRequest struct {
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	Connection string                 `protobuf:"bytes,1,opt,name=connection,proto3" json:"connection,omitempty"`
+	Uuid       string                 `protobuf:"bytes,2,opt,name=uuid,proto3" json:"uuid,omitempty"`
+	// The interface's host device ("vnet0") or MAC address.
+	Iface         string `protobuf:"bytes,3,opt,name=iface,proto3" json:"iface,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetInterfaceStatsRequest) Reset() {
+	*x = GetInterfaceStatsRequest{}
+	mi := &file_virtd_api_v1_api_proto_msgTypes[73]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetInterfaceStatsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetInterfaceStatsRequest) ProtoMessage() {}
+
+func (x *GetInterfaceStatsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_virtd_api_v1_api_proto_msgTypes[73]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetInterfaceStatsRequest.ProtoReflect.Descriptor instead.
+func (*GetInterfaceStatsRequest) Descriptor() ([]byte, []int) {
+	return file_virtd_api_v1_api_proto_rawDescGZIP(), []int{73}
+}
+
+func (x *GetInterfaceStatsRequest) GetConnection() string {
+	if x != nil {
+		return x.Connection
+	}
+	return ""
+}
+
+func (x *GetInterfaceStatsRequest) GetUuid() string {
+	if x != nil {
+		return x.Uuid
+	}
+	return ""
+}
+
+func (x *GetInterfaceStatsRequest) GetIface() string {
+	if x != nil {
+		return x.Iface
+	}
+	return ""
+}
+
+type GetInterfaceStatsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Stats         *InterfaceStats        `protobuf:"bytes,1,opt,name=stats,proto3" json:"stats,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetInterfaceStatsResponse) Reset() {
+	*x = GetInterfaceStatsResponse{}
+	mi := &file_virtd_api_v1_api_proto_msgTypes[74]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetInterfaceStatsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetInterfaceStatsResponse) ProtoMessage() {}
+
+func (x *GetInterfaceStatsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_virtd_api_v1_api_proto_msgTypes[74]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetInterfaceStatsResponse.ProtoReflect.Descriptor instead.
+func (*GetInterfaceStatsResponse) Descriptor() ([]byte, []int) {
+	return file_virtd_api_v1_api_proto_rawDescGZIP(), []int{74}
+}
+
+func (x *GetInterfaceStatsResponse) GetStats() *InterfaceStats {
+	if x != nil {
+		return x.Stats
+	}
+	return nil
+}
+
+// MemoryStat is libvirt's virDomainMemoryStatStruct.
+type MemoryStat struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// libvirt's virDomainMemoryStatTags number.
+	Tag           int32  `protobuf:"varint,1,opt,name=tag,proto3" json:"tag,omitempty"`
+	Value         uint64 `protobuf:"varint,2,opt,name=value,proto3" json:"value,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MemoryStat) Reset() {
+	*x = MemoryStat{}
+	mi := &file_virtd_api_v1_api_proto_msgTypes[75]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MemoryStat) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MemoryStat) ProtoMessage() {}
+
+func (x *MemoryStat) ProtoReflect() protoreflect.Message {
+	mi := &file_virtd_api_v1_api_proto_msgTypes[75]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MemoryStat.ProtoReflect.Descriptor instead.
+func (*MemoryStat) Descriptor() ([]byte, []int) {
+	return file_virtd_api_v1_api_proto_rawDescGZIP(), []int{75}
+}
+
+func (x *MemoryStat) GetTag() int32 {
+	if x != nil {
+		return x.Tag
+	}
+	return 0
+}
+
+func (x *MemoryStat) GetValue() uint64 {
+	if x != nil {
+		return x.Value
+	}
+	return 0
+}
+
+type GetMemoryStatsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Connection    string                 `protobuf:"bytes,1,opt,name=connection,proto3" json:"connection,omitempty"`
+	Uuid          string                 `protobuf:"bytes,2,opt,name=uuid,proto3" json:"uuid,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetMemoryStatsRequest) Reset() {
+	*x = GetMemoryStatsRequest{}
+	mi := &file_virtd_api_v1_api_proto_msgTypes[76]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetMemoryStatsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetMemoryStatsRequest) ProtoMessage() {}
+
+func (x *GetMemoryStatsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_virtd_api_v1_api_proto_msgTypes[76]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetMemoryStatsRequest.ProtoReflect.Descriptor instead.
+func (*GetMemoryStatsRequest) Descriptor() ([]byte, []int) {
+	return file_virtd_api_v1_api_proto_rawDescGZIP(), []int{76}
+}
+
+func (x *GetMemoryStatsRequest) GetConnection() string {
+	if x != nil {
+		return x.Connection
+	}
+	return ""
+}
+
+func (x *GetMemoryStatsRequest) GetUuid() string {
+	if x != nil {
+		return x.Uuid
+	}
+	return ""
+}
+
+type GetMemoryStatsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Stats         []*MemoryStat          `protobuf:"bytes,1,rep,name=stats,proto3" json:"stats,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetMemoryStatsResponse) Reset() {
+	*x = GetMemoryStatsResponse{}
+	mi := &file_virtd_api_v1_api_proto_msgTypes[77]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetMemoryStatsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetMemoryStatsResponse) ProtoMessage() {}
+
+func (x *GetMemoryStatsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_virtd_api_v1_api_proto_msgTypes[77]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetMemoryStatsResponse.ProtoReflect.Descriptor instead.
+func (*GetMemoryStatsResponse) Descriptor() ([]byte, []int) {
+	return file_virtd_api_v1_api_proto_rawDescGZIP(), []int{77}
+}
+
+func (x *GetMemoryStatsResponse) GetStats() []*MemoryStat {
+	if x != nil {
+		return x.Stats
+	}
+	return nil
+}
+
+// NodeCPUStats is the time the host's CPUs spent in each state since boot.
+type NodeCPUStats struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	KernelNs      uint64                 `protobuf:"varint,1,opt,name=kernel_ns,json=kernelNs,proto3" json:"kernel_ns,omitempty"`
+	UserNs        uint64                 `protobuf:"varint,2,opt,name=user_ns,json=userNs,proto3" json:"user_ns,omitempty"`
+	IdleNs        uint64                 `protobuf:"varint,3,opt,name=idle_ns,json=idleNs,proto3" json:"idle_ns,omitempty"`
+	IowaitNs      uint64                 `protobuf:"varint,4,opt,name=iowait_ns,json=iowaitNs,proto3" json:"iowait_ns,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *NodeCPUStats) Reset() {
+	*x = NodeCPUStats{}
+	mi := &file_virtd_api_v1_api_proto_msgTypes[78]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *NodeCPUStats) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*NodeCPUStats) ProtoMessage() {}
+
+func (x *NodeCPUStats) ProtoReflect() protoreflect.Message {
+	mi := &file_virtd_api_v1_api_proto_msgTypes[78]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use NodeCPUStats.ProtoReflect.Descriptor instead.
+func (*NodeCPUStats) Descriptor() ([]byte, []int) {
+	return file_virtd_api_v1_api_proto_rawDescGZIP(), []int{78}
+}
+
+func (x *NodeCPUStats) GetKernelNs() uint64 {
+	if x != nil {
+		return x.KernelNs
+	}
+	return 0
+}
+
+func (x *NodeCPUStats) GetUserNs() uint64 {
+	if x != nil {
+		return x.UserNs
+	}
+	return 0
+}
+
+func (x *NodeCPUStats) GetIdleNs() uint64 {
+	if x != nil {
+		return x.IdleNs
+	}
+	return 0
+}
+
+func (x *NodeCPUStats) GetIowaitNs() uint64 {
+	if x != nil {
+		return x.IowaitNs
+	}
+	return 0
+}
+
+type GetNodeCPUStatsRequest struct {
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	Connection string                 `protobuf:"bytes,1,opt,name=connection,proto3" json:"connection,omitempty"`
+	// A CPU's number; -1: every CPU, summed.
+	Cpu           int32 `protobuf:"varint,2,opt,name=cpu,proto3" json:"cpu,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetNodeCPUStatsRequest) Reset() {
+	*x = GetNodeCPUStatsRequest{}
+	mi := &file_virtd_api_v1_api_proto_msgTypes[79]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetNodeCPUStatsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetNodeCPUStatsRequest) ProtoMessage() {}
+
+func (x *GetNodeCPUStatsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_virtd_api_v1_api_proto_msgTypes[79]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetNodeCPUStatsRequest.ProtoReflect.Descriptor instead.
+func (*GetNodeCPUStatsRequest) Descriptor() ([]byte, []int) {
+	return file_virtd_api_v1_api_proto_rawDescGZIP(), []int{79}
+}
+
+func (x *GetNodeCPUStatsRequest) GetConnection() string {
+	if x != nil {
+		return x.Connection
+	}
+	return ""
+}
+
+func (x *GetNodeCPUStatsRequest) GetCpu() int32 {
+	if x != nil {
+		return x.Cpu
+	}
+	return 0
+}
+
+type GetNodeCPUStatsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Stats         *NodeCPUStats          `protobuf:"bytes,1,opt,name=stats,proto3" json:"stats,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetNodeCPUStatsResponse) Reset() {
+	*x = GetNodeCPUStatsResponse{}
+	mi := &file_virtd_api_v1_api_proto_msgTypes[80]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetNodeCPUStatsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetNodeCPUStatsResponse) ProtoMessage() {}
+
+func (x *GetNodeCPUStatsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_virtd_api_v1_api_proto_msgTypes[80]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetNodeCPUStatsResponse.ProtoReflect.Descriptor instead.
+func (*GetNodeCPUStatsResponse) Descriptor() ([]byte, []int) {
+	return file_virtd_api_v1_api_proto_rawDescGZIP(), []int{80}
+}
+
+func (x *GetNodeCPUStatsResponse) GetStats() *NodeCPUStats {
+	if x != nil {
+		return x.Stats
+	}
+	return nil
+}
+
+// NodeMemoryStats is the host's memory, or one NUMA cell's.
+type NodeMemoryStats struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	TotalKib      uint64                 `protobuf:"varint,1,opt,name=total_kib,json=totalKib,proto3" json:"total_kib,omitempty"`
+	FreeKib       uint64                 `protobuf:"varint,2,opt,name=free_kib,json=freeKib,proto3" json:"free_kib,omitempty"`
+	BuffersKib    uint64                 `protobuf:"varint,3,opt,name=buffers_kib,json=buffersKib,proto3" json:"buffers_kib,omitempty"`
+	CachedKib     uint64                 `protobuf:"varint,4,opt,name=cached_kib,json=cachedKib,proto3" json:"cached_kib,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *NodeMemoryStats) Reset() {
+	*x = NodeMemoryStats{}
+	mi := &file_virtd_api_v1_api_proto_msgTypes[81]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *NodeMemoryStats) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*NodeMemoryStats) ProtoMessage() {}
+
+func (x *NodeMemoryStats) ProtoReflect() protoreflect.Message {
+	mi := &file_virtd_api_v1_api_proto_msgTypes[81]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use NodeMemoryStats.ProtoReflect.Descriptor instead.
+func (*NodeMemoryStats) Descriptor() ([]byte, []int) {
+	return file_virtd_api_v1_api_proto_rawDescGZIP(), []int{81}
+}
+
+func (x *NodeMemoryStats) GetTotalKib() uint64 {
+	if x != nil {
+		return x.TotalKib
+	}
+	return 0
+}
+
+func (x *NodeMemoryStats) GetFreeKib() uint64 {
+	if x != nil {
+		return x.FreeKib
+	}
+	return 0
+}
+
+func (x *NodeMemoryStats) GetBuffersKib() uint64 {
+	if x != nil {
+		return x.BuffersKib
+	}
+	return 0
+}
+
+func (x *NodeMemoryStats) GetCachedKib() uint64 {
+	if x != nil {
+		return x.CachedKib
+	}
+	return 0
+}
+
+type GetNodeMemoryStatsRequest struct {
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	Connection string                 `protobuf:"bytes,1,opt,name=connection,proto3" json:"connection,omitempty"`
+	// A NUMA cell's number; -1: the whole host.
+	Cell          int32 `protobuf:"varint,2,opt,name=cell,proto3" json:"cell,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetNodeMemoryStatsRequest) Reset() {
+	*x = GetNodeMemoryStatsRequest{}
+	mi := &file_virtd_api_v1_api_proto_msgTypes[82]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetNodeMemoryStatsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetNodeMemoryStatsRequest) ProtoMessage() {}
+
+func (x *GetNodeMemoryStatsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_virtd_api_v1_api_proto_msgTypes[82]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetNodeMemoryStatsRequest.ProtoReflect.Descriptor instead.
+func (*GetNodeMemoryStatsRequest) Descriptor() ([]byte, []int) {
+	return file_virtd_api_v1_api_proto_rawDescGZIP(), []int{82}
+}
+
+func (x *GetNodeMemoryStatsRequest) GetConnection() string {
+	if x != nil {
+		return x.Connection
+	}
+	return ""
+}
+
+func (x *GetNodeMemoryStatsRequest) GetCell() int32 {
+	if x != nil {
+		return x.Cell
+	}
+	return 0
+}
+
+type GetNodeMemoryStatsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Stats         *NodeMemoryStats       `protobuf:"bytes,1,opt,name=stats,proto3" json:"stats,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetNodeMemoryStatsResponse) Reset() {
+	*x = GetNodeMemoryStatsResponse{}
+	mi := &file_virtd_api_v1_api_proto_msgTypes[83]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetNodeMemoryStatsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetNodeMemoryStatsResponse) ProtoMessage() {}
+
+func (x *GetNodeMemoryStatsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_virtd_api_v1_api_proto_msgTypes[83]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetNodeMemoryStatsResponse.ProtoReflect.Descriptor instead.
+func (*GetNodeMemoryStatsResponse) Descriptor() ([]byte, []int) {
+	return file_virtd_api_v1_api_proto_rawDescGZIP(), []int{83}
+}
+
+func (x *GetNodeMemoryStatsResponse) GetStats() *NodeMemoryStats {
+	if x != nil {
+		return x.Stats
+	}
+	return nil
+}
+
+type GetDomainCapabilitiesRequest struct {
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	Connection string                 `protobuf:"bytes,1,opt,name=connection,proto3" json:"connection,omitempty"`
+	// Each empty: the driver's default.
+	Emulator string `protobuf:"bytes,2,opt,name=emulator,proto3" json:"emulator,omitempty"`
+	Arch     string `protobuf:"bytes,3,opt,name=arch,proto3" json:"arch,omitempty"`
+	Machine  string `protobuf:"bytes,4,opt,name=machine,proto3" json:"machine,omitempty"`
+	// The domain type, e.g. "kvm" or "qemu".
+	VirtType      string `protobuf:"bytes,5,opt,name=virt_type,json=virtType,proto3" json:"virt_type,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetDomainCapabilitiesRequest) Reset() {
+	*x = GetDomainCapabilitiesRequest{}
+	mi := &file_virtd_api_v1_api_proto_msgTypes[84]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetDomainCapabilitiesRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetDomainCapabilitiesRequest) ProtoMessage() {}
+
+func (x *GetDomainCapabilitiesRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_virtd_api_v1_api_proto_msgTypes[84]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetDomainCapabilitiesRequest.ProtoReflect.Descriptor instead.
+func (*GetDomainCapabilitiesRequest) Descriptor() ([]byte, []int) {
+	return file_virtd_api_v1_api_proto_rawDescGZIP(), []int{84}
+}
+
+func (x *GetDomainCapabilitiesRequest) GetConnection() string {
+	if x != nil {
+		return x.Connection
+	}
+	return ""
+}
+
+func (x *GetDomainCapabilitiesRequest) GetEmulator() string {
+	if x != nil {
+		return x.Emulator
+	}
+	return ""
+}
+
+func (x *GetDomainCapabilitiesRequest) GetArch() string {
+	if x != nil {
+		return x.Arch
+	}
+	return ""
+}
+
+func (x *GetDomainCapabilitiesRequest) GetMachine() string {
+	if x != nil {
+		return x.Machine
+	}
+	return ""
+}
+
+func (x *GetDomainCapabilitiesRequest) GetVirtType() string {
+	if x != nil {
+		return x.VirtType
+	}
+	return ""
+}
+
+type GetDomainCapabilitiesResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Xml           string                 `protobuf:"bytes,1,opt,name=xml,proto3" json:"xml,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetDomainCapabilitiesResponse) Reset() {
+	*x = GetDomainCapabilitiesResponse{}
+	mi := &file_virtd_api_v1_api_proto_msgTypes[85]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetDomainCapabilitiesResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetDomainCapabilitiesResponse) ProtoMessage() {}
+
+func (x *GetDomainCapabilitiesResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_virtd_api_v1_api_proto_msgTypes[85]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetDomainCapabilitiesResponse.ProtoReflect.Descriptor instead.
+func (*GetDomainCapabilitiesResponse) Descriptor() ([]byte, []int) {
+	return file_virtd_api_v1_api_proto_rawDescGZIP(), []int{85}
+}
+
+func (x *GetDomainCapabilitiesResponse) GetXml() string {
+	if x != nil {
+		return x.Xml
+	}
+	return ""
+}
+
 var File_virtd_api_v1_api_proto protoreflect.FileDescriptor
 
 const file_virtd_api_v1_api_proto_rawDesc = "" +
@@ -3879,7 +5215,113 @@ const file_virtd_api_v1_api_proto_rawDesc = "" +
 	"\aseconds\x18\x02 \x01(\x05R\aseconds\x12\x16\n" +
 	"\x06driver\x18\x03 \x01(\tR\x06driver\"%\n" +
 	"\x0fProfileResponse\x12\x12\n" +
-	"\x04data\x18\x01 \x01(\fR\x04data*\xe5\x01\n" +
+	"\x04data\x18\x01 \x01(\fR\x04data\"\xa2\x02\n" +
+	"\n" +
+	"TypedParam\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1d\n" +
+	"\tint_value\x18\x02 \x01(\x05H\x00R\bintValue\x12\x1f\n" +
+	"\n" +
+	"uint_value\x18\x03 \x01(\rH\x00R\tuintValue\x12!\n" +
+	"\vllong_value\x18\x04 \x01(\x03H\x00R\n" +
+	"llongValue\x12#\n" +
+	"\fullong_value\x18\x05 \x01(\x04H\x00R\vullongValue\x12#\n" +
+	"\fdouble_value\x18\x06 \x01(\x01H\x00R\vdoubleValue\x12%\n" +
+	"\rboolean_value\x18\a \x01(\bH\x00R\fbooleanValue\x12#\n" +
+	"\fstring_value\x18\b \x01(\tH\x00R\vstringValueB\a\n" +
+	"\x05value\"m\n" +
+	"\vDomainStats\x12,\n" +
+	"\x06domain\x18\x01 \x01(\v2\x14.virtd.api.v1.DomainR\x06domain\x120\n" +
+	"\x06params\x18\x02 \x03(\v2\x18.virtd.api.v1.TypedParamR\x06params\"{\n" +
+	"\x15GetDomainStatsRequest\x12\x1e\n" +
+	"\n" +
+	"connection\x18\x01 \x01(\tR\n" +
+	"connection\x12\x14\n" +
+	"\x05uuids\x18\x02 \x03(\tR\x05uuids\x12\x16\n" +
+	"\x06groups\x18\x03 \x01(\rR\x06groups\x12\x14\n" +
+	"\x05flags\x18\x04 \x01(\rR\x05flags\"I\n" +
+	"\x16GetDomainStatsResponse\x12/\n" +
+	"\x05stats\x18\x01 \x03(\v2\x19.virtd.api.v1.DomainStatsR\x05stats\"\x84\x01\n" +
+	"\n" +
+	"BlockStats\x12\x15\n" +
+	"\x06rd_req\x18\x01 \x01(\x03R\x05rdReq\x12\x19\n" +
+	"\brd_bytes\x18\x02 \x01(\x03R\ardBytes\x12\x15\n" +
+	"\x06wr_req\x18\x03 \x01(\x03R\x05wrReq\x12\x19\n" +
+	"\bwr_bytes\x18\x04 \x01(\x03R\awrBytes\x12\x12\n" +
+	"\x04errs\x18\x05 \x01(\x03R\x04errs\"^\n" +
+	"\x14GetBlockStatsRequest\x12\x1e\n" +
+	"\n" +
+	"connection\x18\x01 \x01(\tR\n" +
+	"connection\x12\x12\n" +
+	"\x04uuid\x18\x02 \x01(\tR\x04uuid\x12\x12\n" +
+	"\x04disk\x18\x03 \x01(\tR\x04disk\"G\n" +
+	"\x15GetBlockStatsResponse\x12.\n" +
+	"\x05stats\x18\x01 \x01(\v2\x18.virtd.api.v1.BlockStatsR\x05stats\"\xe8\x01\n" +
+	"\x0eInterfaceStats\x12\x19\n" +
+	"\brx_bytes\x18\x01 \x01(\x03R\arxBytes\x12\x1d\n" +
+	"\n" +
+	"rx_packets\x18\x02 \x01(\x03R\trxPackets\x12\x17\n" +
+	"\arx_errs\x18\x03 \x01(\x03R\x06rxErrs\x12\x17\n" +
+	"\arx_drop\x18\x04 \x01(\x03R\x06rxDrop\x12\x19\n" +
+	"\btx_bytes\x18\x05 \x01(\x03R\atxBytes\x12\x1d\n" +
+	"\n" +
+	"tx_packets\x18\x06 \x01(\x03R\ttxPackets\x12\x17\n" +
+	"\atx_errs\x18\a \x01(\x03R\x06txErrs\x12\x17\n" +
+	"\atx_drop\x18\b \x01(\x03R\x06txDrop\"d\n" +
+	"\x18GetInterfaceStatsRequest\x12\x1e\n" +
+	"\n" +
+	"connection\x18\x01 \x01(\tR\n" +
+	"connection\x12\x12\n" +
+	"\x04uuid\x18\x02 \x01(\tR\x04uuid\x12\x14\n" +
+	"\x05iface\x18\x03 \x01(\tR\x05iface\"O\n" +
+	"\x19GetInterfaceStatsResponse\x122\n" +
+	"\x05stats\x18\x01 \x01(\v2\x1c.virtd.api.v1.InterfaceStatsR\x05stats\"4\n" +
+	"\n" +
+	"MemoryStat\x12\x10\n" +
+	"\x03tag\x18\x01 \x01(\x05R\x03tag\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\x04R\x05value\"K\n" +
+	"\x15GetMemoryStatsRequest\x12\x1e\n" +
+	"\n" +
+	"connection\x18\x01 \x01(\tR\n" +
+	"connection\x12\x12\n" +
+	"\x04uuid\x18\x02 \x01(\tR\x04uuid\"H\n" +
+	"\x16GetMemoryStatsResponse\x12.\n" +
+	"\x05stats\x18\x01 \x03(\v2\x18.virtd.api.v1.MemoryStatR\x05stats\"z\n" +
+	"\fNodeCPUStats\x12\x1b\n" +
+	"\tkernel_ns\x18\x01 \x01(\x04R\bkernelNs\x12\x17\n" +
+	"\auser_ns\x18\x02 \x01(\x04R\x06userNs\x12\x17\n" +
+	"\aidle_ns\x18\x03 \x01(\x04R\x06idleNs\x12\x1b\n" +
+	"\tiowait_ns\x18\x04 \x01(\x04R\biowaitNs\"J\n" +
+	"\x16GetNodeCPUStatsRequest\x12\x1e\n" +
+	"\n" +
+	"connection\x18\x01 \x01(\tR\n" +
+	"connection\x12\x10\n" +
+	"\x03cpu\x18\x02 \x01(\x05R\x03cpu\"K\n" +
+	"\x17GetNodeCPUStatsResponse\x120\n" +
+	"\x05stats\x18\x01 \x01(\v2\x1a.virtd.api.v1.NodeCPUStatsR\x05stats\"\x89\x01\n" +
+	"\x0fNodeMemoryStats\x12\x1b\n" +
+	"\ttotal_kib\x18\x01 \x01(\x04R\btotalKib\x12\x19\n" +
+	"\bfree_kib\x18\x02 \x01(\x04R\afreeKib\x12\x1f\n" +
+	"\vbuffers_kib\x18\x03 \x01(\x04R\n" +
+	"buffersKib\x12\x1d\n" +
+	"\n" +
+	"cached_kib\x18\x04 \x01(\x04R\tcachedKib\"O\n" +
+	"\x19GetNodeMemoryStatsRequest\x12\x1e\n" +
+	"\n" +
+	"connection\x18\x01 \x01(\tR\n" +
+	"connection\x12\x12\n" +
+	"\x04cell\x18\x02 \x01(\x05R\x04cell\"Q\n" +
+	"\x1aGetNodeMemoryStatsResponse\x123\n" +
+	"\x05stats\x18\x01 \x01(\v2\x1d.virtd.api.v1.NodeMemoryStatsR\x05stats\"\xa5\x01\n" +
+	"\x1cGetDomainCapabilitiesRequest\x12\x1e\n" +
+	"\n" +
+	"connection\x18\x01 \x01(\tR\n" +
+	"connection\x12\x1a\n" +
+	"\bemulator\x18\x02 \x01(\tR\bemulator\x12\x12\n" +
+	"\x04arch\x18\x03 \x01(\tR\x04arch\x12\x18\n" +
+	"\amachine\x18\x04 \x01(\tR\amachine\x12\x1b\n" +
+	"\tvirt_type\x18\x05 \x01(\tR\bvirtType\"1\n" +
+	"\x1dGetDomainCapabilitiesResponse\x12\x10\n" +
+	"\x03xml\x18\x01 \x01(\tR\x03xml*\xe5\x01\n" +
 	"\vDomainState\x12\x1c\n" +
 	"\x18DOMAIN_STATE_UNSPECIFIED\x10\x00\x12\x18\n" +
 	"\x14DOMAIN_STATE_RUNNING\x10\x01\x12\x18\n" +
@@ -3899,7 +5341,7 @@ const file_virtd_api_v1_api_proto_rawDesc = "" +
 	"\x12EVENT_TYPE_STOPPED\x10\x06\x12\x17\n" +
 	"\x13EVENT_TYPE_SHUTDOWN\x10\a\x12\x1a\n" +
 	"\x16EVENT_TYPE_PMSUSPENDED\x10\b\x12\x16\n" +
-	"\x12EVENT_TYPE_CRASHED\x10\t2\x92\x12\n" +
+	"\x12EVENT_TYPE_CRASHED\x10\t2\xc7\x17\n" +
 	"\vVirtService\x12=\n" +
 	"\x04Open\x12\x19.virtd.api.v1.OpenRequest\x1a\x1a.virtd.api.v1.OpenResponse\x12@\n" +
 	"\x05Close\x12\x1a.virtd.api.v1.CloseRequest\x1a\x1b.virtd.api.v1.CloseResponse\x12O\n" +
@@ -3927,7 +5369,14 @@ const file_virtd_api_v1_api_proto_rawDesc = "" +
 	"\vWatchEvents\x12 .virtd.api.v1.WatchEventsRequest\x1a!.virtd.api.v1.WatchEventsResponse(\x010\x01\x12d\n" +
 	"\x11DomainXMLToNative\x12&.virtd.api.v1.DomainXMLToNativeRequest\x1a'.virtd.api.v1.DomainXMLToNativeResponse\x12j\n" +
 	"\x13DomainXMLFromNative\x12(.virtd.api.v1.DomainXMLFromNativeRequest\x1a).virtd.api.v1.DomainXMLFromNativeResponse\x12V\n" +
-	"\vOpenConsole\x12 .virtd.api.v1.OpenConsoleRequest\x1a!.virtd.api.v1.OpenConsoleResponse(\x010\x012\xf1\x01\n" +
+	"\vOpenConsole\x12 .virtd.api.v1.OpenConsoleRequest\x1a!.virtd.api.v1.OpenConsoleResponse(\x010\x01\x12[\n" +
+	"\x0eGetDomainStats\x12#.virtd.api.v1.GetDomainStatsRequest\x1a$.virtd.api.v1.GetDomainStatsResponse\x12X\n" +
+	"\rGetBlockStats\x12\".virtd.api.v1.GetBlockStatsRequest\x1a#.virtd.api.v1.GetBlockStatsResponse\x12d\n" +
+	"\x11GetInterfaceStats\x12&.virtd.api.v1.GetInterfaceStatsRequest\x1a'.virtd.api.v1.GetInterfaceStatsResponse\x12[\n" +
+	"\x0eGetMemoryStats\x12#.virtd.api.v1.GetMemoryStatsRequest\x1a$.virtd.api.v1.GetMemoryStatsResponse\x12^\n" +
+	"\x0fGetNodeCPUStats\x12$.virtd.api.v1.GetNodeCPUStatsRequest\x1a%.virtd.api.v1.GetNodeCPUStatsResponse\x12g\n" +
+	"\x12GetNodeMemoryStats\x12'.virtd.api.v1.GetNodeMemoryStatsRequest\x1a(.virtd.api.v1.GetNodeMemoryStatsResponse\x12p\n" +
+	"\x15GetDomainCapabilities\x12*.virtd.api.v1.GetDomainCapabilitiesRequest\x1a+.virtd.api.v1.GetDomainCapabilitiesResponse2\xf1\x01\n" +
 	"\fAdminService\x12R\n" +
 	"\vListDrivers\x12 .virtd.api.v1.ListDriversRequest\x1a!.virtd.api.v1.ListDriversResponse\x12C\n" +
 	"\x06Rescan\x12\x1b.virtd.api.v1.RescanRequest\x1a\x1c.virtd.api.v1.RescanResponse\x12H\n" +
@@ -3946,75 +5395,96 @@ func file_virtd_api_v1_api_proto_rawDescGZIP() []byte {
 }
 
 var file_virtd_api_v1_api_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_virtd_api_v1_api_proto_msgTypes = make([]protoimpl.MessageInfo, 65)
+var file_virtd_api_v1_api_proto_msgTypes = make([]protoimpl.MessageInfo, 86)
 var file_virtd_api_v1_api_proto_goTypes = []any{
-	(DomainState)(0),                    // 0: virtd.api.v1.DomainState
-	(EventType)(0),                      // 1: virtd.api.v1.EventType
-	(*Domain)(nil),                      // 2: virtd.api.v1.Domain
-	(*DomainInfo)(nil),                  // 3: virtd.api.v1.DomainInfo
-	(*NodeInfo)(nil),                    // 4: virtd.api.v1.NodeInfo
-	(*Event)(nil),                       // 5: virtd.api.v1.Event
-	(*DriverStatus)(nil),                // 6: virtd.api.v1.DriverStatus
-	(*RejectedFile)(nil),                // 7: virtd.api.v1.RejectedFile
-	(*OpenRequest)(nil),                 // 8: virtd.api.v1.OpenRequest
-	(*OpenResponse)(nil),                // 9: virtd.api.v1.OpenResponse
-	(*CloseRequest)(nil),                // 10: virtd.api.v1.CloseRequest
-	(*CloseResponse)(nil),               // 11: virtd.api.v1.CloseResponse
-	(*GetVersionRequest)(nil),           // 12: virtd.api.v1.GetVersionRequest
-	(*GetVersionResponse)(nil),          // 13: virtd.api.v1.GetVersionResponse
-	(*GetHostnameRequest)(nil),          // 14: virtd.api.v1.GetHostnameRequest
-	(*GetHostnameResponse)(nil),         // 15: virtd.api.v1.GetHostnameResponse
-	(*GetCapabilitiesRequest)(nil),      // 16: virtd.api.v1.GetCapabilitiesRequest
-	(*GetCapabilitiesResponse)(nil),     // 17: virtd.api.v1.GetCapabilitiesResponse
-	(*GetNodeInfoRequest)(nil),          // 18: virtd.api.v1.GetNodeInfoRequest
-	(*GetNodeInfoResponse)(nil),         // 19: virtd.api.v1.GetNodeInfoResponse
-	(*ListDomainsRequest)(nil),          // 20: virtd.api.v1.ListDomainsRequest
-	(*ListDomainsResponse)(nil),         // 21: virtd.api.v1.ListDomainsResponse
-	(*LookupDomainRequest)(nil),         // 22: virtd.api.v1.LookupDomainRequest
-	(*LookupDomainResponse)(nil),        // 23: virtd.api.v1.LookupDomainResponse
-	(*DefineDomainRequest)(nil),         // 24: virtd.api.v1.DefineDomainRequest
-	(*DefineDomainResponse)(nil),        // 25: virtd.api.v1.DefineDomainResponse
-	(*UndefineDomainRequest)(nil),       // 26: virtd.api.v1.UndefineDomainRequest
-	(*UndefineDomainResponse)(nil),      // 27: virtd.api.v1.UndefineDomainResponse
-	(*StartDomainRequest)(nil),          // 28: virtd.api.v1.StartDomainRequest
-	(*StartDomainResponse)(nil),         // 29: virtd.api.v1.StartDomainResponse
-	(*CreateDomainRequest)(nil),         // 30: virtd.api.v1.CreateDomainRequest
-	(*CreateDomainResponse)(nil),        // 31: virtd.api.v1.CreateDomainResponse
-	(*ShutdownDomainRequest)(nil),       // 32: virtd.api.v1.ShutdownDomainRequest
-	(*ShutdownDomainResponse)(nil),      // 33: virtd.api.v1.ShutdownDomainResponse
-	(*RebootDomainRequest)(nil),         // 34: virtd.api.v1.RebootDomainRequest
-	(*RebootDomainResponse)(nil),        // 35: virtd.api.v1.RebootDomainResponse
-	(*DestroyDomainRequest)(nil),        // 36: virtd.api.v1.DestroyDomainRequest
-	(*DestroyDomainResponse)(nil),       // 37: virtd.api.v1.DestroyDomainResponse
-	(*SuspendDomainRequest)(nil),        // 38: virtd.api.v1.SuspendDomainRequest
-	(*SuspendDomainResponse)(nil),       // 39: virtd.api.v1.SuspendDomainResponse
-	(*ResumeDomainRequest)(nil),         // 40: virtd.api.v1.ResumeDomainRequest
-	(*ResumeDomainResponse)(nil),        // 41: virtd.api.v1.ResumeDomainResponse
-	(*GetDomainInfoRequest)(nil),        // 42: virtd.api.v1.GetDomainInfoRequest
-	(*GetDomainInfoResponse)(nil),       // 43: virtd.api.v1.GetDomainInfoResponse
-	(*GetDomainStateRequest)(nil),       // 44: virtd.api.v1.GetDomainStateRequest
-	(*GetDomainStateResponse)(nil),      // 45: virtd.api.v1.GetDomainStateResponse
-	(*GetDomainXMLRequest)(nil),         // 46: virtd.api.v1.GetDomainXMLRequest
-	(*GetDomainXMLResponse)(nil),        // 47: virtd.api.v1.GetDomainXMLResponse
-	(*GetDomainAutostartRequest)(nil),   // 48: virtd.api.v1.GetDomainAutostartRequest
-	(*GetDomainAutostartResponse)(nil),  // 49: virtd.api.v1.GetDomainAutostartResponse
-	(*SetDomainAutostartRequest)(nil),   // 50: virtd.api.v1.SetDomainAutostartRequest
-	(*SetDomainAutostartResponse)(nil),  // 51: virtd.api.v1.SetDomainAutostartResponse
-	(*WatchEventsRequest)(nil),          // 52: virtd.api.v1.WatchEventsRequest
-	(*WatchEventsResponse)(nil),         // 53: virtd.api.v1.WatchEventsResponse
-	(*ListDriversRequest)(nil),          // 54: virtd.api.v1.ListDriversRequest
-	(*ListDriversResponse)(nil),         // 55: virtd.api.v1.ListDriversResponse
-	(*RescanRequest)(nil),               // 56: virtd.api.v1.RescanRequest
-	(*RescanResponse)(nil),              // 57: virtd.api.v1.RescanResponse
-	(*DomainXMLToNativeRequest)(nil),    // 58: virtd.api.v1.DomainXMLToNativeRequest
-	(*DomainXMLToNativeResponse)(nil),   // 59: virtd.api.v1.DomainXMLToNativeResponse
-	(*DomainXMLFromNativeRequest)(nil),  // 60: virtd.api.v1.DomainXMLFromNativeRequest
-	(*DomainXMLFromNativeResponse)(nil), // 61: virtd.api.v1.DomainXMLFromNativeResponse
-	(*ConsoleTarget)(nil),               // 62: virtd.api.v1.ConsoleTarget
-	(*OpenConsoleRequest)(nil),          // 63: virtd.api.v1.OpenConsoleRequest
-	(*OpenConsoleResponse)(nil),         // 64: virtd.api.v1.OpenConsoleResponse
-	(*ProfileRequest)(nil),              // 65: virtd.api.v1.ProfileRequest
-	(*ProfileResponse)(nil),             // 66: virtd.api.v1.ProfileResponse
+	(DomainState)(0),                      // 0: virtd.api.v1.DomainState
+	(EventType)(0),                        // 1: virtd.api.v1.EventType
+	(*Domain)(nil),                        // 2: virtd.api.v1.Domain
+	(*DomainInfo)(nil),                    // 3: virtd.api.v1.DomainInfo
+	(*NodeInfo)(nil),                      // 4: virtd.api.v1.NodeInfo
+	(*Event)(nil),                         // 5: virtd.api.v1.Event
+	(*DriverStatus)(nil),                  // 6: virtd.api.v1.DriverStatus
+	(*RejectedFile)(nil),                  // 7: virtd.api.v1.RejectedFile
+	(*OpenRequest)(nil),                   // 8: virtd.api.v1.OpenRequest
+	(*OpenResponse)(nil),                  // 9: virtd.api.v1.OpenResponse
+	(*CloseRequest)(nil),                  // 10: virtd.api.v1.CloseRequest
+	(*CloseResponse)(nil),                 // 11: virtd.api.v1.CloseResponse
+	(*GetVersionRequest)(nil),             // 12: virtd.api.v1.GetVersionRequest
+	(*GetVersionResponse)(nil),            // 13: virtd.api.v1.GetVersionResponse
+	(*GetHostnameRequest)(nil),            // 14: virtd.api.v1.GetHostnameRequest
+	(*GetHostnameResponse)(nil),           // 15: virtd.api.v1.GetHostnameResponse
+	(*GetCapabilitiesRequest)(nil),        // 16: virtd.api.v1.GetCapabilitiesRequest
+	(*GetCapabilitiesResponse)(nil),       // 17: virtd.api.v1.GetCapabilitiesResponse
+	(*GetNodeInfoRequest)(nil),            // 18: virtd.api.v1.GetNodeInfoRequest
+	(*GetNodeInfoResponse)(nil),           // 19: virtd.api.v1.GetNodeInfoResponse
+	(*ListDomainsRequest)(nil),            // 20: virtd.api.v1.ListDomainsRequest
+	(*ListDomainsResponse)(nil),           // 21: virtd.api.v1.ListDomainsResponse
+	(*LookupDomainRequest)(nil),           // 22: virtd.api.v1.LookupDomainRequest
+	(*LookupDomainResponse)(nil),          // 23: virtd.api.v1.LookupDomainResponse
+	(*DefineDomainRequest)(nil),           // 24: virtd.api.v1.DefineDomainRequest
+	(*DefineDomainResponse)(nil),          // 25: virtd.api.v1.DefineDomainResponse
+	(*UndefineDomainRequest)(nil),         // 26: virtd.api.v1.UndefineDomainRequest
+	(*UndefineDomainResponse)(nil),        // 27: virtd.api.v1.UndefineDomainResponse
+	(*StartDomainRequest)(nil),            // 28: virtd.api.v1.StartDomainRequest
+	(*StartDomainResponse)(nil),           // 29: virtd.api.v1.StartDomainResponse
+	(*CreateDomainRequest)(nil),           // 30: virtd.api.v1.CreateDomainRequest
+	(*CreateDomainResponse)(nil),          // 31: virtd.api.v1.CreateDomainResponse
+	(*ShutdownDomainRequest)(nil),         // 32: virtd.api.v1.ShutdownDomainRequest
+	(*ShutdownDomainResponse)(nil),        // 33: virtd.api.v1.ShutdownDomainResponse
+	(*RebootDomainRequest)(nil),           // 34: virtd.api.v1.RebootDomainRequest
+	(*RebootDomainResponse)(nil),          // 35: virtd.api.v1.RebootDomainResponse
+	(*DestroyDomainRequest)(nil),          // 36: virtd.api.v1.DestroyDomainRequest
+	(*DestroyDomainResponse)(nil),         // 37: virtd.api.v1.DestroyDomainResponse
+	(*SuspendDomainRequest)(nil),          // 38: virtd.api.v1.SuspendDomainRequest
+	(*SuspendDomainResponse)(nil),         // 39: virtd.api.v1.SuspendDomainResponse
+	(*ResumeDomainRequest)(nil),           // 40: virtd.api.v1.ResumeDomainRequest
+	(*ResumeDomainResponse)(nil),          // 41: virtd.api.v1.ResumeDomainResponse
+	(*GetDomainInfoRequest)(nil),          // 42: virtd.api.v1.GetDomainInfoRequest
+	(*GetDomainInfoResponse)(nil),         // 43: virtd.api.v1.GetDomainInfoResponse
+	(*GetDomainStateRequest)(nil),         // 44: virtd.api.v1.GetDomainStateRequest
+	(*GetDomainStateResponse)(nil),        // 45: virtd.api.v1.GetDomainStateResponse
+	(*GetDomainXMLRequest)(nil),           // 46: virtd.api.v1.GetDomainXMLRequest
+	(*GetDomainXMLResponse)(nil),          // 47: virtd.api.v1.GetDomainXMLResponse
+	(*GetDomainAutostartRequest)(nil),     // 48: virtd.api.v1.GetDomainAutostartRequest
+	(*GetDomainAutostartResponse)(nil),    // 49: virtd.api.v1.GetDomainAutostartResponse
+	(*SetDomainAutostartRequest)(nil),     // 50: virtd.api.v1.SetDomainAutostartRequest
+	(*SetDomainAutostartResponse)(nil),    // 51: virtd.api.v1.SetDomainAutostartResponse
+	(*WatchEventsRequest)(nil),            // 52: virtd.api.v1.WatchEventsRequest
+	(*WatchEventsResponse)(nil),           // 53: virtd.api.v1.WatchEventsResponse
+	(*ListDriversRequest)(nil),            // 54: virtd.api.v1.ListDriversRequest
+	(*ListDriversResponse)(nil),           // 55: virtd.api.v1.ListDriversResponse
+	(*RescanRequest)(nil),                 // 56: virtd.api.v1.RescanRequest
+	(*RescanResponse)(nil),                // 57: virtd.api.v1.RescanResponse
+	(*DomainXMLToNativeRequest)(nil),      // 58: virtd.api.v1.DomainXMLToNativeRequest
+	(*DomainXMLToNativeResponse)(nil),     // 59: virtd.api.v1.DomainXMLToNativeResponse
+	(*DomainXMLFromNativeRequest)(nil),    // 60: virtd.api.v1.DomainXMLFromNativeRequest
+	(*DomainXMLFromNativeResponse)(nil),   // 61: virtd.api.v1.DomainXMLFromNativeResponse
+	(*ConsoleTarget)(nil),                 // 62: virtd.api.v1.ConsoleTarget
+	(*OpenConsoleRequest)(nil),            // 63: virtd.api.v1.OpenConsoleRequest
+	(*OpenConsoleResponse)(nil),           // 64: virtd.api.v1.OpenConsoleResponse
+	(*ProfileRequest)(nil),                // 65: virtd.api.v1.ProfileRequest
+	(*ProfileResponse)(nil),               // 66: virtd.api.v1.ProfileResponse
+	(*TypedParam)(nil),                    // 67: virtd.api.v1.TypedParam
+	(*DomainStats)(nil),                   // 68: virtd.api.v1.DomainStats
+	(*GetDomainStatsRequest)(nil),         // 69: virtd.api.v1.GetDomainStatsRequest
+	(*GetDomainStatsResponse)(nil),        // 70: virtd.api.v1.GetDomainStatsResponse
+	(*BlockStats)(nil),                    // 71: virtd.api.v1.BlockStats
+	(*GetBlockStatsRequest)(nil),          // 72: virtd.api.v1.GetBlockStatsRequest
+	(*GetBlockStatsResponse)(nil),         // 73: virtd.api.v1.GetBlockStatsResponse
+	(*InterfaceStats)(nil),                // 74: virtd.api.v1.InterfaceStats
+	(*GetInterfaceStatsRequest)(nil),      // 75: virtd.api.v1.GetInterfaceStatsRequest
+	(*GetInterfaceStatsResponse)(nil),     // 76: virtd.api.v1.GetInterfaceStatsResponse
+	(*MemoryStat)(nil),                    // 77: virtd.api.v1.MemoryStat
+	(*GetMemoryStatsRequest)(nil),         // 78: virtd.api.v1.GetMemoryStatsRequest
+	(*GetMemoryStatsResponse)(nil),        // 79: virtd.api.v1.GetMemoryStatsResponse
+	(*NodeCPUStats)(nil),                  // 80: virtd.api.v1.NodeCPUStats
+	(*GetNodeCPUStatsRequest)(nil),        // 81: virtd.api.v1.GetNodeCPUStatsRequest
+	(*GetNodeCPUStatsResponse)(nil),       // 82: virtd.api.v1.GetNodeCPUStatsResponse
+	(*NodeMemoryStats)(nil),               // 83: virtd.api.v1.NodeMemoryStats
+	(*GetNodeMemoryStatsRequest)(nil),     // 84: virtd.api.v1.GetNodeMemoryStatsRequest
+	(*GetNodeMemoryStatsResponse)(nil),    // 85: virtd.api.v1.GetNodeMemoryStatsResponse
+	(*GetDomainCapabilitiesRequest)(nil),  // 86: virtd.api.v1.GetDomainCapabilitiesRequest
+	(*GetDomainCapabilitiesResponse)(nil), // 87: virtd.api.v1.GetDomainCapabilitiesResponse
 }
 var file_virtd_api_v1_api_proto_depIdxs = []int32{
 	0,  // 0: virtd.api.v1.Domain.state:type_name -> virtd.api.v1.DomainState
@@ -4034,69 +5504,91 @@ var file_virtd_api_v1_api_proto_depIdxs = []int32{
 	7,  // 14: virtd.api.v1.ListDriversResponse.rejected:type_name -> virtd.api.v1.RejectedFile
 	7,  // 15: virtd.api.v1.RescanResponse.rejected:type_name -> virtd.api.v1.RejectedFile
 	62, // 16: virtd.api.v1.OpenConsoleRequest.open:type_name -> virtd.api.v1.ConsoleTarget
-	8,  // 17: virtd.api.v1.VirtService.Open:input_type -> virtd.api.v1.OpenRequest
-	10, // 18: virtd.api.v1.VirtService.Close:input_type -> virtd.api.v1.CloseRequest
-	12, // 19: virtd.api.v1.VirtService.GetVersion:input_type -> virtd.api.v1.GetVersionRequest
-	14, // 20: virtd.api.v1.VirtService.GetHostname:input_type -> virtd.api.v1.GetHostnameRequest
-	16, // 21: virtd.api.v1.VirtService.GetCapabilities:input_type -> virtd.api.v1.GetCapabilitiesRequest
-	18, // 22: virtd.api.v1.VirtService.GetNodeInfo:input_type -> virtd.api.v1.GetNodeInfoRequest
-	20, // 23: virtd.api.v1.VirtService.ListDomains:input_type -> virtd.api.v1.ListDomainsRequest
-	22, // 24: virtd.api.v1.VirtService.LookupDomain:input_type -> virtd.api.v1.LookupDomainRequest
-	24, // 25: virtd.api.v1.VirtService.DefineDomain:input_type -> virtd.api.v1.DefineDomainRequest
-	26, // 26: virtd.api.v1.VirtService.UndefineDomain:input_type -> virtd.api.v1.UndefineDomainRequest
-	28, // 27: virtd.api.v1.VirtService.StartDomain:input_type -> virtd.api.v1.StartDomainRequest
-	30, // 28: virtd.api.v1.VirtService.CreateDomain:input_type -> virtd.api.v1.CreateDomainRequest
-	32, // 29: virtd.api.v1.VirtService.ShutdownDomain:input_type -> virtd.api.v1.ShutdownDomainRequest
-	34, // 30: virtd.api.v1.VirtService.RebootDomain:input_type -> virtd.api.v1.RebootDomainRequest
-	36, // 31: virtd.api.v1.VirtService.DestroyDomain:input_type -> virtd.api.v1.DestroyDomainRequest
-	38, // 32: virtd.api.v1.VirtService.SuspendDomain:input_type -> virtd.api.v1.SuspendDomainRequest
-	40, // 33: virtd.api.v1.VirtService.ResumeDomain:input_type -> virtd.api.v1.ResumeDomainRequest
-	42, // 34: virtd.api.v1.VirtService.GetDomainInfo:input_type -> virtd.api.v1.GetDomainInfoRequest
-	44, // 35: virtd.api.v1.VirtService.GetDomainState:input_type -> virtd.api.v1.GetDomainStateRequest
-	46, // 36: virtd.api.v1.VirtService.GetDomainXML:input_type -> virtd.api.v1.GetDomainXMLRequest
-	48, // 37: virtd.api.v1.VirtService.GetDomainAutostart:input_type -> virtd.api.v1.GetDomainAutostartRequest
-	50, // 38: virtd.api.v1.VirtService.SetDomainAutostart:input_type -> virtd.api.v1.SetDomainAutostartRequest
-	52, // 39: virtd.api.v1.VirtService.WatchEvents:input_type -> virtd.api.v1.WatchEventsRequest
-	58, // 40: virtd.api.v1.VirtService.DomainXMLToNative:input_type -> virtd.api.v1.DomainXMLToNativeRequest
-	60, // 41: virtd.api.v1.VirtService.DomainXMLFromNative:input_type -> virtd.api.v1.DomainXMLFromNativeRequest
-	63, // 42: virtd.api.v1.VirtService.OpenConsole:input_type -> virtd.api.v1.OpenConsoleRequest
-	54, // 43: virtd.api.v1.AdminService.ListDrivers:input_type -> virtd.api.v1.ListDriversRequest
-	56, // 44: virtd.api.v1.AdminService.Rescan:input_type -> virtd.api.v1.RescanRequest
-	65, // 45: virtd.api.v1.AdminService.Profile:input_type -> virtd.api.v1.ProfileRequest
-	9,  // 46: virtd.api.v1.VirtService.Open:output_type -> virtd.api.v1.OpenResponse
-	11, // 47: virtd.api.v1.VirtService.Close:output_type -> virtd.api.v1.CloseResponse
-	13, // 48: virtd.api.v1.VirtService.GetVersion:output_type -> virtd.api.v1.GetVersionResponse
-	15, // 49: virtd.api.v1.VirtService.GetHostname:output_type -> virtd.api.v1.GetHostnameResponse
-	17, // 50: virtd.api.v1.VirtService.GetCapabilities:output_type -> virtd.api.v1.GetCapabilitiesResponse
-	19, // 51: virtd.api.v1.VirtService.GetNodeInfo:output_type -> virtd.api.v1.GetNodeInfoResponse
-	21, // 52: virtd.api.v1.VirtService.ListDomains:output_type -> virtd.api.v1.ListDomainsResponse
-	23, // 53: virtd.api.v1.VirtService.LookupDomain:output_type -> virtd.api.v1.LookupDomainResponse
-	25, // 54: virtd.api.v1.VirtService.DefineDomain:output_type -> virtd.api.v1.DefineDomainResponse
-	27, // 55: virtd.api.v1.VirtService.UndefineDomain:output_type -> virtd.api.v1.UndefineDomainResponse
-	29, // 56: virtd.api.v1.VirtService.StartDomain:output_type -> virtd.api.v1.StartDomainResponse
-	31, // 57: virtd.api.v1.VirtService.CreateDomain:output_type -> virtd.api.v1.CreateDomainResponse
-	33, // 58: virtd.api.v1.VirtService.ShutdownDomain:output_type -> virtd.api.v1.ShutdownDomainResponse
-	35, // 59: virtd.api.v1.VirtService.RebootDomain:output_type -> virtd.api.v1.RebootDomainResponse
-	37, // 60: virtd.api.v1.VirtService.DestroyDomain:output_type -> virtd.api.v1.DestroyDomainResponse
-	39, // 61: virtd.api.v1.VirtService.SuspendDomain:output_type -> virtd.api.v1.SuspendDomainResponse
-	41, // 62: virtd.api.v1.VirtService.ResumeDomain:output_type -> virtd.api.v1.ResumeDomainResponse
-	43, // 63: virtd.api.v1.VirtService.GetDomainInfo:output_type -> virtd.api.v1.GetDomainInfoResponse
-	45, // 64: virtd.api.v1.VirtService.GetDomainState:output_type -> virtd.api.v1.GetDomainStateResponse
-	47, // 65: virtd.api.v1.VirtService.GetDomainXML:output_type -> virtd.api.v1.GetDomainXMLResponse
-	49, // 66: virtd.api.v1.VirtService.GetDomainAutostart:output_type -> virtd.api.v1.GetDomainAutostartResponse
-	51, // 67: virtd.api.v1.VirtService.SetDomainAutostart:output_type -> virtd.api.v1.SetDomainAutostartResponse
-	53, // 68: virtd.api.v1.VirtService.WatchEvents:output_type -> virtd.api.v1.WatchEventsResponse
-	59, // 69: virtd.api.v1.VirtService.DomainXMLToNative:output_type -> virtd.api.v1.DomainXMLToNativeResponse
-	61, // 70: virtd.api.v1.VirtService.DomainXMLFromNative:output_type -> virtd.api.v1.DomainXMLFromNativeResponse
-	64, // 71: virtd.api.v1.VirtService.OpenConsole:output_type -> virtd.api.v1.OpenConsoleResponse
-	55, // 72: virtd.api.v1.AdminService.ListDrivers:output_type -> virtd.api.v1.ListDriversResponse
-	57, // 73: virtd.api.v1.AdminService.Rescan:output_type -> virtd.api.v1.RescanResponse
-	66, // 74: virtd.api.v1.AdminService.Profile:output_type -> virtd.api.v1.ProfileResponse
-	46, // [46:75] is the sub-list for method output_type
-	17, // [17:46] is the sub-list for method input_type
-	17, // [17:17] is the sub-list for extension type_name
-	17, // [17:17] is the sub-list for extension extendee
-	0,  // [0:17] is the sub-list for field type_name
+	2,  // 17: virtd.api.v1.DomainStats.domain:type_name -> virtd.api.v1.Domain
+	67, // 18: virtd.api.v1.DomainStats.params:type_name -> virtd.api.v1.TypedParam
+	68, // 19: virtd.api.v1.GetDomainStatsResponse.stats:type_name -> virtd.api.v1.DomainStats
+	71, // 20: virtd.api.v1.GetBlockStatsResponse.stats:type_name -> virtd.api.v1.BlockStats
+	74, // 21: virtd.api.v1.GetInterfaceStatsResponse.stats:type_name -> virtd.api.v1.InterfaceStats
+	77, // 22: virtd.api.v1.GetMemoryStatsResponse.stats:type_name -> virtd.api.v1.MemoryStat
+	80, // 23: virtd.api.v1.GetNodeCPUStatsResponse.stats:type_name -> virtd.api.v1.NodeCPUStats
+	83, // 24: virtd.api.v1.GetNodeMemoryStatsResponse.stats:type_name -> virtd.api.v1.NodeMemoryStats
+	8,  // 25: virtd.api.v1.VirtService.Open:input_type -> virtd.api.v1.OpenRequest
+	10, // 26: virtd.api.v1.VirtService.Close:input_type -> virtd.api.v1.CloseRequest
+	12, // 27: virtd.api.v1.VirtService.GetVersion:input_type -> virtd.api.v1.GetVersionRequest
+	14, // 28: virtd.api.v1.VirtService.GetHostname:input_type -> virtd.api.v1.GetHostnameRequest
+	16, // 29: virtd.api.v1.VirtService.GetCapabilities:input_type -> virtd.api.v1.GetCapabilitiesRequest
+	18, // 30: virtd.api.v1.VirtService.GetNodeInfo:input_type -> virtd.api.v1.GetNodeInfoRequest
+	20, // 31: virtd.api.v1.VirtService.ListDomains:input_type -> virtd.api.v1.ListDomainsRequest
+	22, // 32: virtd.api.v1.VirtService.LookupDomain:input_type -> virtd.api.v1.LookupDomainRequest
+	24, // 33: virtd.api.v1.VirtService.DefineDomain:input_type -> virtd.api.v1.DefineDomainRequest
+	26, // 34: virtd.api.v1.VirtService.UndefineDomain:input_type -> virtd.api.v1.UndefineDomainRequest
+	28, // 35: virtd.api.v1.VirtService.StartDomain:input_type -> virtd.api.v1.StartDomainRequest
+	30, // 36: virtd.api.v1.VirtService.CreateDomain:input_type -> virtd.api.v1.CreateDomainRequest
+	32, // 37: virtd.api.v1.VirtService.ShutdownDomain:input_type -> virtd.api.v1.ShutdownDomainRequest
+	34, // 38: virtd.api.v1.VirtService.RebootDomain:input_type -> virtd.api.v1.RebootDomainRequest
+	36, // 39: virtd.api.v1.VirtService.DestroyDomain:input_type -> virtd.api.v1.DestroyDomainRequest
+	38, // 40: virtd.api.v1.VirtService.SuspendDomain:input_type -> virtd.api.v1.SuspendDomainRequest
+	40, // 41: virtd.api.v1.VirtService.ResumeDomain:input_type -> virtd.api.v1.ResumeDomainRequest
+	42, // 42: virtd.api.v1.VirtService.GetDomainInfo:input_type -> virtd.api.v1.GetDomainInfoRequest
+	44, // 43: virtd.api.v1.VirtService.GetDomainState:input_type -> virtd.api.v1.GetDomainStateRequest
+	46, // 44: virtd.api.v1.VirtService.GetDomainXML:input_type -> virtd.api.v1.GetDomainXMLRequest
+	48, // 45: virtd.api.v1.VirtService.GetDomainAutostart:input_type -> virtd.api.v1.GetDomainAutostartRequest
+	50, // 46: virtd.api.v1.VirtService.SetDomainAutostart:input_type -> virtd.api.v1.SetDomainAutostartRequest
+	52, // 47: virtd.api.v1.VirtService.WatchEvents:input_type -> virtd.api.v1.WatchEventsRequest
+	58, // 48: virtd.api.v1.VirtService.DomainXMLToNative:input_type -> virtd.api.v1.DomainXMLToNativeRequest
+	60, // 49: virtd.api.v1.VirtService.DomainXMLFromNative:input_type -> virtd.api.v1.DomainXMLFromNativeRequest
+	63, // 50: virtd.api.v1.VirtService.OpenConsole:input_type -> virtd.api.v1.OpenConsoleRequest
+	69, // 51: virtd.api.v1.VirtService.GetDomainStats:input_type -> virtd.api.v1.GetDomainStatsRequest
+	72, // 52: virtd.api.v1.VirtService.GetBlockStats:input_type -> virtd.api.v1.GetBlockStatsRequest
+	75, // 53: virtd.api.v1.VirtService.GetInterfaceStats:input_type -> virtd.api.v1.GetInterfaceStatsRequest
+	78, // 54: virtd.api.v1.VirtService.GetMemoryStats:input_type -> virtd.api.v1.GetMemoryStatsRequest
+	81, // 55: virtd.api.v1.VirtService.GetNodeCPUStats:input_type -> virtd.api.v1.GetNodeCPUStatsRequest
+	84, // 56: virtd.api.v1.VirtService.GetNodeMemoryStats:input_type -> virtd.api.v1.GetNodeMemoryStatsRequest
+	86, // 57: virtd.api.v1.VirtService.GetDomainCapabilities:input_type -> virtd.api.v1.GetDomainCapabilitiesRequest
+	54, // 58: virtd.api.v1.AdminService.ListDrivers:input_type -> virtd.api.v1.ListDriversRequest
+	56, // 59: virtd.api.v1.AdminService.Rescan:input_type -> virtd.api.v1.RescanRequest
+	65, // 60: virtd.api.v1.AdminService.Profile:input_type -> virtd.api.v1.ProfileRequest
+	9,  // 61: virtd.api.v1.VirtService.Open:output_type -> virtd.api.v1.OpenResponse
+	11, // 62: virtd.api.v1.VirtService.Close:output_type -> virtd.api.v1.CloseResponse
+	13, // 63: virtd.api.v1.VirtService.GetVersion:output_type -> virtd.api.v1.GetVersionResponse
+	15, // 64: virtd.api.v1.VirtService.GetHostname:output_type -> virtd.api.v1.GetHostnameResponse
+	17, // 65: virtd.api.v1.VirtService.GetCapabilities:output_type -> virtd.api.v1.GetCapabilitiesResponse
+	19, // 66: virtd.api.v1.VirtService.GetNodeInfo:output_type -> virtd.api.v1.GetNodeInfoResponse
+	21, // 67: virtd.api.v1.VirtService.ListDomains:output_type -> virtd.api.v1.ListDomainsResponse
+	23, // 68: virtd.api.v1.VirtService.LookupDomain:output_type -> virtd.api.v1.LookupDomainResponse
+	25, // 69: virtd.api.v1.VirtService.DefineDomain:output_type -> virtd.api.v1.DefineDomainResponse
+	27, // 70: virtd.api.v1.VirtService.UndefineDomain:output_type -> virtd.api.v1.UndefineDomainResponse
+	29, // 71: virtd.api.v1.VirtService.StartDomain:output_type -> virtd.api.v1.StartDomainResponse
+	31, // 72: virtd.api.v1.VirtService.CreateDomain:output_type -> virtd.api.v1.CreateDomainResponse
+	33, // 73: virtd.api.v1.VirtService.ShutdownDomain:output_type -> virtd.api.v1.ShutdownDomainResponse
+	35, // 74: virtd.api.v1.VirtService.RebootDomain:output_type -> virtd.api.v1.RebootDomainResponse
+	37, // 75: virtd.api.v1.VirtService.DestroyDomain:output_type -> virtd.api.v1.DestroyDomainResponse
+	39, // 76: virtd.api.v1.VirtService.SuspendDomain:output_type -> virtd.api.v1.SuspendDomainResponse
+	41, // 77: virtd.api.v1.VirtService.ResumeDomain:output_type -> virtd.api.v1.ResumeDomainResponse
+	43, // 78: virtd.api.v1.VirtService.GetDomainInfo:output_type -> virtd.api.v1.GetDomainInfoResponse
+	45, // 79: virtd.api.v1.VirtService.GetDomainState:output_type -> virtd.api.v1.GetDomainStateResponse
+	47, // 80: virtd.api.v1.VirtService.GetDomainXML:output_type -> virtd.api.v1.GetDomainXMLResponse
+	49, // 81: virtd.api.v1.VirtService.GetDomainAutostart:output_type -> virtd.api.v1.GetDomainAutostartResponse
+	51, // 82: virtd.api.v1.VirtService.SetDomainAutostart:output_type -> virtd.api.v1.SetDomainAutostartResponse
+	53, // 83: virtd.api.v1.VirtService.WatchEvents:output_type -> virtd.api.v1.WatchEventsResponse
+	59, // 84: virtd.api.v1.VirtService.DomainXMLToNative:output_type -> virtd.api.v1.DomainXMLToNativeResponse
+	61, // 85: virtd.api.v1.VirtService.DomainXMLFromNative:output_type -> virtd.api.v1.DomainXMLFromNativeResponse
+	64, // 86: virtd.api.v1.VirtService.OpenConsole:output_type -> virtd.api.v1.OpenConsoleResponse
+	70, // 87: virtd.api.v1.VirtService.GetDomainStats:output_type -> virtd.api.v1.GetDomainStatsResponse
+	73, // 88: virtd.api.v1.VirtService.GetBlockStats:output_type -> virtd.api.v1.GetBlockStatsResponse
+	76, // 89: virtd.api.v1.VirtService.GetInterfaceStats:output_type -> virtd.api.v1.GetInterfaceStatsResponse
+	79, // 90: virtd.api.v1.VirtService.GetMemoryStats:output_type -> virtd.api.v1.GetMemoryStatsResponse
+	82, // 91: virtd.api.v1.VirtService.GetNodeCPUStats:output_type -> virtd.api.v1.GetNodeCPUStatsResponse
+	85, // 92: virtd.api.v1.VirtService.GetNodeMemoryStats:output_type -> virtd.api.v1.GetNodeMemoryStatsResponse
+	87, // 93: virtd.api.v1.VirtService.GetDomainCapabilities:output_type -> virtd.api.v1.GetDomainCapabilitiesResponse
+	55, // 94: virtd.api.v1.AdminService.ListDrivers:output_type -> virtd.api.v1.ListDriversResponse
+	57, // 95: virtd.api.v1.AdminService.Rescan:output_type -> virtd.api.v1.RescanResponse
+	66, // 96: virtd.api.v1.AdminService.Profile:output_type -> virtd.api.v1.ProfileResponse
+	61, // [61:97] is the sub-list for method output_type
+	25, // [25:61] is the sub-list for method input_type
+	25, // [25:25] is the sub-list for extension type_name
+	25, // [25:25] is the sub-list for extension extendee
+	0,  // [0:25] is the sub-list for field type_name
 }
 
 func init() { file_virtd_api_v1_api_proto_init() }
@@ -4113,13 +5605,22 @@ func file_virtd_api_v1_api_proto_init() {
 		(*OpenConsoleRequest_Open)(nil),
 		(*OpenConsoleRequest_Input)(nil),
 	}
+	file_virtd_api_v1_api_proto_msgTypes[65].OneofWrappers = []any{
+		(*TypedParam_IntValue)(nil),
+		(*TypedParam_UintValue)(nil),
+		(*TypedParam_LlongValue)(nil),
+		(*TypedParam_UllongValue)(nil),
+		(*TypedParam_DoubleValue)(nil),
+		(*TypedParam_BooleanValue)(nil),
+		(*TypedParam_StringValue)(nil),
+	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_virtd_api_v1_api_proto_rawDesc), len(file_virtd_api_v1_api_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   65,
+			NumMessages:   86,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

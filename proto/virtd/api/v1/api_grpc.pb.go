@@ -23,32 +23,39 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	VirtService_Open_FullMethodName                = "/virtd.api.v1.VirtService/Open"
-	VirtService_Close_FullMethodName               = "/virtd.api.v1.VirtService/Close"
-	VirtService_GetVersion_FullMethodName          = "/virtd.api.v1.VirtService/GetVersion"
-	VirtService_GetHostname_FullMethodName         = "/virtd.api.v1.VirtService/GetHostname"
-	VirtService_GetCapabilities_FullMethodName     = "/virtd.api.v1.VirtService/GetCapabilities"
-	VirtService_GetNodeInfo_FullMethodName         = "/virtd.api.v1.VirtService/GetNodeInfo"
-	VirtService_ListDomains_FullMethodName         = "/virtd.api.v1.VirtService/ListDomains"
-	VirtService_LookupDomain_FullMethodName        = "/virtd.api.v1.VirtService/LookupDomain"
-	VirtService_DefineDomain_FullMethodName        = "/virtd.api.v1.VirtService/DefineDomain"
-	VirtService_UndefineDomain_FullMethodName      = "/virtd.api.v1.VirtService/UndefineDomain"
-	VirtService_StartDomain_FullMethodName         = "/virtd.api.v1.VirtService/StartDomain"
-	VirtService_CreateDomain_FullMethodName        = "/virtd.api.v1.VirtService/CreateDomain"
-	VirtService_ShutdownDomain_FullMethodName      = "/virtd.api.v1.VirtService/ShutdownDomain"
-	VirtService_RebootDomain_FullMethodName        = "/virtd.api.v1.VirtService/RebootDomain"
-	VirtService_DestroyDomain_FullMethodName       = "/virtd.api.v1.VirtService/DestroyDomain"
-	VirtService_SuspendDomain_FullMethodName       = "/virtd.api.v1.VirtService/SuspendDomain"
-	VirtService_ResumeDomain_FullMethodName        = "/virtd.api.v1.VirtService/ResumeDomain"
-	VirtService_GetDomainInfo_FullMethodName       = "/virtd.api.v1.VirtService/GetDomainInfo"
-	VirtService_GetDomainState_FullMethodName      = "/virtd.api.v1.VirtService/GetDomainState"
-	VirtService_GetDomainXML_FullMethodName        = "/virtd.api.v1.VirtService/GetDomainXML"
-	VirtService_GetDomainAutostart_FullMethodName  = "/virtd.api.v1.VirtService/GetDomainAutostart"
-	VirtService_SetDomainAutostart_FullMethodName  = "/virtd.api.v1.VirtService/SetDomainAutostart"
-	VirtService_WatchEvents_FullMethodName         = "/virtd.api.v1.VirtService/WatchEvents"
-	VirtService_DomainXMLToNative_FullMethodName   = "/virtd.api.v1.VirtService/DomainXMLToNative"
-	VirtService_DomainXMLFromNative_FullMethodName = "/virtd.api.v1.VirtService/DomainXMLFromNative"
-	VirtService_OpenConsole_FullMethodName         = "/virtd.api.v1.VirtService/OpenConsole"
+	VirtService_Open_FullMethodName                  = "/virtd.api.v1.VirtService/Open"
+	VirtService_Close_FullMethodName                 = "/virtd.api.v1.VirtService/Close"
+	VirtService_GetVersion_FullMethodName            = "/virtd.api.v1.VirtService/GetVersion"
+	VirtService_GetHostname_FullMethodName           = "/virtd.api.v1.VirtService/GetHostname"
+	VirtService_GetCapabilities_FullMethodName       = "/virtd.api.v1.VirtService/GetCapabilities"
+	VirtService_GetNodeInfo_FullMethodName           = "/virtd.api.v1.VirtService/GetNodeInfo"
+	VirtService_ListDomains_FullMethodName           = "/virtd.api.v1.VirtService/ListDomains"
+	VirtService_LookupDomain_FullMethodName          = "/virtd.api.v1.VirtService/LookupDomain"
+	VirtService_DefineDomain_FullMethodName          = "/virtd.api.v1.VirtService/DefineDomain"
+	VirtService_UndefineDomain_FullMethodName        = "/virtd.api.v1.VirtService/UndefineDomain"
+	VirtService_StartDomain_FullMethodName           = "/virtd.api.v1.VirtService/StartDomain"
+	VirtService_CreateDomain_FullMethodName          = "/virtd.api.v1.VirtService/CreateDomain"
+	VirtService_ShutdownDomain_FullMethodName        = "/virtd.api.v1.VirtService/ShutdownDomain"
+	VirtService_RebootDomain_FullMethodName          = "/virtd.api.v1.VirtService/RebootDomain"
+	VirtService_DestroyDomain_FullMethodName         = "/virtd.api.v1.VirtService/DestroyDomain"
+	VirtService_SuspendDomain_FullMethodName         = "/virtd.api.v1.VirtService/SuspendDomain"
+	VirtService_ResumeDomain_FullMethodName          = "/virtd.api.v1.VirtService/ResumeDomain"
+	VirtService_GetDomainInfo_FullMethodName         = "/virtd.api.v1.VirtService/GetDomainInfo"
+	VirtService_GetDomainState_FullMethodName        = "/virtd.api.v1.VirtService/GetDomainState"
+	VirtService_GetDomainXML_FullMethodName          = "/virtd.api.v1.VirtService/GetDomainXML"
+	VirtService_GetDomainAutostart_FullMethodName    = "/virtd.api.v1.VirtService/GetDomainAutostart"
+	VirtService_SetDomainAutostart_FullMethodName    = "/virtd.api.v1.VirtService/SetDomainAutostart"
+	VirtService_WatchEvents_FullMethodName           = "/virtd.api.v1.VirtService/WatchEvents"
+	VirtService_DomainXMLToNative_FullMethodName     = "/virtd.api.v1.VirtService/DomainXMLToNative"
+	VirtService_DomainXMLFromNative_FullMethodName   = "/virtd.api.v1.VirtService/DomainXMLFromNative"
+	VirtService_OpenConsole_FullMethodName           = "/virtd.api.v1.VirtService/OpenConsole"
+	VirtService_GetDomainStats_FullMethodName        = "/virtd.api.v1.VirtService/GetDomainStats"
+	VirtService_GetBlockStats_FullMethodName         = "/virtd.api.v1.VirtService/GetBlockStats"
+	VirtService_GetInterfaceStats_FullMethodName     = "/virtd.api.v1.VirtService/GetInterfaceStats"
+	VirtService_GetMemoryStats_FullMethodName        = "/virtd.api.v1.VirtService/GetMemoryStats"
+	VirtService_GetNodeCPUStats_FullMethodName       = "/virtd.api.v1.VirtService/GetNodeCPUStats"
+	VirtService_GetNodeMemoryStats_FullMethodName    = "/virtd.api.v1.VirtService/GetNodeMemoryStats"
+	VirtService_GetDomainCapabilities_FullMethodName = "/virtd.api.v1.VirtService/GetDomainCapabilities"
 )
 
 // VirtServiceClient is the client API for VirtService service.
@@ -102,6 +109,22 @@ type VirtServiceClient interface {
 	// OpenConsole attaches to a domain's console (virsh console): the first
 	// request names the connection and domain, later ones carry input.
 	OpenConsole(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[OpenConsoleRequest, OpenConsoleResponse], error)
+	// GetDomainStats is libvirt's virConnectGetAllDomainStats (no uuids) and
+	// virDomainListGetStats (uuids): virsh domstats.
+	GetDomainStats(ctx context.Context, in *GetDomainStatsRequest, opts ...grpc.CallOption) (*GetDomainStatsResponse, error)
+	// GetBlockStats is libvirt's virDomainBlockStats: virsh domblkstat.
+	GetBlockStats(ctx context.Context, in *GetBlockStatsRequest, opts ...grpc.CallOption) (*GetBlockStatsResponse, error)
+	// GetInterfaceStats is libvirt's virDomainInterfaceStats: virsh domifstat.
+	GetInterfaceStats(ctx context.Context, in *GetInterfaceStatsRequest, opts ...grpc.CallOption) (*GetInterfaceStatsResponse, error)
+	// GetMemoryStats is libvirt's virDomainMemoryStats: virsh dommemstat.
+	GetMemoryStats(ctx context.Context, in *GetMemoryStatsRequest, opts ...grpc.CallOption) (*GetMemoryStatsResponse, error)
+	// GetNodeCPUStats is libvirt's virNodeGetCPUStats: virsh nodecpustats.
+	GetNodeCPUStats(ctx context.Context, in *GetNodeCPUStatsRequest, opts ...grpc.CallOption) (*GetNodeCPUStatsResponse, error)
+	// GetNodeMemoryStats is libvirt's virNodeGetMemoryStats: virsh nodememstats.
+	GetNodeMemoryStats(ctx context.Context, in *GetNodeMemoryStatsRequest, opts ...grpc.CallOption) (*GetNodeMemoryStatsResponse, error)
+	// GetDomainCapabilities is libvirt's virConnectGetDomainCapabilities:
+	// virsh domcapabilities.
+	GetDomainCapabilities(ctx context.Context, in *GetDomainCapabilitiesRequest, opts ...grpc.CallOption) (*GetDomainCapabilitiesResponse, error)
 }
 
 type virtServiceClient struct {
@@ -378,6 +401,76 @@ func (c *virtServiceClient) OpenConsole(ctx context.Context, opts ...grpc.CallOp
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type VirtService_OpenConsoleClient = grpc.BidiStreamingClient[OpenConsoleRequest, OpenConsoleResponse]
 
+func (c *virtServiceClient) GetDomainStats(ctx context.Context, in *GetDomainStatsRequest, opts ...grpc.CallOption) (*GetDomainStatsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetDomainStatsResponse)
+	err := c.cc.Invoke(ctx, VirtService_GetDomainStats_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *virtServiceClient) GetBlockStats(ctx context.Context, in *GetBlockStatsRequest, opts ...grpc.CallOption) (*GetBlockStatsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetBlockStatsResponse)
+	err := c.cc.Invoke(ctx, VirtService_GetBlockStats_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *virtServiceClient) GetInterfaceStats(ctx context.Context, in *GetInterfaceStatsRequest, opts ...grpc.CallOption) (*GetInterfaceStatsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetInterfaceStatsResponse)
+	err := c.cc.Invoke(ctx, VirtService_GetInterfaceStats_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *virtServiceClient) GetMemoryStats(ctx context.Context, in *GetMemoryStatsRequest, opts ...grpc.CallOption) (*GetMemoryStatsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetMemoryStatsResponse)
+	err := c.cc.Invoke(ctx, VirtService_GetMemoryStats_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *virtServiceClient) GetNodeCPUStats(ctx context.Context, in *GetNodeCPUStatsRequest, opts ...grpc.CallOption) (*GetNodeCPUStatsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetNodeCPUStatsResponse)
+	err := c.cc.Invoke(ctx, VirtService_GetNodeCPUStats_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *virtServiceClient) GetNodeMemoryStats(ctx context.Context, in *GetNodeMemoryStatsRequest, opts ...grpc.CallOption) (*GetNodeMemoryStatsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetNodeMemoryStatsResponse)
+	err := c.cc.Invoke(ctx, VirtService_GetNodeMemoryStats_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *virtServiceClient) GetDomainCapabilities(ctx context.Context, in *GetDomainCapabilitiesRequest, opts ...grpc.CallOption) (*GetDomainCapabilitiesResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetDomainCapabilitiesResponse)
+	err := c.cc.Invoke(ctx, VirtService_GetDomainCapabilities_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // VirtServiceServer is the server API for VirtService service.
 // All implementations must embed UnimplementedVirtServiceServer
 // for forward compatibility.
@@ -429,6 +522,22 @@ type VirtServiceServer interface {
 	// OpenConsole attaches to a domain's console (virsh console): the first
 	// request names the connection and domain, later ones carry input.
 	OpenConsole(grpc.BidiStreamingServer[OpenConsoleRequest, OpenConsoleResponse]) error
+	// GetDomainStats is libvirt's virConnectGetAllDomainStats (no uuids) and
+	// virDomainListGetStats (uuids): virsh domstats.
+	GetDomainStats(context.Context, *GetDomainStatsRequest) (*GetDomainStatsResponse, error)
+	// GetBlockStats is libvirt's virDomainBlockStats: virsh domblkstat.
+	GetBlockStats(context.Context, *GetBlockStatsRequest) (*GetBlockStatsResponse, error)
+	// GetInterfaceStats is libvirt's virDomainInterfaceStats: virsh domifstat.
+	GetInterfaceStats(context.Context, *GetInterfaceStatsRequest) (*GetInterfaceStatsResponse, error)
+	// GetMemoryStats is libvirt's virDomainMemoryStats: virsh dommemstat.
+	GetMemoryStats(context.Context, *GetMemoryStatsRequest) (*GetMemoryStatsResponse, error)
+	// GetNodeCPUStats is libvirt's virNodeGetCPUStats: virsh nodecpustats.
+	GetNodeCPUStats(context.Context, *GetNodeCPUStatsRequest) (*GetNodeCPUStatsResponse, error)
+	// GetNodeMemoryStats is libvirt's virNodeGetMemoryStats: virsh nodememstats.
+	GetNodeMemoryStats(context.Context, *GetNodeMemoryStatsRequest) (*GetNodeMemoryStatsResponse, error)
+	// GetDomainCapabilities is libvirt's virConnectGetDomainCapabilities:
+	// virsh domcapabilities.
+	GetDomainCapabilities(context.Context, *GetDomainCapabilitiesRequest) (*GetDomainCapabilitiesResponse, error)
 	mustEmbedUnimplementedVirtServiceServer()
 }
 
@@ -516,6 +625,27 @@ func (UnimplementedVirtServiceServer) DomainXMLFromNative(context.Context, *Doma
 }
 func (UnimplementedVirtServiceServer) OpenConsole(grpc.BidiStreamingServer[OpenConsoleRequest, OpenConsoleResponse]) error {
 	return status.Errorf(codes.Unimplemented, "method OpenConsole not implemented")
+}
+func (UnimplementedVirtServiceServer) GetDomainStats(context.Context, *GetDomainStatsRequest) (*GetDomainStatsResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method GetDomainStats not implemented")
+}
+func (UnimplementedVirtServiceServer) GetBlockStats(context.Context, *GetBlockStatsRequest) (*GetBlockStatsResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method GetBlockStats not implemented")
+}
+func (UnimplementedVirtServiceServer) GetInterfaceStats(context.Context, *GetInterfaceStatsRequest) (*GetInterfaceStatsResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method GetInterfaceStats not implemented")
+}
+func (UnimplementedVirtServiceServer) GetMemoryStats(context.Context, *GetMemoryStatsRequest) (*GetMemoryStatsResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method GetMemoryStats not implemented")
+}
+func (UnimplementedVirtServiceServer) GetNodeCPUStats(context.Context, *GetNodeCPUStatsRequest) (*GetNodeCPUStatsResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method GetNodeCPUStats not implemented")
+}
+func (UnimplementedVirtServiceServer) GetNodeMemoryStats(context.Context, *GetNodeMemoryStatsRequest) (*GetNodeMemoryStatsResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method GetNodeMemoryStats not implemented")
+}
+func (UnimplementedVirtServiceServer) GetDomainCapabilities(context.Context, *GetDomainCapabilitiesRequest) (*GetDomainCapabilitiesResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method GetDomainCapabilities not implemented")
 }
 func (UnimplementedVirtServiceServer) mustEmbedUnimplementedVirtServiceServer() {}
 func (UnimplementedVirtServiceServer) testEmbeddedByValue()                     {}
@@ -984,6 +1114,132 @@ func _VirtService_OpenConsole_Handler(srv interface{}, stream grpc.ServerStream)
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type VirtService_OpenConsoleServer = grpc.BidiStreamingServer[OpenConsoleRequest, OpenConsoleResponse]
 
+func _VirtService_GetDomainStats_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetDomainStatsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(VirtServiceServer).GetDomainStats(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: VirtService_GetDomainStats_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(VirtServiceServer).GetDomainStats(ctx, req.(*GetDomainStatsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _VirtService_GetBlockStats_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetBlockStatsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(VirtServiceServer).GetBlockStats(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: VirtService_GetBlockStats_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(VirtServiceServer).GetBlockStats(ctx, req.(*GetBlockStatsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _VirtService_GetInterfaceStats_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetInterfaceStatsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(VirtServiceServer).GetInterfaceStats(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: VirtService_GetInterfaceStats_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(VirtServiceServer).GetInterfaceStats(ctx, req.(*GetInterfaceStatsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _VirtService_GetMemoryStats_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetMemoryStatsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(VirtServiceServer).GetMemoryStats(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: VirtService_GetMemoryStats_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(VirtServiceServer).GetMemoryStats(ctx, req.(*GetMemoryStatsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _VirtService_GetNodeCPUStats_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetNodeCPUStatsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(VirtServiceServer).GetNodeCPUStats(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: VirtService_GetNodeCPUStats_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(VirtServiceServer).GetNodeCPUStats(ctx, req.(*GetNodeCPUStatsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _VirtService_GetNodeMemoryStats_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetNodeMemoryStatsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(VirtServiceServer).GetNodeMemoryStats(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: VirtService_GetNodeMemoryStats_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(VirtServiceServer).GetNodeMemoryStats(ctx, req.(*GetNodeMemoryStatsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _VirtService_GetDomainCapabilities_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetDomainCapabilitiesRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(VirtServiceServer).GetDomainCapabilities(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: VirtService_GetDomainCapabilities_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(VirtServiceServer).GetDomainCapabilities(ctx, req.(*GetDomainCapabilitiesRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // VirtService_ServiceDesc is the grpc.ServiceDesc for VirtService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -1086,6 +1342,34 @@ var VirtService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "DomainXMLFromNative",
 			Handler:    _VirtService_DomainXMLFromNative_Handler,
+		},
+		{
+			MethodName: "GetDomainStats",
+			Handler:    _VirtService_GetDomainStats_Handler,
+		},
+		{
+			MethodName: "GetBlockStats",
+			Handler:    _VirtService_GetBlockStats_Handler,
+		},
+		{
+			MethodName: "GetInterfaceStats",
+			Handler:    _VirtService_GetInterfaceStats_Handler,
+		},
+		{
+			MethodName: "GetMemoryStats",
+			Handler:    _VirtService_GetMemoryStats_Handler,
+		},
+		{
+			MethodName: "GetNodeCPUStats",
+			Handler:    _VirtService_GetNodeCPUStats_Handler,
+		},
+		{
+			MethodName: "GetNodeMemoryStats",
+			Handler:    _VirtService_GetNodeMemoryStats_Handler,
+		},
+		{
+			MethodName: "GetDomainCapabilities",
+			Handler:    _VirtService_GetDomainCapabilities_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

@@ -24,35 +24,42 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	DriverService_GetInfo_FullMethodName             = "/virtd.driver.v1.DriverService/GetInfo"
-	DriverService_KeepAlive_FullMethodName           = "/virtd.driver.v1.DriverService/KeepAlive"
-	DriverService_CheckURI_FullMethodName            = "/virtd.driver.v1.DriverService/CheckURI"
-	DriverService_GetHostname_FullMethodName         = "/virtd.driver.v1.DriverService/GetHostname"
-	DriverService_GetCapabilities_FullMethodName     = "/virtd.driver.v1.DriverService/GetCapabilities"
-	DriverService_GetNodeInfo_FullMethodName         = "/virtd.driver.v1.DriverService/GetNodeInfo"
-	DriverService_ListDomains_FullMethodName         = "/virtd.driver.v1.DriverService/ListDomains"
-	DriverService_LookupDomain_FullMethodName        = "/virtd.driver.v1.DriverService/LookupDomain"
-	DriverService_DefineDomain_FullMethodName        = "/virtd.driver.v1.DriverService/DefineDomain"
-	DriverService_UndefineDomain_FullMethodName      = "/virtd.driver.v1.DriverService/UndefineDomain"
-	DriverService_StartDomain_FullMethodName         = "/virtd.driver.v1.DriverService/StartDomain"
-	DriverService_CreateDomain_FullMethodName        = "/virtd.driver.v1.DriverService/CreateDomain"
-	DriverService_ShutdownDomain_FullMethodName      = "/virtd.driver.v1.DriverService/ShutdownDomain"
-	DriverService_RebootDomain_FullMethodName        = "/virtd.driver.v1.DriverService/RebootDomain"
-	DriverService_DestroyDomain_FullMethodName       = "/virtd.driver.v1.DriverService/DestroyDomain"
-	DriverService_SuspendDomain_FullMethodName       = "/virtd.driver.v1.DriverService/SuspendDomain"
-	DriverService_ResumeDomain_FullMethodName        = "/virtd.driver.v1.DriverService/ResumeDomain"
-	DriverService_GetDomainInfo_FullMethodName       = "/virtd.driver.v1.DriverService/GetDomainInfo"
-	DriverService_GetDomainState_FullMethodName      = "/virtd.driver.v1.DriverService/GetDomainState"
-	DriverService_GetDomainXML_FullMethodName        = "/virtd.driver.v1.DriverService/GetDomainXML"
-	DriverService_GetDomainAutostart_FullMethodName  = "/virtd.driver.v1.DriverService/GetDomainAutostart"
-	DriverService_SetDomainAutostart_FullMethodName  = "/virtd.driver.v1.DriverService/SetDomainAutostart"
-	DriverService_WatchEvents_FullMethodName         = "/virtd.driver.v1.DriverService/WatchEvents"
-	DriverService_WatchRecords_FullMethodName        = "/virtd.driver.v1.DriverService/WatchRecords"
-	DriverService_GetFacts_FullMethodName            = "/virtd.driver.v1.DriverService/GetFacts"
-	DriverService_DomainXMLToNative_FullMethodName   = "/virtd.driver.v1.DriverService/DomainXMLToNative"
-	DriverService_DomainXMLFromNative_FullMethodName = "/virtd.driver.v1.DriverService/DomainXMLFromNative"
-	DriverService_OpenConsole_FullMethodName         = "/virtd.driver.v1.DriverService/OpenConsole"
-	DriverService_Profile_FullMethodName             = "/virtd.driver.v1.DriverService/Profile"
+	DriverService_GetInfo_FullMethodName               = "/virtd.driver.v1.DriverService/GetInfo"
+	DriverService_KeepAlive_FullMethodName             = "/virtd.driver.v1.DriverService/KeepAlive"
+	DriverService_CheckURI_FullMethodName              = "/virtd.driver.v1.DriverService/CheckURI"
+	DriverService_GetHostname_FullMethodName           = "/virtd.driver.v1.DriverService/GetHostname"
+	DriverService_GetCapabilities_FullMethodName       = "/virtd.driver.v1.DriverService/GetCapabilities"
+	DriverService_GetNodeInfo_FullMethodName           = "/virtd.driver.v1.DriverService/GetNodeInfo"
+	DriverService_ListDomains_FullMethodName           = "/virtd.driver.v1.DriverService/ListDomains"
+	DriverService_LookupDomain_FullMethodName          = "/virtd.driver.v1.DriverService/LookupDomain"
+	DriverService_DefineDomain_FullMethodName          = "/virtd.driver.v1.DriverService/DefineDomain"
+	DriverService_UndefineDomain_FullMethodName        = "/virtd.driver.v1.DriverService/UndefineDomain"
+	DriverService_StartDomain_FullMethodName           = "/virtd.driver.v1.DriverService/StartDomain"
+	DriverService_CreateDomain_FullMethodName          = "/virtd.driver.v1.DriverService/CreateDomain"
+	DriverService_ShutdownDomain_FullMethodName        = "/virtd.driver.v1.DriverService/ShutdownDomain"
+	DriverService_RebootDomain_FullMethodName          = "/virtd.driver.v1.DriverService/RebootDomain"
+	DriverService_DestroyDomain_FullMethodName         = "/virtd.driver.v1.DriverService/DestroyDomain"
+	DriverService_SuspendDomain_FullMethodName         = "/virtd.driver.v1.DriverService/SuspendDomain"
+	DriverService_ResumeDomain_FullMethodName          = "/virtd.driver.v1.DriverService/ResumeDomain"
+	DriverService_GetDomainInfo_FullMethodName         = "/virtd.driver.v1.DriverService/GetDomainInfo"
+	DriverService_GetDomainState_FullMethodName        = "/virtd.driver.v1.DriverService/GetDomainState"
+	DriverService_GetDomainXML_FullMethodName          = "/virtd.driver.v1.DriverService/GetDomainXML"
+	DriverService_GetDomainAutostart_FullMethodName    = "/virtd.driver.v1.DriverService/GetDomainAutostart"
+	DriverService_SetDomainAutostart_FullMethodName    = "/virtd.driver.v1.DriverService/SetDomainAutostart"
+	DriverService_WatchEvents_FullMethodName           = "/virtd.driver.v1.DriverService/WatchEvents"
+	DriverService_WatchRecords_FullMethodName          = "/virtd.driver.v1.DriverService/WatchRecords"
+	DriverService_GetFacts_FullMethodName              = "/virtd.driver.v1.DriverService/GetFacts"
+	DriverService_DomainXMLToNative_FullMethodName     = "/virtd.driver.v1.DriverService/DomainXMLToNative"
+	DriverService_DomainXMLFromNative_FullMethodName   = "/virtd.driver.v1.DriverService/DomainXMLFromNative"
+	DriverService_OpenConsole_FullMethodName           = "/virtd.driver.v1.DriverService/OpenConsole"
+	DriverService_Profile_FullMethodName               = "/virtd.driver.v1.DriverService/Profile"
+	DriverService_GetDomainStats_FullMethodName        = "/virtd.driver.v1.DriverService/GetDomainStats"
+	DriverService_GetBlockStats_FullMethodName         = "/virtd.driver.v1.DriverService/GetBlockStats"
+	DriverService_GetInterfaceStats_FullMethodName     = "/virtd.driver.v1.DriverService/GetInterfaceStats"
+	DriverService_GetMemoryStats_FullMethodName        = "/virtd.driver.v1.DriverService/GetMemoryStats"
+	DriverService_GetNodeCPUStats_FullMethodName       = "/virtd.driver.v1.DriverService/GetNodeCPUStats"
+	DriverService_GetNodeMemoryStats_FullMethodName    = "/virtd.driver.v1.DriverService/GetNodeMemoryStats"
+	DriverService_GetDomainCapabilities_FullMethodName = "/virtd.driver.v1.DriverService/GetDomainCapabilities"
 )
 
 // DriverServiceClient is the client API for DriverService service.
@@ -116,6 +123,23 @@ type DriverServiceClient interface {
 	// streams it in chunks. Package driver serves it for every driver; a
 	// driver built before it answers UNIMPLEMENTED.
 	Profile(ctx context.Context, in *ProfileRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[ProfileResponse], error)
+	// GetDomainStats is libvirt's virConnectGetAllDomainStats (no uuids) and
+	// virDomainListGetStats (uuids).
+	GetDomainStats(ctx context.Context, in *GetDomainStatsRequest, opts ...grpc.CallOption) (*GetDomainStatsResponse, error)
+	// GetBlockStats is libvirt's virDomainBlockStats.
+	GetBlockStats(ctx context.Context, in *GetBlockStatsRequest, opts ...grpc.CallOption) (*GetBlockStatsResponse, error)
+	// GetInterfaceStats is libvirt's virDomainInterfaceStats.
+	GetInterfaceStats(ctx context.Context, in *GetInterfaceStatsRequest, opts ...grpc.CallOption) (*GetInterfaceStatsResponse, error)
+	// GetMemoryStats is libvirt's virDomainMemoryStats.
+	GetMemoryStats(ctx context.Context, in *GetMemoryStatsRequest, opts ...grpc.CallOption) (*GetMemoryStatsResponse, error)
+	// GetNodeCPUStats is libvirt's virNodeGetCPUStats.
+	GetNodeCPUStats(ctx context.Context, in *GetNodeCPUStatsRequest, opts ...grpc.CallOption) (*GetNodeCPUStatsResponse, error)
+	// GetNodeMemoryStats is libvirt's virNodeGetMemoryStats.
+	GetNodeMemoryStats(ctx context.Context, in *GetNodeMemoryStatsRequest, opts ...grpc.CallOption) (*GetNodeMemoryStatsResponse, error)
+	// GetDomainCapabilities (feature "domain-capabilities") is libvirt's
+	// virConnectGetDomainCapabilities: the domainCapabilities XML of one
+	// emulator, architecture, machine and domain type.
+	GetDomainCapabilities(ctx context.Context, in *GetDomainCapabilitiesRequest, opts ...grpc.CallOption) (*GetDomainCapabilitiesResponse, error)
 }
 
 type driverServiceClient struct {
@@ -446,6 +470,76 @@ func (c *driverServiceClient) Profile(ctx context.Context, in *ProfileRequest, o
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type DriverService_ProfileClient = grpc.ServerStreamingClient[ProfileResponse]
 
+func (c *driverServiceClient) GetDomainStats(ctx context.Context, in *GetDomainStatsRequest, opts ...grpc.CallOption) (*GetDomainStatsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetDomainStatsResponse)
+	err := c.cc.Invoke(ctx, DriverService_GetDomainStats_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *driverServiceClient) GetBlockStats(ctx context.Context, in *GetBlockStatsRequest, opts ...grpc.CallOption) (*GetBlockStatsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetBlockStatsResponse)
+	err := c.cc.Invoke(ctx, DriverService_GetBlockStats_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *driverServiceClient) GetInterfaceStats(ctx context.Context, in *GetInterfaceStatsRequest, opts ...grpc.CallOption) (*GetInterfaceStatsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetInterfaceStatsResponse)
+	err := c.cc.Invoke(ctx, DriverService_GetInterfaceStats_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *driverServiceClient) GetMemoryStats(ctx context.Context, in *GetMemoryStatsRequest, opts ...grpc.CallOption) (*GetMemoryStatsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetMemoryStatsResponse)
+	err := c.cc.Invoke(ctx, DriverService_GetMemoryStats_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *driverServiceClient) GetNodeCPUStats(ctx context.Context, in *GetNodeCPUStatsRequest, opts ...grpc.CallOption) (*GetNodeCPUStatsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetNodeCPUStatsResponse)
+	err := c.cc.Invoke(ctx, DriverService_GetNodeCPUStats_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *driverServiceClient) GetNodeMemoryStats(ctx context.Context, in *GetNodeMemoryStatsRequest, opts ...grpc.CallOption) (*GetNodeMemoryStatsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetNodeMemoryStatsResponse)
+	err := c.cc.Invoke(ctx, DriverService_GetNodeMemoryStats_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *driverServiceClient) GetDomainCapabilities(ctx context.Context, in *GetDomainCapabilitiesRequest, opts ...grpc.CallOption) (*GetDomainCapabilitiesResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetDomainCapabilitiesResponse)
+	err := c.cc.Invoke(ctx, DriverService_GetDomainCapabilities_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // DriverServiceServer is the server API for DriverService service.
 // All implementations must embed UnimplementedDriverServiceServer
 // for forward compatibility.
@@ -507,6 +601,23 @@ type DriverServiceServer interface {
 	// streams it in chunks. Package driver serves it for every driver; a
 	// driver built before it answers UNIMPLEMENTED.
 	Profile(*ProfileRequest, grpc.ServerStreamingServer[ProfileResponse]) error
+	// GetDomainStats is libvirt's virConnectGetAllDomainStats (no uuids) and
+	// virDomainListGetStats (uuids).
+	GetDomainStats(context.Context, *GetDomainStatsRequest) (*GetDomainStatsResponse, error)
+	// GetBlockStats is libvirt's virDomainBlockStats.
+	GetBlockStats(context.Context, *GetBlockStatsRequest) (*GetBlockStatsResponse, error)
+	// GetInterfaceStats is libvirt's virDomainInterfaceStats.
+	GetInterfaceStats(context.Context, *GetInterfaceStatsRequest) (*GetInterfaceStatsResponse, error)
+	// GetMemoryStats is libvirt's virDomainMemoryStats.
+	GetMemoryStats(context.Context, *GetMemoryStatsRequest) (*GetMemoryStatsResponse, error)
+	// GetNodeCPUStats is libvirt's virNodeGetCPUStats.
+	GetNodeCPUStats(context.Context, *GetNodeCPUStatsRequest) (*GetNodeCPUStatsResponse, error)
+	// GetNodeMemoryStats is libvirt's virNodeGetMemoryStats.
+	GetNodeMemoryStats(context.Context, *GetNodeMemoryStatsRequest) (*GetNodeMemoryStatsResponse, error)
+	// GetDomainCapabilities (feature "domain-capabilities") is libvirt's
+	// virConnectGetDomainCapabilities: the domainCapabilities XML of one
+	// emulator, architecture, machine and domain type.
+	GetDomainCapabilities(context.Context, *GetDomainCapabilitiesRequest) (*GetDomainCapabilitiesResponse, error)
 	mustEmbedUnimplementedDriverServiceServer()
 }
 
@@ -603,6 +714,27 @@ func (UnimplementedDriverServiceServer) OpenConsole(grpc.BidiStreamingServer[Ope
 }
 func (UnimplementedDriverServiceServer) Profile(*ProfileRequest, grpc.ServerStreamingServer[ProfileResponse]) error {
 	return status.Errorf(codes.Unimplemented, "method Profile not implemented")
+}
+func (UnimplementedDriverServiceServer) GetDomainStats(context.Context, *GetDomainStatsRequest) (*GetDomainStatsResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method GetDomainStats not implemented")
+}
+func (UnimplementedDriverServiceServer) GetBlockStats(context.Context, *GetBlockStatsRequest) (*GetBlockStatsResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method GetBlockStats not implemented")
+}
+func (UnimplementedDriverServiceServer) GetInterfaceStats(context.Context, *GetInterfaceStatsRequest) (*GetInterfaceStatsResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method GetInterfaceStats not implemented")
+}
+func (UnimplementedDriverServiceServer) GetMemoryStats(context.Context, *GetMemoryStatsRequest) (*GetMemoryStatsResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method GetMemoryStats not implemented")
+}
+func (UnimplementedDriverServiceServer) GetNodeCPUStats(context.Context, *GetNodeCPUStatsRequest) (*GetNodeCPUStatsResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method GetNodeCPUStats not implemented")
+}
+func (UnimplementedDriverServiceServer) GetNodeMemoryStats(context.Context, *GetNodeMemoryStatsRequest) (*GetNodeMemoryStatsResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method GetNodeMemoryStats not implemented")
+}
+func (UnimplementedDriverServiceServer) GetDomainCapabilities(context.Context, *GetDomainCapabilitiesRequest) (*GetDomainCapabilitiesResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method GetDomainCapabilities not implemented")
 }
 func (UnimplementedDriverServiceServer) mustEmbedUnimplementedDriverServiceServer() {}
 func (UnimplementedDriverServiceServer) testEmbeddedByValue()                       {}
@@ -1115,6 +1247,132 @@ func _DriverService_Profile_Handler(srv interface{}, stream grpc.ServerStream) e
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type DriverService_ProfileServer = grpc.ServerStreamingServer[ProfileResponse]
 
+func _DriverService_GetDomainStats_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetDomainStatsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(DriverServiceServer).GetDomainStats(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: DriverService_GetDomainStats_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(DriverServiceServer).GetDomainStats(ctx, req.(*GetDomainStatsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _DriverService_GetBlockStats_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetBlockStatsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(DriverServiceServer).GetBlockStats(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: DriverService_GetBlockStats_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(DriverServiceServer).GetBlockStats(ctx, req.(*GetBlockStatsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _DriverService_GetInterfaceStats_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetInterfaceStatsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(DriverServiceServer).GetInterfaceStats(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: DriverService_GetInterfaceStats_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(DriverServiceServer).GetInterfaceStats(ctx, req.(*GetInterfaceStatsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _DriverService_GetMemoryStats_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetMemoryStatsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(DriverServiceServer).GetMemoryStats(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: DriverService_GetMemoryStats_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(DriverServiceServer).GetMemoryStats(ctx, req.(*GetMemoryStatsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _DriverService_GetNodeCPUStats_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetNodeCPUStatsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(DriverServiceServer).GetNodeCPUStats(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: DriverService_GetNodeCPUStats_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(DriverServiceServer).GetNodeCPUStats(ctx, req.(*GetNodeCPUStatsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _DriverService_GetNodeMemoryStats_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetNodeMemoryStatsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(DriverServiceServer).GetNodeMemoryStats(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: DriverService_GetNodeMemoryStats_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(DriverServiceServer).GetNodeMemoryStats(ctx, req.(*GetNodeMemoryStatsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _DriverService_GetDomainCapabilities_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetDomainCapabilitiesRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(DriverServiceServer).GetDomainCapabilities(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: DriverService_GetDomainCapabilities_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(DriverServiceServer).GetDomainCapabilities(ctx, req.(*GetDomainCapabilitiesRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // DriverService_ServiceDesc is the grpc.ServiceDesc for DriverService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -1221,6 +1479,34 @@ var DriverService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "DomainXMLFromNative",
 			Handler:    _DriverService_DomainXMLFromNative_Handler,
+		},
+		{
+			MethodName: "GetDomainStats",
+			Handler:    _DriverService_GetDomainStats_Handler,
+		},
+		{
+			MethodName: "GetBlockStats",
+			Handler:    _DriverService_GetBlockStats_Handler,
+		},
+		{
+			MethodName: "GetInterfaceStats",
+			Handler:    _DriverService_GetInterfaceStats_Handler,
+		},
+		{
+			MethodName: "GetMemoryStats",
+			Handler:    _DriverService_GetMemoryStats_Handler,
+		},
+		{
+			MethodName: "GetNodeCPUStats",
+			Handler:    _DriverService_GetNodeCPUStats_Handler,
+		},
+		{
+			MethodName: "GetNodeMemoryStats",
+			Handler:    _DriverService_GetNodeMemoryStats_Handler,
+		},
+		{
+			MethodName: "GetDomainCapabilities",
+			Handler:    _DriverService_GetDomainCapabilities_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{
