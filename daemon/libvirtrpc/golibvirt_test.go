@@ -117,6 +117,27 @@ func TestGoLibvirtLifecycle(t *testing.T) {
 	if x, err := l.DomainGetXMLDesc(running, libvirt.DomainXMLInactive); err != nil || !strings.Contains(x, "<name>golv</name>") {
 		t.Errorf("inactive xml: %v", err)
 	}
+	recs, err := l.ConnectGetAllDomainStats([]libvirt.Domain{running}, uint32(libvirt.DomainStatsState|libvirt.DomainStatsCPUTotal), 0)
+	if err != nil || len(recs) != 1 || recs[0].Dom.Name != "golv" {
+		t.Fatalf("domain stats: %+v, %v", recs, err)
+	}
+	params := map[string]any{}
+	for _, p := range recs[0].Params {
+		params[p.Field] = p.Value.I
+	}
+	if params["state.state"] != int32(libvirt.DomainRunning) || params["cpu.time"] == nil {
+		t.Errorf("domain stats of a running domain: %v", params)
+	}
+	nodeMem, _, err := l.NodeGetMemoryStats(4, -1, 0)
+	if err != nil || len(nodeMem) != 4 || nodeMem[0].Field != "total" || nodeMem[0].Value == 0 {
+		t.Errorf("node memory stats: %+v, %v", nodeMem, err)
+	}
+	if _, n, err := l.NodeGetCPUStats(-1, 0, 0); err != nil || n != 4 {
+		t.Errorf("node cpu stats count: %d, %v", n, err)
+	}
+	if caps, err := l.ConnectGetDomainCapabilities(nil, nil, nil, nil, 0); err != nil || !strings.Contains(caps, "<domainCapabilities>") {
+		t.Errorf("domain capabilities: %v", err)
+	}
 	if err := l.DomainSuspend(running); err != nil {
 		t.Fatal(err)
 	}

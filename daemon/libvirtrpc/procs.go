@@ -178,6 +178,7 @@ func init() {
 	serveEvents()
 	serveConsole()
 	serveOtherKinds()
+	serveStats()
 }
 
 // ProcName returns the name of a procedure virtd serves, or its number.

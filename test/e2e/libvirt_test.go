@@ -111,6 +111,9 @@ func virshLifecycle(t *testing.T, d *daemon, uri, name, xmlPath, hvType string, 
 	d.wantVirsh(t, uri, []string{"dominfo", name}, "Name:           "+name, "State:          running", "Persistent:     yes", "Security model: none")
 	d.wantVirsh(t, uri, []string{"domstate", "--reason", name}, "running (booted)")
 	d.wantVirsh(t, uri, []string{"dumpxml", name}, "<name>"+name+"</name>")
+	d.wantVirsh(t, uri, []string{"domstats", name}, fmt.Sprintf("Domain: '%s'", name), "state.state=1", "cpu.time=")
+	d.wantVirsh(t, uri, []string{"nodememstats"}, "total  :")
+	d.wantVirsh(t, uri, []string{"domcapabilities"}, "<domainCapabilities>")
 	d.wantVirsh(t, uri, []string{"suspend", name}, fmt.Sprintf("Domain '%s' suspended", name))
 	d.wantVirsh(t, uri, []string{"domstate", "--reason", name}, "paused (user)")
 	d.wantVirsh(t, uri, []string{"resume", name}, fmt.Sprintf("Domain '%s' resumed", name))
@@ -125,6 +128,7 @@ func virshLifecycle(t *testing.T, d *daemon, uri, name, xmlPath, hvType string, 
 	}
 	d.wantVirsh(t, uri, []string{"destroy", name}, fmt.Sprintf("Domain '%s' destroyed", name))
 	d.wantVirsh(t, uri, []string{"domstate", "--reason", name}, "shut off (destroyed)")
+	d.wantVirsh(t, uri, []string{"domstats", "--list-shutoff"}, fmt.Sprintf("Domain: '%s'", name), "state.state=5")
 	d.wantVirsh(t, uri, []string{"undefine", name}, fmt.Sprintf("Domain '%s' has been undefined", name))
 	out, errs, code := d.virsh(t, uri, "dominfo", name)
 	if code == 0 || !strings.Contains(errs, fmt.Sprintf("failed to get domain '%s'", name)) {
