@@ -273,6 +273,34 @@ func (drv *Driver) lookup(ctx context.Context, uuid string) (*domain, error) {
 	return drv.doms.Get(virt.ByUUID(uuid))
 }
 
+// find returns the domain locked, and never one removed meanwhile (an
+// undefined domain, a transient one that stopped), which has no
+// configuration left to read.
+func (drv *Driver) find(ctx context.Context, uuid string) (*domain, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	return drv.doms.Find(virt.ByUUID(uuid))
+}
+
+// lookupOp returns the domain with its operation lock held (the caller
+// unlocks d.Priv.op), unless it was removed before the lock was taken.
+func (drv *Driver) lookupOp(ctx context.Context, uuid string) (*domain, error) {
+	d, err := drv.lookup(ctx, uuid)
+	if err != nil {
+		return nil, err
+	}
+	d.Priv.op.Lock()
+	d.Lock()
+	removed := d.Removed()
+	d.Unlock()
+	if removed {
+		d.Priv.op.Unlock()
+		return nil, domutil.NotFound(virt.ByUUID(uuid))
+	}
+	return d, nil
+}
+
 // DefineDomain makes or updates a persistent definition, under the rules
 // of package domlist. A running domain keeps the definition it was
 // started with until it stops.
@@ -305,11 +333,10 @@ func (drv *Driver) DefineDomain(ctx context.Context, doc string) (*virt.Domain, 
 // UndefineDomain removes the persistent definition. A running domain
 // becomes transient and vanishes when it stops, as in libvirt.
 func (drv *Driver) UndefineDomain(ctx context.Context, uuid string) error {
-	d, err := drv.lookup(ctx, uuid)
+	d, err := drv.lookupOp(ctx, uuid)
 	if err != nil {
 		return err
 	}
-	d.Priv.op.Lock()
 	defer d.Priv.op.Unlock()
 	d.Lock()
 	defer d.Unlock()
@@ -333,11 +360,10 @@ func (drv *Driver) UndefineDomain(ctx context.Context, uuid string) error {
 
 // DomainInfo returns state, memory, vCPUs and CPU time (from /proc).
 func (drv *Driver) DomainInfo(ctx context.Context, uuid string) (*virt.DomainInfo, error) {
-	d, err := drv.lookup(ctx, uuid)
+	d, err := drv.find(ctx, uuid)
 	if err != nil {
 		return nil, err
 	}
-	d.Lock()
 	c := d.Current()
 	info := &virt.DomainInfo{State: d.State, MaxMemoryKiB: c.maxMemKiB, MemoryKiB: c.memKiB, VCPUs: c.vcpus}
 	inst := d.Priv.inst
@@ -354,11 +380,10 @@ func (drv *Driver) DomainInfo(ctx context.Context, uuid string) (*virt.DomainInf
 
 // DomainState returns the state and libvirt's reason for it.
 func (drv *Driver) DomainState(ctx context.Context, uuid string) (virt.State, int32, error) {
-	d, err := drv.lookup(ctx, uuid)
+	d, err := drv.find(ctx, uuid)
 	if err != nil {
 		return 0, 0, err
 	}
-	d.Lock()
 	defer d.Unlock()
 	return d.State, d.Reason, nil
 }
@@ -367,11 +392,10 @@ func (drv *Driver) DomainState(ctx context.Context, uuid string) (virt.State, in
 // port), or the persistent definition when inactive is true or the
 // domain does not run.
 func (drv *Driver) DomainXML(ctx context.Context, uuid string, inactive bool) (string, error) {
-	d, err := drv.lookup(ctx, uuid)
+	d, err := drv.find(ctx, uuid)
 	if err != nil {
 		return "", err
 	}
-	d.Lock()
 	defer d.Unlock()
 	if d.Live != nil && (!inactive || !d.IsPersistent()) {
 		// The ID is the instance's, given while it starts.
@@ -382,11 +406,10 @@ func (drv *Driver) DomainXML(ctx context.Context, uuid string, inactive bool) (s
 
 // DomainAutostart reports whether the domain starts with the host.
 func (drv *Driver) DomainAutostart(ctx context.Context, uuid string) (bool, error) {
-	d, err := drv.lookup(ctx, uuid)
+	d, err := drv.find(ctx, uuid)
 	if err != nil {
 		return false, err
 	}
-	d.Lock()
 	defer d.Unlock()
 	return d.Autostart, nil
 }
@@ -394,11 +417,10 @@ func (drv *Driver) DomainAutostart(ctx context.Context, uuid string) (bool, erro
 // SetDomainAutostart marks a persistent domain to start once per host
 // boot, when the driver first runs.
 func (drv *Driver) SetDomainAutostart(ctx context.Context, uuid string, on bool) error {
-	d, err := drv.lookup(ctx, uuid)
+	d, err := drv.lookupOp(ctx, uuid)
 	if err != nil {
 		return err
 	}
-	d.Priv.op.Lock()
 	defer d.Priv.op.Unlock()
 	d.Lock()
 	defer d.Unlock()

@@ -167,11 +167,10 @@ func errKind(err error) error {
 // own session; once its monitor answers and the live values are read, it
 // is resumed, so the domain is running when StartDomain returns.
 func (drv *Driver) StartDomain(ctx context.Context, uuid string) (*virt.Domain, error) {
-	d, err := drv.lookup(ctx, uuid)
+	d, err := drv.lookupOp(ctx, uuid)
 	if err != nil {
 		return nil, err
 	}
-	d.Priv.op.Lock()
 	defer d.Priv.op.Unlock()
 	if err := drv.start(ctx, d, nil); err != nil {
 		return nil, err
@@ -621,11 +620,10 @@ func (drv *Driver) RebootDomain(ctx context.Context, uuid string) error {
 }
 
 func (drv *Driver) command(ctx context.Context, uuid, cmd string) error {
-	d, err := drv.lookup(ctx, uuid)
+	d, err := drv.lookupOp(ctx, uuid)
 	if err != nil {
 		return err
 	}
-	d.Priv.op.Lock()
 	defer d.Priv.op.Unlock()
 	_, mon, err := drv.monitor(d)
 	if err != nil {
@@ -648,11 +646,10 @@ func (drv *Driver) ResumeDomain(ctx context.Context, uuid string) error {
 }
 
 func (drv *Driver) pause(ctx context.Context, uuid string, pause bool) error {
-	d, err := drv.lookup(ctx, uuid)
+	d, err := drv.lookupOp(ctx, uuid)
 	if err != nil {
 		return err
 	}
-	d.Priv.op.Lock()
 	defer d.Priv.op.Unlock()
 	_, mon, err := drv.monitor(d)
 	if err != nil {
@@ -704,11 +701,10 @@ func (drv *Driver) pause(ctx context.Context, uuid string, pause bool) error {
 // DestroyDomain stops QEMU at once (SIGTERM, then SIGKILL after a grace
 // period) and returns when it is gone. The definition stays.
 func (drv *Driver) DestroyDomain(ctx context.Context, uuid string) error {
-	d, err := drv.lookup(ctx, uuid)
+	d, err := drv.lookupOp(ctx, uuid)
 	if err != nil {
 		return err
 	}
-	d.Priv.op.Lock()
 	defer d.Priv.op.Unlock()
 	d.Lock()
 	inst := d.Priv.inst

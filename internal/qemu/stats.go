@@ -62,11 +62,10 @@ func statsSnap(d *domain) statsSnapshot {
 
 // running returns the snapshot of the running domain uuid.
 func (drv *Driver) running(ctx context.Context, uuid string) (statsSnapshot, error) {
-	d, err := drv.lookup(ctx, uuid)
+	d, err := drv.find(ctx, uuid)
 	if err != nil {
 		return statsSnapshot{}, err
 	}
-	d.Lock()
 	s := statsSnap(d)
 	d.Unlock()
 	if s.inst == nil {
