@@ -187,6 +187,7 @@ func (lim *limiter) libvirt() libvirtrpc.Limits {
 	return libvirtrpc.Limits{
 		MaxClientRequests: lim.l.MaxClientRequests,
 		MaxClientStreams:  lim.l.MaxClientStreams,
+		MaxMessageSize:    lim.l.MaxMessageSize,
 		Admit: func() (func(), error) {
 			if lim.clients.Add(1) > int64(lim.l.MaxClients) {
 				lim.clients.Add(-1)

@@ -14,6 +14,7 @@ import (
 	"bufio"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"sync"
@@ -24,6 +25,7 @@ import (
 
 	"github.com/virtd/virtd/core"
 	"github.com/virtd/virtd/internal/xdr"
+	"github.com/virtd/virtd/virt"
 )
 
 // Limits are the daemon's limits as this front end applies them; the
@@ -33,6 +35,10 @@ type Limits struct {
 	MaxClientRequests int
 	// MaxClientStreams: consoles open at once on one connection.
 	MaxClientStreams int
+	// MaxMessageSize bounds one packet (max_message_size), within the
+	// protocol's own limit of 32 MiB: a bigger one is read past and
+	// answered with an error.
+	MaxMessageSize int
 	// Admit counts a new connection against max_clients, or says why it
 	// is refused; done undoes it.
 	Admit func() (done func(), err error)
@@ -76,6 +82,9 @@ func New(cfg Config) *Server {
 	}
 	if l.Admit == nil {
 		l.Admit = func() (func(), error) { return func() {}, nil }
+	}
+	if l.MaxMessageSize <= 0 || l.MaxMessageSize > maxPacket {
+		l.MaxMessageSize = maxPacket
 	}
 	if l.Reserve == nil {
 		l.Reserve = func(int) (func(), error) { return func() {}, nil }
@@ -251,7 +260,7 @@ func (c *client) serve() {
 			}
 			return
 		}
-		release, err := c.s.lim.Reserve(n)
+		release, err := c.s.reserve(n)
 		if err != nil {
 			// Too big for now: read its header, skip its body, and say
 			// why.
@@ -269,6 +278,15 @@ func (c *client) serve() {
 			return
 		}
 	}
+}
+
+// reserve takes n bytes for a packet being read, within max_message_size
+// and max_inflight_bytes.
+func (s *Server) reserve(n int) (func(), error) {
+	if n+lenSize > s.lim.MaxMessageSize {
+		return nil, fmt.Errorf("a packet of %d bytes is over max_message_size (%d): %w", n+lenSize, s.lim.MaxMessageSize, virt.ErrResourceExhausted)
+	}
+	return s.lim.Reserve(n)
 }
 
 // skip reads and drops a packet of n bytes that may not be handled, and

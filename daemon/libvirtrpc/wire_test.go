@@ -244,6 +244,20 @@ func TestInflightLimit(t *testing.T) {
 	}
 }
 
+// TestMaxMessageSize: a packet over max_message_size, within the
+// protocol's 32 MiB, is read past and refused with the limit's name.
+func TestMaxMessageSize(t *testing.T) {
+	c, _ := dialRaw(t, Limits{MaxMessageSize: 1024})
+	openTest(t, c)
+	h, b := c.call(procDomainDefineXML, 2, str(strings.Repeat("x", 2048)))
+	if code, msg := errorOf(t, b); h.status != statusError || code != errOperationFailed || !strings.Contains(msg, "max_message_size (1024)") {
+		t.Errorf("big packet: %d %q", code, msg)
+	}
+	if h, _ := c.call(procConnectGetHostname, 3, nil); h.status != statusOK {
+		t.Errorf("after the big packet: status %d", h.status)
+	}
+}
+
 // FuzzPackets feeds whatever bytes to a connection: the server must answer
 // or close, never crash or hang.
 func FuzzPackets(f *testing.F) {
