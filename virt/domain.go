@@ -140,11 +140,18 @@ const (
 	EventShutdown    EventType = 6
 	EventPMSuspended EventType = 7
 	EventCrashed     EventType = 8
+	// EventReboot is not one of libvirt's lifecycle types: it is libvirt's
+	// reboot event (VIR_DOMAIN_EVENT_ID_REBOOT), a guest that reset and
+	// runs on, with no detail.
+	EventReboot EventType = 100
 )
 
 var eventNames = [...]string{"Defined", "Undefined", "Started", "Suspended", "Resumed", "Stopped", "Shutdown", "PMSuspended", "Crashed"}
 
 func (t EventType) String() string {
+	if t == EventReboot {
+		return "Reboot"
+	}
 	if t >= 0 && int(t) < len(eventNames) {
 		return eventNames[t]
 	}
@@ -193,6 +200,7 @@ var eventDetails = map[EventType][]string{
 	EventShutdown:    {"Finished", "Finished after guest request", "Finished after host request"},
 	EventPMSuspended: {"Memory", "Disk"},
 	EventCrashed:     {"Panicked"},
+	EventReboot:      {""},
 }
 
 // EventDetailString returns the detail as `virsh event` prints it.

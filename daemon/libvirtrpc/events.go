@@ -6,13 +6,21 @@ import (
 	"sync"
 
 	"github.com/virtd/virtd/core"
+	"github.com/virtd/virtd/internal/xdr"
 	"github.com/virtd/virtd/virt"
 )
 
 // Domain event IDs (virDomainEventID): libvirt 9.0 defines 0..26.
 const (
 	eventIDLifecycle = 0
+	eventIDReboot    = 1
 	eventIDLast      = 27
+)
+
+// Event messages: the callback form and the older one, by event ID.
+const (
+	procDomainEventReboot         = 169
+	procDomainEventCallbackReboot = 319
 )
 
 func serveEvents() {
@@ -102,28 +110,37 @@ func (ev *events) pump(sub core.Events) {
 }
 
 func (ev *events) send(e *virt.Event) {
+	id, cbProc, legacyProc := int32(eventIDLifecycle), int32(procDomainEventCallbackLifecycle), int32(procDomainEventLifecycle)
+	if e.Type == virt.EventReboot {
+		id, cbProc, legacyProc = eventIDReboot, procDomainEventCallbackReboot, procDomainEventReboot
+	}
 	ev.mu.Lock()
 	var ids []int32
-	for id, cb := range ev.cbs {
-		if cb.eventID == eventIDLifecycle && (cb.uuid == "" || cb.uuid == e.Domain.UUID) {
-			ids = append(ids, id)
+	for cbID, cb := range ev.cbs {
+		if cb.eventID == id && (cb.uuid == "" || cb.uuid == e.Domain.UUID) {
+			ids = append(ids, cbID)
 		}
 	}
-	legacy := ev.legacy[eventIDLifecycle]
+	legacy := ev.legacy[id]
 	ev.mu.Unlock()
-	for _, id := range ids {
-		p := newPacket(header{prog: programRemote, vers: remoteVersion, proc: procDomainEventCallbackLifecycle, typ: typeMessage}, nil)
-		p.Int32(id)
+	// The message: the domain, and a lifecycle event's type and detail
+	// (a reboot has none).
+	body := func(p *xdr.Encoder) {
 		putDomain(p, &e.Domain)
-		p.Int32(int32(e.Type))
-		p.Int32(e.Detail)
+		if id == eventIDLifecycle {
+			p.Int32(int32(e.Type))
+			p.Int32(e.Detail)
+		}
+	}
+	for _, cbID := range ids {
+		p := newPacket(header{prog: programRemote, vers: remoteVersion, proc: cbProc, typ: typeMessage}, nil)
+		p.Int32(cbID)
+		body(p)
 		ev.c.write(p)
 	}
 	if legacy {
-		p := newPacket(header{prog: programRemote, vers: remoteVersion, proc: procDomainEventLifecycle, typ: typeMessage}, nil)
-		putDomain(p, &e.Domain)
-		p.Int32(int32(e.Type))
-		p.Int32(e.Detail)
+		p := newPacket(header{prog: programRemote, vers: remoteVersion, proc: legacyProc, typ: typeMessage}, nil)
+		body(p)
 		ev.c.write(p)
 	}
 }

@@ -144,6 +144,22 @@ func TestGoLibvirtLifecycle(t *testing.T) {
 	if err := l.DomainResume(running); err != nil {
 		t.Fatal(err)
 	}
+	// A reboot is libvirt's reboot event, to its own callbacks only.
+	reboots, err := l.SubscribeEvents(context.Background(), libvirt.DomainEventIDReboot, libvirt.OptDomain{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := l.DomainReboot(running, 0); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case e := <-reboots:
+		if m, ok := e.(*libvirt.DomainEventCallbackRebootMsg); !ok || m.Msg.Dom.Name != "golv" {
+			t.Errorf("reboot event: %#v", e)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("no reboot event")
+	}
 	if a, err := l.DomainIsActive(running); err != nil || a != 1 {
 		t.Errorf("is active %d, %v", a, err)
 	}

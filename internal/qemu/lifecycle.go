@@ -571,7 +571,14 @@ func (drv *Driver) onEvent(d *domain, inst *instance, ev qmp.Event) {
 		_ = json.Unmarshal(ev.Data, &s)
 		inst.shutdown = &s
 		return
-	case "RESET", "POWERDOWN":
+	case "POWERDOWN":
+		return
+	case "RESET":
+		// The guest reset and runs on (a reset that ends it comes as
+		// SHUTDOWN): libvirt's reboot event.
+		if d.Priv.inst == inst && !inst.starting && !inst.destroying && inst.shutdown == nil {
+			drv.emitLocked(d, virt.EventReboot, 0)
+		}
 		return
 	}
 	if (ev.Name == "STOP" || ev.Name == "RESUME") && inst.expectedLocked(ev.Name) {

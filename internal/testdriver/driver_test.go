@@ -499,14 +499,14 @@ func TestEvents(t *testing.T) {
 	_, _ = drv.StartDomain(ctx, d.UUID)
 	_ = drv.SuspendDomain(ctx, d.UUID)
 	_ = drv.ResumeDomain(ctx, d.UUID)
-	_ = drv.RebootDomain(ctx, d.UUID) // no lifecycle event
+	_ = drv.RebootDomain(ctx, d.UUID) // no lifecycle event: libvirt's reboot event
 	_ = drv.ShutdownDomain(ctx, d.UUID)
 	_, _ = drv.StartDomain(ctx, d.UUID)
 	_ = drv.UndefineDomain(ctx, d.UUID)
 	_ = drv.DestroyDomain(ctx, d.UUID)
 
 	want := []string{
-		"Defined/Added", "Defined/Updated", "Started/Booted", "Suspended/Paused", "Resumed/Unpaused",
+		"Defined/Added", "Defined/Updated", "Started/Booted", "Suspended/Paused", "Resumed/Unpaused", "Reboot/",
 		"Shutdown/Finished", "Stopped/Shutdown", "Started/Booted", "Undefined/Removed", "Stopped/Destroyed",
 	}
 	for i, ch := range []<-chan virt.Event{ch1, ch2} {

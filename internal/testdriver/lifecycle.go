@@ -126,6 +126,8 @@ func (drv *Driver) RebootDomain(ctx context.Context, uuid string) error {
 			d.Priv.runningSince = time.Now()
 		}
 		d.State, d.Reason = virt.StateRunning, virt.RunningBooted
+		// The guest reset and runs on: libvirt's reboot event.
+		drv.emitLocked(d, virt.EventReboot, 0)
 		return nil
 	})
 }

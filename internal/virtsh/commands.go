@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -592,9 +593,9 @@ func cmdAutostart(sh *shell, p *parsed) error {
 	return nil
 }
 
-// eventTypes are the event types `event --list` prints; virtd has only
-// lifecycle events.
-var eventTypes = []string{"lifecycle"}
+// eventTypes are the event types `event --list` prints: the ones virtd's
+// drivers send.
+var eventTypes = []string{"lifecycle", "reboot"}
 
 func cmdEvent(sh *shell, p *parsed) error {
 	if p.flag("list") {
@@ -603,8 +604,9 @@ func cmdEvent(sh *shell, p *parsed) error {
 		}
 		return nil
 	}
-	if ev := p.str("event"); ev != "" && ev != "lifecycle" {
-		return usagef("unknown event type %s", ev)
+	only := p.str("event")
+	if only != "" && !slices.Contains(eventTypes, only) {
+		return usagef("unknown event type %s", only)
 	}
 	if p.str("event") == "" && !p.flag("all") {
 		return usagef("one of --list, --all, or --event <type> is required")
@@ -634,7 +636,11 @@ func cmdEvent(sh *shell, p *parsed) error {
 	}
 	count, stopped := 0, false
 	for ev := range stream.Events() {
-		if uuid != "" && ev.Domain.UUID != uuid {
+		kind := "lifecycle"
+		if ev.Type == virt.EventReboot {
+			kind = "reboot"
+		}
+		if (uuid != "" && ev.Domain.UUID != uuid) || (only != "" && kind != only) {
 			continue
 		}
 		if p.flag("timestamp") {
@@ -644,7 +650,11 @@ func cmdEvent(sh *shell, p *parsed) error {
 			}
 			sh.printf("%s: ", t.Format("2006-01-02 15:04:05.000-0700"))
 		}
-		sh.printf("event 'lifecycle' for domain '%s': %s %s\n", ev.Domain.Name, ev.Type, virt.EventDetailString(ev.Type, ev.Detail))
+		if kind == "reboot" {
+			sh.printf("event 'reboot' for domain '%s'\n", ev.Domain.Name)
+		} else {
+			sh.printf("event 'lifecycle' for domain '%s': %s %s\n", ev.Domain.Name, ev.Type, virt.EventDetailString(ev.Type, ev.Detail))
+		}
 		count++
 		if !p.flag("loop") {
 			stopped = true

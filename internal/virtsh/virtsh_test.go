@@ -105,7 +105,7 @@ Memory size:         3145728 KiB
 
 `},
 		{[]string{"-q", "domid", "test"}, "1\n"},
-		{[]string{"event", "--list"}, "lifecycle\n\n"},
+		{[]string{"event", "--list"}, "lifecycle\nreboot\n\n"},
 	}
 	for _, tt := range tests {
 		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
@@ -348,13 +348,15 @@ func TestEvent(t *testing.T) {
 	h.ok("start", "test")
 	h.ok("suspend", "test")
 	h.ok("resume", "test")
-	out.waitFor(t, "Resumed")
+	h.ok("reboot", "test")
+	out.waitFor(t, "'reboot'")
 	cancel()
 	r = <-done
 	want = "event 'lifecycle' for domain 'test': Started Booted\n" +
 		"event 'lifecycle' for domain 'test': Suspended Paused\n" +
 		"event 'lifecycle' for domain 'test': Resumed Unpaused\n" +
-		"events received: 3\n\n"
+		"event 'reboot' for domain 'test'\n" +
+		"events received: 4\n\n"
 	if r.code != 0 || r.out != want {
 		t.Errorf("event --loop: exit %d, stderr %q, out:\n%s\nwant:\n%s", r.code, r.errs, r.out, want)
 	}

@@ -480,3 +480,28 @@ func TestLibvirtSockets(t *testing.T) {
 		t.Errorf("GET_URI with uri_default: %q, %v", uri, err)
 	}
 }
+
+// TestLibvirtQEMUReboot: a real guest's reset reaches libvirt's clients as
+// the reboot event, and the guest runs on.
+func TestLibvirtQEMUReboot(t *testing.T) {
+	d := newDaemon(t, []string{"qemu"})
+	uri := "qemu:///system"
+	d.mustVirsh(t, uri, "define", guestXML(t, "vrb", ""))
+	d.mustVirsh(t, uri, "start", "vrb")
+	t.Cleanup(func() { d.virsh(t, uri, "destroy", "vrb") })
+	l := d.lvDial(t, uri)
+	reboots, err := l.SubscribeEvents(t.Context(), golibvirt.DomainEventIDReboot, golibvirt.OptDomain{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.wantVirsh(t, uri, []string{"reboot", "vrb"}, "Domain 'vrb' is being rebooted")
+	select {
+	case e := <-reboots:
+		if m, ok := e.(*golibvirt.DomainEventCallbackRebootMsg); !ok || m.Msg.Dom.Name != "vrb" {
+			t.Errorf("reboot event: %#v", e)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("no reboot event after virsh reboot")
+	}
+	d.wantVirsh(t, uri, []string{"domstate", "vrb"}, "running")
+}

@@ -105,21 +105,24 @@ const (
 	EventType_EVENT_TYPE_SHUTDOWN    EventType = 7
 	EventType_EVENT_TYPE_PMSUSPENDED EventType = 8
 	EventType_EVENT_TYPE_CRASHED     EventType = 9
+	// libvirt's reboot event (not a lifecycle type): virt.EventReboot + 1.
+	EventType_EVENT_TYPE_REBOOT EventType = 101
 )
 
 // Enum value maps for EventType.
 var (
 	EventType_name = map[int32]string{
-		0: "EVENT_TYPE_UNSPECIFIED",
-		1: "EVENT_TYPE_DEFINED",
-		2: "EVENT_TYPE_UNDEFINED",
-		3: "EVENT_TYPE_STARTED",
-		4: "EVENT_TYPE_SUSPENDED",
-		5: "EVENT_TYPE_RESUMED",
-		6: "EVENT_TYPE_STOPPED",
-		7: "EVENT_TYPE_SHUTDOWN",
-		8: "EVENT_TYPE_PMSUSPENDED",
-		9: "EVENT_TYPE_CRASHED",
+		0:   "EVENT_TYPE_UNSPECIFIED",
+		1:   "EVENT_TYPE_DEFINED",
+		2:   "EVENT_TYPE_UNDEFINED",
+		3:   "EVENT_TYPE_STARTED",
+		4:   "EVENT_TYPE_SUSPENDED",
+		5:   "EVENT_TYPE_RESUMED",
+		6:   "EVENT_TYPE_STOPPED",
+		7:   "EVENT_TYPE_SHUTDOWN",
+		8:   "EVENT_TYPE_PMSUSPENDED",
+		9:   "EVENT_TYPE_CRASHED",
+		101: "EVENT_TYPE_REBOOT",
 	}
 	EventType_value = map[string]int32{
 		"EVENT_TYPE_UNSPECIFIED": 0,
@@ -132,6 +135,7 @@ var (
 		"EVENT_TYPE_SHUTDOWN":    7,
 		"EVENT_TYPE_PMSUSPENDED": 8,
 		"EVENT_TYPE_CRASHED":     9,
+		"EVENT_TYPE_REBOOT":      101,
 	}
 )
 
@@ -5330,7 +5334,7 @@ const file_virtd_api_v1_api_proto_rawDesc = "" +
 	"\x15DOMAIN_STATE_SHUTDOWN\x10\x04\x12\x18\n" +
 	"\x14DOMAIN_STATE_SHUTOFF\x10\x05\x12\x18\n" +
 	"\x14DOMAIN_STATE_CRASHED\x10\x06\x12\x1c\n" +
-	"\x18DOMAIN_STATE_PMSUSPENDED\x10\a*\x88\x02\n" +
+	"\x18DOMAIN_STATE_PMSUSPENDED\x10\a*\x9f\x02\n" +
 	"\tEventType\x12\x1a\n" +
 	"\x16EVENT_TYPE_UNSPECIFIED\x10\x00\x12\x16\n" +
 	"\x12EVENT_TYPE_DEFINED\x10\x01\x12\x18\n" +
@@ -5341,7 +5345,8 @@ const file_virtd_api_v1_api_proto_rawDesc = "" +
 	"\x12EVENT_TYPE_STOPPED\x10\x06\x12\x17\n" +
 	"\x13EVENT_TYPE_SHUTDOWN\x10\a\x12\x1a\n" +
 	"\x16EVENT_TYPE_PMSUSPENDED\x10\b\x12\x16\n" +
-	"\x12EVENT_TYPE_CRASHED\x10\t2\xc7\x17\n" +
+	"\x12EVENT_TYPE_CRASHED\x10\t\x12\x15\n" +
+	"\x11EVENT_TYPE_REBOOT\x10e2\xc7\x17\n" +
 	"\vVirtService\x12=\n" +
 	"\x04Open\x12\x19.virtd.api.v1.OpenRequest\x1a\x1a.virtd.api.v1.OpenResponse\x12@\n" +
 	"\x05Close\x12\x1a.virtd.api.v1.CloseRequest\x1a\x1b.virtd.api.v1.CloseResponse\x12O\n" +
