@@ -105,11 +105,11 @@ func init() {
 	serve(procConnectRegisterCloseCallback, "CONNECT_REGISTER_CLOSE_CALLBACK", proc{needConn: true, fn: noArgs})
 	serve(procConnectUnregisterCloseCallback, "CONNECT_UNREGISTER_CLOSE_CALLBACK", proc{needConn: true, fn: noArgs})
 	serve(procConnectGetURI, "CONNECT_GET_URI", proc{needConn: true, fn: getURI})
-	serve(procConnectGetType, "CONNECT_GET_TYPE", proc{needConn: true, fn: getType})
+	serve(procConnectGetType, "CONNECT_GET_TYPE", proc{needConn: true, fn: connString(hypervisorType)})
 	serve(procConnectGetVersion, "CONNECT_GET_VERSION", proc{needConn: true, fn: getVersion})
 	serve(procConnectGetLibVersion, "CONNECT_GET_LIB_VERSION", proc{needConn: true, fn: getLibVersion})
-	serve(procConnectGetHostname, "CONNECT_GET_HOSTNAME", proc{needConn: true, fn: getHostname})
-	serve(procConnectGetCapabilities, "CONNECT_GET_CAPABILITIES", proc{needConn: true, fn: getCapabilities})
+	serve(procConnectGetHostname, "CONNECT_GET_HOSTNAME", proc{needConn: true, fn: connString((*core.Conn).Hostname)})
+	serve(procConnectGetCapabilities, "CONNECT_GET_CAPABILITIES", proc{needConn: true, fn: connString((*core.Conn).Capabilities)})
 	serve(procNodeGetInfo, "NODE_GET_INFO", proc{needConn: true, fn: nodeGetInfo})
 	serve(procConnectIsSecure, "CONNECT_IS_SECURE", proc{needConn: true, fn: isSecure})
 	serve(procNodeGetSecurityModel, "NODE_GET_SECURITY_MODEL", proc{needConn: true, fn: securityModel})
@@ -292,16 +292,27 @@ func getURI(_ context.Context, c *call) error {
 	return nil
 }
 
-func getType(ctx context.Context, c *call) error {
-	if err := c.args(); err != nil {
-		return err
+// connString serves a call with no arguments whose answer is a string.
+func connString(get func(*core.Conn, context.Context) (string, error)) func(context.Context, *call) error {
+	return func(ctx context.Context, c *call) error {
+		if err := c.args(); err != nil {
+			return err
+		}
+		s, err := get(c.conn, ctx)
+		if err != nil {
+			return err
+		}
+		c.e.String(s)
+		return nil
 	}
-	v, err := c.conn.Version(ctx)
+}
+
+func hypervisorType(c *core.Conn, ctx context.Context) (string, error) {
+	v, err := c.Version(ctx)
 	if err != nil {
-		return err
+		return "", err
 	}
-	c.e.String(v.HypervisorType)
-	return nil
+	return v.HypervisorType, nil
 }
 
 func getVersion(ctx context.Context, c *call) error {
@@ -321,30 +332,6 @@ func getLibVersion(_ context.Context, c *call) error {
 		return err
 	}
 	c.e.Uint64(LibVersion)
-	return nil
-}
-
-func getHostname(ctx context.Context, c *call) error {
-	if err := c.args(); err != nil {
-		return err
-	}
-	h, err := c.conn.Hostname(ctx)
-	if err != nil {
-		return err
-	}
-	c.e.String(h)
-	return nil
-}
-
-func getCapabilities(ctx context.Context, c *call) error {
-	if err := c.args(); err != nil {
-		return err
-	}
-	s, err := c.conn.Capabilities(ctx)
-	if err != nil {
-		return err
-	}
-	c.e.String(s)
 	return nil
 }
 
