@@ -172,8 +172,8 @@ func init() {
 	serve(procDomainSnapshotCurrent, "DOMAIN_SNAPSHOT_CURRENT", proc{needConn: true, fn: snapshotCurrent})
 
 	// Native formats.
-	serve(procConnectDomainXMLFromNative, "CONNECT_DOMAIN_XML_FROM_NATIVE", proc{needConn: true, fn: xmlFromNative})
-	serve(procConnectDomainXMLToNative, "CONNECT_DOMAIN_XML_TO_NATIVE", proc{needConn: true, errs: errXMLProc, fn: xmlToNative})
+	serve(procConnectDomainXMLFromNative, "CONNECT_DOMAIN_XML_FROM_NATIVE", proc{needConn: true, fn: nativeXML("CONNECT_DOMAIN_XML_FROM_NATIVE", (*core.Conn).DomainXMLFromNative)})
+	serve(procConnectDomainXMLToNative, "CONNECT_DOMAIN_XML_TO_NATIVE", proc{needConn: true, errs: errXMLProc, fn: nativeXML("CONNECT_DOMAIN_XML_TO_NATIVE", (*core.Conn).DomainXMLToNative)})
 
 	serveEvents()
 	serveConsole()
@@ -864,38 +864,24 @@ func snapshotCurrent(ctx context.Context, c *call) error {
 	return noSnapshot(ctx, c, uuid, "current snapshot")
 }
 
-func xmlFromNative(ctx context.Context, c *call) error {
-	format := c.d.String(maxString)
-	config := c.d.String(maxString)
-	flags := c.d.Uint32()
-	if err := c.args(); err != nil {
-		return err
+// nativeXML serves CONNECT_DOMAIN_XML_FROM_NATIVE and _TO_NATIVE: a
+// format, a document, flags; the converted document.
+func nativeXML(name string, conv func(*core.Conn, context.Context, string, string) (string, error)) func(context.Context, *call) error {
+	return func(ctx context.Context, c *call) error {
+		format := c.d.String(maxString)
+		in := c.d.String(maxString)
+		flags := c.d.Uint32()
+		if err := c.args(); err != nil {
+			return err
+		}
+		if err := checkFlags(name, flags, 0); err != nil {
+			return err
+		}
+		out, err := conv(c.conn, ctx, format, in)
+		if err != nil {
+			return err
+		}
+		c.e.String(out)
+		return nil
 	}
-	if err := checkFlags("CONNECT_DOMAIN_XML_FROM_NATIVE", flags, 0); err != nil {
-		return err
-	}
-	s, err := c.conn.DomainXMLFromNative(ctx, format, config)
-	if err != nil {
-		return err
-	}
-	c.e.String(s)
-	return nil
-}
-
-func xmlToNative(ctx context.Context, c *call) error {
-	format := c.d.String(maxString)
-	doc := c.d.String(maxString)
-	flags := c.d.Uint32()
-	if err := c.args(); err != nil {
-		return err
-	}
-	if err := checkFlags("CONNECT_DOMAIN_XML_TO_NATIVE", flags, 0); err != nil {
-		return err
-	}
-	s, err := c.conn.DomainXMLToNative(ctx, format, doc)
-	if err != nil {
-		return err
-	}
-	c.e.String(s)
-	return nil
 }

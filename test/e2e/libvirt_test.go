@@ -214,7 +214,9 @@ func TestVirshEventLoop(t *testing.T) {
 func TestVirshQEMU(t *testing.T) {
 	d := newDaemon(t, []string{"qemu"})
 	uri := "qemu:///system"
-	virshLifecycle(t, d, uri, "vq", guestXML(t, "vq", ""), "QEMU", false)
+	xmlPath := guestXML(t, "vq", "")
+	virshLifecycle(t, d, uri, "vq", xmlPath, "QEMU", false)
+	d.wantVirsh(t, uri, []string{"domxml-to-native", "qemu-argv", xmlPath}, "qemu-system-x86_64", "-name guest=vq")
 }
 
 func TestVirshLXC(t *testing.T) {
