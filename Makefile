@@ -65,6 +65,8 @@ run: build ## build, then run virtd in the foreground on a private root
 	@mkdir -p $(RUN_ROOT)
 	@echo "virtd runs on $(RUN_ROOT); in another terminal:"
 	@echo "  VIRTD_RUN_DIR=$(RUN_ROOT)/run/virtd bin/virtsh -c test:///default list --all"
+	@echo "or, with libvirt's virsh:"
+	@echo "  virsh -c 'test+unix:///default?socket=$(RUN_ROOT)/run/virtd/libvirt-sock' list --all"
 	$(BIN)/virtd --root $(RUN_ROOT) --driver-dir $(BIN)
 
 bench: build test-assets ## run the benchmarks and print a table
