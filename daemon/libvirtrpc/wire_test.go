@@ -339,3 +339,21 @@ func FuzzCallArgs(f *testing.F) {
 		}
 	})
 }
+
+// TestMaxClients: a connection over max_clients has its first call
+// answered with the reason, and is closed.
+func TestMaxClients(t *testing.T) {
+	c, s := dialRaw(t, Limits{Admit: func() (func(), error) {
+		return nil, fmt.Errorf("virtd already serves 1 client connections (max_clients = 1): %w", virt.ErrResourceExhausted)
+	}})
+	h, b := c.call(procConnectOpen, 1, nil)
+	if code, msg := errorOf(t, b); h.status != statusError || code != errOperationFailed || !strings.Contains(msg, "max_clients = 1") {
+		t.Errorf("over max_clients: %d %q", code, msg)
+	}
+	if _, _, err := c.reply(); err == nil {
+		t.Error("the refused connection stays open")
+	}
+	if n := s.Conns(); n != 0 {
+		t.Errorf("a refused connection is counted: %d", n)
+	}
+}
