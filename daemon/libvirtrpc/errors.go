@@ -29,7 +29,6 @@ const (
 	errNoNWFilter       = 62
 	errNoSecret         = 66
 	errNoDomainSnapshot = 72
-	errResourceBusy     = 87
 )
 
 // libvirt's error domains (virErrorDomain).
