@@ -31,7 +31,7 @@ func openConsole(ctx context.Context, c *call) error {
 	if err := c.args(); err != nil {
 		return err
 	}
-	if err := checkFlags("DOMAIN_OPEN_CONSOLE", flags, consoleFlags); err != nil {
+	if err := c.checkFlags(flags, consoleFlags); err != nil {
 		return err
 	}
 	cl := c.c

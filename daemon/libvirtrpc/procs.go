@@ -125,15 +125,15 @@ func init() {
 	serve(procDomainLookupByID, "DOMAIN_LOOKUP_BY_ID", proc{needConn: true, fn: lookupByID})
 
 	// Domains: definitions and actions.
-	serve(procDomainDefineXML, "DOMAIN_DEFINE_XML", proc{needConn: true, errs: errXMLProc, fn: defineXML(false)})
-	serve(procDomainDefineXMLFlags, "DOMAIN_DEFINE_XML_FLAGS", proc{needConn: true, errs: errXMLProc, fn: defineXML(true)})
+	serve(procDomainDefineXML, "DOMAIN_DEFINE_XML", proc{needConn: true, errs: errXMLProc, fn: domainFromXML((*core.Conn).DefineDomain, false, 0)})
+	serve(procDomainDefineXMLFlags, "DOMAIN_DEFINE_XML_FLAGS", proc{needConn: true, errs: errXMLProc, fn: domainFromXML((*core.Conn).DefineDomain, true, defineValidate)})
 	serve(procDomainUndefine, "DOMAIN_UNDEFINE", proc{needConn: true, fn: act((*core.Conn).UndefineDomain, false, 0)})
 	// virtd keeps no managed save, snapshot, checkpoint, NVRAM or TPM
 	// state of its own: asking to remove or keep it changes nothing.
 	serve(procDomainUndefineFlags, "DOMAIN_UNDEFINE_FLAGS", proc{needConn: true, fn: act((*core.Conn).UndefineDomain, true, 0x7f)})
 	serve(procDomainCreate, "DOMAIN_CREATE", proc{needConn: true, fn: create(false)})
 	serve(procDomainCreateWithFlags, "DOMAIN_CREATE_WITH_FLAGS", proc{needConn: true, fn: create(true)})
-	serve(procDomainCreateXML, "DOMAIN_CREATE_XML", proc{needConn: true, errs: errXMLProc, fn: createXML})
+	serve(procDomainCreateXML, "DOMAIN_CREATE_XML", proc{needConn: true, errs: errXMLProc, fn: domainFromXML((*core.Conn).CreateDomain, true, createXMLValidate)})
 	serve(procDomainShutdown, "DOMAIN_SHUTDOWN", proc{needConn: true, fn: act((*core.Conn).ShutdownDomain, false, 0)})
 	// Shutdown and reboot flags choose a method; 0 and ACPI (1) are
 	// what virtd's drivers do.
@@ -172,8 +172,8 @@ func init() {
 	serve(procDomainSnapshotCurrent, "DOMAIN_SNAPSHOT_CURRENT", proc{needConn: true, fn: snapshotCurrent})
 
 	// Native formats.
-	serve(procConnectDomainXMLFromNative, "CONNECT_DOMAIN_XML_FROM_NATIVE", proc{needConn: true, fn: nativeXML("CONNECT_DOMAIN_XML_FROM_NATIVE", (*core.Conn).DomainXMLFromNative)})
-	serve(procConnectDomainXMLToNative, "CONNECT_DOMAIN_XML_TO_NATIVE", proc{needConn: true, errs: errXMLProc, fn: nativeXML("CONNECT_DOMAIN_XML_TO_NATIVE", (*core.Conn).DomainXMLToNative)})
+	serve(procConnectDomainXMLFromNative, "CONNECT_DOMAIN_XML_FROM_NATIVE", proc{needConn: true, fn: nativeXML((*core.Conn).DomainXMLFromNative)})
+	serve(procConnectDomainXMLToNative, "CONNECT_DOMAIN_XML_TO_NATIVE", proc{needConn: true, errs: errXMLProc, fn: nativeXML((*core.Conn).DomainXMLToNative)})
 
 	serveEvents()
 	serveConsole()
@@ -514,11 +514,17 @@ func lookupByID(ctx context.Context, c *call) error {
 	return c.lookup(ctx, virt.ByID(id))
 }
 
-// defineValidate is VIR_DOMAIN_DEFINE_VALIDATE: virtd's drivers always
-// check a definition against what they support.
-const defineValidate = 1
+// Flags of the calls that take XML: VIR_DOMAIN_DEFINE_VALIDATE (1) and
+// VIR_DOMAIN_START_VALIDATE (4) ask for a check that virtd's drivers always
+// make.
+const (
+	defineValidate    = 1
+	createXMLValidate = 4
+)
 
-func defineXML(withFlags bool) func(context.Context, *call) error {
+// domainFromXML serves DEFINE_XML(_FLAGS) and CREATE_XML: a document, flags
+// when withFlags, of which allowed are accepted; the domain made.
+func domainFromXML(fn func(*core.Conn, context.Context, string) (*virt.Domain, error), withFlags bool, allowed uint32) func(context.Context, *call) error {
 	return func(ctx context.Context, c *call) error {
 		doc := c.d.String(maxString)
 		var flags uint32
@@ -528,36 +534,16 @@ func defineXML(withFlags bool) func(context.Context, *call) error {
 		if err := c.args(); err != nil {
 			return err
 		}
-		if err := checkFlags("DOMAIN_DEFINE_XML_FLAGS", flags, defineValidate); err != nil {
+		if err := c.checkFlags(flags, allowed); err != nil {
 			return err
 		}
-		d, err := c.conn.DefineDomain(ctx, doc)
+		d, err := fn(c.conn, ctx, doc)
 		if err != nil {
 			return err
 		}
 		putDomain(c.e, d)
 		return nil
 	}
-}
-
-// CREATE_XML flags: VALIDATE (4); virtd's drivers always check the XML.
-const createXMLValidate = 4
-
-func createXML(ctx context.Context, c *call) error {
-	doc := c.d.String(maxString)
-	flags := c.d.Uint32()
-	if err := c.args(); err != nil {
-		return err
-	}
-	if err := checkFlags("DOMAIN_CREATE_XML", flags, createXMLValidate); err != nil {
-		return err
-	}
-	d, err := c.conn.CreateDomain(ctx, doc)
-	if err != nil {
-		return err
-	}
-	putDomain(c.e, d)
-	return nil
 }
 
 // act serves a call on a domain that returns nothing: with a flags word
@@ -572,7 +558,7 @@ func act(fn func(*core.Conn, context.Context, string) error, withFlags bool, all
 		if err := c.args(); err != nil {
 			return err
 		}
-		if err := checkFlags("this call", flags, allowed); err != nil {
+		if err := c.checkFlags(flags, allowed); err != nil {
 			return err
 		}
 		return fn(c.conn, ctx, uuid)
@@ -593,7 +579,7 @@ func create(withFlags bool) func(context.Context, *call) error {
 		if err := c.args(); err != nil {
 			return err
 		}
-		if err := checkFlags("DOMAIN_CREATE_WITH_FLAGS", flags, createForceBoot); err != nil {
+		if err := c.checkFlags(flags, createForceBoot); err != nil {
 			return err
 		}
 		d, err := c.conn.StartDomain(ctx, uuid)
@@ -639,7 +625,7 @@ func getState(ctx context.Context, c *call) error {
 	if err := c.args(); err != nil {
 		return err
 	}
-	if err := checkFlags("DOMAIN_GET_STATE", flags, 0); err != nil {
+	if err := c.checkFlags(flags, 0); err != nil {
 		return err
 	}
 	st, reason, err := c.conn.DomainState(ctx, uuid)
@@ -664,7 +650,7 @@ func getXMLDesc(ctx context.Context, c *call) error {
 	if err := c.args(); err != nil {
 		return err
 	}
-	if err := checkFlags("DOMAIN_GET_XML_DESC", flags, xmlSecure|xmlInactive); err != nil {
+	if err := c.checkFlags(flags, xmlSecure|xmlInactive); err != nil {
 		return err
 	}
 	s, err := c.conn.DomainXML(ctx, uuid, flags&xmlInactive != 0)
@@ -866,7 +852,7 @@ func snapshotCurrent(ctx context.Context, c *call) error {
 
 // nativeXML serves CONNECT_DOMAIN_XML_FROM_NATIVE and _TO_NATIVE: a
 // format, a document, flags; the converted document.
-func nativeXML(name string, conv func(*core.Conn, context.Context, string, string) (string, error)) func(context.Context, *call) error {
+func nativeXML(conv func(*core.Conn, context.Context, string, string) (string, error)) func(context.Context, *call) error {
 	return func(ctx context.Context, c *call) error {
 		format := c.d.String(maxString)
 		in := c.d.String(maxString)
@@ -874,7 +860,7 @@ func nativeXML(name string, conv func(*core.Conn, context.Context, string, strin
 		if err := c.args(); err != nil {
 			return err
 		}
-		if err := checkFlags(name, flags, 0); err != nil {
+		if err := c.checkFlags(flags, 0); err != nil {
 			return err
 		}
 		out, err := conv(c.conn, ctx, format, in)

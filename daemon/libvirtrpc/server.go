@@ -365,7 +365,7 @@ func (c *client) packet(h header, body []byte, release func()) bool {
 func (c *client) call(p *proc, h header, body []byte, release func()) {
 	defer func() { <-c.reqs }()
 	defer release()
-	cl := &call{c: c, h: h, conn: c.connection(), d: xdr.NewDecoder(body), e: newPacket(replyTo(h, statusOK), getBuf())}
+	cl := &call{c: c, name: p.name, h: h, conn: c.connection(), d: xdr.NewDecoder(body), e: newPacket(replyTo(h, statusOK), getBuf())}
 	var err error
 	if p.needConn && cl.conn == nil {
 		err = rpcErr(errInvalidConn, "this connection is not open: call CONNECT_OPEN first")

@@ -75,7 +75,7 @@ func allDomainStats(ctx context.Context, c *call) error {
 		return err
 	}
 	if u := virt.StatsFlags(flags).Unknown(); u != 0 {
-		return checkFlags("CONNECT_GET_ALL_DOMAIN_STATS", uint32(u), 0)
+		return c.checkFlags(uint32(u), 0)
 	}
 	stats, err := c.conn.DomainStats(ctx, uuids, virt.StatsGroups(groups), virt.StatsFlags(flags))
 	if err != nil {
@@ -143,7 +143,7 @@ func memoryStats(ctx context.Context, c *call) error {
 	if max > maxMemoryStats {
 		return rpcErr(errRPC, "maxStats %d is over the limit of %d", max, maxMemoryStats)
 	}
-	if err := checkFlags("DOMAIN_MEMORY_STATS", flags, 0); err != nil {
+	if err := c.checkFlags(flags, 0); err != nil {
 		return err
 	}
 	stats, err := c.conn.MemoryStats(ctx, uuid)
@@ -187,7 +187,7 @@ func nodeCPUStats(ctx context.Context, c *call) error {
 	if err := c.args(); err != nil {
 		return err
 	}
-	if err := checkFlags("NODE_GET_CPU_STATS", flags, 0); err != nil {
+	if err := c.checkFlags(flags, 0); err != nil {
 		return err
 	}
 	s, err := c.conn.NodeCPUStats(ctx, int(cpu))
@@ -206,7 +206,7 @@ func nodeMemoryStats(ctx context.Context, c *call) error {
 	if err := c.args(); err != nil {
 		return err
 	}
-	if err := checkFlags("NODE_GET_MEMORY_STATS", flags, 0); err != nil {
+	if err := c.checkFlags(flags, 0); err != nil {
 		return err
 	}
 	s, err := c.conn.NodeMemoryStats(ctx, int(cell))
@@ -230,7 +230,7 @@ func domainCapabilities(ctx context.Context, c *call) error {
 		return err
 	}
 	// DISABLE_DEPRECATED_FEATURES (1): virtd lists none.
-	if err := checkFlags("CONNECT_GET_DOMAIN_CAPABILITIES", flags, 1); err != nil {
+	if err := c.checkFlags(flags, 1); err != nil {
 		return err
 	}
 	s, err := c.conn.DomainCapabilities(ctx, emulator, arch, machine, virtType)

@@ -23,7 +23,9 @@ type proc struct {
 
 // call is one call being served: its arguments (d) and its reply (e).
 type call struct {
-	c    *client
+	c *client
+	// name is the procedure's, for error messages.
+	name string
 	h    header
 	conn *core.Conn
 	d    *xdr.Decoder
@@ -100,11 +102,11 @@ func putDomain(e *xdr.Encoder, d *virt.Domain) {
 }
 
 // checkFlags refuses flag bits outside allowed, as libvirt refuses flags
-// it does not know.
-func checkFlags(procName string, flags, allowed uint32) error {
+// it does not know, naming the call's procedure.
+func (c *call) checkFlags(flags, allowed uint32) error {
 	if flags&^allowed != 0 {
 		return &remoteError{code: errInvalidArg, domain: fromRemote,
-			msg: fmt.Sprintf("unsupported flags (%#x) in %s", flags&^allowed, procName)}
+			msg: fmt.Sprintf("unsupported flags (%#x) in %s", flags&^allowed, c.name)}
 	}
 	return nil
 }
