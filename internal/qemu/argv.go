@@ -2,9 +2,7 @@ package qemu
 
 import (
 	"fmt"
-	"net"
 	"path/filepath"
-	"strconv"
 	"strings"
 
 	"libvirt.org/go/libvirtxml"
@@ -16,6 +14,18 @@ type runtimePaths struct {
 	// handed to QEMU, or "path=/run/.../x.qmp".
 	Monitor string
 	PidFile string
+	// ChannelDir holds the sockets of unix channels defined without a
+	// path (the guest agent's).
+	ChannelDir string
+	// SpicePort is the port a SPICE console with autoport listens on.
+	SpicePort int
+	// VSockCID is the context id of a vsock with auto='yes'.
+	VSockCID int
+}
+
+// channelPath is where the socket of a unix channel without a path is.
+func (rt runtimePaths) channelPath(name string) string {
+	return filepath.Join(rt.ChannelDir, name)
 }
 
 // ArgvFromXML returns the QEMU command line (emulator first) a domain XML
@@ -53,24 +63,23 @@ func buildArgv(c *config, rt runtimePaths) ([]string, error) {
 	a.add("-name", "guest="+opt(x.Name)+",debug-threads=on")
 	a.add("-S")
 
-	machine := x.OS.Type.Machine
-	mopts := []string{opt(machine), "usb=off", "dump-guest-core=off"}
-	if x.Features == nil || x.Features.ACPI == nil {
-		mopts = append(mopts, "acpi=off")
-	}
-	a.add("-machine", strings.Join(mopts, ","))
+	a.add("-machine", machineOption(x))
 	accel := "tcg"
 	if x.Type == "kvm" {
 		accel = "kvm"
 	}
 	a.add("-accel", accel)
 	a.add("-m", fmt.Sprintf("size=%dk", c.maxMemKiB))
+	if cpu := cpuOption(x); cpu != "" {
+		a.add("-cpu", cpu)
+	}
 	if c.vcpus == c.maxVCPUs {
 		a.add("-smp", fmt.Sprintf("%d,sockets=%d,cores=1,threads=1", c.vcpus, c.vcpus))
 	} else {
 		a.add("-smp", fmt.Sprintf("%d,maxcpus=%d,sockets=%d,cores=1,threads=1", c.vcpus, c.maxVCPUs, c.maxVCPUs))
 	}
 	a.add("-uuid", x.UUID)
+	smbiosArgs(a, x)
 	if len(x.Devices.Graphics) == 0 {
 		a.add("-display", "none")
 	}
@@ -80,7 +89,7 @@ func buildArgv(c *config, rt runtimePaths) ([]string, error) {
 	if rt.PidFile != "" {
 		a.add("-pidfile", rt.PidFile)
 	}
-	a.add("-rtc", "base="+x.Clock.Offset)
+	a.add("-rtc", rtcOption(x))
 	if x.OnReboot == "destroy" {
 		a.add("-no-reboot")
 	}
@@ -93,134 +102,180 @@ func buildArgv(c *config, rt runtimePaths) ([]string, error) {
 			a.add("-append", x.OS.Cmdline)
 		}
 	}
-	boot := "strict=on"
-	if len(x.OS.BootDevices) > 0 {
-		var order string
-		for _, b := range x.OS.BootDevices {
-			order += bootLetters[b.Dev]
-		}
-		boot = "order=" + order + "," + boot
-	}
-	a.add("-boot", boot)
+	pmArgs(a, x)
+	a.add("-boot", bootOption(x))
 
-	if err := diskArgs(a, x); err != nil {
+	if err := deviceArgs(a, c, rt); err != nil {
 		return nil, err
-	}
-	for i, n := range x.Devices.Interfaces {
-		netdev := fmt.Sprintf("hostnet%d", i)
-		if n.Source.User != nil {
-			a.add("-netdev", "user,id="+netdev)
-		} else {
-			tap := fmt.Sprintf("vnet%d", i)
-			if n.Target != nil && n.Target.Dev != "" {
-				tap = n.Target.Dev
-			}
-			a.add("-netdev", "tap,id="+netdev+",ifname="+opt(tap)+",script=no,downscript=no")
-		}
-		model := map[string]string{"virtio": "virtio-net-pci", "e1000": "e1000"}[n.Model.Type]
-		dev := fmt.Sprintf("%s,netdev=%s,id=net%d,mac=%s", model, netdev, i, n.MAC.Address)
-		if n.Boot != nil {
-			dev += fmt.Sprintf(",bootindex=%d", n.Boot.Order)
-		}
-		a.add("-device", dev)
-	}
-	for _, s := range x.Devices.Serials {
-		port := *s.Target.Port
-		id := fmt.Sprintf("charserial%d", port)
-		a.add("-chardev", chardev(id, s.Source))
-		a.add("-device", fmt.Sprintf("isa-serial,chardev=%s,id=serial%d,index=%d", id, port, port))
-	}
-	for _, g := range x.Devices.Graphics {
-		v := g.VNC
-		host := v.Listen
-		if ip := net.ParseIP(host); ip != nil && ip.To4() == nil {
-			host = "[" + host + "]"
-		}
-		if v.AutoPort == "yes" {
-			// QEMU takes the first free display from :0 on; the driver
-			// reads the port back with query-vnc.
-			a.add("-vnc", host+":0,to=100")
-		} else {
-			a.add("-vnc", host+":"+strconv.Itoa(v.Port-5900))
-		}
-		a.add("-device", "VGA,id=video0")
-	}
-	if b := x.Devices.MemBalloon; b != nil && b.Model == "virtio" {
-		a.add("-device", "virtio-balloon-pci,id=balloon0")
 	}
 	a.add("-msg", "timestamp=on")
 	return a.list, nil
 }
 
-func diskArgs(a *args, x *libvirtxml.Domain) error {
-	sata := false
-	for _, d := range x.Devices.Disks {
-		if d.Target.Bus == "sata" && !sata {
-			a.add("-device", "ich9-ahci,id=sata0")
-			sata = true
-		}
-		idx, _ := diskIndex(d.Target.Dev)
-		id := diskID(&d)
-		var dev string
-		kind := "hd"
-		if d.Device == "cdrom" {
-			kind = "cd"
-		}
-		switch d.Target.Bus {
-		case "virtio":
-			dev = "virtio-blk-pci"
-		case "ide":
-			dev = fmt.Sprintf("ide-%s,bus=ide.%d,unit=%d", kind, idx/2, idx%2)
-		case "sata":
-			dev = fmt.Sprintf("ide-%s,bus=sata0.%d", kind, idx)
-		}
-		drive := []string{}
-		if p := diskPath(&d); p != "" {
-			drive = append(drive, "file="+opt(p), "format="+d.Driver.Type)
-		}
-		drive = append(drive, "if=none", "id=drive-"+id)
-		if d.ReadOnly != nil {
-			drive = append(drive, "readonly=on")
-		}
-		a.add("-drive", strings.Join(drive, ","))
-		dev += ",drive=drive-" + id + ",id=" + id
-		if d.Boot != nil {
-			dev += fmt.Sprintf(",bootindex=%d", d.Boot.Order)
-		}
-		a.add("-device", dev)
-	}
-	return nil
-}
-
-// diskID is the QEMU device id of a checked disk, libvirt's alias
-// ("virtio-disk0", "ide0-0-1", "sata0-0-2"); its drive is "drive-" + id.
-func diskID(d *libvirtxml.DomainDisk) string {
-	idx, _ := diskIndex(d.Target.Dev)
-	switch d.Target.Bus {
-	case "virtio":
-		return fmt.Sprintf("virtio-disk%d", idx)
-	case "ide":
-		return fmt.Sprintf("ide0-%d-%d", idx/2, idx%2)
-	case "sata":
-		return fmt.Sprintf("sata0-0-%d", idx)
-	}
-	return ""
-}
-
-func chardev(id string, src *libvirtxml.DomainChardevSource) string {
-	if src.File != nil {
-		s := "file,id=" + id + ",path=" + opt(src.File.Path)
-		if src.File.Append != "" {
-			s += ",append=" + src.File.Append
-		}
-		return s
-	}
-	return "pty,id=" + id
-}
-
 type args struct{ list []string }
 
 func (a *args) add(s ...string) { a.list = append(a.list, s...) }
+
+// machineOption is -machine: the type and the chipset features.
+func machineOption(x *libvirtxml.Domain) string {
+	mopts := []string{opt(x.OS.Type.Machine), "usb=off", "dump-guest-core=off"}
+	f := x.Features
+	if f == nil || f.ACPI == nil {
+		mopts = append(mopts, "acpi=off")
+	}
+	if f != nil && f.VMPort != nil {
+		mopts = append(mopts, "vmport="+onOffValue(f.VMPort.State))
+	}
+	if f != nil && f.SMM != nil {
+		mopts = append(mopts, "smm="+onOffValue(f.SMM.State))
+	}
+	if t := timer(x, "hpet"); t != nil && t.Present == "no" {
+		mopts = append(mopts, "hpet=off")
+	}
+	return strings.Join(mopts, ",")
+}
+
+func onOffValue(s string) string {
+	if s == "off" {
+		return "off"
+	}
+	return "on"
+}
+
+// cpuOption is -cpu for the features that are CPU properties (Hyper-V
+// enlightenments, KVM's signature, the PMU, kvmclock), on QEMU's default
+// model; "" when there are none.
+func cpuOption(x *libvirtxml.Domain) string {
+	var props []string
+	if f := x.Features; f != nil {
+		if h := f.HyperV; h != nil {
+			for _, fl := range hypervFlags {
+				if s := fl.get(h); s != nil {
+					props = append(props, fl.prop+"="+onOffValue(s.State))
+				}
+			}
+			if s := h.Spinlocks; s != nil {
+				if s.State == "off" {
+					props = append(props, "hv-spinlocks=0xffffffff")
+				} else {
+					props = append(props, fmt.Sprintf("hv-spinlocks=%#x", s.Retries))
+				}
+			}
+			if s := h.STimer; s != nil {
+				props = append(props, "hv-stimer="+onOffValue(s.State))
+			}
+			if s := h.TLBFlush; s != nil {
+				props = append(props, "hv-tlbflush="+onOffValue(s.State))
+			}
+			if v := h.VendorId; v != nil && v.State != "off" {
+				props = append(props, "hv-vendor-id="+v.Value)
+			}
+		}
+		if k := f.KVM; k != nil && stateOn(k.Hidden) {
+			props = append(props, "kvm=off")
+		}
+		if f.PMU != nil {
+			props = append(props, "pmu="+onOffValue(f.PMU.State))
+		}
+	}
+	for _, t := range []string{"kvmclock", "hypervclock"} {
+		if tm := timer(x, t); tm != nil {
+			prop := map[string]string{"kvmclock": "kvmclock", "hypervclock": "hv-time"}[t]
+			if tm.Present == "no" {
+				props = append(props, prop+"=off")
+			} else {
+				props = append(props, prop+"=on")
+			}
+		}
+	}
+	if len(props) == 0 {
+		return ""
+	}
+	return "qemu64," + strings.Join(props, ",")
+}
+
+// bootOption is -boot: the order of <boot dev>, the menu, the reboot
+// timeout, strict.
+func bootOption(x *libvirtxml.Domain) string {
+	var parts []string
+	if len(x.OS.BootDevices) > 0 && !perDeviceBoot(x) {
+		var order string
+		for _, b := range x.OS.BootDevices {
+			order += bootLetters[b.Dev]
+		}
+		parts = append(parts, "order="+order)
+	}
+	if m := x.OS.BootMenu; m != nil && m.Enable != "" {
+		parts = append(parts, "menu="+map[string]string{"yes": "on", "no": "off"}[m.Enable])
+		if m.Timeout != "" {
+			parts = append(parts, "splash-time="+m.Timeout)
+		}
+	}
+	if b := x.OS.BIOS; b != nil && b.RebootTimeout != nil {
+		parts = append(parts, fmt.Sprintf("reboot-timeout=%d", *b.RebootTimeout))
+	}
+	return strings.Join(append(parts, "strict=on"), ",")
+}
+
+// pmArgs turns off the ACPI sleep states <pm> disables.
+func pmArgs(a *args, x *libvirtxml.Domain) {
+	pm := x.PM
+	if pm == nil {
+		return
+	}
+	dev := "PIIX4_PM"
+	if machineFamily(x.OS.Type.Machine) == machineQ35 {
+		dev = "ICH9-LPC"
+	}
+	for _, p := range []struct {
+		pol *libvirtxml.DomainPMPolicy
+		s   string
+	}{{pm.SuspendToMem, "disable_s3"}, {pm.SuspendToDisk, "disable_s4"}} {
+		if p.pol != nil {
+			v := "1"
+			if p.pol.Enabled == "yes" {
+				v = "0"
+			}
+			a.add("-global", dev+"."+p.s+"="+v)
+		}
+	}
+}
+
+// smbiosArgs passes <sysinfo type='smbios'> when <smbios mode='sysinfo'>
+// asks for it.
+func smbiosArgs(a *args, x *libvirtxml.Domain) {
+	if x.OS.SMBios == nil || x.OS.SMBios.Mode != "sysinfo" {
+		return
+	}
+	sm := x.SysInfo[0].SMBIOS
+	for _, t := range []struct {
+		typ     string
+		entries []libvirtxml.DomainSysInfoEntry
+	}{{"0", sysinfoEntries(sm.BIOS)}, {"1", sysinfoSystem(sm.System)}} {
+		if len(t.entries) == 0 {
+			continue
+		}
+		s := "type=" + t.typ
+		for _, e := range t.entries {
+			s += "," + e.Name + "=" + opt(e.Value)
+		}
+		a.add("-smbios", s)
+	}
+	if o := sm.OEMStrings; o != nil {
+		for _, e := range o.Entry {
+			a.add("-smbios", "type=11,value="+opt(e))
+		}
+	}
+}
+
+func hasGraphics(x *libvirtxml.Domain, kind string) bool {
+	for _, g := range x.Devices.Graphics {
+		if kind == "vnc" && g.VNC != nil || kind == "spice" && g.Spice != nil {
+			return true
+		}
+	}
+	return false
+}
 
 // opt escapes a value for QEMU's comma-separated option syntax.
 func opt(s string) string { return strings.ReplaceAll(s, ",", ",,") }

@@ -141,13 +141,6 @@ func parseConfig(doc string) (*config, error) {
 	if x.Clock == nil {
 		x.Clock = &libvirtxml.DomainClock{}
 	}
-	switch x.Clock.Offset {
-	case "":
-		x.Clock.Offset = "utc"
-	case "utc", "localtime":
-	default:
-		return nil, bad("<clock offset='%s'> is not supported (only utc and localtime)", x.Clock.Offset)
-	}
 	for _, a := range []struct {
 		elem string
 		v    *string
@@ -168,23 +161,27 @@ func parseConfig(doc string) (*config, error) {
 	if x.Devices == nil {
 		x.Devices = &libvirtxml.DomainDeviceList{}
 	}
-	if err := normaliseDisks(&x, bad); err != nil {
-		return nil, err
-	}
-	if err := normaliseInterfaces(&x, bad); err != nil {
-		return nil, err
-	}
-	if err := normaliseChardevs(&x, bad); err != nil {
-		return nil, err
-	}
-	if err := normaliseGraphics(&x, bad); err != nil {
-		return nil, err
-	}
-	if err := checkImplicitDevices(&x, bad); err != nil {
-		return nil, err
-	}
-	if b := x.Devices.MemBalloon; b != nil && b.Model != "virtio" && b.Model != "none" {
-		return nil, bad("<memballoon model='%s'> is not supported (only virtio and none)", b.Model)
+	fam := machineFamily(x.OS.Type.Machine)
+	for _, step := range []func() error{
+		func() error { return normaliseFeatures(&x, fam, bad) },
+		func() error { return normaliseDisks(&x, bad) },
+		func() error { return normaliseInterfaces(&x, bad) },
+		func() error { return normaliseChardevs(&x, bad) },
+		func() error { return normaliseChannels(&x, bad) },
+		func() error { return normaliseGraphics(&x, bad) },
+		func() error { return normaliseVideos(&x, bad) },
+		func() error { return normaliseSounds(&x, bad) },
+		func() error { return normaliseInputs(&x, fam, bad) },
+		func() error { return normaliseMisc(&x, bad) },
+		func() error { return normaliseControllers(&x, fam, bad) },
+		func() error { return assignDriveAddresses(&x, fam, bad) },
+		func() error { addImplicitDevices(&x, fam); return nil },
+		func() error { return assignPCIAddresses(&x, fam, bad) },
+		func() error { return assignPortAddresses(&x, bad) },
+	} {
+		if err := step(); err != nil {
+			return nil, err
+		}
 	}
 	return c, nil
 }
@@ -211,8 +208,14 @@ func normaliseOS(x *libvirtxml.Domain, bad badFunc) error {
 	if !validArch(t.Arch) {
 		return bad("invalid architecture %q", t.Arch)
 	}
-	if t.Machine == "" && (t.Arch == "x86_64" || t.Arch == "i686") {
+	if t.Machine == "" {
 		t.Machine = "pc"
+	}
+	if machineFamily(t.Machine) == "" {
+		return bad("<type machine='%s'> is not supported (only pc, q35 and their versions, such as pc-i440fx-7.2 and pc-q35-7.2)", t.Machine)
+	}
+	if m := x.OS.BootMenu; m != nil && len(x.OS.BootDevices) == 0 && m.Enable == "" {
+		return bad("<bootmenu> needs enable='yes' or enable='no'")
 	}
 	if (x.OS.Initrd != "" || x.OS.Cmdline != "") && x.OS.Kernel == "" {
 		return bad("<initrd> and <cmdline> need a <kernel>")
@@ -237,7 +240,30 @@ func normaliseOS(x *libvirtxml.Domain, bad badFunc) error {
 	if x.Features != nil && x.Features.APIC != nil && x.Features.APIC.EOI != "" {
 		return bad("<apic eoi='%s'> is not supported", x.Features.APIC.EOI)
 	}
+	if len(x.OS.BootDevices) == 0 && !perDeviceBoot(x) && x.OS.Kernel == "" {
+		// libvirt's default: boot from the first hard disk.
+		x.OS.BootDevices = []libvirtxml.DomainBootDevice{{Dev: "hd"}}
+	}
 	return nil
+}
+
+func perDeviceBoot(x *libvirtxml.Domain) bool {
+	for _, d := range x.Devices.Disks {
+		if d.Boot != nil {
+			return true
+		}
+	}
+	for _, n := range x.Devices.Interfaces {
+		if n.Boot != nil {
+			return true
+		}
+	}
+	for _, r := range x.Devices.RedirDevs {
+		if r.Boot != nil {
+			return true
+		}
+	}
+	return false
 }
 
 var bootLetters = map[string]string{"fd": "a", "hd": "c", "cdrom": "d", "network": "n"}
@@ -296,12 +322,9 @@ func normaliseDisks(x *libvirtxml.Domain, bad badFunc) error {
 			if n, _ := diskIndex(dev); n >= 4 {
 				return bad("disk %q: the ide bus has only 4 units (hda..hdd)", dev)
 			}
-		case "sata":
-			if n, _ := diskIndex(dev); n >= 6 {
-				return bad("disk %q: the sata controller has only 6 ports (sda..sdf)", dev)
-			}
+		case "sata", "scsi":
 		default:
-			return bad("disk %q: <target bus='%s'> is not supported (only virtio, ide and sata)", dev, d.Target.Bus)
+			return bad("disk %q: <target bus='%s'> is not supported (only virtio, scsi, sata and ide)", dev, d.Target.Bus)
 		}
 		if d.Driver == nil {
 			d.Driver = &libvirtxml.DomainDiskDriver{}
@@ -318,6 +341,9 @@ func normaliseDisks(x *libvirtxml.Domain, bad badFunc) error {
 		if d.Driver.Type != "raw" && d.Driver.Type != "qcow2" {
 			return bad("disk %q: <driver type='%s'> is not supported (only raw and qcow2)", dev, d.Driver.Type)
 		}
+		if err := checkDiskDriver(dev, d, bad); err != nil {
+			return err
+		}
 		if diskPath(d) == "" {
 			if d.Device != "cdrom" {
 				return bad("disk %q has no <source>", dev)
@@ -328,6 +354,47 @@ func normaliseDisks(x *libvirtxml.Domain, bad badFunc) error {
 			d.ReadOnly = &libvirtxml.DomainDiskReadOnly{}
 		}
 	}
+	return nil
+}
+
+// diskDriverValues are the values each <driver> attribute may take.
+var diskDriverValues = []struct {
+	attr string
+	get  func(*libvirtxml.DomainDiskDriver) string
+	ok   []string
+}{
+	{"cache", func(d *libvirtxml.DomainDiskDriver) string { return d.Cache }, []string{"default", "none", "writethrough", "writeback", "directsync", "unsafe"}},
+	{"io", func(d *libvirtxml.DomainDiskDriver) string { return d.IO }, []string{"threads", "native", "io_uring"}},
+	{"discard", func(d *libvirtxml.DomainDiskDriver) string { return d.Discard }, []string{"unmap", "ignore"}},
+	{"detect_zeroes", func(d *libvirtxml.DomainDiskDriver) string { return d.DetectZeros }, []string{"off", "on", "unmap"}},
+	{"error_policy", func(d *libvirtxml.DomainDiskDriver) string { return d.ErrorPolicy }, []string{"stop", "report", "ignore", "enospace"}},
+	{"rerror_policy", func(d *libvirtxml.DomainDiskDriver) string { return d.RErrorPolicy }, []string{"stop", "report", "ignore"}},
+}
+
+func checkDiskDriver(dev string, d *libvirtxml.DomainDisk, bad badFunc) error {
+	for _, v := range diskDriverValues {
+		if val := v.get(d.Driver); val != "" && !contains(v.ok, val) {
+			return bad("disk %q: <driver %s='%s'> is not supported (only %s)", dev, v.attr, val, strings.Join(v.ok, ", "))
+		}
+	}
+	if d.Driver.IO == "native" && d.Driver.Cache != "none" && d.Driver.Cache != "directsync" {
+		return bad("disk %q: <driver io='native'> needs cache='none' or cache='directsync'", dev)
+	}
+	if d.Driver.DetectZeros == "unmap" && d.Driver.Discard != "unmap" {
+		return bad("disk %q: <driver detect_zeroes='unmap'> needs discard='unmap'", dev)
+	}
+	if len(d.Serial) > 36 || strings.ContainsAny(d.Serial, ",\x00") {
+		return bad("disk %q: <serial>%s</serial> must be at most 36 characters, without commas", dev, d.Serial)
+	}
+	for _, r := range d.Serial {
+		if r < 0x20 || r > 0x7e {
+			return bad("disk %q: <serial> holds a character that is not printable ASCII", dev)
+		}
+	}
+	if d.BackingStore != nil && (d.BackingStore.Source != nil || d.BackingStore.Format != nil) {
+		return bad("disk %q: an explicit <backingStore> is not supported; QEMU follows the image's own backing chain", dev)
+	}
+	d.BackingStore = nil
 	return nil
 }
 
@@ -364,8 +431,11 @@ func normaliseInterfaces(x *libvirtxml.Domain, bad badFunc) error {
 	seen := make(map[string]bool)
 	for i := range x.Devices.Interfaces {
 		n := &x.Devices.Interfaces[i]
-		if n.Source == nil || (n.Source.User == nil && n.Source.Bridge == nil) {
-			return bad("interface %d: only <interface type='user'> and type='bridge' are supported", i)
+		if n.Source == nil || (n.Source.User == nil && n.Source.Bridge == nil && n.Source.Ethernet == nil) {
+			return bad("interface %d: only <interface type='user'>, type='bridge' and type='ethernet' are supported", i)
+		}
+		if e := n.Source.Ethernet; e != nil && (len(e.IP) > 0 || len(e.Route) > 0) {
+			return bad("interface %d: <interface type='ethernet'>: <ip> and <route> are not supported", i)
 		}
 		if n.Source.Bridge != nil && n.Source.Bridge.Bridge == "" {
 			return bad("interface %d: <source bridge='...'> is missing", i)
@@ -376,8 +446,14 @@ func normaliseInterfaces(x *libvirtxml.Domain, bad badFunc) error {
 		if n.Model == nil {
 			n.Model = &libvirtxml.DomainInterfaceModel{Type: "e1000"}
 		}
-		if n.Model.Type != "virtio" && n.Model.Type != "e1000" {
-			return bad("interface %d: <model type='%s'> is not supported (only virtio and e1000)", i, n.Model.Type)
+		if _, ok := nicModels[n.Model.Type]; !ok {
+			return bad("interface %d: <model type='%s'> is not supported (only virtio, e1000, e1000e and rtl8139)", i, n.Model.Type)
+		}
+		if n.MTU != nil && (n.MTU.Size < 68 || n.MTU.Size > 65535) {
+			return bad("interface %d: <mtu size='%d'> is out of range (68..65535)", i, n.MTU.Size)
+		}
+		if n.Link != nil && n.Link.State != "up" && n.Link.State != "down" {
+			return bad("interface %d: <link state='%s'> must be up or down", i, n.Link.State)
 		}
 		if n.MAC == nil || n.MAC.Address == "" {
 			n.MAC = &libvirtxml.DomainInterfaceMAC{Address: domutil.NewMAC()}
@@ -411,8 +487,16 @@ func checkInterfaceNames(x *libvirtxml.Domain, i int) error {
 		return nil // no host device; a <target> is dropped
 	}
 	at := fmt.Sprintf("domain/devices/interface[%d]", i+1)
-	if err := domutil.CheckInterfaceName(n.Source.Bridge.Bridge); err != nil {
-		return fmt.Errorf("domain '%s': %s/source/@bridge: %w", x.Name, at, err)
+	if n.Source.Bridge != nil {
+		if err := domutil.CheckInterfaceName(n.Source.Bridge.Bridge); err != nil {
+			return fmt.Errorf("domain '%s': %s/source/@bridge: %w", x.Name, at, err)
+		}
+	}
+	if n.Target != nil && n.Target.Managed != "" && n.Target.Managed != "yes" && n.Target.Managed != "no" {
+		return fmt.Errorf("domain '%s': %s/target/@managed must be yes or no: %w", x.Name, at, virt.ErrInvalidArgument)
+	}
+	if n.Target != nil && n.Target.Managed == "no" && (n.Source.Ethernet == nil || n.Target.Dev == "") {
+		return fmt.Errorf("domain '%s': %s: <target managed='no'> needs type='ethernet' and a dev: %w", x.Name, at, virt.ErrInvalidArgument)
 	}
 	if n.Target != nil && n.Target.Dev != "" {
 		if err := domutil.CheckInterfaceName(n.Target.Dev); err != nil {
@@ -468,8 +552,17 @@ func normaliseChardevs(x *libvirtxml.Domain, bad badFunc) error {
 		if c.Target.Type == "" {
 			c.Target.Type = "serial"
 		}
+		if c.Target.Type == "virtio" {
+			if err := checkSource(c.Source, "console", bad); err != nil {
+				return err
+			}
+			if c.Target.Port == nil {
+				c.Target.Port = uintp(uint(i))
+			}
+			continue
+		}
 		if c.Target.Type != "serial" {
-			return bad("<console><target type='%s'> is not supported (only serial)", c.Target.Type)
+			return bad("<console><target type='%s'> is not supported (only serial and virtio)", c.Target.Type)
 		}
 		if c.Target.Port == nil {
 			p := uint(0)
@@ -501,99 +594,6 @@ func serialByPort(x *libvirtxml.Domain, port uint) *libvirtxml.DomainSerial {
 		s := &x.Devices.Serials[i]
 		if s.Target != nil && s.Target.Port != nil && *s.Target.Port == port {
 			return s
-		}
-	}
-	return nil
-}
-
-func checkSource(src *libvirtxml.DomainChardevSource, elem string, bad badFunc) error {
-	switch {
-	case src == nil:
-		return bad("<%s> has no type: only type='pty' and type='file' are supported", elem)
-	case src.Pty != nil:
-		return nil
-	case src.File != nil:
-		if src.File.Path == "" {
-			return bad("<%s type='file'> needs <source path='...'>", elem)
-		}
-		if a := src.File.Append; a != "" && a != "on" && a != "off" {
-			return bad("<%s><source append='%s'> must be on or off", elem, a)
-		}
-		return nil
-	}
-	return bad("<%s>: only type='pty' and type='file' are supported", elem)
-}
-
-func normaliseGraphics(x *libvirtxml.Domain, bad badFunc) error {
-	if len(x.Devices.Graphics) > 1 {
-		return bad("only one <graphics> is supported")
-	}
-	for i := range x.Devices.Graphics {
-		g := &x.Devices.Graphics[i]
-		v := g.VNC
-		if v == nil {
-			return bad("only <graphics type='vnc'> is supported")
-		}
-		listen := v.Listen
-		for _, l := range v.Listeners {
-			if l.Address == nil {
-				return bad("<graphics><listen>: only type='address' is supported")
-			}
-			if listen == "" {
-				listen = l.Address.Address
-			} else if l.Address.Address != "" && l.Address.Address != listen {
-				return bad("<graphics> listens on two different addresses")
-			}
-		}
-		if listen == "" {
-			listen = "127.0.0.1"
-		}
-		if net.ParseIP(listen) == nil {
-			return bad("<graphics listen='%s'> is not an IP address", listen)
-		}
-		v.Listen = listen
-		v.Listeners = []libvirtxml.DomainGraphicListener{{Address: &libvirtxml.DomainGraphicListenerAddress{Address: listen}}}
-		switch v.AutoPort {
-		case "":
-			if v.Port <= 0 {
-				v.AutoPort = "yes"
-			} else {
-				v.AutoPort = "no"
-			}
-		case "yes", "no":
-		default:
-			return bad("<graphics autoport='%s'> must be yes or no", v.AutoPort)
-		}
-		if v.AutoPort == "yes" {
-			if v.Port <= 0 {
-				v.Port = -1 // a live XML keeps the port QEMU took
-			}
-		} else if v.Port < 5900 || v.Port > 65535 {
-			return bad("<graphics port='%d'> must be between 5900 and 65535", v.Port)
-		}
-	}
-	return nil
-}
-
-// checkImplicitDevices accepts the controllers and inputs libvirt lists for
-// a pc machine although QEMU always has them (PCI root, IDE, PS/2 mouse and
-// keyboard) or that say "none" (USB), and refuses every other one.
-func checkImplicitDevices(x *libvirtxml.Domain, bad badFunc) error {
-	for _, c := range x.Devices.Controllers {
-		idx := uint(0)
-		if c.Index != nil {
-			idx = *c.Index
-		}
-		ok := idx == 0 && (c.Type == "pci" && c.Model == "pci-root" ||
-			c.Type == "ide" && c.Model == "" ||
-			c.Type == "usb" && c.Model == "none")
-		if !ok {
-			return bad("<controller type='%s' index='%d' model='%s'> is not supported (only the implicit pci-root and ide controllers, and usb model='none')", c.Type, idx, c.Model)
-		}
-	}
-	for _, in := range x.Devices.Inputs {
-		if (in.Type != "mouse" && in.Type != "keyboard") || in.Bus != "ps2" {
-			return bad("<input type='%s' bus='%s'> is not supported (only the implicit ps2 mouse and keyboard)", in.Type, in.Bus)
 		}
 	}
 	return nil

@@ -535,10 +535,10 @@ func TestBadInputLeavesNothing(t *testing.T) {
 			true, virt.ErrNotFound, "/nonexistent/vmlinuz"},
 		{"missing disk", `<domain type='qemu'><name>d</name><memory>65536</memory><devices><disk type='file'><source file='/nonexistent/disk.img'/><target dev='vda'/></disk></devices></domain>`,
 			true, virt.ErrNotFound, "/nonexistent/disk.img"},
-		{"unsupported device", `<domain type='qemu'><name>u</name><memory>65536</memory><devices><watchdog model='i6300esb'/></devices></domain>`,
-			false, virt.ErrNotSupported, "watchdog"},
+		{"unsupported device", `<domain type='qemu'><name>u</name><memory>65536</memory><devices><shmem name='x'/></devices></domain>`,
+			false, virt.ErrNotSupported, "shmem"},
 		{"slash in name", `<domain type='qemu'><name>a/b</name><memory>65536</memory></domain>`, false, virt.ErrInvalidArgument, "a/b"},
-		{"qemu refuses", `<domain type='qemu'><name>m</name><memory>65536</memory><os><type machine='no-such-machine'>hvm</type></os></domain>`,
+		{"qemu refuses", `<domain type='qemu'><name>m</name><memory>65536</memory><os><type machine='pc-i440fx-99.0'>hvm</type></os></domain>`,
 			true, virt.ErrInternal, "unsupported machine type"},
 	}
 	for _, tc := range cases {

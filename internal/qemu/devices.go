@@ -1,0 +1,612 @@
+package qemu
+
+import (
+	"fmt"
+	"strings"
+
+	"libvirt.org/go/libvirtxml"
+)
+
+// Machine families: what a machine type's name says about its chipset.
+const (
+	machinePC  = "pc"  // i440FX + PIIX3: conventional PCI, IDE built in
+	machineQ35 = "q35" // Q35 + ICH9: PCI Express, AHCI built in
+)
+
+// machineFamily tells the chipset of a machine type: "pc", "q35", or
+// "" for one the driver does not know.
+func machineFamily(m string) string {
+	switch {
+	case m == "q35" || strings.HasPrefix(m, "pc-q35-"):
+		return machineQ35
+	case m == "pc" || strings.HasPrefix(m, "pc-i440fx-") || isOldPC(m):
+		return machinePC
+	}
+	return ""
+}
+
+// isOldPC matches the oldest versioned pc names, "pc-0.15" and "pc-1.3".
+func isOldPC(m string) bool {
+	v, ok := strings.CutPrefix(m, "pc-")
+	return ok && v != "" && v[0] >= '0' && v[0] <= '9'
+}
+
+func uintp(v uint) *uint { return &v }
+
+// controllerIndex is a controller's index, 0 when not given.
+func controllerIndex(c *libvirtxml.DomainController) uint {
+	if c.Index == nil {
+		return 0
+	}
+	return *c.Index
+}
+
+// findController is the controller of type typ with index idx, or nil.
+func findController(x *libvirtxml.Domain, typ string, idx uint) *libvirtxml.DomainController {
+	for i := range x.Devices.Controllers {
+		c := &x.Devices.Controllers[i]
+		if c.Type == typ && controllerIndex(c) == idx && !isUSBCompanion(c) {
+			return c
+		}
+	}
+	return nil
+}
+
+// indexTaken reports whether another controller of c's type has index n.
+func indexTaken(x *libvirtxml.Domain, c *libvirtxml.DomainController, n uint) bool {
+	for i := range x.Devices.Controllers {
+		o := &x.Devices.Controllers[i]
+		if o != c && o.Type == c.Type && o.Index != nil && *o.Index == n && !isUSBCompanion(o) {
+			return true
+		}
+	}
+	return false
+}
+
+// insertController adds c after the last controller of its type with a
+// lower index, or at the end, the order libvirt shows them in.
+func insertController(x *libvirtxml.Domain, c libvirtxml.DomainController) {
+	list := x.Devices.Controllers
+	at := -1
+	for i := range list {
+		if list[i].Type == c.Type && controllerIndex(&list[i]) < controllerIndex(&c) {
+			at = i
+		}
+	}
+	if at < 0 {
+		x.Devices.Controllers = append(list, c)
+		return
+	}
+	list = append(list, libvirtxml.DomainController{})
+	copy(list[at+2:], list[at+1:])
+	list[at+1] = c
+	x.Devices.Controllers = list
+}
+
+var usbModels = map[string]struct {
+	device string
+	ports  uint
+	conn   pciConnect
+}{
+	"piix3-uhci": {"piix3-usb-uhci", 2, pciLegacy},
+	"piix4-uhci": {"piix4-usb-uhci", 2, pciLegacy},
+	"ich9-ehci1": {"ich9-usb-ehci1", 6, pciIntegrated},
+	"ich9-uhci1": {"ich9-usb-uhci1", 2, pciIntegrated},
+	"ich9-uhci2": {"ich9-usb-uhci2", 2, pciIntegrated},
+	"ich9-uhci3": {"ich9-usb-uhci3", 2, pciIntegrated},
+	"qemu-xhci":  {"qemu-xhci", 15, pciExpress},
+	"nec-xhci":   {"nec-usb-xhci", 15, pciExpress},
+	"none":       {},
+}
+
+func isUSBCompanion(c *libvirtxml.DomainController) bool {
+	return c.Type == "usb" && strings.HasPrefix(c.Model, "ich9-uhci")
+}
+
+var scsiModels = map[string]string{"virtio-scsi": "virtio-scsi-pci", "lsilogic": "lsi"}
+
+// normaliseControllers checks the controllers a definition gives and
+// fills in what libvirt fills in: indexes, models, PCI controller
+// details.
+func normaliseControllers(x *libvirtxml.Domain, fam string, bad badFunc) error {
+	seen := map[string]bool{}
+	for i := range x.Devices.Controllers {
+		c := &x.Devices.Controllers[i]
+		if c.Index == nil {
+			// libvirt gives the next free index of the type.
+			n := uint(0)
+			for !isUSBCompanion(c) && indexTaken(x, c, n) {
+				n++
+			}
+			c.Index = uintp(n)
+		}
+		idx := *c.Index
+		key := fmt.Sprintf("%s/%d", c.Type, idx)
+		if seen[key] && !isUSBCompanion(c) {
+			return bad("<controller type='%s' index='%d'> is given twice", c.Type, idx)
+		}
+		if !isUSBCompanion(c) {
+			seen[key] = true
+		}
+		if c.Address != nil && c.Address.PCI == nil && !(c.Address.Drive == nil && c.Address.USB == nil && c.Address.VirtioSerial == nil && c.Address.ISA == nil) {
+			return bad("<controller type='%s' index='%d'>: only a PCI <address> is supported", c.Type, idx)
+		}
+		switch c.Type {
+		case "pci":
+			root := map[string]string{machinePC: "pci-root", machineQ35: "pcie-root"}[fam]
+			if idx == 0 {
+				if c.Model == "" {
+					c.Model = root
+				}
+				if c.Model != root {
+					return bad("<controller type='pci' index='0' model='%s'>: a %s machine's PCI root is %s", c.Model, fam, root)
+				}
+				if c.Address != nil {
+					return bad("<controller type='pci' index='0'> is the root and takes no <address>")
+				}
+				continue
+			}
+			switch c.Model {
+			case "pcie-root-port", "pcie-to-pci-bridge":
+				if fam != machineQ35 {
+					return bad("<controller type='pci' model='%s'> needs a q35 machine (PCI Express)", c.Model)
+				}
+			case "pci-bridge":
+			case "":
+				return bad("<controller type='pci' index='%d'> needs a model (pcie-root-port, pcie-to-pci-bridge or pci-bridge)", idx)
+			default:
+				return bad("<controller type='pci' model='%s'> is not supported (only pcie-root-port, pcie-to-pci-bridge and pci-bridge)", c.Model)
+			}
+			if c.PCI != nil && c.PCI.Model != nil {
+				want := map[string]string{"pcie-root-port": "pcie-root-port", "pcie-to-pci-bridge": "pcie-pci-bridge", "pci-bridge": "pci-bridge"}[c.Model]
+				if c.PCI.Model.Name != want {
+					return bad("<controller type='pci' model='%s'><model name='%s'> is not supported (only %s)", c.Model, c.PCI.Model.Name, want)
+				}
+			}
+			if idx > 254 {
+				return bad("<controller type='pci' index='%d'> is out of range (at most 254)", idx)
+			}
+		case "usb":
+			if c.Model == "" {
+				c.Model = map[string]string{machinePC: "piix3-uhci", machineQ35: "qemu-xhci"}[fam]
+			}
+			m, ok := usbModels[c.Model]
+			if !ok {
+				return bad("<controller type='usb' model='%s'> is not supported (only piix3-uhci, piix4-uhci, ich9-ehci1, ich9-uhci1..3, qemu-xhci, nec-xhci and none)", c.Model)
+			}
+			if c.USB != nil && c.USB.Master != nil && !isUSBCompanion(c) {
+				return bad("<controller type='usb' model='%s'>: only an ich9-uhci companion has a <master>", c.Model)
+			}
+			if isUSBCompanion(c) && (c.USB == nil || c.USB.Master == nil) {
+				start := map[string]uint{"ich9-uhci1": 0, "ich9-uhci2": 2, "ich9-uhci3": 4}[c.Model]
+				if c.USB == nil {
+					c.USB = &libvirtxml.DomainControllerUSB{}
+				}
+				c.USB.Master = &libvirtxml.DomainControllerUSBMaster{StartPort: start}
+			}
+			if strings.HasSuffix(c.Model, "xhci") {
+				if c.USB == nil {
+					c.USB = &libvirtxml.DomainControllerUSB{}
+				}
+				if c.USB.Port == nil {
+					c.USB.Port = uintp(m.ports)
+				}
+				if *c.USB.Port == 0 || *c.USB.Port > 15 {
+					return bad("<controller type='usb' model='%s' ports='%d'> must have 1..15 ports", c.Model, *c.USB.Port)
+				}
+			} else if c.USB != nil && c.USB.Port != nil {
+				return bad("<controller type='usb' model='%s'>: only an xhci controller takes ports='N'", c.Model)
+			}
+			if c.Model == "none" && idx != 0 {
+				return bad("<controller type='usb' model='none'> must be index 0")
+			}
+		case "scsi":
+			if c.Model == "" {
+				c.Model = "lsilogic"
+			}
+			if _, ok := scsiModels[c.Model]; !ok {
+				return bad("<controller type='scsi' model='%s'> is not supported (only virtio-scsi and lsilogic)", c.Model)
+			}
+		case "ide":
+			if fam != machinePC {
+				return bad("<controller type='ide'>: IDE controllers are not supported on a %s machine (use sata)", fam)
+			}
+			if idx != 0 {
+				return bad("<controller type='ide' index='%d'>: a pc machine has one IDE controller, index 0", idx)
+			}
+		case "sata":
+		case "virtio-serial":
+			if c.VirtIOSerial != nil && c.VirtIOSerial.Ports != nil && (*c.VirtIOSerial.Ports == 0 || *c.VirtIOSerial.Ports > 31) {
+				return bad("<controller type='virtio-serial' ports='%d'> must have 1..31 ports", *c.VirtIOSerial.Ports)
+			}
+		default:
+			return bad("<controller type='%s'> is not supported (only pci, usb, scsi, ide, sata and virtio-serial)", c.Type)
+		}
+		if c.Driver != nil && (c.Type != "scsi" && c.Type != "virtio-serial" || c.Model == "lsilogic") {
+			return bad("<controller type='%s' model='%s'>: <driver> is not supported there", c.Type, c.Model)
+		}
+	}
+	return nil
+}
+
+// diskUnits is how many disks one controller of a bus holds, in the
+// drive addresses libvirt assigns from the target name.
+func diskAddress(x *libvirtxml.Domain, d *libvirtxml.DomainDisk) *libvirtxml.DomainAddressDrive {
+	idx, _ := diskIndex(d.Target.Dev)
+	n := uint(idx)
+	switch d.Target.Bus {
+	case "ide":
+		return &libvirtxml.DomainAddressDrive{Controller: uintp(n / 4), Bus: uintp(n % 4 / 2), Target: uintp(0), Unit: uintp(n % 2)}
+	case "sata":
+		return &libvirtxml.DomainAddressDrive{Controller: uintp(n / 6), Bus: uintp(0), Target: uintp(0), Unit: uintp(n % 6)}
+	case "scsi":
+		units := uint(16384)
+		if c := findController(x, "scsi", 0); c == nil || c.Model == "lsilogic" {
+			units = 7
+		}
+		return &libvirtxml.DomainAddressDrive{Controller: uintp(n / units), Bus: uintp(0), Target: uintp(0), Unit: uintp(n % units)}
+	}
+	return nil
+}
+
+// assignDriveAddresses gives every disk on ide, sata and scsi a drive
+// address, and adds the controllers the disks are on, as libvirt does.
+func assignDriveAddresses(x *libvirtxml.Domain, fam string, bad badFunc) error {
+	used := map[string]string{}
+	for i := range x.Devices.Disks {
+		d := &x.Devices.Disks[i]
+		dev := d.Target.Dev
+		if d.Target.Bus == "virtio" {
+			if d.Address != nil && d.Address.PCI == nil {
+				return bad("disk %q: a virtio disk takes a PCI <address>", dev)
+			}
+			continue
+		}
+		if d.Address == nil {
+			d.Address = &libvirtxml.DomainAddress{Drive: diskAddress(x, d)}
+		}
+		a := d.Address.Drive
+		if a == nil {
+			return bad("disk %q on bus %s takes a drive <address>", dev, d.Target.Bus)
+		}
+		for _, p := range []**uint{&a.Controller, &a.Bus, &a.Target, &a.Unit} {
+			if *p == nil {
+				*p = uintp(0)
+			}
+		}
+		switch d.Target.Bus {
+		case "ide":
+			if *a.Controller != 0 || *a.Bus > 1 || *a.Target != 0 || *a.Unit > 1 {
+				return bad("disk %q: drive address controller %d bus %d target %d unit %d is out of range for IDE (controller 0, bus 0..1, unit 0..1)", dev, *a.Controller, *a.Bus, *a.Target, *a.Unit)
+			}
+		case "sata":
+			if *a.Bus != 0 || *a.Target != 0 || *a.Unit > 5 {
+				return bad("disk %q: drive address bus %d target %d unit %d is out of range for SATA (bus 0, unit 0..5)", dev, *a.Bus, *a.Target, *a.Unit)
+			}
+		case "scsi":
+			if *a.Bus != 0 || *a.Target > 255 || *a.Unit > 16383 {
+				return bad("disk %q: drive address bus %d target %d unit %d is out of range for SCSI", dev, *a.Bus, *a.Target, *a.Unit)
+			}
+		}
+		key := fmt.Sprintf("%s %d:%d:%d:%d", d.Target.Bus, *a.Controller, *a.Bus, *a.Target, *a.Unit)
+		if other, ok := used[key]; ok {
+			return bad("disks %q and %q have the same drive address (%s)", other, dev, key)
+		}
+		used[key] = dev
+		if findController(x, d.Target.Bus, *a.Controller) == nil {
+			if d.Target.Bus == "ide" && fam != machinePC {
+				return bad("disk %q: IDE is not supported on a %s machine (use sata)", dev, fam)
+			}
+			insertController(x, libvirtxml.DomainController{Type: d.Target.Bus, Index: uintp(*a.Controller)})
+			if err := normaliseControllers(x, fam, bad); err != nil {
+				return err
+			}
+		}
+		if d.Target.Bus == "scsi" {
+			if c := findController(x, "scsi", *a.Controller); c.Model == "lsilogic" && (*a.Unit > 6 || *a.Target != 0) {
+				return bad("disk %q: an lsilogic controller has units 0..6 on target 0", dev)
+			}
+		}
+	}
+	return nil
+}
+
+// addImplicitDevices adds what libvirt adds to every definition of the
+// machine family: the USB controller, the PCI root (and on q35 the SATA
+// controller that is part of the chipset), PS/2 mouse and keyboard, a
+// virtio balloon, the virtio-serial controller that virtio channels are
+// on, a video card for a graphics console, and the audio backend a sound
+// card or SPICE needs.
+func addImplicitDevices(x *libvirtxml.Domain, fam string) {
+	dev := x.Devices
+	if findController(x, "usb", 0) == nil {
+		model := map[string]string{machinePC: "piix3-uhci", machineQ35: "qemu-xhci"}[fam]
+		c := libvirtxml.DomainController{Type: "usb", Index: uintp(0), Model: model}
+		if model == "qemu-xhci" {
+			c.USB = &libvirtxml.DomainControllerUSB{Port: uintp(15)}
+		}
+		insertController(x, c)
+	}
+	if fam == machineQ35 && findController(x, "sata", 0) == nil {
+		insertController(x, libvirtxml.DomainController{Type: "sata", Index: uintp(0)})
+	}
+	if findController(x, "pci", 0) == nil {
+		model := map[string]string{machinePC: "pci-root", machineQ35: "pcie-root"}[fam]
+		insertController(x, libvirtxml.DomainController{Type: "pci", Index: uintp(0), Model: model})
+	}
+	if fam == machinePC {
+		// On pc the IDE controller is part of PIIX3, at 00:01.1.
+		if c := findController(x, "ide", 0); c != nil && c.Address == nil {
+			c.Address = pciAddr(0, 1, 1, false)
+		}
+	} else if c := findController(x, "sata", 0); c != nil && c.Address == nil {
+		c.Address = pciAddr(0, 0x1f, 2, false)
+	}
+	for _, ch := range dev.Channels {
+		if ch.Target != nil && ch.Target.VirtIO != nil && findController(x, "virtio-serial", 0) == nil {
+			insertController(x, libvirtxml.DomainController{Type: "virtio-serial", Index: uintp(0)})
+		}
+	}
+	for _, con := range dev.Consoles {
+		if con.Target != nil && con.Target.Type == "virtio" && findController(x, "virtio-serial", 0) == nil {
+			insertController(x, libvirtxml.DomainController{Type: "virtio-serial", Index: uintp(0)})
+		}
+	}
+	hasPS2 := func(typ string) bool {
+		for _, in := range dev.Inputs {
+			if in.Type == typ && in.Bus == "ps2" {
+				return true
+			}
+		}
+		return false
+	}
+	for _, typ := range []string{"mouse", "keyboard"} {
+		if !hasPS2(typ) {
+			dev.Inputs = append(dev.Inputs, libvirtxml.DomainInput{Type: typ, Bus: "ps2"})
+		}
+	}
+	if dev.MemBalloon == nil {
+		dev.MemBalloon = &libvirtxml.DomainMemBalloon{Model: "virtio"}
+	}
+	if len(dev.Graphics) > 0 && len(dev.Videos) == 0 {
+		dev.Videos = append(dev.Videos, libvirtxml.DomainVideo{Model: libvirtxml.DomainVideoModel{Type: "cirrus"}})
+		fillVideo(&dev.Videos[0], true)
+	}
+	needAudio := len(dev.Sounds) > 0
+	spice := false
+	for _, g := range dev.Graphics {
+		if g.Spice != nil {
+			spice, needAudio = true, true
+		}
+	}
+	if needAudio && len(dev.Audios) == 0 {
+		a := libvirtxml.DomainAudio{ID: 1, None: &libvirtxml.DomainAudioNone{}}
+		if spice {
+			a = libvirtxml.DomainAudio{ID: 1, SPICE: &libvirtxml.DomainAudioSPICE{}}
+		}
+		dev.Audios = append(dev.Audios, a)
+	}
+}
+
+// assignPCIAddresses keeps the PCI addresses a definition gives and
+// assigns the others, in libvirt's order: the primary video card, PCI
+// controllers, filesystems, interfaces, sound cards, other controllers,
+// virtio disks, the balloon, rngs, watchdogs, other video cards, virtio
+// inputs and vsock.
+func assignPCIAddresses(x *libvirtxml.Domain, fam string, bad badFunc) error {
+	q35 := fam == machineQ35
+	a, err := newPCIAlloc(x, q35)
+	if err != nil {
+		return bad("%v", err)
+	}
+	dev := x.Devices
+	// Every address given is reserved first, so that no assigned one
+	// takes its place.
+	type slot struct {
+		what string
+		addr **libvirtxml.DomainAddress
+		conn pciConnect
+		port bool // a pcie-root-port
+	}
+	var all []slot
+	add := func(what string, addr **libvirtxml.DomainAddress, conn pciConnect) {
+		all = append(all, slot{what: what, addr: addr, conn: conn})
+	}
+	primary := -1
+	for i := range dev.Videos {
+		if dev.Videos[i].Model.Type != "none" {
+			primary = i
+			break
+		}
+	}
+	if primary >= 0 {
+		add("<video>", &dev.Videos[primary].Address, pciIntegrated)
+	}
+	for i := range dev.Controllers {
+		c := &dev.Controllers[i]
+		if c.Type == "pci" && controllerIndex(c) != 0 {
+			conn := pciExpress
+			if c.Model == "pci-bridge" {
+				conn = pciLegacy
+			}
+			add(fmt.Sprintf("<controller type='pci' index='%d'>", *c.Index), &c.Address, conn)
+			all[len(all)-1].port = c.Model == "pcie-root-port"
+
+		}
+	}
+	for i := range dev.Filesystems {
+		add("<filesystem>", &dev.Filesystems[i].Address, pciExpress)
+	}
+	for i := range dev.Interfaces {
+		conn := pciExpress
+		if m := dev.Interfaces[i].Model; m != nil && (m.Type == "e1000" || m.Type == "rtl8139") {
+			conn = pciLegacy
+		}
+		add(fmt.Sprintf("interface %d", i), &dev.Interfaces[i].Address, conn)
+	}
+	for i := range dev.Sounds {
+		conn := pciLegacy
+		if dev.Sounds[i].Model == "ich9" {
+			conn = pciIntegrated
+		}
+		if dev.Sounds[i].Model == "usb" || dev.Sounds[i].Model == "sb16" || dev.Sounds[i].Model == "pcspk" {
+			continue
+		}
+		add(fmt.Sprintf("<sound model='%s'>", dev.Sounds[i].Model), &dev.Sounds[i].Address, conn)
+	}
+	for i := range dev.Controllers {
+		c := &dev.Controllers[i]
+		what := fmt.Sprintf("<controller type='%s' index='%d'>", c.Type, *c.Index)
+		switch c.Type {
+		case "usb":
+			if c.Model == "none" {
+				continue
+			}
+			if fam == machinePC && *c.Index == 0 && c.Model == "piix3-uhci" && c.Address == nil {
+				c.Address = pciAddr(0, 1, 2, false)
+				continue
+			}
+			add(what, &c.Address, usbModels[c.Model].conn)
+		case "scsi":
+			conn := pciExpress
+			if c.Model == "lsilogic" {
+				conn = pciLegacy
+			}
+			add(what, &c.Address, conn)
+		case "sata":
+			add(what, &c.Address, pciIntegrated)
+		case "ide":
+			add(what, &c.Address, pciIntegrated)
+		case "virtio-serial":
+			add(what, &c.Address, pciExpress)
+		}
+	}
+	for i := range dev.Disks {
+		if dev.Disks[i].Target.Bus == "virtio" {
+			add("disk "+dev.Disks[i].Target.Dev, &dev.Disks[i].Address, pciExpress)
+		}
+	}
+	if b := dev.MemBalloon; b != nil && b.Model == "virtio" {
+		add("<memballoon>", &b.Address, pciExpress)
+	}
+	for i := range dev.RNGs {
+		add("<rng>", &dev.RNGs[i].Address, pciExpress)
+	}
+	for i := range dev.Watchdogs {
+		if dev.Watchdogs[i].Model == "i6300esb" {
+			add("<watchdog>", &dev.Watchdogs[i].Address, pciLegacy)
+		}
+	}
+	for i := range dev.Videos {
+		if i != primary && dev.Videos[i].Model.Type != "none" {
+			add("<video>", &dev.Videos[i].Address, pciLegacy)
+		}
+	}
+	for i := range dev.Inputs {
+		if dev.Inputs[i].Bus == "virtio" {
+			add("<input bus='virtio'>", &dev.Inputs[i].Address, pciExpress)
+		}
+	}
+	if v := dev.VSock; v != nil {
+		add("<vsock>", &v.Address, pciExpress)
+	}
+
+	for _, s := range all {
+		if *s.addr == nil {
+			continue
+		}
+		if (*s.addr).PCI == nil {
+			return bad("%s: only a PCI <address> is supported", s.what)
+		}
+		if err := a.reserve(s.what, (*s.addr).PCI, s.port); err != nil {
+			return bad("%v", err)
+		}
+	}
+	// The ich9 USB companions share the slot of their EHCI master.
+	ehci := map[uint]*libvirtxml.DomainAddress{}
+	for _, s := range all {
+		if *s.addr != nil {
+			continue
+		}
+		var err error
+		switch {
+		case strings.HasPrefix(s.what, "<video>") && primary >= 0 && s.addr == &dev.Videos[primary].Address:
+			slot := uint(2)
+			if q35 {
+				slot = 1
+			}
+			root := a.buses[0]
+			if root.used[slot] == 0 {
+				root.used[slot] = 1
+				root.reserved[slot] = false
+				*s.addr = pciAddr(0, slot, 0, false)
+			} else {
+				*s.addr, err = a.take(pciLegacy)
+			}
+		case strings.HasPrefix(s.what, "<controller type='usb'"):
+			*s.addr, err = a.usbAddress(x, s.what, ehci)
+		case strings.HasPrefix(s.what, "<sound model='ich9'>") && q35:
+			*s.addr, err = a.takeRootSlot(0x1b)
+		case s.port:
+			*s.addr, err = a.rootPortAddress()
+		default:
+			*s.addr, err = a.take(s.conn)
+		}
+		if err != nil {
+			return bad("%s: %v", s.what, err)
+		}
+	}
+	for i := range dev.Controllers {
+		c := &dev.Controllers[i]
+		if c.Type == "pci" {
+			fillPCIController(c)
+		}
+	}
+	// libvirt leaves one pcie-root-port free for a device plugged in
+	// later, when it had to add ports.
+	if q35 && a.added > 0 {
+		if _, err := a.addRootPort(); err != nil {
+			return bad("%v", err)
+		}
+	}
+	return nil
+}
+
+// usbAddress places a USB controller: an ich9 EHCI master and its UHCI
+// companions share one slot (functions 7 and 0..2), on q35 the chipset's
+// slot 0x1d.
+func (a *pciAlloc) usbAddress(x *libvirtxml.Domain, what string, ehci map[uint]*libvirtxml.DomainAddress) (*libvirtxml.DomainAddress, error) {
+	var c *libvirtxml.DomainController
+	for i := range x.Devices.Controllers {
+		cc := &x.Devices.Controllers[i]
+		if cc.Type == "usb" && fmt.Sprintf("<controller type='usb' index='%d'>", *cc.Index) == what && cc.Address == nil {
+			c = cc
+			break
+		}
+	}
+	if c == nil || !strings.HasPrefix(c.Model, "ich9-") {
+		model := ""
+		if c != nil {
+			model = c.Model
+		}
+		return a.take(usbModels[model].conn)
+	}
+	fn := map[string]uint{"ich9-ehci1": 7, "ich9-uhci1": 0, "ich9-uhci2": 1, "ich9-uhci3": 2}[c.Model]
+	base := ehci[*c.Index]
+	if base == nil {
+		var err error
+		if a.q35 {
+			base, err = a.takeRootSlot(0x1d)
+		} else {
+			base, err = a.take(pciLegacy)
+		}
+		if err != nil {
+			return nil, err
+		}
+		ehci[*c.Index] = base
+	}
+	p := base.PCI
+	a.buses[*p.Bus].used[*p.Slot] |= 1 << fn
+	return pciAddr(*p.Bus, *p.Slot, fn, fn == 0), nil
+}
+
