@@ -67,19 +67,33 @@ trap 'exit 130' INT TERM HUP
 
 start=$(date +%s.%N)
 
+# start_daemon NAME: run "NAME -d" and print the PID it writes to
+# /run/NAME.pid (a new one: a stale pidfile from an earlier run is not it).
+start_daemon() {
+    old=$(cat /run/"$1".pid 2>/dev/null || true)
+    "$1" -d
+    i=0
+    while :; do
+        p=$(cat /run/"$1".pid 2>/dev/null || true)
+        if [ -n "$p" ] && [ "$p" != "$old" ] && kill -0 "$p" 2>/dev/null; then break; fi
+        i=$((i + 1))
+        if [ $i -ge 100 ]; then echo "$1 -d wrote no new /run/$1.pid" >&2; return 1; fi
+        sleep 0.1
+    done
+    echo "$p"
+}
+
+running() { [ -s /run/"$1".pid ] && kill -0 "$(cat /run/"$1".pid)" 2>/dev/null; }
+
 if ! virsh uri >/dev/null 2>&1; then
-    if ! { [ -s /run/virtlogd.pid ] && kill -0 "$(cat /run/virtlogd.pid)" 2>/dev/null; }; then
-        virtlogd -d
-        started_virtlogd=$(cat /run/virtlogd.pid)
-    fi
-    if [ -s /run/libvirtd.pid ] && kill -0 "$(cat /run/libvirtd.pid)" 2>/dev/null; then
+    if running libvirtd; then
         echo "libvirtd $(cat /run/libvirtd.pid) runs but $uri does not answer" >&2
         exit 1
     fi
-    libvirtd -d
-    i=0
-    until [ -s /run/libvirtd.pid ] || [ $i -ge 100 ]; do sleep 0.1; i=$((i + 1)); done
-    started_libvirtd=$(cat /run/libvirtd.pid)
+    if ! running virtlogd; then
+        started_virtlogd=$(start_daemon virtlogd)
+    fi
+    started_libvirtd=$(start_daemon libvirtd)
     i=0
     until virsh uri >/dev/null 2>&1; do
         i=$((i + 1))
