@@ -609,4 +609,3 @@ func (a *pciAlloc) usbAddress(x *libvirtxml.Domain, what string, ehci map[uint]*
 	a.buses[*p.Bus].used[*p.Slot] |= 1 << fn
 	return pciAddr(*p.Bus, *p.Slot, fn, fn == 0), nil
 }
-

@@ -75,7 +75,7 @@ func newPCIAlloc(x *libvirtxml.Domain, q35 bool) (*pciAlloc, error) {
 	root.used[0] = 0xff // the host bridge
 	if q35 {
 		root.used[0x1f] = 1<<0 | 1<<3 // ICH9 LPC and SMBus; SATA is a controller
-		root.reserved[1] = true              // the primary video card
+		root.reserved[1] = true       // the primary video card
 	} else {
 		root.used[1] = 1<<0 | 1<<3 // PIIX3's ISA bridge and power management; IDE and USB are controllers
 		root.reserved[2] = true
