@@ -1,6 +1,7 @@
-// Package cgroup manages one Linux control group per LXC container: its
-// limits (memory, pids, cpu), its counters (memory in use, CPU time), the
-// freezer, and killing and removing everything in it. It speaks cgroup v1
+// Package cgroup manages one Linux control group per guest (an LXC
+// container, a QEMU domain): its limits (memory, pids, cpu), its counters
+// (memory in use, CPU time), the freezer, and killing and removing
+// everything in it. It speaks cgroup v1
 // (one hierarchy per controller, as on our build machines) and cgroup v2
 // (one unified hierarchy), chosen by Detect from what the host mounts.
 package cgroup
