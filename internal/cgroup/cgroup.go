@@ -116,6 +116,9 @@ type Cgroup struct {
 	h *Hierarchy
 	// rel is parent/name.
 	rel string
+	// ctrls are the v1 controllers whose hierarchies the cgroup is in:
+	// Controllers when nil.
+	ctrls []string
 	// fs reads, writes and watches the control files: the kernel's,
 	// except in tests.
 	fs files
@@ -135,7 +138,11 @@ func (c *Cgroup) Dirs() []string {
 	}
 	seen := map[string]bool{}
 	var out []string
-	for _, ctrl := range Controllers {
+	ctrls := c.ctrls
+	if ctrls == nil {
+		ctrls = Controllers
+	}
+	for _, ctrl := range ctrls {
 		d := filepath.Join(c.h.Mounts[ctrl], c.rel)
 		if !seen[d] {
 			seen[d] = true
