@@ -65,11 +65,14 @@ func buildArgv(c *config, rt runtimePaths) ([]string, error) {
 	}
 	a.add("-accel", accel)
 	a.add("-m", fmt.Sprintf("size=%dk", c.maxMemKiB))
-	if c.vcpus == c.maxVCPUs {
-		a.add("-smp", fmt.Sprintf("%d,sockets=%d,cores=1,threads=1", c.vcpus, c.vcpus))
-	} else {
-		a.add("-smp", fmt.Sprintf("%d,maxcpus=%d,sockets=%d,cores=1,threads=1", c.vcpus, c.maxVCPUs, c.maxVCPUs))
+	cpuOpt, smp, err := cpuArgs(c) // cpu.go
+	if err != nil {
+		return nil, err
 	}
+	if cpuOpt != "" {
+		a.add("-cpu", cpuOpt)
+	}
+	a.add("-smp", smp)
 	a.add("-uuid", x.UUID)
 	if len(x.Devices.Graphics) == 0 {
 		a.add("-display", "none")
