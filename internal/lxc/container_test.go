@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/virtd/virtd/internal/lxc/cgroup"
+	"github.com/virtd/virtd/internal/cgroup"
 	"github.com/virtd/virtd/internal/netdev/netdevtest"
 	"github.com/virtd/virtd/virt"
 )

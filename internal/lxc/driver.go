@@ -31,8 +31,8 @@ import (
 	"github.com/virtd/virtd/driver/domlist"
 	"github.com/virtd/virtd/driver/domutil"
 	"github.com/virtd/virtd/driver/hostinfo"
+	"github.com/virtd/virtd/internal/cgroup"
 	"github.com/virtd/virtd/internal/defdir"
-	"github.com/virtd/virtd/internal/lxc/cgroup"
 	"github.com/virtd/virtd/internal/version"
 	"github.com/virtd/virtd/virt"
 )

@@ -12,7 +12,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
-	"github.com/virtd/virtd/internal/lxc/cgroup"
+	"github.com/virtd/virtd/internal/cgroup"
 	"github.com/virtd/virtd/internal/testenv"
 	"github.com/virtd/virtd/virt"
 )

@@ -70,14 +70,20 @@ func buildArgv(c *config, rt runtimePaths) ([]string, error) {
 	}
 	a.add("-accel", accel)
 	a.add("-m", fmt.Sprintf("size=%dk", c.maxMemKiB))
-	if cpu := cpuOption(x); cpu != "" {
-		a.add("-cpu", cpu)
+	cpuOpt, smp, err := cpuArgs(c) // cpu.go
+	if err != nil {
+		return nil, err
 	}
-	if c.vcpus == c.maxVCPUs {
-		a.add("-smp", fmt.Sprintf("%d,sockets=%d,cores=1,threads=1", c.vcpus, c.vcpus))
-	} else {
-		a.add("-smp", fmt.Sprintf("%d,maxcpus=%d,sockets=%d,cores=1,threads=1", c.vcpus, c.maxVCPUs, c.maxVCPUs))
+	if props := cpuProps(x); len(props) > 0 {
+		if cpuOpt == "" {
+			cpuOpt = "qemu64" // QEMU's default model, which libvirt shows for TCG
+		}
+		cpuOpt += "," + strings.Join(props, ",")
 	}
+	if cpuOpt != "" {
+		a.add("-cpu", cpuOpt)
+	}
+	a.add("-smp", smp)
 	a.add("-uuid", x.UUID)
 	smbiosArgs(a, x)
 	if len(x.Devices.Graphics) == 0 {
@@ -142,10 +148,9 @@ func onOffValue(s string) string {
 	return "on"
 }
 
-// cpuOption is -cpu for the features that are CPU properties (Hyper-V
-// enlightenments, KVM's signature, the PMU, kvmclock), on QEMU's default
-// model; "" when there are none.
-func cpuOption(x *libvirtxml.Domain) string {
+// cpuProps are the -cpu properties of the features that are CPU
+// properties: Hyper-V enlightenments, KVM's signature, the PMU, kvmclock.
+func cpuProps(x *libvirtxml.Domain) []string {
 	var props []string
 	if f := x.Features; f != nil {
 		if h := f.HyperV; h != nil {
@@ -188,10 +193,7 @@ func cpuOption(x *libvirtxml.Domain) string {
 			}
 		}
 	}
-	if len(props) == 0 {
-		return ""
-	}
-	return "qemu64," + strings.Join(props, ",")
+	return props
 }
 
 // bootOption is -boot: the order of <boot dev>, the menu, the reboot

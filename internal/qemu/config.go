@@ -21,6 +21,7 @@ type config struct {
 	memKiB    uint64
 	vcpus     uint32
 	maxVCPUs  uint32
+	tune      *tuning // tune.go
 }
 
 // Name and UUID of the definition (domlist.Def).
@@ -121,6 +122,9 @@ func parseConfig(doc string) (*config, error) {
 	}
 	if x.VCPU.Current > x.VCPU.Value {
 		return nil, bad("<vcpu current='%d'> exceeds the maximum %d", x.VCPU.Current, x.VCPU.Value)
+	}
+	if err := parseTuning(c, &x, bad); err != nil {
+		return nil, err
 	}
 	if x.VCPU.Placement != "" && x.VCPU.Placement != "static" {
 		return nil, bad("<vcpu placement='%s'> is not supported (only static)", x.VCPU.Placement)

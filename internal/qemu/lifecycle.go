@@ -254,6 +254,9 @@ func (drv *Driver) start(ctx context.Context, d *domain, live *config) error {
 	if err := drv.checkHost(c, true); err != nil {
 		return err
 	}
+	if err := drv.checkTuningHost(c); err != nil {
+		return err
+	}
 	began := time.Now()
 	rec := &record{
 		UUID: c.UUID(), Name: c.Name(), ID: id,
@@ -296,6 +299,9 @@ func (drv *Driver) start(ctx context.Context, d *domain, live *config) error {
 		return virt.Errorf(kind, "domain '%s': %w%s", c.Name(), err, logTail(rec.Log))
 	}
 
+	if err := drv.applyTuning(ctx, c, inst); err != nil {
+		return fail(err)
+	}
 	if err := drv.readLiveValues(ctx, inst.mon, c); err != nil {
 		return fail(err)
 	}

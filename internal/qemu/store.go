@@ -46,6 +46,8 @@ type record struct {
 	Reason     int32      `json:"reason"`
 	Persistent bool       `json:"persistent"`
 	Taps       []string   `json:"taps,omitempty"`
+	// Cgroup is the guest's cgroup under each hierarchy's root.
+	Cgroup string `json:"cgroup,omitempty"`
 	// XML is the live definition (with pty paths, VNC port).
 	XML string `json:"xml"`
 }
@@ -169,6 +171,7 @@ func (drv *Driver) loadRecords() []*record {
 
 // removeRuntimeFiles removes what a guest left under the run directory.
 func (drv *Driver) removeRuntimeFiles(r *record) {
+	drv.removeCgroup(r)
 	for _, p := range []string{r.QMP, r.PidFile, drv.recordPath(r.UUID)} {
 		if p != "" {
 			if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {

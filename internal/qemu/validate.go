@@ -83,4 +83,4 @@ Devices.Watchdogs.Model Devices.Watchdogs.Action Devices.Watchdogs.Address.*
 Devices.Panics.Model Devices.Panics.Address.*
 Devices.VSock.Model Devices.VSock.CID.Auto Devices.VSock.CID.Address Devices.VSock.Address.*
 Devices.RedirDevs.Bus Devices.RedirDevs.Source.* Devices.RedirDevs.Address.* Devices.RedirDevs.Boot.Order
-`)
+`, honouredTuning)

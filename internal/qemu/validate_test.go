@@ -60,7 +60,7 @@ func TestDefinitionRefusals(t *testing.T) {
 			virt.ErrNotSupported, "<devices/disk type='network'>"},
 		{"network interface", base(`<interface type='network'><source network='default'/></interface>`),
 			virt.ErrNotSupported, "type='network'"},
-		{"cpu", `<domain type='qemu'><name>g</name><memory>65536</memory><cpu mode='host-model'/></domain>`, virt.ErrNotSupported, "domain/cpu: <cpu>"},
+		{"cpu", `<domain type='qemu'><name>g</name><memory>65536</memory><cpu mode='host-model'><cache mode='passthrough'/></cpu></domain>`, virt.ErrNotSupported, "domain/cpu/cache"},
 		{"qemu commandline", `<domain type='qemu' xmlns:qemu='http://libvirt.org/schemas/domain/qemu/1.0'><name>g</name><memory>65536</memory><qemu:commandline><qemu:arg value='-x'/></qemu:commandline></domain>`,
 			virt.ErrNotSupported, "domain/qemu:commandline"},
 		{"slash in name", `<domain type='qemu'><name>a/b</name><memory>65536</memory></domain>`, virt.ErrInvalidArgument, "'/'"},

@@ -1,5 +1,5 @@
 // Package cgroupv2 runs the LXC driver's own tests (internal/lxc) and its
-// cgroup package's (internal/lxc/cgroup) on cgroup v2. Our machines mount
+// cgroup package's (internal/cgroup) on cgroup v2. Our machines mount
 // every controller in cgroup v1, so the tests run there inside a QEMU
 // guest (TCG) whose kernel mounts only the unified hierarchy: the Debian
 // kernel and the busybox of test/qemu/setup.sh, the container root
@@ -67,7 +67,7 @@ func buildInitramfs(t *testing.T, repo, modules, rootfs string) string {
 		"-ldflags", "-linkmode external -extldflags -static", "-o", filepath.Join(r.Root, "lxc.test"), "./internal/lxc")
 	// The cgroup package's tests of the freezer and cgroup.kill.
 	guest.Run(t, repo, "go", "test", "-c",
-		"-ldflags", "-linkmode external -extldflags -static", "-o", filepath.Join(r.Root, "cgroup.test"), "./internal/lxc/cgroup")
+		"-ldflags", "-linkmode external -extldflags -static", "-o", filepath.Join(r.Root, "cgroup.test"), "./internal/cgroup")
 	for _, m := range []string{"llc", "stp", "bridge", "veth"} {
 		src := filepath.Join(modules, m+".ko")
 		if _, err := os.Stat(src); err != nil {
@@ -121,7 +121,7 @@ func TestLXCSuiteOnCgroupV2(t *testing.T) {
 	passed, failed := guest.TestResults(log)
 	t.Logf("in the guest: %d tests and subtests passed, %d failed", len(passed), len(failed))
 	if exit != "0" || cgroupExit != "0" || len(failed) > 0 || len(passed) == 0 {
-		t.Fatalf("on cgroup v2, internal/lxc's tests exited %s and internal/lxc/cgroup's %s:\n%s", exit, cgroupExit, log)
+		t.Fatalf("on cgroup v2, internal/lxc's tests exited %s and internal/cgroup's %s:\n%s", exit, cgroupExit, log)
 	}
 	// The tests that prove the limits are enforced must have run there.
 	for _, name := range []string{"TestHostCgroups", "TestMemoryLimit", "TestPidsLimit", "TestSuspendFreezes", "TestDestroyLeavesNothing", "TestConformance",

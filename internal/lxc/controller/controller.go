@@ -18,7 +18,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/virtd/virtd/internal/atomicfile"
-	"github.com/virtd/virtd/internal/lxc/cgroup"
+	"github.com/virtd/virtd/internal/cgroup"
 	"github.com/virtd/virtd/virt"
 )
 

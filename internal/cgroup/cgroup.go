@@ -1,6 +1,7 @@
-// Package cgroup manages one Linux control group per LXC container: its
-// limits (memory, pids, cpu), its counters (memory in use, CPU time), the
-// freezer, and killing and removing everything in it. It speaks cgroup v1
+// Package cgroup manages one Linux control group per guest (an LXC
+// container, a QEMU domain): its limits (memory, pids, cpu), its counters
+// (memory in use, CPU time), the freezer, and killing and removing
+// everything in it. It speaks cgroup v1
 // (one hierarchy per controller, as on our build machines) and cgroup v2
 // (one unified hierarchy), chosen by Detect from what the host mounts.
 package cgroup
@@ -115,6 +116,9 @@ type Cgroup struct {
 	h *Hierarchy
 	// rel is parent/name.
 	rel string
+	// ctrls are the v1 controllers whose hierarchies the cgroup is in:
+	// Controllers when nil.
+	ctrls []string
 	// fs reads, writes and watches the control files: the kernel's,
 	// except in tests.
 	fs files
@@ -134,7 +138,11 @@ func (c *Cgroup) Dirs() []string {
 	}
 	seen := map[string]bool{}
 	var out []string
-	for _, ctrl := range Controllers {
+	ctrls := c.ctrls
+	if ctrls == nil {
+		ctrls = Controllers
+	}
+	for _, ctrl := range ctrls {
 		d := filepath.Join(c.h.Mounts[ctrl], c.rel)
 		if !seen[d] {
 			seen[d] = true
