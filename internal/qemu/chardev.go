@@ -27,10 +27,10 @@ func checkSource(src *libvirtxml.DomainChardevSource, elem string, bad badFunc) 
 		return nil
 	case src.UNIX != nil:
 		u := src.UNIX
-		if u.Mode == "" {
+		if u.Mode == "" && u.Path != "" {
 			u.Mode = "bind"
 		}
-		if u.Mode != "bind" && u.Mode != "connect" {
+		if u.Mode != "" && u.Mode != "bind" && u.Mode != "connect" {
 			return bad("<%s type='unix'><source mode='%s'> must be bind or connect", elem, u.Mode)
 		}
 		if u.Path != "" && !filepath.IsAbs(u.Path) {
@@ -104,7 +104,7 @@ func chardev(id string, src *libvirtxml.DomainChardevSource) string {
 		return s
 	case src.UNIX != nil:
 		s := "socket,id=" + id + ",path=" + opt(src.UNIX.Path)
-		if src.UNIX.Mode == "bind" {
+		if src.UNIX.Mode != "connect" {
 			s += ",server=on,wait=off"
 		}
 		return s
@@ -154,8 +154,9 @@ func normaliseGraphics(x *libvirtxml.Domain, bad badFunc) error {
 			s := g.Spice
 			kind, port, autoport, listen, listeners = "spice", &s.Port, &s.AutoPort, &s.Listen, &s.Listeners
 			if s.TLSPort > 0 || s.DefaultMode == "secure" || len(s.Channel) > 0 {
-				return bad("<graphics type='spice'>: TLS (tlsPort, secure channels) is not supported")
+				return bad("<graphics type='spice' tlsPort='%d'>: TLS (tlsPort, secure channels) is not supported", s.TLSPort)
 			}
+			s.TLSPort = 0 // -1, "none", as libvirt shows it
 			if s.GL != nil && s.GL.Enable == "yes" {
 				return bad("<graphics type='spice'><gl enable='yes'> is not supported")
 			}
@@ -197,6 +198,9 @@ func normaliseGraphics(x *libvirtxml.Domain, bad badFunc) error {
 		}
 		if *autoport == "yes" {
 			*port = -1
+			if kind == "spice" {
+				*port = 0 // libvirt shows no port for SPICE with autoport
+			}
 		} else if *port < 5900 || *port > 65535 {
 			return bad("<graphics type='%s' port='%d'> must be between 5900 and 65535", kind, *port)
 		}

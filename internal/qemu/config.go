@@ -3,6 +3,7 @@ package qemu
 import (
 	"fmt"
 	"net"
+	"path/filepath"
 	"strings"
 
 	"libvirt.org/go/libvirtxml"
@@ -178,6 +179,7 @@ func parseConfig(doc string) (*config, error) {
 		func() error { return normaliseInputs(&x, fam, bad) },
 		func() error { return normaliseMisc(&x, bad) },
 		func() error { return normaliseControllers(&x, fam, bad) },
+		func() error { addImplicitControllers(&x, fam); return normaliseControllers(&x, fam, bad) },
 		func() error { return assignDriveAddresses(&x, fam, bad) },
 		func() error { addImplicitDevices(&x, fam); return nil },
 		func() error { return assignPCIAddresses(&x, fam, bad) },
@@ -244,7 +246,7 @@ func normaliseOS(x *libvirtxml.Domain, bad badFunc) error {
 	if x.Features != nil && x.Features.APIC != nil && x.Features.APIC.EOI != "" {
 		return bad("<apic eoi='%s'> is not supported", x.Features.APIC.EOI)
 	}
-	if len(x.OS.BootDevices) == 0 && !perDeviceBoot(x) && x.OS.Kernel == "" {
+	if len(x.OS.BootDevices) == 0 && !perDeviceBoot(x) {
 		// libvirt's default: boot from the first hard disk.
 		x.OS.BootDevices = []libvirtxml.DomainBootDevice{{Dev: "hd"}}
 	}
@@ -456,6 +458,25 @@ func normaliseInterfaces(x *libvirtxml.Domain, bad badFunc) error {
 		if n.MTU != nil && (n.MTU.Size < 68 || n.MTU.Size > 65535) {
 			return bad("interface %d: <mtu size='%d'> is out of range (68..65535)", i, n.MTU.Size)
 		}
+		if d := n.Driver; d != nil {
+			if d.Name != "" && d.Name != "vhost" && d.Name != "qemu" {
+				return bad("interface %d: <driver name='%s'> is not supported (only vhost and qemu)", i, d.Name)
+			}
+			if n.Model.Type != "virtio" {
+				return bad("interface %d: <driver> is for a virtio interface only", i)
+			}
+			if d.Queues > 16 {
+				return bad("interface %d: <driver queues='%d'> is out of range (1..16)", i, d.Queues)
+			}
+			for _, q := range []struct {
+				attr string
+				v    uint
+			}{{"rx_queue_size", d.RXQueueSize}, {"tx_queue_size", d.TXQueueSize}} {
+				if q.v != 0 && (q.v < 256 || q.v > 1024 || q.v&(q.v-1) != 0) {
+					return bad("interface %d: <driver %s='%d'> must be 256, 512 or 1024", i, q.attr, q.v)
+				}
+			}
+		}
 		if n.Link != nil && n.Link.State != "up" && n.Link.State != "down" {
 			return bad("interface %d: <link state='%s'> must be up or down", i, n.Link.State)
 		}
@@ -476,6 +497,10 @@ func normaliseInterfaces(x *libvirtxml.Domain, bad badFunc) error {
 		seen[n.MAC.Address] = true
 		if n.Target != nil && n.Source.User != nil {
 			n.Target = nil // a user interface has no host device
+		}
+		if n.Target != nil && strings.HasPrefix(n.Target.Dev, "vnet") && n.Target.Managed != "no" {
+			// As libvirt: vnetN names are the driver's to pick at start.
+			n.Target = nil
 		}
 	}
 	return nil
@@ -521,6 +546,12 @@ func normaliseChardevs(x *libvirtxml.Domain, bad badFunc) error {
 		if err := checkSource(s.Source, "serial", bad); err != nil {
 			return err
 		}
+		if l := s.Log; l != nil && (!filepath.IsAbs(l.File) || l.Append != "" && l.Append != "on" && l.Append != "off") {
+			return bad("<serial><log file='%s' append='%s'>: the file must be an absolute path, append on or off", l.File, l.Append)
+		}
+		if p := s.Protocol; p != nil && (s.Source.TCP == nil || p.Type != "raw" && p.Type != "telnet") {
+			return bad("<serial><protocol type='%s'>: only raw and telnet, on type='tcp'", p.Type)
+		}
 		if s.Target == nil {
 			s.Target = &libvirtxml.DomainSerialTarget{}
 		}
@@ -548,6 +579,14 @@ func normaliseChardevs(x *libvirtxml.Domain, bad badFunc) error {
 			return bad("<serial><target><model name='%s'> is not supported", s.Target.Model.Name)
 		}
 	}
+	if len(dev.Consoles) == 0 && len(dev.Serials) > 0 {
+		// As libvirt: the first serial port is the console too.
+		s := &dev.Serials[0]
+		dev.Consoles = append(dev.Consoles, libvirtxml.DomainConsole{
+			Source: s.Source, Log: s.Log,
+			Target: &libvirtxml.DomainConsoleTarget{Type: "serial", Port: uintp(*s.Target.Port)},
+		})
+	}
 	for i := range dev.Consoles {
 		c := &dev.Consoles[i]
 		if c.Target == nil {
@@ -574,7 +613,7 @@ func normaliseChardevs(x *libvirtxml.Domain, bad badFunc) error {
 		}
 		if s := serialByPort(x, *c.Target.Port); s != nil {
 			// The console is that serial port: it shows the serial's source.
-			c.Source = s.Source
+			c.Source, c.Log = s.Source, s.Log
 			continue
 		}
 		if err := checkSource(c.Source, "console", bad); err != nil {

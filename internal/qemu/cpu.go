@@ -36,10 +36,12 @@ var cpuName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]*$`)
 // default). host-passthrough needs KVM: there is no host CPU to pass
 // through under TCG.
 func parseCPU(x *libvirtxml.Domain, maxVCPUs uint, bad badFunc) (*cpuDef, error) {
-	c := x.CPU
-	if c == nil {
-		return nil, nil
+	if x.CPU == nil {
+		// libvirt's default: QEMU's default model, shown in the definition.
+		x.CPU = &libvirtxml.DomainCPU{Mode: "custom", Match: "exact", Check: "none",
+			Model: &libvirtxml.DomainCPUModel{Fallback: "forbid", Value: "qemu64"}}
 	}
+	c := x.CPU
 	d := &cpuDef{}
 	switch c.Match {
 	case "", "minimum", "exact", "strict":
@@ -145,6 +147,20 @@ func parseCPU(x *libvirtxml.Domain, maxVCPUs uint, bad badFunc) (*cpuDef, error)
 				t.Sockets, dies, t.Cores, t.Threads, n, maxVCPUs)
 		}
 		d.sockets, d.dies, d.cores, d.threads = t.Sockets, t.Dies, t.Cores, t.Threads
+		t.Dies = dies // as libvirt shows it
+	}
+	// What libvirt fills in: host-model is checked partially and has no
+	// match; a custom model matches exactly.
+	switch mode {
+	case "host-model":
+		c.Match = ""
+		if c.Check == "" {
+			c.Check = "partial"
+		}
+	case "custom":
+		if c.Model != nil && c.Match == "" {
+			c.Match = "exact"
+		}
 	}
 	return d, nil
 }

@@ -107,7 +107,7 @@ func deviceArgs(a *args, c *config, rt runtimePaths) error {
 					master = fmt.Sprintf("usb%d", *cc.Index)
 				}
 				a.add("-device", fmt.Sprintf("%s,masterbus=%s.0,firstport=%d,id=%s-%s%s", m.device, master, cc.USB.Master.StartPort, id, strings.TrimPrefix(cc.Model, "ich9-"), at(x, cc.Address)))
-			case strings.HasSuffix(cc.Model, "xhci"):
+			case strings.HasSuffix(cc.Model, "xhci") && cc.USB != nil && cc.USB.Port != nil:
 				a.add("-device", fmt.Sprintf("%s,p2=%d,p3=%d,id=%s%s", m.device, *cc.USB.Port, *cc.USB.Port, id, at(x, cc.Address)))
 			default:
 				a.add("-device", m.device+",id="+id+at(x, cc.Address))
@@ -147,9 +147,26 @@ func deviceArgs(a *args, c *config, rt runtimePaths) error {
 			if n.Target != nil && n.Target.Dev != "" {
 				tap = n.Target.Dev
 			}
-			a.add("-netdev", "tap,id="+netdev+",ifname="+opt(tap)+",script=no,downscript=no")
+			nd := "tap,id=" + netdev + ",ifname=" + opt(tap) + ",script=no,downscript=no"
+			if dr := n.Driver; dr != nil && dr.Queues > 1 {
+				nd += fmt.Sprintf(",queues=%d", dr.Queues)
+			}
+			// vhost-net needs KVM's ioeventfd; under TCG QEMU's own
+			// virtio-net backend serves the same guest device.
+			if dr := n.Driver; x.Type == "kvm" && (dr == nil || dr.Name != "qemu") {
+				nd += ",vhost=on"
+			}
+			a.add("-netdev", nd)
 		}
 		d := fmt.Sprintf("%s,netdev=%s,id=net%d,mac=%s", nicModels[n.Model.Type], netdev, i, n.MAC.Address)
+		if dr := n.Driver; dr != nil {
+			if dr.RXQueueSize != 0 {
+				d += fmt.Sprintf(",rx_queue_size=%d", dr.RXQueueSize)
+			}
+			if dr.TXQueueSize != 0 {
+				d += fmt.Sprintf(",tx_queue_size=%d", dr.TXQueueSize)
+			}
+		}
 		if n.MTU != nil && n.Model.Type == "virtio" {
 			d += fmt.Sprintf(",host_mtu=%d", n.MTU.Size)
 		}
@@ -164,7 +181,17 @@ func deviceArgs(a *args, c *config, rt runtimePaths) error {
 	for _, s := range dev.Serials {
 		port := *s.Target.Port
 		id := fmt.Sprintf("charserial%d", port)
-		a.add("-chardev", chardev(id, s.Source))
+		cd := chardev(id, s.Source)
+		if s.Protocol != nil && s.Protocol.Type == "telnet" {
+			cd += ",telnet=on"
+		}
+		if l := s.Log; l != nil {
+			cd += ",logfile=" + opt(l.File)
+			if l.Append != "" {
+				cd += ",logappend=" + l.Append
+			}
+		}
+		a.add("-chardev", cd)
 		a.add("-device", fmt.Sprintf("isa-serial,chardev=%s,id=serial%d,index=%d", id, port, port))
 	}
 	for i, con := range dev.Consoles {
@@ -216,7 +243,7 @@ func deviceArgs(a *args, c *config, rt runtimePaths) error {
 			a.add("-spice", fmt.Sprintf("port=%d,addr=%s,disable-ticketing=on,seamless-migration=on", port, graphicsListen(s.Listen)))
 		}
 	}
-	for i, au := range dev.Audios {
+	for _, au := range dev.Audios {
 		id := fmt.Sprintf("audio%d", au.ID)
 		switch {
 		case au.None != nil:
@@ -226,7 +253,6 @@ func deviceArgs(a *args, c *config, rt runtimePaths) error {
 		case au.File != nil:
 			a.add("-audiodev", "wav,id="+id+",path="+opt(au.File.Path))
 		}
-		_ = i
 	}
 	audioFor := func(s libvirtxml.DomainSound) string {
 		id := 1
@@ -333,6 +359,9 @@ func deviceArgs(a *args, c *config, rt runtimePaths) error {
 	}
 	for range dev.Panics {
 		a.add("-device", "pvpanic")
+	}
+	if f := x.Features; f != nil && f.VMCoreInfo != nil && f.VMCoreInfo.State == "on" {
+		a.add("-device", "vmcoreinfo")
 	}
 	if v := dev.VSock; v != nil {
 		cid := v.CID.Address

@@ -94,8 +94,8 @@ var usbModels = map[string]struct {
 	"ich9-uhci1": {"ich9-usb-uhci1", 2, pciIntegrated},
 	"ich9-uhci2": {"ich9-usb-uhci2", 2, pciIntegrated},
 	"ich9-uhci3": {"ich9-usb-uhci3", 2, pciIntegrated},
-	"qemu-xhci":  {"qemu-xhci", 15, pciExpress},
-	"nec-xhci":   {"nec-usb-xhci", 15, pciExpress},
+	"qemu-xhci":  {"qemu-xhci", 4, pciExpress},
+	"nec-xhci":   {"nec-usb-xhci", 4, pciExpress},
 	"none":       {},
 }
 
@@ -168,9 +168,11 @@ func normaliseControllers(x *libvirtxml.Domain, fam string, bad badFunc) error {
 			}
 		case "usb":
 			if c.Model == "" {
-				c.Model = map[string]string{machinePC: "piix3-uhci", machineQ35: "qemu-xhci"}[fam]
+				// libvirt's model for a USB controller given without one,
+				// on either machine (the implicit one on q35 is qemu-xhci).
+				c.Model = "piix3-uhci"
 			}
-			m, ok := usbModels[c.Model]
+			_, ok := usbModels[c.Model]
 			if !ok {
 				return bad("<controller type='usb' model='%s'> is not supported (only piix3-uhci, piix4-uhci, ich9-ehci1, ich9-uhci1..3, qemu-xhci, nec-xhci and none)", c.Model)
 			}
@@ -185,13 +187,7 @@ func normaliseControllers(x *libvirtxml.Domain, fam string, bad badFunc) error {
 				c.USB.Master = &libvirtxml.DomainControllerUSBMaster{StartPort: start}
 			}
 			if strings.HasSuffix(c.Model, "xhci") {
-				if c.USB == nil {
-					c.USB = &libvirtxml.DomainControllerUSB{}
-				}
-				if c.USB.Port == nil {
-					c.USB.Port = uintp(m.ports)
-				}
-				if *c.USB.Port == 0 || *c.USB.Port > 15 {
+				if c.USB != nil && c.USB.Port != nil && (*c.USB.Port == 0 || *c.USB.Port > 15) {
 					return bad("<controller type='usb' model='%s' ports='%d'> must have 1..15 ports", c.Model, *c.USB.Port)
 				}
 			} else if c.USB != nil && c.USB.Port != nil {
@@ -311,21 +307,12 @@ func assignDriveAddresses(x *libvirtxml.Domain, fam string, bad badFunc) error {
 	return nil
 }
 
-// addImplicitDevices adds what libvirt adds to every definition of the
-// machine family: the USB controller, the PCI root (and on q35 the SATA
-// controller that is part of the chipset), PS/2 mouse and keyboard, a
-// virtio balloon, the virtio-serial controller that virtio channels are
-// on, a video card for a graphics console, and the audio backend a sound
-// card or SPICE needs.
-func addImplicitDevices(x *libvirtxml.Domain, fam string) {
-	dev := x.Devices
+// addImplicitControllers adds the controllers every machine of the family
+// has, before any a disk needs: libvirt lists them first.
+func addImplicitControllers(x *libvirtxml.Domain, fam string) {
 	if findController(x, "usb", 0) == nil {
 		model := map[string]string{machinePC: "piix3-uhci", machineQ35: "qemu-xhci"}[fam]
-		c := libvirtxml.DomainController{Type: "usb", Index: uintp(0), Model: model}
-		if model == "qemu-xhci" {
-			c.USB = &libvirtxml.DomainControllerUSB{Port: uintp(15)}
-		}
-		insertController(x, c)
+		insertController(x, libvirtxml.DomainController{Type: "usb", Index: uintp(0), Model: model})
 	}
 	if fam == machineQ35 && findController(x, "sata", 0) == nil {
 		insertController(x, libvirtxml.DomainController{Type: "sata", Index: uintp(0)})
@@ -334,6 +321,17 @@ func addImplicitDevices(x *libvirtxml.Domain, fam string) {
 		model := map[string]string{machinePC: "pci-root", machineQ35: "pcie-root"}[fam]
 		insertController(x, libvirtxml.DomainController{Type: "pci", Index: uintp(0), Model: model})
 	}
+}
+
+// addImplicitDevices adds what libvirt adds to every definition of the
+// machine family: the USB controller, the PCI root (and on q35 the SATA
+// controller that is part of the chipset), PS/2 mouse and keyboard, a
+// virtio balloon, the virtio-serial controller that virtio channels are
+// on, a video card for a graphics console, and the audio backend a sound
+// card or SPICE needs.
+func addImplicitDevices(x *libvirtxml.Domain, fam string) {
+	addImplicitControllers(x, fam)
+	dev := x.Devices
 	if fam == machinePC {
 		// On pc the IDE controller is part of PIIX3, at 00:01.1.
 		if c := findController(x, "ide", 0); c != nil && c.Address == nil {
@@ -372,14 +370,13 @@ func addImplicitDevices(x *libvirtxml.Domain, fam string) {
 		dev.Videos = append(dev.Videos, libvirtxml.DomainVideo{Model: libvirtxml.DomainVideoModel{Type: "cirrus"}})
 		fillVideo(&dev.Videos[0], true)
 	}
-	needAudio := len(dev.Sounds) > 0
 	spice := false
 	for _, g := range dev.Graphics {
 		if g.Spice != nil {
-			spice, needAudio = true, true
+			spice = true
 		}
 	}
-	if needAudio && len(dev.Audios) == 0 {
+	if len(dev.Audios) == 0 {
 		a := libvirtxml.DomainAudio{ID: 1, None: &libvirtxml.DomainAudioNone{}}
 		if spice {
 			a = libvirtxml.DomainAudio{ID: 1, SPICE: &libvirtxml.DomainAudioSPICE{}}
@@ -395,6 +392,10 @@ func addImplicitDevices(x *libvirtxml.Domain, fam string) {
 // inputs and vsock.
 func assignPCIAddresses(x *libvirtxml.Domain, fam string, bad badFunc) error {
 	q35 := fam == machineQ35
+	gavePorts := false
+	for _, c := range x.Devices.Controllers {
+		gavePorts = gavePorts || c.Model == "pcie-root-port"
+	}
 	a, err := newPCIAlloc(x, q35)
 	if err != nil {
 		return bad("%v", err)
@@ -418,6 +419,10 @@ func assignPCIAddresses(x *libvirtxml.Domain, fam string, bad badFunc) error {
 			primary = i
 			break
 		}
+	}
+	if primary < 0 {
+		// No video card: its slot is free for other devices.
+		a.buses[0].reserved[1], a.buses[0].reserved[2] = false, false
 	}
 	if primary >= 0 {
 		add("<video>", &dev.Videos[primary].Address, pciIntegrated)
@@ -522,11 +527,32 @@ func assignPCIAddresses(x *libvirtxml.Domain, fam string, bad badFunc) error {
 			return bad("%v", err)
 		}
 	}
+	// On q35 libvirt puts the pcie-to-pci-bridge that conventional PCI
+	// devices need behind the first root port it adds, and adds the
+	// bridge itself when it comes to the first such device.
+	var bridgePort *pciBus
+	if q35 && !a.hasBridge() {
+		for _, s := range all {
+			if *s.addr == nil && s.conn == pciLegacy {
+				b, err := a.freeRootPort()
+				if err != nil {
+					return bad("%s: %v", s.what, err)
+				}
+				b.used[0] |= 1
+				bridgePort = b
+				break
+			}
+		}
+	}
 	// The ich9 USB companions share the slot of their EHCI master.
 	ehci := map[uint]*libvirtxml.DomainAddress{}
 	for _, s := range all {
 		if *s.addr != nil {
 			continue
+		}
+		if bridgePort != nil && s.conn == pciLegacy && !strings.HasPrefix(s.what, "<video>") {
+			a.addController("pcie-to-pci-bridge", pciAddr(bridgePort.index, 0, 0, false))
+			bridgePort = nil
 		}
 		var err error
 		switch {
@@ -556,17 +582,18 @@ func assignPCIAddresses(x *libvirtxml.Domain, fam string, bad badFunc) error {
 			return bad("%s: %v", s.what, err)
 		}
 	}
+	// libvirt leaves one pcie-root-port free for a device plugged in
+	// later, when it had to add ports and the definition gave none.
+	if q35 && a.added > 0 && !gavePorts {
+		if _, err := a.addRootPort(); err != nil {
+			return bad("%v", err)
+		}
+	}
+	dev.Controllers = append(dev.Controllers, a.made...)
 	for i := range dev.Controllers {
 		c := &dev.Controllers[i]
 		if c.Type == "pci" {
 			fillPCIController(c)
-		}
-	}
-	// libvirt leaves one pcie-root-port free for a device plugged in
-	// later, when it had to add ports.
-	if q35 && a.added > 0 {
-		if _, err := a.addRootPort(); err != nil {
-			return bad("%v", err)
 		}
 	}
 	return nil

@@ -13,6 +13,8 @@ import (
 // reason, in NAME.diff. An input libvirt refused (NAME.libvirt.err) must
 // be refused here too. Defining the output again gives the same document.
 func TestDumpXMLMatchesLibvirt(t *testing.T) {
+	needQEMU(t) // the machine types come from the emulator, as at define
+	drv, _ := newTestDriver(t)
 	for _, name := range goldenDumpXMLNames(t) {
 		t.Run(name, func(t *testing.T) {
 			doc := readGolden(t, "testdata/dumpxml/"+name+".xml")
@@ -22,6 +24,12 @@ func TestDumpXMLMatchesLibvirt(t *testing.T) {
 					t.Fatalf("accepted what libvirt refuses (%s)", strings.TrimSpace(msg))
 				}
 				return
+			}
+			if err == nil {
+				err = drv.checkHost(c, false)
+			}
+			if err == nil {
+				err = drv.resolveMachine(ctxT(t), c)
 			}
 			if err != nil {
 				t.Fatalf("define: %v", err)

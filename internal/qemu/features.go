@@ -48,6 +48,9 @@ func normaliseFeatures(x *libvirtxml.Domain, fam string, bad badFunc) error {
 				return err
 			}
 		}
+		if f.VMCoreInfo != nil && f.VMCoreInfo.State == "" {
+			f.VMCoreInfo.State = "on"
+		}
 		if f.SMM != nil {
 			if err := onOff("smm", &libvirtxml.DomainFeatureState{State: f.SMM.State}, bad); err != nil {
 				return err
@@ -189,10 +192,12 @@ func normaliseFeatures(x *libvirtxml.Domain, fam string, bad badFunc) error {
 			}
 		}
 	}
-	for _, l := range x.SecLabel {
+	for i := range x.SecLabel {
+		l := &x.SecLabel[i]
 		if l.Type != "none" || (l.Model != "" && l.Model != "none") {
 			return bad("<seclabel type='%s' model='%s'> is not supported (only type='none': the driver has no security driver)", l.Type, l.Model)
 		}
+		l.Model = "none"
 	}
 	if r := x.Resource; r != nil {
 		if r.Partition != "/machine" || r.FibreChannel != nil {

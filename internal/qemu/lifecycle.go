@@ -197,6 +197,9 @@ func (drv *Driver) CreateDomain(ctx context.Context, doc string) (*virt.Domain, 
 	if err := drv.checkHost(c, false); err != nil {
 		return nil, err
 	}
+	if err := drv.resolveMachine(ctx, c); err != nil {
+		return nil, err
+	}
 	var d *domain
 	var added bool
 	for {

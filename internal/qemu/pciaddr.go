@@ -57,7 +57,10 @@ type pciAlloc struct {
 	q35   bool
 	buses map[uint]*pciBus
 	added int // pcie-root-ports the allocator added
-	err   error
+	// made are the PCI controllers the allocator adds, appended to the
+	// definition once every address is assigned (appending earlier would
+	// move the controllers other devices' addresses are written into).
+	made []libvirtxml.DomainController
 }
 
 func newPCIAlloc(x *libvirtxml.Domain, q35 bool) (*pciAlloc, error) {
@@ -138,13 +141,7 @@ func (a *pciAlloc) take(kind pciConnect) (*libvirtxml.DomainAddress, error) {
 	}
 	switch kind {
 	case pciExpress:
-		for _, b := range a.sorted() {
-			if b.model == "pcie-root-port" && b.free(0, 0) && !a.bridged(b.index) {
-				b.used[0] |= 1
-				return pciAddr(b.index, 0, 0, false), nil
-			}
-		}
-		b, err := a.addRootPort()
+		b, err := a.freeRootPort()
 		if err != nil {
 			return nil, err
 		}
@@ -165,17 +162,29 @@ func (a *pciAlloc) take(kind pciConnect) (*libvirtxml.DomainAddress, error) {
 	return a.onBus(func(b *pciBus) bool { return b.index == 0 })
 }
 
-// bridged reports whether a root port already has a bridge behind it.
-func (a *pciAlloc) bridged(index uint) bool {
-	for _, c := range a.x.Devices.Controllers {
-		if c.Type == "pci" && c.Address != nil && c.Address.PCI != nil && *c.Address.PCI.Bus == index {
+// freeRootPort is the first pcie-root-port with nothing behind it, a new
+// one when there is none.
+func (a *pciAlloc) freeRootPort() (*pciBus, error) {
+	for _, b := range a.sorted() {
+		if b.model == "pcie-root-port" && b.free(0, 0) {
+			return b, nil
+		}
+	}
+	return a.addRootPort()
+}
+
+// hasBridge reports whether the domain has a bridge for conventional PCI
+// devices.
+func (a *pciAlloc) hasBridge() bool {
+	for _, b := range a.buses {
+		if b.model == "pcie-to-pci-bridge" || b.model == "pci-bridge" {
 			return true
 		}
 	}
 	return false
 }
 
-// takeSlot gives a device a whole slot on the root bus at slot want when
+// takeRootSlot gives a device a whole slot on the root bus at slot want when
 // it is free (libvirt's places for ich9 devices on q35), else the first
 // free one.
 func (a *pciAlloc) takeRootSlot(want uint) (*libvirtxml.DomainAddress, error) {
@@ -224,10 +233,11 @@ func (a *pciAlloc) addRootPort() (*pciBus, error) {
 }
 
 // rootPortAddress takes the place of the next pcie-root-port: a free
-// function in a root bus slot that holds only ports, from slot 2 on.
+// function in a root bus slot that holds only ports, from slot 1 on (slot
+// 1 is the video card's when there is one).
 func (a *pciAlloc) rootPortAddress() (*libvirtxml.DomainAddress, error) {
 	root := a.buses[0]
-	for s := uint(2); s < 0x1f; s++ {
+	for s := uint(1); s < 0x1f; s++ {
 		if root.reserved[s] || (root.used[s] != 0 && !root.ports[s]) {
 			continue
 		}
@@ -251,7 +261,7 @@ func (a *pciAlloc) addController(model string, at *libvirtxml.DomainAddress) *pc
 	}
 	c := libvirtxml.DomainController{Type: "pci", Index: &idx, Model: model, Address: at}
 	fillPCIController(&c)
-	a.x.Devices.Controllers = append(a.x.Devices.Controllers, c)
+	a.made = append(a.made, c)
 	b := &pciBus{index: idx, model: model}
 	a.buses[idx] = b
 	return b

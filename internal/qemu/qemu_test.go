@@ -519,6 +519,15 @@ func mustLookup(t testing.TB, drv *Driver, uuid string) *virt.Domain {
 	return d
 }
 
+// notQcow2 is a file that is not a qcow2 image.
+func notQcow2(t *testing.T) string {
+	f := filepath.Join(t.TempDir(), "raw.img")
+	if err := os.WriteFile(f, make([]byte, 1<<20), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
 func TestBadInputLeavesNothing(t *testing.T) {
 	needQEMU(t)
 	drv, dir := newTestDriver(t)
@@ -538,8 +547,10 @@ func TestBadInputLeavesNothing(t *testing.T) {
 		{"unsupported device", `<domain type='qemu'><name>u</name><memory>65536</memory><devices><shmem name='x'/></devices></domain>`,
 			false, virt.ErrNotSupported, "shmem"},
 		{"slash in name", `<domain type='qemu'><name>a/b</name><memory>65536</memory></domain>`, false, virt.ErrInvalidArgument, "a/b"},
-		{"qemu refuses", `<domain type='qemu'><name>m</name><memory>65536</memory><os><type machine='pc-i440fx-99.0'>hvm</type></os></domain>`,
-			true, virt.ErrInternal, "unsupported machine type"},
+		{"unknown machine type", `<domain type='qemu'><name>m</name><memory>65536</memory><os><type machine='pc-i440fx-99.0'>hvm</type></os></domain>`,
+			false, virt.ErrInvalidArgument, "machine='pc-i440fx-99.0'>: the emulator has no such machine type"},
+		{"qemu refuses", `<domain type='qemu'><name>q</name><memory>65536</memory><devices><disk type='file'><driver name='qemu' type='qcow2'/><source file='` + notQcow2(t) + `'/><target dev='vda'/></disk></devices></domain>`,
+			true, virt.ErrInternal, "qcow2"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -169,6 +169,7 @@ func parseTuning(c *config, x *libvirtxml.Domain, bad badFunc) error {
 			if kib == 0 {
 				return bad("<memtune><%s> must be above 0", l.elem)
 			}
+			l.v.Value, l.v.Unit = kib, "KiB" // as libvirt shows it
 			if kib < unlimitedKiB {
 				*l.dst = kib * 1024
 			}

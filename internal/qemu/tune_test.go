@@ -117,8 +117,9 @@ func TestCPUArgs(t *testing.T) {
 		typ, vcpu, cpu string
 		wantCPU, smp   string
 	}{
-		{"qemu", `<vcpu>2</vcpu>`, ``, "", "2,sockets=2,cores=1,threads=1"},
-		{"qemu", `<vcpu current='1'>2</vcpu>`, ``, "", "1,maxcpus=2,sockets=2,cores=1,threads=1"},
+		// No <cpu>: libvirt's default, QEMU's qemu64, written out.
+		{"qemu", `<vcpu>2</vcpu>`, ``, "qemu64", "2,sockets=2,cores=1,threads=1"},
+		{"qemu", `<vcpu current='1'>2</vcpu>`, ``, "qemu64", "1,maxcpus=2,sockets=2,cores=1,threads=1"},
 		{"qemu", `<vcpu>1</vcpu>`, `<cpu mode='host-model'/>`, "max", "1,sockets=1,cores=1,threads=1"},
 		{"kvm", `<vcpu>1</vcpu>`, `<cpu mode='host-model'/>`, "host,migratable=on", "1,sockets=1,cores=1,threads=1"},
 		{"kvm", `<vcpu>1</vcpu>`, `<cpu mode='host-passthrough'><feature policy='disable' name='vmx'/></cpu>`, "host,-vmx", "1,sockets=1,cores=1,threads=1"},

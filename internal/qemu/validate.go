@@ -56,18 +56,19 @@ Devices.Interfaces.Source.Bridge Devices.Interfaces.Source.Bridge.Bridge
 Devices.Interfaces.Target Devices.Interfaces.Target.Dev Devices.Interfaces.Target.Managed
 Devices.Interfaces.Model Devices.Interfaces.Model.Type
 Devices.Interfaces.MTU.Size Devices.Interfaces.Link.State
+Devices.Interfaces.Driver.Name Devices.Interfaces.Driver.Queues Devices.Interfaces.Driver.RXQueueSize Devices.Interfaces.Driver.TXQueueSize
 Devices.Interfaces.Boot Devices.Interfaces.Boot.Order
-Devices.Serials Devices.Serials.Source.*
+Devices.Serials Devices.Serials.Source.* Devices.Serials.Protocol.Type Devices.Serials.Log.File Devices.Serials.Log.Append
 Devices.Serials.Target Devices.Serials.Target.Port Devices.Serials.Target.Type
 Devices.Serials.Target.Model Devices.Serials.Target.Model.Name
-Devices.Consoles Devices.Consoles.TTY Devices.Consoles.Source.*
+Devices.Consoles Devices.Consoles.TTY Devices.Consoles.Source.* Devices.Consoles.Log.File Devices.Consoles.Log.Append
 Devices.Consoles.Target Devices.Consoles.Target.Type Devices.Consoles.Target.Port
 Devices.Channels.Source.* Devices.Channels.Target.VirtIO.Name Devices.Channels.Target.VirtIO.State
 Devices.Channels.Address.*
 Devices.Graphics Devices.Graphics.VNC Devices.Graphics.VNC.Port Devices.Graphics.VNC.AutoPort
 Devices.Graphics.VNC.Listen Devices.Graphics.VNC.Keymap Devices.Graphics.VNC.Listeners
 Devices.Graphics.VNC.Listeners.Address Devices.Graphics.VNC.Listeners.Address.Address
-Devices.Graphics.Spice.Port Devices.Graphics.Spice.AutoPort Devices.Graphics.Spice.Listen
+Devices.Graphics.Spice.Port Devices.Graphics.Spice.TLSPort Devices.Graphics.Spice.AutoPort Devices.Graphics.Spice.Listen
 Devices.Graphics.Spice.Listeners.Address.Address
 Devices.Graphics.Spice.Image.Compression
 Devices.Videos.Model.Type Devices.Videos.Model.Heads Devices.Videos.Model.Ram Devices.Videos.Model.VRam

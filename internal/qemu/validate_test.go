@@ -44,7 +44,7 @@ func TestDefinitionRefusals(t *testing.T) {
 		{"usb model", base(`<controller type='usb' model='xyz'/>`), virt.ErrInvalidArgument, "<controller type='usb' model='xyz'>"},
 		{"usb device without usb", base(`<controller type='usb' model='none'/><input type='tablet' bus='usb'/>`), virt.ErrInvalidArgument, "USB controller is model='none'"},
 		{"tablet on ps2", base(`<input type='tablet' bus='ps2'/>`), virt.ErrInvalidArgument, "input type='tablet' bus='ps2'"},
-		{"spice tls", base(`<graphics type='spice' tlsPort='5901'/>`), virt.ErrNotSupported, "domain/devices/graphics/@tlsPort"},
+		{"spice tls", base(`<graphics type='spice' tlsPort='5901'/>`), virt.ErrInvalidArgument, "tlsPort='5901'>: TLS"},
 		{"graphics listen", base(`<graphics type='vnc' listen='example'/>`), virt.ErrInvalidArgument, "listen='example'"},
 		{"rng source", base(`<rng model='virtio'><backend model='random'>/etc/shadow</backend></rng>`), virt.ErrInvalidArgument, "/etc/shadow"},
 		{"watchdog action", base(`<watchdog model='i6300esb' action='dump'/>`), virt.ErrInvalidArgument, "action='dump'"},
