@@ -91,6 +91,19 @@ func AddTap(name, bridge string) (string, error) {
 	return name, nil
 }
 
+// CheckTap reports whether a tap device called name exists, for a guest
+// to use one the host made.
+func CheckTap(name string) error {
+	l, err := netlink.LinkByName(name)
+	if err != nil {
+		return fmt.Errorf("tap %q does not exist (with managed='no' the host makes it): %w", name, virt.ErrNotFound)
+	}
+	if _, ok := l.(*netlink.Tuntap); !ok {
+		return fmt.Errorf("%q is a %s device, not a tap: %w", name, l.Type(), virt.ErrInvalidArgument)
+	}
+	return nil
+}
+
 // AddVeth makes a veth pair. Its end called host stays in the caller's
 // namespace, attached to the bridge called bridge (none when empty), and
 // up. Its other end is made directly in the network namespace open as

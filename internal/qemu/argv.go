@@ -14,18 +14,15 @@ type runtimePaths struct {
 	// handed to QEMU, or "path=/run/.../x.qmp".
 	Monitor string
 	PidFile string
-	// ChannelDir holds the sockets of unix channels defined without a
-	// path (the guest agent's).
+	// For a command line written from the definition alone
+	// (domxml-to-native); at start the driver writes these into the live
+	// definition instead (prepareRuntime). ChannelDir holds the sockets
+	// of unix channels defined without a path; SpicePort is the port of
+	// a SPICE console with autoport; VSockCID the context id of a vsock
+	// with auto='yes'.
 	ChannelDir string
-	// SpicePort is the port a SPICE console with autoport listens on.
-	SpicePort int
-	// VSockCID is the context id of a vsock with auto='yes'.
-	VSockCID int
-}
-
-// channelPath is where the socket of a unix channel without a path is.
-func (rt runtimePaths) channelPath(name string) string {
-	return filepath.Join(rt.ChannelDir, name)
+	SpicePort  int
+	VSockCID   int
 }
 
 // ArgvFromXML returns the QEMU command line (emulator first) a domain XML
@@ -50,7 +47,8 @@ func ArgvFromXML(doc string, emulatorFor func(arch string) string) ([]string, er
 		}
 	}
 	base := filepath.Join(systemRunDir, c.UUID())
-	return buildArgv(c, runtimePaths{Monitor: "path=" + base + ".qmp", PidFile: base + ".pid"})
+	return buildArgv(c, runtimePaths{Monitor: "path=" + base + ".qmp", PidFile: base + ".pid",
+		ChannelDir: filepath.Join(systemRunDir, "channel", c.UUID()), SpicePort: graphicsPortMin, VSockCID: 3})
 }
 
 // buildArgv turns a checked definition into QEMU's command line, emulator

@@ -206,13 +206,14 @@ func deviceArgs(a *args, c *config, rt runtimePaths) error {
 		id := fmt.Sprintf("charchannel%d", i)
 		src := ch.Source
 		if src.UNIX != nil && src.UNIX.Path == "" {
-			u := *src.UNIX
-			u.Path = rt.channelPath(ch.Target.VirtIO.Name)
-			src = &libvirtxml.DomainChardevSource{UNIX: &u}
+			src = channelSource(src, rt.ChannelDir, ch.Target.VirtIO.Name)
 		}
 		a.add("-chardev", chardev(id, src))
 		vs := ch.Address.VirtioSerial
 		a.add("-device", fmt.Sprintf("virtserialport,bus=virtio-serial%d.%d,nr=%d,chardev=%s,id=channel%d,name=%s", *vs.Controller, *vs.Bus, *vs.Port, id, i, opt(ch.Target.VirtIO.Name)))
+	}
+	for i, h := range dev.Hubs {
+		a.add("-device", fmt.Sprintf("usb-hub,id=hub%d%s", i, usbAt(h.Address)))
 	}
 	for i, in := range dev.Inputs {
 		switch in.Bus {

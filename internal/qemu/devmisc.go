@@ -3,6 +3,7 @@ package qemu
 import (
 	"fmt"
 	"strconv"
+	"strings"
 
 	"libvirt.org/go/libvirtxml"
 )
@@ -367,48 +368,116 @@ func assignPortAddresses(x *libvirtxml.Domain, bad badFunc) error {
 	for i := range dev.RedirDevs {
 		devs = append(devs, usbDev{"<redirdev>", &dev.RedirDevs[i].Address})
 	}
-	if len(devs) == 0 {
+	if len(devs) == 0 && len(dev.Hubs) == 0 {
 		return nil
 	}
 	if usb == nil || usb.Model == "none" {
-		return bad("%s needs a USB controller, but the USB controller is model='none'", devs[0].what)
+		return bad("USB devices need a USB controller, but the USB controller is model='none'")
 	}
 	ports := usbPorts(x)
 	taken := map[string]bool{}
+	check := func(what string, u *libvirtxml.DomainAddressUSB) error {
+		if u.Bus == nil {
+			u.Bus = uintp(0)
+		}
+		if *u.Bus != 0 || !validUSBPort(u.Port, ports) {
+			return bad("%s: USB address bus %d port %q is out of range (bus 0, ports 1..%d, or N.M behind a hub)", what, *u.Bus, u.Port, ports)
+		}
+		if taken[u.Port] {
+			return bad("%s: USB port %s is used twice", what, u.Port)
+		}
+		taken[u.Port] = true
+		return nil
+	}
+	for i := range dev.Hubs {
+		if dev.Hubs[i].Type != "usb" {
+			return bad("<hub type='%s'> is not supported (only usb)", dev.Hubs[i].Type)
+		}
+		if a := dev.Hubs[i].Address; a != nil {
+			if a.USB == nil {
+				return bad("<hub> takes a USB <address>")
+			}
+			if err := check("<hub>", a.USB); err != nil {
+				return err
+			}
+		}
+	}
 	for _, d := range devs {
 		if *d.addr == nil {
 			continue
 		}
-		u := (*d.addr).USB
-		if u == nil {
+		if (*d.addr).USB == nil {
 			return bad("%s takes a USB <address>", d.what)
 		}
-		if u.Bus == nil {
-			u.Bus = uintp(0)
+		if err := check(d.what, (*d.addr).USB); err != nil {
+			return err
 		}
-		n, err := strconv.Atoi(u.Port)
-		if *u.Bus != 0 || err != nil || n < 1 || uint(n) > ports {
-			return bad("%s: USB address bus %d port %q is out of range (bus 0, ports 1..%d)", d.what, *u.Bus, u.Port, ports)
+	}
+	// As libvirt: when the controller's ports are too few, a hub takes
+	// the first free one, before the devices are placed.
+	if len(dev.Hubs) == 0 && uint(len(devs)) > ports {
+		dev.Hubs = append(dev.Hubs, libvirtxml.DomainHub{Type: "usb"})
+	}
+	free := func() string {
+		for p := uint(1); p <= ports; p++ {
+			if s := strconv.Itoa(int(p)); !taken[s] {
+				return s
+			}
 		}
-		if taken[u.Port] {
-			return bad("%s: USB port %s is used twice", d.what, u.Port)
+		for _, h := range dev.Hubs {
+			if h.Address == nil || h.Address.USB == nil {
+				continue
+			}
+			for p := 1; p <= 8; p++ {
+				if s := h.Address.USB.Port + "." + strconv.Itoa(p); !taken[s] {
+					return s
+				}
+			}
 		}
-		taken[u.Port] = true
+		return ""
+	}
+	for i := range dev.Hubs {
+		if dev.Hubs[i].Address == nil {
+			p := free()
+			if p == "" {
+				return bad("<hub>: no free USB port left")
+			}
+			taken[p] = true
+			dev.Hubs[i].Address = &libvirtxml.DomainAddress{USB: &libvirtxml.DomainAddressUSB{Bus: uintp(0), Port: p}}
+		}
 	}
 	for _, d := range devs {
 		if *d.addr != nil {
 			continue
 		}
-		p := uint(1)
-		for ; p <= ports && taken[strconv.Itoa(int(p))]; p++ {
-		}
-		if p > ports {
+		p := free()
+		if p == "" {
 			return bad("%s: no free USB port left (the controller has %d)", d.what, ports)
 		}
-		taken[strconv.Itoa(int(p))] = true
-		*d.addr = &libvirtxml.DomainAddress{USB: &libvirtxml.DomainAddressUSB{Bus: uintp(0), Port: strconv.Itoa(int(p))}}
+		taken[p] = true
+		*d.addr = &libvirtxml.DomainAddress{USB: &libvirtxml.DomainAddressUSB{Bus: uintp(0), Port: p}}
 	}
 	return nil
+}
+
+// validUSBPort accepts a port of the root hub (1..ports) or a port
+// behind hubs ("1.3"), each part 1..8 past the first.
+func validUSBPort(port string, ports uint) bool {
+	parts := strings.Split(port, ".")
+	if len(parts) > 5 {
+		return false
+	}
+	for i, p := range parts {
+		n, err := strconv.Atoi(p)
+		limit := 8
+		if i == 0 {
+			limit = int(ports)
+		}
+		if err != nil || n < 1 || n > limit {
+			return false
+		}
+	}
+	return true
 }
 
 // usbPorts is how many ports USB bus 0 has.

@@ -72,6 +72,8 @@ type Driver struct {
 	cfg Config
 
 	caps *capsCache
+	// ports are the SPICE ports handed to starting guests.
+	ports portPool
 
 	doms *domlist.List[*config, guest]
 	// lastID is the ID last given to a started domain.

@@ -271,6 +271,13 @@ func (drv *Driver) start(ctx context.Context, d *domain, live *config) error {
 	if len(rec.QMP) >= 108 {
 		return fmt.Errorf("domain '%s': QMP socket path %s is longer than a unix socket allows: %w", c.Name(), rec.QMP, virt.ErrInvalidArgument)
 	}
+	held, err := drv.prepareRuntime(c, rec)
+	if err != nil {
+		drv.removeRuntimeFiles(rec)
+		return err
+	}
+	// Once QEMU answers on QMP it listens on its ports, or has failed.
+	defer drv.ports.release(held)
 	inst, err := drv.launch(ctx, d, c, rec)
 	if err != nil {
 		drv.removeRuntimeFiles(rec)

@@ -48,6 +48,8 @@ type record struct {
 	Taps       []string   `json:"taps,omitempty"`
 	// Cgroup is the guest's cgroup under each hierarchy's root.
 	Cgroup string `json:"cgroup,omitempty"`
+	// ChannelDir holds the sockets of channels defined without a path.
+	ChannelDir string `json:"channel_dir,omitempty"`
 	// XML is the live definition (with pty paths, VNC port).
 	XML string `json:"xml"`
 }
@@ -172,6 +174,11 @@ func (drv *Driver) loadRecords() []*record {
 // removeRuntimeFiles removes what a guest left under the run directory.
 func (drv *Driver) removeRuntimeFiles(r *record) {
 	drv.removeCgroup(r)
+	if r.ChannelDir != "" {
+		if err := os.RemoveAll(r.ChannelDir); err != nil {
+			drv.log.Warn("cannot remove a channel directory", "path", r.ChannelDir, "error", err)
+		}
+	}
 	for _, p := range []string{r.QMP, r.PidFile, drv.recordPath(r.UUID)} {
 		if p != "" {
 			if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {

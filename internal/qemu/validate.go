@@ -83,5 +83,6 @@ Devices.RNGs.Rate.Bytes Devices.RNGs.Rate.Period Devices.RNGs.Address.*
 Devices.Watchdogs.Model Devices.Watchdogs.Action Devices.Watchdogs.Address.*
 Devices.Panics.Model Devices.Panics.Address.*
 Devices.VSock.Model Devices.VSock.CID.Auto Devices.VSock.CID.Address Devices.VSock.Address.*
+Devices.Hubs.Type Devices.Hubs.Address.*
 Devices.RedirDevs.Bus Devices.RedirDevs.Source.* Devices.RedirDevs.Address.* Devices.RedirDevs.Boot.Order
 `, honouredTuning)
