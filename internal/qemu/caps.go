@@ -12,6 +12,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -24,21 +25,26 @@ import (
 	"github.com/virtd/virtd/virt"
 )
 
-// emulator is one qemu-system-<arch> binary. changed is when its file last
-// changed (its ctime: a write, a rename into place, a chmod; unlike the
-// mtime, no one can set it back), which names the probe it matches.
+// emulator is one qemu-system-<arch> binary.
 type emulator struct {
-	path    string
-	arch    string
-	changed time.Time
+	path string
+	arch string
 }
 
-// probeResult is what a QEMU binary says about itself over QMP.
+// probeFormat is the version of probeResult's layout. A cache file of
+// another format is ignored (and replaced by a new probe): bump it when a
+// field is added, so that no cached probe answers with the field empty.
+const probeFormat = 2
+
+// probeResult is what a QEMU binary says about itself over QMP, from one
+// run of it (see probeQEMU and probeDomainCaps).
 type probeResult struct {
+	Format   int       `json:"format"`
 	Path     string    `json:"path"`
-	Changed  time.Time `json:"changed"`
+	ID       binaryID  `json:"id"`
 	Version  uint64    `json:"version"` // libvirt's encoding: major*1e6+minor*1e3+micro
 	Machines []machine `json:"machines"`
+	domainProbe
 }
 
 type machine struct {
@@ -46,11 +52,13 @@ type machine struct {
 	Alias   string `json:"alias,omitempty"`
 	Default bool   `json:"default,omitempty"`
 	CPUMax  int    `json:"cpu_max,omitempty"`
+	// DefaultCPU is the CPU model the machine has without one named.
+	DefaultCPU string `json:"default_cpu,omitempty"`
 }
 
 // capsCache finds QEMU binaries and probes each once, keeping the result
-// (in memory and under the run directory) keyed by path and change time,
-// so an upgraded QEMU is probed again. The list of binaries is kept too,
+// (in memory and under the run directory) keyed by the binary's identity
+// (see binaryID), so an upgraded QEMU is probed again. The list of binaries is kept too,
 // and made again only when a directory of the search path or a binary
 // found changed: a call that wants it costs a stat of each, not a read of
 // every directory.
@@ -58,6 +66,12 @@ type capsCache struct {
 	cfg    Config
 	mu     sync.Mutex
 	probes map[string]*probeResult
+	// launches counts the QEMU processes started to probe.
+	launches atomic.Int64
+	// domcaps keeps the domain capabilities made from a probe (see
+	// domainCapsKey).
+	domcaps map[domainCapsKey]string
+	fw      firmwareCache
 
 	listMu sync.Mutex
 	list   *emulatorList
@@ -94,7 +108,8 @@ func (l *emulatorList) current(path string) bool {
 }
 
 func newCapsCache(cfg Config) *capsCache {
-	return &capsCache{cfg: cfg, probes: make(map[string]*probeResult)}
+	return &capsCache{cfg: cfg, probes: make(map[string]*probeResult), domcaps: make(map[domainCapsKey]string),
+		fw: firmwareCache{dirs: firmwareDirs}}
 }
 
 // searchPath is where QEMU binaries are looked for: Config.Path, else the
@@ -139,7 +154,7 @@ func searchEmulators(path string) *emulatorList {
 				continue
 			}
 			seen[arch] = true
-			l.emus = append(l.emus, emulator{path: m, arch: arch, changed: time.Unix(0, s.Ctime)})
+			l.emus = append(l.emus, emulator{path: m, arch: arch})
 		}
 	}
 	for _, s := range l.stamps {
@@ -192,26 +207,52 @@ func (cc *capsCache) cacheFile(path string) string {
 	return filepath.Join(cc.cfg.RunDir, "capabilities", hex.EncodeToString(h[:8])+".json")
 }
 
-// probe returns what the emulator reports, from the cache when its path
-// and change time match.
+// binaryID is the identity of an emulator binary (the file a path leads
+// to): a binary replaced (a new inode), rewritten in place (size, mtime,
+// ctime) or touched is another binary, whose probe is made again.
+type binaryID struct {
+	Dev   uint64 `json:"dev"`
+	Ino   uint64 `json:"ino"`
+	Size  int64  `json:"size"`
+	Mtime int64  `json:"mtime"` // ns since the epoch
+	Ctime int64  `json:"ctime"`
+}
+
+func identify(path string) (binaryID, error) {
+	var st syscall.Stat_t
+	if err := syscall.Stat(path, &st); err != nil {
+		return binaryID{}, err
+	}
+	return binaryID{Dev: uint64(st.Dev), Ino: st.Ino, Size: st.Size, Mtime: st.Mtim.Nano(), Ctime: st.Ctim.Nano()}, nil
+}
+
+// probe returns what the emulator reports: from memory, else from the
+// cache file, when the binary at its path is the one probed (same
+// binaryID, same probeFormat); else from a new probe, which replaces both.
 func (cc *capsCache) probe(ctx context.Context, e emulator) (*probeResult, error) {
+	id, err := identify(e.path)
+	if err != nil {
+		return nil, virt.Errorf(virt.ErrInternal, "emulator %s: %w", e.path, err)
+	}
 	cc.mu.Lock()
 	defer cc.mu.Unlock()
-	if p := cc.probes[e.path]; p != nil && p.Changed.Equal(e.changed) {
+	if p := cc.probes[e.path]; p != nil && p.ID == id {
 		return p, nil
 	}
 	file := cc.cacheFile(e.path)
 	if b, err := os.ReadFile(file); err == nil {
 		var p probeResult
-		if json.Unmarshal(b, &p) == nil && p.Path == e.path && p.Changed.Equal(e.changed) {
+		if json.Unmarshal(b, &p) == nil && p.Format == probeFormat && p.Path == e.path && p.ID == id {
 			cc.probes[e.path] = &p
 			return &p, nil
 		}
 	}
+	cc.launches.Add(1)
 	p, err := probeQEMU(ctx, e)
 	if err != nil {
 		return nil, err
 	}
+	p.ID = id
 	cc.probes[e.path] = p
 	if b, err := json.Marshal(p); err == nil {
 		if os.MkdirAll(filepath.Dir(file), 0o700) == nil {
@@ -221,8 +262,9 @@ func (cc *capsCache) probe(ctx context.Context, e emulator) (*probeResult, error
 	return p, nil
 }
 
-// probeQEMU runs the binary with no machine and asks over QMP for its
-// version and machine types.
+// probeQEMU runs the binary with no machine (under TCG) and asks over QMP
+// for its version, machine types, and what domain capabilities are made
+// of (probeDomainCaps). It is the only QEMU process a probe starts.
 func probeQEMU(ctx context.Context, e emulator) (*probeResult, error) {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
@@ -242,7 +284,7 @@ func probeQEMU(ctx context.Context, e emulator) (*probeResult, error) {
 	if err != nil {
 		return nil, err
 	}
-	cmd := exec.Command(e.path, "-machine", "none", "-nodefaults", "-no-user-config", "-display", "none", "-S",
+	cmd := exec.Command(e.path, "-machine", "none", "-accel", "tcg", "-nodefaults", "-no-user-config", "-display", "none", "-S",
 		"-chardev", "socket,id=mon,fd=3,server=on,wait=off", "-mon", "chardev=mon,mode=control")
 	cmd.ExtraFiles = []*os.File{lnFile}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
@@ -265,16 +307,21 @@ func probeQEMU(ctx context.Context, e emulator) (*probeResult, error) {
 		Alias     string `json:"alias"`
 		IsDefault bool   `json:"is-default"`
 		CPUMax    int    `json:"cpu-max"`
+		CPUType   string `json:"default-cpu-type"`
 	}
 	if err := mon.Execute(ctx, "query-machines", nil, &ms); err != nil {
 		return nil, virt.Errorf(virt.ErrInternal, "probing %s: %w", e.path, err)
 	}
 	v := mon.Version()
-	p := &probeResult{Path: e.path, Changed: e.changed, Version: uint64(v.Major)*1000000 + uint64(v.Minor)*1000 + uint64(v.Micro)}
+	p := &probeResult{Format: probeFormat, Path: e.path, Version: uint64(v.Major)*1000000 + uint64(v.Minor)*1000 + uint64(v.Micro)}
 	for _, m := range ms {
-		p.Machines = append(p.Machines, machine{Name: m.Name, Alias: m.Alias, Default: m.IsDefault, CPUMax: m.CPUMax})
+		p.Machines = append(p.Machines, machine{Name: m.Name, Alias: m.Alias, Default: m.IsDefault, CPUMax: m.CPUMax,
+			DefaultCPU: strings.TrimSuffix(m.CPUType, "-"+e.arch+"-cpu")})
 	}
 	sort.Slice(p.Machines, func(i, j int) bool { return p.Machines[i].Name < p.Machines[j].Name })
+	if err := probeDomainCaps(ctx, mon, p.Machines, &p.domainProbe); err != nil {
+		return nil, virt.Errorf(virt.ErrInternal, "probing %s: %w", e.path, err)
+	}
 	_ = mon.Execute(ctx, "quit", nil, nil)
 	return p, nil
 }

@@ -3,7 +3,6 @@ package qemu
 import (
 	"context"
 	"fmt"
-	"os"
 	"slices"
 	"time"
 
@@ -364,104 +363,6 @@ func (drv *Driver) NodeCPUStats(ctx context.Context, cpu int) (*virt.NodeCPUStat
 // NodeMemoryStats reads the host's memory from /proc.
 func (drv *Driver) NodeMemoryStats(ctx context.Context, cell int) (*virt.NodeMemoryStats, error) {
 	return hostinfo.NodeMemoryStats(ctx, cell)
-}
-
-// DomainCapabilities describes what a domain may have on one of the
-// emulators the driver found (those capabilities lists), as the driver
-// supports it: the emulator's path, the machine type (the emulator's
-// default, or the one named, by its canonical name) and its vCPU limit,
-// the BIOS QEMU brings (no <loader>), disks (disk and cdrom on virtio,
-// ide and sata), VNC graphics; <video> and host devices are not
-// supported. The domain type defaults to kvm where /dev/kvm is usable for
-// the architecture, else qemu; the architecture to the emulator's, or the
-// host's.
-func (drv *Driver) DomainCapabilities(ctx context.Context, emulatorPath, arch, machineName, virtType string) (string, error) {
-	if err := ctx.Err(); err != nil {
-		return "", err
-	}
-	var e *emulator
-	emus := drv.caps.emulators()
-	for i := range emus {
-		if (emulatorPath != "" && emus[i].path == emulatorPath) || (emulatorPath == "" && guestArch(emus[i].arch) == orHost(arch)) {
-			e = &emus[i]
-			break
-		}
-	}
-	switch {
-	case e == nil && emulatorPath != "":
-		return "", fmt.Errorf("emulator %q is not one the qemu driver found (qemu-system-* in %s): %w", emulatorPath, drv.caps.searchPath(), virt.ErrInvalidArgument)
-	case e == nil:
-		return "", fmt.Errorf("no emulator for architecture %q: qemu-system-%s not found in %s: %w", orHost(arch), orHost(arch), drv.caps.searchPath(), virt.ErrInvalidArgument)
-	case arch != "" && guestArch(e.arch) != arch:
-		return "", fmt.Errorf("emulator %s does not run architecture %q: %w", e.path, arch, virt.ErrInvalidArgument)
-	}
-	arch = guestArch(e.arch)
-	if arch != "x86_64" && arch != "i686" {
-		return "", fmt.Errorf("architecture %q is not supported by the qemu driver (only x86_64 and i686): %w", arch, virt.ErrNotSupported)
-	}
-	_, kvmErr := os.Stat("/dev/kvm")
-	kvm := kvmErr == nil && (arch == hostinfo.Arch() || (hostinfo.Arch() == "x86_64" && arch == "i686"))
-	switch virtType {
-	case "":
-		virtType = "qemu"
-		if kvm {
-			virtType = "kvm"
-		}
-	case "qemu":
-	case "kvm":
-		if !kvm {
-			return "", fmt.Errorf("KVM is not usable for %s on this host (no /dev/kvm, or another architecture): %w", arch, virt.ErrInvalidArgument)
-		}
-	default:
-		return "", fmt.Errorf("virtualization type %q is not served by the qemu driver (only qemu and kvm): %w", virtType, virt.ErrInvalidArgument)
-	}
-	p, err := drv.caps.probe(ctx, *e)
-	if err != nil {
-		return "", err
-	}
-	var m *machine
-	for i := range p.Machines {
-		pm := &p.Machines[i]
-		if pm.Name == "none" {
-			continue
-		}
-		if (machineName == "" && pm.Default) || (machineName != "" && (pm.Name == machineName || pm.Alias == machineName)) {
-			m = pm
-			break
-		}
-	}
-	if m == nil {
-		if machineName == "" {
-			return "", fmt.Errorf("emulator %s reports no default machine type: %w", e.path, virt.ErrInternal)
-		}
-		return "", fmt.Errorf("machine type %q is not supported by emulator %s: %w", machineName, e.path, virt.ErrInvalidArgument)
-	}
-	maxVCPUs := m.CPUMax
-	if maxVCPUs <= 0 || maxVCPUs > 255 {
-		maxVCPUs = 255 // what the driver accepts in <vcpu>
-	}
-	enum := func(name string, values ...string) libvirtxml.DomainCapsEnum {
-		return libvirtxml.DomainCapsEnum{Name: name, Values: values}
-	}
-	caps := libvirtxml.DomainCaps{
-		Path: e.path, Domain: virtType, Machine: m.Name, Arch: arch,
-		VCPU: &libvirtxml.DomainCapsVCPU{Max: uint(maxVCPUs)},
-		OS:   &libvirtxml.DomainCapsOS{Supported: "yes", Loader: &libvirtxml.DomainCapsOSLoader{Supported: "no"}},
-		Devices: &libvirtxml.DomainCapsDevices{
-			Disk: &libvirtxml.DomainCapsDevice{Supported: "yes", Enums: []libvirtxml.DomainCapsEnum{
-				enum("diskDevice", "disk", "cdrom"),
-				enum("bus", "ide", "sata", "virtio"),
-			}},
-			Graphics: &libvirtxml.DomainCapsDevice{Supported: "yes", Enums: []libvirtxml.DomainCapsEnum{enum("type", "vnc")}},
-			Video:    &libvirtxml.DomainCapsDevice{Supported: "no"},
-			HostDev:  &libvirtxml.DomainCapsDevice{Supported: "no"},
-		},
-	}
-	s, err := caps.Marshal()
-	if err != nil {
-		return "", virt.Errorf(virt.ErrInternal, "domain capabilities: %w", err)
-	}
-	return s, nil
 }
 
 // guestArch is an emulator's architecture in libvirt's words: QEMU's
