@@ -5,9 +5,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"strings"
-	"time"
 
-	"github.com/virtd/virtd/driver"
 	"github.com/virtd/virtd/virt"
 )
 
@@ -20,8 +18,7 @@ import (
 func (drv *Driver) resolveMachine(ctx context.Context, c *config) error {
 	x := c.x
 	path := x.Devices.Emulator
-	s := driver.StampOf(path)
-	e := emulator{path: path, arch: strings.TrimPrefix(filepath.Base(path), "qemu-system-"), changed: time.Unix(0, s.Ctime)}
+	e := emulator{path: path, arch: strings.TrimPrefix(filepath.Base(path), "qemu-system-")}
 	p, err := drv.caps.probe(ctx, e)
 	if err != nil {
 		return virt.Errorf(virt.ErrInternal, "domain '%s': asking %s for its machine types: %w", c.Name(), path, err)

@@ -114,8 +114,8 @@ func TestDomainCapabilities(t *testing.T) {
 		!strings.HasPrefix(caps.Machine, "pc-i440fx-") || caps.VCPU.Max != 255 {
 		t.Errorf("domain capabilities of pc:\n%s", doc)
 	}
-	if d := caps.Devices; d.Disk.Supported != "yes" || d.Video.Supported != "no" || d.HostDev.Supported != "no" ||
-		fmt.Sprint(d.Disk.Enums) != "[{diskDevice [disk cdrom]} {bus [ide sata virtio]}]" || fmt.Sprint(d.Graphics.Enums) != "[{type [vnc]}]" {
+	if d := caps.Devices; d.Disk.Supported != "yes" || d.Video.Supported != "yes" || d.HostDev.Supported != "no" ||
+		fmt.Sprint(d.Disk.Enums) != "[{diskDevice [disk cdrom]} {bus [ide sata scsi virtio]}]" || fmt.Sprint(d.Graphics.Enums) != "[{type [spice vnc]}]" {
 		t.Errorf("devices:\n%s", doc)
 	}
 	for _, tc := range []struct{ emulator, arch, machine, virtType string }{
