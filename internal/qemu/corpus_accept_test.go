@@ -18,9 +18,39 @@ import (
 // round-trip.
 const corpusGoal = 0.90
 
-// corpusNetNS is set in the environment of the test re-run in a network
+// netnsEnv is set in the environment of a test re-run in a network
 // namespace of its own.
-const corpusNetNS = "VIRTD_QEMU_CORPUS_NETNS"
+const netnsEnv = "VIRTD_QEMU_TEST_NETNS"
+
+// inNetNS runs the calling test again in a network namespace it makes,
+// with lo up and one more interface with a documentation address (SPICE
+// resolves its listen address with AI_ADDRCONFIG, which wants an IPv4
+// address on an interface other than lo, as any host has). It reports
+// whether the caller is that run: the first run reports the second's
+// result and returns false. Nothing the test does reaches the host's
+// network.
+func inNetNS(t *testing.T) bool {
+	t.Helper()
+	if os.Getenv(netnsEnv) != "" {
+		run(t, "ip", "link", "set", "lo", "up")
+		run(t, "ip", "link", "add", "test0", "type", "veth", "peer", "name", "test1")
+		run(t, "ip", "addr", "add", "192.0.2.1/24", "dev", "test0")
+		run(t, "ip", "link", "set", "test0", "up")
+		return true
+	}
+	unshare, err := exec.LookPath("unshare")
+	if err != nil {
+		missing(t, "unshare (util-linux) is not installed")
+	}
+	cmd := exec.Command(unshare, "--net", "--", os.Args[0], "-test.run", "^"+t.Name()+"$", "-test.v")
+	cmd.Env = append(os.Environ(), netnsEnv+"=1")
+	out, err := cmd.CombinedOutput()
+	t.Logf("in a new network namespace:\n%s", out)
+	if err != nil {
+		t.Fatalf("the run in a network namespace failed: %v", err)
+	}
+	return false
+}
 
 // TestCorpusAcceptance defines every document of testdata/corpus (the
 // shapes virt-install, virt-manager, OpenStack and libvirt's documentation
@@ -35,30 +65,13 @@ const corpusNetNS = "VIRTD_QEMU_CORPUS_NETNS"
 // there; the host's network is not touched.
 func TestCorpusAcceptance(t *testing.T) {
 	needQEMU(t)
-	if os.Getenv(corpusNetNS) == "" {
-		unshare, err := exec.LookPath("unshare")
-		if err != nil {
-			t.Skip("unshare (util-linux) is not installed")
-		}
-		cmd := exec.Command(unshare, "--net", "--", os.Args[0], "-test.run", "^TestCorpusAcceptance$", "-test.v")
-		cmd.Env = append(os.Environ(), corpusNetNS+"=1")
-		out, err := cmd.CombinedOutput()
-		t.Logf("in a new network namespace:\n%s", out)
-		if err != nil {
-			t.Fatalf("the corpus run failed: %v", err)
-		}
+	if !inNetNS(t) {
 		return
 	}
 	files, err := filepath.Glob(filepath.Join(corpusDir, "*.xml"))
 	if err != nil || len(files) < 200 {
 		t.Fatalf("the corpus has %d documents, want at least 200 (%v)", len(files), err)
 	}
-	run(t, "ip", "link", "set", "lo", "up")
-	// SPICE resolves its listen address with AI_ADDRCONFIG, which wants
-	// an IPv4 address on an interface other than lo, as any host has.
-	run(t, "ip", "link", "add", "corpus0", "type", "veth", "peer", "name", "corpus1")
-	run(t, "ip", "addr", "add", "192.0.2.1/24", "dev", "corpus0")
-	run(t, "ip", "link", "set", "corpus0", "up")
 	drv, _ := newTestDriver(t)
 	ctx := ctxT(t)
 	made := map[string]bool{}

@@ -315,6 +315,9 @@ func (drv *Driver) start(ctx context.Context, d *domain, live *config) error {
 	if err := drv.readLiveValues(ctx, inst.mon, c); err != nil {
 		return fail(err)
 	}
+	if err := setBalloonPeriod(ctx, inst.mon, c); err != nil {
+		return fail(err)
+	}
 	doc, err := c.marshal(id)
 	if err != nil {
 		return fail(err)

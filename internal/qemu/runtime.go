@@ -1,6 +1,7 @@
 package qemu
 
 import (
+	"context"
 	"fmt"
 	"net"
 	"os"
@@ -10,6 +11,7 @@ import (
 
 	"libvirt.org/go/libvirtxml"
 
+	"github.com/virtd/virtd/internal/qemu/qmp"
 	"github.com/virtd/virtd/virt"
 )
 
@@ -131,4 +133,22 @@ func channelSource(src *libvirtxml.DomainChardevSource, dir, name string) *libvi
 	u := *src.UNIX
 	u.Path = filepath.Join(dir, name)
 	return &libvirtxml.DomainChardevSource{UNIX: &u}
+}
+
+// balloonPath is the QOM path of the balloon device (id balloon0).
+const balloonPath = "/machine/peripheral/balloon0"
+
+// setBalloonPeriod turns on the guest's memory statistics every
+// <stats period> seconds, as libvirt does once QEMU runs: QEMU takes it
+// as a property of the balloon, not on its command line.
+func setBalloonPeriod(ctx context.Context, mon *qmp.Monitor, c *config) error {
+	b := c.x.Devices.MemBalloon
+	if b == nil || b.Model != "virtio" || b.Stats == nil || b.Stats.Period == 0 {
+		return nil
+	}
+	args := map[string]any{"path": balloonPath, "property": "guest-stats-polling-interval", "value": b.Stats.Period}
+	if err := mon.Execute(ctx, "qom-set", args, nil); err != nil {
+		return virt.Errorf(virt.ErrInternal, "setting the balloon's statistics period: %w", err)
+	}
+	return nil
 }
