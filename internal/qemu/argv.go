@@ -39,6 +39,9 @@ func ArgvFromXML(doc string, emulatorFor func(arch string) string) ([]string, er
 			c.x.Devices.Emulator = "qemu-system-" + arch
 		}
 	}
+	if err := resolveFirmware(c, systemStateDir, firmwareDirs); err != nil {
+		return nil, err
+	}
 	base := filepath.Join(systemRunDir, c.UUID())
 	return buildArgv(c, runtimePaths{Monitor: "path=" + base + ".qmp", PidFile: base + ".pid"})
 }
@@ -58,6 +61,7 @@ func buildArgv(c *config, rt runtimePaths) ([]string, error) {
 	if x.Features == nil || x.Features.ACPI == nil {
 		mopts = append(mopts, "acpi=off")
 	}
+	mopts = append(mopts, extraMachineOpts(x)...)
 	a.add("-machine", strings.Join(mopts, ","))
 	accel := "tcg"
 	if x.Type == "kvm" {
@@ -148,6 +152,7 @@ func buildArgv(c *config, rt runtimePaths) ([]string, error) {
 	if b := x.Devices.MemBalloon; b != nil && b.Model == "virtio" {
 		a.add("-device", "virtio-balloon-pci,id=balloon0")
 	}
+	extraArgs(a, c, rt)
 	a.add("-msg", "timestamp=on")
 	return a.list, nil
 }

@@ -180,6 +180,9 @@ func parseConfig(doc string) (*config, error) {
 	if err := normaliseGraphics(&x, bad); err != nil {
 		return nil, err
 	}
+	if err := normaliseExtras(&x, bad); err != nil {
+		return nil, err
+	}
 	if err := checkImplicitDevices(&x, bad); err != nil {
 		return nil, err
 	}

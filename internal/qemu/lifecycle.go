@@ -113,6 +113,9 @@ func (drv *Driver) checkHost(c *config, starting bool) error {
 	if err := checkFile(c, "emulator", x.Devices.Emulator, true); err != nil {
 		return err
 	}
+	if err := drv.checkExtras(c, starting); err != nil {
+		return err
+	}
 	if !starting {
 		return nil
 	}
@@ -267,6 +270,7 @@ func (drv *Driver) start(ctx context.Context, d *domain, live *config) error {
 	}
 	inst, err := drv.launch(ctx, d, c, rec)
 	if err != nil {
+		drv.stopHelpers(rec)
 		drv.removeRuntimeFiles(rec)
 		if errors.Is(err, virt.ErrInternal) {
 			d.Lock()
@@ -278,6 +282,7 @@ func (drv *Driver) start(ctx context.Context, d *domain, live *config) error {
 	fail := func(err error) error {
 		drv.killAndReap(inst)
 		drv.deleteTaps(rec.Taps)
+		drv.stopHelpers(rec)
 		drv.removeRuntimeFiles(rec)
 		if inst.mon != nil {
 			inst.mon.Close()
@@ -355,6 +360,10 @@ func (drv *Driver) launch(ctx context.Context, d *domain, c *config, rec *record
 
 	argv, err := buildArgv(c, runtimePaths{Monitor: "fd=3", PidFile: rec.PidFile})
 	if err != nil {
+		drv.deleteTaps(rec.Taps)
+		return nil, err
+	}
+	if err := drv.startHelpers(c, rec); err != nil {
 		drv.deleteTaps(rec.Taps)
 		return nil, err
 	}
@@ -538,12 +547,16 @@ func (drv *Driver) watchExit(d *domain, inst *instance) {
 		d.Live = nil
 		drv.doms.Remove(d)
 		restart = false
+		if c != nil {
+			defer drv.removeDomainState(c)
+		}
 	} else {
 		drv.emitLocked(d, virt.EventStopped, detail)
 	}
 	d.Unlock()
 
 	drv.deleteTaps(rec.Taps)
+	drv.stopHelpers(rec)
 	drv.log.Info("domain stopped", "name", rec.Name, "pid", rec.Pid, "reason", virt.ReasonString(virt.StateShutoff, reason))
 	close(inst.exited)
 	if restart {

@@ -46,6 +46,8 @@ type record struct {
 	Reason     int32      `json:"reason"`
 	Persistent bool       `json:"persistent"`
 	Taps       []string   `json:"taps,omitempty"`
+	// Helpers are the processes started for the guest besides QEMU.
+	Helpers []helperRecord `json:"helpers,omitempty"`
 	// XML is the live definition (with pty paths, VNC port).
 	XML string `json:"xml"`
 }

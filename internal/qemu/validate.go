@@ -46,4 +46,4 @@ Devices.MemBalloon Devices.MemBalloon.Model
 Devices.Controllers Devices.Controllers.Type Devices.Controllers.Index Devices.Controllers.Model
 Devices.Controllers.USB Devices.Controllers.PCI
 Devices.Inputs Devices.Inputs.Type Devices.Inputs.Bus
-`)
+`, honouredExtras)
