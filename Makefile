@@ -20,7 +20,8 @@ FUZZTIME    ?= 30s
 # built with the race detector: supervision, concurrency, limits.
 RACE_E2E    := TestDriverKilledMidCall|TestKilledDriverGivesNoBareErrors|TestHungDriverIsKilled|TestCallWaitsForRestartingDriver|TestReplacedDriver|TestConcurrentClients|TestEvent|TestMax|TestDaemonKilledReattaches|TestView
 APT_PACKAGES ?= git ca-certificates gcc libc6-dev pkg-config libxen-dev libyajl-dev systemd \
-                qemu-system-x86 qemu-utils busybox-static cpio \
+                qemu-system-x86 qemu-system-common qemu-utils busybox-static cpio \
+                ovmf swtpm swtpm-tools qemu-guest-agent \
                 debootstrap rpm dpkg-dev libvirt-clients python3-libvirt
 
 BUF_VERSION               := v1.75.0

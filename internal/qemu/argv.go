@@ -46,6 +46,9 @@ func ArgvFromXML(doc string, emulatorFor func(arch string) string) ([]string, er
 			c.x.Devices.Emulator = "qemu-system-" + arch
 		}
 	}
+	if err := resolveFirmware(c, systemStateDir, readFirmware(firmwareDirs)); err != nil {
+		return nil, err
+	}
 	base := filepath.Join(systemRunDir, c.UUID())
 	return buildArgv(c, runtimePaths{Monitor: "path=" + base + ".qmp", PidFile: base + ".pid",
 		ChannelDir: filepath.Join(systemRunDir, "channel", c.UUID()), SpicePort: graphicsPortMin, VSockCID: 3})
@@ -112,6 +115,7 @@ func buildArgv(c *config, rt runtimePaths) ([]string, error) {
 	if err := deviceArgs(a, c, rt); err != nil {
 		return nil, err
 	}
+	extraArgs(a, c, rt)
 	a.add("-msg", "timestamp=on")
 	return a.list, nil
 }
@@ -130,12 +134,10 @@ func machineOption(x *libvirtxml.Domain) string {
 	if f != nil && f.VMPort != nil {
 		mopts = append(mopts, "vmport="+onOffValue(f.VMPort.State))
 	}
-	if f != nil && f.SMM != nil {
-		mopts = append(mopts, "smm="+onOffValue(f.SMM.State))
-	}
 	if t := timer(x, "hpet"); t != nil && t.Present == "no" {
 		mopts = append(mopts, "hpet=off")
 	}
+	mopts = append(mopts, extraMachineOpts(x)...) // firmware, SMM, memory backend
 	return strings.Join(mopts, ",")
 }
 

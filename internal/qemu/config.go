@@ -174,6 +174,7 @@ func parseConfig(doc string) (*config, error) {
 		func() error { return normaliseChardevs(&x, bad) },
 		func() error { return normaliseChannels(&x, bad) },
 		func() error { return normaliseGraphics(&x, bad) },
+		func() error { return normaliseExtras(&x, bad) },
 		func() error { return normaliseVideos(&x, bad) },
 		func() error { return normaliseSounds(&x, bad) },
 		func() error { return normaliseInputs(&x, fam, bad) },

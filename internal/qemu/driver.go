@@ -48,6 +48,10 @@ type Config struct {
 	RunDir string
 	// LogDir holds one QEMU log per domain.
 	LogDir string
+	// StateDir holds what a domain keeps across its runs besides its
+	// definition: TPM state (swtpm/<uuid>/) and NVRAM files (nvram/).
+	// Empty means ConfigDir/lib.
+	StateDir string
 	// Path is searched for qemu-system-* binaries; empty means $PATH.
 	// PATH is the driver process's own setting (the host gives a minimal
 	// one), which it uses to run programs anyway, not something the host
@@ -109,7 +113,7 @@ func New(env driver.Env) driver.Driver {
 	if logger == nil {
 		logger = hclog.NewNullLogger()
 	}
-	cfg := Config{ConfigDir: env.ConfigDir, RunDir: env.RunDir, LogDir: env.LogDir}
+	cfg := Config{ConfigDir: env.ConfigDir, RunDir: env.RunDir, LogDir: env.LogDir, StateDir: env.StateDir}
 	drv, err := NewWithConfig(logger, cfg)
 	if err != nil {
 		// Serve needs a driver; one that cannot use its directories
@@ -135,6 +139,9 @@ func NewWithConfig(logger hclog.Logger, cfg Config) (*Driver, error) {
 	}
 	if cfg.LogDir == "" {
 		cfg.LogDir = filepath.Join(cfg.RunDir, "log")
+	}
+	if cfg.StateDir == "" && cfg.ConfigDir != "" {
+		cfg.StateDir = filepath.Join(cfg.ConfigDir, "lib")
 	}
 	for _, dir := range []string{cfg.ConfigDir, cfg.RunDir, cfg.LogDir} {
 		if dir == "" {
@@ -353,6 +360,7 @@ func (drv *Driver) UndefineDomain(ctx context.Context, uuid string) error {
 	}
 	drv.emitLocked(d, virt.EventUndefined, virt.UndefinedRemoved)
 	if inst := d.Priv.inst; inst == nil {
+		drv.removeDomainState(d.Persistent)
 		drv.doms.Remove(d)
 	} else {
 		inst.rec.Persistent = false

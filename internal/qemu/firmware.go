@@ -27,8 +27,13 @@ type firmware struct {
 	// "memory" (a rom loader).
 	Device     string
 	Executable string
-	Targets    []firmwareTarget
-	Features   []string // "secure-boot", "enrolled-keys", "requires-smm", ...
+	// Format is the executable's format ("raw" when the descriptor says
+	// none); NVRAMTemplate the variable store a pflash firmware starts
+	// from.
+	Format        string
+	NVRAMTemplate string
+	Targets       []firmwareTarget
+	Features      []string // "secure-boot", "enrolled-keys", "requires-smm", ...
 }
 
 type firmwareTarget struct {
@@ -57,6 +62,7 @@ func (f *firmware) has(feature string) bool { return slices.Contains(f.Features,
 // firmwareList is the descriptors read, with the stamps of the
 // directories and files read: the list is read again when one changed.
 type firmwareList struct {
+	dirs   []string
 	stamps []driver.Stamp
 	fws    []firmware
 	racy   bool
@@ -96,7 +102,7 @@ func (fc *firmwareCache) get() *firmwareList {
 // readFirmware reads the descriptors of dirs. A descriptor that cannot be
 // read or parsed is left out, as QEMU's users do.
 func readFirmware(dirs []string) *firmwareList {
-	l := &firmwareList{}
+	l := &firmwareList{dirs: dirs}
 	start := time.Now()
 	byName := make(map[string]string)
 	for i := len(dirs) - 1; i >= 0; i-- { // earlier directories win
@@ -125,7 +131,11 @@ func readFirmware(dirs []string) *firmwareList {
 				Filename   string `json:"filename"` // memory
 				Executable struct {
 					Filename string `json:"filename"`
+					Format   string `json:"format"`
 				} `json:"executable"` // flash
+				NVRAMTemplate struct {
+					Filename string `json:"filename"`
+				} `json:"nvram-template"`
 			} `json:"mapping"`
 			Targets  []firmwareTarget `json:"targets"`
 			Features []string         `json:"features"`
@@ -137,6 +147,8 @@ func readFirmware(dirs []string) *firmwareList {
 		switch d.Mapping.Device {
 		case "flash":
 			f.Executable = d.Mapping.Executable.Filename
+			f.Format = d.Mapping.Executable.Format
+			f.NVRAMTemplate = d.Mapping.NVRAMTemplate.Filename
 		case "memory":
 			f.Executable = d.Mapping.Filename
 		default:

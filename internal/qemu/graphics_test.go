@@ -117,7 +117,6 @@ func dial(t *testing.T, port int) net.Conn {
 	return c
 }
 
-
 // guestInstance is the running QEMU of a domain.
 func guestInstance(t *testing.T, drv *Driver, uuid string) *instance {
 	t.Helper()

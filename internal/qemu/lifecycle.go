@@ -113,6 +113,9 @@ func (drv *Driver) checkHost(c *config, starting bool) error {
 	if err := checkFile(c, "emulator", x.Devices.Emulator, true); err != nil {
 		return err
 	}
+	if err := drv.checkExtras(c, starting); err != nil {
+		return err
+	}
 	if !starting {
 		return nil
 	}
@@ -280,6 +283,7 @@ func (drv *Driver) start(ctx context.Context, d *domain, live *config) error {
 	defer drv.ports.release(held)
 	inst, err := drv.launch(ctx, d, c, rec)
 	if err != nil {
+		drv.stopHelpers(rec)
 		drv.removeRuntimeFiles(rec)
 		if errors.Is(err, virt.ErrInternal) {
 			d.Lock()
@@ -291,6 +295,7 @@ func (drv *Driver) start(ctx context.Context, d *domain, live *config) error {
 	fail := func(err error) error {
 		drv.killAndReap(inst)
 		drv.deleteTaps(rec.Taps)
+		drv.stopHelpers(rec)
 		drv.removeRuntimeFiles(rec)
 		if inst.mon != nil {
 			inst.mon.Close()
@@ -374,6 +379,10 @@ func (drv *Driver) launch(ctx context.Context, d *domain, c *config, rec *record
 
 	argv, err := buildArgv(c, runtimePaths{Monitor: "fd=3", PidFile: rec.PidFile})
 	if err != nil {
+		drv.deleteTaps(rec.Taps)
+		return nil, err
+	}
+	if err := drv.startHelpers(c, rec); err != nil {
 		drv.deleteTaps(rec.Taps)
 		return nil, err
 	}
@@ -557,12 +566,16 @@ func (drv *Driver) watchExit(d *domain, inst *instance) {
 		d.Live = nil
 		drv.doms.Remove(d)
 		restart = false
+		if c != nil {
+			defer drv.removeDomainState(c)
+		}
 	} else {
 		drv.emitLocked(d, virt.EventStopped, detail)
 	}
 	d.Unlock()
 
 	drv.deleteTaps(rec.Taps)
+	drv.stopHelpers(rec)
 	drv.log.Info("domain stopped", "name", rec.Name, "pid", rec.Pid, "reason", virt.ReasonString(virt.StateShutoff, reason))
 	close(inst.exited)
 	if restart {

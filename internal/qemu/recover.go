@@ -24,6 +24,7 @@ func (drv *Driver) recoverOne(rec *record) {
 	if !alive {
 		drv.log.Warn("guest died while the driver was away", "name", rec.Name, "pid", rec.Pid)
 		drv.deleteTaps(rec.Taps)
+		drv.stopHelpers(rec)
 		drv.removeRuntimeFiles(rec)
 		if d, err := drv.doms.Find(virt.ByUUID(rec.UUID)); err == nil {
 			d.State, d.Reason = virt.StateShutoff, virt.ShutoffCrashed

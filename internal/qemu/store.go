@@ -50,6 +50,8 @@ type record struct {
 	Cgroup string `json:"cgroup,omitempty"`
 	// ChannelDir holds the sockets of channels defined without a path.
 	ChannelDir string `json:"channel_dir,omitempty"`
+	// Helpers are the processes started for the guest besides QEMU.
+	Helpers []helperRecord `json:"helpers,omitempty"`
 	// XML is the live definition (with pty paths, VNC port).
 	XML string `json:"xml"`
 }

@@ -85,4 +85,4 @@ Devices.Panics.Model Devices.Panics.Address.*
 Devices.VSock.Model Devices.VSock.CID.Auto Devices.VSock.CID.Address Devices.VSock.Address.*
 Devices.Hubs.Type Devices.Hubs.Address.*
 Devices.RedirDevs.Bus Devices.RedirDevs.Source.* Devices.RedirDevs.Address.* Devices.RedirDevs.Boot.Order
-`, honouredTuning)
+`, honouredTuning, honouredExtras)
