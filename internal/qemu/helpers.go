@@ -35,6 +35,7 @@ Devices.Filesystems Devices.Filesystems.AccessMode Devices.Filesystems.Driver
 Devices.Filesystems.Driver.Type Devices.Filesystems.Driver.Queue Devices.Filesystems.Binary.* Devices.Filesystems.Address.* Devices.Filesystems.Source Devices.Filesystems.Source.Mount
 Devices.Filesystems.Source.Mount.Dir Devices.Filesystems.Target Devices.Filesystems.Target.Dir
 MemoryBacking MemoryBacking.MemorySource MemoryBacking.MemorySource.Type
+MemoryBacking.MemoryHugePages MemoryBacking.MemoryNosharepages MemoryBacking.MemoryLocked
 MemoryBacking.MemoryAccess MemoryBacking.MemoryAccess.Mode
 OS.Firmware OS.FirmwareInfo.Features.Enabled OS.FirmwareInfo.Features.Name OS.Loader OS.Loader.Path OS.Loader.Readonly OS.Loader.Secure OS.Loader.Type
 OS.Loader.Format OS.NVRam OS.NVRam.NVRam OS.NVRam.Template OS.NVRam.Format
@@ -229,6 +230,9 @@ func (drv *Driver) checkExtras(c *config, starting bool) error {
 		return err
 	}
 	if err := checkFirmwareFiles(c); err != nil {
+		return err
+	}
+	if err := checkHugePages(c); err != nil {
 		return err
 	}
 	return checkFilesystemSources(c)

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 
 	"libvirt.org/go/libvirtxml"
@@ -29,6 +30,12 @@ func normaliseMemoryBacking(x *libvirtxml.Domain, bad badFunc) error {
 	mb := x.MemoryBacking
 	if mb == nil {
 		return nil
+	}
+	if mb.MemoryAllocation != nil || mb.MemoryDiscard != nil {
+		return bad("<memoryBacking>: <allocation> and <discard> are not supported")
+	}
+	if h := mb.MemoryHugePages; h != nil && len(h.Hugepages) > 0 {
+		return bad("<memoryBacking><hugepages><page>: only the host's default huge page size is supported (give <hugepages/>)")
 	}
 	if s := mb.MemorySource; s != nil && s.Type != "memfd" {
 		return bad("<memoryBacking><source type='%s'> is not supported (only memfd)", s.Type)
@@ -107,21 +114,69 @@ func normaliseFilesystems(x *libvirtxml.Domain, bad badFunc) error {
 
 // memoryMachineOpts are the -machine options for a memfd memory backend.
 func memoryMachineOpts(x *libvirtxml.Domain) []string {
-	if x.MemoryBacking == nil || x.MemoryBacking.MemorySource == nil {
+	mb := x.MemoryBacking
+	if mb == nil {
 		return nil
 	}
-	return []string{"memory-backend=pc.ram"}
+	var o []string
+	if mb.MemorySource != nil || mb.MemoryHugePages != nil {
+		o = append(o, "memory-backend=pc.ram")
+	}
+	if mb.MemoryNosharepages != nil {
+		o = append(o, "mem-merge=off")
+	}
+	return o
+}
+
+// checkHugePages checks, at start, that the host has the huge pages a
+// guest backed by them needs: QEMU would map them and fail later, when
+// the guest touches memory the pool cannot give.
+func checkHugePages(c *config) error {
+	mb := c.x.MemoryBacking
+	if mb == nil || mb.MemoryHugePages == nil {
+		return nil
+	}
+	b, err := os.ReadFile("/proc/meminfo")
+	if err != nil {
+		return virt.Errorf(virt.ErrInternal, "reading /proc/meminfo: %w", err)
+	}
+	var free, size uint64
+	for _, line := range strings.Split(string(b), "\n") {
+		f := strings.Fields(line)
+		if len(f) < 2 {
+			continue
+		}
+		n, _ := strconv.ParseUint(f[1], 10, 64)
+		switch f[0] {
+		case "HugePages_Free:":
+			free = n
+		case "Hugepagesize:":
+			size = n
+		}
+	}
+	if need := c.maxMemKiB; free*size < need {
+		return fmt.Errorf("domain '%s': <memoryBacking><hugepages>: the host has %d KiB of free huge pages, the guest needs %d KiB: %w",
+			c.Name(), free*size, need, virt.ErrNotSupported)
+	}
+	return nil
 }
 
 // filesystemArgs adds the memory backend and the vhost-user-fs devices.
 func filesystemArgs(a *args, c *config, rt runtimePaths) {
 	x := c.x
-	if x.MemoryBacking != nil && x.MemoryBacking.MemorySource != nil {
+	if mb := x.MemoryBacking; mb != nil && (mb.MemorySource != nil || mb.MemoryHugePages != nil) {
 		share := "off"
 		if sharedMemory(x) {
 			share = "on"
 		}
-		a.add("-object", fmt.Sprintf("memory-backend-memfd,id=pc.ram,share=%s,size=%dk", share, c.maxMemKiB))
+		obj := fmt.Sprintf("memory-backend-memfd,id=pc.ram,share=%s,size=%dk", share, c.maxMemKiB)
+		if mb.MemoryHugePages != nil {
+			obj += ",hugetlb=on"
+		}
+		a.add("-object", obj)
+	}
+	if mb := x.MemoryBacking; mb != nil && mb.MemoryLocked != nil {
+		a.add("-overcommit", "mem-lock=on")
 	}
 	for i, fs := range x.Devices.Filesystems {
 		id := fmt.Sprintf("chr-vu-fs%d", i)
