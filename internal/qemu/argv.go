@@ -270,14 +270,5 @@ func smbiosArgs(a *args, x *libvirtxml.Domain) {
 	}
 }
 
-func hasGraphics(x *libvirtxml.Domain, kind string) bool {
-	for _, g := range x.Devices.Graphics {
-		if kind == "vnc" && g.VNC != nil || kind == "spice" && g.Spice != nil {
-			return true
-		}
-	}
-	return false
-}
-
 // opt escapes a value for QEMU's comma-separated option syntax.
 func opt(s string) string { return strings.ReplaceAll(s, ",", ",,") }

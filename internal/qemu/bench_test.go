@@ -82,3 +82,22 @@ func BenchmarkSuspendEvent(b *testing.B) {
 		b.ReportMetric(float64(took[n*9/10].Microseconds()), "p90-us")
 	}
 }
+
+// BenchmarkDefine measures DefineDomain of a minimal definition: parsing,
+// checks, implicit devices, address assignment and the write to disk.
+func BenchmarkDefine(b *testing.B) {
+	needQEMU(b)
+	drv, _ := newTestDriver(b)
+	ctx := context.Background()
+	for i := 0; b.Loop(); i++ {
+		d, err := drv.DefineDomain(ctx, disklessXML(fmt.Sprintf("bench-%d", i)))
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.StopTimer()
+		if err := drv.UndefineDomain(ctx, d.UUID); err != nil {
+			b.Fatal(err)
+		}
+		b.StartTimer()
+	}
+}

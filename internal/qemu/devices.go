@@ -225,8 +225,9 @@ func normaliseControllers(x *libvirtxml.Domain, fam string, bad badFunc) error {
 	return nil
 }
 
-// diskUnits is how many disks one controller of a bus holds, in the
-// drive addresses libvirt assigns from the target name.
+// diskAddress is the drive address libvirt gives a disk from its target
+// name: the unit's index spread over the controllers of its bus (4 IDE
+// units, 6 SATA ports, 7 lsilogic units per controller).
 func diskAddress(x *libvirtxml.Domain, d *libvirtxml.DomainDisk) *libvirtxml.DomainAddressDrive {
 	idx, _ := diskIndex(d.Target.Dev)
 	n := uint(idx)
@@ -403,11 +404,18 @@ func assignPCIAddresses(x *libvirtxml.Domain, fam string, bad badFunc) error {
 	dev := x.Devices
 	// Every address given is reserved first, so that no assigned one
 	// takes its place.
+	// A slot is a device that needs a PCI address. Pointers into the
+	// device lists stay valid: the controllers the allocator adds are
+	// appended only once every address is assigned.
 	type slot struct {
 		what string
 		addr **libvirtxml.DomainAddress
 		conn pciConnect
-		port bool // a pcie-root-port
+		// What some devices need besides their kind of connection.
+		primaryVideo bool
+		port         bool                         // a pcie-root-port
+		usb          *libvirtxml.DomainController // a USB controller
+		ich9Sound    bool
 	}
 	var all []slot
 	add := func(what string, addr **libvirtxml.DomainAddress, conn pciConnect) {
@@ -426,6 +434,7 @@ func assignPCIAddresses(x *libvirtxml.Domain, fam string, bad badFunc) error {
 	}
 	if primary >= 0 {
 		add("<video>", &dev.Videos[primary].Address, pciIntegrated)
+		all[len(all)-1].primaryVideo = true
 	}
 	for i := range dev.Controllers {
 		c := &dev.Controllers[i]
@@ -458,6 +467,7 @@ func assignPCIAddresses(x *libvirtxml.Domain, fam string, bad badFunc) error {
 			continue
 		}
 		add(fmt.Sprintf("<sound model='%s'>", dev.Sounds[i].Model), &dev.Sounds[i].Address, conn)
+		all[len(all)-1].ich9Sound = dev.Sounds[i].Model == "ich9"
 	}
 	for i := range dev.Controllers {
 		c := &dev.Controllers[i]
@@ -472,6 +482,7 @@ func assignPCIAddresses(x *libvirtxml.Domain, fam string, bad badFunc) error {
 				continue
 			}
 			add(what, &c.Address, usbModels[c.Model].conn)
+			all[len(all)-1].usb = c
 		case "scsi":
 			conn := pciExpress
 			if c.Model == "lsilogic" {
@@ -550,13 +561,13 @@ func assignPCIAddresses(x *libvirtxml.Domain, fam string, bad badFunc) error {
 		if *s.addr != nil {
 			continue
 		}
-		if bridgePort != nil && s.conn == pciLegacy && !strings.HasPrefix(s.what, "<video>") {
+		if bridgePort != nil && s.conn == pciLegacy {
 			a.addController("pcie-to-pci-bridge", pciAddr(bridgePort.index, 0, 0, false))
 			bridgePort = nil
 		}
 		var err error
 		switch {
-		case strings.HasPrefix(s.what, "<video>") && primary >= 0 && s.addr == &dev.Videos[primary].Address:
+		case s.primaryVideo:
 			slot := uint(2)
 			if q35 {
 				slot = 1
@@ -569,9 +580,9 @@ func assignPCIAddresses(x *libvirtxml.Domain, fam string, bad badFunc) error {
 			} else {
 				*s.addr, err = a.take(pciLegacy)
 			}
-		case strings.HasPrefix(s.what, "<controller type='usb'"):
-			*s.addr, err = a.usbAddress(x, s.what, ehci)
-		case strings.HasPrefix(s.what, "<sound model='ich9'>") && q35:
+		case s.usb != nil:
+			*s.addr, err = a.usbAddress(s.usb, ehci)
+		case s.ich9Sound && q35:
 			*s.addr, err = a.takeRootSlot(0x1b)
 		case s.port:
 			*s.addr, err = a.rootPortAddress()
@@ -602,21 +613,9 @@ func assignPCIAddresses(x *libvirtxml.Domain, fam string, bad badFunc) error {
 // usbAddress places a USB controller: an ich9 EHCI master and its UHCI
 // companions share one slot (functions 7 and 0..2), on q35 the chipset's
 // slot 0x1d.
-func (a *pciAlloc) usbAddress(x *libvirtxml.Domain, what string, ehci map[uint]*libvirtxml.DomainAddress) (*libvirtxml.DomainAddress, error) {
-	var c *libvirtxml.DomainController
-	for i := range x.Devices.Controllers {
-		cc := &x.Devices.Controllers[i]
-		if cc.Type == "usb" && fmt.Sprintf("<controller type='usb' index='%d'>", *cc.Index) == what && cc.Address == nil {
-			c = cc
-			break
-		}
-	}
-	if c == nil || !strings.HasPrefix(c.Model, "ich9-") {
-		model := ""
-		if c != nil {
-			model = c.Model
-		}
-		return a.take(usbModels[model].conn)
+func (a *pciAlloc) usbAddress(c *libvirtxml.DomainController, ehci map[uint]*libvirtxml.DomainAddress) (*libvirtxml.DomainAddress, error) {
+	if !strings.HasPrefix(c.Model, "ich9-") {
+		return a.take(usbModels[c.Model].conn)
 	}
 	fn := map[string]uint{"ich9-ehci1": 7, "ich9-uhci1": 0, "ich9-uhci2": 1, "ich9-uhci3": 2}[c.Model]
 	base := ehci[*c.Index]
