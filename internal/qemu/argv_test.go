@@ -7,17 +7,26 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files under testdata/")
 
-// TestArgvGolden turns each testdata/argv/NAME.xml into a QEMU command
-// line and compares it with NAME.args, one argument per line in the shape
-// of libvirt's qemuxml2argv files. Run with -update to rewrite them.
+// TestArgvGolden turns each testdata/argv/NAME.xml, and each input of the
+// dumpxml goldens that libvirt accepts, into a QEMU command line and
+// compares it with testdata/argv/NAME.args, one argument per line in the
+// shape of libvirt's qemuxml2argv files. Run with -update to rewrite them.
 func TestArgvGolden(t *testing.T) {
+	defer func(f func() time.Time) { clockNow = f }(clockNow)
+	clockNow = func() time.Time { return time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC) }
 	files, err := filepath.Glob("testdata/argv/*.xml")
 	if err != nil || len(files) == 0 {
 		t.Fatalf("no golden inputs: %v", err)
+	}
+	for _, name := range goldenDumpXMLNames(t) {
+		if _, refused := libvirtRefusal(name); !refused {
+			files = append(files, "testdata/dumpxml/"+name+".xml")
+		}
 	}
 	for _, in := range files {
 		name := strings.TrimSuffix(filepath.Base(in), ".xml")
@@ -30,13 +39,14 @@ func TestArgvGolden(t *testing.T) {
 			if err != nil {
 				t.Fatalf("parse: %v", err)
 			}
-			rt := runtimePaths{Monitor: "path=/run/virtd/qemu/" + c.UUID() + ".qmp", PidFile: "/run/virtd/qemu/" + c.UUID() + ".pid"}
+			rt := runtimePaths{Monitor: "path=/run/virtd/qemu/" + c.UUID() + ".qmp", PidFile: "/run/virtd/qemu/" + c.UUID() + ".pid",
+				ChannelDir: "/run/virtd/qemu/channel/" + c.UUID(), SpicePort: 5900, VSockCID: 3}
 			argv, err := buildArgv(c, rt)
 			if err != nil {
 				t.Fatalf("argv: %v", err)
 			}
 			got := formatArgs(argv)
-			golden := strings.TrimSuffix(in, ".xml") + ".args"
+			golden := filepath.Join("testdata/argv", name+".args")
 			if *update {
 				if err := os.WriteFile(golden, []byte(got), 0o644); err != nil {
 					t.Fatal(err)

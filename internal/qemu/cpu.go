@@ -183,7 +183,7 @@ func cpuArgs(c *config) (cpuOpt string, smpOpt string, err error) {
 			return "", "", fmt.Errorf("domain '%s': <cpu><topology> does not make %d vCPUs", c.Name(), c.maxVCPUs)
 		}
 		smp += fmt.Sprintf(",sockets=%d", d.sockets)
-		if d.dies > 0 {
+		if d.dies > 1 {
 			smp += fmt.Sprintf(",dies=%d", d.dies)
 		}
 		smp += fmt.Sprintf(",cores=%d,threads=%d", d.cores, d.threads)

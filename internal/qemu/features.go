@@ -311,6 +311,10 @@ func timer(x *libvirtxml.Domain, name string) *libvirtxml.DomainTimer {
 	return nil
 }
 
+// clockNow is the time a guest's variable clock is moved from; tests fix
+// it.
+var clockNow = time.Now
+
 // rtcOption is QEMU's -rtc for the clock.
 func rtcOption(x *libvirtxml.Domain) string {
 	c := x.Clock
@@ -324,9 +328,9 @@ func rtcOption(x *libvirtxml.Domain) string {
 		// QEMU takes the guest's start time: now, moved by the adjustment.
 		base = c.Basis
 		if adj, _ := strconv.ParseInt(c.Adjustment, 10, 64); adj != 0 {
-			now := time.Now().UTC()
+			now := clockNow().UTC()
 			if c.Basis == "localtime" {
-				now = time.Now()
+				now = clockNow()
 			}
 			base = now.Add(time.Duration(adj) * time.Second).Format("2006-01-02T15:04:05")
 		}

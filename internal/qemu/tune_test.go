@@ -128,7 +128,7 @@ func TestCPUArgs(t *testing.T) {
 <topology sockets='2' dies='1' cores='2' threads='2'/>
 <feature policy='require' name='avx2'/><feature policy='force' name='pcid'/><feature policy='optional' name='x2apic'/>
 <feature policy='disable' name='hle'/><feature policy='forbid' name='rtm'/></cpu>`,
-			"Skylake-Client,vendor=GenuineIntel,+avx2,+pcid,+x2apic,-hle,-rtm", "8,sockets=2,dies=1,cores=2,threads=2"},
+			"Skylake-Client,vendor=GenuineIntel,+avx2,+pcid,+x2apic,-hle,-rtm", "8,sockets=2,cores=2,threads=2"},
 		{"qemu", `<vcpu current='2'>4</vcpu>`, `<cpu><topology sockets='1' cores='4' threads='1'/></cpu>`, "", "2,maxcpus=4,sockets=1,cores=4,threads=1"},
 		{"qemu", `<vcpu>1</vcpu>`, `<cpu mode='custom'><model fallback='allow'>qemu64</model></cpu>`, "qemu64", "1,sockets=1,cores=1,threads=1"},
 	} {
