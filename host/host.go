@@ -120,6 +120,11 @@ type Host struct {
 	mu       sync.Mutex
 	procs    map[string]*Proc
 	rejected []Rejected
+	// closing is set by Close, under mu: no restart begins after it.
+	// restarting counts the restarts after a crash under way, which
+	// Close waits for.
+	closing    bool
+	restarting sync.WaitGroup
 
 	// The subscriptions to each driver's events, and the bytes their
 	// backlogs hold together.
@@ -153,6 +158,7 @@ func New(cfg Config) (*Host, error) {
 // Close stops supervising. Driver processes are left running, as a daemon
 // restart must leave them; a new Host reattaches to them.
 func (h *Host) Close() {
+	h.quiesce()
 	close(h.stop)
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -163,6 +169,41 @@ func (h *Host) Close() {
 		}
 	}
 }
+
+// quiesce stops the restarts after a crash: those not begun are dropped,
+// and one launching now is waited for, so that no driver process starts
+// once it returns.
+func (h *Host) quiesce() {
+	h.mu.Lock()
+	h.closing = true
+	procs := make([]*Proc, 0, len(h.procs))
+	for _, p := range h.procs {
+		procs = append(procs, p)
+	}
+	h.mu.Unlock()
+	for _, p := range procs {
+		p.mu.Lock()
+		if p.restartTimer != nil {
+			p.restartTimer.Stop()
+		}
+		p.mu.Unlock()
+	}
+	h.restarting.Wait()
+}
+
+// beginRestart reports whether a restart after a crash may begin, and
+// counts it for quiesce; endRestart ends it.
+func (h *Host) beginRestart() bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.closing {
+		return false
+	}
+	h.restarting.Add(1)
+	return true
+}
+
+func (h *Host) endRestart() { h.restarting.Done() }
 
 // keepAliveInterval is how often a running driver gets a keep-alive: often
 // enough to notice a hang and idleness in time, at most every 5 s.

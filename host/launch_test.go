@@ -87,6 +87,9 @@ func newTestHost(t *testing.T, root string, opts ...func(*Config)) *Host {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
+		// No restart after a crash may start a driver once the test's
+		// directories go.
+		h.quiesce()
 		for _, st := range h.Status() {
 			if p, err := h.Lookup(st.Name); err == nil {
 				p.stop("the test ended")

@@ -38,6 +38,8 @@ type Proc struct {
 	// changed is closed, and replaced, at every change of the machine's
 	// state or of cur: whoever waits for one re-checks then.
 	changed chan struct{}
+	// restartTimer brings the driver back after a crash (see exited).
+	restartTimer *time.Timer
 }
 
 func newProc(h *Host, c Candidate) *Proc {
@@ -360,13 +362,20 @@ func (p *Proc) exited(in *instance) {
 		// Someone is using the driver: bring it back without waiting for
 		// their next call (reads may not make one: the core's view
 		// answers them).
-		time.AfterFunc(max(note.restartAt.Sub(now), 0), func() {
+		t := time.AfterFunc(max(note.restartAt.Sub(now), 0), func() {
+			if !p.h.beginRestart() {
+				return // the host is closing
+			}
+			defer p.h.endRestart()
 			ctx, cancel := context.WithTimeout(context.Background(), p.h.cfg.StartTimeout+time.Second)
 			defer cancel()
 			if _, err := p.Client(ctx); err != nil {
 				p.log.Warn("restart failed", "error", err)
 			}
 		})
+		p.mu.Lock()
+		p.restartTimer = t
+		p.mu.Unlock()
 	}
 }
 
