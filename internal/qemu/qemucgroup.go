@@ -127,18 +127,21 @@ func containsInt(l []int, n int) bool {
 // domain's cgroup with c's limits and pins its threads. The cgroup's path
 // is in inst.rec before anything is made, so that removeCgroup finds it
 // whatever fails.
+//
+// A domain whose definition asks for no limit gets no cgroup: moving a
+// process between cgroup v1 groups waits for an RCU grace period (10-20
+// ms here, the better part of a start), and nothing would use the group.
 func (drv *Driver) applyTuning(ctx context.Context, c *config, inst *instance) error {
 	t := c.tune
 	if t == nil {
 		t = &tuning{}
 	}
+	if !t.cgroupNeeded() {
+		return drv.pinThreads(ctx, t, inst)
+	}
 	h, err := hostCgroups()
 	if err != nil {
-		if t.cgroupNeeded() {
-			return virt.Errorf(virt.ErrNotSupported, "<cputune>/<memtune> need cgroups: %w", err)
-		}
-		drv.log.Debug("no cgroups: the domain runs in the driver's", "name", c.Name(), "error", err)
-		return drv.pinThreads(ctx, t, inst)
+		return virt.Errorf(virt.ErrNotSupported, "<cputune>/<memtune> need cgroups: %w", err)
 	}
 	cg := h.OpenWith(cgroupParent, cgroupName(c), qemuControllers)
 	inst.rec.Cgroup = cg.Rel()
@@ -150,14 +153,7 @@ func (drv *Driver) applyTuning(ctx context.Context, c *config, inst *instance) e
 		err = cg.Add(inst.rec.Pid)
 	}
 	if err != nil {
-		if t.cgroupNeeded() {
-			return virt.Errorf(virt.ErrInternal, "cgroup %s: %w", cg.Rel(), err)
-		}
-		// Nothing asked for limits: the guest runs without.
-		drv.log.Warn("cannot put the domain in a cgroup", "name", c.Name(), "cgroup", cg.Rel(), "error", err)
-		_ = cg.RemoveTree()
-		inst.rec.Cgroup = ""
-		return drv.pinThreads(ctx, t, inst)
+		return virt.Errorf(virt.ErrInternal, "cgroup %s: %w", cg.Rel(), err)
 	}
 	if t.period > 0 || t.quota > 0 {
 		vcpus, err := vcpuThreads(ctx, inst)
