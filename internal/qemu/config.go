@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"libvirt.org/go/libvirtxml"
@@ -159,7 +160,7 @@ func parseConfig(doc string) (*config, error) {
 		if *a.v == "" {
 			*a.v = a.def
 		}
-		if !contains(a.ok, *a.v) {
+		if !slices.Contains(a.ok, *a.v) {
 			return nil, bad("<%s>%s</%s> is not supported (only %s)", a.elem, *a.v, a.elem, strings.Join(a.ok, ", "))
 		}
 	}
@@ -180,7 +181,7 @@ func parseConfig(doc string) (*config, error) {
 		func() error { return normaliseInputs(&x, fam, bad) },
 		func() error { return normaliseMisc(&x, bad) },
 		func() error { return normaliseControllers(&x, fam, bad) },
-		func() error { addImplicitControllers(&x, fam); return normaliseControllers(&x, fam, bad) },
+		func() error { addImplicitControllers(&x, fam); return nil },
 		func() error { return assignDriveAddresses(&x, fam, bad) },
 		func() error { addImplicitDevices(&x, fam); return nil },
 		func() error { return assignPCIAddresses(&x, fam, bad) },
@@ -380,7 +381,7 @@ var diskDriverValues = []struct {
 
 func checkDiskDriver(dev string, d *libvirtxml.DomainDisk, bad badFunc) error {
 	for _, v := range diskDriverValues {
-		if val := v.get(d.Driver); val != "" && !contains(v.ok, val) {
+		if val := v.get(d.Driver); val != "" && !slices.Contains(v.ok, val) {
 			return bad("disk %q: <driver %s='%s'> is not supported (only %s)", dev, v.attr, val, strings.Join(v.ok, ", "))
 		}
 	}
@@ -641,13 +642,4 @@ func serialByPort(x *libvirtxml.Domain, port uint) *libvirtxml.DomainSerial {
 		}
 	}
 	return nil
-}
-
-func contains(list []string, s string) bool {
-	for _, v := range list {
-		if v == s {
-			return true
-		}
-	}
-	return false
 }

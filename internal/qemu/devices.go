@@ -105,6 +105,10 @@ func isUSBCompanion(c *libvirtxml.DomainController) bool {
 
 var scsiModels = map[string]string{"virtio-scsi": "virtio-scsi-pci", "lsilogic": "lsi"}
 
+// defaultSCSIModel is libvirt's model for an x86 SCSI controller given
+// without one, or added for a disk.
+const defaultSCSIModel = "lsilogic"
+
 // normaliseControllers checks the controllers a definition gives and
 // fills in what libvirt fills in: indexes, models, PCI controller
 // details.
@@ -127,9 +131,6 @@ func normaliseControllers(x *libvirtxml.Domain, fam string, bad badFunc) error {
 		}
 		if !isUSBCompanion(c) {
 			seen[key] = true
-		}
-		if c.Address != nil && c.Address.PCI == nil && !(c.Address.Drive == nil && c.Address.USB == nil && c.Address.VirtioSerial == nil && c.Address.ISA == nil) {
-			return bad("<controller type='%s' index='%d'>: only a PCI <address> is supported", c.Type, idx)
 		}
 		switch c.Type {
 		case "pci":
@@ -198,7 +199,7 @@ func normaliseControllers(x *libvirtxml.Domain, fam string, bad badFunc) error {
 			}
 		case "scsi":
 			if c.Model == "" {
-				c.Model = "lsilogic"
+				c.Model = defaultSCSIModel
 			}
 			if _, ok := scsiModels[c.Model]; !ok {
 				return bad("<controller type='scsi' model='%s'> is not supported (only virtio-scsi and lsilogic)", c.Model)
@@ -238,7 +239,7 @@ func diskAddress(x *libvirtxml.Domain, d *libvirtxml.DomainDisk) *libvirtxml.Dom
 		return &libvirtxml.DomainAddressDrive{Controller: uintp(n / 6), Bus: uintp(0), Target: uintp(0), Unit: uintp(n % 6)}
 	case "scsi":
 		units := uint(16384)
-		if c := findController(x, "scsi", 0); c == nil || c.Model == "lsilogic" {
+		if c := findController(x, "scsi", 0); c == nil || c.Model == defaultSCSIModel {
 			units = 7
 		}
 		return &libvirtxml.DomainAddressDrive{Controller: uintp(n / units), Bus: uintp(0), Target: uintp(0), Unit: uintp(n % units)}
@@ -294,10 +295,11 @@ func assignDriveAddresses(x *libvirtxml.Domain, fam string, bad badFunc) error {
 			if d.Target.Bus == "ide" && fam != machinePC {
 				return bad("disk %q: IDE is not supported on a %s machine (use sata)", dev, fam)
 			}
-			insertController(x, libvirtxml.DomainController{Type: d.Target.Bus, Index: uintp(*a.Controller)})
-			if err := normaliseControllers(x, fam, bad); err != nil {
-				return err
+			c := libvirtxml.DomainController{Type: d.Target.Bus, Index: uintp(*a.Controller)}
+			if c.Type == "scsi" {
+				c.Model = defaultSCSIModel
 			}
+			insertController(x, c)
 		}
 		if d.Target.Bus == "scsi" {
 			if c := findController(x, "scsi", *a.Controller); c.Model == "lsilogic" && (*a.Unit > 6 || *a.Target != 0) {

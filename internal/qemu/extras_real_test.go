@@ -1,10 +1,7 @@
 package qemu
 
 import (
-	"bufio"
-	"encoding/json"
 	"fmt"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -186,23 +183,5 @@ func TestRealGuestAgent(t *testing.T) {
 	if got := consoleField(t, serial, "VIRTD-GA"); got != "started" {
 		t.Fatalf("guest agent %q, want started", got)
 	}
-	conn, err := net.Dial("unix", sock)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	_ = conn.SetDeadline(time.Now().Add(60 * time.Second))
-	if _, err := conn.Write([]byte(`{"execute":"guest-ping"}` + "\n")); err != nil {
-		t.Fatal(err)
-	}
-	line, err := bufio.NewReader(conn).ReadString('\n')
-	if err != nil {
-		t.Fatalf("no answer to guest-ping: %v", err)
-	}
-	var resp struct {
-		Return *struct{} `json:"return"`
-	}
-	if err := json.Unmarshal([]byte(line), &resp); err != nil || resp.Return == nil {
-		t.Errorf("guest-ping answered %q (%v)", line, err)
-	}
+	guestPing(t, sock)
 }

@@ -1,6 +1,7 @@
 package qemu
 
 import (
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -176,7 +177,7 @@ func normaliseFeatures(x *libvirtxml.Domain, fam string, bad badFunc) error {
 			{"system", sysinfoSystem(sm.System), []string{"manufacturer", "product", "version", "serial", "uuid", "sku", "family"}},
 		} {
 			for _, e := range sec.entries {
-				if !contains(sec.ok, e.Name) {
+				if !slices.Contains(sec.ok, e.Name) {
 					return bad("<sysinfo><%s><entry name='%s'> is not supported (only %s)", sec.name, e.Name, strings.Join(sec.ok, ", "))
 				}
 				if e.File != "" {

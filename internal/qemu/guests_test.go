@@ -113,6 +113,13 @@ func pingAgent(t *testing.T, drv *Driver, uuid string) {
 	if !strings.HasPrefix(sock, drv.cfg.RunDir) {
 		t.Fatalf("the agent's channel socket %q is not under the run directory %s:\n%s", sock, drv.cfg.RunDir, doc)
 	}
+	guestPing(t, sock)
+}
+
+// guestPing sends guest-ping to a guest agent on the socket sock and
+// wants its empty return.
+func guestPing(t *testing.T, sock string) {
+	t.Helper()
 	conn, err := net.Dial("unix", sock)
 	if err != nil {
 		t.Fatal(err)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -79,7 +80,7 @@ func (drv *Driver) checkTuningHost(c *config) error {
 		}
 		check := func(elem string, set []int) error {
 			for _, n := range set {
-				if !containsInt(online, n) {
+				if !slices.Contains(online, n) {
 					return fmt.Errorf("domain '%s': %s names CPU %d, which is not online on this host (online: %s): %w",
 						c.Name(), elem, n, formatCPUSet(online), virt.ErrInvalidArgument)
 				}
@@ -112,15 +113,6 @@ func (drv *Driver) checkTuningHost(c *config) error {
 		}
 	}
 	return nil
-}
-
-func containsInt(l []int, n int) bool {
-	for _, x := range l {
-		if x == n {
-			return true
-		}
-	}
-	return false
 }
 
 // applyTuning puts inst's QEMU, paused and its monitor connected, in the

@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 
@@ -133,7 +134,7 @@ func machinePattern(m string) string {
 // uefiFor reports whether f is UEFI pflash firmware for arch and machine,
 // with secure boot as asked ("" prefers none) and, if it needs SMM, smm on.
 func (f *firmware) uefiFor(arch, machine, secure string, smm bool) bool {
-	if !contains(f.Interfaces, "uefi") || f.Device != "flash" || f.Format != "" && f.Format != "raw" {
+	if !slices.Contains(f.Interfaces, "uefi") || f.Device != "flash" || f.Format != "" && f.Format != "raw" {
 		return false
 	}
 	if !f.runs(arch, machinePattern(machine)) {
