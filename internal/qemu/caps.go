@@ -5,7 +5,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -274,13 +273,7 @@ func probeQEMU(ctx context.Context, e emulator) (*probeResult, error) {
 	}
 	defer os.RemoveAll(dir)
 	sock := filepath.Join(dir, "qmp")
-	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: sock, Net: "unix"})
-	if err != nil {
-		return nil, err
-	}
-	ln.SetUnlinkOnClose(false)
-	lnFile, err := ln.File()
-	ln.Close()
+	lnFile, err := listenFile(sock)
 	if err != nil {
 		return nil, err
 	}

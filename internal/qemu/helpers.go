@@ -2,7 +2,6 @@ package qemu
 
 import (
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -65,15 +64,8 @@ func (drv *Driver) startHelper(rec *record, kind, sock, logPath string, argv []s
 		return fmt.Errorf("domain '%s': %s socket path %s is longer than a unix socket allows: %w", rec.Name, kind, sock, virt.ErrInvalidArgument)
 	}
 	os.Remove(sock)
-	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: sock, Net: "unix"})
+	lnFile, err := listenFile(sock)
 	if err != nil {
-		return virt.Errorf(virt.ErrInternal, "domain '%s': %s socket: %w", rec.Name, kind, err)
-	}
-	ln.SetUnlinkOnClose(false)
-	lnFile, err := ln.File()
-	ln.Close()
-	if err != nil {
-		os.Remove(sock)
 		return virt.Errorf(virt.ErrInternal, "domain '%s': %s socket: %w", rec.Name, kind, err)
 	}
 	defer lnFile.Close()

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -363,14 +362,7 @@ func (drv *Driver) launch(ctx context.Context, d *domain, c *config, rec *record
 	}
 	os.Remove(rec.QMP)
 	os.Remove(rec.PidFile)
-	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: rec.QMP, Net: "unix"})
-	if err != nil {
-		drv.deleteTaps(rec.Taps)
-		return nil, virt.Errorf(virt.ErrInternal, "domain '%s': QMP socket: %w", name, err)
-	}
-	ln.SetUnlinkOnClose(false)
-	lnFile, err := ln.File()
-	ln.Close()
+	lnFile, err := listenFile(rec.QMP)
 	if err != nil {
 		drv.deleteTaps(rec.Taps)
 		return nil, virt.Errorf(virt.ErrInternal, "domain '%s': QMP socket: %w", name, err)
