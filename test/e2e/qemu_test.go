@@ -343,7 +343,8 @@ func TestQEMUBadInputLeavesNothing(t *testing.T) {
 		kind error
 	}{
 		"slash in name":      {`<domain type='qemu'><name>a/b</name><memory>65536</memory><os><type>hvm</type></os></domain>`, "a/b", client.ErrInvalidArgument},
-		"unsupported device": {`<domain type='qemu'><name>w</name><memory>65536</memory><os><type>hvm</type></os><devices><watchdog model='i6300esb'/></devices></domain>`, "watchdog", client.ErrNotSupported},
+		"unsupported device": {`<domain type='qemu'><name>h</name><memory>65536</memory><os><type>hvm</type></os><devices><hostdev mode='subsystem' type='pci' managed='yes'><source><address domain='0' bus='1' slot='0' function='0'/></source></hostdev></devices></domain>`, "domain/devices/hostdev", client.ErrNotSupported},
+		"bad value":          {`<domain type='qemu'><name>w</name><memory>65536</memory><os><type>hvm</type></os><devices><watchdog model='bogus'/></devices></domain>`, "<watchdog model='bogus'>", client.ErrInvalidArgument},
 	}
 	for name, tc := range cases {
 		if _, err := conn.DefineXML(ctx, tc.xml); !errors.Is(err, tc.kind) || !strings.Contains(err.Error(), tc.want) {
