@@ -17,38 +17,78 @@ import (
 // config is one parsed, checked and normalised domain definition. It is
 // never changed once built: a redefinition builds a new one, and a start
 // copies it into the live definition.
+//
+// A stored definition is kept compact (see compact): as its XML, parsed
+// again when it is started or its devices are asked for. Parsed, a
+// definition with the devices libvirt fills in takes about three times
+// the memory of its text.
 type config struct {
-	x         *libvirtxml.Domain
-	maxMemKiB uint64
-	memKiB    uint64
-	vcpus     uint32
-	maxVCPUs  uint32
-	tune      *tuning // tune.go
+	x          *libvirtxml.Domain // nil when compact
+	doc        string             // the definition's XML, when compact
+	name, uuid string
+	maxMemKiB  uint64
+	memKiB     uint64
+	vcpus      uint32
+	maxVCPUs   uint32
+	tune       *tuning // tune.go
 }
 
 // Name and UUID of the definition (domlist.Def).
-func (c *config) Name() string { return c.x.Name }
-func (c *config) UUID() string { return c.x.UUID }
+func (c *config) Name() string { return c.name }
+func (c *config) UUID() string { return c.uuid }
+
+// compact returns c kept as its XML.
+func (c *config) compact() (*config, error) {
+	if c.x == nil {
+		return c, nil
+	}
+	doc, err := c.marshal(0)
+	if err != nil {
+		return nil, err
+	}
+	n := *c
+	n.x, n.doc = nil, doc
+	return &n, nil
+}
+
+// dom is the parsed definition: c's own, or a new parse of a compact one.
+// Callers do not change it.
+func (c *config) dom() *libvirtxml.Domain {
+	if c.x != nil {
+		return c.x
+	}
+	var x libvirtxml.Domain
+	if err := x.Unmarshal(c.doc); err != nil {
+		panic(fmt.Sprintf("qemu: parsing the stored definition of domain '%s': %v", c.Name(), err))
+	}
+	return &x
+}
 
 // clone deep-copies the definition (through XML), for a live copy whose
 // runtime fields (pty paths, ports, ids) are filled in.
 func (c *config) clone() *config {
-	doc, err := c.x.Marshal()
-	if err != nil {
-		panic(fmt.Sprintf("qemu: cloning domain '%s': %v", c.Name(), err))
+	doc := c.doc
+	if c.x != nil {
+		var err error
+		if doc, err = c.x.Marshal(); err != nil {
+			panic(fmt.Sprintf("qemu: cloning domain '%s': %v", c.Name(), err))
+		}
 	}
 	var x libvirtxml.Domain
 	if err := x.Unmarshal(doc); err != nil {
 		panic(fmt.Sprintf("qemu: cloning domain '%s': %v", c.Name(), err))
 	}
 	n := *c
-	n.x = &x
+	n.x, n.doc = &x, ""
 	return &n
 }
 
 // marshal writes the definition, with id='N' when id > 0 (live XML).
 func (c *config) marshal(id int32) (string, error) {
-	x := *c.x
+	if c.x == nil && id <= 0 {
+		return c.doc, nil
+	}
+	x := *c.dom()
 	x.ID = nil
 	if id > 0 {
 		n := int(id)
@@ -91,7 +131,7 @@ func parseConfig(doc string) (*config, error) {
 		}
 		x.UUID = u
 	}
-	c := &config{x: &x}
+	c := &config{x: &x, name: x.Name, uuid: x.UUID}
 
 	if x.Memory == nil {
 		return nil, bad("memory size must be given with <memory>")

@@ -327,6 +327,9 @@ func (drv *Driver) DefineDomain(ctx context.Context, doc string) (*virt.Domain, 
 	if err := drv.resolveMachine(ctx, c); err != nil {
 		return nil, err
 	}
+	if c, err = c.compact(); err != nil {
+		return nil, err
+	}
 	d, detail, err := drv.doms.Define(c, func(*domain) error { return drv.saveDefinition(c) })
 	if err != nil {
 		return nil, err

@@ -134,7 +134,7 @@ func (drv *Driver) params(ctx context.Context, s *statsSnapshot, groups virt.Sta
 		}
 	}
 	if groups&virt.StatsInterface != 0 && active {
-		ifaces := c.x.Devices.Interfaces
+		ifaces := c.dom().Devices.Interfaces
 		b.NetCount(len(ifaces))
 		for i := range ifaces {
 			tap := tapOf(&ifaces[i])
@@ -149,7 +149,7 @@ func (drv *Driver) params(ctx context.Context, s *statsSnapshot, groups virt.Sta
 		}
 	}
 	if groups&virt.StatsBlock != 0 {
-		disks := c.x.Devices.Disks
+		disks := c.dom().Devices.Disks
 		b.BlockCount(len(disks))
 		var io map[string]*domutil.BlockIO
 		if active {
@@ -175,7 +175,7 @@ func tapOf(n *libvirtxml.DomainInterface) string {
 
 // hasBalloon reports whether the domain has a virtio balloon device.
 func (c *config) hasBalloon() bool {
-	b := c.x.Devices.MemBalloon
+	b := c.dom().Devices.MemBalloon
 	return b != nil && b.Model == "virtio"
 }
 
@@ -291,8 +291,9 @@ func (drv *Driver) BlockStats(ctx context.Context, uuid, disk string) (*virt.Blo
 		return nil, err
 	}
 	var ids []string
-	for i := range s.c.x.Devices.Disks {
-		d := &s.c.x.Devices.Disks[i]
+	disks := s.c.dom().Devices.Disks
+	for i := range disks {
+		d := &disks[i]
 		if disk == "" || disk == d.Target.Dev || disk == diskPath(d) {
 			ids = append(ids, diskID(d))
 		}
@@ -327,8 +328,9 @@ func (drv *Driver) InterfaceStats(ctx context.Context, uuid, iface string) (*vir
 	if err != nil {
 		return nil, err
 	}
-	for i := range s.c.x.Devices.Interfaces {
-		n := &s.c.x.Devices.Interfaces[i]
+	ifaces := s.c.dom().Devices.Interfaces
+	for i := range ifaces {
+		n := &ifaces[i]
 		tap := tapOf(n)
 		if (iface == "" || iface != tap) && (n.MAC == nil || !domutil.SameMAC(iface, n.MAC.Address)) {
 			continue

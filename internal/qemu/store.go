@@ -134,6 +134,9 @@ func (drv *Driver) loadDefinitions() []*config {
 			continue
 		}
 		c, err := parseConfig(string(b))
+		if err == nil {
+			c, err = c.compact()
+		}
 		if err != nil {
 			drv.log.Error("skipping a definition that does not parse", "path", p, "error", err)
 			continue
