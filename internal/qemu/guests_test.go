@@ -3,6 +3,7 @@ package qemu
 import (
 	"bufio"
 	"encoding/json"
+	"errors"
 	"net"
 	"os"
 	"path/filepath"
@@ -13,6 +14,8 @@ import (
 	"time"
 
 	"libvirt.org/go/libvirtxml"
+
+	"github.com/virtd/virtd/virt"
 )
 
 // genericKernel is the distribution's generic kernel test/qemu/setup.sh
@@ -136,4 +139,54 @@ func guestPing(t *testing.T, sock string) {
 	if err != nil || json.Unmarshal([]byte(line), &resp) != nil || resp.Return == nil {
 		t.Errorf("guest-ping answered %q (%v)", line, err)
 	}
+}
+
+// TestHugePagesCheckedAtStart: a guest backed by huge pages starts only
+// when the host's pool has enough free: QEMU would map them and the guest
+// fail later. On a host without enough the start is refused, naming what
+// is free and what is needed, and nothing is left running.
+func TestHugePagesCheckedAtStart(t *testing.T) {
+	needQEMU(t)
+	drv, dir := newTestDriver(t)
+	d := define(t, drv, `<domain type='qemu'><name>huge</name><memory unit='MiB'>64</memory>
+<memoryBacking><hugepages/></memoryBacking><os><type arch='x86_64'>hvm</type></os></domain>`)
+	enough := hugePagesFreeKiB(t) >= 64*1024
+	_, err := drv.StartDomain(ctxT(t), d.UUID)
+	if enough {
+		if err != nil {
+			t.Fatalf("the host has the huge pages, and the start failed: %v", err)
+		}
+		return
+	}
+	if !errors.Is(err, virt.ErrNotSupported) || !strings.Contains(err.Error(), "<hugepages>") || !strings.Contains(err.Error(), "needs 65536 KiB") {
+		t.Fatalf("start on a host without the huge pages: %v; want not supported naming <hugepages> and 65536 KiB", err)
+	}
+	wantState(t, drv, d.UUID, virt.StateShutoff, virt.ShutoffUnknown)
+	if left := runFiles(t, dir); len(left) != 0 {
+		t.Errorf("runtime files left: %v", left)
+	}
+}
+
+// hugePagesFreeKiB is the host's free huge page memory, from /proc/meminfo
+// (0 when the kernel has no pool).
+func hugePagesFreeKiB(t *testing.T) uint64 {
+	b, err := os.ReadFile("/proc/meminfo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var free, size uint64
+	for _, l := range strings.Split(string(b), "\n") {
+		f := strings.Fields(l)
+		if len(f) < 2 {
+			continue
+		}
+		n, _ := strconv.ParseUint(f[1], 10, 64)
+		switch f[0] {
+		case "HugePages_Free:":
+			free = n
+		case "Hugepagesize:":
+			size = n
+		}
+	}
+	return free * size
 }
