@@ -10,9 +10,12 @@ import (
 
 	"libvirt.org/go/libvirtxml"
 
+	"github.com/virtd/virtd/driver"
 	"github.com/virtd/virtd/driver/hostinfo"
 	"github.com/virtd/virtd/virt"
 )
+
+var _ driver.DomainCapabilities = (*Driver)(nil)
 
 // Domain capabilities are made in two steps:
 //

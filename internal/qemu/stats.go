@@ -20,13 +20,15 @@ import (
 // Statistics, where each figure comes from:
 //
 //   - CPU time (cpu.time, cpu.user, cpu.system): the QEMU process's
-//     /proc/<pid>/stat (QEMU runs in no cgroup of its own), as DomainInfo.
+//     /proc/<pid>/stat, as DomainInfo (a domain has a cgroup only when it
+//     asks for limits).
 //   - vCPUs: QMP query-cpus-fast gives each vCPU's thread, whose
 //     /proc/<pid>/task/<tid>/stat gives its time.
 //   - Balloon: QMP query-balloon when the domain has a virtio memballoon,
 //     else the current memory of the definition; balloon.rss is the
 //     process's resident set. The guest's own memory figures need the
-//     balloon's statistics polling, which the driver does not set up.
+//     balloon's statistics polling, which the driver turns on only when
+//     the definition gives <stats period>, and does not read yet.
 //   - Interfaces: a bridge interface's tap counters (the kernel's, through
 //     netlink), as the guest sees them; a user-mode interface has no host
 //     device and no counters, so it is counted in net.count and left out.
@@ -34,10 +36,7 @@ import (
 //     offset written) and query-block (the image's virtual and actual
 //     size), matched by drive id; errors are not counted (-1).
 
-var (
-	_ driver.Stats              = (*Driver)(nil)
-	_ driver.DomainCapabilities = (*Driver)(nil)
-)
+var _ driver.Stats = (*Driver)(nil)
 
 const statsGroups = virt.StatsState | virt.StatsCPUTotal | virt.StatsBalloon |
 	virt.StatsVCPU | virt.StatsInterface | virt.StatsBlock
