@@ -112,6 +112,9 @@ type Config struct {
 	// in the driver processes, which see none of the daemon's
 	// environment; zero means driver.DefaultGCPercent.
 	DriverGCPercent int
+	// DriverMaxProcs is GOMAXPROCS in the drivers; zero means
+	// driver.DefaultMaxProcs.
+	DriverMaxProcs int
 	// Limits bound what clients can make the daemon hold; zero values
 	// take DefaultLimits'.
 	Limits Limits

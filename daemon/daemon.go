@@ -72,6 +72,7 @@ func New(cfg Config) (*Daemon, error) {
 		UID: os.Getuid(), SHA256: cfg.DriverSHA256,
 		MaxMessageSize: lim.l.MaxMessageSize, Events: lim.l.Events, Sinks: views.Sink,
 		GCPercent: cfg.DriverGCPercent,
+		MaxProcs:  cfg.DriverMaxProcs,
 		LogLevel:  cfg.LogLevel, Logger: cfg.Logger.Named("driver"),
 	})
 	if err != nil {

@@ -20,6 +20,24 @@ import (
 // Main is the virtd program: it parses args, builds the daemon and runs it
 // in the foreground. It returns the exit status.
 func Main(ctx context.Context, args []string, stderr io.Writer) int {
+	return parseFlags(args, stderr, func(cfg Config) int {
+		d, err := New(cfg)
+		if err != nil {
+			fmt.Fprintf(stderr, "virtd: %v\n", err)
+			return 1
+		}
+		if err := d.Run(ctx); err != nil {
+			fmt.Fprintf(stderr, "virtd: %v\n", err)
+			return 1
+		}
+		return 0
+	})
+}
+
+// parseFlags reads the command line and the configuration file, then
+// calls run with the configuration; it returns run's exit status, or its
+// own for a bad argument or -version.
+func parseFlags(args []string, stderr io.Writer, run func(Config) int) int {
 	fs := flag.NewFlagSet("virtd", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	root := fs.String("root", "", "derive every path (run, config, state, log, driver directory) from `DIR` instead of /")
@@ -35,6 +53,8 @@ func Main(ctx context.Context, args []string, stderr io.Writer) int {
 	restartWait := fs.Duration("driver-restart-wait", 5*time.Second, "how long a call waits for a driver that is starting, restarting or being replaced")
 	driverGC := driver.DefaultGCPercent
 	fs.Var((*percentFlag)(&driverGC), "driver-gc-percent", "Go's garbage collection percent (what GOGC sets) in the drivers, which see none of virtd's environment: a driver's heap grows by this much of its live size between collections")
+	driverProcs := driver.DefaultMaxProcs
+	fs.Var((*countFlag)(&driverProcs), "driver-max-procs", "how many OS threads may run a driver's Go code at once (what GOMAXPROCS sets; drivers see none of virtd's environment)")
 	pins := pinFlag{}
 	fs.Var(pins, "driver-sha256", "pin a driver to the SHA-256 of its executable, `NAME=HEX` (repeat for several; in virtd.conf, one driver_sha256 line each)")
 	lim := DefaultLimits
@@ -94,21 +114,13 @@ func Main(ctx context.Context, args []string, stderr io.Writer) int {
 		DriverHangTimeout:  *hang,
 		DriverRestartWait:  *restartWait,
 		DriverGCPercent:    driverGC,
+		DriverMaxProcs:     driverProcs,
 		DriverSHA256:       pins,
 		Limits:             lim,
 		MemoryLimit:        memLimit,
 		LogLevel:           *level,
 	}
-	d, err := New(cfg)
-	if err != nil {
-		fmt.Fprintf(stderr, "virtd: %v\n", err)
-		return 1
-	}
-	if err := d.Run(ctx); err != nil {
-		fmt.Fprintf(stderr, "virtd: %v\n", err)
-		return 1
-	}
-	return 0
+	return run(cfg)
 }
 
 // pinFlag collects driver pins, NAME=HEX, by name.
@@ -143,6 +155,20 @@ func (f *percentFlag) Set(s string) error {
 		return fmt.Errorf("%q is not a positive percentage", s)
 	}
 	*f = percentFlag(n)
+	return nil
+}
+
+// countFlag is a number of at least one.
+type countFlag int
+
+func (f *countFlag) String() string { return strconv.Itoa(int(*f)) }
+
+func (f *countFlag) Set(s string) error {
+	n, err := strconv.Atoi(strings.TrimSpace(s))
+	if err != nil || n <= 0 {
+		return fmt.Errorf("%q is not a positive number", s)
+	}
+	*f = countFlag(n)
 	return nil
 }
 

@@ -2,6 +2,8 @@ package driver
 
 import (
 	"errors"
+	"runtime"
+	"runtime/debug"
 	"strings"
 	"testing"
 	"time"
@@ -28,7 +30,7 @@ func TestParseEnv(t *testing.T) {
 	}
 	base := Env{
 		ConfigDir: "/etc/virtd/qemu", StateDir: "/var/lib/virtd/qemu", RunDir: "/run/virtd/qemu", LogDir: "/var/log/virtd/qemu",
-		LogLevel: hclog.Info, MaxMessageSize: DefaultMaxMessageSize, GCPercent: DefaultGCPercent,
+		LogLevel: hclog.Info, MaxMessageSize: DefaultMaxMessageSize, GCPercent: DefaultGCPercent, MaxProcs: DefaultMaxProcs,
 	}
 	for _, tc := range []struct {
 		name string
@@ -39,10 +41,10 @@ func TestParseEnv(t *testing.T) {
 	}{
 		{name: "directories only: defaults", vars: with(), want: func(*Env) {}},
 		{name: "everything", vars: with(EnvLogFile, "/var/log/virtd/qemu.log", EnvLogLevel, "DEBUG",
-			EnvMaxMessageSize, "1048576", EnvOrphanTimeout, "2m30s", EnvGCPercent, "100"),
+			EnvMaxMessageSize, "1048576", EnvOrphanTimeout, "2m30s", EnvGCPercent, "100", EnvMaxProcs, "4"),
 			want: func(e *Env) {
 				e.LogFile, e.LogLevel, e.MaxMessageSize, e.OrphanTimeout = "/var/log/virtd/qemu.log", hclog.Debug, 1<<20, 150*time.Second
-				e.GCPercent = 100
+				e.GCPercent, e.MaxProcs = 100, 4
 			}},
 		{name: "no orphan timeout", vars: with(EnvOrphanTimeout, "0s"), want: func(*Env) {}},
 		{name: "log level off", vars: with(EnvLogLevel, "off"), want: func(e *Env) { e.LogLevel = hclog.Off }},
@@ -62,6 +64,10 @@ func TestParseEnv(t *testing.T) {
 			wantErr: []string{`VIRTD_DRIVER_GC_PERCENT "off" is not a positive percentage`}},
 		{name: "zero GC percent", vars: with(EnvGCPercent, "0"),
 			wantErr: []string{`VIRTD_DRIVER_GC_PERCENT "0"`}},
+		{name: "bad max procs", vars: with(EnvMaxProcs, "all"),
+			wantErr: []string{`VIRTD_DRIVER_MAX_PROCS "all" is not a positive number of threads`}},
+		{name: "zero max procs", vars: with(EnvMaxProcs, "0"),
+			wantErr: []string{`VIRTD_DRIVER_MAX_PROCS "0"`}},
 		{name: "bad log level", vars: with(EnvLogLevel, "loud"),
 			wantErr: []string{`VIRTD_DRIVER_LOG_LEVEL "loud" is not a log level`}},
 		{name: "every bad variable named", vars: with(EnvLogLevel, "loud", EnvMaxMessageSize, "x", EnvLogDir, ""),
@@ -89,5 +95,21 @@ func TestParseEnv(t *testing.T) {
 				t.Errorf("ParseEnv = %+v\nwant       %+v", env, want)
 			}
 		})
+	}
+}
+
+// TestSetRuntime: Serve gives the process the Env's GC percent and
+// GOMAXPROCS.
+func TestSetRuntime(t *testing.T) {
+	oldProcs, oldGC := runtime.GOMAXPROCS(0), debug.SetGCPercent(100)
+	t.Cleanup(func() { runtime.GOMAXPROCS(oldProcs); debug.SetGCPercent(oldGC) })
+	for _, env := range []Env{{GCPercent: 70, MaxProcs: 1}, {GCPercent: 30, MaxProcs: 3}} {
+		setRuntime(env)
+		if got := runtime.GOMAXPROCS(0); got != env.MaxProcs {
+			t.Errorf("GOMAXPROCS after setRuntime(%+v) = %d", env, got)
+		}
+		if got := debug.SetGCPercent(env.GCPercent); got != env.GCPercent {
+			t.Errorf("GC percent after setRuntime(%+v) = %d", env, got)
+		}
 	}
 }

@@ -102,6 +102,7 @@ func (l *launcher) env() []string {
 		driver.EnvLogLevel + "=" + c.LogLevel,
 		driver.EnvMaxMessageSize + "=" + strconv.Itoa(c.MaxMessageSize),
 		driver.EnvGCPercent + "=" + strconv.Itoa(c.GCPercent),
+		driver.EnvMaxProcs + "=" + strconv.Itoa(c.MaxProcs),
 	}
 }
 
