@@ -64,6 +64,56 @@ func write(path string, data []byte, perm os.FileMode, sync bool) error {
 	return os.Rename(tmp.Name(), path)
 }
 
+// OverwriteMax is the most Overwrite writes in place: one page, which the
+// kernel copies in one step, so that a signal cannot cut the write short.
+const OverwriteMax = 4096
+
+// Overwrite writes data over the existing file path, in place, with one
+// write at offset 0, followed by pad bytes up to the file's old length
+// when data is shorter (the file never shrinks: pad must be something its
+// readers skip, such as a space after JSON). It does so only when the
+// result fits in OverwriteMax bytes, and reports whether it did: when it
+// did not (no file, or too long), the caller falls back to Replace.
+//
+// A process killed in the middle leaves the old content or the new, as
+// with Replace, but a concurrent reader may see a mix, and a crash of the
+// machine may leave one: it is for run-directory files that only their
+// writer reads, at its next start. What it saves is the rename over the
+// old file, which ext4 turns into a flush of the new file's data
+// (auto_da_alloc): 150-400 us against a few.
+func Overwrite(path string, data []byte, pad byte) (bool, error) {
+	if len(data) > OverwriteMax {
+		return false, nil
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY|unix.O_NOFOLLOW, 0)
+	if errors.Is(err, fs.ErrNotExist) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil || !st.Mode().IsRegular() {
+		return false, err
+	}
+	buf := data
+	if old := st.Size(); old > int64(len(data)) {
+		if old > OverwriteMax {
+			return false, nil
+		}
+		buf = make([]byte, old)
+		copy(buf, data)
+		for i := len(data); i < len(buf); i++ {
+			buf[i] = pad
+		}
+	}
+	if _, err := f.WriteAt(buf, 0); err != nil {
+		return false, err
+	}
+	return true, f.Close()
+}
+
 // SyncDir makes a directory's entries durable: a remove or a rename in it
 // survives a crash.
 func SyncDir(dir string) error {

@@ -102,3 +102,44 @@ func TestTempNamesCarryThePID(t *testing.T) {
 		t.Fatalf("writerPID(%s) = %d, %v", filepath.Base(f.Name()), pid, ok)
 	}
 }
+
+// TestOverwrite: an existing small file is rewritten in place (same
+// inode), padded to its old length; anything else is left to Replace.
+func TestOverwrite(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "rec.json")
+	if done, err := Overwrite(path, []byte("{}"), ' '); done || err != nil {
+		t.Fatalf("Overwrite of a missing file = %v, %v; want false, nil", done, err)
+	}
+	if err := Replace(path, []byte(`{"state":"running"}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	before, _ := os.Stat(path)
+	for _, tc := range []struct{ data, want string }{
+		{`{"s":1}`, `{"s":1}            `},                       // shorter: padded to 19 bytes
+		{`{"state":"paused","x":2}`, `{"state":"paused","x":2}`}, // longer: the file grows
+	} {
+		done, err := Overwrite(path, []byte(tc.data), ' ')
+		if !done || err != nil {
+			t.Fatalf("Overwrite(%q) = %v, %v", tc.data, done, err)
+		}
+		got, _ := os.ReadFile(path)
+		if string(got) != tc.want {
+			t.Errorf("after Overwrite(%q) the file holds %q, want %q", tc.data, got, tc.want)
+		}
+	}
+	after, _ := os.Stat(path)
+	if !os.SameFile(before, after) {
+		t.Error("Overwrite replaced the file instead of writing in place")
+	}
+	big := make([]byte, OverwriteMax+1)
+	if done, err := Overwrite(path, big, ' '); done || err != nil {
+		t.Errorf("Overwrite of %d bytes = %v, %v; want false, nil", len(big), done, err)
+	}
+	if err := Replace(path, big, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if done, err := Overwrite(path, []byte("{}"), ' '); done || err != nil {
+		t.Errorf("Overwrite of a file longer than a page = %v, %v; want false, nil", done, err)
+	}
+}
