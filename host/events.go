@@ -139,7 +139,7 @@ func (s *Subscription) backlog() int {
 // a call made afterwards is missed.
 func (p *Proc) pump(in *instance) error {
 	ctx := in.pumpCtx
-	events, err := p.watch(in)
+	next, err := p.watch(in)
 	if err != nil {
 		return err
 	}
@@ -147,7 +147,7 @@ func (p *Proc) pump(in *instance) error {
 	in.pumping = true
 	p.mu.Unlock()
 	go func() {
-		for e := range events {
+		for e, ok := next(); ok; e, ok = next() {
 			p.h.publish(p, e)
 		}
 		p.mu.Lock()
@@ -163,36 +163,37 @@ func (p *Proc) pump(in *instance) error {
 	return nil
 }
 
-// watch opens in's event stream. From a driver with records, it is the
-// record stream: the snapshot resets the sink, and each event's record
-// reaches the sink before the event is published, so whoever got an event
-// reads nothing older from the view.
-func (p *Proc) watch(in *instance) (<-chan virt.Event, error) {
+// watch opens in's event stream and returns its reader, which waits for
+// the next event and is false once the stream has ended. From a driver
+// with records, it is the record stream: the snapshot resets the sink, and
+// each event's record reaches the sink before the reader returns the
+// event, so whoever got an event reads nothing older from the view. The
+// reader runs on the pump's goroutine: an event is not handed from one
+// goroutine to another on its way.
+func (p *Proc) watch(in *instance) (func() (virt.Event, bool), error) {
 	ctx := in.pumpCtx
 	if !in.records {
-		return in.drv.WatchEvents(ctx)
+		events, err := in.drv.WatchEvents(ctx)
+		if err != nil {
+			return nil, err
+		}
+		return func() (virt.Event, bool) { e, ok := <-events; return e, ok }, nil
 	}
 	msgs, err := in.drv.WatchRecords(ctx)
 	if err != nil {
 		return nil, err
 	}
-	events := make(chan virt.Event)
-	go func() {
-		defer close(events)
+	return func() (virt.Event, bool) {
 		for m := range msgs {
 			if m.Snapshot != nil {
 				p.sink.Reset(in.id, *m.Snapshot)
 				continue
 			}
 			p.sink.Apply(in.id, m.Change.Record)
-			select {
-			case events <- m.Change.Event:
-			case <-ctx.Done():
-				return
-			}
+			return m.Change.Event, true
 		}
-	}()
-	return events, nil
+		return virt.Event{}, false
+	}, nil
 }
 
 // publish queues one of p's events for each of p's subscribers, dropping
