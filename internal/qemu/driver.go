@@ -414,8 +414,10 @@ func (drv *Driver) DomainXML(ctx context.Context, uuid string, inactive bool) (s
 	}
 	defer d.Unlock()
 	if d.Live != nil && (!inactive || !d.IsPersistent()) {
-		// The ID is the instance's, given while it starts.
-		return d.Live.marshal(d.Priv.inst.rec.ID)
+		// Written when the guest started, with its ID, pty paths and
+		// ports (the record's): the live definition does not change
+		// while the guest runs.
+		return d.Priv.inst.rec.XML, nil
 	}
 	return d.Persistent.marshal(0)
 }

@@ -372,6 +372,10 @@ func TestRecoveryAfterDriverRestart(t *testing.T) {
 	}
 	pidA, pidB := pidOf(t, drv1, a.UUID), pidOf(t, drv1, b.UUID)
 	idA := mustLookup(t, drv1, a.UUID).ID
+	liveA, err := drv1.DomainXML(ctx, a.UUID, false)
+	if err != nil || !strings.Contains(liveA, fmt.Sprintf("<domain type=\"qemu\" id=\"%d\">", idA)) {
+		t.Fatalf("live XML of a running guest: %v\n%s", err, liveA)
+	}
 	drv1.Close() // the driver goes away; the guests stay
 
 	if err := syscall.Kill(pidB, syscall.SIGKILL); err != nil {
@@ -388,6 +392,9 @@ func TestRecoveryAfterDriverRestart(t *testing.T) {
 	}
 	if p := pidOf(t, drv2, a.UUID); p != pidA {
 		t.Errorf("recovered pid %d, want %d", p, pidA)
+	}
+	if x, err := drv2.DomainXML(ctx, a.UUID, false); err != nil || x != liveA {
+		t.Errorf("recovered live XML (%v):\n%s\nwant the first driver's:\n%s", err, x, liveA)
 	}
 	wantState(t, drv2, b.UUID, virt.StateShutoff, virt.ShutoffCrashed)
 	if _, err := os.Stat(filepath.Join(dir, "run", b.UUID+".json")); !errors.Is(err, os.ErrNotExist) {

@@ -43,6 +43,9 @@ func (drv *Driver) recoverOne(rec *record) {
 			return
 		}
 		live = d.Persistent.clone()
+		if doc, err := live.marshal(rec.ID); err == nil {
+			rec.XML = doc // what DomainXML shows from now on
+		}
 	}
 	if findErr != nil {
 		// A transient domain, or one undefined while the driver was away.
