@@ -38,13 +38,13 @@ func TestDriverRuntimeFlags(t *testing.T) {
 		code := parseFlags(append([]string{"--root", root}, args...), &stderr, func(c Config) int { got = c; return 0 })
 		return code, stderr.String()
 	}
-	if code, msg := run(); code != 0 || got.DriverMaxProcs != 1 || got.DriverGCPercent != 50 {
-		t.Fatalf("defaults: exit %d (%s), max procs %d, GC percent %d; want 1 and 50", code, msg, got.DriverMaxProcs, got.DriverGCPercent)
+	if code, msg := run(); code != 0 || got.DriverMaxProcs != 0 || got.DriverGCPercent != 50 {
+		t.Fatalf("defaults: exit %d (%s), max procs %d, GC percent %d; want 0 (every CPU) and 50", code, msg, got.DriverMaxProcs, got.DriverGCPercent)
 	}
 	if code, msg := run("--driver-max-procs", "2", "--driver-gc-percent", "80"); code != 0 || got.DriverMaxProcs != 2 || got.DriverGCPercent != 80 {
 		t.Fatalf("set: exit %d (%s), max procs %d, GC percent %d; want 2 and 80", code, msg, got.DriverMaxProcs, got.DriverGCPercent)
 	}
-	for _, bad := range []string{"0", "-1", "many"} {
+	for _, bad := range []string{"-1", "many"} {
 		if code, msg := run("--driver-max-procs", bad); code == 0 || !strings.Contains(msg, "driver-max-procs") {
 			t.Errorf("--driver-max-procs %s: exit %d, %q; want a refusal naming the flag", bad, code, msg)
 		}

@@ -112,8 +112,8 @@ type Config struct {
 	// in the driver processes, which see none of the daemon's
 	// environment; zero means driver.DefaultGCPercent.
 	DriverGCPercent int
-	// DriverMaxProcs is GOMAXPROCS in the drivers; zero means
-	// driver.DefaultMaxProcs.
+	// DriverMaxProcs bounds GOMAXPROCS in the drivers; zero for every
+	// CPU.
 	DriverMaxProcs int
 	// Limits bound what clients can make the daemon hold; zero values
 	// take DefaultLimits'.

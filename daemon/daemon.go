@@ -3,6 +3,7 @@ package daemon
 import (
 	"context"
 	"fmt"
+	"github.com/virtd/virtd/internal/procs"
 	"net"
 	"os"
 	"os/signal"
@@ -164,6 +165,14 @@ func lookupGroup(name string) (int, error) {
 // running for the next daemon to reattach.
 func (d *Daemon) Run(ctx context.Context) error {
 	defer d.lock.Close()
+	if os.Getenv("GOMAXPROCS") == "" {
+		// One P while virtd is not busy: see internal/procs.
+		g := procs.New()
+		g.Changed = func(n int, busy float64) { d.log.Debug("GOMAXPROCS changed", "procs", n, "cores_busy", busy) }
+		gctx, stop := context.WithCancel(ctx)
+		defer stop()
+		go g.Run(gctx, nil)
+	}
 	rwMode := os.FileMode(0o600)
 	if d.cfg.UnixGroup != "" {
 		rwMode = 0o660

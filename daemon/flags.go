@@ -53,8 +53,8 @@ func parseFlags(args []string, stderr io.Writer, run func(Config) int) int {
 	restartWait := fs.Duration("driver-restart-wait", 5*time.Second, "how long a call waits for a driver that is starting, restarting or being replaced")
 	driverGC := driver.DefaultGCPercent
 	fs.Var((*percentFlag)(&driverGC), "driver-gc-percent", "Go's garbage collection percent (what GOGC sets) in the drivers, which see none of virtd's environment: a driver's heap grows by this much of its live size between collections")
-	driverProcs := driver.DefaultMaxProcs
-	fs.Var((*countFlag)(&driverProcs), "driver-max-procs", "how many OS threads may run a driver's Go code at once (what GOMAXPROCS sets; drivers see none of virtd's environment)")
+	driverProcs := 0
+	fs.Var((*procsFlag)(&driverProcs), "driver-max-procs", "the most OS threads a driver's Go code may run on at once (GOMAXPROCS, which a driver keeps at one until it is busy; drivers see none of virtd's environment); 0: every CPU")
 	pins := pinFlag{}
 	fs.Var(pins, "driver-sha256", "pin a driver to the SHA-256 of its executable, `NAME=HEX` (repeat for several; in virtd.conf, one driver_sha256 line each)")
 	lim := DefaultLimits
@@ -158,17 +158,17 @@ func (f *percentFlag) Set(s string) error {
 	return nil
 }
 
-// countFlag is a number of at least one.
-type countFlag int
+// procsFlag is a number of CPUs, 0 for all.
+type procsFlag int
 
-func (f *countFlag) String() string { return strconv.Itoa(int(*f)) }
+func (f *procsFlag) String() string { return strconv.Itoa(int(*f)) }
 
-func (f *countFlag) Set(s string) error {
+func (f *procsFlag) Set(s string) error {
 	n, err := strconv.Atoi(strings.TrimSpace(s))
-	if err != nil || n <= 0 {
-		return fmt.Errorf("%q is not a positive number", s)
+	if err != nil || n < 0 {
+		return fmt.Errorf("%q is not a number of CPUs (0: every CPU)", s)
 	}
-	*f = countFlag(n)
+	*f = procsFlag(n)
 	return nil
 }
 

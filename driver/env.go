@@ -36,20 +36,20 @@ type Env struct {
 	// GCPercent is Go's garbage collection percent for the driver
 	// process (EnvGCPercent), which Serve sets.
 	GCPercent int
-	// MaxProcs is the driver process's GOMAXPROCS (EnvMaxProcs), which
-	// Serve sets.
+	// MaxProcs bounds the driver's GOMAXPROCS governor (EnvMaxProcs);
+	// zero for every CPU.
 	MaxProcs int
 }
 
 // ParseEnv reads the Env a host gives through getenv (os.Getenv in
 // Serve), leaving Logger nil. The directories must be set; the log file
 // may be empty; the log level defaults to info, the message size to
-// DefaultMaxMessageSize, the GC percent to DefaultGCPercent, GOMAXPROCS
-// to DefaultMaxProcs and the
+// DefaultMaxMessageSize, the GC percent to DefaultGCPercent, the bound
+// of GOMAXPROCS to every CPU and the
 // orphan timeout to none. Each missing or invalid variable is named in the
 // error, an invalid argument.
 func ParseEnv(getenv func(string) string) (Env, error) {
-	env := Env{LogLevel: hclog.Info, MaxMessageSize: DefaultMaxMessageSize, GCPercent: DefaultGCPercent, MaxProcs: DefaultMaxProcs, LogFile: getenv(EnvLogFile)}
+	env := Env{LogLevel: hclog.Info, MaxMessageSize: DefaultMaxMessageSize, GCPercent: DefaultGCPercent, LogFile: getenv(EnvLogFile)}
 	var errs []error
 	bad := func(name, format string, args ...any) {
 		errs = append(errs, fmt.Errorf("%s %s: %w", name, fmt.Sprintf(format, args...), virt.ErrInvalidArgument))

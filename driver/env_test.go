@@ -3,7 +3,6 @@ package driver
 import (
 	"errors"
 	"runtime"
-	"runtime/debug"
 	"strings"
 	"testing"
 	"time"
@@ -30,7 +29,7 @@ func TestParseEnv(t *testing.T) {
 	}
 	base := Env{
 		ConfigDir: "/etc/virtd/qemu", StateDir: "/var/lib/virtd/qemu", RunDir: "/run/virtd/qemu", LogDir: "/var/log/virtd/qemu",
-		LogLevel: hclog.Info, MaxMessageSize: DefaultMaxMessageSize, GCPercent: DefaultGCPercent, MaxProcs: DefaultMaxProcs,
+		LogLevel: hclog.Info, MaxMessageSize: DefaultMaxMessageSize, GCPercent: DefaultGCPercent,
 	}
 	for _, tc := range []struct {
 		name string
@@ -98,18 +97,17 @@ func TestParseEnv(t *testing.T) {
 	}
 }
 
-// TestSetRuntime: Serve gives the process the Env's GC percent and
-// GOMAXPROCS.
-func TestSetRuntime(t *testing.T) {
-	oldProcs, oldGC := runtime.GOMAXPROCS(0), debug.SetGCPercent(100)
-	t.Cleanup(func() { runtime.GOMAXPROCS(oldProcs); debug.SetGCPercent(oldGC) })
-	for _, env := range []Env{{GCPercent: 70, MaxProcs: 1}, {GCPercent: 30, MaxProcs: 3}} {
-		setRuntime(env)
-		if got := runtime.GOMAXPROCS(0); got != env.MaxProcs {
-			t.Errorf("GOMAXPROCS after setRuntime(%+v) = %d", env, got)
-		}
-		if got := debug.SetGCPercent(env.GCPercent); got != env.GCPercent {
-			t.Errorf("GC percent after setRuntime(%+v) = %d", env, got)
-		}
+// TestGovernorBound: the driver's GOMAXPROCS governor goes up to every
+// CPU, or to the Env's bound.
+func TestGovernorBound(t *testing.T) {
+	all := runtime.GOMAXPROCS(0)
+	if g := governor(Env{}); g.Max != all {
+		t.Errorf("governor with no bound: at most %d, want %d", g.Max, all)
+	}
+	if g := governor(Env{MaxProcs: 1}); g.Max != 1 {
+		t.Errorf("governor bound to 1: at most %d", g.Max)
+	}
+	if g := governor(Env{MaxProcs: all + 5}); g.Max != all {
+		t.Errorf("governor bound above the CPUs: at most %d, want %d", g.Max, all)
 	}
 }

@@ -60,8 +60,8 @@ type Config struct {
 	// GCPercent is Go's garbage collection percent in the driver
 	// processes (driver.EnvGCPercent); zero means driver.DefaultGCPercent.
 	GCPercent int
-	// MaxProcs is GOMAXPROCS in the driver processes (driver.EnvMaxProcs);
-	// zero means driver.DefaultMaxProcs.
+	// MaxProcs bounds GOMAXPROCS in the driver processes
+	// (driver.EnvMaxProcs); zero for every CPU.
 	MaxProcs int
 	// Events bound the events queued for subscribers.
 	Events EventLimits
@@ -90,9 +90,6 @@ func (c *Config) setDefaults() {
 	}
 	if c.GCPercent <= 0 {
 		c.GCPercent = driver.DefaultGCPercent
-	}
-	if c.MaxProcs <= 0 {
-		c.MaxProcs = driver.DefaultMaxProcs
 	}
 	c.Events.setDefaults()
 	if c.StableAfter <= 0 {

@@ -88,7 +88,7 @@ func (l *launcher) recordPath() string { return filepath.Join(l.cfg.RunDir, "dri
 // daemon's own environment passes through.
 func (l *launcher) env() []string {
 	c := l.cfg
-	return []string{
+	env := []string{
 		"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
 		"LANG=C.UTF-8",
 		"TMPDIR=" + filepath.Join(c.RunDir, l.name),
@@ -102,8 +102,11 @@ func (l *launcher) env() []string {
 		driver.EnvLogLevel + "=" + c.LogLevel,
 		driver.EnvMaxMessageSize + "=" + strconv.Itoa(c.MaxMessageSize),
 		driver.EnvGCPercent + "=" + strconv.Itoa(c.GCPercent),
-		driver.EnvMaxProcs + "=" + strconv.Itoa(c.MaxProcs),
 	}
+	if c.MaxProcs > 0 {
+		env = append(env, driver.EnvMaxProcs+"="+strconv.Itoa(c.MaxProcs))
+	}
+	return env
 }
 
 func (l *launcher) mkdirs() error {
