@@ -3,7 +3,6 @@ package daemon
 import (
 	"context"
 	"fmt"
-	"github.com/virtd/virtd/internal/procs"
 	"net"
 	"os"
 	"os/signal"
@@ -19,6 +18,7 @@ import (
 	"github.com/virtd/virtd/core"
 	"github.com/virtd/virtd/daemon/libvirtrpc"
 	"github.com/virtd/virtd/host"
+	"github.com/virtd/virtd/internal/procs"
 )
 
 // Daemon is a running virtd: the core over the driver processes of

@@ -3,7 +3,6 @@ package driver
 import (
 	"context"
 	"fmt"
-	"github.com/virtd/virtd/internal/procs"
 	"io"
 	"os"
 	"os/signal"
@@ -18,6 +17,7 @@ import (
 	"google.golang.org/grpc"
 
 	"github.com/virtd/virtd/internal/atomicfile"
+	"github.com/virtd/virtd/internal/procs"
 )
 
 // Environment the host sets for a driver process. The host passes none of
