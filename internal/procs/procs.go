@@ -78,7 +78,8 @@ func New() *Governor {
 
 // Run sets one P, then adjusts at each tick until ctx ends, from the CPU
 // time used since the tick before (the first tick only takes its
-// reading). tick nil means a ticker at g.Interval.
+// reading). When ctx ends it gives back every P, for whatever the process
+// does next. tick nil means a ticker at g.Interval.
 func (g *Governor) Run(ctx context.Context, tick <-chan time.Time) {
 	if tick == nil {
 		t := time.NewTicker(g.Interval)
@@ -92,6 +93,9 @@ func (g *Governor) Run(ctx context.Context, tick <-chan time.Time) {
 	for {
 		select {
 		case <-ctx.Done():
+			if cur != g.Max {
+				g.Set(g.Max)
+			}
 			return
 		case now := <-tick:
 			cpu := g.CPU()
