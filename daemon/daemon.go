@@ -163,16 +163,12 @@ func lookupGroup(name string) (int, error) {
 // timeout passes; SIGHUP rescans the driver directories. On the way out it
 // stops accepting, lets calls in flight finish, and leaves drivers
 // running for the next daemon to reattach.
+//
+// While it runs, virtd keeps one P while it is not busy (internal/procs),
+// unless GOMAXPROCS is in its environment.
 func (d *Daemon) Run(ctx context.Context) error {
 	defer d.lock.Close()
-	if os.Getenv("GOMAXPROCS") == "" {
-		// One P while virtd is not busy: see internal/procs.
-		g := procs.New()
-		g.Changed = func(n int, busy float64) { d.log.Debug("GOMAXPROCS changed", "procs", n, "cores_busy", busy) }
-		gctx, stop := context.WithCancel(ctx)
-		defer stop()
-		go g.Run(gctx, nil)
-	}
+	defer governProcs(d.log)()
 	rwMode := os.FileMode(0o600)
 	if d.cfg.UnixGroup != "" {
 		rwMode = 0o660
@@ -287,4 +283,15 @@ func (d *Daemon) serveLibvirt(activated map[string]net.Listener, rwMode os.FileM
 		}()
 	}
 	return nil
+}
+
+// governProcs starts the governor of virtd's GOMAXPROCS, unless the
+// environment sets GOMAXPROCS, and returns what stops it.
+func governProcs(log hclog.Logger) (stop func()) {
+	if os.Getenv("GOMAXPROCS") != "" {
+		return func() {}
+	}
+	g := procs.New()
+	g.Changed = func(n int, busy float64) { log.Debug("GOMAXPROCS changed", "procs", n, "cores_busy", busy) }
+	return g.Start()
 }

@@ -120,7 +120,7 @@ const DefaultGCPercent = 50
 // setRuntime applies the Env's Go runtime settings to this process.
 func setRuntime(env Env) {
 	debug.SetGCPercent(env.GCPercent)
-	go governor(env).Run(context.Background(), nil)
+	governor(env).Start()
 }
 
 // governor is the driver's GOMAXPROCS governor, bounded by the Env. A

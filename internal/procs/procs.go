@@ -76,6 +76,22 @@ func New() *Governor {
 		CPU: processCPU, Set: func(n int) { runtime.GOMAXPROCS(n) }}
 }
 
+// Start sets one P and runs the governor until stop is called; stop
+// returns once every P is given back.
+func (g *Governor) Start() (stop func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	g.Set(1)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		g.Run(ctx, nil)
+	}()
+	return func() {
+		cancel()
+		<-done
+	}
+}
+
 // Run sets one P, then adjusts at each tick until ctx ends, from the CPU
 // time used since the tick before (the first tick only takes its
 // reading). When ctx ends it gives back every P, for whatever the process
