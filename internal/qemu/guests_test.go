@@ -150,8 +150,12 @@ func TestHugePagesCheckedAtStart(t *testing.T) {
 	drv, dir := newTestDriver(t)
 	d := define(t, drv, `<domain type='qemu'><name>huge</name><memory unit='MiB'>64</memory>
 <memoryBacking><hugepages/></memoryBacking><os><type arch='x86_64'>hvm</type></os></domain>`)
-	enough := hugePagesFreeKiB(t) >= 64*1024
-	_, err := drv.StartDomain(ctxT(t), d.UUID)
+	free, err := hugePagesFreeKiB()
+	if err != nil {
+		t.Fatal(err)
+	}
+	enough := free >= 64*1024
+	_, err = drv.StartDomain(ctxT(t), d.UUID)
 	if enough {
 		if err != nil {
 			t.Fatalf("the host has the huge pages, and the start failed: %v", err)
@@ -165,28 +169,4 @@ func TestHugePagesCheckedAtStart(t *testing.T) {
 	if left := runFiles(t, dir); len(left) != 0 {
 		t.Errorf("runtime files left: %v", left)
 	}
-}
-
-// hugePagesFreeKiB is the host's free huge page memory, from /proc/meminfo
-// (0 when the kernel has no pool).
-func hugePagesFreeKiB(t *testing.T) uint64 {
-	b, err := os.ReadFile("/proc/meminfo")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var free, size uint64
-	for _, l := range strings.Split(string(b), "\n") {
-		f := strings.Fields(l)
-		if len(f) < 2 {
-			continue
-		}
-		n, _ := strconv.ParseUint(f[1], 10, 64)
-		switch f[0] {
-		case "HugePages_Free:":
-			free = n
-		case "Hugepagesize:":
-			size = n
-		}
-	}
-	return free * size
 }

@@ -136,9 +136,23 @@ func checkHugePages(c *config) error {
 	if mb == nil || mb.MemoryHugePages == nil {
 		return nil
 	}
+	free, err := hugePagesFreeKiB()
+	if err != nil {
+		return err
+	}
+	if need := c.maxMemKiB; free < need {
+		return fmt.Errorf("domain '%s': <memoryBacking><hugepages>: the host has %d KiB of free huge pages, the guest needs %d KiB: %w",
+			c.Name(), free, need, virt.ErrNotSupported)
+	}
+	return nil
+}
+
+// hugePagesFreeKiB is the host's free huge page memory, from /proc/meminfo
+// (0 when the kernel has no pool).
+func hugePagesFreeKiB() (uint64, error) {
 	b, err := os.ReadFile("/proc/meminfo")
 	if err != nil {
-		return virt.Errorf(virt.ErrInternal, "reading /proc/meminfo: %w", err)
+		return 0, virt.Errorf(virt.ErrInternal, "reading /proc/meminfo: %w", err)
 	}
 	var free, size uint64
 	for _, line := range strings.Split(string(b), "\n") {
@@ -154,11 +168,7 @@ func checkHugePages(c *config) error {
 			size = n
 		}
 	}
-	if need := c.maxMemKiB; free*size < need {
-		return fmt.Errorf("domain '%s': <memoryBacking><hugepages>: the host has %d KiB of free huge pages, the guest needs %d KiB: %w",
-			c.Name(), free*size, need, virt.ErrNotSupported)
-	}
-	return nil
+	return free * size, nil
 }
 
 // filesystemArgs adds the memory backend and the vhost-user-fs devices.
