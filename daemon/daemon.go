@@ -285,13 +285,14 @@ func (d *Daemon) serveLibvirt(activated map[string]net.Listener, rwMode os.FileM
 	return nil
 }
 
-// governProcs starts the governor of virtd's GOMAXPROCS, unless the
-// environment sets GOMAXPROCS, and returns what stops it.
+// governProcs starts the governor of virtd's GOMAXPROCS and memory, and
+// returns what stops it. GOMAXPROCS in the environment is left as set:
+// then the governor only gives memory back.
 func governProcs(log hclog.Logger) (stop func()) {
-	if os.Getenv("GOMAXPROCS") != "" {
-		return func() {}
-	}
 	g := procs.New()
+	if os.Getenv("GOMAXPROCS") != "" {
+		g.Max = 0
+	}
 	g.Changed = func(n int, busy float64) { log.Debug("GOMAXPROCS changed", "procs", n, "cores_busy", busy) }
 	return g.Start()
 }

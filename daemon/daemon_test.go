@@ -33,7 +33,8 @@ func TestPathsFor(t *testing.T) {
 }
 
 // TestGovernProcs: while virtd runs, its governor holds one P, and gives
-// every P back when it stops; GOMAXPROCS in the environment turns it off.
+// every P back when it stops; GOMAXPROCS in the environment is left as
+// set.
 func TestGovernProcs(t *testing.T) {
 	all := runtime.GOMAXPROCS(0)
 	if all < 2 {

@@ -1,6 +1,7 @@
 // Package procs sets a process's GOMAXPROCS from its load: one while the
 // process keeps less than a core busy, every core it may use once it needs
-// more.
+// more. It also gives the memory a burst of work left behind back to the
+// system once the process is quiet again.
 //
 // A daemon that mostly waits for its clients answers a call faster with
 // one P: the goroutines a call passes through (the reader of a socket, the
@@ -11,11 +12,20 @@
 // 55 us at the median with one P and 110 us with two. Under load the other
 // cores are worth their wake-ups, so the governor gives them back as soon
 // as one P is not enough.
+//
+// Go's runtime keeps the heap a burst of work grew: a collection runs only
+// when the heap reaches its goal (4 MiB at least), and the scavenger hands
+// free pages back slowly, so a daemon that went quiet holds its last
+// burst's garbage for minutes. Measured three seconds after defining,
+// listing and undefining 1,000 domains: virtd held 8.0 MiB of anonymous
+// memory and its QEMU driver 6.7 without the trim, 5.8 and 5.3 with it.
 package procs
 
 import (
 	"context"
 	"runtime"
+	"runtime/debug"
+	"runtime/metrics"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -39,6 +49,32 @@ type Policy struct {
 // measured apart.
 var DefaultPolicy = Policy{Up: 0.85, Down: 0.6, DownAfter: 5}
 
+// Trim is when the governor gives memory back: once the process has
+// allocated at least Alloc bytes since the last time, and then used less
+// than Idle of a core for After intervals in a row.
+type Trim struct {
+	Alloc uint64
+	Idle  float64
+	After int
+}
+
+// DefaultTrim gives memory back after a second (at the default interval)
+// under 5% of a core, once a MiB has been allocated: a collection of a few
+// MiB of heap costs a millisecond or two, once per quiet spell.
+var DefaultTrim = Trim{Alloc: 1 << 20, Idle: 0.05, After: 5}
+
+// next is the trim policy: the number of quiet intervals in a row after
+// one in which the process used busy cores' worth of CPU (quiet so far
+// before it), and whether to give memory back now, with allocated bytes
+// allocated since the last time.
+func (t Trim) next(quiet int, busy float64, allocated uint64) (int, bool) {
+	if busy >= t.Idle {
+		return 0, false
+	}
+	quiet++
+	return quiet, quiet >= t.After && allocated >= t.Alloc
+}
+
 // DefaultInterval is how often the governor looks at the process's CPU
 // time.
 const DefaultInterval = 200 * time.Millisecond
@@ -61,31 +97,40 @@ func (p Policy) next(cur, max int, busy float64, low int) (int, int) {
 	return cur, low
 }
 
-// Governor adjusts GOMAXPROCS between 1 and Max.
+// Governor adjusts GOMAXPROCS between 1 and Max, and gives memory back
+// when the process goes quiet.
 type Governor struct {
+	// Max 0 leaves GOMAXPROCS alone: the governor only trims.
 	Max      int
 	Policy   Policy
+	Trim     Trim
 	Interval time.Duration
-	// CPU returns the process's CPU time so far; Set sets GOMAXPROCS.
+	// CPU returns the process's CPU time so far; Set sets GOMAXPROCS;
+	// Allocated returns the bytes allocated so far; Free collects and
+	// gives free memory back; without both, the governor does not trim.
 	// Tests replace them.
-	CPU func() time.Duration
-	Set func(int)
-	// Changed, if set, hears each change.
+	CPU       func() time.Duration
+	Set       func(int)
+	Allocated func() uint64
+	Free      func()
+	// Changed, if set, hears each change of GOMAXPROCS.
 	Changed func(procs int, busy float64)
 }
 
 // New returns a governor of this process, between one P and the
 // GOMAXPROCS the runtime chose (every CPU the process may use).
 func New() *Governor {
-	return &Governor{Max: runtime.GOMAXPROCS(0), Policy: DefaultPolicy, Interval: DefaultInterval,
-		CPU: processCPU, Set: func(n int) { runtime.GOMAXPROCS(n) }}
+	return &Governor{Max: runtime.GOMAXPROCS(0), Policy: DefaultPolicy, Trim: DefaultTrim, Interval: DefaultInterval,
+		CPU: processCPU, Set: func(n int) { runtime.GOMAXPROCS(n) }, Allocated: allocated, Free: debug.FreeOSMemory}
 }
 
-// Start sets one P and runs the governor until stop is called; stop
+// Start sets one P (unless Max is 0) and runs the governor until stop is called; stop
 // returns once every P is given back.
 func (g *Governor) Start() (stop func()) {
 	ctx, cancel := context.WithCancel(context.Background())
-	g.Set(1)
+	if g.Max > 0 {
+		g.Set(1)
+	}
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -97,24 +142,28 @@ func (g *Governor) Start() (stop func()) {
 	}
 }
 
-// Run sets one P, then adjusts at each tick until ctx ends, from the CPU
-// time used since the tick before (the first tick only takes its
-// reading). When ctx ends it gives back every P, for whatever the process
-// does next. tick nil means a ticker at g.Interval.
+// Run sets one P (unless Max is 0), then acts at each tick until ctx
+// ends, from the CPU time used since the tick before (the first tick only
+// takes its readings). When ctx ends it gives back every P, for whatever
+// the process does next. tick nil means a ticker at g.Interval.
 func (g *Governor) Run(ctx context.Context, tick <-chan time.Time) {
 	if tick == nil {
 		t := time.NewTicker(g.Interval)
 		defer t.Stop()
 		tick = t.C
 	}
-	cur, low := 1, 0
-	g.Set(cur)
+	cur, low, quiet := 1, 0, 0
+	if g.Max > 0 {
+		g.Set(cur)
+	}
 	var last time.Time
 	var lastCPU time.Duration
+	var trimmed uint64 // bytes allocated at the last trim (none: the start)
+	trims := g.Allocated != nil && g.Free != nil
 	for {
 		select {
 		case <-ctx.Done():
-			if cur != g.Max {
+			if g.Max > 0 && cur != g.Max {
 				g.Set(g.Max)
 			}
 			return
@@ -127,17 +176,38 @@ func (g *Governor) Run(ctx context.Context, tick <-chan time.Time) {
 			}
 			busy := float64(cpu-lastCPU) / float64(wall)
 			last, lastCPU = now, cpu
-			n, l := g.Policy.next(cur, g.Max, busy, low)
-			low = l
-			if n != cur {
-				cur = n
-				g.Set(n)
-				if g.Changed != nil {
-					g.Changed(n, busy)
+			if g.Max > 0 {
+				n, l := g.Policy.next(cur, g.Max, busy, low)
+				low = l
+				if n != cur {
+					cur = n
+					g.Set(n)
+					if g.Changed != nil {
+						g.Changed(n, busy)
+					}
 				}
+			}
+			if !trims {
+				continue
+			}
+			q, trim := g.Trim.next(quiet, busy, g.Allocated()-trimmed)
+			quiet = q
+			if trim {
+				g.Free()
+				trimmed = g.Allocated()
 			}
 		}
 	}
+}
+
+// allocated is the bytes the process has allocated on its heap so far.
+func allocated() uint64 {
+	s := []metrics.Sample{{Name: "/gc/heap/allocs:bytes"}}
+	metrics.Read(s)
+	if s[0].Value.Kind() != metrics.KindUint64 {
+		return 0
+	}
+	return s[0].Value.Uint64()
 }
 
 // processCPU is the user and system time of the whole process.

@@ -67,3 +67,85 @@ func TestGovernorFollowsCPU(t *testing.T) {
 		}
 	}
 }
+
+func TestTrimPolicy(t *testing.T) {
+	tr := Trim{Alloc: 1000, Idle: 0.05, After: 3}
+	for _, tc := range []struct {
+		name      string
+		quiet     int
+		busy      float64
+		allocated uint64
+		wantQuiet int
+		wantTrim  bool
+	}{
+		{"a busy interval resets the count", 2, 0.5, 5000, 0, false},
+		{"at the bar is busy", 2, 0.05, 5000, 0, false},
+		{"a quiet interval is counted", 0, 0.01, 5000, 1, false},
+		{"quiet long enough after allocating trims", 2, 0.01, 1000, 3, true},
+		{"quiet longer still trims", 7, 0, 1000, 8, true},
+		{"too little allocated does not trim", 2, 0.01, 999, 3, false},
+	} {
+		q, trim := tr.next(tc.quiet, tc.busy, tc.allocated)
+		if q != tc.wantQuiet || trim != tc.wantTrim {
+			t.Errorf("%s: next(%d, %.2f, %d) = %d, %v; want %d, %v", tc.name, tc.quiet, tc.busy, tc.allocated, q, trim, tc.wantQuiet, tc.wantTrim)
+		}
+	}
+}
+
+// TestGovernorTrims drives the trim with a CPU clock and an allocation
+// counter: memory goes back once per quiet spell that follows enough
+// allocation, never while the process is busy; with Max 0, GOMAXPROCS is
+// never touched.
+func TestGovernorTrims(t *testing.T) {
+	type reading struct {
+		step  int
+		cpu   time.Duration
+		alloc uint64
+	}
+	ticks := make(chan time.Time)
+	readings := make(chan reading)
+	var cur reading // the Run goroutine's: the reading of this tick
+	var freedAt []int
+	g := &Governor{Trim: Trim{Alloc: 1 << 20, Idle: 0.05, After: 2},
+		CPU:       func() time.Duration { cur = <-readings; return cur.cpu },
+		Allocated: func() uint64 { return cur.alloc },
+		Free:      func() { freedAt = append(freedAt, cur.step) },
+		Set:       func(n int) { t.Errorf("GOMAXPROCS set to %d with Max 0", n) }}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); g.Run(ctx, ticks) }()
+	now := time.Unix(1000, 0)
+	var cpu time.Duration
+	var alloc uint64
+	// Each step: CPU used over 100 ms of wall time, and KiB allocated.
+	for i, s := range []struct{ used, kib int }{
+		{0, 3000},  // 0: the first reading (3000 KiB allocated at start-up)
+		{1, 0},     // 1: quiet
+		{1, 0},     // 2: quiet twice, with start-up's allocation: trim
+		{0, 0},     // 3: quiet, nothing new allocated
+		{50, 2000}, // 4: busy, allocating
+		{1, 10},    // 5: quiet
+		{80, 10},   // 6: busy again
+		{1, 0},     // 7: quiet
+		{2, 0},     // 8: quiet twice: trim
+		{1, 500},   // 9: quiet, 500 KiB: not enough
+		{1, 600},   // 10: 1,100 KiB since the trim: trim
+	} {
+		cpu += time.Duration(s.used) * time.Millisecond
+		alloc += uint64(s.kib) << 10
+		now = now.Add(100 * time.Millisecond)
+		ticks <- now
+		readings <- reading{i, cpu, alloc}
+	}
+	cancel()
+	<-done
+	want := []int{2, 8, 10}
+	if len(freedAt) != len(want) {
+		t.Fatalf("memory given back at steps %v, want %v", freedAt, want)
+	}
+	for i := range want {
+		if freedAt[i] != want[i] {
+			t.Fatalf("memory given back at steps %v, want %v", freedAt, want)
+		}
+	}
+}
