@@ -124,8 +124,8 @@ func New() *Governor {
 		CPU: processCPU, Set: func(n int) { runtime.GOMAXPROCS(n) }, Allocated: allocated, Free: debug.FreeOSMemory}
 }
 
-// Start sets one P (unless Max is 0) and runs the governor until stop is called; stop
-// returns once every P is given back.
+// Start sets one P (unless Max is 0) and runs the governor until stop is
+// called; stop returns once every P is given back.
 func (g *Governor) Start() (stop func()) {
 	ctx, cancel := context.WithCancel(context.Background())
 	if g.Max > 0 {
@@ -152,51 +152,65 @@ func (g *Governor) Run(ctx context.Context, tick <-chan time.Time) {
 		defer t.Stop()
 		tick = t.C
 	}
-	cur, low, quiet := 1, 0, 0
+	st := state{procs: 1}
 	if g.Max > 0 {
-		g.Set(cur)
+		g.Set(st.procs)
 	}
 	var last time.Time
 	var lastCPU time.Duration
-	var trimmed uint64 // bytes allocated at the last trim (none: the start)
-	trims := g.Allocated != nil && g.Free != nil
 	for {
 		select {
 		case <-ctx.Done():
-			if g.Max > 0 && cur != g.Max {
+			if g.Max > 0 && st.procs != g.Max {
 				g.Set(g.Max)
 			}
 			return
 		case now := <-tick:
 			cpu := g.CPU()
-			wall := now.Sub(last)
-			if last.IsZero() || wall <= 0 {
-				last, lastCPU = now, cpu
-				continue
+			if wall := now.Sub(last); !last.IsZero() && wall > 0 {
+				busy := float64(cpu-lastCPU) / float64(wall)
+				g.govern(&st, busy)
+				g.trim(&st, busy)
 			}
-			busy := float64(cpu-lastCPU) / float64(wall)
 			last, lastCPU = now, cpu
-			if g.Max > 0 {
-				n, l := g.Policy.next(cur, g.Max, busy, low)
-				low = l
-				if n != cur {
-					cur = n
-					g.Set(n)
-					if g.Changed != nil {
-						g.Changed(n, busy)
-					}
-				}
-			}
-			if !trims {
-				continue
-			}
-			q, trim := g.Trim.next(quiet, busy, g.Allocated()-trimmed)
-			quiet = q
-			if trim {
-				g.Free()
-				trimmed = g.Allocated()
-			}
 		}
+	}
+}
+
+// state is what the governor carries from one tick to the next.
+type state struct {
+	procs, low int    // GOMAXPROCS; intervals in a row under Policy.Down
+	quiet      int    // intervals in a row under Trim.Idle
+	trimmed    uint64 // bytes allocated at the last trim (none: the start)
+}
+
+// govern sets GOMAXPROCS after an interval with busy cores' worth of CPU.
+func (g *Governor) govern(st *state, busy float64) {
+	if g.Max == 0 {
+		return
+	}
+	n, low := g.Policy.next(st.procs, g.Max, busy, st.low)
+	st.low = low
+	if n == st.procs {
+		return
+	}
+	st.procs = n
+	g.Set(n)
+	if g.Changed != nil {
+		g.Changed(n, busy)
+	}
+}
+
+// trim gives memory back when the Trim policy says so.
+func (g *Governor) trim(st *state, busy float64) {
+	if g.Allocated == nil || g.Free == nil {
+		return
+	}
+	quiet, now := g.Trim.next(st.quiet, busy, g.Allocated()-st.trimmed)
+	st.quiet = quiet
+	if now {
+		g.Free()
+		st.trimmed = g.Allocated()
 	}
 }
 

@@ -149,3 +149,14 @@ func TestGovernorTrims(t *testing.T) {
 		}
 	}
 }
+
+// TestAllocated: the counter the trim reads grows with what the process
+// allocates.
+func TestAllocated(t *testing.T) {
+	before := allocated()
+	buf := make([]byte, 4<<20)
+	buf[len(buf)-1] = 1
+	if got := allocated() - before; got < 4<<20 {
+		t.Fatalf("allocated grew by %d bytes after a 4 MiB allocation", got)
+	}
+}
