@@ -16,9 +16,9 @@
 // Go's runtime keeps the heap a burst of work grew: a collection runs only
 // when the heap reaches its goal (4 MiB at least), and the scavenger hands
 // free pages back slowly, so a daemon that went quiet holds its last
-// burst's garbage for minutes. Measured three seconds after defining,
+// burst's garbage for minutes. Measured twelve seconds after defining,
 // listing and undefining 1,000 domains: virtd held 8.0 MiB of anonymous
-// memory and its QEMU driver 6.7 without the trim, 5.8 and 5.3 with it.
+// memory and its QEMU driver 6.5, and 5.4 and 5.3 after the trim.
 package procs
 
 import (
@@ -58,10 +58,16 @@ type Trim struct {
 	After int
 }
 
-// DefaultTrim gives memory back after a second (at the default interval)
-// under 5% of a core, once a MiB has been allocated: a collection of a few
-// MiB of heap costs a millisecond or two, once per quiet spell.
-var DefaultTrim = Trim{Alloc: 1 << 20, Idle: 0.05, After: 5}
+// DefaultTrim gives memory back after ten seconds (at the default
+// interval) under 1% of a core, once a MiB has been allocated. The heap
+// grows again with the next burst, page by page. With a trim after one
+// second under 1% of a core, in runs of the libvirt-anchor harness's part
+// b on a 2-core VM, alternating with the build before, lookup + info and
+// dumpxml of 1,000 domains were slower in 3 of 4 pairs (by up to a fifth,
+// within that machine's noise; under 5%, undefine was slower in 6 of 7);
+// the cause was not found. Ten seconds keeps the trim away from any run
+// of calls.
+var DefaultTrim = Trim{Alloc: 1 << 20, Idle: 0.01, After: 50}
 
 // next is the trim policy: the number of quiet intervals in a row after
 // one in which the process used busy cores' worth of CPU (quiet so far
