@@ -2,6 +2,7 @@ package procs
 
 import (
 	"context"
+	"slices"
 	"testing"
 	"time"
 )
@@ -58,13 +59,8 @@ func TestGovernorFollowsCPU(t *testing.T) {
 	// 150 and 140: busy; 20, then 30 ms: quiet twice, down to 1; 10: quiet.
 	// At the end, every P again.
 	want := []int{1, 8, 1, 8}
-	if len(sets) != len(want) {
+	if !slices.Equal(sets, want) {
 		t.Fatalf("GOMAXPROCS set to %v, want %v", sets, want)
-	}
-	for i := range want {
-		if sets[i] != want[i] {
-			t.Fatalf("GOMAXPROCS set to %v, want %v", sets, want)
-		}
 	}
 }
 
@@ -140,13 +136,8 @@ func TestGovernorTrims(t *testing.T) {
 	cancel()
 	<-done
 	want := []int{2, 8, 10}
-	if len(freedAt) != len(want) {
+	if !slices.Equal(freedAt, want) {
 		t.Fatalf("memory given back at steps %v, want %v", freedAt, want)
-	}
-	for i := range want {
-		if freedAt[i] != want[i] {
-			t.Fatalf("memory given back at steps %v, want %v", freedAt, want)
-		}
 	}
 }
 
