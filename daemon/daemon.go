@@ -164,8 +164,9 @@ func lookupGroup(name string) (int, error) {
 // stops accepting, lets calls in flight finish, and leaves drivers
 // running for the next daemon to reattach.
 //
-// While it runs, virtd keeps one P while it is not busy (internal/procs),
-// unless GOMAXPROCS is in its environment.
+// While it runs, virtd keeps one P while it is not busy, unless
+// GOMAXPROCS is in its environment, and hands free memory back once it
+// has been quiet for a while (governProcs, internal/procs).
 func (d *Daemon) Run(ctx context.Context) error {
 	defer d.lock.Close()
 	defer governProcs(d.log)()
