@@ -6,12 +6,12 @@ import (
 	"net"
 	"os"
 	"path/filepath"
-	"runtime"
 	"time"
 
 	"google.golang.org/grpc"
 
 	"github.com/virtd/virtd/core"
+	"github.com/virtd/virtd/internal/procs"
 	apiv1 "github.com/virtd/virtd/proto/virtd/api/v1"
 )
 
@@ -102,10 +102,7 @@ func (s *Server) grpcServer() *grpc.Server {
 		// reading or writing (gRPC shares write buffers by default): an
 		// idle connection costs little.
 		grpc.ReadBufferSize(8<<10), grpc.WriteBufferSize(8<<10),
-		// Calls run on a fixed set of workers, whose stacks have grown
-		// once, rather than on a new goroutine each, whose stack grows
-		// (copied) on every call.
-		grpc.NumStreamWorkers(uint32(runtime.GOMAXPROCS(0))),
+		grpc.NumStreamWorkers(procs.StreamWorkers()),
 	)...)
 }
 

@@ -7,7 +7,6 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
-	"runtime"
 	"runtime/debug"
 	"syscall"
 	"time"
@@ -95,8 +94,7 @@ func Serve(newDriver func(Env) Driver) {
 				// Fixed windows: no bandwidth-delay probing on a local socket.
 				grpc.InitialWindowSize(1<<20), grpc.InitialConnWindowSize(1<<20),
 				grpc.MaxRecvMsgSize(env.MaxMessageSize), grpc.MaxSendMsgSize(env.MaxMessageSize),
-				// Calls run on workers whose stacks have grown once.
-				grpc.NumStreamWorkers(uint32(runtime.NumCPU())))...)
+				grpc.NumStreamWorkers(procs.StreamWorkers()))...)
 		},
 		Logger: logger,
 	})

@@ -66,7 +66,11 @@ type Server struct {
 	closed    bool
 	conns     atomic.Int64
 	wg        sync.WaitGroup
+	workers   *workers
 }
+
+// workerIdle is how long a worker (see workers) outlives its last call.
+const workerIdle = 10 * time.Second
 
 // New returns a Server over cfg.Core.
 func New(cfg Config) *Server {
@@ -89,7 +93,7 @@ func New(cfg Config) *Server {
 	if l.Reserve == nil {
 		l.Reserve = func(int) (func(), error) { return func() {}, nil }
 	}
-	return &Server{core: cfg.Core, lim: cfg.Limits, log: cfg.Logger, clients: map[*client]struct{}{}}
+	return &Server{core: cfg.Core, lim: cfg.Limits, log: cfg.Logger, clients: map[*client]struct{}{}, workers: newWorkers(workerIdle)}
 }
 
 // Serve accepts connections on l until it is closed; readOnly makes every
@@ -354,10 +358,10 @@ func (c *client) packet(h header, body []byte, release func()) bool {
 		return true
 	}
 	c.calls.Add(1)
-	go func() {
+	c.s.workers.run(func() {
 		defer c.calls.Done()
 		c.call(p, h, body, release)
-	}()
+	})
 	return true
 }
 

@@ -66,6 +66,11 @@ func BenchmarkFrontEnds(b *testing.B) {
 		{"dumpxml",
 			func(i int) error { _, err := s.doms[i].XML(ctx, false); return err },
 			func(i int) error { _, err := l.DomainGetXMLDesc(lvDoms[i], 0); return err }},
+		// A call the driver answers (a domain without autostart keeps
+		// none), with nothing written: the cost of the hop to it.
+		{"autostart-off",
+			func(i int) error { return s.doms[i].SetAutostart(ctx, false) },
+			func(i int) error { return l.DomainSetAutostart(lvDoms[i], 0) }},
 		// Defining a domain again with the same XML updates it: the
 		// same work through either front end.
 		{"define",
