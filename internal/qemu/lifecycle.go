@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -708,7 +709,13 @@ func (drv *Driver) pause(ctx context.Context, uuid string, pause bool) error {
 	// still waits, and the state must follow what QEMU did.
 	qctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	defer cancel()
-	if err := mon.Execute(qctx, cmd, nil, nil); err != nil {
+	err = mon.Execute(qctx, cmd, nil, nil)
+	// QEMU's event (STOP, RESUME) most often came just before its answer,
+	// and readied the goroutine that streams it to the host; the answer
+	// then readied this one, which the runtime runs first with one P.
+	// Let the event go out before the reply is built.
+	runtime.Gosched()
+	if err != nil {
 		d.Lock()
 		defer d.Unlock()
 		if exp.emitted {
