@@ -84,11 +84,11 @@ func (t Trim) next(quiet int, busy float64, allocated uint64) (int, bool) {
 // StreamWorkers is how many goroutines a gRPC server of virtd's or of a
 // driver keeps to serve streams (grpc.NumStreamWorkers). A call then runs
 // on a goroutine whose stack has grown before, where a new goroutine per
-// call has its stack grown (copied) again: that took 9% of virtd's CPU and
-// 5% of a driver's in a loop of calls. A stream that stays open (an event
-// or record stream, go-plugin's stdio and broker streams, a console) holds
-// its worker while it is open, so there are more workers than CPUs: with
-// one per CPU, the open streams took them all. gRPC runs a stream on a new
+// call has its stack grown (copied) again: 5% of the QEMU driver's CPU in
+// a loop of calls. A stream that stays open (an event or record stream,
+// go-plugin's stdio and broker streams, a console) holds its worker while
+// it is open, so there are more workers than CPUs: with one per CPU, the
+// driver's record and stdio streams took both. gRPC runs a stream on a new
 // goroutine when every worker is busy.
 func StreamWorkers() uint32 { return uint32(runtime.NumCPU()) + 8 }
 
