@@ -5,6 +5,7 @@ package atomicfile
 import (
 	"errors"
 	"io/fs"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -43,11 +44,10 @@ func Replace(path string, data []byte, perm os.FileMode) error {
 }
 
 func write(path string, data []byte, perm os.FileMode, sync bool) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), tempPrefix(filepath.Base(path)))
+	tmp, err := createTemp(filepath.Dir(path), filepath.Base(path))
 	if err != nil {
 		return err
 	}
-	defer os.Remove(tmp.Name())
 	_, err = tmp.Write(data)
 	if err == nil {
 		err = tmp.Chmod(perm)
@@ -58,10 +58,36 @@ func write(path string, data []byte, perm os.FileMode, sync bool) error {
 	if cerr := tmp.Close(); err == nil {
 		err = cerr
 	}
-	if err != nil {
-		return err
+	if err == nil {
+		// rename(2) alone: os.Rename first looks whether path is a
+		// directory, which rename(2) refuses for a file anyway.
+		if rerr := unix.Rename(tmp.Name(), path); rerr != nil {
+			err = &os.LinkError{Op: "rename", Old: tmp.Name(), New: path, Err: rerr}
+		}
 	}
-	return os.Rename(tmp.Name(), path)
+	if err != nil {
+		_ = unix.Unlink(tmp.Name())
+	}
+	return err
+}
+
+// createTemp creates a new file in dir, named for base (tempPrefix), and
+// opens it as a plain blocking file. os.CreateTemp offers a regular file to
+// the runtime's poller, which refuses it: four fcntl calls and an
+// epoll_ctl on every write of a definition or a record.
+func createTemp(dir, base string) (*os.File, error) {
+	prefix := filepath.Join(dir, tempPrefix(base))
+	for range 10000 {
+		name := prefix + strconv.FormatUint(uint64(rand.Uint32()), 10)
+		fd, err := unix.Open(name, unix.O_RDWR|unix.O_CREAT|unix.O_EXCL|unix.O_CLOEXEC, 0o600)
+		switch {
+		case err == nil:
+			return os.NewFile(uintptr(fd), name), nil
+		case !errors.Is(err, unix.EEXIST):
+			return nil, &os.PathError{Op: "open", Path: name, Err: err}
+		}
+	}
+	return nil, &os.PathError{Op: "createtemp", Path: prefix + "*", Err: fs.ErrExist}
 }
 
 // OverwriteMax is the most Overwrite writes in place: one page, which the
@@ -128,7 +154,7 @@ func SyncDir(dir string) error {
 // tempPrefix names the temporary files of this process for a file: its pid
 // in the name tells Clean whether their writer still runs.
 func tempPrefix(base string) string {
-	return "." + base + ".tmp." + strconv.Itoa(os.Getpid()) + ".*"
+	return "." + base + ".tmp." + strconv.Itoa(os.Getpid()) + "."
 }
 
 // writerPID returns the pid in a temporary file's name, if it is one.

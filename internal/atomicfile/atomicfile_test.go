@@ -1,6 +1,7 @@
 package atomicfile
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -41,6 +42,25 @@ func TestWriteFileMissingDir(t *testing.T) {
 		if err := write(filepath.Join(t.TempDir(), "no", "such"), nil, 0o600); err == nil {
 			t.Fatal("want an error for a missing directory")
 		}
+	}
+}
+
+// TestFailedWriteLeavesNoTemp: a write whose rename fails (the path is a
+// directory) says so and leaves nothing behind.
+func TestFailedWriteLeavesNoTemp(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "dom.xml")
+	if err := os.Mkdir(path, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	err := Rewrite(path, []byte("x"), 0o600)
+	var le *os.LinkError
+	if !errors.As(err, &le) || le.New != path {
+		t.Fatalf("Rewrite onto a directory: %v, want the rename's error naming %s", err, path)
+	}
+	entries, _ := os.ReadDir(dir)
+	if len(entries) != 1 {
+		t.Errorf("directory holds %d entries, want only the directory written onto", len(entries))
 	}
 }
 
@@ -93,7 +113,7 @@ func TestCleanRemovesWhatDeadWritersLeft(t *testing.T) {
 // TestTempNamesCarryThePID: what a write leaves if killed mid-way is what
 // Clean recognises.
 func TestTempNamesCarryThePID(t *testing.T) {
-	f, err := os.CreateTemp(t.TempDir(), tempPrefix("web.xml"))
+	f, err := createTemp(t.TempDir(), "web.xml")
 	if err != nil {
 		t.Fatal(err)
 	}
