@@ -1,14 +1,17 @@
 package qemu
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -261,11 +264,15 @@ func (cc *capsCache) probe(ctx context.Context, e emulator) (*probeResult, error
 	return p, nil
 }
 
+// probeTimeout bounds one probe of an emulator (tests shorten it).
+var probeTimeout = 30 * time.Second
+
 // probeQEMU runs the binary with no machine (under TCG) and asks over QMP
 // for its version, machine types, and what domain capabilities are made
-// of (probeDomainCaps). It is the only QEMU process a probe starts.
+// of (probeDomainCaps). It is the only QEMU process a probe starts. A probe
+// that fails says what QEMU wrote and where its threads waited.
 func probeQEMU(ctx context.Context, e emulator) (*probeResult, error) {
-	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	ctx, cancel := context.WithTimeout(ctx, probeTimeout)
 	defer cancel()
 	dir, err := os.MkdirTemp("", "virtd-qemu-probe-")
 	if err != nil {
@@ -281,6 +288,8 @@ func probeQEMU(ctx context.Context, e emulator) (*probeResult, error) {
 		"-chardev", "socket,id=mon,fd=3,server=on,wait=off", "-mon", "chardev=mon,mode=control")
 	cmd.ExtraFiles = []*os.File{lnFile}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	var out probeOutput
+	cmd.Stderr = &out
 	err = cmd.Start()
 	lnFile.Close()
 	if err != nil {
@@ -290,9 +299,12 @@ func probeQEMU(ctx context.Context, e emulator) (*probeResult, error) {
 		_ = cmd.Process.Kill()
 		_ = cmd.Wait()
 	}()
+	failed := func(err error) error {
+		return virt.Errorf(virt.ErrInternal, "probing %s: %w%s", e.path, err, out.describe(cmd.Process.Pid))
+	}
 	mon, err := qmp.Dial(ctx, sock, nil)
 	if err != nil {
-		return nil, virt.Errorf(virt.ErrInternal, "probing %s: %w", e.path, err)
+		return nil, failed(err)
 	}
 	defer mon.Close()
 	var ms []struct {
@@ -303,7 +315,7 @@ func probeQEMU(ctx context.Context, e emulator) (*probeResult, error) {
 		CPUType   string `json:"default-cpu-type"`
 	}
 	if err := mon.Execute(ctx, "query-machines", nil, &ms); err != nil {
-		return nil, virt.Errorf(virt.ErrInternal, "probing %s: %w", e.path, err)
+		return nil, failed(err)
 	}
 	v := mon.Version()
 	p := &probeResult{Format: probeFormat, Path: e.path, Version: uint64(v.Major)*1000000 + uint64(v.Minor)*1000 + uint64(v.Micro)}
@@ -313,10 +325,68 @@ func probeQEMU(ctx context.Context, e emulator) (*probeResult, error) {
 	}
 	sort.Slice(p.Machines, func(i, j int) bool { return p.Machines[i].Name < p.Machines[j].Name })
 	if err := probeDomainCaps(ctx, mon, p.Machines, &p.domainProbe); err != nil {
-		return nil, virt.Errorf(virt.ErrInternal, "probing %s: %w", e.path, err)
+		return nil, failed(err)
 	}
 	_ = mon.Execute(ctx, "quit", nil, nil)
 	return p, nil
+}
+
+// probeOutput keeps the end of what a probed QEMU writes to stderr.
+type probeOutput struct {
+	mu   sync.Mutex
+	tail []byte
+}
+
+// probeOutputMax is how much of a probed QEMU's stderr is kept.
+const probeOutputMax = 1024
+
+func (o *probeOutput) Write(b []byte) (int, error) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.tail = append(o.tail, b...)
+	if n := len(o.tail); n > probeOutputMax {
+		o.tail = append(o.tail[:0], o.tail[n-probeOutputMax:]...)
+	}
+	return len(b), nil
+}
+
+// describe says, for a probe that failed, where the QEMU process pid's
+// threads wait (their state and kernel wait channel, while it still runs)
+// and what it wrote.
+func (o *probeOutput) describe(pid int) string {
+	var threads []string
+	tasks, _ := os.ReadDir(filepath.Join("/proc", strconv.Itoa(pid), "task"))
+	for _, t := range tasks {
+		dir := filepath.Join("/proc", strconv.Itoa(pid), "task", t.Name())
+		comm, err1 := os.ReadFile(filepath.Join(dir, "comm"))
+		wchan, err2 := os.ReadFile(filepath.Join(dir, "wchan"))
+		st, err3 := os.ReadFile(filepath.Join(dir, "stat"))
+		if err1 != nil || err2 != nil || err3 != nil {
+			continue
+		}
+		threads = append(threads, fmt.Sprintf("%s %s in %s", strings.TrimSpace(string(comm)), taskState(st), wchan))
+	}
+	o.mu.Lock()
+	stderr := strings.TrimSpace(string(o.tail))
+	o.mu.Unlock()
+	var b strings.Builder
+	if len(threads) > 0 {
+		fmt.Fprintf(&b, "; QEMU (pid %d) threads: %s", pid, strings.Join(threads, ", "))
+	}
+	if stderr != "" {
+		fmt.Fprintf(&b, "; QEMU wrote: %q", stderr)
+	}
+	return b.String()
+}
+
+// taskState is the state letter of a /proc/PID/task/TID/stat line (after
+// the command, which may hold spaces and parentheses).
+func taskState(stat []byte) string {
+	i := bytes.LastIndexByte(stat, ')')
+	if i < 0 || i+2 >= len(stat) {
+		return "?"
+	}
+	return string(stat[i+2])
 }
 
 // Capabilities returns libvirt's capabilities XML: the host, and one

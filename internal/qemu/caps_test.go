@@ -7,8 +7,10 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/virtd/virtd/driver"
+	"github.com/virtd/virtd/internal/testenv"
 )
 
 // TestPathChangesReachInfo: the driver keeps the QEMU binaries it found
@@ -136,4 +138,40 @@ func BenchmarkEmulators(b *testing.B) {
 			cc.emulators()
 		}
 	})
+}
+
+// fakeStuckQEMU is an emulator that greets on its QMP socket (the
+// listening socket the probe passes as fd 3), writes a line to stderr and
+// then answers nothing.
+const fakeStuckQEMU = `#!/usr/bin/env python3
+import socket, sys, time
+conn, _ = socket.socket(fileno=3).accept()
+conn.sendall(b'{"QMP": {"version": {"qemu": {"major": 7, "minor": 2, "micro": 0}, "package": ""}, "capabilities": []}}\n')
+sys.stderr.write("fake qemu: greeted, answering nothing\n")
+sys.stderr.flush()
+time.sleep(600)
+`
+
+// TestStuckProbeSaysWhere: a QEMU that greets and then answers nothing
+// fails the probe once its bound passes, with an error that says where
+// its threads waited and what it wrote.
+func TestStuckProbeSaysWhere(t *testing.T) {
+	if _, err := exec.LookPath("python3"); err != nil {
+		testenv.Missing(t, "python3 is not installed (the fake emulator is a Python script)")
+	}
+	bin := filepath.Join(t.TempDir(), "qemu-system-x86_64")
+	if err := os.WriteFile(bin, []byte(fakeStuckQEMU), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	defer func(d time.Duration) { probeTimeout = d }(probeTimeout)
+	probeTimeout = time.Second
+	_, err := probeQEMU(context.Background(), emulator{path: bin, arch: "x86_64"})
+	if err == nil {
+		t.Fatal("a probe of a QEMU that answers nothing succeeded")
+	}
+	for _, want := range []string{"qmp_capabilities", "deadline exceeded", "threads: python3 S in ", "fake qemu: greeted, answering nothing"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("probe error %q does not say %q", err, want)
+		}
+	}
 }
