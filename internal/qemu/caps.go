@@ -1,7 +1,6 @@
 package qemu
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -23,6 +22,7 @@ import (
 	"github.com/virtd/virtd/driver"
 	"github.com/virtd/virtd/driver/hostinfo"
 	"github.com/virtd/virtd/internal/atomicfile"
+	"github.com/virtd/virtd/internal/procfs"
 	"github.com/virtd/virtd/internal/qemu/qmp"
 	"github.com/virtd/virtd/virt"
 )
@@ -357,14 +357,15 @@ func (o *probeOutput) describe(pid int) string {
 	var threads []string
 	tasks, _ := os.ReadDir(filepath.Join("/proc", strconv.Itoa(pid), "task"))
 	for _, t := range tasks {
+		tid, _ := strconv.Atoi(t.Name())
 		dir := filepath.Join("/proc", strconv.Itoa(pid), "task", t.Name())
 		comm, err1 := os.ReadFile(filepath.Join(dir, "comm"))
 		wchan, err2 := os.ReadFile(filepath.Join(dir, "wchan"))
-		st, err3 := os.ReadFile(filepath.Join(dir, "stat"))
+		st, err3 := procfs.ReadThreadStat(pid, tid)
 		if err1 != nil || err2 != nil || err3 != nil {
 			continue
 		}
-		threads = append(threads, fmt.Sprintf("%s %s in %s", strings.TrimSpace(string(comm)), taskState(st), wchan))
+		threads = append(threads, fmt.Sprintf("%s %c in %s", strings.TrimSpace(string(comm)), st.State, wchan))
 	}
 	o.mu.Lock()
 	stderr := strings.TrimSpace(string(o.tail))
@@ -377,16 +378,6 @@ func (o *probeOutput) describe(pid int) string {
 		fmt.Fprintf(&b, "; QEMU wrote: %q", stderr)
 	}
 	return b.String()
-}
-
-// taskState is the state letter of a /proc/PID/task/TID/stat line (after
-// the command, which may hold spaces and parentheses).
-func taskState(stat []byte) string {
-	i := bytes.LastIndexByte(stat, ')')
-	if i < 0 || i+2 >= len(stat) {
-		return "?"
-	}
-	return string(stat[i+2])
 }
 
 // Capabilities returns libvirt's capabilities XML: the host, and one
