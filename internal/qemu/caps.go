@@ -286,11 +286,10 @@ func probeQEMU(ctx context.Context, e emulator) (*probeResult, error) {
 	}
 	cmd := exec.Command(e.path, "-machine", "none", "-accel", "tcg", "-nodefaults", "-no-user-config", "-display", "none", "-S",
 		"-chardev", "socket,id=mon,fd=3,server=on,wait=off", "-mon", "chardev=mon,mode=control")
-	cmd.ExtraFiles = []*os.File{lnFile}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	var out probeOutput
 	cmd.Stderr = &out
-	err = cmd.Start()
+	err = startListening(cmd, lnFile)
 	lnFile.Close()
 	if err != nil {
 		return nil, virt.Errorf(virt.ErrInternal, "probing %s: %w", e.path, err)

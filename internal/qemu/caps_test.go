@@ -175,3 +175,33 @@ func TestStuckProbeSaysWhere(t *testing.T) {
 		}
 	}
 }
+
+// TestListenerGoesNonBlocking: the listening socket a child takes as fd 3
+// is non-blocking once startListening returns, so that a QEMU main loop
+// that accepts when there is nothing to accept is not stuck in accept(2)
+// for good. The child waits up to ten seconds to see the flag.
+func TestListenerGoesNonBlocking(t *testing.T) {
+	if _, err := exec.LookPath("python3"); err != nil {
+		testenv.Missing(t, "python3 is not installed (the child is a Python script)")
+	}
+	ln, err := listenFile(filepath.Join(t.TempDir(), "sock"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	cmd := exec.Command("python3", "-c", `import fcntl, os, sys, time
+end = time.time() + 10
+while not fcntl.fcntl(3, fcntl.F_GETFL) & os.O_NONBLOCK:
+    if time.time() > end:
+        sys.exit("fd 3 stayed blocking")
+    time.sleep(0.01)
+`)
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	if err := startListening(cmd, ln); err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("the child: %v: %s", err, stderr.String())
+	}
+}

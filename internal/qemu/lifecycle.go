@@ -391,11 +391,10 @@ func (drv *Driver) launch(ctx context.Context, d *domain, c *config, rec *record
 	cmd.Env = []string{"LC_ALL=C", "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "HOME=" + drv.cfg.RunDir}
 	cmd.Dir = "/"
 	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.ExtraFiles = []*os.File{lnFile}
 	// Its own session: QEMU outlives the driver, and no signal meant for
 	// the driver's process group reaches it.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
-	if err := cmd.Start(); err != nil {
+	if err := startListening(cmd, lnFile); err != nil {
 		drv.deleteTaps(rec.Taps)
 		return nil, virt.Errorf(virt.ErrInternal, "domain '%s': starting %s: %w", name, argv[0], err)
 	}

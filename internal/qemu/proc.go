@@ -3,6 +3,7 @@ package qemu
 import (
 	"net"
 	"os"
+	"os/exec"
 
 	"golang.org/x/sys/unix"
 )
@@ -23,6 +24,27 @@ func listenFile(path string) (*os.File, error) {
 		os.Remove(path)
 	}
 	return f, err
+}
+
+// startListening starts cmd with the listening socket ln as its fd 3,
+// then makes ln non-blocking again. os/exec hands ExtraFiles over in
+// blocking mode (os.File.Fd), and the child shares the socket's flags:
+// QEMU's main loop, polling a listener it had just accepted its one client
+// from, was seen blocked in accept(2) for good, with QMP's greeting sent
+// and nothing answered (a probe in CI, its main thread in
+// __skb_wait_for_more_packets). Non-blocking, that accept fails with
+// EAGAIN and the loop goes on. The child only reaches its main loop long
+// after Start returns. Only for QEMU: the helpers that take a socket the
+// same way (swtpm, virtiofsd) may accept in blocking mode, on purpose.
+func startListening(cmd *exec.Cmd, ln *os.File) error {
+	cmd.ExtraFiles = []*os.File{ln}
+	if err := cmd.Start(); err != nil {
+		return err
+	}
+	if rc, err := ln.SyscallConn(); err == nil {
+		_ = rc.Control(func(fd uintptr) { _ = unix.SetNonblock(int(fd), true) })
+	}
+	return nil
 }
 
 // waitPidfd blocks until the process behind pidfd exits. It works for
