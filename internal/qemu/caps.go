@@ -354,10 +354,11 @@ func (o *probeOutput) Write(b []byte) (int, error) {
 // and what it wrote.
 func (o *probeOutput) describe(pid int) string {
 	var threads []string
-	tasks, _ := os.ReadDir(filepath.Join("/proc", strconv.Itoa(pid), "task"))
+	taskDir := filepath.Join("/proc", strconv.Itoa(pid), "task")
+	tasks, _ := os.ReadDir(taskDir)
 	for _, t := range tasks {
 		tid, _ := strconv.Atoi(t.Name())
-		dir := filepath.Join("/proc", strconv.Itoa(pid), "task", t.Name())
+		dir := filepath.Join(taskDir, t.Name())
 		comm, err1 := os.ReadFile(filepath.Join(dir, "comm"))
 		wchan, err2 := os.ReadFile(filepath.Join(dir, "wchan"))
 		st, err3 := procfs.ReadThreadStat(pid, tid)
