@@ -45,7 +45,7 @@ func (drv *Driver) DefineDomain(ctx context.Context, xml string) (*virt.Domain, 
 		return nil, err
 	}
 	defer d.Unlock()
-	drv.log.Info("domain defined", "name", d.Name(), "uuid", d.UUID())
+	drv.log.Debug("domain defined", "name", d.Name(), "uuid", d.UUID())
 	drv.emitLocked(d, virt.EventDefined, detail)
 	v := d.View()
 	return &v, nil
@@ -63,7 +63,7 @@ func (drv *Driver) UndefineDomain(ctx context.Context, uuid string) error {
 		}
 		_ = os.Remove(drv.autostartPath(d.UUID()))
 		d.Persistent, d.Autostart = nil, false
-		drv.log.Info("domain undefined", "name", d.Name(), "uuid", d.UUID())
+		drv.log.Debug("domain undefined", "name", d.Name(), "uuid", d.UUID())
 		drv.emitLocked(d, virt.EventUndefined, virt.UndefinedRemoved)
 		if !d.State.Active() && !d.Priv.starting {
 			drv.doms.Remove(d)

@@ -341,7 +341,7 @@ func (drv *Driver) DefineDomain(ctx context.Context, doc string) (*virt.Domain, 
 	}
 	drv.emitLocked(d, virt.EventDefined, detail)
 	v := d.View()
-	drv.log.Info("domain defined", "name", c.Name(), "uuid", c.UUID())
+	drv.log.Debug("domain defined", "name", c.Name(), "uuid", c.UUID())
 	return &v, nil
 }
 

@@ -25,7 +25,7 @@ func (drv *Driver) DefineDomain(ctx context.Context, xml string) (*virt.Domain, 
 		return nil, err
 	}
 	defer d.Unlock()
-	drv.log.Info("domain defined", "name", d.Name(), "uuid", d.UUID(), "detail", virt.EventDetailString(virt.EventDefined, detail))
+	drv.log.Debug("domain defined", "name", d.Name(), "uuid", d.UUID(), "detail", virt.EventDetailString(virt.EventDefined, detail))
 	drv.emitLocked(d, virt.EventDefined, detail)
 	v := d.View()
 	return &v, nil
@@ -40,7 +40,7 @@ func (drv *Driver) UndefineDomain(ctx context.Context, uuid string) error {
 		}
 		d.Persistent = nil
 		d.Autostart = false
-		drv.log.Info("domain undefined", "name", d.Name(), "uuid", d.UUID(), "active", d.State.Active())
+		drv.log.Debug("domain undefined", "name", d.Name(), "uuid", d.UUID(), "active", d.State.Active())
 		drv.emitLocked(d, virt.EventUndefined, virt.UndefinedRemoved)
 		if !d.State.Active() {
 			drv.doms.Remove(d)
