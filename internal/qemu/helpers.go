@@ -1,6 +1,7 @@
 package qemu
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -177,7 +178,11 @@ func helperPath(name string, dirs ...string) (string, error) {
 // removeDomainState removes what the driver keeps for domain c beyond
 // its definition: the TPM's state. The NVRAM file stays (see firmware.go).
 func (drv *Driver) removeDomainState(c *config) {
-	if err := os.RemoveAll(drv.tpmStateDir(c)); err != nil {
+	dir := drv.tpmStateDir(c)
+	if _, err := os.Lstat(dir); errors.Is(err, os.ErrNotExist) {
+		return // most domains have none: one system call, not RemoveAll's two
+	}
+	if err := os.RemoveAll(dir); err != nil {
 		drv.log.Warn("cannot remove the TPM state", "name", c.Name(), "error", err)
 	}
 }

@@ -755,4 +755,7 @@ func TestPersistenceAndAutostart(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(dir, "state", d.UUID+".xml")); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("definition file after undefine: %v", err)
 	}
+	if _, err := os.Stat(drv3.autostartPath(d.UUID)); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("autostart mark after undefine: %v", err)
+	}
 }
