@@ -4,11 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"time"
 
 	"github.com/virtd/virtd/driver"
 	"github.com/virtd/virtd/internal/atomicfile"
+	"github.com/virtd/virtd/internal/defdir"
 	"github.com/virtd/virtd/internal/lxc/controller"
 	"github.com/virtd/virtd/internal/procfs"
 	"github.com/virtd/virtd/virt"
@@ -58,10 +58,10 @@ func (drv *Driver) UndefineDomain(ctx context.Context, uuid string) error {
 		if !d.IsPersistent() {
 			return fmt.Errorf("domain '%s': cannot undefine a transient domain: %w", d.Name(), virt.ErrFailedPrecondition)
 		}
-		if err := os.Remove(drv.configPath(d.UUID())); err != nil && !errors.Is(err, os.ErrNotExist) {
+		if err := defdir.Remove(drv.configPath(d.UUID())); err != nil {
 			return virt.Errorf(virt.ErrInternal, "domain '%s': remove definition: %w", d.Name(), err)
 		}
-		_ = os.Remove(drv.autostartPath(d.UUID()))
+		_ = defdir.Remove(drv.autostartPath(d.UUID()))
 		d.Persistent, d.Autostart = nil, false
 		drv.log.Debug("domain undefined", "name", d.Name(), "uuid", d.UUID())
 		drv.emitLocked(d, virt.EventUndefined, virt.UndefinedRemoved)
@@ -372,8 +372,8 @@ func (drv *Driver) SetDomainAutostart(ctx context.Context, uuid string, autostar
 		var err error
 		if autostart {
 			err = atomicfile.WriteFile(p, []byte(d.UUID()+"\n"), 0o600)
-		} else if err = os.Remove(p); errors.Is(err, os.ErrNotExist) {
-			err = nil
+		} else {
+			err = defdir.Remove(p)
 		}
 		if err != nil {
 			return virt.Errorf(virt.ErrInternal, "domain '%s': autostart: %w", d.Name(), err)

@@ -7,8 +7,6 @@ import (
 	"path/filepath"
 	"strings"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/virtd/virtd/internal/atomicfile"
 	"github.com/virtd/virtd/internal/defdir"
 	"github.com/virtd/virtd/virt"
@@ -83,27 +81,17 @@ func (drv *Driver) saveDefinition(c *config) error {
 }
 
 func (drv *Driver) removeDefinition(c *config) error {
-	if err := removeFile(drv.defPath(c.UUID())); err != nil {
+	if err := defdir.Remove(drv.defPath(c.UUID())); err != nil {
 		return virt.Errorf(virt.ErrInternal, "domain '%s': removing the definition: %w", c.Name(), err)
 	}
-	_ = removeFile(drv.autostartPath(c.UUID()))
-	return nil
-}
-
-// removeFile unlinks the file at p; one that is not there is no error.
-// Unlike os.Remove, it never tries p as a directory: a mark that is not
-// there costs one system call, not two.
-func removeFile(p string) error {
-	if err := unix.Unlink(p); err != nil && err != unix.ENOENT {
-		return &os.PathError{Op: "unlink", Path: p, Err: err}
-	}
+	_ = defdir.Remove(drv.autostartPath(c.UUID()))
 	return nil
 }
 
 func (drv *Driver) setAutostartMark(c *config, on bool) error {
 	p := drv.autostartPath(c.UUID())
 	if !on {
-		if err := removeFile(p); err != nil {
+		if err := defdir.Remove(p); err != nil {
 			return virt.Errorf(virt.ErrInternal, "domain '%s': autostart: %w", c.Name(), err)
 		}
 		return nil
